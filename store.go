@@ -1,0 +1,141 @@
+package sekisho
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the persistence the vault needs. It holds sealed records, their
+// blind indexes, schemas, control-plane objects and the audit log, and never a
+// plaintext value or an unwrapped key. Two implementations (sqlite, postgres)
+// pass the conformance suite in storetest, which defines the behaviour.
+type Store interface {
+	RecordStore
+	SchemaStore
+	ObjectStore
+	AuditStore
+	// Ping reports whether the store is reachable (for /readyz).
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// RecordStore keeps sealed records.
+type RecordStore interface {
+	// CreateRecords inserts records in one transaction; an existing id is
+	// EConflict and nothing is written.
+	CreateRecords(ctx context.Context, recs []*SealedRecord) error
+	// GetRecords returns the records of collection with the given ids, in the
+	// order asked, skipping ids that do not exist. Erased records are returned
+	// with a nil WrappedDEK and no fields.
+	GetRecords(ctx context.Context, collection string, ids []string) ([]*SealedRecord, error)
+	// UpdateRecord replaces the fields and index of a record whose stored
+	// Version is rec.Version-1. A concurrent change is EConflict; a missing
+	// record ENotFound; an erased record EGone.
+	UpdateRecord(ctx context.Context, rec *SealedRecord) error
+	// EraseRecord destroys the wrapped data key, the ciphertexts and the index
+	// entries of a record, keeping a tombstone (id, org, region, times).
+	EraseRecord(ctx context.Context, collection, id string, at time.Time) error
+	// Lookup returns the ids of records of collection whose blind index for
+	// field equals token, at most limit of them.
+	Lookup(ctx context.Context, collection, field string, token []byte, limit int) ([]string, error)
+	// CountRecords counts the live records of a collection (an org's, if org != "").
+	CountRecords(ctx context.Context, collection, org string) (int64, error)
+	// ListRecordIDs pages through the ids of a collection's live records, in id
+	// order, after the id after (used by reports, worst-case scopes and key rotation).
+	ListRecordIDs(ctx context.Context, collection, org, after string, limit int) ([]string, error)
+}
+
+// SchemaStore keeps collection schemas.
+type SchemaStore interface {
+	// PutSchema creates or replaces a schema; s.Version must be the stored
+	// version plus one (1 for a new collection), or EConflict.
+	PutSchema(ctx context.Context, s *Schema) error
+	GetSchema(ctx context.Context, collection string) (*Schema, error)
+	ListSchemas(ctx context.Context) ([]*Schema, error)
+}
+
+// Object is a control-plane document: an org, a principal, a device, a grant,
+// a policy, a guard rule, an incident. Control-plane data is small, read
+// often and written rarely, so one versioned table keeps them all.
+type Object struct {
+	Kind    string
+	ID      string
+	Org     string
+	Version int64
+	Body    []byte // JSON
+	Updated time.Time
+}
+
+// ObjectStore keeps control-plane objects.
+type ObjectStore interface {
+	// PutObject creates (o.Version == 1) or updates (stored version ==
+	// o.Version-1) an object; anything else is EConflict.
+	PutObject(ctx context.Context, o *Object) error
+	GetObject(ctx context.Context, kind, id string) (*Object, error)
+	// ListObjects lists the objects of a kind (of an org if org != ""), by id.
+	ListObjects(ctx context.Context, kind, org string) ([]*Object, error)
+	DeleteObject(ctx context.Context, kind, id string) error
+}
+
+// AuditEntry is one leaf of the audit log as stored: the exact bytes hashed
+// into the Merkle tree, plus the columns that event queries filter on.
+type AuditEntry struct {
+	Index     uint64
+	Leaf      []byte
+	Time      time.Time
+	RequestID string
+	Org       string
+	Principal string
+	Device    string
+	Decision  string
+	// RecordOrg is the owning org of the records the event touched, so that an
+	// org's admin sees the events about its own records.
+	RecordOrgs []string
+	Records    []string
+}
+
+// AuditFilter selects audit entries. Empty fields do not filter.
+type AuditFilter struct {
+	Principal string
+	Device    string
+	Org       string // principal's org or records' org
+	Record    string
+	RequestID string
+	Decision  string
+	Since     time.Time
+	Until     time.Time
+	From      uint64 // first index
+	Limit     int
+}
+
+// AuditNode is a perfect subtree hash of the Merkle tree.
+type AuditNode struct {
+	Level uint
+	Index uint64
+	Hash  []byte
+}
+
+// Checkpoint is a signed checkpoint note as stored.
+type Checkpoint struct {
+	Size uint64
+	Note []byte
+	Time time.Time
+}
+
+// AuditStore keeps the audit log: leaves, perfect subtree hashes and signed
+// checkpoints. Appends are ordered: the entries of one call have consecutive
+// indexes starting at the current size, or the call fails with EConflict and
+// writes nothing (another writer appended first).
+type AuditStore interface {
+	AppendAudit(ctx context.Context, entries []AuditEntry, nodes []AuditNode) error
+	AuditSize(ctx context.Context) (uint64, error)
+	// AuditLeaves returns the entries with from <= index < from+limit, in order.
+	AuditLeaves(ctx context.Context, from uint64, limit int) ([]AuditEntry, error)
+	QueryAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+	// AuditNodes returns the stored hashes of the given nodes; a missing node is
+	// an error.
+	AuditNodes(ctx context.Context, ids []AuditNode) ([][]byte, error)
+	PutCheckpoint(ctx context.Context, c Checkpoint) error
+	// Checkpoints returns the stored checkpoints in increasing size.
+	Checkpoints(ctx context.Context) ([]Checkpoint, error)
+}
