@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# pg.sh starts and stops a throw-away PostgreSQL cluster for tests.
+#
+#   scripts/pg.sh start DIR   initdb + pg_ctl start into DIR on a free port of
+#                             127.0.0.1 (trust auth) and print the DSN
+#   scripts/pg.sh stop DIR    stop the cluster in DIR (DIR is left for you to remove)
+#
+# It uses Debian's binaries (/usr/lib/postgresql/*/bin, the newest version),
+# installing the postgresql package with apt-get when they are missing and we
+# are root. PostgreSQL refuses to run as root, so as root the cluster runs as
+# the user sekisho-ci (created if needed), which owns DIR.
+#
+# Typical use:
+#   export SEKISHO_TEST_POSTGRES=$(scripts/pg.sh start /tmp/pg)
+#   go test ./postgres/
+#   scripts/pg.sh stop /tmp/pg
+set -euo pipefail
+
+PG_USER=${SEKISHO_PG_USER:-sekisho-ci}
+
+die() { echo "pg.sh: $*" >&2; exit 1; }
+
+usage() {
+	echo "usage: $0 start DIR | stop DIR" >&2
+	exit 2
+}
+
+# pg_bindir prints the bin directory of the newest installed PostgreSQL.
+pg_bindir() {
+	local d
+	d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4,4 -n | tail -n 1 || true)
+	if [[ -z $d ]]; then
+		if [[ $(id -u) -ne 0 ]]; then
+			die "no PostgreSQL in /usr/lib/postgresql/*/bin; install it (apt-get install postgresql) or run as root"
+		fi
+		echo "pg.sh: installing postgresql with apt-get" >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql >&2 ||
+			{ apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql >&2; } ||
+			die "apt-get install postgresql failed"
+		d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4,4 -n | tail -n 1 || true)
+		[[ -n $d ]] || die "postgresql installed but no /usr/lib/postgresql/*/bin"
+	fi
+	echo "$d"
+}
+
+# as_pg runs a command as the cluster's owner.
+as_pg() {
+	if [[ $(id -u) -eq 0 ]]; then
+		if command -v runuser >/dev/null; then
+			runuser -u "$PG_USER" -- "$@"
+		else
+			su -s /bin/sh "$PG_USER" -c "$(printf '%q ' "$@")"
+		fi
+	else
+		"$@"
+	fi
+}
+
+# free_port prints a TCP port of 127.0.0.1 that nothing listens on.
+free_port() {
+	local port
+	for _ in $(seq 1 200); do
+		port=$((20000 + RANDOM % 30000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			echo "$port"
+			return
+		fi
+	done
+	die "no free port found"
+}
+
+start() {
+	local dir=$1 bin port user
+	bin=$(pg_bindir)
+	mkdir -p "$dir"
+	dir=$(cd "$dir" && pwd)
+	if [[ -f $dir/data/postmaster.pid ]]; then
+		die "a cluster seems to be running in $dir (stop it first: $0 stop $dir)"
+	fi
+	if [[ $(id -u) -eq 0 ]]; then
+		if ! id "$PG_USER" >/dev/null 2>&1; then
+			useradd --system --no-create-home --shell /usr/sbin/nologin "$PG_USER" ||
+				die "useradd $PG_USER failed"
+		fi
+		chown -R "$PG_USER" "$dir"
+		# The owner must be able to reach DIR through its parents.
+		local p=$dir
+		while [[ $p != / ]]; do
+			p=$(dirname "$p")
+			if ! runuser -u "$PG_USER" -- test -x "$p" 2>/dev/null; then
+				die "$PG_USER cannot enter $p; choose a DIR under a world-searchable path such as /tmp"
+			fi
+		done
+		user=$PG_USER
+	else
+		user=$(id -un)
+	fi
+	if [[ ! -f $dir/data/PG_VERSION ]]; then
+		as_pg "$bin/initdb" -D "$dir/data" -U "$user" --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
+			as_pg "$bin/initdb" -D "$dir/data" -U "$user" --auth=trust --encoding=UTF8 --no-locale >"$dir/initdb.log" 2>&1 ||
+			die "initdb failed; see $dir/initdb.log"
+	fi
+	port=$(free_port)
+	# Sockets go to DIR, not /var/run/postgresql, which may not exist or be ours.
+	as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
+		-o "-h 127.0.0.1 -p $port -k $dir -c max_connections=200" start >/dev/null ||
+		die "pg_ctl start failed; see $dir/postgres.log"
+	echo "$port" >"$dir/port"
+	local ok=
+	for _ in $(seq 1 60); do
+		if as_pg "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; then
+			ok=1
+			break
+		fi
+		sleep 0.5
+	done
+	[[ -n $ok ]] || die "PostgreSQL did not become ready; see $dir/postgres.log"
+	echo "postgres://$user@127.0.0.1:$port/postgres?sslmode=disable"
+}
+
+stop() {
+	local dir=$1 bin
+	[[ -d $dir/data ]] || die "no cluster in $dir"
+	bin=$(pg_bindir)
+	if [[ ! -f $dir/data/postmaster.pid ]]; then
+		echo "pg.sh: cluster in $dir is not running" >&2
+		return 0
+	fi
+	as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || die "pg_ctl stop failed"
+}
+
+[[ $# -eq 2 ]] || usage
+case $1 in
+start) start "$2" ;;
+stop) stop "$2" ;;
+*) usage ;;
+esac
