@@ -11,16 +11,16 @@ type ErrorCode string
 
 // Error codes.
 const (
-	EInvalid       ErrorCode = "invalid"        // the input failed validation
-	ENotFound      ErrorCode = "not-found"      // no such object (or not visible to the caller)
-	EConflict      ErrorCode = "conflict"       // the object exists or changed concurrently
-	EUnauthorized  ErrorCode = "unauthenticated" // no valid credential
-	EForbidden     ErrorCode = "forbidden"      // authenticated, but not allowed
-	EGone          ErrorCode = "erased"         // the record was erased (crypto-shredded)
-	ETooLarge      ErrorCode = "too-large"      // the request body or batch is too large
-	EUnavailable   ErrorCode = "unavailable"    // the store or a dependency is not ready
-	EInternal      ErrorCode = "internal"       // a bug or an unexpected failure
-	EUnsupported   ErrorCode = "unsupported"    // media type or method not supported
+	EInvalid      ErrorCode = "invalid"         // the input failed validation
+	ENotFound     ErrorCode = "not-found"       // no such object (or not visible to the caller)
+	EConflict     ErrorCode = "conflict"        // the object exists or changed concurrently
+	EUnauthorized ErrorCode = "unauthenticated" // no valid credential
+	EForbidden    ErrorCode = "forbidden"       // authenticated, but not allowed
+	EGone         ErrorCode = "erased"          // the record was erased (crypto-shredded)
+	ETooLarge     ErrorCode = "too-large"       // the request body or batch is too large
+	EUnavailable  ErrorCode = "unavailable"     // the store or a dependency is not ready
+	EInternal     ErrorCode = "internal"        // a bug or an unexpected failure
+	EUnsupported  ErrorCode = "unsupported"     // media type or method not supported
 )
 
 // Error is the error type of the domain. Message is safe to show to the

@@ -1,0 +1,318 @@
+package keys
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Provider holds the key-encryption keys and the blind-index roots. The local
+// keyring implements it; a KMS or PKCS#11 provider would implement the same.
+type Provider interface {
+	// KEK returns the current KEK of (org, region) and its version, creating
+	// version 1 on first use.
+	KEK(ctx context.Context, org, region string) (key []byte, version int, err error)
+	// KEKVersion returns a given version of the KEK of (org, region).
+	KEKVersion(ctx context.Context, org, region string, version int) ([]byte, error)
+	// RotateKEK makes a new current version of the KEK of (org, region).
+	RotateKEK(ctx context.Context, org, region string) (version int, err error)
+	// IndexRoot returns the blind-index root key of org, creating it on first use.
+	IndexRoot(ctx context.Context, org string) ([]byte, error)
+}
+
+// Environment variables that hold the master key, or the path of a file that does.
+const (
+	EnvMasterKey     = "SEKISHO_MASTER_KEY"
+	EnvMasterKeyFile = "SEKISHO_MASTER_KEY_FILE"
+)
+
+// KeyringFile is the name of the sealed keyring in the data directory.
+const KeyringFile = "keyring.sealed"
+
+// MasterKeySource says where a master key came from, for the start-up message.
+type MasterKeySource struct {
+	// Where is "env SEKISHO_MASTER_KEY", or the path of a file.
+	Where string
+	// Generated is true when the key was created by this call.
+	Generated bool
+}
+
+// LoadMasterKey finds the master key: the environment variable
+// SEKISHO_MASTER_KEY (base64 of 32 bytes), else the file named by file or by
+// SEKISHO_MASTER_KEY_FILE, else defaultFile. If none exists and generate is
+// true, a new key is written to defaultFile (mode 0600). The key must live
+// outside the data directory: a key next to the keyring protects nothing.
+func LoadMasterKey(dataDir, file, defaultFile string, generate bool) ([]byte, MasterKeySource, error) {
+	if v := os.Getenv(EnvMasterKey); v != "" {
+		k, err := decodeKey(v)
+		if err != nil {
+			return nil, MasterKeySource{}, fmt.Errorf("%s: %w", EnvMasterKey, err)
+		}
+		return k, MasterKeySource{Where: "env " + EnvMasterKey}, nil
+	}
+	if file == "" {
+		file = os.Getenv(EnvMasterKeyFile)
+	}
+	explicit := file != ""
+	if !explicit {
+		file = defaultFile
+	}
+	if inside(dataDir, file) {
+		return nil, MasterKeySource{}, fmt.Errorf("master key file %s is inside the data directory %s; keep it elsewhere", file, dataDir)
+	}
+	b, err := os.ReadFile(file)
+	if err == nil {
+		k, err := decodeKey(strings.TrimSpace(string(b)))
+		if err != nil {
+			return nil, MasterKeySource{}, fmt.Errorf("master key file %s: %w", file, err)
+		}
+		return k, MasterKeySource{Where: file}, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) || explicit || !generate {
+		return nil, MasterKeySource{}, fmt.Errorf("read master key: %w", err)
+	}
+	k, err := NewKey()
+	if err != nil {
+		return nil, MasterKeySource{}, err
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return nil, MasterKeySource{}, fmt.Errorf("create master key directory: %w", err)
+	}
+	if err := writeFileAtomic(file, []byte(base64.StdEncoding.EncodeToString(k)+"\n"), 0o600); err != nil {
+		return nil, MasterKeySource{}, fmt.Errorf("write master key: %w", err)
+	}
+	return k, MasterKeySource{Where: file, Generated: true}, nil
+}
+
+// DefaultMasterKeyFile is where a generated master key for dataDir goes: in
+// the user's config directory, named after the data directory's absolute path.
+func DefaultMasterKeyFile(dataDir string) (string, error) {
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return "", err
+	}
+	cfg, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("no user config directory for the master key (set %s or %s): %w", EnvMasterKey, EnvMasterKeyFile, err)
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join(cfg, "sekisho", "master-keys", hex.EncodeToString(sum[:8])+".key"), nil
+}
+
+func decodeKey(s string) ([]byte, error) {
+	k, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(k) != KeySize {
+		return nil, fmt.Errorf("want base64 of %d random bytes", KeySize)
+	}
+	return k, nil
+}
+
+func inside(dir, file string) bool {
+	d, err1 := filepath.Abs(dir)
+	f, err2 := filepath.Abs(file)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(d, f)
+	return err == nil && !strings.HasPrefix(rel, "..")
+}
+
+// Local is the keyring kept in the data directory, sealed under the master key.
+type Local struct {
+	path   string
+	master []byte
+
+	mu   sync.Mutex
+	ring keyring
+}
+
+type keyring struct {
+	Orgs map[string]*orgKeys `json:"orgs"`
+}
+
+type orgKeys struct {
+	IndexRoot []byte                `json:"index_root"`
+	KEKs      map[string][]kekEntry `json:"keks"` // region -> versions, oldest first
+}
+
+type kekEntry struct {
+	Version int       `json:"version"`
+	Key     []byte    `json:"key"`
+	Created time.Time `json:"created"`
+}
+
+// OpenLocal opens (or creates) the sealed keyring in dataDir.
+func OpenLocal(dataDir string, master []byte) (*Local, error) {
+	if len(master) != KeySize {
+		return nil, fmt.Errorf("keys: master key is %d bytes, want %d", len(master), KeySize)
+	}
+	l := &Local{path: filepath.Join(dataDir, KeyringFile), master: master, ring: keyring{Orgs: map[string]*orgKeys{}}}
+	b, err := os.ReadFile(l.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return l, l.saveLocked()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keys: read keyring: %w", err)
+	}
+	pt, err := open(master, ad(labelKeyring), b)
+	if err != nil {
+		return nil, fmt.Errorf("keys: the master key does not open the keyring %s (wrong %s or key file?)", l.path, EnvMasterKey)
+	}
+	if err := json.Unmarshal(pt, &l.ring); err != nil {
+		return nil, fmt.Errorf("keys: keyring is corrupt: %w", err)
+	}
+	if l.ring.Orgs == nil {
+		l.ring.Orgs = map[string]*orgKeys{}
+	}
+	return l, nil
+}
+
+func (l *Local) saveLocked() error {
+	pt, err := json.Marshal(l.ring)
+	if err != nil {
+		return fmt.Errorf("keys: encode keyring: %w", err)
+	}
+	ct, err := seal(l.master, ad(labelKeyring), pt)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(l.path, ct, 0o600); err != nil {
+		return fmt.Errorf("keys: write keyring: %w", err)
+	}
+	return nil
+}
+
+func (l *Local) orgLocked(org string) (*orgKeys, bool, error) {
+	o := l.ring.Orgs[org]
+	if o != nil {
+		return o, false, nil
+	}
+	root, err := NewKey()
+	if err != nil {
+		return nil, false, err
+	}
+	o = &orgKeys{IndexRoot: root, KEKs: map[string][]kekEntry{}}
+	l.ring.Orgs[org] = o
+	return o, true, nil
+}
+
+// KEK implements Provider.
+func (l *Local) KEK(_ context.Context, org, region string) ([]byte, int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	o, _, err := l.orgLocked(org)
+	if err != nil {
+		return nil, 0, err
+	}
+	if vs := o.KEKs[region]; len(vs) > 0 {
+		e := vs[len(vs)-1]
+		return e.Key, e.Version, nil
+	}
+	v, err := l.addKEKLocked(o, region)
+	if err != nil {
+		return nil, 0, err
+	}
+	vs := o.KEKs[region]
+	return vs[len(vs)-1].Key, v, nil
+}
+
+// KEKVersion implements Provider.
+func (l *Local) KEKVersion(_ context.Context, org, region string, version int) ([]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if o := l.ring.Orgs[org]; o != nil {
+		for _, e := range o.KEKs[region] {
+			if e.Version == version {
+				return e.Key, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("keys: no KEK version %d for org %s region %s", version, org, region)
+}
+
+// RotateKEK implements Provider.
+func (l *Local) RotateKEK(_ context.Context, org, region string) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	o, _, err := l.orgLocked(org)
+	if err != nil {
+		return 0, err
+	}
+	return l.addKEKLocked(o, region)
+}
+
+func (l *Local) addKEKLocked(o *orgKeys, region string) (int, error) {
+	k, err := NewKey()
+	if err != nil {
+		return 0, err
+	}
+	v := 1
+	if vs := o.KEKs[region]; len(vs) > 0 {
+		v = vs[len(vs)-1].Version + 1
+	}
+	o.KEKs[region] = append(o.KEKs[region], kekEntry{Version: v, Key: k, Created: time.Now().UTC()})
+	if err := l.saveLocked(); err != nil {
+		o.KEKs[region] = o.KEKs[region][:len(o.KEKs[region])-1]
+		return 0, err
+	}
+	return v, nil
+}
+
+// IndexRoot implements Provider.
+func (l *Local) IndexRoot(_ context.Context, org string) ([]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	o, created, err := l.orgLocked(org)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		if err := l.saveLocked(); err != nil {
+			delete(l.ring.Orgs, org)
+			return nil, err
+		}
+	}
+	return o.IndexRoot, nil
+}
+
+// writeFileAtomic writes a file through a temporary file, fsync and rename,
+// so that a crash leaves the old or the new content, never half of one.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
