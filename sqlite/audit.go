@@ -1,0 +1,202 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/sekisho/sekisho"
+)
+
+// AppendAudit implements sekisho.AuditStore. The check of the current size
+// and the inserts run in one IMMEDIATE transaction, so two writers cannot
+// both append at the same index.
+func (s *Store) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, nodes []sekisho.AuditNode) error {
+	if len(entries) == 0 && len(nodes) == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var size uint64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM audit_events`).Scan(&size); err != nil {
+			return fmt.Errorf("sqlite: audit size: %w", err)
+		}
+		for i, e := range entries {
+			if e.Index != size+uint64(i) {
+				return sekisho.Errorf(sekisho.EConflict, "audit append at index %d, but the log has %d entries", e.Index, size+uint64(i))
+			}
+		}
+		ev, err := tx.PrepareContext(ctx, `INSERT INTO audit_events (idx, leaf, time, request_id, org, principal, device, decision) VALUES (?,?,?,?,?,?,?,?)`)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare audit: %w", err)
+		}
+		defer ev.Close()
+		rec, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO audit_records (record, idx) VALUES (?,?)`)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare audit: %w", err)
+		}
+		defer rec.Close()
+		rorg, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO audit_record_orgs (org, idx) VALUES (?,?)`)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare audit: %w", err)
+		}
+		defer rorg.Close()
+		for _, e := range entries {
+			if _, err := ev.ExecContext(ctx, int64(e.Index), e.Leaf, micros(e.Time), e.RequestID, e.Org, e.Principal, e.Device, e.Decision); err != nil {
+				if isUnique(err) {
+					return sekisho.Errorf(sekisho.EConflict, "audit index %d exists", e.Index)
+				}
+				return fmt.Errorf("sqlite: append audit: %w", err)
+			}
+			for _, r := range e.Records {
+				if _, err := rec.ExecContext(ctx, r, int64(e.Index)); err != nil {
+					return fmt.Errorf("sqlite: append audit records: %w", err)
+				}
+			}
+			for _, o := range e.RecordOrgs {
+				if _, err := rorg.ExecContext(ctx, o, int64(e.Index)); err != nil {
+					return fmt.Errorf("sqlite: append audit orgs: %w", err)
+				}
+			}
+		}
+		if len(nodes) > 0 {
+			nd, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO audit_nodes (level, idx, hash) VALUES (?,?,?)`)
+			if err != nil {
+				return fmt.Errorf("sqlite: prepare audit nodes: %w", err)
+			}
+			defer nd.Close()
+			for _, n := range nodes {
+				if _, err := nd.ExecContext(ctx, n.Level, int64(n.Index), n.Hash); err != nil {
+					return fmt.Errorf("sqlite: append audit nodes: %w", err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// AuditSize implements sekisho.AuditStore.
+func (s *Store) AuditSize(ctx context.Context) (uint64, error) {
+	var n uint64
+	if err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM audit_events`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: audit size: %w", err)
+	}
+	return n, nil
+}
+
+const auditCols = `e.idx, e.leaf, e.time, e.request_id, e.org, e.principal, e.device, e.decision`
+
+func scanAudit(rows *sql.Rows) ([]sekisho.AuditEntry, error) {
+	defer rows.Close()
+	var out []sekisho.AuditEntry
+	for rows.Next() {
+		var e sekisho.AuditEntry
+		var idx, t int64
+		if err := rows.Scan(&idx, &e.Leaf, &t, &e.RequestID, &e.Org, &e.Principal, &e.Device, &e.Decision); err != nil {
+			return nil, fmt.Errorf("sqlite: scan audit: %w", err)
+		}
+		e.Index, e.Time = uint64(idx), fromMicros(t)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// AuditLeaves implements sekisho.AuditStore.
+func (s *Store) AuditLeaves(ctx context.Context, from uint64, limit int) ([]sekisho.AuditEntry, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+auditCols+` FROM audit_events e WHERE e.idx >= ? ORDER BY e.idx LIMIT ?`, int64(from), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: audit leaves: %w", err)
+	}
+	return scanAudit(rows)
+}
+
+// QueryAudit implements sekisho.AuditStore.
+func (s *Store) QueryAudit(ctx context.Context, f sekisho.AuditFilter) ([]sekisho.AuditEntry, error) {
+	var where []string
+	var args []any
+	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
+	add("e.idx >= ?", int64(f.From))
+	if f.Principal != "" {
+		add("e.principal = ?", f.Principal)
+	}
+	if f.Device != "" {
+		add("e.device = ?", f.Device)
+	}
+	if f.Org != "" {
+		add("(e.org = ? OR e.idx IN (SELECT idx FROM audit_record_orgs WHERE org = ?))", f.Org, f.Org)
+	}
+	if f.Record != "" {
+		add("e.idx IN (SELECT idx FROM audit_records WHERE record = ?)", f.Record)
+	}
+	if f.RequestID != "" {
+		add("e.request_id = ?", f.RequestID)
+	}
+	if f.Decision != "" {
+		add("e.decision = ?", f.Decision)
+	}
+	if !f.Since.IsZero() {
+		add("e.time >= ?", micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("e.time < ?", micros(f.Until))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	q := `SELECT ` + auditCols + ` FROM audit_events e WHERE ` + strings.Join(where, " AND ") + ` ORDER BY e.idx LIMIT ?`
+	rows, err := s.r.QueryContext(ctx, q, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: query audit: %w", err)
+	}
+	return scanAudit(rows)
+}
+
+// AuditNodes implements sekisho.AuditStore.
+func (s *Store) AuditNodes(ctx context.Context, ids []sekisho.AuditNode) ([][]byte, error) {
+	out := make([][]byte, len(ids))
+	stmt, err := s.r.PrepareContext(ctx, `SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: audit nodes: %w", err)
+	}
+	defer stmt.Close()
+	for i, id := range ids {
+		if err := stmt.QueryRowContext(ctx, id.Level, int64(id.Index)).Scan(&out[i]); err != nil {
+			if err == sql.ErrNoRows {
+				return nil, sekisho.Errorf(sekisho.ENotFound, "audit node level %d index %d not found", id.Level, id.Index)
+			}
+			return nil, fmt.Errorf("sqlite: audit nodes: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// PutCheckpoint implements sekisho.AuditStore.
+func (s *Store) PutCheckpoint(ctx context.Context, c sekisho.Checkpoint) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO audit_checkpoints (size, note, time) VALUES (?,?,?)
+		ON CONFLICT (size) DO NOTHING`, int64(c.Size), c.Note, micros(c.Time))
+	if err != nil {
+		return fmt.Errorf("sqlite: put checkpoint: %w", err)
+	}
+	return nil
+}
+
+// Checkpoints implements sekisho.AuditStore.
+func (s *Store) Checkpoints(ctx context.Context) ([]sekisho.Checkpoint, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT size, note, time FROM audit_checkpoints ORDER BY size`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []sekisho.Checkpoint
+	for rows.Next() {
+		var c sekisho.Checkpoint
+		var size, t int64
+		if err := rows.Scan(&size, &c.Note, &t); err != nil {
+			return nil, fmt.Errorf("sqlite: checkpoints: %w", err)
+		}
+		c.Size, c.Time = uint64(size), fromMicros(t)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

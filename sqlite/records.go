@@ -1,0 +1,218 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/sekisho/sekisho"
+)
+
+// CreateRecords implements sekisho.RecordStore.
+func (s *Store) CreateRecords(ctx context.Context, recs []*sekisho.SealedRecord) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO records
+			(collection, id, org, region, kek_version, wrapped_dek, fields, honeytoken, version, created_at, updated_at)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?)`)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare insert: %w", err)
+		}
+		defer ins.Close()
+		idx, err := tx.PrepareContext(ctx, `INSERT INTO lookup_index (collection, field, token, id) VALUES (?,?,?,?)`)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare index: %w", err)
+		}
+		defer idx.Close()
+		for _, r := range recs {
+			_, err := ins.ExecContext(ctx, r.Collection, r.ID, r.Org, r.Region, r.KEKVersion, r.WrappedDEK,
+				sekisho.EncodeFields(r.Fields), r.Honeytoken, r.Version, micros(r.CreatedAt), micros(r.UpdatedAt))
+			if isUnique(err) {
+				return sekisho.Errorf(sekisho.EConflict, "record %s/%s exists", r.Collection, r.ID)
+			}
+			if err != nil {
+				return fmt.Errorf("sqlite: insert record: %w", err)
+			}
+			for f, tok := range r.Index {
+				if _, err := idx.ExecContext(ctx, r.Collection, f, tok, r.ID); err != nil {
+					return fmt.Errorf("sqlite: insert index: %w", err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+const recordCols = `id, collection, org, region, kek_version, wrapped_dek, fields, honeytoken, version, created_at, updated_at, erased_at`
+
+func scanRecord(sc interface{ Scan(...any) error }) (*sekisho.SealedRecord, error) {
+	var (
+		r                sekisho.SealedRecord
+		fields           []byte
+		created, updated int64
+		erased           sql.NullInt64
+	)
+	if err := sc.Scan(&r.ID, &r.Collection, &r.Org, &r.Region, &r.KEKVersion, &r.WrappedDEK, &fields,
+		&r.Honeytoken, &r.Version, &created, &updated, &erased); err != nil {
+		return nil, err
+	}
+	r.CreatedAt, r.UpdatedAt = fromMicros(created), fromMicros(updated)
+	if erased.Valid {
+		r.ErasedAt = fromMicros(erased.Int64)
+	}
+	if len(r.WrappedDEK) == 0 {
+		r.WrappedDEK = nil
+	}
+	var err error
+	if r.Fields, err = sekisho.DecodeFields(fields, nil); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// GetRecords implements sekisho.RecordStore.
+func (s *Store) GetRecords(ctx context.Context, collection string, ids []string) ([]*sekisho.SealedRecord, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	byID := make(map[string]*sekisho.SealedRecord, len(ids))
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(len(ids), start+500)]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, collection)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		rows, err := s.r.QueryContext(ctx, `SELECT `+recordCols+` FROM records WHERE collection = ? AND id IN (`+placeholders(len(chunk))+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: get records: %w", err)
+		}
+		for rows.Next() {
+			r, err := scanRecord(rows)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("sqlite: scan record: %w", err)
+			}
+			byID[r.ID] = r
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("sqlite: get records: %w", err)
+		}
+	}
+	out := make([]*sekisho.SealedRecord, 0, len(byID))
+	for _, id := range ids {
+		if r, ok := byID[id]; ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// UpdateRecord implements sekisho.RecordStore.
+func (s *Store) UpdateRecord(ctx context.Context, r *sekisho.SealedRecord) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var version int64
+		var erased sql.NullInt64
+		err := tx.QueryRowContext(ctx, `SELECT version, erased_at FROM records WHERE collection = ? AND id = ?`, r.Collection, r.ID).Scan(&version, &erased)
+		if err == sql.ErrNoRows {
+			return sekisho.Errorf(sekisho.ENotFound, "record %s/%s not found", r.Collection, r.ID)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: read record version: %w", err)
+		}
+		if erased.Valid {
+			return sekisho.Errorf(sekisho.EGone, "record %s/%s was erased", r.Collection, r.ID)
+		}
+		if version != r.Version-1 {
+			return sekisho.Errorf(sekisho.EConflict, "record %s/%s changed concurrently (version %d, not %d)", r.Collection, r.ID, version, r.Version-1)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE records SET fields = ?, kek_version = ?, wrapped_dek = ?, version = ?, updated_at = ?
+			WHERE collection = ? AND id = ?`, sekisho.EncodeFields(r.Fields), r.KEKVersion, r.WrappedDEK, r.Version, micros(r.UpdatedAt), r.Collection, r.ID); err != nil {
+			return fmt.Errorf("sqlite: update record: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM lookup_index WHERE collection = ? AND id = ?`, r.Collection, r.ID); err != nil {
+			return fmt.Errorf("sqlite: update index: %w", err)
+		}
+		for f, tok := range r.Index {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO lookup_index (collection, field, token, id) VALUES (?,?,?,?)`, r.Collection, f, tok, r.ID); err != nil {
+				return fmt.Errorf("sqlite: update index: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// EraseRecord implements sekisho.RecordStore.
+func (s *Store) EraseRecord(ctx context.Context, collection, id string, at time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE records SET wrapped_dek = NULL, fields = NULL, erased_at = ?, updated_at = ?, version = version + 1
+			WHERE collection = ? AND id = ? AND erased_at IS NULL`, micros(at), micros(at), collection, id)
+		if err != nil {
+			return fmt.Errorf("sqlite: erase record: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			var one int
+			if err := tx.QueryRowContext(ctx, `SELECT 1 FROM records WHERE collection = ? AND id = ?`, collection, id).Scan(&one); err == sql.ErrNoRows {
+				return sekisho.Errorf(sekisho.ENotFound, "record %s/%s not found", collection, id)
+			}
+			return sekisho.Errorf(sekisho.EGone, "record %s/%s was already erased", collection, id)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM lookup_index WHERE collection = ? AND id = ?`, collection, id); err != nil {
+			return fmt.Errorf("sqlite: erase index: %w", err)
+		}
+		return nil
+	})
+}
+
+// Lookup implements sekisho.RecordStore.
+func (s *Store) Lookup(ctx context.Context, collection, field string, token []byte, limit int) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM lookup_index WHERE collection = ? AND field = ? AND token = ? ORDER BY id LIMIT ?`,
+		collection, field, token, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: lookup: %w", err)
+	}
+	return scanStrings(rows)
+}
+
+// CountRecords implements sekisho.RecordStore.
+func (s *Store) CountRecords(ctx context.Context, collection, org string) (int64, error) {
+	var n int64
+	var err error
+	if org == "" {
+		err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM records WHERE collection = ? AND erased_at IS NULL`, collection).Scan(&n)
+	} else {
+		err = s.r.QueryRowContext(ctx, `SELECT count(*) FROM records WHERE collection = ? AND org = ? AND erased_at IS NULL`, collection, org).Scan(&n)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: count records: %w", err)
+	}
+	return n, nil
+}
+
+// ListRecordIDs implements sekisho.RecordStore.
+func (s *Store) ListRecordIDs(ctx context.Context, collection, org, after string, limit int) ([]string, error) {
+	var rows *sql.Rows
+	var err error
+	if org == "" {
+		rows, err = s.r.QueryContext(ctx, `SELECT id FROM records WHERE collection = ? AND id > ? AND erased_at IS NULL ORDER BY id LIMIT ?`, collection, after, limit)
+	} else {
+		rows, err = s.r.QueryContext(ctx, `SELECT id FROM records WHERE collection = ? AND org = ? AND id > ? AND erased_at IS NULL ORDER BY id LIMIT ?`, collection, org, after, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list record ids: %w", err)
+	}
+	return scanStrings(rows)
+}
+
+func scanStrings(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("sqlite: scan: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}

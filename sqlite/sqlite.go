@@ -1,0 +1,224 @@
+// Package sqlite is the embedded store: one SQLite database file in the data
+// directory, in WAL mode with synchronous=FULL so that a commit that returned
+// survives a crash or power loss. It uses github.com/mattn/go-sqlite3 (cgo):
+// on our workload (BenchmarkCreate/BenchmarkGet in the vault package) it was
+// measured against modernc.org/sqlite, see the README.
+//
+// One connection writes (SQLite has one writer anyway, and a single
+// connection avoids busy-retry storms); a pool of connections reads.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/sekisho/sekisho"
+)
+
+// Store implements sekisho.Store on SQLite.
+type Store struct {
+	w *sql.DB // one connection, for writes
+	r *sql.DB // readers
+}
+
+var _ sekisho.Store = (*Store)(nil)
+
+// Open opens or creates the database at path and migrates it.
+func Open(ctx context.Context, path string) (*Store, error) {
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_busy_timeout", "10000")
+	q.Set("_foreign_keys", "on")
+	q.Set("_secure_delete", "on") // erased ciphertexts are overwritten, not left in free pages
+	q.Set("_txlock", "immediate")
+	q.Set("_cache_size", "-65536")
+	dsn := "file:" + path + "?" + q.Encode()
+	w, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	s := &Store{w: w}
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	q.Set("mode", "ro")
+	q.Del("_txlock")
+	r, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	n := max(4, 2*runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	s.r = r
+	return s, nil
+}
+
+// migrations are applied in order; PRAGMA user_version records how many ran.
+var migrations = []string{`
+CREATE TABLE records (
+	collection  TEXT NOT NULL,
+	id          TEXT NOT NULL,
+	org         TEXT NOT NULL,
+	region      TEXT NOT NULL,
+	kek_version INTEGER NOT NULL,
+	wrapped_dek BLOB,
+	fields      BLOB,
+	honeytoken  INTEGER NOT NULL DEFAULT 0,
+	version     INTEGER NOT NULL,
+	created_at  INTEGER NOT NULL,
+	updated_at  INTEGER NOT NULL,
+	erased_at   INTEGER,
+	PRIMARY KEY (collection, id)
+) WITHOUT ROWID;
+CREATE INDEX records_org ON records (collection, org, id);
+CREATE TABLE lookup_index (
+	collection TEXT NOT NULL,
+	field      TEXT NOT NULL,
+	token      BLOB NOT NULL,
+	id         TEXT NOT NULL,
+	PRIMARY KEY (collection, field, token, id)
+) WITHOUT ROWID;
+CREATE INDEX lookup_index_record ON lookup_index (collection, id);
+CREATE TABLE schemas (
+	collection TEXT PRIMARY KEY,
+	version    INTEGER NOT NULL,
+	body       BLOB NOT NULL
+);
+CREATE TABLE objects (
+	kind    TEXT NOT NULL,
+	id      TEXT NOT NULL,
+	org     TEXT NOT NULL,
+	version INTEGER NOT NULL,
+	body    BLOB NOT NULL,
+	updated INTEGER NOT NULL,
+	PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+CREATE INDEX objects_org ON objects (kind, org, id);
+CREATE TABLE audit_events (
+	idx        INTEGER PRIMARY KEY,
+	leaf       BLOB NOT NULL,
+	time       INTEGER NOT NULL,
+	request_id TEXT NOT NULL,
+	org        TEXT NOT NULL,
+	principal  TEXT NOT NULL,
+	device     TEXT NOT NULL,
+	decision   TEXT NOT NULL
+);
+CREATE INDEX audit_principal_time ON audit_events (principal, time);
+CREATE INDEX audit_device_time ON audit_events (device, time);
+CREATE INDEX audit_org_time ON audit_events (org, time);
+CREATE INDEX audit_request ON audit_events (request_id);
+CREATE INDEX audit_time ON audit_events (time);
+CREATE TABLE audit_records (
+	record TEXT NOT NULL,
+	idx    INTEGER NOT NULL,
+	PRIMARY KEY (record, idx)
+) WITHOUT ROWID;
+CREATE TABLE audit_record_orgs (
+	org TEXT NOT NULL,
+	idx INTEGER NOT NULL,
+	PRIMARY KEY (org, idx)
+) WITHOUT ROWID;
+CREATE TABLE audit_nodes (
+	level INTEGER NOT NULL,
+	idx   INTEGER NOT NULL,
+	hash  BLOB NOT NULL,
+	PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE audit_checkpoints (
+	size INTEGER PRIMARY KEY,
+	note BLOB NOT NULL,
+	time INTEGER NOT NULL
+);
+`}
+
+func (s *Store) migrate(ctx context.Context) error {
+	var v int
+	if err := s.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("sqlite: read schema version: %w", err)
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("sqlite: database schema version %d is newer than this binary (%d)", v, len(migrations))
+	}
+	for i := v; i < len(migrations); i++ {
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// Ping implements sekisho.Store.
+func (s *Store) Ping(ctx context.Context) error { return s.r.PingContext(ctx) }
+
+// Close implements sekisho.Store.
+func (s *Store) Close() error {
+	var err error
+	if s.r != nil {
+		err = s.r.Close()
+	}
+	if e := s.w.Close(); e != nil {
+		err = e
+	}
+	return err
+}
+
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	return nil
+}
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(n).UTC()
+}
+
+func isUnique(err error) bool {
+	var e sqlite3.Error
+	return errors.As(err, &e) && e.Code == sqlite3.ErrConstraint
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
