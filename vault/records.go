@@ -1,0 +1,406 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/keys"
+)
+
+// dekVersion is the version bound into every field's associated data. A
+// record's DEK is never replaced in place (KEK rotation re-wraps it), so it
+// is 1 for now; a DEK rotation would bump it.
+const dekVersion = 1
+
+// seal builds a sealed record from normalised values.
+func (v *Vault) seal(ctx context.Context, s *sekisho.Schema, id, org, region string, values map[string][]byte) (*sekisho.SealedRecord, error) {
+	kek, kv, err := v.keys.KEK(ctx, org, region)
+	if err != nil {
+		return nil, fmt.Errorf("KEK of %s/%s: %w", org, region, err)
+	}
+	dek, err := keys.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	wrapped, err := keys.WrapDEK(kek, keys.DEKAD{Org: org, Region: region, Collection: s.Collection, RecordID: id, KEKVersion: kv}, dek)
+	if err != nil {
+		return nil, err
+	}
+	r := &sekisho.SealedRecord{ID: id, Collection: s.Collection, Org: org, Region: region, KEKVersion: kv, WrappedDEK: wrapped,
+		Fields: make(map[string][]byte, len(values)), Index: map[string][]byte{}}
+	if err := v.sealInto(ctx, s, r, dek, values); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (v *Vault) sealInto(ctx context.Context, s *sekisho.Schema, r *sekisho.SealedRecord, dek []byte, values map[string][]byte) error {
+	for name, val := range values {
+		ct, err := keys.SealField(dek, keys.FieldAD{Collection: s.Collection, RecordID: r.ID, Field: name, KeyVersion: dekVersion}, val)
+		if err != nil {
+			return err
+		}
+		r.Fields[name] = ct
+		if f, _ := s.Field(name); f.Lookup {
+			k, err := v.indexKey(ctx, r.Org, s.Collection, name)
+			if err != nil {
+				return err
+			}
+			r.Index[name] = keys.BlindIndex(k, val)
+		}
+	}
+	return nil
+}
+
+func (v *Vault) dek(ctx context.Context, r *sekisho.SealedRecord) ([]byte, error) {
+	if r.Erased() {
+		return nil, sekisho.Errorf(sekisho.EGone, "record %s was erased", r.ID)
+	}
+	kek, err := v.keys.KEKVersion(ctx, r.Org, r.Region, r.KEKVersion)
+	if err != nil {
+		return nil, err
+	}
+	dek, err := keys.UnwrapDEK(kek, keys.DEKAD{Org: r.Org, Region: r.Region, Collection: r.Collection, RecordID: r.ID, KEKVersion: r.KEKVersion}, r.WrappedDEK)
+	if err != nil {
+		return nil, &sekisho.Error{Code: sekisho.EInternal, Message: "record key does not open", Err: err}
+	}
+	return dek, nil
+}
+
+// open opens the given fields of a sealed record and masks those in masked.
+func (v *Vault) open(ctx context.Context, s *sekisho.Schema, r *sekisho.SealedRecord, fields []string, masked map[string]bool) (*sekisho.Record, error) {
+	out := &sekisho.Record{ID: r.ID, Collection: r.Collection, Org: r.Org, Region: r.Region, Version: r.Version,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, Fields: make(map[string]json.RawMessage, len(fields))}
+	dek, err := v.dek(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range fields {
+		ct, ok := r.Fields[name]
+		if !ok {
+			continue // not set on this record
+		}
+		pt, err := keys.OpenField(dek, keys.FieldAD{Collection: r.Collection, RecordID: r.ID, Field: name, KeyVersion: dekVersion}, ct)
+		if err != nil {
+			return nil, &sekisho.Error{Code: sekisho.EInternal, Message: fmt.Sprintf("field %s of record %s does not open", name, r.ID), Err: err}
+		}
+		if masked[name] {
+			f, _ := s.Field(name)
+			out.Fields[name] = sekisho.ApplyMask(f, pt)
+			out.Masked = append(out.Masked, name)
+		} else {
+			out.Fields[name] = pt
+		}
+	}
+	sort.Strings(out.Masked)
+	return out, nil
+}
+
+// Create validates, seals and stores one record of the caller's org, and
+// returns it (without field values).
+func (v *Vault) Create(ctx context.Context, c Caller, collection string, in *sekisho.RecordInput) (*sekisho.Record, error) {
+	s, err := v.Schema(ctx, collection)
+	if err != nil {
+		return nil, err
+	}
+	if !sekisho.ValidRegion(in.Region) {
+		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "region", "region %q must be a lower-case country code such as jp, th, tw or id", in.Region)
+	}
+	values, err := normalizeFields(s, in.Region, in.Fields, true)
+	if err != nil {
+		return nil, err
+	}
+	id, err := NewID()
+	if err != nil {
+		return nil, err
+	}
+	fields := sortedKeys(values)
+	req := AccessRequest{Caller: c, Action: ActionCreate, Collection: collection, Schema: s, Fields: fields, Region: in.Region, Owner: c.Org}
+	d := v.authz.Authorize(ctx, req)
+	if !d.Allow {
+		return nil, v.deny(ctx, v.event(c, ActionCreate, collection, nil, []string{}, fields, d, false), d)
+	}
+	r, err := v.seal(ctx, s, id, c.Org, in.Region, values)
+	if err != nil {
+		return nil, err
+	}
+	now := v.now().UTC()
+	r.Version, r.CreatedAt, r.UpdatedAt = 1, now, now
+	// Write-ahead: the event is durable before the record exists.
+	if err := v.record(ctx, v.event(c, ActionCreate, collection, []*sekisho.SealedRecord{r}, nil, fields, d, false)); err != nil {
+		return nil, err
+	}
+	if err := v.store.CreateRecords(ctx, []*sekisho.SealedRecord{r}); err != nil {
+		return nil, err
+	}
+	return &sekisho.Record{ID: id, Collection: collection, Org: c.Org, Region: in.Region, Version: 1, CreatedAt: now, UpdatedAt: now, Fields: map[string]json.RawMessage{}}, nil
+}
+
+// Get reads one record's fields (all when fields is empty).
+func (v *Vault) Get(ctx context.Context, c Caller, collection, id string, fields []string) (*sekisho.Record, error) {
+	recs, err := v.read(ctx, c, ActionRead, collection, []string{id}, fields, true)
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 {
+		return nil, sekisho.Errorf(sekisho.ENotFound, "record %s not found in %s", id, collection)
+	}
+	return recs[0], nil
+}
+
+// BatchGet reads up to MaxBatch records; ids that do not exist are left out.
+func (v *Vault) BatchGet(ctx context.Context, c Caller, collection string, ids, fields []string) ([]*sekisho.Record, error) {
+	if len(ids) == 0 {
+		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "ids", "no ids given")
+	}
+	if len(ids) > sekisho.MaxBatch {
+		return nil, sekisho.FieldErrorf(sekisho.ETooLarge, "ids", "at most %d ids per batch", sekisho.MaxBatch)
+	}
+	return v.read(ctx, c, ActionBatchGet, collection, ids, fields, true)
+}
+
+// read is the read path shared by Get, BatchGet and Lookup: fetch the sealed
+// records, authorise on their owner and region, let the guard see it, write
+// the audit event, and only then open and return the fields.
+//
+// With withValues false only ids are returned, no field is opened, and the
+// event lists no fields.
+func (v *Vault) read(ctx context.Context, c Caller, action, collection string, ids, asked []string, withValues bool) ([]*sekisho.Record, error) {
+	s, err := v.Schema(ctx, collection)
+	if err != nil {
+		return nil, err
+	}
+	fields, err := fieldList(s, asked)
+	if err != nil {
+		return nil, err
+	}
+	if !withValues {
+		fields = []string{}
+	}
+	for _, id := range ids {
+		if !ValidID(id) {
+			return nil, sekisho.FieldErrorf(sekisho.EInvalid, "id", "%q is not a record id", id)
+		}
+	}
+	recs, err := v.store.GetRecords(ctx, collection, ids)
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 {
+		if action == ActionRead {
+			d := Decision{Policy: "none", Reason: "record not found", Code: sekisho.ENotFound}
+			return nil, v.deny(ctx, v.event(c, action, collection, nil, ids, nil, d, false), d)
+		}
+		if err := v.record(ctx, v.event(c, action, collection, nil, []string{}, nil, Decision{Allow: true, Policy: "none", Reason: "no records found"}, false)); err != nil {
+			return nil, err
+		}
+		return []*sekisho.Record{}, nil
+	}
+	// Every record is authorised; one denial denies the whole request, so a
+	// batch cannot be used to probe which records are readable.
+	var d Decision
+	masked := map[string]bool{}
+	for i, r := range recs {
+		di := v.authz.Authorize(ctx, AccessRequest{Caller: c, Action: action, Collection: collection, Schema: s, Fields: fields, Region: r.Region, Owner: r.Org})
+		if !di.Allow {
+			d = di
+			break
+		}
+		if i == 0 {
+			d = di
+		}
+		for f := range di.MaskedFields {
+			masked[f] = true
+		}
+	}
+	d.MaskedFields = masked
+	if v.guard != nil {
+		d = v.guard.Check(ctx, AccessRequest{Caller: c, Action: action, Collection: collection, Schema: s, Fields: fields}, recs, d)
+	}
+	if !d.Allow {
+		return nil, v.deny(ctx, v.event(c, action, collection, recs, nil, nil, d, false), d)
+	}
+	for _, r := range recs {
+		if r.Erased() {
+			d := Decision{Policy: d.Policy, Reason: fmt.Sprintf("record %s was erased", r.ID), Code: sekisho.EGone}
+			return nil, v.deny(ctx, v.event(c, action, collection, recs, nil, nil, d, false), d)
+		}
+	}
+	// Open before recording, so that a record that fails to open is not
+	// counted as exposed; return only after the event is durable.
+	out := make([]*sekisho.Record, 0, len(recs))
+	for _, r := range recs {
+		rec, err := v.open(ctx, s, r, fields, masked)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	if err := v.record(ctx, v.event(c, action, collection, recs, nil, fields, d, len(masked) > 0)); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Update changes some fields of a record; fields not given keep their values.
+func (v *Vault) Update(ctx context.Context, c Caller, collection, id string, patch map[string]json.RawMessage) (*sekisho.Record, error) {
+	s, err := v.Schema(ctx, collection)
+	if err != nil {
+		return nil, err
+	}
+	if !ValidID(id) {
+		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "id", "%q is not a record id", id)
+	}
+	recs, err := v.store.GetRecords(ctx, collection, []string{id})
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 {
+		return nil, sekisho.Errorf(sekisho.ENotFound, "record %s not found in %s", id, collection)
+	}
+	r := recs[0]
+	values, err := normalizeFields(s, r.Region, patch, false)
+	if err != nil {
+		return nil, err
+	}
+	fields := sortedKeys(values)
+	d := v.authz.Authorize(ctx, AccessRequest{Caller: c, Action: ActionUpdate, Collection: collection, Schema: s, Fields: fields, Region: r.Region, Owner: r.Org})
+	if !d.Allow {
+		return nil, v.deny(ctx, v.event(c, ActionUpdate, collection, recs, nil, fields, d, false), d)
+	}
+	if r.Erased() {
+		return nil, sekisho.Errorf(sekisho.EGone, "record %s was erased", id)
+	}
+	dek, err := v.dek(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	// Keep the other fields' ciphertexts and index entries as they are.
+	index := map[string][]byte{}
+	for _, f := range s.Fields {
+		if f.Lookup {
+			if _, changed := values[f.Name]; !changed {
+				if _, has := r.Fields[f.Name]; has {
+					pt, err := keys.OpenField(dek, keys.FieldAD{Collection: collection, RecordID: id, Field: f.Name, KeyVersion: dekVersion}, r.Fields[f.Name])
+					if err != nil {
+						return nil, &sekisho.Error{Code: sekisho.EInternal, Message: "field does not open", Err: err}
+					}
+					k, err := v.indexKey(ctx, r.Org, collection, f.Name)
+					if err != nil {
+						return nil, err
+					}
+					index[f.Name] = keys.BlindIndex(k, pt)
+				}
+			}
+		}
+	}
+	r.Index = index
+	if err := v.sealInto(ctx, s, r, dek, values); err != nil {
+		return nil, err
+	}
+	r.Version++
+	r.UpdatedAt = v.now().UTC()
+	if err := v.record(ctx, v.event(c, ActionUpdate, collection, recs, nil, fields, d, false)); err != nil {
+		return nil, err
+	}
+	if err := v.store.UpdateRecord(ctx, r); err != nil {
+		return nil, err
+	}
+	return &sekisho.Record{ID: id, Collection: collection, Org: r.Org, Region: r.Region, Version: r.Version,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, Fields: map[string]json.RawMessage{}}, nil
+}
+
+// Erase crypto-shreds a record: its wrapped DEK, ciphertexts and index
+// entries are destroyed; a tombstone keeps its id, org and region.
+func (v *Vault) Erase(ctx context.Context, c Caller, collection, id string) error {
+	s, err := v.Schema(ctx, collection)
+	if err != nil {
+		return err
+	}
+	if !ValidID(id) {
+		return sekisho.FieldErrorf(sekisho.EInvalid, "id", "%q is not a record id", id)
+	}
+	recs, err := v.store.GetRecords(ctx, collection, []string{id})
+	if err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		return sekisho.Errorf(sekisho.ENotFound, "record %s not found in %s", id, collection)
+	}
+	r := recs[0]
+	d := v.authz.Authorize(ctx, AccessRequest{Caller: c, Action: ActionErase, Collection: collection, Schema: s, Region: r.Region, Owner: r.Org})
+	if !d.Allow {
+		return v.deny(ctx, v.event(c, ActionErase, collection, recs, nil, nil, d, false), d)
+	}
+	if err := v.record(ctx, v.event(c, ActionErase, collection, recs, nil, nil, d, false)); err != nil {
+		return err
+	}
+	return v.store.EraseRecord(ctx, collection, id, v.now().UTC())
+}
+
+// LookupRequest is the body of a lookup.
+type LookupRequest struct {
+	Field string          `json:"field"`
+	Value json.RawMessage `json:"value"`
+	// Region reads national phone numbers; optional.
+	Region string `json:"region,omitempty"`
+	// Fields to return of each match; none returns ids only.
+	Fields []string `json:"fields,omitempty"`
+}
+
+// MaxLookupMatches bounds the records one lookup returns.
+const MaxLookupMatches = 100
+
+// Lookup finds the caller's org's records whose lookup field equals value
+// after normalisation, and returns them with the fields asked for.
+func (v *Vault) Lookup(ctx context.Context, c Caller, collection string, lr LookupRequest) ([]*sekisho.Record, error) {
+	s, err := v.Schema(ctx, collection)
+	if err != nil {
+		return nil, err
+	}
+	f, ok := s.Field(lr.Field)
+	if !ok || !f.Lookup {
+		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "field", "field %q of %s is not a lookup field", lr.Field, collection)
+	}
+	if lr.Region != "" && !sekisho.ValidRegion(lr.Region) {
+		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "region", "region %q is not a region code", lr.Region)
+	}
+	val, err := sekisho.Normalize(f, lr.Value, lr.Region)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := fieldList(s, lr.Fields); err != nil {
+		return nil, err
+	}
+	k, err := v.indexKey(ctx, c.Org, collection, f.Name)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := v.store.Lookup(ctx, collection, f.Name, keys.BlindIndex(k, val), MaxLookupMatches)
+	if err != nil {
+		return nil, err
+	}
+	// With no fields asked, only ids are returned: still a decision on these
+	// records, and audited as one.
+	return v.read(ctx, c, ActionLookup, collection, nonEmpty(ids), lr.Fields, len(lr.Fields) > 0)
+}
+
+// nonEmpty keeps read's "no ids" check from firing on a lookup with no match.
+func nonEmpty(ids []string) []string {
+	if ids == nil {
+		return []string{}
+	}
+	return ids
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

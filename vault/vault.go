@@ -1,0 +1,355 @@
+// Package vault is the record service: it validates and normalises input
+// against a collection's schema, seals every field under a per-record data
+// key, keeps blind indexes for lookups, asks the authoriser and the guard
+// before any data is opened, and records every decision in the audit log
+// before a byte of data is returned (write-ahead).
+package vault
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho/keys"
+)
+
+// Caller is who asks, from where and why. The HTTP layer fills it from the
+// authenticated credential; the CLI fills it for its own direct writes.
+type Caller struct {
+	Principal string
+	Org       string
+	Device    string
+	Roles     []string
+	Source    string
+	Purpose   string
+	RequestID string
+}
+
+// Actions, as they appear in audit events and policies.
+const (
+	ActionCreate   = "create"
+	ActionRead     = "read"
+	ActionUpdate   = "update"
+	ActionErase    = "erase"
+	ActionLookup   = "lookup"
+	ActionBatchGet = "batch-get"
+	ActionImport   = "import"
+)
+
+// AccessRequest is what the authoriser decides on.
+type AccessRequest struct {
+	Caller     Caller
+	Action     string
+	Collection string
+	Schema     *sekisho.Schema
+	Fields     []string
+	// Region and Owner describe the records concerned (Owner is "" for a create
+	// into the caller's own org).
+	Region string
+	Owner  string
+}
+
+// Decision is the authoriser's answer.
+type Decision struct {
+	Allow bool
+	// Policy names the policy or grant that decided.
+	Policy string
+	Reason string
+	// Code is the error code of a denial (EForbidden by default).
+	Code sekisho.ErrorCode
+	// MaskedFields must be returned masked only.
+	MaskedFields map[string]bool
+}
+
+// Authorizer decides every request. The default, OwnOrg, allows a caller
+// everything on its own org's records and nothing else.
+type Authorizer interface {
+	Authorize(ctx context.Context, req AccessRequest) Decision
+}
+
+// OwnOrg is the authoriser of the bootstrap phase: an org's records are its
+// own, and no one else's.
+type OwnOrg struct{}
+
+// Authorize implements Authorizer.
+func (OwnOrg) Authorize(_ context.Context, r AccessRequest) Decision {
+	if r.Owner == "" || r.Owner == r.Caller.Org {
+		return Decision{Allow: true, Policy: "own-org", Reason: "records of the caller's own org"}
+	}
+	return Decision{Allow: false, Policy: "default-deny", Reason: "record belongs to another org and no grant allows access", Code: sekisho.EForbidden}
+}
+
+// Auditor records events durably; *audit.Log implements it.
+type Auditor interface {
+	Append(ctx context.Context, ev audit.Event) (uint64, error)
+}
+
+// Guard sees every decision after authorisation and before data is opened;
+// it may turn an allow into a deny (budgets, anomalies, honeytokens).
+type Guard interface {
+	Check(ctx context.Context, req AccessRequest, recs []*sekisho.SealedRecord, d Decision) Decision
+}
+
+// Vault is the record service.
+type Vault struct {
+	store sekisho.Store
+	keys  keys.Provider
+	audit Auditor
+	authz Authorizer
+	guard Guard
+	now   func() time.Time
+
+	mu      sync.RWMutex
+	schemas map[string]*sekisho.Schema
+	idxKeys map[string][]byte // org/collection/field -> blind index key
+}
+
+// Options configure a Vault.
+type Options struct {
+	Authorizer Authorizer // default OwnOrg
+	Guard      Guard      // default none
+	Now        func() time.Time
+}
+
+// New returns a vault over store, with keys and audit.
+func New(store sekisho.Store, kp keys.Provider, aud Auditor, opts Options) *Vault {
+	v := &Vault{store: store, keys: kp, audit: aud, authz: opts.Authorizer, guard: opts.Guard, now: opts.Now,
+		schemas: map[string]*sekisho.Schema{}, idxKeys: map[string][]byte{}}
+	if v.authz == nil {
+		v.authz = OwnOrg{}
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	return v
+}
+
+// SetAuthorizer and SetGuard replace the authoriser or guard (used in wiring).
+func (v *Vault) SetAuthorizer(a Authorizer) { v.authz = a }
+
+// SetGuard sets the guard.
+func (v *Vault) SetGuard(g Guard) { v.guard = g }
+
+// Store returns the vault's store.
+func (v *Vault) Store() sekisho.Store { return v.store }
+
+// NewID returns a random record id: 128 bits from crypto/rand in lower-case
+// base32 (26 characters). It carries no time, sequence or node.
+func NewID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("record id: %w", err)
+	}
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), nil
+}
+
+// ValidID reports whether s has the shape of a record id.
+func ValidID(s string) bool {
+	if len(s) != 26 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
+}
+
+// Schema returns the schema of collection (cached; schemas change rarely).
+func (v *Vault) Schema(ctx context.Context, collection string) (*sekisho.Schema, error) {
+	v.mu.RLock()
+	s := v.schemas[collection]
+	v.mu.RUnlock()
+	if s != nil {
+		return s, nil
+	}
+	if !sekisho.ValidName(collection) {
+		return nil, sekisho.Errorf(sekisho.ENotFound, "collection %q not found", collection)
+	}
+	s, err := v.store.GetSchema(ctx, collection)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	v.schemas[collection] = s
+	v.mu.Unlock()
+	return s, nil
+}
+
+// PutSchema creates or changes a collection's schema. A change may add
+// fields and change classifications or masks; removing a field, changing its
+// type or its lookup flag would orphan stored values, and is refused.
+func (v *Vault) PutSchema(ctx context.Context, s *sekisho.Schema) (*sekisho.Schema, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	old, err := v.store.GetSchema(ctx, s.Collection)
+	switch {
+	case sekisho.Code(err) == sekisho.ENotFound:
+		s.Version = 1
+	case err != nil:
+		return nil, err
+	default:
+		for _, of := range old.Fields {
+			nf, ok := s.Field(of.Name)
+			if !ok {
+				return nil, sekisho.FieldErrorf(sekisho.EInvalid, of.Name, "field %s cannot be removed from %s", of.Name, s.Collection)
+			}
+			if nf.Type != of.Type || nf.Lookup != of.Lookup {
+				return nil, sekisho.FieldErrorf(sekisho.EInvalid, of.Name, "field %s cannot change its type or lookup flag", of.Name)
+			}
+		}
+		s.Version = old.Version + 1
+	}
+	if err := v.store.PutSchema(ctx, s); err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	delete(v.schemas, s.Collection)
+	v.mu.Unlock()
+	return s, nil
+}
+
+// EnsureSchemas creates each schema that does not exist yet.
+func (v *Vault) EnsureSchemas(ctx context.Context, schemas []*sekisho.Schema) error {
+	for _, s := range schemas {
+		_, err := v.store.GetSchema(ctx, s.Collection)
+		if sekisho.Code(err) == sekisho.ENotFound {
+			if _, err := v.PutSchema(ctx, s); err != nil && sekisho.Code(err) != sekisho.EConflict {
+				return fmt.Errorf("create schema %s: %w", s.Collection, err)
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (v *Vault) indexKey(ctx context.Context, org, collection, field string) ([]byte, error) {
+	k := org + "\x00" + collection + "\x00" + field
+	v.mu.RLock()
+	key := v.idxKeys[k]
+	v.mu.RUnlock()
+	if key != nil {
+		return key, nil
+	}
+	root, err := v.keys.IndexRoot(ctx, org)
+	if err != nil {
+		return nil, fmt.Errorf("index root of %s: %w", org, err)
+	}
+	key, err = keys.IndexKey(root, collection, field)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	v.idxKeys[k] = key
+	v.mu.Unlock()
+	return key, nil
+}
+
+// event builds the audit event of a decision.
+func (v *Vault) event(c Caller, action, collection string, recs []*sekisho.SealedRecord, ids []string, fields []string, d Decision, masked bool) audit.Event {
+	ev := audit.Event{
+		Time: v.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
+		Source: c.Source, Purpose: c.Purpose, Action: action, Collection: collection,
+		Records: ids, Fields: fields, Masked: masked, Policy: d.Policy, Reason: d.Reason,
+		Decision: audit.Deny,
+	}
+	if d.Allow {
+		ev.Decision = audit.Allow
+	}
+	if ev.Records == nil {
+		for _, r := range recs {
+			ev.Records = append(ev.Records, r.ID)
+		}
+	}
+	seen := map[string]bool{}
+	for _, r := range recs {
+		if !seen[r.Org] {
+			seen[r.Org] = true
+			ev.RecordOrgs = append(ev.RecordOrgs, r.Org)
+		}
+	}
+	sort.Strings(ev.RecordOrgs)
+	return ev
+}
+
+// record writes an event durably; a vault that cannot audit refuses to serve.
+func (v *Vault) record(ctx context.Context, ev audit.Event) error {
+	if _, err := v.audit.Append(ctx, ev); err != nil {
+		return &sekisho.Error{Code: sekisho.EUnavailable, Message: "the audit log is unavailable; nothing was returned", Err: err}
+	}
+	return nil
+}
+
+// deny records a denial and returns its error.
+func (v *Vault) deny(ctx context.Context, ev audit.Event, d Decision) error {
+	if err := v.record(ctx, ev); err != nil {
+		return err
+	}
+	code := d.Code
+	if code == "" {
+		code = sekisho.EForbidden
+	}
+	return sekisho.Errorf(code, "%s", d.Reason)
+}
+
+// fieldList resolves the fields asked for: all of the schema's when none.
+func fieldList(s *sekisho.Schema, asked []string) ([]string, error) {
+	if len(asked) == 0 {
+		return s.FieldNames(), nil
+	}
+	out := make([]string, 0, len(asked))
+	seen := map[string]bool{}
+	for _, f := range asked {
+		if _, ok := s.Field(f); !ok {
+			return nil, sekisho.FieldErrorf(sekisho.EInvalid, "fields", "collection %s has no field %q", s.Collection, f)
+		}
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// normalizeFields validates and normalises every given field of a record.
+func normalizeFields(s *sekisho.Schema, region string, in map[string]json.RawMessage, requireAll bool) (map[string][]byte, error) {
+	if len(in) == 0 {
+		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "fields", "no fields given")
+	}
+	out := make(map[string][]byte, len(in))
+	for name, raw := range in {
+		f, ok := s.Field(name)
+		if !ok {
+			return nil, sekisho.FieldErrorf(sekisho.EInvalid, name, "collection %s has no field %q", s.Collection, name)
+		}
+		n, err := sekisho.Normalize(f, raw, region)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = n
+	}
+	if requireAll {
+		for _, f := range s.Fields {
+			if f.Required {
+				if _, ok := out[f.Name]; !ok {
+					return nil, sekisho.FieldErrorf(sekisho.EInvalid, f.Name, "field %s is required", f.Name)
+				}
+			}
+		}
+	}
+	return out, nil
+}
