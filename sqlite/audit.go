@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -26,7 +27,7 @@ func (s *Store) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, n
 				return sekisho.Errorf(sekisho.EConflict, "audit append at index %d, but the log has %d entries", e.Index, size+uint64(i))
 			}
 		}
-		ev, err := tx.PrepareContext(ctx, `INSERT INTO audit_events (idx, leaf, time, request_id, org, principal, device, decision) VALUES (?,?,?,?,?,?,?,?)`)
+		ev, err := tx.PrepareContext(ctx, `INSERT INTO audit_events (idx, leaf, time, request_id, org, principal, device, decision, records, record_orgs) VALUES (?,?,?,?,?,?,?,?,?,?)`)
 		if err != nil {
 			return fmt.Errorf("sqlite: prepare audit: %w", err)
 		}
@@ -42,7 +43,7 @@ func (s *Store) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, n
 		}
 		defer rorg.Close()
 		for _, e := range entries {
-			if _, err := ev.ExecContext(ctx, int64(e.Index), e.Leaf, micros(e.Time), e.RequestID, e.Org, e.Principal, e.Device, e.Decision); err != nil {
+			if _, err := ev.ExecContext(ctx, int64(e.Index), e.Leaf, micros(e.Time), e.RequestID, e.Org, e.Principal, e.Device, e.Decision, jsonList(e.Records), jsonList(e.RecordOrgs)); err != nil {
 				if isUnique(err) {
 					return sekisho.Errorf(sekisho.EConflict, "audit index %d exists", e.Index)
 				}
@@ -84,7 +85,15 @@ func (s *Store) AuditSize(ctx context.Context) (uint64, error) {
 	return n, nil
 }
 
-const auditCols = `e.idx, e.leaf, e.time, e.request_id, e.org, e.principal, e.device, e.decision`
+const auditCols = `e.idx, e.leaf, e.time, e.request_id, e.org, e.principal, e.device, e.decision, e.records, e.record_orgs`
+
+func jsonList(s []string) string {
+	if s == nil {
+		s = []string{}
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}
 
 func scanAudit(rows *sql.Rows) ([]sekisho.AuditEntry, error) {
 	defer rows.Close()
@@ -92,8 +101,15 @@ func scanAudit(rows *sql.Rows) ([]sekisho.AuditEntry, error) {
 	for rows.Next() {
 		var e sekisho.AuditEntry
 		var idx, t int64
-		if err := rows.Scan(&idx, &e.Leaf, &t, &e.RequestID, &e.Org, &e.Principal, &e.Device, &e.Decision); err != nil {
+		var recs, orgs string
+		if err := rows.Scan(&idx, &e.Leaf, &t, &e.RequestID, &e.Org, &e.Principal, &e.Device, &e.Decision, &recs, &orgs); err != nil {
 			return nil, fmt.Errorf("sqlite: scan audit: %w", err)
+		}
+		if err := json.Unmarshal([]byte(recs), &e.Records); err != nil {
+			return nil, fmt.Errorf("sqlite: audit %d records: %w", idx, err)
+		}
+		if err := json.Unmarshal([]byte(orgs), &e.RecordOrgs); err != nil {
+			return nil, fmt.Errorf("sqlite: audit %d record orgs: %w", idx, err)
 		}
 		e.Index, e.Time = uint64(idx), fromMicros(t)
 		out = append(out, e)

@@ -13,8 +13,8 @@ import (
 func (s *Store) CreateRecords(ctx context.Context, recs []*sekisho.SealedRecord) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO records
-			(collection, id, org, region, kek_version, wrapped_dek, fields, honeytoken, version, created_at, updated_at)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?)`)
+			(collection, id, org, region, kek_version, wrapped_dek, fields, tokens, honeytoken, version, created_at, updated_at)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
 		if err != nil {
 			return fmt.Errorf("sqlite: prepare insert: %w", err)
 		}
@@ -26,7 +26,7 @@ func (s *Store) CreateRecords(ctx context.Context, recs []*sekisho.SealedRecord)
 		defer idx.Close()
 		for _, r := range recs {
 			_, err := ins.ExecContext(ctx, r.Collection, r.ID, r.Org, r.Region, r.KEKVersion, r.WrappedDEK,
-				sekisho.EncodeFields(r.Fields), r.Honeytoken, r.Version, micros(r.CreatedAt), micros(r.UpdatedAt))
+				sekisho.EncodeFields(r.Fields), sekisho.EncodeFields(r.Index), r.Honeytoken, r.Version, micros(r.CreatedAt), micros(r.UpdatedAt))
 			if isUnique(err) {
 				return sekisho.Errorf(sekisho.EConflict, "record %s/%s exists", r.Collection, r.ID)
 			}
@@ -43,16 +43,16 @@ func (s *Store) CreateRecords(ctx context.Context, recs []*sekisho.SealedRecord)
 	})
 }
 
-const recordCols = `id, collection, org, region, kek_version, wrapped_dek, fields, honeytoken, version, created_at, updated_at, erased_at`
+const recordCols = `id, collection, org, region, kek_version, wrapped_dek, fields, tokens, honeytoken, version, created_at, updated_at, erased_at`
 
 func scanRecord(sc interface{ Scan(...any) error }) (*sekisho.SealedRecord, error) {
 	var (
 		r                sekisho.SealedRecord
-		fields           []byte
+		fields, tokens   []byte
 		created, updated int64
 		erased           sql.NullInt64
 	)
-	if err := sc.Scan(&r.ID, &r.Collection, &r.Org, &r.Region, &r.KEKVersion, &r.WrappedDEK, &fields,
+	if err := sc.Scan(&r.ID, &r.Collection, &r.Org, &r.Region, &r.KEKVersion, &r.WrappedDEK, &fields, &tokens,
 		&r.Honeytoken, &r.Version, &created, &updated, &erased); err != nil {
 		return nil, err
 	}
@@ -65,6 +65,9 @@ func scanRecord(sc interface{ Scan(...any) error }) (*sekisho.SealedRecord, erro
 	}
 	var err error
 	if r.Fields, err = sekisho.DecodeFields(fields, nil); err != nil {
+		return nil, err
+	}
+	if r.Index, err = sekisho.DecodeFields(tokens, nil); err != nil {
 		return nil, err
 	}
 	return &r, nil
@@ -126,8 +129,8 @@ func (s *Store) UpdateRecord(ctx context.Context, r *sekisho.SealedRecord) error
 		if version != r.Version-1 {
 			return sekisho.Errorf(sekisho.EConflict, "record %s/%s changed concurrently (version %d, not %d)", r.Collection, r.ID, version, r.Version-1)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE records SET fields = ?, kek_version = ?, wrapped_dek = ?, version = ?, updated_at = ?
-			WHERE collection = ? AND id = ?`, sekisho.EncodeFields(r.Fields), r.KEKVersion, r.WrappedDEK, r.Version, micros(r.UpdatedAt), r.Collection, r.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE records SET fields = ?, tokens = ?, kek_version = ?, wrapped_dek = ?, version = ?, updated_at = ?
+			WHERE collection = ? AND id = ?`, sekisho.EncodeFields(r.Fields), sekisho.EncodeFields(r.Index), r.KEKVersion, r.WrappedDEK, r.Version, micros(r.UpdatedAt), r.Collection, r.ID); err != nil {
 			return fmt.Errorf("sqlite: update record: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM lookup_index WHERE collection = ? AND id = ?`, r.Collection, r.ID); err != nil {
@@ -145,7 +148,7 @@ func (s *Store) UpdateRecord(ctx context.Context, r *sekisho.SealedRecord) error
 // EraseRecord implements sekisho.RecordStore.
 func (s *Store) EraseRecord(ctx context.Context, collection, id string, at time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE records SET wrapped_dek = NULL, fields = NULL, erased_at = ?, updated_at = ?, version = version + 1
+		res, err := tx.ExecContext(ctx, `UPDATE records SET wrapped_dek = NULL, fields = NULL, tokens = NULL, erased_at = ?, updated_at = ?, version = version + 1
 			WHERE collection = ? AND id = ? AND erased_at IS NULL`, micros(at), micros(at), collection, id)
 		if err != nil {
 			return fmt.Errorf("sqlite: erase record: %w", err)

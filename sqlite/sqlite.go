@@ -78,6 +78,7 @@ CREATE TABLE records (
 	kek_version INTEGER NOT NULL,
 	wrapped_dek BLOB,
 	fields      BLOB,
+	tokens      BLOB,
 	honeytoken  INTEGER NOT NULL DEFAULT 0,
 	version     INTEGER NOT NULL,
 	created_at  INTEGER NOT NULL,
@@ -117,7 +118,9 @@ CREATE TABLE audit_events (
 	org        TEXT NOT NULL,
 	principal  TEXT NOT NULL,
 	device     TEXT NOT NULL,
-	decision   TEXT NOT NULL
+	decision   TEXT NOT NULL,
+	records    TEXT NOT NULL,
+	record_orgs TEXT NOT NULL
 );
 CREATE INDEX audit_principal_time ON audit_events (principal, time);
 CREATE INDEX audit_device_time ON audit_events (device, time);
