@@ -30,6 +30,9 @@ type Error struct {
 	Message string
 	// Field names the input field that failed, when there is one.
 	Field string
+	// Type refines the code into a more specific problem type (for example
+	// "device-not-approved" under "unauthenticated"); "" means the code itself.
+	Type string
 	// Err is the underlying cause; it is logged, never returned to a client.
 	Err error
 }
@@ -47,6 +50,11 @@ func (e *Error) Unwrap() error { return e.Err }
 // Errorf returns an *Error with the given code and a formatted message.
 func Errorf(code ErrorCode, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// TypedErrorf returns an *Error with a specific problem type.
+func TypedErrorf(code ErrorCode, typ, format string, args ...any) *Error {
+	return &Error{Code: code, Type: typ, Message: fmt.Sprintf(format, args...)}
 }
 
 // FieldErrorf returns an *Error about one input field.

@@ -1,0 +1,334 @@
+// Package httpapi is sekisho's HTTP API: JSON in and out, RFC 9457 problem
+// details for every error, one middleware each for request ids, metrics,
+// authentication and the purpose header. Authorisation and auditing happen
+// in the vault, on every record, so no route can skip them.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho/vault"
+)
+
+// Authenticator turns a request's credential into a Caller. It returns an
+// *sekisho.Error with code EUnauthorized (and a specific Type) when the
+// credential is missing or refused.
+type Authenticator interface {
+	Authenticate(r *http.Request) (vault.Caller, error)
+}
+
+// Limits of request bodies.
+const (
+	MaxBodyBytes = sekisho.MaxRecordBytes
+)
+
+// Header names.
+const (
+	HeaderRequestID = "X-Request-Id"
+	HeaderPurpose   = "Sekisho-Purpose"
+)
+
+// Roles the API knows about at this layer.
+const (
+	RoleAdmin   = "admin"
+	RoleAuditor = "auditor"
+)
+
+// Server serves the API.
+type Server struct {
+	vault       *vault.Vault
+	log         *slog.Logger
+	auditLog    *audit.Log
+	verifierKey string
+	auth        Authenticator
+	purposes    func(string) bool
+	reg         *prometheus.Registry
+
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	mux      *http.ServeMux
+}
+
+// Config wires a Server.
+type Config struct {
+	Vault    *vault.Vault
+	AuditLog *audit.Log
+	// VerifierKey is the audit checkpoint verifier key (note format).
+	VerifierKey string
+	Auth        Authenticator
+	Logger      *slog.Logger
+	// Registry receives the server's metrics; /metrics serves it.
+	Registry *prometheus.Registry
+	// KnownPurpose reports whether a Sekisho-Purpose value is known; nil
+	// accepts any well-formed purpose.
+	KnownPurpose func(string) bool
+}
+
+// New returns a Server.
+func New(c Config) *Server {
+	s := &Server{vault: c.Vault, auditLog: c.AuditLog, verifierKey: c.VerifierKey, auth: c.Auth, log: c.Logger,
+		reg: c.Registry, purposes: c.KnownPurpose}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.reg == nil {
+		s.reg = prometheus.NewRegistry()
+	}
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sekisho_http_requests_total",
+		Help: "HTTP requests by route and status code."}, []string{"route", "code"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sekisho_http_request_duration_seconds",
+		Help: "HTTP request latency by route.", Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}, []string{"route"})
+	s.reg.MustRegister(s.requests, s.latency)
+	s.mux = http.NewServeMux()
+	for _, rt := range s.routes() {
+		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
+	}
+	return s
+}
+
+// route is one entry of the API; openapi.json documents exactly these.
+type route struct {
+	Method  string
+	Pattern string
+	// Auth is false for the probes, metrics and the OpenAPI document.
+	Auth bool
+	// Purpose requires the Sekisho-Purpose header (data requests).
+	Purpose bool
+	Handler func(w http.ResponseWriter, r *http.Request, c vault.Caller) error
+}
+
+func (s *Server) routes() []route {
+	return []route{
+		{"GET", "/healthz", false, false, s.healthz},
+		{"GET", "/readyz", false, false, s.readyz},
+		{"GET", "/metrics", false, false, s.metrics},
+		{"GET", "/openapi.json", false, false, s.openapi},
+
+		{"GET", "/v1/collections", true, false, s.listCollections},
+		{"POST", "/v1/collections", true, false, s.createCollection},
+		{"GET", "/v1/collections/{c}", true, false, s.getCollection},
+		{"PUT", "/v1/collections/{c}", true, false, s.putCollection},
+
+		{"POST", "/v1/collections/{c}/records", true, true, s.createRecord},
+		{"GET", "/v1/collections/{c}/records/{id}", true, true, s.getRecord},
+		{"PATCH", "/v1/collections/{c}/records/{id}", true, true, s.updateRecord},
+		{"DELETE", "/v1/collections/{c}/records/{id}", true, true, s.eraseRecord},
+		{"POST", "/v1/collections/{c}/lookup", true, true, s.lookup},
+		{"POST", "/v1/collections/{c}/records:batchGet", true, true, s.batchGet},
+
+		{"GET", "/v1/audit/checkpoint", true, false, s.auditCheckpoint},
+		{"GET", "/v1/audit/verifier-key", true, false, s.auditVerifierKey},
+		{"GET", "/v1/audit/proof/inclusion", true, false, s.auditInclusion},
+		{"GET", "/v1/audit/proof/consistency", true, false, s.auditConsistency},
+		{"GET", "/v1/audit/events", true, false, s.auditEvents},
+	}
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Unknown routes get a problem too, with a request id.
+	h, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		ctx := withRequestID(r.Context(), newRequestID())
+		r = r.WithContext(ctx)
+		w.Header().Set(HeaderRequestID, requestID(ctx))
+		status, typ := http.StatusNotFound, ProblemRouteNotFound
+		probe := &probeWriter{h: http.Header{}}
+		h.ServeHTTP(probe, r)
+		if probe.status == http.StatusMethodNotAllowed {
+			status, typ = http.StatusMethodNotAllowed, ProblemMethod
+			w.Header().Set("Allow", probe.h.Get("Allow"))
+		}
+		writeProblem(w, problemf(r, status, typ, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)))
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+type ctxKey int
+
+const (
+	keyRequestID ctxKey = iota
+)
+
+func withRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, keyRequestID, id)
+}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(keyRequestID).(string)
+	return id
+}
+
+// newRequestID returns 128 random bits in hex.
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// wrap is the middleware chain of a route: request id, recovery, metrics,
+// body limit, authentication, purpose.
+func (s *Server) wrap(rt route) http.Handler {
+	name := rt.Method + " " + rt.Pattern
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := newRequestID()
+		ctx := withRequestID(r.Context(), id)
+		r = r.WithContext(ctx)
+		w.Header().Set(HeaderRequestID, id)
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("panic", "request_id", id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				if !rec.wrote {
+					s.writeError(rec, r, sekisho.Errorf(sekisho.EInternal, "internal error"))
+				}
+			}
+			s.requests.WithLabelValues(name, fmt.Sprint(rec.status)).Inc()
+			s.latency.WithLabelValues(name).Observe(time.Since(start).Seconds())
+		}()
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(rec, r.Body, MaxBodyBytes)
+		}
+		var c vault.Caller
+		if rt.Auth {
+			var err error
+			c, err = s.auth.Authenticate(r)
+			if err != nil {
+				s.recordAuthFailure(r, rt, err)
+				s.writeError(rec, r, err)
+				return
+			}
+			c.RequestID = id
+			c.Source = sourceAddr(r)
+		}
+		if rt.Purpose {
+			p := r.Header.Get(HeaderPurpose)
+			if p == "" {
+				writeProblem(rec, problemf(r, http.StatusBadRequest, ProblemPurposeRequired,
+					"every data request must state its purpose in the "+HeaderPurpose+" header (for example: support)"))
+				return
+			}
+			if !sekisho.ValidName(p) || (s.purposes != nil && !s.purposes(p)) {
+				writeProblem(rec, problemf(r, http.StatusBadRequest, "purpose-unknown",
+					fmt.Sprintf("purpose %q is not a known purpose", p)))
+				return
+			}
+			c.Purpose = p
+		}
+		if err := rt.Handler(rec, r, c); err != nil {
+			s.writeError(rec, r, err)
+		}
+	})
+}
+
+// recordAuthFailure audits a refused credential: an authentication failure
+// is a decision too, and bursts of them are what the guard looks for.
+func (s *Server) recordAuthFailure(r *http.Request, rt route, err error) {
+	if s.auditLog == nil {
+		return
+	}
+	ev := audit.Event{Time: time.Now(), RequestID: requestID(r.Context()), Source: sourceAddr(r),
+		Purpose: r.Header.Get(HeaderPurpose), Action: "authenticate", Decision: audit.Deny, Policy: "authentication",
+		Reason: sekisho.Message(err), Detail: rt.Method + " " + rt.Pattern}
+	if _, aerr := s.auditLog.Append(r.Context(), ev); aerr != nil {
+		s.log.Error("audit append failed", "request_id", ev.RequestID, "error", aerr.Error())
+	}
+}
+
+func sourceAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}
+
+// probeWriter records what the mux's own not-found or method-not-allowed
+// handler would answer, so that we answer it as a problem instead.
+type probeWriter struct {
+	h      http.Header
+	status int
+}
+
+func (p *probeWriter) Header() http.Header         { return p.h }
+func (p *probeWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (p *probeWriter) WriteHeader(code int)        { p.status = code }
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ vault.Caller) error {
+	w.Header().Set("Content-Type", "text/plain")
+	_, err := w.Write([]byte("ok\n"))
+	return err
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ vault.Caller) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.vault.Store().Ping(ctx); err != nil {
+		return &sekisho.Error{Code: sekisho.EUnavailable, Message: "store is not reachable", Err: err}
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	_, err := w.Write([]byte("ready\n"))
+	return err
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request, _ vault.Caller) error {
+	promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	return nil
+}
+
+func hasRole(c vault.Caller, role string) bool {
+	for _, r := range c.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	parts := strings.Split(s, ",")
+	out := parts[:0]
+	for _, p := range parts {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
