@@ -1,0 +1,56 @@
+// Package postgres is the production store of sekisho: a sekisho.Store on
+// PostgreSQL through pgx (pgxpool). It passes the conformance suite in
+// storetest, like the embedded sqlite store.
+//
+// # Portability
+//
+// The SQL is kept to what CockroachDB and YugabyteDB also run, so that a
+// region can move to a distributed database without a new store:
+//
+//   - no advisory locks, no PL/pgSQL, no triggers, no LISTEN/NOTIFY, no
+//     sequences: ordering comes from primary keys and one guarded row;
+//   - the audit log's order is kept by the single row of audit_head: an
+//     append updates it with "WHERE size = first index", so of two writers at
+//     the same index exactly one sees its row updated, the other gets
+//     EConflict (row locks in PostgreSQL, serializable conflicts elsewhere);
+//   - migrations run in a transaction each, claimed by inserting their
+//     version into schema_migrations; a second process that migrates at the
+//     same time blocks on that key and then skips the version. CockroachDB
+//     runs DDL in explicit transactions too, though it advises against
+//     mixing it with writes; if that ever bites, run `sekisho migrate` once
+//     before starting the nodes;
+//   - ids, collection and kind names are COLLATE "C", so that "id order" is
+//     byte order as the conformance suite requires, whatever the database's
+//     default collation (CockroachDB's default string order is byte order);
+//   - transactions that fail with a serialization failure (40001) or a
+//     deadlock (40P01) are retried a few times, as CockroachDB requires of
+//     its clients;
+//   - bulk writes (CreateRecords, the index entries, AppendAudit) use COPY
+//     FROM STDIN in binary format (pgx's CopyFrom), which CockroachDB
+//     supports since 20.2, inside the write's transaction.
+//
+// # Encoding
+//
+// A record's Fields and Index maps are stored as BYTEA in a compact binary
+// encoding (see encodeMap): a format byte (1), then the number of entries,
+// then for each entry in name order its name and value, every length and
+// count an unsigned varint. It is smaller than JSON of base64 and needs no
+// JSON support; the ciphertexts are opaque to the database anyway. Index
+// tokens are also stored one per row in record_index, which is what Lookup
+// searches. Control-plane object bodies and schemas are BYTEA holding the JSON
+// as written, so that bodies round-trip byte for byte.
+//
+// Times are TIMESTAMPTZ (microsecond precision); the store truncates to the
+// microsecond before writing, so a value is never rounded up, and returns
+// times in UTC.
+//
+// # The audit log at scale
+//
+// audit_entries is keyed by index, with indexes on (principal, at, idx),
+// (device, at, idx), (at, idx) and request_id. The lists an entry carries are
+// kept as arrays for reading back, and also as rows of audit_orgs (org, at,
+// idx) — the principal's org and every record's org, deduplicated — and
+// audit_records (record, idx), so that "every event about org O in a window"
+// and "every event that touched record R" are index range scans at 100
+// million events, not array scans.
+package postgres

@@ -1,0 +1,143 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// migrations are applied in order; migration i has version i+1. Never edit
+// one that has shipped: add another.
+var migrations = []string{
+	1: `
+CREATE TABLE records (
+	collection   TEXT COLLATE "C" NOT NULL,
+	id           TEXT COLLATE "C" NOT NULL,
+	org          TEXT NOT NULL,
+	region       TEXT NOT NULL,
+	kek_version  INT NOT NULL,
+	wrapped_dek  BYTEA,
+	fields       BYTEA,
+	index_tokens BYTEA,
+	honeytoken   BOOL NOT NULL,
+	version      BIGINT NOT NULL,
+	created_at   TIMESTAMPTZ NOT NULL,
+	updated_at   TIMESTAMPTZ NOT NULL,
+	erased_at    TIMESTAMPTZ,
+	PRIMARY KEY (collection, id)
+);
+CREATE INDEX records_live_by_org ON records (collection, org, id) WHERE erased_at IS NULL;
+CREATE TABLE record_index (
+	collection TEXT COLLATE "C" NOT NULL,
+	field      TEXT COLLATE "C" NOT NULL,
+	token      BYTEA NOT NULL,
+	record_id  TEXT COLLATE "C" NOT NULL,
+	PRIMARY KEY (collection, field, token, record_id)
+);
+CREATE INDEX record_index_by_record ON record_index (collection, record_id);
+CREATE TABLE schemas (
+	collection TEXT COLLATE "C" PRIMARY KEY,
+	version    BIGINT NOT NULL,
+	body       BYTEA NOT NULL
+);
+CREATE TABLE objects (
+	kind       TEXT COLLATE "C" NOT NULL,
+	id         TEXT COLLATE "C" NOT NULL,
+	org        TEXT NOT NULL,
+	version    BIGINT NOT NULL,
+	body       BYTEA NOT NULL,
+	updated_at TIMESTAMPTZ NOT NULL,
+	PRIMARY KEY (kind, id)
+);
+CREATE INDEX objects_by_org ON objects (kind, org, id);
+CREATE TABLE audit_head (
+	one  BOOL PRIMARY KEY CHECK (one),
+	size BIGINT NOT NULL
+);
+INSERT INTO audit_head (one, size) VALUES (true, 0);
+CREATE TABLE audit_entries (
+	idx         BIGINT PRIMARY KEY,
+	leaf        BYTEA NOT NULL,
+	at          TIMESTAMPTZ NOT NULL,
+	request_id  TEXT NOT NULL,
+	org         TEXT NOT NULL,
+	principal   TEXT NOT NULL,
+	device      TEXT NOT NULL,
+	decision    TEXT NOT NULL,
+	record_orgs TEXT[] NOT NULL,
+	records     TEXT[] NOT NULL
+);
+CREATE INDEX audit_by_principal ON audit_entries (principal, at, idx);
+CREATE INDEX audit_by_device ON audit_entries (device, at, idx);
+CREATE INDEX audit_by_time ON audit_entries (at, idx);
+CREATE INDEX audit_by_request ON audit_entries (request_id);
+CREATE TABLE audit_orgs (
+	org TEXT NOT NULL,
+	at  TIMESTAMPTZ NOT NULL,
+	idx BIGINT NOT NULL,
+	PRIMARY KEY (org, at, idx)
+);
+CREATE TABLE audit_records (
+	record TEXT NOT NULL,
+	idx    BIGINT NOT NULL,
+	PRIMARY KEY (record, idx)
+);
+CREATE TABLE audit_nodes (
+	level INT NOT NULL,
+	idx   BIGINT NOT NULL,
+	hash  BYTEA NOT NULL,
+	PRIMARY KEY (level, idx)
+);
+CREATE TABLE audit_checkpoints (
+	size BIGINT PRIMARY KEY,
+	note BYTEA NOT NULL,
+	at   TIMESTAMPTZ NOT NULL
+);
+`,
+}
+
+// migrate applies the missing migrations, each in a transaction that first
+// claims its version in schema_migrations: a concurrent migrator blocks on
+// that row and, once the first commits, finds the version taken and skips it.
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	const create = `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    INT PRIMARY KEY,
+	applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)`
+	if _, err := pool.Exec(ctx, create); err != nil {
+		// Two processes creating the table at once: one of them loses a race
+		// on the catalog; the table exists now.
+		if !isUnique(err) {
+			return fmt.Errorf("postgres: create schema_migrations: %w", err)
+		}
+	}
+	var newest int
+	if err := pool.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
+		return fmt.Errorf("postgres: read schema version: %w", err)
+	}
+	if newest > len(migrations)-1 {
+		return fmt.Errorf("postgres: the database schema is at version %d, newer than this binary's %d; upgrade sekisho", newest, len(migrations)-1)
+	}
+	for v := newest + 1; v < len(migrations); v++ {
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			tag, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1) ON CONFLICT (version) DO NOTHING`, v)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				return errApplied
+			}
+			_, err = tx.Exec(ctx, migrations[v])
+			return err
+		})
+		if err != nil && !errors.Is(err, errApplied) {
+			return fmt.Errorf("postgres: migration %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+var errApplied = errors.New("migration applied by another process")

@@ -1,0 +1,224 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sekisho/sekisho"
+)
+
+var (
+	recordColumns = []string{"collection", "id", "org", "region", "kek_version", "wrapped_dek", "fields",
+		"index_tokens", "honeytoken", "version", "created_at", "updated_at", "erased_at"}
+	indexColumns = []string{"collection", "field", "token", "record_id"}
+)
+
+// CreateRecords implements sekisho.RecordStore. The rows are copied in (COPY
+// FROM STDIN) in one transaction; a duplicate id fails the copy, and with it
+// the transaction, so nothing is written.
+func (s *Store) CreateRecords(ctx context.Context, recs []*sekisho.SealedRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	seen := make(map[[2]string]bool, len(recs))
+	rows := make([][]any, len(recs))
+	for i, r := range recs {
+		if r.WrappedDEK == nil {
+			return sekisho.Errorf(sekisho.EInvalid, "record %s/%s has no wrapped data key", r.Collection, r.ID)
+		}
+		key := [2]string{r.Collection, r.ID}
+		if seen[key] {
+			return sekisho.Errorf(sekisho.EConflict, "record %s/%s appears twice in the batch", r.Collection, r.ID)
+		}
+		seen[key] = true
+		rows[i] = []any{r.Collection, r.ID, r.Org, r.Region, r.KEKVersion, r.WrappedDEK, encodeMap(r.Fields),
+			encodeMap(r.Index), r.Honeytoken, r.Version, ts(r.CreatedAt), ts(r.UpdatedAt), nullTS(r.ErasedAt)}
+	}
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"records"}, recordColumns, pgx.CopyFromRows(rows)); err != nil {
+			return err
+		}
+		return insertIndex(ctx, tx, recs)
+	})
+	if len(recs) == 1 {
+		return wrap(err, fmt.Sprintf("record %s/%s exists", recs[0].Collection, recs[0].ID), "create records")
+	}
+	return wrap(err, "a record of the batch exists", "create records")
+}
+
+// insertIndex copies in the blind index entries of recs.
+func insertIndex(ctx context.Context, tx pgx.Tx, recs []*sekisho.SealedRecord) error {
+	var rows [][]any
+	for _, r := range recs {
+		for field, token := range r.Index {
+			rows = append(rows, []any{r.Collection, field, token, r.ID})
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"record_index"}, indexColumns, pgx.CopyFromRows(rows))
+	return err
+}
+
+// GetRecords implements sekisho.RecordStore.
+func (s *Store) GetRecords(ctx context.Context, collection string, ids []string) ([]*sekisho.SealedRecord, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, org, region, kek_version, wrapped_dek, fields, index_tokens,
+		honeytoken, version, created_at, updated_at, erased_at
+		FROM records WHERE collection = $1 AND id = ANY($2)`, collection, ids)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: get records: %w", err)
+	}
+	byID := make(map[string]*sekisho.SealedRecord, len(ids))
+	for rows.Next() {
+		r := &sekisho.SealedRecord{Collection: collection}
+		var fields, index []byte
+		var created, updated time.Time
+		var erased *time.Time
+		if err := rows.Scan(&r.ID, &r.Org, &r.Region, &r.KEKVersion, &r.WrappedDEK, &fields, &index,
+			&r.Honeytoken, &r.Version, &created, &updated, &erased); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("postgres: get records: %w", err)
+		}
+		r.CreatedAt, r.UpdatedAt, r.ErasedAt = created.UTC(), updated.UTC(), utc(erased)
+		if r.Fields, err = decodeMap(fields); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("record %s/%s fields: %w", collection, r.ID, err)
+		}
+		if r.Index, err = decodeMap(index); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("record %s/%s index: %w", collection, r.ID, err)
+		}
+		byID[r.ID] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: get records: %w", err)
+	}
+	out := make([]*sekisho.SealedRecord, 0, len(byID))
+	for _, id := range ids {
+		if r, ok := byID[id]; ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// UpdateRecord implements sekisho.RecordStore. The version check and the
+// write are one UPDATE, so of two updates from the same version one matches
+// no row; a second look then tells a conflict from a missing or erased record.
+func (s *Store) UpdateRecord(ctx context.Context, r *sekisho.SealedRecord) error {
+	if r.WrappedDEK == nil {
+		return sekisho.Errorf(sekisho.EInvalid, "update of record %s/%s has no wrapped data key", r.Collection, r.ID)
+	}
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE records SET kek_version = $3, wrapped_dek = $4, fields = $5,
+			index_tokens = $6, version = $7, updated_at = $8
+			WHERE collection = $1 AND id = $2 AND version = $7 - 1 AND erased_at IS NULL`,
+			r.Collection, r.ID, r.KEKVersion, r.WrappedDEK, encodeMap(r.Fields), encodeMap(r.Index), r.Version, ts(r.UpdatedAt))
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return s.whyNot(ctx, tx, r.Collection, r.ID, fmt.Sprintf("record %s/%s changed since version %d", r.Collection, r.ID, r.Version-1))
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM record_index WHERE collection = $1 AND record_id = $2`, r.Collection, r.ID); err != nil {
+			return err
+		}
+		return insertIndex(ctx, tx, []*sekisho.SealedRecord{r})
+	})
+	return wrap(err, fmt.Sprintf("record %s/%s changed concurrently", r.Collection, r.ID), "update record")
+}
+
+// whyNot explains why a conditional write to a live record matched no row:
+// the record is missing (ENotFound), erased (EGone) or else changed (conflict).
+func (s *Store) whyNot(ctx context.Context, tx pgx.Tx, collection, id, conflict string) error {
+	var erased *time.Time
+	err := tx.QueryRow(ctx, `SELECT erased_at FROM records WHERE collection = $1 AND id = $2`, collection, id).Scan(&erased)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return sekisho.Errorf(sekisho.ENotFound, "no record %s/%s", collection, id)
+	case err != nil:
+		return err
+	case erased != nil:
+		return sekisho.Errorf(sekisho.EGone, "record %s/%s was erased", collection, id)
+	}
+	return sekisho.Errorf(sekisho.EConflict, "%s", conflict)
+}
+
+// EraseRecord implements sekisho.RecordStore. The tombstone keeps the id,
+// org, region and creation time; the erasure time becomes ErasedAt and
+// UpdatedAt, and the version grows by one.
+func (s *Store) EraseRecord(ctx context.Context, collection, id string, at time.Time) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE records SET wrapped_dek = NULL, fields = NULL, index_tokens = NULL,
+			erased_at = $3, updated_at = $3, version = version + 1
+			WHERE collection = $1 AND id = $2 AND erased_at IS NULL`, collection, id, ts(at))
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return s.whyNot(ctx, tx, collection, id, "record changed concurrently")
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM record_index WHERE collection = $1 AND record_id = $2`, collection, id)
+		return err
+	})
+	return wrap(err, "record changed concurrently", "erase record")
+}
+
+// Lookup implements sekisho.RecordStore; ids come in id order.
+func (s *Store) Lookup(ctx context.Context, collection, field string, token []byte, limit int) ([]string, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	return s.ids(ctx, "lookup", `SELECT record_id FROM record_index
+		WHERE collection = $1 AND field = $2 AND token = $3 ORDER BY record_id LIMIT $4`,
+		collection, field, token, limit)
+}
+
+// CountRecords implements sekisho.RecordStore.
+func (s *Store) CountRecords(ctx context.Context, collection, org string) (int64, error) {
+	var n int64
+	var err error
+	if org == "" {
+		err = s.pool.QueryRow(ctx, `SELECT count(*) FROM records WHERE collection = $1 AND erased_at IS NULL`, collection).Scan(&n)
+	} else {
+		err = s.pool.QueryRow(ctx, `SELECT count(*) FROM records WHERE collection = $1 AND org = $2 AND erased_at IS NULL`, collection, org).Scan(&n)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("postgres: count records: %w", err)
+	}
+	return n, nil
+}
+
+// ListRecordIDs implements sekisho.RecordStore.
+func (s *Store) ListRecordIDs(ctx context.Context, collection, org, after string, limit int) ([]string, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	if org == "" {
+		return s.ids(ctx, "list records", `SELECT id FROM records
+			WHERE collection = $1 AND id > $2 AND erased_at IS NULL ORDER BY id LIMIT $3`, collection, after, limit)
+	}
+	return s.ids(ctx, "list records", `SELECT id FROM records
+		WHERE collection = $1 AND org = $2 AND id > $3 AND erased_at IS NULL ORDER BY id LIMIT $4`, collection, org, after, limit)
+}
+
+// ids runs a query of one text column.
+func (s *Store) ids(ctx context.Context, what, query string, args ...any) ([]string, error) {
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %s: %w", what, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %s: %w", what, err)
+	}
+	return out, nil
+}
