@@ -14,7 +14,7 @@ import (
 )
 
 var (
-	entryColumns = []string{"idx", "leaf", "at", "request_id", "org", "principal", "device", "decision", "record_orgs", "records"}
+	entryColumns = []string{"idx", "leaf", "event_time", "request_id", "org", "principal", "device", "decision", "record_orgs", "records"}
 	nodeColumns  = []string{"level", "idx", "hash"}
 )
 
@@ -80,7 +80,7 @@ func (s *Store) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, n
 			rows  [][]any
 		}{
 			{"audit_entries", entryColumns, rows},
-			{"audit_orgs", []string{"org", "at", "idx"}, orgRows},
+			{"audit_orgs", []string{"org", "event_time", "idx"}, orgRows},
 			{"audit_records", []string{"record", "idx"}, recordRows},
 			{"audit_nodes", nodeColumns, nodeRows},
 		} {
@@ -112,7 +112,7 @@ func (s *Store) AuditSize(ctx context.Context) (uint64, error) {
 	return uint64(n), nil
 }
 
-const entrySelect = `SELECT e.idx, e.leaf, e.at, e.request_id, e.org, e.principal, e.device, e.decision, e.record_orgs, e.records FROM audit_entries e`
+const entrySelect = `SELECT e.idx, e.leaf, e.event_time, e.request_id, e.org, e.principal, e.device, e.decision, e.record_orgs, e.records FROM audit_entries e`
 
 func scanEntry(row pgx.CollectableRow) (sekisho.AuditEntry, error) {
 	var e sekisho.AuditEntry
@@ -165,11 +165,11 @@ func (s *Store) QueryAudit(ctx context.Context, f sekisho.AuditFilter) ([]sekish
 	var since, until time.Time
 	if !f.Since.IsZero() {
 		since = ts(f.Since)
-		where = append(where, "e.at >= "+arg(since))
+		where = append(where, "e.event_time >= "+arg(since))
 	}
 	if !f.Until.IsZero() {
 		until = ts(f.Until)
-		where = append(where, "e.at < "+arg(until))
+		where = append(where, "e.event_time < "+arg(until))
 	}
 	if f.From > 0 {
 		where = append(where, "e.idx >= "+arg(clampIndex(f.From)))
@@ -187,10 +187,13 @@ func (s *Store) QueryAudit(ctx context.Context, f sekisho.AuditFilter) ([]sekish
 	if f.Org != "" {
 		sub := "SELECT o.idx FROM audit_orgs o WHERE o.org = " + arg(f.Org)
 		if !since.IsZero() {
-			sub += " AND o.at >= " + arg(since)
+			sub += " AND o.event_time >= " + arg(since)
 		}
 		if !until.IsZero() {
-			sub += " AND o.at < " + arg(until)
+			sub += " AND o.event_time < " + arg(until)
+		}
+		if f.From > 0 {
+			sub += " AND o.idx >= " + arg(clampIndex(f.From))
 		}
 		where = append(where, "e.idx IN ("+sub+")")
 	}
@@ -256,13 +259,13 @@ func (s *Store) AuditNodes(ctx context.Context, ids []sekisho.AuditNode) ([][]by
 // PutCheckpoint implements sekisho.AuditStore; a second checkpoint of the
 // same size is EConflict.
 func (s *Store) PutCheckpoint(ctx context.Context, c sekisho.Checkpoint) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO audit_checkpoints (size, note, at) VALUES ($1, $2, $3)`, clampIndex(c.Size), c.Note, ts(c.Time))
+	_, err := s.pool.Exec(ctx, `INSERT INTO audit_checkpoints (size, note, signed_at) VALUES ($1, $2, $3)`, clampIndex(c.Size), c.Note, ts(c.Time))
 	return wrap(err, fmt.Sprintf("a checkpoint of size %d exists", c.Size), "put checkpoint")
 }
 
 // Checkpoints implements sekisho.AuditStore.
 func (s *Store) Checkpoints(ctx context.Context) ([]sekisho.Checkpoint, error) {
-	rows, err := s.pool.Query(ctx, `SELECT size, note, at FROM audit_checkpoints ORDER BY size`)
+	rows, err := s.pool.Query(ctx, `SELECT size, note, signed_at FROM audit_checkpoints ORDER BY size`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: checkpoints: %w", err)
 	}

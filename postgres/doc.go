@@ -46,11 +46,13 @@
 //
 // # The audit log at scale
 //
-// audit_entries is keyed by index, with indexes on (principal, at, idx),
-// (device, at, idx), (at, idx) and request_id. The lists an entry carries are
-// kept as arrays for reading back, and also as rows of audit_orgs (org, at,
-// idx) — the principal's org and every record's org, deduplicated — and
+// audit_entries is keyed by index, with indexes on (principal, event_time,
+// idx), (device, event_time, idx), (event_time, idx) and request_id. The lists
+// an entry carries are kept as arrays for reading back, and also as rows of
+// audit_orgs (org, event_time, idx), indexed again by (org, idx) for paging
+// with From — the principal's org and every record's org, deduplicated — and
 // audit_records (record, idx), so that "every event about org O in a window"
 // and "every event that touched record R" are index range scans at 100
-// million events, not array scans.
+// million events, not array scans. Queries on a busy principal or org should
+// carry a time window (Since, Until) or page with From and Limit.
 package postgres

@@ -61,7 +61,7 @@ INSERT INTO audit_head (one, size) VALUES (true, 0);
 CREATE TABLE audit_entries (
 	idx         BIGINT PRIMARY KEY,
 	leaf        BYTEA NOT NULL,
-	at          TIMESTAMPTZ NOT NULL,
+	event_time  TIMESTAMPTZ NOT NULL,
 	request_id  TEXT NOT NULL,
 	org         TEXT NOT NULL,
 	principal   TEXT NOT NULL,
@@ -70,16 +70,17 @@ CREATE TABLE audit_entries (
 	record_orgs TEXT[] NOT NULL,
 	records     TEXT[] NOT NULL
 );
-CREATE INDEX audit_by_principal ON audit_entries (principal, at, idx);
-CREATE INDEX audit_by_device ON audit_entries (device, at, idx);
-CREATE INDEX audit_by_time ON audit_entries (at, idx);
+CREATE INDEX audit_by_principal ON audit_entries (principal, event_time, idx);
+CREATE INDEX audit_by_device ON audit_entries (device, event_time, idx);
+CREATE INDEX audit_by_time ON audit_entries (event_time, idx);
 CREATE INDEX audit_by_request ON audit_entries (request_id);
 CREATE TABLE audit_orgs (
-	org TEXT NOT NULL,
-	at  TIMESTAMPTZ NOT NULL,
-	idx BIGINT NOT NULL,
-	PRIMARY KEY (org, at, idx)
+	org        TEXT NOT NULL,
+	event_time TIMESTAMPTZ NOT NULL,
+	idx        BIGINT NOT NULL,
+	PRIMARY KEY (org, event_time, idx)
 );
+CREATE INDEX audit_orgs_by_idx ON audit_orgs (org, idx);
 CREATE TABLE audit_records (
 	record TEXT NOT NULL,
 	idx    BIGINT NOT NULL,
@@ -92,9 +93,9 @@ CREATE TABLE audit_nodes (
 	PRIMARY KEY (level, idx)
 );
 CREATE TABLE audit_checkpoints (
-	size BIGINT PRIMARY KEY,
-	note BYTEA NOT NULL,
-	at   TIMESTAMPTZ NOT NULL
+	size      BIGINT PRIMARY KEY,
+	note      BYTEA NOT NULL,
+	signed_at TIMESTAMPTZ NOT NULL
 );
 `,
 }

@@ -28,7 +28,7 @@ usage() {
 # pg_bindir prints the bin directory of the newest installed PostgreSQL.
 pg_bindir() {
 	local d
-	d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4,4 -n | tail -n 1 || true)
+	d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5,5n | tail -n 1 || true)
 	if [[ -z $d ]]; then
 		if [[ $(id -u) -ne 0 ]]; then
 			die "no PostgreSQL in /usr/lib/postgresql/*/bin; install it (apt-get install postgresql) or run as root"
@@ -37,7 +37,7 @@ pg_bindir() {
 		DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql >&2 ||
 			{ apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql >&2; } ||
 			die "apt-get install postgresql failed"
-		d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4,4 -n | tail -n 1 || true)
+		d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5,5n | tail -n 1 || true)
 		[[ -n $d ]] || die "postgresql installed but no /usr/lib/postgresql/*/bin"
 	fi
 	echo "$d"
