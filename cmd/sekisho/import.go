@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/importer"
+	"github.com/sekisho/sekisho/vault"
+)
+
+type importFlags struct {
+	data, store, masterKeyFile string
+	server, tokenFile          string
+	org, format                string
+	batch, maxRejects          int
+}
+
+func newImportCmd() *cobra.Command {
+	var f importFlags
+	cmd := &cobra.Command{
+		Use:   "import COLLECTION FILE",
+		Short: "Import records from NDJSON or CSV",
+		Long: `Import records from an NDJSON file (each line shaped like the create request body,
+{"region":"jp","fields":{...}}) or a CSV file (a header row of field names plus region).
+
+With --data, writes into a data directory directly (refused while a server holds it);
+with --server, goes through a running server's API. Every import is recorded in the
+audit log. A bad row is reported with its line number and the rest are imported.`,
+		Example: `  sekisho import --data ./sekisho-data users users.ndjson
+  sekisho import --server http://127.0.0.1:8700 --token-file ./sekisho-data/bootstrap-admin-token partners partners.csv`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error { return runImport(cmd.Context(), cmd, f, args[0], args[1]) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.data, "data", "", "data directory to write into directly")
+	fl.StringVar(&f.store, "store", "", "PostgreSQL URL, with --data (the keyring stays in the data directory)")
+	fl.StringVar(&f.masterKeyFile, "master-key-file", "", "file holding the master key, with --data")
+	fl.StringVar(&f.server, "server", "", "URL of a running server to import through")
+	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the bearer token, with --server")
+	fl.StringVar(&f.org, "org", "operator", "owning organisation of the imported records, with --data")
+	fl.StringVar(&f.format, "format", "", "ndjson or csv (default: from the file name)")
+	fl.IntVar(&f.batch, "batch", 1000, "records per batch")
+	fl.IntVar(&f.maxRejects, "max-rejects", 0, "stop after this many bad rows (0: never)")
+	return cmd
+}
+
+func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collection, file string) error {
+	if (f.data == "") == (f.server == "") {
+		return errors.New("give exactly one of --data DIR or --server URL")
+	}
+	if f.batch < 1 || f.batch > sekisho.MaxBatch*10 {
+		return fmt.Errorf("--batch must be between 1 and %d", sekisho.MaxBatch*10)
+	}
+	format := importer.Format(f.format)
+	if format == "" {
+		var err error
+		if format, err = importer.FormatOf(file); err != nil {
+			return err
+		}
+	} else if format != importer.NDJSON && format != importer.CSV {
+		return fmt.Errorf("--format %q: want ndjson or csv", f.format)
+	}
+	fh, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", file, err)
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return err
+	}
+
+	var sink importer.Sink
+	var schema *sekisho.Schema
+	if f.data != "" {
+		in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile, Stderr: cmd.ErrOrStderr()})
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		if schema, err = in.vault.Schema(ctx, collection); err != nil {
+			return err
+		}
+		host, _ := os.Hostname()
+		sink = &vaultSink{v: in.vault, collection: collection, caller: vault.Caller{Principal: "cli-import", Org: f.org,
+			Device: "local:" + host, Source: "local", Purpose: "import", RequestID: "import-" + time.Now().UTC().Format("20060102T150405Z")}}
+	} else {
+		token, err := readTokenFile(f.tokenFile)
+		if err != nil {
+			return err
+		}
+		hs := &httpSink{base: strings.TrimRight(f.server, "/"), collection: collection, token: token, client: &http.Client{Timeout: 60 * time.Second}}
+		if schema, err = hs.schema(ctx); err != nil {
+			return err
+		}
+		sink = hs
+	}
+
+	stderr := cmd.ErrOrStderr()
+	var bar *progressbar.ProgressBar
+	isTTY := false
+	if fd, ok := stderr.(*os.File); ok && term.IsTerminal(int(fd.Fd())) {
+		isTTY = true
+		bar = progressbar.NewOptions64(st.Size(), progressbar.OptionSetWriter(stderr), progressbar.OptionShowBytes(true),
+			progressbar.OptionSetDescription("importing "+collection), progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
+	}
+	lastLine := time.Now()
+	opts := importer.Options{Format: format, Schema: schema, BatchSize: f.batch, MaxRejects: f.maxRejects,
+		OnReject: func(r importer.Rejection) {
+			if bar != nil {
+				bar.Clear()
+			}
+			fmt.Fprintln(stderr, r.String())
+		},
+		OnProgress: func(n int64, s importer.Summary) {
+			if isTTY {
+				bar.Set64(n)
+				return
+			}
+			if time.Since(lastLine) >= 2*time.Second {
+				lastLine = time.Now()
+				fmt.Fprintf(stderr, "progress: %d%% of %s, %s\n", n*100/max(1, st.Size()), file, s)
+			}
+		}}
+	sum, err := importer.Run(ctx, fh, sink, opts)
+	if bar != nil {
+		bar.Finish()
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), sum.String())
+	if err != nil {
+		return err
+	}
+	if sum.Rejected > 0 {
+		return &exitError{code: 3, err: fmt.Errorf("%d rows were rejected (see above); the others were imported", sum.Rejected)}
+	}
+	return nil
+}
+
+func readTokenFile(path string) (string, error) {
+	if path == "" {
+		return "", errors.New("--token-file is required with --server")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read token: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// vaultSink writes batches straight into a vault.
+type vaultSink struct {
+	v          *vault.Vault
+	collection string
+	caller     vault.Caller
+}
+
+func (s *vaultSink) Write(ctx context.Context, items []importer.Item) ([]error, error) {
+	inputs := make([]*sekisho.RecordInput, len(items))
+	for i, it := range items {
+		inputs[i] = it.Input
+	}
+	res, err := s.v.CreateBatch(ctx, s.caller, s.collection, inputs)
+	if err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(res))
+	for i, r := range res {
+		errs[i] = r.Err
+	}
+	return errs, nil
+}
+
+// httpSink writes through a server's API, several requests at a time.
+type httpSink struct {
+	base, collection, token string
+	client                  *http.Client
+}
+
+func (s *httpSink) do(ctx context.Context, method, path string, body []byte) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, s.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Sekisho-Purpose", "import")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp, b, err
+}
+
+func (s *httpSink) schema(ctx context.Context) (*sekisho.Schema, error) {
+	resp, b, err := s.do(ctx, "GET", "/v1/collections/"+s.collection, nil)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("get schema of %s: %s", s.collection, problemText(resp, b))
+	}
+	var sc sekisho.Schema
+	if err := json.Unmarshal(b, &sc); err != nil {
+		return nil, fmt.Errorf("get schema: %w", err)
+	}
+	return &sc, nil
+}
+
+func problemText(resp *http.Response, b []byte) string {
+	var p struct{ Detail, Type string }
+	if json.Unmarshal(b, &p) == nil && p.Detail != "" {
+		return fmt.Sprintf("%s: %s", resp.Status, p.Detail)
+	}
+	return resp.Status
+}
+
+func (s *httpSink) Write(ctx context.Context, items []importer.Item) ([]error, error) {
+	errs := make([]error, len(items))
+	var fatal error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, it := range items {
+		body, err := json.Marshal(it.Input)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			resp, b, err := s.do(ctx, "POST", "/v1/collections/"+s.collection+"/records", body)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				fatal = err
+			case resp.StatusCode == http.StatusCreated:
+			case resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusForbidden:
+				errs[i] = errors.New(problemText(resp, b))
+			default:
+				fatal = errors.New(problemText(resp, b))
+			}
+		}()
+	}
+	wg.Wait()
+	return errs, fatal
+}

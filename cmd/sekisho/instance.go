@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho/keys"
+	"github.com/sekisho/sekisho/postgres"
+	"github.com/sekisho/sekisho/schemas"
+	"github.com/sekisho/sekisho/sqlite"
+	"github.com/sekisho/sekisho/vault"
+)
+
+// Files in the data directory.
+const (
+	dbFile             = "sekisho.db"
+	lockFile           = "LOCK"
+	bootstrapTokenFile = "bootstrap-admin-token"
+)
+
+// instanceOptions say how to open a data directory.
+type instanceOptions struct {
+	DataDir       string
+	Store         string // "" for the embedded SQLite, or a postgres:// URL
+	MasterKeyFile string
+	// Generate allows creating a master key when none is configured (serve).
+	Generate bool
+	Stderr   io.Writer
+	Logger   *slog.Logger
+}
+
+// instance is an opened data directory: the store, the keyring, the audit log
+// and the vault over them. It holds the directory's lock until Close.
+type instance struct {
+	dir      string
+	store    sekisho.Store
+	keys     *keys.Local
+	log      *audit.Log
+	vault    *vault.Vault
+	verifier string // audit verifier key, note format
+	lock     *os.File
+}
+
+// openInstance opens (creating on first use) a data directory.
+func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err error) {
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	in := &instance{dir: o.DataDir}
+	defer func() {
+		if err != nil {
+			in.Close()
+		}
+	}()
+	if in.lock, err = lockDir(o.DataDir); err != nil {
+		return nil, err
+	}
+	defaultKey, err := keys.DefaultMasterKeyFile(o.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	master, src, err := keys.LoadMasterKey(o.DataDir, o.MasterKeyFile, defaultKey, o.Generate)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w (set %s, or %s / --master-key-file)", err, keys.EnvMasterKey, keys.EnvMasterKeyFile)
+	}
+	if src.Generated {
+		fmt.Fprintf(o.Stderr, "\n*** WARNING: no master key was configured, so one was generated at\n***   %s\n"+
+			"*** It seals the keyring in %s. Anyone with both can read every record.\n"+
+			"*** For production, move it off this machine's disk: a secrets manager that sets %s,\n"+
+			"*** or a file on separate storage named by %s or --master-key-file.\n\n",
+			src.Where, o.DataDir, keys.EnvMasterKey, keys.EnvMasterKeyFile)
+	}
+	if in.keys, err = keys.OpenLocal(o.DataDir, master); err != nil {
+		return nil, err
+	}
+	switch {
+	case o.Store == "" || o.Store == "sqlite":
+		in.store, err = sqlite.Open(ctx, filepath.Join(o.DataDir, dbFile))
+	case strings.HasPrefix(o.Store, "postgres://") || strings.HasPrefix(o.Store, "postgresql://"):
+		in.store, err = postgres.Open(ctx, o.Store)
+	default:
+		return nil, fmt.Errorf("--store %q: want a postgres:// URL, or nothing for the embedded SQLite", redactDSN(o.Store))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	signer, verifier, err := audit.LoadOrCreateKeys(o.DataDir, audit.DefaultOrigin)
+	if err != nil {
+		return nil, err
+	}
+	vk, err := os.ReadFile(filepath.Join(o.DataDir, audit.VerifierKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("read audit verifier key: %w", err)
+	}
+	in.verifier = strings.TrimSpace(string(vk))
+	if in.log, err = audit.New(ctx, in.store, signer, audit.Options{Logger: o.Logger, Verifier: verifier}); err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	in.vault = vault.New(in.store, in.keys, in.log, vault.Options{})
+	defaults, err := schemas.Defaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := in.vault.EnsureSchemas(ctx, defaults); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// Close closes the audit log (draining pending appends), the store and the lock.
+func (in *instance) Close() error {
+	var errs []error
+	if in.log != nil {
+		errs = append(errs, in.log.Close())
+	}
+	if in.store != nil {
+		errs = append(errs, in.store.Close())
+	}
+	if in.lock != nil {
+		errs = append(errs, in.lock.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// lockDir takes an exclusive lock on the data directory, so that an import
+// cannot write under a running server (or two servers share one directory).
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		pid, _ := os.ReadFile(f.Name())
+		f.Close()
+		holder := strings.TrimSpace(string(pid))
+		if holder == "" {
+			holder = "another process"
+		} else {
+			holder = "process " + holder
+		}
+		return nil, fmt.Errorf("data directory %s is in use by %s (a running sekisho serve?): stop it, or go through its API with --server URL", dir, holder)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(fmt.Sprintf("%d\n", os.Getpid())), 0)
+	return f, nil
+}
+
+// bootstrapToken returns the bootstrap admin token of dir, creating it (mode
+// 0600) on first use. created says whether it was made now.
+func bootstrapToken(dir string) (token string, created bool, err error) {
+	path := filepath.Join(dir, bootstrapTokenFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", false, fmt.Errorf("read bootstrap token: %w", err)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", false, err
+	}
+	token = "sekisho-bootstrap-" + base64.RawURLEncoding.EncodeToString(raw[:])
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", false, fmt.Errorf("write bootstrap token: %w", err)
+	}
+	if _, err := f.WriteString(token + "\n"); err != nil {
+		f.Close()
+		return "", false, fmt.Errorf("write bootstrap token: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", false, err
+	}
+	return token, true, nil
+}
+
+// redactDSN hides a password in a connection string before it is printed.
+func redactDSN(dsn string) string {
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		rest := dsn[i+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			if colon := strings.Index(rest[:at], ":"); colon >= 0 {
+				return dsn[:i+3] + rest[:colon] + ":***" + rest[at:]
+			}
+		}
+	}
+	return dsn
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/sekisho/sekisho/httpapi"
+	"github.com/sekisho/sekisho/postgres"
+	"github.com/sekisho/sekisho/vault"
+)
+
+type serveFlags struct {
+	addr          string
+	data          string
+	store         string
+	masterKeyFile string
+	org           string
+	checkpoint    time.Duration
+	logFormat     string
+}
+
+func newServeCmd() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the vault server",
+		Long: `Run the vault server on the embedded SQLite store (default) or PostgreSQL.
+
+The first start creates the data directory (database, sealed keyring, audit
+signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
+(mode 0600). Secrets are never written to the log.`,
+		Example: `  sekisho serve
+  sekisho serve --addr 127.0.0.1:8700 --data ./sekisho-data
+  SEKISHO_MASTER_KEY_FILE=/run/secrets/sekisho-master sekisho serve --store postgres://sekisho@db/sekisho`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), cmd, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.addr, "addr", "127.0.0.1:8700", "address to listen on")
+	fl.StringVar(&f.data, "data", "./sekisho-data", "data directory (embedded database, keyring, audit keys)")
+	fl.StringVar(&f.store, "store", "", "PostgreSQL URL (postgres://...); default: embedded SQLite in the data directory")
+	fl.StringVar(&f.masterKeyFile, "master-key-file", "", "file holding the master key (default: $SEKISHO_MASTER_KEY, $SEKISHO_MASTER_KEY_FILE, or a generated key in the user config directory)")
+	fl.StringVar(&f.org, "org", "operator", "organisation of the bootstrap admin")
+	fl.DurationVar(&f.checkpoint, "checkpoint-interval", 5*time.Second, "how often to sign an audit checkpoint")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	return cmd
+}
+
+func newLogger(format string) (*slog.Logger, error) {
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, nil)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
+	logger, err := newLogger(f.logFormat)
+	if err != nil {
+		return err
+	}
+	in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile,
+		Generate: true, Stderr: cmd.ErrOrStderr(), Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+
+	token, created, err := bootstrapToken(f.data)
+	if err != nil {
+		return err
+	}
+	tokenPath := filepath.Join(f.data, bootstrapTokenFile)
+	if created {
+		logger.Info("bootstrap admin token written (mode 0600); use it as: Authorization: Bearer $(cat FILE)", "file", tokenPath)
+	} else {
+		logger.Info("bootstrap admin token", "file", tokenPath)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv := httpapi.New(httpapi.Config{
+		Vault: in.vault, AuditLog: in.log, VerifierKey: in.verifier, Logger: logger, Registry: reg,
+		Auth: httpapi.NewTokenAuth(token, vault.Caller{Principal: "bootstrap-admin", Org: f.org, Device: "bootstrap",
+			Roles: []string{httpapi.RoleAdmin, httpapi.RoleAuditor}}),
+	})
+
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", f.addr, err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+
+	cpCtx, cpStop := context.WithCancel(context.Background())
+	defer cpStop()
+	go in.log.RunCheckpointer(cpCtx, f.checkpoint)
+
+	store := "sqlite " + filepath.Join(f.data, dbFile)
+	if f.store != "" {
+		store = "postgres " + redactDSN(f.store)
+	}
+	logger.Info("sekisho listening", "url", "http://"+ln.Addr().String(), "data", f.data, "store", store, "version", version)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	cpStop()
+	if _, err := in.log.Checkpoint(sctx); err != nil {
+		logger.Warn("final checkpoint failed", "error", err.Error())
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+func newMigrateCmd() *cobra.Command {
+	var store string
+	cmd := &cobra.Command{
+		Use:     "migrate",
+		Short:   "Run the PostgreSQL store's migrations (serve also runs them on start)",
+		Example: "  sekisho migrate --store postgres://sekisho@db:5432/sekisho",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if store == "" {
+				return errors.New("--store postgres://... is required")
+			}
+			if err := postgres.Migrate(cmd.Context(), store); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "migrations applied")
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&store, "store", os.Getenv("SEKISHO_STORE"), "PostgreSQL URL")
+	return cmd
+}

@@ -1,0 +1,124 @@
+package vault
+
+import (
+	"context"
+	"runtime"
+	"sort"
+	"sync"
+
+	"github.com/sekisho/sekisho"
+)
+
+// BatchItem is the outcome of one record of a batch create.
+type BatchItem struct {
+	ID  string
+	Err error // a validation or authorisation error of this record only
+}
+
+// CreateBatch creates many records of the caller's org in one transaction and
+// one audit event (action import, listing every id). Invalid records are
+// reported in their BatchItem and do not stop the others. Sealing runs on all
+// cores; the store write is one transaction.
+func (v *Vault) CreateBatch(ctx context.Context, c Caller, collection string, inputs []*sekisho.RecordInput) ([]BatchItem, error) {
+	s, err := v.Schema(ctx, collection)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]BatchItem, len(inputs))
+	recs := make([]*sekisho.SealedRecord, len(inputs))
+	decisions := map[string]Decision{}
+	var dmu sync.Mutex
+	authorize := func(region string) Decision {
+		dmu.Lock()
+		defer dmu.Unlock()
+		d, ok := decisions[region]
+		if !ok {
+			d = v.authz.Authorize(ctx, AccessRequest{Caller: c, Action: ActionImport, Collection: collection, Schema: s,
+				Fields: s.FieldNames(), Region: region, Owner: c.Org})
+			decisions[region] = d
+		}
+		return d
+	}
+	now := v.now().UTC()
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(inputs)/64))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(inputs); i += workers {
+				in := inputs[i]
+				if !sekisho.ValidRegion(in.Region) {
+					out[i].Err = sekisho.FieldErrorf(sekisho.EInvalid, "region", "region %q must be a lower-case country code such as jp, th, tw or id", in.Region)
+					continue
+				}
+				values, err := normalizeFields(s, in.Region, in.Fields, true)
+				if err != nil {
+					out[i].Err = err
+					continue
+				}
+				if d := authorize(in.Region); !d.Allow {
+					out[i].Err = sekisho.Errorf(sekisho.EForbidden, "%s", d.Reason)
+					continue
+				}
+				id, err := NewID()
+				if err != nil {
+					out[i].Err = err
+					continue
+				}
+				r, err := v.seal(ctx, s, id, c.Org, in.Region, values)
+				if err != nil {
+					out[i].Err = err
+					continue
+				}
+				r.Version, r.CreatedAt, r.UpdatedAt = 1, now, now
+				recs[i], out[i].ID = r, id
+			}
+		}()
+	}
+	wg.Wait()
+
+	var ok []*sekisho.SealedRecord
+	fieldSet := map[string]bool{}
+	for _, r := range recs {
+		if r != nil {
+			ok = append(ok, r)
+			for f := range r.Fields {
+				fieldSet[f] = true
+			}
+		}
+	}
+	// Denials are decisions too: one event for the refused regions.
+	for region, d := range decisions {
+		if !d.Allow {
+			ev := v.event(c, ActionImport, collection, nil, []string{}, nil, d, false)
+			ev.Detail = "region " + region
+			if err := v.record(ctx, ev); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(ok) == 0 {
+		return out, nil
+	}
+	d := Decision{Allow: true, Policy: "own-org", Reason: "batch import"}
+	for _, dd := range decisions {
+		if dd.Allow {
+			d = dd
+			break
+		}
+	}
+	fields := make([]string, 0, len(fieldSet))
+	for f := range fieldSet {
+		fields = append(fields, f)
+	}
+	sort.Strings(fields)
+	// Write-ahead: the event is durable before the records exist.
+	if err := v.record(ctx, v.event(c, ActionImport, collection, ok, nil, fields, d, false)); err != nil {
+		return nil, err
+	}
+	if err := v.store.CreateRecords(ctx, ok); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
