@@ -43,7 +43,9 @@ audit log. A bad row is reported with its line number and the rest are imported.
 		Example: `  sekisho import --data ./sekisho-data users users.ndjson
   sekisho import --server http://127.0.0.1:8700 --token-file ./sekisho-data/bootstrap-admin-token partners partners.csv`,
 		Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error { return runImport(cmd.Context(), cmd, f, args[0], args[1]) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runImport(cmd.Context(), cmd, f, args[0], args[1])
+		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.data, "data", "", "data directory to write into directly")
