@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -108,12 +109,8 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	version    INT PRIMARY KEY,
 	applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
 )`
-	if _, err := pool.Exec(ctx, create); err != nil {
-		// Two processes creating the table at once: one of them loses a race
-		// on the catalog; the table exists now.
-		if !isUnique(err) {
-			return fmt.Errorf("postgres: create schema_migrations: %w", err)
-		}
+	if _, err := pool.Exec(ctx, create); err != nil && !lostCreateRace(err) {
+		return fmt.Errorf("postgres: create schema_migrations: %w", err)
 	}
 	var newest int
 	if err := pool.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
@@ -142,3 +139,13 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 }
 
 var errApplied = errors.New("migration applied by another process")
+
+// lostCreateRace reports whether CREATE TABLE IF NOT EXISTS failed because
+// another process created the table at the same moment: PostgreSQL checks
+// IF NOT EXISTS before it takes the catalog's locks, so the loser sees a
+// unique violation (23505) on the catalog, a duplicate type (42710) or a
+// duplicate table (42P07). The table exists either way.
+func lostCreateRace(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "42710" || pe.Code == "42P07")
+}
