@@ -65,6 +65,9 @@ type Decision struct {
 	Reason string
 	// Code is the error code of a denial (EForbidden by default).
 	Code sekisho.ErrorCode
+	// Type refines Code into a specific problem type (for example
+	// "grant-expired"); "" means the code's own type.
+	Type string
 	// MaskedFields must be returned masked only.
 	MaskedFields map[string]bool
 }
@@ -303,7 +306,7 @@ func (v *Vault) deny(ctx context.Context, ev audit.Event, d Decision) error {
 	if code == "" {
 		code = sekisho.EForbidden
 	}
-	return sekisho.Errorf(code, "%s", d.Reason)
+	return &sekisho.Error{Code: code, Type: d.Type, Message: d.Reason}
 }
 
 // fieldList resolves the fields asked for: all of the schema's when none.
