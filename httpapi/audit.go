@@ -193,9 +193,17 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, c vault.Cal
 		}
 		f.Org = c.Org
 	}
+	// One more than the page, so that "next" is given only when another
+	// event follows: it is absent at the end, as the interface says.
+	limit := f.Limit
+	f.Limit++
 	entries, err := s.auditLog.Store().QueryAudit(r.Context(), f)
 	if err != nil {
 		return err
+	}
+	more := len(entries) > limit
+	if more {
+		entries = entries[:limit]
 	}
 	resp := eventsResponse{Events: make([]EventItem, 0, len(entries))}
 	for _, e := range entries {
@@ -205,7 +213,7 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, c vault.Cal
 		}
 		resp.Events = append(resp.Events, EventItem{Index: e.Index, Leaf: base64.StdEncoding.EncodeToString(e.Leaf), Event: ev})
 	}
-	if len(entries) == f.Limit && len(entries) > 0 {
+	if more {
 		next := entries[len(entries)-1].Index + 1
 		resp.Next = &next
 	}

@@ -5,10 +5,43 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"os"
 	"strings"
 
 	"github.com/sekisho/sekisho"
 )
+
+// OpenReadOnly opens an existing database at path for reading only, for the
+// audit readers (sekisho audit verify, events, checkpoint) that must run
+// beside a server holding the data directory. It takes no lock and writes
+// nothing: the connections are opened with mode=ro, so any write fails, and
+// WAL mode lets them read while the server commits. It refuses a database
+// that does not exist or whose schema is not this binary's.
+func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	q := url.Values{}
+	q.Set("mode", "ro")
+	q.Set("_busy_timeout", "10000")
+	db, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	var v int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: read schema version: %w", path, err)
+	}
+	if v != len(migrations) {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: database schema version %d, this binary reads %d (start sekisho serve once to migrate)", path, v, len(migrations))
+	}
+	// w and r are the same pool; Close closes it once (sql.DB.Close is
+	// idempotent).
+	return &Store{w: db, r: db}, nil
+}
 
 // AppendAudit implements sekisho.AuditStore. The check of the current size
 // and the inserts run in one IMMEDIATE transaction, so two writers cannot
