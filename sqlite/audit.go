@@ -191,7 +191,7 @@ func (s *Store) QueryAudit(ctx context.Context, f sekisho.AuditFilter) ([]sekish
 	}
 	limit := f.Limit
 	if limit <= 0 {
-		limit = 1000
+		limit = -1 // no limit
 	}
 	q := `SELECT ` + auditCols + ` FROM audit_events e WHERE ` + strings.Join(where, " AND ") + ` ORDER BY e.idx LIMIT ?`
 	rows, err := s.r.QueryContext(ctx, q, append(args, limit)...)

@@ -35,8 +35,6 @@ type instanceOptions struct {
 	DataDir       string
 	Store         string // "" for the embedded SQLite, or a postgres:// URL
 	MasterKeyFile string
-	// Generate allows creating a master key when none is configured (serve).
-	Generate bool
 	Stderr   io.Writer
 	Logger   *slog.Logger
 }
@@ -71,7 +69,11 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 	if err != nil {
 		return nil, err
 	}
-	master, src, err := keys.LoadMasterKey(o.DataDir, o.MasterKeyFile, defaultKey, o.Generate)
+	// A master key is generated only for a data directory without a keyring:
+	// for an existing keyring, a missing key is an error, never a new key.
+	_, statErr := os.Stat(filepath.Join(o.DataDir, keys.KeyringFile))
+	generate := errors.Is(statErr, fs.ErrNotExist)
+	master, src, err := keys.LoadMasterKey(o.DataDir, o.MasterKeyFile, defaultKey, generate)
 	if err != nil {
 		return nil, fmt.Errorf("master key: %w (set %s, or %s / --master-key-file)", err, keys.EnvMasterKey, keys.EnvMasterKeyFile)
 	}

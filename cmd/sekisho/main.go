@@ -67,7 +67,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newImportCmd(), newVersionCmd(), newMigrateCmd(), newAuditCmd())
+	root.AddCommand(newServeCmd(), newImportCmd(), newVersionCmd(), newMigrateCmd(), newGenerateCmd(), newAuditCmd())
 	return root
 }
 

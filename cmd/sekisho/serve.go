@@ -73,7 +73,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		return err
 	}
 	in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile,
-		Generate: true, Stderr: cmd.ErrOrStderr(), Logger: logger})
+		Stderr: cmd.ErrOrStderr(), Logger: logger})
 	if err != nil {
 		return err
 	}
