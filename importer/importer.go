@@ -49,6 +49,25 @@ type Sink interface {
 	Write(ctx context.Context, items []Item) ([]error, error)
 }
 
+// Flusher is a Sink that writes in the background; Flush waits for the
+// writes in flight. Its error, and Write's, may be a *LostError.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
+// LostError says that rows a sink had accepted were not written after all
+// (a background commit failed), so the summary must not count them.
+type LostError struct {
+	Rows int
+	Err  error
+}
+
+func (e *LostError) Error() string {
+	return fmt.Sprintf("%d accepted rows were not written: %v", e.Rows, e.Err)
+}
+
+func (e *LostError) Unwrap() error { return e.Err }
+
 // Rejection is a bad row.
 type Rejection struct {
 	Line int
@@ -149,6 +168,10 @@ func Run(ctx context.Context, r io.Reader, sink Sink, o Options) (Summary, error
 		}
 		errs, err := sink.Write(ctx, batch)
 		if err != nil {
+			var lost *LostError
+			if errors.As(err, &lost) {
+				sum.Imported -= lost.Rows
+			}
 			return fmt.Errorf("write batch ending at line %d: %w", batch[len(batch)-1].Line, err)
 		}
 		for i, e := range errs {
@@ -192,6 +215,16 @@ func Run(ctx context.Context, r io.Reader, sink Sink, o Options) (Summary, error
 	}
 	if err := flush(); err != nil {
 		return sum, err
+	}
+	if f, ok := sink.(Flusher); ok {
+		if err := f.Flush(ctx); err != nil {
+			var lost *LostError
+			if errors.As(err, &lost) {
+				sum.Imported -= lost.Rows
+			}
+			sum.Elapsed = time.Since(start)
+			return sum, err
+		}
 	}
 	sum.Elapsed = time.Since(start)
 	return sum, nil

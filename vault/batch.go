@@ -20,6 +20,26 @@ type BatchItem struct {
 // reported in their BatchItem and do not stop the others. Sealing runs on all
 // cores; the store write is one transaction.
 func (v *Vault) CreateBatch(ctx context.Context, c Caller, collection string, inputs []*sekisho.RecordInput) ([]BatchItem, error) {
+	p, err := v.PrepareBatch(ctx, c, collection, inputs)
+	if err != nil {
+		return nil, err
+	}
+	return p.Items, v.CommitBatch(ctx, p)
+}
+
+// PreparedBatch is a batch validated, authorised and sealed, not yet
+// written. An importer prepares the next batch while the last one commits.
+type PreparedBatch struct {
+	Items      []BatchItem
+	caller     Caller
+	collection string
+	recs       []*sekisho.SealedRecord
+	decisions  map[string]Decision
+}
+
+// PrepareBatch validates, authorises and seals a batch (CPU work only; the
+// keyring may be written when a new org or region gets its first key).
+func (v *Vault) PrepareBatch(ctx context.Context, c Caller, collection string, inputs []*sekisho.RecordInput) (*PreparedBatch, error) {
 	s, err := v.Schema(ctx, collection)
 	if err != nil {
 		return nil, err
@@ -77,7 +97,13 @@ func (v *Vault) CreateBatch(ctx context.Context, c Caller, collection string, in
 		}()
 	}
 	wg.Wait()
+	return &PreparedBatch{Items: out, caller: c, collection: collection, recs: recs, decisions: decisions}, nil
+}
 
+// CommitBatch writes a prepared batch: its audit events first, then the
+// records, in one transaction.
+func (v *Vault) CommitBatch(ctx context.Context, p *PreparedBatch) error {
+	c, collection, recs, decisions := p.caller, p.collection, p.recs, p.decisions
 	var ok []*sekisho.SealedRecord
 	fieldSet := map[string]bool{}
 	for _, r := range recs {
@@ -94,12 +120,12 @@ func (v *Vault) CreateBatch(ctx context.Context, c Caller, collection string, in
 			ev := v.event(c, ActionImport, collection, nil, []string{}, nil, d, false)
 			ev.Detail = "region " + region
 			if err := v.record(ctx, ev); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
 	if len(ok) == 0 {
-		return out, nil
+		return nil
 	}
 	d := Decision{Allow: true, Policy: "own-org", Reason: "batch import"}
 	for _, dd := range decisions {
@@ -115,10 +141,7 @@ func (v *Vault) CreateBatch(ctx context.Context, c Caller, collection string, in
 	sort.Strings(fields)
 	// Write-ahead: the event is durable before the records exist.
 	if err := v.record(ctx, v.event(c, ActionImport, collection, ok, nil, fields, d, false)); err != nil {
-		return nil, err
+		return err
 	}
-	if err := v.store.CreateRecords(ctx, ok); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return v.store.CreateRecords(ctx, ok)
 }

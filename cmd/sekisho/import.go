@@ -164,11 +164,15 @@ func readTokenFile(path string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// vaultSink writes batches straight into a vault.
+// vaultSink writes batches straight into a vault, as a two-stage pipeline:
+// batch k is validated and sealed on all cores while batch k-1 commits.
 type vaultSink struct {
 	v          *vault.Vault
 	collection string
 	caller     vault.Caller
+
+	inflight chan error // result of the commit in flight, if any
+	pending  int        // rows of the batch in flight
 }
 
 func (s *vaultSink) Write(ctx context.Context, items []importer.Item) ([]error, error) {
@@ -176,15 +180,38 @@ func (s *vaultSink) Write(ctx context.Context, items []importer.Item) ([]error, 
 	for i, it := range items {
 		inputs[i] = it.Input
 	}
-	res, err := s.v.CreateBatch(ctx, s.caller, s.collection, inputs)
+	p, err := s.v.PrepareBatch(ctx, s.caller, s.collection, inputs)
 	if err != nil {
 		return nil, err
 	}
-	errs := make([]error, len(res))
-	for i, r := range res {
-		errs[i] = r.Err
+	if err := s.Flush(ctx); err != nil {
+		return nil, err
 	}
+	errs := make([]error, len(p.Items))
+	for i, r := range p.Items {
+		errs[i] = r.Err
+		if r.Err == nil {
+			s.pending++
+		}
+	}
+	s.inflight = make(chan error, 1)
+	go func(done chan<- error) { done <- s.v.CommitBatch(ctx, p) }(s.inflight)
 	return errs, nil
+}
+
+// Flush waits for the commit in flight.
+func (s *vaultSink) Flush(ctx context.Context) error {
+	if s.inflight == nil {
+		return nil
+	}
+	err := <-s.inflight
+	s.inflight = nil
+	n := s.pending
+	s.pending = 0
+	if err != nil {
+		return &importer.LostError{Rows: n, Err: err}
+	}
+	return nil
 }
 
 // httpSink writes through a server's API, several requests at a time.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -29,6 +30,14 @@ func (e *exitError) Error() string { return e.err.Error() }
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SEKISHO_CPUPROFILE=FILE writes a CPU profile of the whole run (for
+	// the benchmarks' profiling; see bench/README.md).
+	if path := os.Getenv("SEKISHO_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	root := newRootCmd()
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -43,6 +52,7 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sekisho:", describe(err))
 	}
+	pprof.StopCPUProfile()
 	os.Exit(code)
 }
 
