@@ -1,0 +1,390 @@
+package access
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/access/dpop"
+	"github.com/sekisho/sekisho/vault"
+)
+
+// MaxPendingDevices bounds the pending devices of one principal, so that
+// unauthenticated enrolment cannot flood an admin's queue.
+const MaxPendingDevices = 10
+
+// Bootstrap is the request that spends the bootstrap token.
+type Bootstrap struct {
+	Principal string   `json:"principal"`
+	Name      string   `json:"name,omitempty"`
+	Device    string   `json:"device_name,omitempty"`
+	Key       dpop.JWK `json:"-"` // from the DPoP proof
+}
+
+// BootstrapResult is what the bootstrap returns.
+type BootstrapResult struct {
+	Org       *Org       `json:"org"`
+	Principal *Principal `json:"principal"`
+	Device    *Device    `json:"device"`
+}
+
+// SpendBootstrap checks the bootstrap token and, once only, creates the root
+// org, its first admin (roles admin and auditor) and that admin's device,
+// approved. The spending is audited.
+func (s *Service) SpendBootstrap(ctx context.Context, c vault.Caller, token string, b Bootstrap) (*BootstrapResult, error) {
+	c.Principal, c.Org, c.Device = "bootstrap", s.rootOrg, "bootstrap"
+	h := sha256.Sum256([]byte(token))
+	if s.bootHash == ([32]byte{}) || subtle.ConstantTimeCompare(h[:], s.bootHash[:]) != 1 {
+		return nil, s.event(ctx, c, "bootstrap.spend", "", sekisho.TypedErrorf(sekisho.EUnauthorized, "credential-invalid", "the bootstrap token is not valid"))
+	}
+	if b.Principal == "" {
+		b.Principal = "admin"
+	}
+	if !ValidID(b.Principal) {
+		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "principal", "principal id %q: use lower-case letters, digits, '-' and '_'", b.Principal)
+	}
+	now := s.now()
+	// Spending first, with version 1, makes the bootstrap single-use even
+	// when two requests race: the second gets a conflict.
+	if err := s.put(ctx, KindBootstrap, "first-admin", s.rootOrg, 1, map[string]any{"spent_at": now, "principal": b.Principal, "device": b.Key.Thumbprint()}); err != nil {
+		if sekisho.Code(err) == sekisho.EConflict {
+			err = sekisho.TypedErrorf(sekisho.EUnauthorized, "bootstrap-token-spent", "the bootstrap token was already used to enrol the first admin; log in with that admin's profile")
+		}
+		return nil, s.event(ctx, c, "bootstrap.spend", "", err)
+	}
+	org := &Org{ID: s.rootOrg, HomeRegion: s.rootRegio, Root: true, Status: StatusActive, CreatedAt: now, CreatedBy: "bootstrap"}
+	if err := s.put(ctx, KindOrg, org.ID, org.ID, 1, org); err != nil && sekisho.Code(err) != sekisho.EConflict {
+		return nil, err
+	}
+	p := &Principal{ID: b.Principal, Org: org.ID, Name: b.Name, Kind: "person", Roles: []string{RoleAdmin, RoleAuditor},
+		Status: StatusActive, CreatedAt: now, CreatedBy: "bootstrap"}
+	if err := s.put(ctx, KindPrincipal, p.ID, p.Org, 1, p); err != nil {
+		return nil, err
+	}
+	d := &Device{ID: b.Key.Thumbprint(), Principal: p.ID, Org: p.Org, Name: b.Device, Key: b.Key, Status: StatusApproved,
+		EnrolledAt: now, ApprovedAt: &now, ApprovedBy: "bootstrap"}
+	if err := s.put(ctx, KindDevice, d.ID, d.Org, 1, d); err != nil {
+		return nil, err
+	}
+	if err := s.EnsurePolicies(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.event(ctx, c, "bootstrap.spend", "first admin "+p.ID+" device "+d.ID, nil); err != nil {
+		return nil, err
+	}
+	return &BootstrapResult{Org: org, Principal: p, Device: d}, nil
+}
+
+// CreateOrg creates an org (root admins only).
+func (s *Service) CreateOrg(ctx context.Context, c vault.Caller, o *Org) (*Org, error) {
+	detail := "org " + o.ID
+	if !s.isRootAdmin(c) {
+		return nil, s.event(ctx, c, "org.create", detail, errAdmin("creating an org"))
+	}
+	if !ValidID(o.ID) {
+		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "id", "org id %q: use lower-case letters, digits, '-' and '_'", o.ID)
+	}
+	if !sekisho.ValidRegion(o.HomeRegion) {
+		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "home_region", "home region %q must be a country code such as jp, th, tw or id", o.HomeRegion)
+	}
+	o.Root, o.Status, o.CreatedAt, o.CreatedBy = false, StatusActive, s.now(), c.Principal
+	if err := s.put(ctx, KindOrg, o.ID, o.ID, 1, o); err != nil {
+		return nil, s.event(ctx, c, "org.create", detail, err)
+	}
+	return o, s.event(ctx, c, "org.create", detail, nil)
+}
+
+// GetOrg returns an org the caller may see.
+func (s *Service) GetOrg(ctx context.Context, c vault.Caller, id string) (*Org, error) {
+	if id != c.Org && !s.seesAll(c) {
+		return nil, sekisho.Errorf(sekisho.ENotFound, "org %q not found", id)
+	}
+	o, _, err := get[Org](ctx, s, KindOrg, id)
+	return o, err
+}
+
+// ListOrgs lists the orgs the caller may see: all for root admins and
+// auditors, its own for everyone else.
+func (s *Service) ListOrgs(ctx context.Context, c vault.Caller) ([]*Org, error) {
+	if !s.seesAll(c) {
+		o, _, err := get[Org](ctx, s, KindOrg, c.Org)
+		if err != nil {
+			return nil, err
+		}
+		return []*Org{o}, nil
+	}
+	return list[Org](ctx, s, KindOrg, "")
+}
+
+// RevokeOrgDevices revokes every device of an org (an admin of it, or a
+// root admin): the emergency stop for a compromised affiliate.
+func (s *Service) RevokeOrgDevices(ctx context.Context, c vault.Caller, org string) (int, error) {
+	detail := "org " + org
+	if err := s.requireAdminOf(c, org, "revoking an org's devices", true); err != nil {
+		return 0, s.event(ctx, c, "org.revoke-devices", detail, err)
+	}
+	objs, err := s.store.ListObjects(ctx, KindDevice, org)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, o := range objs {
+		d, err := decode[Device](o)
+		if err != nil {
+			return n, err
+		}
+		if d.Status == StatusRevoked {
+			continue
+		}
+		now := s.now()
+		d.Status, d.RevokedAt, d.RevokedBy = StatusRevoked, &now, c.Principal
+		if err := s.put(ctx, KindDevice, d.ID, d.Org, o.Version+1, d); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, s.event(ctx, c, "org.revoke-devices", detail, nil)
+}
+
+// CreatePrincipal creates a principal: by an admin of its org, or by a root
+// admin (the first admin of a new org). Only a holder of auditor grants it.
+func (s *Service) CreatePrincipal(ctx context.Context, c vault.Caller, p *Principal) (*Principal, error) {
+	detail := "principal " + p.ID + " of " + p.Org + " roles " + strings.Join(p.Roles, ",")
+	if p.Org == "" {
+		p.Org = c.Org
+	}
+	if err := s.requireAdminOf(c, p.Org, "creating a principal", true); err != nil {
+		return nil, s.event(ctx, c, "principal.create", detail, err)
+	}
+	if !ValidID(p.ID) {
+		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "id", "principal id %q: use lower-case letters, digits, '-' and '_'", p.ID)
+	}
+	if len(p.Roles) == 0 {
+		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "roles", "give at least one role (%s)", strings.Join(Roles, ", "))
+	}
+	for _, r := range p.Roles {
+		if !slices.Contains(Roles, r) {
+			return nil, sekisho.FieldErrorf(sekisho.EInvalid, "roles", "unknown role %q (known: %s)", r, strings.Join(Roles, ", "))
+		}
+	}
+	if slices.Contains(p.Roles, RoleAuditor) && !hasRole(c, RoleAuditor) {
+		return nil, s.event(ctx, c, "principal.create", detail, sekisho.TypedErrorf(sekisho.EForbidden, "auditor-grant-forbidden",
+			"only a holder of the auditor role may grant it"))
+	}
+	if _, _, err := get[Org](ctx, s, KindOrg, p.Org); err != nil {
+		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "org", "org %q does not exist", p.Org)
+	}
+	if p.Kind == "" {
+		p.Kind = "person"
+	}
+	if p.Kind != "person" && p.Kind != "service" {
+		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "kind", "kind must be person or service")
+	}
+	sort.Strings(p.Roles)
+	p.Status, p.CreatedAt, p.CreatedBy, p.RevokedAt, p.RevokedBy = StatusActive, s.now(), c.Principal, nil, ""
+	if err := s.put(ctx, KindPrincipal, p.ID, p.Org, 1, p); err != nil {
+		return nil, s.event(ctx, c, "principal.create", detail, err)
+	}
+	return p, s.event(ctx, c, "principal.create", detail, nil)
+}
+
+// GetPrincipal returns a principal the caller may see.
+func (s *Service) GetPrincipal(ctx context.Context, c vault.Caller, id string) (*Principal, error) {
+	p, _, err := get[Principal](ctx, s, KindPrincipal, id)
+	if err != nil || (p.Org != c.Org && !s.seesAll(c)) {
+		return nil, sekisho.Errorf(sekisho.ENotFound, "principal %q not found", id)
+	}
+	return p, nil
+}
+
+// ListPrincipals lists an org's principals; only root admins and auditors
+// may list another org's. org "" means the caller's own (all for those).
+func (s *Service) ListPrincipals(ctx context.Context, c vault.Caller, org string) ([]*Principal, error) {
+	if org != "" && org != c.Org && !s.seesAll(c) {
+		return nil, s.event(ctx, c, "principal.list", "org "+org, errScope(org))
+	}
+	if org == "" && !s.seesAll(c) {
+		org = c.Org
+	}
+	return list[Principal](ctx, s, KindPrincipal, org)
+}
+
+// RevokePrincipal revokes a principal: its devices are refused from the next
+// request on.
+func (s *Service) RevokePrincipal(ctx context.Context, c vault.Caller, id string) (*Principal, error) {
+	detail := "principal " + id
+	p, v, err := get[Principal](ctx, s, KindPrincipal, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.requireAdminOf(c, p.Org, "revoking a principal", true); err != nil {
+		return nil, s.event(ctx, c, "principal.revoke", detail, err)
+	}
+	now := s.now()
+	p.Status, p.RevokedAt, p.RevokedBy = StatusRevoked, &now, c.Principal
+	if err := s.put(ctx, KindPrincipal, p.ID, p.Org, v+1, p); err != nil {
+		return nil, err
+	}
+	return p, s.event(ctx, c, "principal.revoke", detail, nil)
+}
+
+// EnrolDevice records a new device key for a principal, pending an admin's
+// approval. The caller has proven possession of the key (a DPoP proof).
+func (s *Service) EnrolDevice(ctx context.Context, c vault.Caller, principal, name string, key dpop.JWK) (*Device, error) {
+	p, _, err := get[Principal](ctx, s, KindPrincipal, principal)
+	if err != nil {
+		return nil, sekisho.FieldErrorf(sekisho.ENotFound, "principal", "principal %q not found", principal)
+	}
+	c.Org = p.Org
+	detail := "device " + key.Thumbprint() + " for " + principal
+	if p.Status != StatusActive {
+		return nil, s.event(ctx, c, "device.enrol", detail, sekisho.TypedErrorf(sekisho.EForbidden, "principal-revoked", "principal %s is revoked", principal))
+	}
+	if len(name) > 100 {
+		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "name", "device name is longer than 100 characters")
+	}
+	devs, err := list[Device](ctx, s, KindDevice, p.Org)
+	if err != nil {
+		return nil, err
+	}
+	pending := 0
+	for _, d := range devs {
+		if d.Principal == principal && d.Status == StatusPending {
+			pending++
+		}
+	}
+	if pending >= MaxPendingDevices {
+		return nil, s.event(ctx, c, "device.enrol", detail, sekisho.TypedErrorf(sekisho.EConflict, "too-many-pending-devices",
+			"principal %s has %d devices waiting for approval; ask an admin to approve or revoke them", principal, pending))
+	}
+	d := &Device{ID: key.Thumbprint(), Principal: principal, Org: p.Org, Name: name, Key: key, Status: StatusPending, EnrolledAt: s.now()}
+	if err := s.put(ctx, KindDevice, d.ID, d.Org, 1, d); err != nil {
+		return nil, s.event(ctx, c, "device.enrol", detail, err)
+	}
+	return d, s.event(ctx, c, "device.enrol", detail, nil)
+}
+
+// ApproveDevice approves a pending device: an admin of the principal's own
+// org, or a root admin while that org has no admin with an approved device
+// (the first admin of a new org).
+func (s *Service) ApproveDevice(ctx context.Context, c vault.Caller, id string) (*Device, error) {
+	d, v, err := get[Device](ctx, s, KindDevice, id)
+	if err != nil {
+		return nil, err
+	}
+	detail := "device " + id + " of " + d.Principal
+	if err := s.requireAdminOf(c, d.Org, "approving a device", false); err != nil {
+		if !s.isRootAdmin(c) {
+			return nil, s.event(ctx, c, "device.approve", detail, err)
+		}
+		has, herr := s.orgHasAdminDevice(ctx, d.Org)
+		if herr != nil {
+			return nil, herr
+		}
+		if has {
+			return nil, s.event(ctx, c, "device.approve", detail, sekisho.TypedErrorf(sekisho.EForbidden, "admin-required",
+				"org %s has its own admin: a device is approved by an admin of its own org", d.Org))
+		}
+	}
+	if d.Status != StatusPending {
+		return nil, sekisho.TypedErrorf(sekisho.EConflict, "device-not-pending", "device %s is %s, not pending", id, d.Status)
+	}
+	now := s.now()
+	d.Status, d.ApprovedAt, d.ApprovedBy = StatusApproved, &now, c.Principal
+	if err := s.put(ctx, KindDevice, d.ID, d.Org, v+1, d); err != nil {
+		return nil, err
+	}
+	return d, s.event(ctx, c, "device.approve", detail, nil)
+}
+
+func (s *Service) orgHasAdminDevice(ctx context.Context, org string) (bool, error) {
+	devs, err := list[Device](ctx, s, KindDevice, org)
+	if err != nil {
+		return false, err
+	}
+	for _, d := range devs {
+		if d.Status != StatusApproved {
+			continue
+		}
+		p, _, err := get[Principal](ctx, s, KindPrincipal, d.Principal)
+		if err == nil && p.Status == StatusActive && p.HasRole(RoleAdmin) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// RevokeDevice revokes a device (an admin of its org, a root admin, or its
+// own principal).
+func (s *Service) RevokeDevice(ctx context.Context, c vault.Caller, id string) (*Device, error) {
+	d, v, err := get[Device](ctx, s, KindDevice, id)
+	if err != nil {
+		return nil, err
+	}
+	detail := "device " + id + " of " + d.Principal
+	if c.Principal != d.Principal {
+		if err := s.requireAdminOf(c, d.Org, "revoking a device", true); err != nil {
+			return nil, s.event(ctx, c, "device.revoke", detail, err)
+		}
+	}
+	now := s.now()
+	d.Status, d.RevokedAt, d.RevokedBy = StatusRevoked, &now, c.Principal
+	if err := s.put(ctx, KindDevice, d.ID, d.Org, v+1, d); err != nil {
+		return nil, err
+	}
+	return d, s.event(ctx, c, "device.revoke", detail, nil)
+}
+
+// GetDevice returns a device the caller may see.
+func (s *Service) GetDevice(ctx context.Context, c vault.Caller, id string) (*Device, error) {
+	d, _, err := get[Device](ctx, s, KindDevice, id)
+	if err != nil || (d.Org != c.Org && !s.seesAll(c)) || (d.Principal != c.Principal && !hasRole(c, RoleAdmin) && !s.seesAll(c)) {
+		return nil, sekisho.Errorf(sekisho.ENotFound, "device %q not found", id)
+	}
+	return d, nil
+}
+
+// ListDevices lists devices: an org's for its admins (any org's for root
+// admins and auditors), one's own for everyone else.
+func (s *Service) ListDevices(ctx context.Context, c vault.Caller, org, principal string) ([]*Device, error) {
+	if org != "" && org != c.Org && !s.seesAll(c) {
+		return nil, s.event(ctx, c, "device.list", "org "+org, errScope(org))
+	}
+	if org == "" && !s.seesAll(c) {
+		org = c.Org
+	}
+	devs, err := list[Device](ctx, s, KindDevice, org)
+	if err != nil {
+		return nil, err
+	}
+	own := !hasRole(c, RoleAdmin) && !s.seesAll(c)
+	out := devs[:0]
+	for _, d := range devs {
+		if (principal == "" || d.Principal == principal) && (!own || d.Principal == c.Principal) {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// newID returns a random id with a prefix.
+func newID(prefix string) string {
+	var b [10]byte
+	rand.Read(b[:])
+	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// timeOr returns t, or def when t is zero.
+func timeOr(t, def time.Time) time.Time {
+	if t.IsZero() {
+		return def
+	}
+	return t
+}

@@ -1,0 +1,283 @@
+package access
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/access/dpop"
+	"github.com/sekisho/sekisho/vault"
+)
+
+// Header names and the token type.
+const (
+	HeaderDPoP = "DPoP"
+	TokenType  = "DPoP"
+)
+
+var b64 = base64.RawURLEncoding
+
+// tokenClaims are the claims of an access token. The token is a JWT MACed
+// with HS256 under the instance's token key: only this service issues and
+// reads it, and cnf.jkt binds it to one device key (RFC 9449 §6).
+type tokenClaims struct {
+	Sub string `json:"sub"`
+	Org string `json:"org"`
+	Dev string `json:"dev"`
+	IAT int64  `json:"iat"`
+	Exp int64  `json:"exp"`
+	JTI string `json:"jti"`
+	Cnf struct {
+		JKT string `json:"jkt"`
+	} `json:"cnf"`
+}
+
+const tokenHeader = `{"alg":"HS256","typ":"at+jwt"}`
+
+var tokenHeaderB64 = b64.EncodeToString([]byte(tokenHeader))
+
+func (s *Service) mac(input string) []byte {
+	m := hmac.New(sha256.New, s.cfg.TokenKey)
+	m.Write([]byte(input))
+	return m.Sum(nil)
+}
+
+func (s *Service) mintToken(d *Device, now time.Time) (string, time.Time) {
+	var jti [12]byte
+	rand.Read(jti[:])
+	c := tokenClaims{Sub: d.Principal, Org: d.Org, Dev: d.ID, IAT: now.Unix(), Exp: now.Add(s.tokenTTL).Unix(), JTI: b64.EncodeToString(jti[:])}
+	c.Cnf.JKT = d.ID
+	p, _ := json.Marshal(c)
+	input := tokenHeaderB64 + "." + b64.EncodeToString(p)
+	return input + "." + b64.EncodeToString(s.mac(input)), time.Unix(c.Exp, 0)
+}
+
+func (s *Service) readToken(tok string, now time.Time) (*tokenClaims, error) {
+	bad := sekisho.TypedErrorf(sekisho.EUnauthorized, "token-invalid", "the access token is not valid; get a new one with POST /v1/token")
+	i := strings.LastIndexByte(tok, '.')
+	if i < 0 || len(tok) > 2048 || !strings.HasPrefix(tok, tokenHeaderB64+".") {
+		return nil, bad
+	}
+	sig, err := b64.DecodeString(tok[i+1:])
+	if err != nil || !hmac.Equal(sig, s.mac(tok[:i])) {
+		return nil, bad
+	}
+	pb, err := b64.DecodeString(tok[len(tokenHeaderB64)+1 : i])
+	if err != nil {
+		return nil, bad
+	}
+	var c tokenClaims
+	if err := json.Unmarshal(pb, &c); err != nil {
+		return nil, bad
+	}
+	if now.Unix() >= c.Exp {
+		return nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "token-expired", "the access token expired; get a new one with POST /v1/token and a fresh DPoP proof")
+	}
+	return &c, nil
+}
+
+// TokenResponse is the answer of POST /v1/token.
+type TokenResponse struct {
+	AccessToken string    `json:"access_token"`
+	TokenType   string    `json:"token_type"`
+	ExpiresIn   int64     `json:"expires_in"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	Principal   string    `json:"principal"`
+	Org         string    `json:"org"`
+	Device      string    `json:"device"`
+}
+
+// IssueToken answers POST /v1/token: the request carries a DPoP proof signed
+// by an approved device key, and gets an access token bound to that key.
+// Refreshing is the same call with a new proof, so it needs the device key.
+func (s *Service) IssueToken(r *http.Request) (*TokenResponse, error) {
+	now := s.cfg.Now()
+	v, err := s.checkProof(r, "", now)
+	if err != nil {
+		return nil, err
+	}
+	d, p, err := s.deviceState(r.Context(), v.Thumbprint)
+	if err != nil {
+		return nil, err
+	}
+	tok, exp := s.mintToken(d, now)
+	return &TokenResponse{AccessToken: tok, TokenType: TokenType, ExpiresIn: int64(s.tokenTTL / time.Second), ExpiresAt: exp.UTC(),
+		Principal: p.ID, Org: p.Org, Device: d.ID}, nil
+}
+
+// ProofKey verifies the DPoP proof of a request that has no access token
+// (device enrolment, bootstrap) and returns the key it proves possession of.
+func (s *Service) ProofKey(r *http.Request) (dpop.JWK, error) {
+	v, err := s.checkProof(r, "", s.cfg.Now())
+	if err != nil {
+		return dpop.JWK{}, err
+	}
+	return v.JWK, nil
+}
+
+// Authenticate implements httpapi.Authenticator: an access token in
+// "Authorization: DPoP <token>", and a DPoP proof of the same key for this
+// method and URL, fresh and never seen before; then the device, its
+// principal and its org must be in good standing (state at most
+// MaxCacheTTL old).
+func (s *Service) Authenticate(r *http.Request) (vault.Caller, error) {
+	now := s.cfg.Now()
+	h := r.Header.Get("Authorization")
+	scheme, tok, _ := strings.Cut(h, " ")
+	switch {
+	case h == "":
+		return vault.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, "credential-missing",
+			"send a device-bound credential: Authorization: DPoP <token> and a DPoP proof (sekisho login, then sekisho api)")
+	case strings.EqualFold(scheme, "bearer"):
+		return vault.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, "token-not-bearer",
+			"bearer tokens are not accepted: credentials are bound to a device key (Authorization: DPoP <token> with a DPoP proof); the bootstrap token only enrols the first admin (sekisho login --bootstrap-token-file)")
+	case !strings.EqualFold(scheme, TokenType):
+		return vault.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, "credential-invalid", "unknown authorization scheme %q; use DPoP", scheme)
+	}
+	tok = strings.TrimSpace(tok)
+	tc, err := s.readToken(tok, now)
+	if err != nil {
+		return vault.Caller{}, err
+	}
+	v, err := s.checkProof(r, tok, now)
+	if err != nil {
+		return vault.Caller{}, err
+	}
+	if v.Thumbprint != tc.Cnf.JKT {
+		return vault.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, "token-key-mismatch",
+			"the access token is bound to another device key than the one that signed the proof")
+	}
+	d, p, err := s.deviceState(r.Context(), tc.Dev)
+	if err != nil {
+		return vault.Caller{}, err
+	}
+	return vault.Caller{Principal: p.ID, Org: p.Org, Device: d.ID, Roles: append([]string(nil), p.Roles...)}, nil
+}
+
+// RequestURL is the htu a proof must carry for r: scheme, host and path.
+func RequestURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + r.URL.EscapedPath()
+}
+
+// checkProof verifies the DPoP proof of r: signature, method, URL, time
+// window, access token hash (when tok != "") and uniqueness of its jti.
+func (s *Service) checkProof(r *http.Request, tok string, now time.Time) (*dpop.Verified, error) {
+	vals := r.Header.Values(HeaderDPoP)
+	if len(vals) != 1 {
+		return nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "dpop-proof-missing", "send exactly one DPoP header: a proof signed by the device key (RFC 9449)")
+	}
+	v, err := dpop.Verify(vals[0])
+	if err != nil {
+		return nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "dpop-proof-invalid", "the DPoP proof is not valid: %v", err)
+	}
+	if v.HTM != r.Method || v.HTU != RequestURL(r) {
+		return nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "dpop-proof-mismatch",
+			"the DPoP proof is for %s %s, not this request %s %s", v.HTM, v.HTU, r.Method, RequestURL(r))
+	}
+	iat := time.Unix(v.IAT, 0)
+	if iat.Before(now.Add(-s.proofWin)) || iat.After(now.Add(5*time.Second)) {
+		return nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "dpop-proof-stale",
+			"the DPoP proof was made at %s, outside the accepted window of %s (check the clock)", iat.UTC().Format(time.RFC3339), s.proofWin)
+	}
+	if tok != "" && !hmac.Equal([]byte(v.ATH), []byte(dpop.TokenHash(tok))) {
+		return nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "dpop-proof-invalid", "the DPoP proof's ath does not match the access token")
+	}
+	// The jti is remembered for the proof window plus the allowed skew, so a
+	// proof can be used once.
+	switch s.replay.add(v.Thumbprint+"\x00"+v.JTI, iat.Add(s.proofWin+5*time.Second), now) {
+	case replaySeen:
+		return nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "dpop-proof-replayed", "this DPoP proof was already used; make a new proof for every request")
+	case replayFull:
+		return nil, sekisho.TypedErrorf(sekisho.EUnavailable, "replay-cache-full", "too many requests to check for replay; retry shortly")
+	}
+	return v, nil
+}
+
+// deviceState returns an approved device and its active principal, both
+// of an active org, or the error that says which one is not.
+func (s *Service) deviceState(ctx context.Context, id string) (*Device, *Principal, error) {
+	d, err := cachedGet[Device](ctx, s, KindDevice, id)
+	if sekisho.Code(err) == sekisho.ENotFound {
+		return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "device-unknown", "device key %s is not enrolled (sekisho login)", id)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	switch d.Status {
+	case StatusPending:
+		return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "device-not-approved",
+			"device %s of %s is enrolled but not yet approved: ask an admin of %s to run: sekisho device approve %s", d.ID, d.Principal, d.Org, d.ID)
+	case StatusRevoked:
+		return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "device-revoked", "device %s was revoked", d.ID)
+	case StatusApproved:
+	default:
+		return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "device-revoked", "device %s is %s", d.ID, d.Status)
+	}
+	p, err := cachedGet[Principal](ctx, s, KindPrincipal, d.Principal)
+	if err != nil {
+		return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "principal-revoked", "principal %s no longer exists", d.Principal)
+	}
+	if p.Status != StatusActive {
+		return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "principal-revoked", "principal %s was revoked", p.ID)
+	}
+	o, err := cachedGet[Org](ctx, s, KindOrg, p.Org)
+	if err != nil || o.Status != StatusActive {
+		return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "org-suspended", "org %s is not active", p.Org)
+	}
+	return d, p, nil
+}
+
+// replayCache remembers the jtis of proofs until they would be stale
+// anyway. It is bounded: when full of live entries it refuses new proofs
+// (fails closed) rather than forgetting one that could be replayed.
+type replayCache struct {
+	mu    sync.Mutex
+	max   int
+	m     map[string]time.Time
+	sweep time.Time
+}
+
+type replayResult int
+
+const (
+	replayNew replayResult = iota
+	replaySeen
+	replayFull
+)
+
+func newReplayCache(max int) *replayCache {
+	return &replayCache{max: max, m: map[string]time.Time{}}
+}
+
+func (c *replayCache) add(key string, until, now time.Time) replayResult {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if exp, ok := c.m[key]; ok && now.Before(exp) {
+		return replaySeen
+	}
+	if len(c.m) >= c.max || now.Sub(c.sweep) > 10*time.Second {
+		for k, exp := range c.m {
+			if !now.Before(exp) {
+				delete(c.m, k)
+			}
+		}
+		c.sweep = now
+		if len(c.m) >= c.max {
+			return replayFull
+		}
+	}
+	c.m[key] = until
+	return replayNew
+}

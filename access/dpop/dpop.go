@@ -1,0 +1,316 @@
+// Package dpop implements the parts of DPoP (RFC 9449) that sekisho needs:
+// device keys (Ed25519 or ECDSA P-256) as JWKs with RFC 7638 thumbprints,
+// proof JWTs signed by the device key, and their verification. It has no
+// state: the replay cache and the access tokens live in package access.
+//
+// Only two algorithms are accepted, "EdDSA" (Ed25519) and "ES256"
+// (P-256 with SHA-256); a proof names its algorithm in its header, and the
+// algorithm must match the key type, so that no algorithm confusion is
+// possible.
+package dpop
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+)
+
+// Algorithms.
+const (
+	AlgEdDSA = "EdDSA"
+	AlgES256 = "ES256"
+)
+
+// ProofType is the "typ" header of a DPoP proof.
+const ProofType = "dpop+jwt"
+
+var b64 = base64.RawURLEncoding
+
+// JWK is a public key as a JSON Web Key: OKP/Ed25519 or EC/P-256.
+type JWK struct {
+	Kty string `json:"kty"`
+	Crv string `json:"crv"`
+	X   string `json:"x"`
+	Y   string `json:"y,omitempty"`
+}
+
+// Thumbprint returns the RFC 7638 SHA-256 thumbprint of the key, base64url
+// without padding. It is the device's id and the cnf.jkt of its tokens.
+func (k JWK) Thumbprint() string {
+	// RFC 7638: the required members only, in lexicographic order, no spaces.
+	var s string
+	switch k.Kty {
+	case "OKP":
+		s = fmt.Sprintf(`{"crv":%q,"kty":"OKP","x":%q}`, k.Crv, k.X)
+	default:
+		s = fmt.Sprintf(`{"crv":%q,"kty":%q,"x":%q,"y":%q}`, k.Crv, k.Kty, k.X, k.Y)
+	}
+	h := sha256.Sum256([]byte(s))
+	return b64.EncodeToString(h[:])
+}
+
+// PublicKey parses the JWK into an ed25519.PublicKey or *ecdsa.PublicKey,
+// with its algorithm.
+func (k JWK) PublicKey() (crypto.PublicKey, string, error) {
+	x, err := b64.DecodeString(k.X)
+	if err != nil {
+		return nil, "", errors.New("jwk: x is not base64url")
+	}
+	switch {
+	case k.Kty == "OKP" && k.Crv == "Ed25519":
+		if len(x) != ed25519.PublicKeySize || k.Y != "" {
+			return nil, "", errors.New("jwk: bad Ed25519 key")
+		}
+		return ed25519.PublicKey(x), AlgEdDSA, nil
+	case k.Kty == "EC" && k.Crv == "P-256":
+		y, err := b64.DecodeString(k.Y)
+		if err != nil || len(x) != 32 || len(y) != 32 {
+			return nil, "", errors.New("jwk: bad P-256 key")
+		}
+		// Parse through the uncompressed point encoding, which checks that the
+		// point is on the curve.
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+		if err != nil {
+			return nil, "", fmt.Errorf("jwk: P-256 point: %w", err)
+		}
+		return pub, AlgES256, nil
+	}
+	return nil, "", fmt.Errorf("jwk: unsupported key type %q/%q (want OKP/Ed25519 or EC/P-256)", k.Kty, k.Crv)
+}
+
+// Key is a device's private key.
+type Key struct {
+	signer crypto.Signer
+	alg    string
+	jwk    JWK
+}
+
+// GenerateKey makes a new device key; kind is "ed25519" (default) or "p256".
+func GenerateKey(kind string) (*Key, error) {
+	switch kind {
+	case "", "ed25519":
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		return NewKey(priv)
+	case "p256", "es256":
+		priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		return NewKey(priv)
+	}
+	return nil, fmt.Errorf("key type %q: want ed25519 or p256", kind)
+}
+
+// NewKey wraps an ed25519.PrivateKey or a P-256 *ecdsa.PrivateKey.
+func NewKey(s crypto.Signer) (*Key, error) {
+	switch k := s.(type) {
+	case ed25519.PrivateKey:
+		return &Key{signer: k, alg: AlgEdDSA, jwk: JWK{Kty: "OKP", Crv: "Ed25519", X: b64.EncodeToString(k.Public().(ed25519.PublicKey))}}, nil
+	case *ecdsa.PrivateKey:
+		if k.Curve != elliptic.P256() {
+			return nil, errors.New("ecdsa key is not P-256")
+		}
+		raw, err := k.PublicKey.Bytes() // 0x04 || X || Y
+		if err != nil {
+			return nil, err
+		}
+		return &Key{signer: k, alg: AlgES256, jwk: JWK{Kty: "EC", Crv: "P-256", X: b64.EncodeToString(raw[1:33]), Y: b64.EncodeToString(raw[33:])}}, nil
+	}
+	return nil, fmt.Errorf("unsupported key %T", s)
+}
+
+// JWK returns the public key.
+func (k *Key) JWK() JWK { return k.jwk }
+
+// Thumbprint returns the key's RFC 7638 thumbprint.
+func (k *Key) Thumbprint() string { return k.jwk.Thumbprint() }
+
+// Alg returns the JWS algorithm of the key.
+func (k *Key) Alg() string { return k.alg }
+
+// MarshalPEM encodes the private key as PKCS #8 PEM.
+func (k *Key) MarshalPEM() ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(k.signer)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// ParsePEM decodes a PKCS #8 PEM private key.
+func ParsePEM(b []byte) (*Key, error) {
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "PRIVATE KEY" {
+		return nil, errors.New("not a PKCS #8 PEM private key")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, errors.New("key cannot sign")
+	}
+	return NewKey(s)
+}
+
+// sign returns the JWS signature of the signing input.
+func (k *Key) sign(input []byte) ([]byte, error) {
+	switch k.alg {
+	case AlgEdDSA:
+		return k.signer.Sign(rand.Reader, input, crypto.Hash(0))
+	default:
+		h := sha256.Sum256(input)
+		r, s, err := ecdsa.Sign(rand.Reader, k.signer.(*ecdsa.PrivateKey), h[:])
+		if err != nil {
+			return nil, err
+		}
+		// JWS ES256 signatures are R || S, each 32 bytes (RFC 7518 §3.4).
+		sig := make([]byte, 64)
+		r.FillBytes(sig[:32])
+		s.FillBytes(sig[32:])
+		return sig, nil
+	}
+}
+
+// Claims are the claims of a DPoP proof.
+type Claims struct {
+	JTI   string `json:"jti"`
+	HTM   string `json:"htm"`
+	HTU   string `json:"htu"`
+	IAT   int64  `json:"iat"`
+	ATH   string `json:"ath,omitempty"`
+	Nonce string `json:"nonce,omitempty"`
+}
+
+type header struct {
+	Typ string `json:"typ"`
+	Alg string `json:"alg"`
+	JWK *JWK   `json:"jwk"`
+}
+
+// Proof returns a DPoP proof for one request: method, URL (without query
+// or fragment) and, when an access token is sent, its hash (ath).
+func (k *Key) Proof(method, url, accessToken string, now time.Time) (string, error) {
+	var jti [16]byte
+	if _, err := rand.Read(jti[:]); err != nil {
+		return "", err
+	}
+	c := Claims{JTI: b64.EncodeToString(jti[:]), HTM: method, HTU: StripURL(url), IAT: now.Unix()}
+	if accessToken != "" {
+		c.ATH = TokenHash(accessToken)
+	}
+	h, _ := json.Marshal(header{Typ: ProofType, Alg: k.alg, JWK: &k.jwk})
+	p, _ := json.Marshal(c)
+	input := b64.EncodeToString(h) + "." + b64.EncodeToString(p)
+	sig, err := k.sign([]byte(input))
+	if err != nil {
+		return "", err
+	}
+	return input + "." + b64.EncodeToString(sig), nil
+}
+
+// TokenHash is the ath of an access token: base64url(SHA-256(token)).
+func TokenHash(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return b64.EncodeToString(h[:])
+}
+
+// StripURL removes the query and fragment of a URL, as htu is compared
+// without them (RFC 9449 §4.3).
+func StripURL(u string) string {
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		return u[:i]
+	}
+	return u
+}
+
+// MaxProofBytes bounds the size of a proof before it is parsed.
+const MaxProofBytes = 4096
+
+// Verified is a proof whose signature checked out.
+type Verified struct {
+	Claims
+	JWK        JWK
+	Thumbprint string
+}
+
+// Verify checks a proof's form and signature with the key it carries, and
+// returns its claims. The caller checks htm, htu, iat, ath and jti.
+func Verify(proof string) (*Verified, error) {
+	if len(proof) > MaxProofBytes {
+		return nil, errors.New("proof is too large")
+	}
+	parts := strings.Split(proof, ".")
+	if len(parts) != 3 {
+		return nil, errors.New("proof is not a compact JWS")
+	}
+	hb, err := b64.DecodeString(parts[0])
+	if err != nil {
+		return nil, errors.New("proof header is not base64url")
+	}
+	var h header
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return nil, errors.New("proof header is not JSON")
+	}
+	if h.Typ != ProofType {
+		return nil, fmt.Errorf("proof typ is %q, want %q", h.Typ, ProofType)
+	}
+	if h.JWK == nil {
+		return nil, errors.New("proof header carries no jwk")
+	}
+	pub, alg, err := h.JWK.PublicKey()
+	if err != nil {
+		return nil, err
+	}
+	if h.Alg != alg {
+		return nil, fmt.Errorf("proof alg %q does not match its %s key", h.Alg, h.JWK.Kty)
+	}
+	sig, err := b64.DecodeString(parts[2])
+	if err != nil {
+		return nil, errors.New("proof signature is not base64url")
+	}
+	input := []byte(parts[0] + "." + parts[1])
+	switch k := pub.(type) {
+	case ed25519.PublicKey:
+		if !ed25519.Verify(k, input, sig) {
+			return nil, errors.New("proof signature does not verify")
+		}
+	case *ecdsa.PublicKey:
+		if len(sig) != 64 {
+			return nil, errors.New("proof signature does not verify")
+		}
+		hash := sha256.Sum256(input)
+		r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+		if !ecdsa.Verify(k, hash[:], r, s) {
+			return nil, errors.New("proof signature does not verify")
+		}
+	}
+	pb, err := b64.DecodeString(parts[1])
+	if err != nil {
+		return nil, errors.New("proof payload is not base64url")
+	}
+	var c Claims
+	if err := json.Unmarshal(pb, &c); err != nil {
+		return nil, errors.New("proof payload is not JSON")
+	}
+	if c.JTI == "" || len(c.JTI) > 128 || c.HTM == "" || c.HTU == "" || c.IAT == 0 {
+		return nil, errors.New("proof lacks jti, htm, htu or iat")
+	}
+	return &Verified{Claims: c, JWK: *h.JWK, Thumbprint: h.JWK.Thumbprint()}, nil
+}

@@ -1,0 +1,255 @@
+package access
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/vault"
+)
+
+// MaxGrantLifetime bounds a grant's validity; a longer need is a new grant.
+const MaxGrantLifetime = 366 * 24 * time.Hour
+
+// CreateGrant creates a grant of the caller's org (the grantor). A grant
+// that reaches a region other than the grantee's home region, or a sensitive
+// field, is created pending: a second, distinct admin of the grantor must
+// approve it (two-person rule). Otherwise it is active at once.
+func (s *Service) CreateGrant(ctx context.Context, c vault.Caller, g *Grant) (*Grant, error) {
+	if g.GrantorOrg == "" {
+		g.GrantorOrg = c.Org
+	}
+	detail := fmt.Sprintf("grant from %s to %s", g.GrantorOrg, g.GranteeOrg)
+	if err := s.requireAdminOf(c, g.GrantorOrg, "creating a grant", false); err != nil {
+		return nil, s.event(ctx, c, "grant.create", detail, err)
+	}
+	if err := s.validateGrant(ctx, g); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	g.ID = newID("g-")
+	g.CreatedBy, g.CreatedAt = c.Principal, now
+	g.Approvals = []Approval{{Principal: c.Principal, At: now}}
+	g.RevokedAt, g.RevokedBy = nil, ""
+	g.Status = StatusActive
+	if g.TwoPerson != "" {
+		g.Status = StatusPending
+	}
+	g.Cedar = grantCedar(g)
+	if err := s.put(ctx, KindGrant, g.ID, g.GrantorOrg, 1, g); err != nil {
+		return nil, s.event(ctx, c, "grant.create", detail, err)
+	}
+	return g, s.event(ctx, c, "grant.create", detail+" "+g.ID+" "+g.Status, nil)
+}
+
+// validateGrant checks a grant's names against the orgs and schemas, fills
+// defaults and decides whether it needs two admins.
+func (s *Service) validateGrant(ctx context.Context, g *Grant) error {
+	if g.GranteeOrg == "" || g.GranteeOrg == g.GrantorOrg {
+		return sekisho.FieldErrorf(sekisho.EInvalid, "grantee_org", "a grant names another org as grantee (an org's own records need no grant)")
+	}
+	grantee, _, err := get[Org](ctx, s, KindOrg, g.GranteeOrg)
+	if err != nil {
+		return sekisho.FieldErrorf(sekisho.EInvalid, "grantee_org", "org %q does not exist", g.GranteeOrg)
+	}
+	if g.GranteePrincipal != "" {
+		p, _, err := get[Principal](ctx, s, KindPrincipal, g.GranteePrincipal)
+		if err != nil || p.Org != g.GranteeOrg {
+			return sekisho.FieldErrorf(sekisho.EInvalid, "grantee_principal", "principal %q is not a principal of %s", g.GranteePrincipal, g.GranteeOrg)
+		}
+	}
+	if len(g.Collections) == 0 {
+		return sekisho.FieldErrorf(sekisho.EInvalid, "collections", "name at least one collection")
+	}
+	if len(g.Regions) == 0 {
+		return sekisho.FieldErrorf(sekisho.EInvalid, "regions", "name at least one region")
+	}
+	if len(g.Purposes) == 0 {
+		return sekisho.FieldErrorf(sekisho.EInvalid, "purposes", "name at least one purpose")
+	}
+	if len(g.Actions) == 0 {
+		g.Actions = []string{vault.ActionRead, vault.ActionLookup, vault.ActionBatchGet}
+	}
+	for _, r := range g.Regions {
+		if !sekisho.ValidRegion(r) {
+			return sekisho.FieldErrorf(sekisho.EInvalid, "regions", "region %q is not a country code", r)
+		}
+	}
+	for _, p := range g.Purposes {
+		if !s.purposes[p] {
+			return sekisho.FieldErrorf(sekisho.EInvalid, "purposes", "purpose %q is not a known purpose", p)
+		}
+	}
+	for _, a := range g.Actions {
+		if !slices.Contains(Actions, a) {
+			return sekisho.FieldErrorf(sekisho.EInvalid, "actions", "action %q is not one of %s", a, strings.Join(Actions, ", "))
+		}
+	}
+	var reasons []string
+	for _, r := range g.Regions {
+		if r != grantee.HomeRegion {
+			reasons = append(reasons, fmt.Sprintf("region %s is not %s's home region %s", r, g.GranteeOrg, grantee.HomeRegion))
+		}
+	}
+	for _, col := range g.Collections {
+		sch, err := s.cfg.Schema(ctx, col)
+		if err != nil {
+			return sekisho.FieldErrorf(sekisho.EInvalid, "collections", "collection %q does not exist", col)
+		}
+		fields := g.Fields
+		if len(fields) == 0 {
+			fields = sch.FieldNames()
+		}
+		for _, f := range fields {
+			fd, ok := sch.Field(f)
+			if !ok {
+				if len(g.Collections) == 1 {
+					return sekisho.FieldErrorf(sekisho.EInvalid, "fields", "collection %s has no field %q", col, f)
+				}
+				continue
+			}
+			if fd.Classification == sekisho.ClassSensitive && !slices.Contains(g.MaskedFields, f) && !slices.Contains(g.MaskedFields, "*") {
+				reasons = append(reasons, fmt.Sprintf("field %s.%s is sensitive", col, f))
+			}
+		}
+	}
+	now := s.now()
+	g.NotBefore = timeOr(g.NotBefore, now).UTC()
+	if g.Expires.IsZero() {
+		return sekisho.FieldErrorf(sekisho.EInvalid, "expires", "a grant must expire (at most %d days)", int(MaxGrantLifetime.Hours()/24))
+	}
+	g.Expires = g.Expires.UTC()
+	if !g.Expires.After(g.NotBefore) || g.Expires.Sub(g.NotBefore) > MaxGrantLifetime {
+		return sekisho.FieldErrorf(sekisho.EInvalid, "expires", "expires must be after not_before and at most %d days later", int(MaxGrantLifetime.Hours()/24))
+	}
+	if g.BudgetPerHour < 0 || g.BudgetTotal < 0 {
+		return sekisho.FieldErrorf(sekisho.EInvalid, "budget_per_hour", "budgets are record counts (0 means none)")
+	}
+	for _, l := range [][]string{g.Collections, g.Fields, g.MaskedFields, g.Regions, g.Purposes, g.Actions} {
+		sort.Strings(l)
+	}
+	g.TwoPerson = strings.Join(reasons, "; ")
+	return nil
+}
+
+// ApproveGrant records a second admin's approval of a pending grant, which
+// makes it active. The creator cannot approve their own grant.
+func (s *Service) ApproveGrant(ctx context.Context, c vault.Caller, id string) (*Grant, error) {
+	g, v, err := get[Grant](ctx, s, KindGrant, id)
+	if err != nil {
+		return nil, err
+	}
+	detail := "grant " + id
+	if err := s.requireAdminOf(c, g.GrantorOrg, "approving a grant", false); err != nil {
+		return nil, s.event(ctx, c, "grant.approve", detail, err)
+	}
+	if g.Status != StatusPending {
+		return nil, sekisho.TypedErrorf(sekisho.EConflict, "grant-not-pending", "grant %s is %s, not pending", id, g.Status)
+	}
+	for _, a := range g.Approvals {
+		if a.Principal == c.Principal {
+			return nil, s.event(ctx, c, "grant.approve", detail, sekisho.TypedErrorf(sekisho.EForbidden, "two-person-rule",
+				"grant %s needs a second admin (%s): %s has already approved it", id, g.TwoPerson, c.Principal))
+		}
+	}
+	g.Approvals = append(g.Approvals, Approval{Principal: c.Principal, At: s.now()})
+	g.Status = StatusActive
+	if err := s.put(ctx, KindGrant, g.ID, g.GrantorOrg, v+1, g); err != nil {
+		return nil, err
+	}
+	return g, s.event(ctx, c, "grant.approve", detail+" approved by "+g.Approvals[0].Principal+" and "+c.Principal, nil)
+}
+
+// RevokeGrant ends a grant (an admin of the grantor or of the grantee).
+func (s *Service) RevokeGrant(ctx context.Context, c vault.Caller, id string) (*Grant, error) {
+	g, v, err := get[Grant](ctx, s, KindGrant, id)
+	if err != nil {
+		return nil, err
+	}
+	detail := "grant " + id
+	if s.requireAdminOf(c, g.GrantorOrg, "", true) != nil && s.requireAdminOf(c, g.GranteeOrg, "", false) != nil {
+		return nil, s.event(ctx, c, "grant.revoke", detail, errAdmin("revoking a grant"))
+	}
+	now := s.now()
+	g.Status, g.RevokedAt, g.RevokedBy = StatusRevoked, &now, c.Principal
+	if err := s.put(ctx, KindGrant, g.ID, g.GrantorOrg, v+1, g); err != nil {
+		return nil, err
+	}
+	return g, s.event(ctx, c, "grant.revoke", detail, nil)
+}
+
+// GetGrant returns a grant the caller's org gives or holds.
+func (s *Service) GetGrant(ctx context.Context, c vault.Caller, id string) (*Grant, error) {
+	g, _, err := get[Grant](ctx, s, KindGrant, id)
+	if err != nil || (g.GrantorOrg != c.Org && g.GranteeOrg != c.Org && !s.seesAll(c)) {
+		return nil, sekisho.Errorf(sekisho.ENotFound, "grant %q not found", id)
+	}
+	return g, nil
+}
+
+// ListGrants lists the grants the caller's org gives or holds; root admins
+// and auditors may list any org's (org "" for all).
+func (s *Service) ListGrants(ctx context.Context, c vault.Caller, org string) ([]*Grant, error) {
+	if org != "" && org != c.Org && !s.seesAll(c) {
+		return nil, s.event(ctx, c, "grant.list", "org "+org, errScope(org))
+	}
+	if org == "" && !s.seesAll(c) {
+		org = c.Org
+	}
+	all, err := list[Grant](ctx, s, KindGrant, "")
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, g := range all {
+		if org == "" || g.GrantorOrg == org || g.GranteeOrg == org {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+// grantCedar compiles a grant to the Cedar policy that enforces it. Names
+// are validated ids, so quoting with %q is exact.
+func grantCedar(g *Grant) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "@id(%q)\n", "grant:"+g.ID)
+	if len(g.MaskedFields) > 0 {
+		fmt.Fprintf(&b, "@masked(%q)\n", strings.Join(g.MaskedFields, ","))
+	}
+	b.WriteString("permit (\n  ")
+	if g.GranteePrincipal != "" {
+		fmt.Fprintf(&b, "principal == Principal::%q", g.GranteePrincipal)
+	} else {
+		fmt.Fprintf(&b, "principal in Org::%q", g.GranteeOrg)
+	}
+	b.WriteString(",\n  action in [")
+	for i, a := range g.Actions {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "Action::%q", a)
+	}
+	b.WriteString("],\n  resource\n) when {\n")
+	fmt.Fprintf(&b, "  principal.org == %q &&\n  context.owner == %q &&\n", g.GranteeOrg, g.GrantorOrg)
+	fmt.Fprintf(&b, "  %s.contains(context.collection) &&\n", cedarSet(g.Collections))
+	fmt.Fprintf(&b, "  %s.contains(context.purpose) &&\n", cedarSet(g.Purposes))
+	fmt.Fprintf(&b, "  %s.contains(context.region) &&\n", cedarSet(g.Regions))
+	if len(g.Fields) > 0 {
+		fmt.Fprintf(&b, "  %s.containsAll(context.fields) &&\n", cedarSet(g.Fields))
+	}
+	fmt.Fprintf(&b, "  context.now >= %d && context.now < %d\n};\n", g.NotBefore.Unix(), g.Expires.Unix())
+	return b.String()
+}
+
+func cedarSet(l []string) string {
+	q := make([]string, len(l))
+	for i, s := range l {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}

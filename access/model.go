@@ -1,0 +1,164 @@
+package access
+
+import (
+	"encoding/json"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/access/dpop"
+)
+
+// Object kinds of the control plane, as stored in sekisho.ObjectStore.
+const (
+	KindOrg           = "org"
+	KindPrincipal     = "principal"
+	KindDevice        = "device"
+	KindGrant         = "grant"
+	KindPolicy        = "policy"
+	KindPolicyVersion = "policy-version"
+	KindBootstrap     = "bootstrap"
+)
+
+// Roles. Admin, member, support and service are roles within one org;
+// auditor is instance-wide (reads the whole audit log), held by the first
+// admin and granted only by a holder of it.
+const (
+	RoleAdmin   = "admin"
+	RoleAuditor = "auditor"
+	RoleMember  = "member"
+	RoleSupport = "support"
+	RoleService = "service"
+)
+
+// Roles lists the roles in the order they are shown.
+var Roles = []string{RoleAdmin, RoleAuditor, RoleMember, RoleSupport, RoleService}
+
+// Statuses.
+const (
+	StatusActive    = "active"
+	StatusPending   = "pending"
+	StatusApproved  = "approved"
+	StatusRevoked   = "revoked"
+	StatusSuspended = "suspended"
+)
+
+// DefaultPurposes are the purposes a data request may state. A role's or a
+// grant's policy narrows them further.
+var DefaultPurposes = []string{"support", "payroll", "fraud", "security", "ops", "import", "analytics", "legal", "incident"}
+
+// Actions that grants and policies name (the vault's actions).
+var Actions = []string{"create", "read", "update", "erase", "lookup", "batch-get", "import"}
+
+var idRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+
+// ValidID reports whether s is a valid org or principal id: lower-case
+// letters, digits, '-' and '_', starting with a letter, at most 63.
+func ValidID(s string) bool { return idRE.MatchString(s) }
+
+// Org is an organisation: the operator, an affiliate, a subcontractor.
+type Org struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	// HomeRegion is where the org's own data subjects live; a grant that
+	// reaches another region needs two admins.
+	HomeRegion string `json:"home_region"`
+	// Root marks the org that runs the instance (created at bootstrap); its
+	// admins create the other orgs and edit policies.
+	Root      bool      `json:"root,omitempty"`
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by"`
+}
+
+// Principal is a person or a service of one org.
+type Principal struct {
+	ID        string     `json:"id"`
+	Org       string     `json:"org"`
+	Name      string     `json:"name,omitempty"`
+	Kind      string     `json:"kind"` // person or service
+	Roles     []string   `json:"roles"`
+	Status    string     `json:"status"`
+	CreatedAt time.Time  `json:"created_at"`
+	CreatedBy string     `json:"created_by"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	RevokedBy string     `json:"revoked_by,omitempty"`
+}
+
+// HasRole reports whether p holds role.
+func (p *Principal) HasRole(role string) bool { return slices.Contains(p.Roles, role) }
+
+// Device is a key pair of one principal; its id is the RFC 7638 thumbprint
+// of its public key, which is also the cnf.jkt of its access tokens.
+type Device struct {
+	ID         string     `json:"id"`
+	Principal  string     `json:"principal"`
+	Org        string     `json:"org"`
+	Name       string     `json:"name,omitempty"`
+	Key        dpop.JWK   `json:"key"`
+	Status     string     `json:"status"` // pending, approved, revoked
+	EnrolledAt time.Time  `json:"enrolled_at"`
+	ApprovedAt *time.Time `json:"approved_at,omitempty"`
+	ApprovedBy string     `json:"approved_by,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	RevokedBy  string     `json:"revoked_by,omitempty"`
+}
+
+// Approval is one admin's approval of a grant.
+type Approval struct {
+	Principal string    `json:"principal"`
+	At        time.Time `json:"at"`
+}
+
+// Grant is the only path across orgs: the grantor org lets the grantee (an
+// org, or one principal of it) act on some of its records.
+type Grant struct {
+	ID         string `json:"id"`
+	GrantorOrg string `json:"grantor_org"`
+	GranteeOrg string `json:"grantee_org"`
+	// GranteePrincipal narrows the grant to one principal of GranteeOrg.
+	GranteePrincipal string   `json:"grantee_principal,omitempty"`
+	Collections      []string `json:"collections"`
+	// Fields the grantee may see; empty means every field of the collections.
+	Fields []string `json:"fields,omitempty"`
+	// MaskedFields are returned in their masked form only ("*" for all).
+	MaskedFields []string  `json:"masked_fields,omitempty"`
+	Regions      []string  `json:"regions"`
+	Purposes     []string  `json:"purposes"`
+	Actions      []string  `json:"actions"`
+	NotBefore    time.Time `json:"not_before"`
+	Expires      time.Time `json:"expires"`
+	// Budgets in records: per rolling hour and in total; 0 means none.
+	BudgetPerHour int64 `json:"budget_per_hour,omitempty"`
+	BudgetTotal   int64 `json:"budget_total,omitempty"`
+	Status        string `json:"status"`
+	// TwoPerson says why a second admin must approve ("" when one suffices).
+	TwoPerson string     `json:"two_person,omitempty"`
+	Approvals []Approval `json:"approvals"`
+	CreatedBy string     `json:"created_by"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	RevokedBy string     `json:"revoked_by,omitempty"`
+	// Cedar is the policy the grant compiles to (read-only).
+	Cedar string `json:"cedar,omitempty"`
+}
+
+// Policy is one Cedar policy, stored as data and versioned. Every change
+// makes a new version; old versions stay readable.
+type Policy struct {
+	ID          string    `json:"id"`
+	Description string    `json:"description,omitempty"`
+	Cedar       string    `json:"cedar"`
+	Version     int64     `json:"version"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	UpdatedBy   string    `json:"updated_by"`
+}
+
+func decode[T any](o *sekisho.Object) (*T, error) {
+	var v T
+	if err := json.Unmarshal(o.Body, &v); err != nil {
+		return nil, &sekisho.Error{Code: sekisho.EInternal, Message: "stored " + o.Kind + " does not decode", Err: err}
+	}
+	return &v, nil
+}

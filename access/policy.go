@@ -1,0 +1,447 @@
+package access
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cedar-policy/cedar-go"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/vault"
+)
+
+// DefaultPolicies are the role policies a new instance starts with. Each
+// permits one role within its own org (context.owner == principal.org) and
+// lists the purposes it allows; @masked lists fields returned masked only
+// ("*": every field). They are data: list them with GET /v1/policies and
+// change them with PUT /v1/policies/{id}.
+var DefaultPolicies = []Policy{
+	{ID: "role-admin", Description: "An org's admins may do anything with their own org's records, for any known purpose.",
+		Cedar: `permit (principal in Role::"admin", action, resource)
+when { context.owner == principal.org };`},
+	{ID: "role-member", Description: "Members create, read and change their own org's records for support, ops, payroll and fraud.",
+		Cedar: `permit (
+  principal in Role::"member",
+  action in [Action::"create", Action::"read", Action::"update", Action::"lookup", Action::"batch-get"],
+  resource
+) when { context.owner == principal.org && ["support", "ops", "payroll", "fraud"].contains(context.purpose) };`},
+	{ID: "role-support", Description: "Support staff read their own org's records for support only, every field masked.",
+		Cedar: `@masked("*")
+permit (
+  principal in Role::"support",
+  action in [Action::"read", Action::"lookup", Action::"batch-get"],
+  resource
+) when { context.owner == principal.org && context.purpose == "support" };`},
+	{ID: "role-service", Description: "Services import and read their own org's records for ops, import and fraud.",
+		Cedar: `permit (
+  principal in Role::"service",
+  action in [Action::"create", Action::"import", Action::"read", Action::"update", Action::"lookup", Action::"batch-get"],
+  resource
+) when { context.owner == principal.org && ["ops", "import", "fraud"].contains(context.purpose) };`},
+}
+
+// parsePolicy parses the text of one Cedar policy.
+func parsePolicy(text string) (*cedar.Policy, error) {
+	ps, err := cedar.NewPolicySetFromBytes("policy", []byte(text))
+	if err != nil {
+		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "cedar", "policy does not parse: %v", err)
+	}
+	var out *cedar.Policy
+	n := 0
+	for _, p := range ps.All() {
+		out = p
+		n++
+	}
+	if n != 1 {
+		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "cedar", "a policy object holds exactly one Cedar policy, not %d", n)
+	}
+	return out, nil
+}
+
+// EnsurePolicies stores the default policies that do not exist yet.
+func (s *Service) EnsurePolicies(ctx context.Context) error {
+	for _, p := range DefaultPolicies {
+		if _, err := s.store.GetObject(ctx, KindPolicy, p.ID); err == nil {
+			continue
+		} else if sekisho.Code(err) != sekisho.ENotFound {
+			return err
+		}
+		p.Version, p.UpdatedAt, p.UpdatedBy = 1, s.now(), "sekisho"
+		if err := s.put(ctx, KindPolicy, p.ID, "", 1, &p); err != nil && sekisho.Code(err) != sekisho.EConflict {
+			return err
+		}
+		if err := s.put(ctx, KindPolicyVersion, fmt.Sprintf("%s@%d", p.ID, p.Version), "", 1, &p); err != nil && sekisho.Code(err) != sekisho.EConflict {
+			return err
+		}
+	}
+	return nil
+}
+
+// ListPolicies lists the stored policies (admins and auditors).
+func (s *Service) ListPolicies(ctx context.Context, c vault.Caller) ([]*Policy, error) {
+	if !hasRole(c, RoleAdmin) && !hasRole(c, RoleAuditor) {
+		return nil, errAdmin("listing policies")
+	}
+	return list[Policy](ctx, s, KindPolicy, "")
+}
+
+// GetPolicy returns a policy, or one version of it when version > 0.
+func (s *Service) GetPolicy(ctx context.Context, c vault.Caller, id string, version int64) (*Policy, error) {
+	if !hasRole(c, RoleAdmin) && !hasRole(c, RoleAuditor) {
+		return nil, errAdmin("reading policies")
+	}
+	if version > 0 {
+		p, _, err := get[Policy](ctx, s, KindPolicyVersion, fmt.Sprintf("%s@%d", id, version))
+		return p, err
+	}
+	p, _, err := get[Policy](ctx, s, KindPolicy, id)
+	return p, err
+}
+
+// PutPolicy creates or replaces a policy (root admins); every change is a
+// new version, and the old ones stay readable.
+func (s *Service) PutPolicy(ctx context.Context, c vault.Caller, p *Policy) (*Policy, error) {
+	detail := "policy " + p.ID
+	if !s.isRootAdmin(c) {
+		return nil, s.event(ctx, c, "policy.put", detail, errAdmin("changing a policy"))
+	}
+	if !ValidID(p.ID) || strings.HasPrefix(p.ID, "grant") {
+		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "id", "policy id %q: use lower-case letters, digits, '-' and '_' (not grant…)", p.ID)
+	}
+	if _, err := parsePolicy(p.Cedar); err != nil {
+		return nil, err
+	}
+	old, v, err := get[Policy](ctx, s, KindPolicy, p.ID)
+	switch {
+	case sekisho.Code(err) == sekisho.ENotFound:
+		v = 0
+	case err != nil:
+		return nil, err
+	default:
+		_ = old
+	}
+	p.Version, p.UpdatedAt, p.UpdatedBy = v+1, s.now(), c.Principal
+	if err := s.put(ctx, KindPolicyVersion, fmt.Sprintf("%s@%d", p.ID, p.Version), "", 1, p); err != nil {
+		return nil, err
+	}
+	if err := s.put(ctx, KindPolicy, p.ID, "", p.Version, p); err != nil {
+		return nil, s.event(ctx, c, "policy.put", detail, err)
+	}
+	return p, s.event(ctx, c, "policy.put", fmt.Sprintf("%s version %d", detail, p.Version), nil)
+}
+
+// snapshot is the compiled authorisation state: the stored policies for an
+// org's own records, and for other orgs' records only the grants' policies
+// and the stored forbids, so that no role policy can open another org.
+type snapshot struct {
+	own, cross *cedar.PolicySet
+	names      map[cedar.PolicyID]string   // policy id -> "id@version"
+	masks      map[cedar.PolicyID][]string // policy id -> masked fields
+	grants     []*Grant
+	at         time.Time
+}
+
+type snapshotCache struct {
+	mu  sync.Mutex
+	cur *snapshot
+}
+
+func (c *snapshotCache) invalidate() {
+	c.mu.Lock()
+	c.cur = nil
+	c.mu.Unlock()
+}
+
+// snapshot returns the current snapshot, rebuilding it when older than the
+// cache TTL (a grant revoked on another node is seen within it).
+func (s *Service) snapshot(ctx context.Context) (*snapshot, error) {
+	now := s.cfg.Now()
+	s.snap.mu.Lock()
+	defer s.snap.mu.Unlock()
+	if cur := s.snap.cur; cur != nil && now.Sub(cur.at) < s.cacheTTL && now.Sub(cur.at) >= 0 {
+		return cur, nil
+	}
+	sn := &snapshot{own: cedar.NewPolicySet(), cross: cedar.NewPolicySet(), names: map[cedar.PolicyID]string{},
+		masks: map[cedar.PolicyID][]string{}, at: now}
+	pols, err := list[Policy](ctx, s, KindPolicy, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pols {
+		cp, err := parsePolicy(p.Cedar)
+		if err != nil {
+			return nil, fmt.Errorf("stored policy %s: %w", p.ID, err)
+		}
+		id := cedar.PolicyID(p.ID)
+		sn.own.Add(id, cp)
+		if cp.Effect() == cedar.Forbid {
+			sn.cross.Add(id, cp)
+		}
+		sn.names[id] = fmt.Sprintf("%s@%d", p.ID, p.Version)
+		sn.masks[id] = maskAnnotation(cp)
+	}
+	grants, err := list[Grant](ctx, s, KindGrant, "")
+	if err != nil {
+		return nil, err
+	}
+	sn.grants = grants
+	for _, g := range grants {
+		if g.Status != StatusActive {
+			continue
+		}
+		cp, err := parsePolicy(grantCedar(g))
+		if err != nil {
+			return nil, fmt.Errorf("grant %s: %w", g.ID, err)
+		}
+		id := cedar.PolicyID("grant:" + g.ID)
+		sn.cross.Add(id, cp)
+		sn.names[id] = "grant:" + g.ID
+		sn.masks[id] = g.MaskedFields
+	}
+	s.snap.cur = sn
+	return sn, nil
+}
+
+func maskAnnotation(p *cedar.Policy) []string {
+	v, ok := p.Annotations()["masked"]
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, f := range strings.Split(string(v), ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Authorizer decides the vault's requests with Cedar; see Service.Authorize.
+func (s *Service) Authorizer() vault.Authorizer { return authorizer{s} }
+
+type authorizer struct{ s *Service }
+
+func (a authorizer) Authorize(ctx context.Context, req vault.AccessRequest) vault.Decision {
+	return a.s.Authorize(ctx, req)
+}
+
+// cedarRequest builds the Cedar request and entities of an access request.
+func cedarRequest(req vault.AccessRequest, owner, purpose string, now time.Time) (cedar.EntityMap, cedar.Request) {
+	c := req.Caller
+	uid := cedar.NewEntityUID("Principal", cedar.String(c.Principal))
+	parents := []cedar.EntityUID{cedar.NewEntityUID("Org", cedar.String(c.Org))}
+	for _, r := range c.Roles {
+		parents = append(parents, cedar.NewEntityUID("Role", cedar.String(r)))
+	}
+	ents := cedar.EntityMap{uid: cedar.Entity{UID: uid, Parents: cedar.NewEntityUIDSet(parents...),
+		Attributes: cedar.NewRecord(cedar.RecordMap{"org": cedar.String(c.Org), "device": cedar.String(c.Device)})}}
+	fields := make([]cedar.Value, len(req.Fields))
+	for i, f := range req.Fields {
+		fields[i] = cedar.String(f)
+	}
+	return ents, cedar.Request{
+		Principal: uid,
+		Action:    cedar.NewEntityUID("Action", cedar.String(req.Action)),
+		Resource:  cedar.NewEntityUID("Collection", cedar.String(req.Collection)),
+		Context: cedar.NewRecord(cedar.RecordMap{
+			"owner": cedar.String(owner), "region": cedar.String(req.Region), "purpose": cedar.String(purpose),
+			"collection": cedar.String(req.Collection), "fields": cedar.NewSet(fields...),
+			"device": cedar.String(c.Device), "now": cedar.Long(now.Unix()),
+		}),
+	}
+}
+
+func deny(policy, typ, format string, args ...any) vault.Decision {
+	return vault.Decision{Allow: false, Policy: policy, Type: typ, Code: sekisho.EForbidden, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Authorize decides one access request, default deny. Requests on the
+// caller's own org's records are decided by the stored policies; requests
+// on another org's records only by active grants (and stored forbids). The
+// decision names the policy or grant that decided; a denial carries a
+// specific problem type saying why.
+func (s *Service) Authorize(ctx context.Context, req vault.AccessRequest) vault.Decision {
+	sn, err := s.snapshot(ctx)
+	if err != nil {
+		return vault.Decision{Policy: "none", Code: sekisho.EUnavailable, Reason: "policies could not be loaded"}
+	}
+	owner := req.Owner
+	if owner == "" {
+		owner = req.Caller.Org
+	}
+	cross := owner != req.Caller.Org
+	ps := sn.own
+	if cross {
+		ps = sn.cross
+	}
+	now := s.cfg.Now()
+	ents, creq := cedarRequest(req, owner, req.Caller.Purpose, now)
+	dec, diag := cedar.Authorize(ps, ents, creq)
+	if dec == cedar.Allow {
+		return s.allow(req, sn, diag, now)
+	}
+	if len(diag.Reasons) > 0 {
+		id := diag.Reasons[0].PolicyID
+		return deny(sn.names[id], "policy-forbids", "policy %s forbids %s on %s", sn.names[id], req.Action, req.Collection)
+	}
+	if cross {
+		return s.diagnoseCross(req, sn, owner, now)
+	}
+	for _, p := range s.cfg.Purposes {
+		if p == req.Caller.Purpose {
+			continue
+		}
+		_, alt := cedarRequest(req, owner, p, now)
+		if d, _ := cedar.Authorize(ps, ents, alt); d == cedar.Allow {
+			return deny("default-deny", "purpose-not-permitted", "your roles (%s) do not permit purpose %q for %s on %s",
+				strings.Join(req.Caller.Roles, ", "), req.Caller.Purpose, req.Action, req.Collection)
+		}
+	}
+	return deny("default-deny", "role-not-permitted", "no policy permits your roles (%s) to %s records of %s",
+		strings.Join(req.Caller.Roles, ", "), req.Action, req.Collection)
+}
+
+// allow turns a Cedar allow into a decision: masks and grant budgets.
+func (s *Service) allow(req vault.AccessRequest, sn *snapshot, diag cedar.Diagnostic, now time.Time) vault.Decision {
+	var names []string
+	var masked map[string]bool
+	for i, r := range diag.Reasons {
+		names = append(names, sn.names[r.PolicyID])
+		// A field is masked only if every permitting policy masks it.
+		m := map[string]bool{}
+		for _, f := range sn.masks[r.PolicyID] {
+			if f == "*" {
+				for _, ff := range req.Fields {
+					m[ff] = true
+				}
+			} else {
+				m[f] = true
+			}
+		}
+		if i == 0 {
+			masked = m
+		} else {
+			for f := range masked {
+				if !m[f] {
+					delete(masked, f)
+				}
+			}
+		}
+	}
+	sort.Strings(names)
+	d := vault.Decision{Allow: true, Policy: strings.Join(names, ","), Reason: "permitted by " + strings.Join(names, ", ")}
+	if len(masked) > 0 {
+		d.MaskedFields = masked
+	}
+	// Budgets: a cross-org read is charged to the first permitting grant.
+	if req.Owner != "" && req.Owner != req.Caller.Org && len(names) > 0 {
+		id := strings.TrimPrefix(names[0], "grant:")
+		for _, g := range sn.grants {
+			if g.ID == id && (g.BudgetPerHour > 0 || g.BudgetTotal > 0) {
+				if !s.budgets.charge(g, now) {
+					return deny(names[0], "grant-budget-exceeded", "grant %s has used its volume budget (%d records per hour, %d in total)",
+						g.ID, g.BudgetPerHour, g.BudgetTotal)
+				}
+			}
+		}
+	}
+	return d
+}
+
+// diagnoseCross explains a cross-org denial from the grants that came
+// closest to allowing it.
+func (s *Service) diagnoseCross(req vault.AccessRequest, sn *snapshot, owner string, now time.Time) vault.Decision {
+	c := req.Caller
+	best, bestRank := vault.Decision{}, -1
+	for _, g := range sn.grants {
+		if g.GrantorOrg != owner || g.GranteeOrg != c.Org || (g.GranteePrincipal != "" && g.GranteePrincipal != c.Principal) {
+			continue
+		}
+		name := "grant:" + g.ID
+		var rank int
+		var d vault.Decision
+		switch {
+		case g.Status == StatusRevoked:
+			rank, d = 0, deny(name, "grant-revoked", "grant %s was revoked", g.ID)
+		case !slices.Contains(g.Collections, req.Collection):
+			rank, d = 1, deny(name, "grant-collection-not-listed", "grant %s does not list collection %s", g.ID, req.Collection)
+		case !slices.Contains(g.Actions, req.Action):
+			rank, d = 2, deny(name, "grant-action-not-listed", "grant %s does not list action %s", g.ID, req.Action)
+		case g.Status == StatusPending:
+			rank, d = 3, deny(name, "grant-pending", "grant %s awaits a second admin's approval (%s)", g.ID, g.TwoPerson)
+		case now.Before(g.NotBefore):
+			rank, d = 4, deny(name, "grant-not-yet-valid", "grant %s is valid from %s", g.ID, g.NotBefore.Format(time.RFC3339))
+		case !now.Before(g.Expires):
+			rank, d = 4, deny(name, "grant-expired", "grant %s expired at %s", g.ID, g.Expires.Format(time.RFC3339))
+		case !slices.Contains(g.Purposes, c.Purpose):
+			rank, d = 5, deny(name, "grant-purpose-not-listed", "grant %s does not list purpose %q (it lists %s)", g.ID, c.Purpose, strings.Join(g.Purposes, ", "))
+		case !slices.Contains(g.Regions, req.Region):
+			rank, d = 6, deny(name, "grant-region-not-listed", "grant %s does not reach region %s (it lists %s)", g.ID, req.Region, strings.Join(g.Regions, ", "))
+		case len(g.Fields) > 0 && !containsAll(g.Fields, req.Fields):
+			rank, d = 7, deny(name, "grant-field-not-listed", "grant %s does not list field(s) %s (ask only for %s)", g.ID,
+				strings.Join(missing(g.Fields, req.Fields), ", "), strings.Join(g.Fields, ","))
+		default:
+			rank, d = 8, deny(name, "grant-denied", "grant %s does not allow this request", g.ID)
+		}
+		if rank > bestRank {
+			best, bestRank = d, rank
+		}
+	}
+	if bestRank < 0 {
+		return deny("default-deny", "no-grant", "records of org %s are not yours, and no grant gives org %s access to them", owner, c.Org)
+	}
+	return best
+}
+
+func containsAll(have, want []string) bool { return len(missing(have, want)) == 0 }
+
+func missing(have, want []string) []string {
+	var out []string
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// budgets counts the records read under each grant on this node: a rolling
+// hour and a total since the node started. (Per node, not shared: with n
+// nodes a grant may read up to n times its budget; the guard's durable
+// budgets are the stronger control.)
+type budgets struct {
+	mu sync.Mutex
+	m  map[string]*budget
+}
+
+type budget struct {
+	hour  time.Time
+	used  int64
+	total int64
+}
+
+func newBudgets() *budgets { return &budgets{m: map[string]*budget{}} }
+
+func (b *budgets) charge(g *Grant, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	u := b.m[g.ID]
+	if u == nil {
+		u = &budget{hour: now}
+		b.m[g.ID] = u
+	}
+	if now.Sub(u.hour) >= time.Hour {
+		u.hour, u.used = now, 0
+	}
+	if (g.BudgetPerHour > 0 && u.used >= g.BudgetPerHour) || (g.BudgetTotal > 0 && u.total >= g.BudgetTotal) {
+		return false
+	}
+	u.used++
+	u.total++
+	return true
+}

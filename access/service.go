@@ -1,0 +1,262 @@
+package access
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho/vault"
+)
+
+// MaxCacheTTL is the longest any cached device, principal, org, grant or
+// policy state may be used: a revocation made on any node takes effect on
+// every node within it.
+const MaxCacheTTL = time.Second
+
+// Config configures a Service.
+type Config struct {
+	Store sekisho.ObjectStore
+	// Schema returns a collection's schema (the vault's, cached).
+	Schema func(ctx context.Context, collection string) (*sekisho.Schema, error)
+	Audit  vault.Auditor
+	// TokenKey MACs access tokens (at least 32 bytes). Nodes that serve one
+	// store share it; it is derived from the keyring, never stored.
+	TokenKey []byte
+	// BootstrapToken is the token the first serve wrote; it enrols the
+	// first admin and is then spent. Only its hash is kept.
+	BootstrapToken string
+	// RootOrg is the org of the first admin (the operator); RootRegion its
+	// home region (default "jp").
+	RootOrg    string
+	RootRegion string
+	Purposes   []string // default DefaultPurposes
+	Now        func() time.Time
+	// CacheTTL is how long state is cached (default 500ms, at most MaxCacheTTL).
+	CacheTTL time.Duration
+	// TokenTTL is the lifetime of access tokens (default 5 minutes).
+	TokenTTL time.Duration
+	// ProofWindow is how far a proof's iat may lie in the past (default 60s);
+	// the replay cache keeps a jti for as long.
+	ProofWindow time.Duration
+	// MaxReplayEntries bounds the replay cache (default 1<<20).
+	MaxReplayEntries int
+}
+
+// Service is the access control plane: orgs, principals, devices, grants
+// and policies, the DPoP authenticator and the Cedar authoriser.
+type Service struct {
+	cfg       Config
+	store     sekisho.ObjectStore
+	bootHash  [32]byte
+	purposes  map[string]bool
+	replay    *replayCache
+	cache     *stateCache
+	snap      snapshotCache
+	budgets   *budgets
+	cacheTTL  time.Duration
+	tokenTTL  time.Duration
+	proofWin  time.Duration
+	rootOrg   string
+	rootRegio string
+}
+
+// New returns a Service.
+func New(cfg Config) (*Service, error) {
+	if len(cfg.TokenKey) < 32 {
+		return nil, fmt.Errorf("access: token key must be at least 32 bytes")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if len(cfg.Purposes) == 0 {
+		cfg.Purposes = DefaultPurposes
+	}
+	s := &Service{cfg: cfg, store: cfg.Store, purposes: map[string]bool{}, rootOrg: cfg.RootOrg, rootRegio: cfg.RootRegion,
+		cacheTTL: cfg.CacheTTL, tokenTTL: cfg.TokenTTL, proofWin: cfg.ProofWindow, budgets: newBudgets()}
+	if s.rootOrg == "" {
+		s.rootOrg = "operator"
+	}
+	if s.rootRegio == "" {
+		s.rootRegio = "jp"
+	}
+	if s.cacheTTL <= 0 {
+		s.cacheTTL = 500 * time.Millisecond
+	}
+	s.cacheTTL = min(s.cacheTTL, MaxCacheTTL)
+	if s.tokenTTL <= 0 {
+		s.tokenTTL = 5 * time.Minute
+	}
+	if s.proofWin <= 0 {
+		s.proofWin = time.Minute
+	}
+	if cfg.MaxReplayEntries <= 0 {
+		cfg.MaxReplayEntries = 1 << 20
+	}
+	for _, p := range cfg.Purposes {
+		s.purposes[p] = true
+	}
+	if cfg.BootstrapToken != "" {
+		s.bootHash = sha256.Sum256([]byte(cfg.BootstrapToken))
+	}
+	s.replay = newReplayCache(cfg.MaxReplayEntries)
+	s.cache = newStateCache(s.cacheTTL, cfg.Now)
+	return s, nil
+}
+
+// KnownPurpose reports whether p is a purpose of this instance.
+func (s *Service) KnownPurpose(p string) bool { return s.purposes[p] }
+
+// RootOrg returns the id of the org that runs the instance.
+func (s *Service) RootOrg() string { return s.rootOrg }
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
+
+// get loads and decodes one object, uncached.
+func get[T any](ctx context.Context, s *Service, kind, id string) (*T, int64, error) {
+	o, err := s.store.GetObject(ctx, kind, id)
+	if err != nil {
+		if sekisho.Code(err) == sekisho.ENotFound {
+			return nil, 0, sekisho.Errorf(sekisho.ENotFound, "%s %q not found", kind, id)
+		}
+		return nil, 0, err
+	}
+	v, err := decode[T](o)
+	return v, o.Version, err
+}
+
+func list[T any](ctx context.Context, s *Service, kind, org string) ([]*T, error) {
+	objs, err := s.store.ListObjects(ctx, kind, org)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*T, 0, len(objs))
+	for _, o := range objs {
+		v, err := decode[T](o)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// put stores v as version (1 creates; an existing object is EConflict) and
+// drops any cached copy.
+func (s *Service) put(ctx context.Context, kind, id, org string, version int64, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	err = s.store.PutObject(ctx, &sekisho.Object{Kind: kind, ID: id, Org: org, Version: version, Body: b, Updated: s.now()})
+	s.cache.drop(kind, id)
+	if kind == KindGrant || kind == KindPolicy {
+		s.snap.invalidate()
+	}
+	if sekisho.Code(err) == sekisho.EConflict {
+		if version == 1 {
+			return sekisho.TypedErrorf(sekisho.EConflict, "already-exists", "%s %q already exists", kind, id)
+		}
+		return sekisho.Errorf(sekisho.EConflict, "%s %q changed concurrently; retry", kind, id)
+	}
+	return err
+}
+
+// event records one control-plane decision; an admin action is refused when
+// it cannot be audited.
+func (s *Service) event(ctx context.Context, c vault.Caller, action, detail string, err error) error {
+	ev := audit.Event{Time: s.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
+		Source: c.Source, Purpose: c.Purpose, Action: action, Decision: audit.Allow, Policy: "access-admin", Detail: detail}
+	if err != nil {
+		ev.Decision = audit.Deny
+		ev.Reason = sekisho.Message(err)
+	}
+	if s.cfg.Audit == nil {
+		return err
+	}
+	if _, aerr := s.cfg.Audit.Append(ctx, ev); aerr != nil {
+		return &sekisho.Error{Code: sekisho.EUnavailable, Message: "the audit log is unavailable; nothing was changed", Err: aerr}
+	}
+	return err
+}
+
+func hasRole(c vault.Caller, role string) bool { return slices.Contains(c.Roles, role) }
+
+// isRootAdmin reports whether c is an admin of the org that runs the instance.
+func (s *Service) isRootAdmin(c vault.Caller) bool { return c.Org == s.rootOrg && hasRole(c, RoleAdmin) }
+
+// seesAll reports whether c may list every org's control-plane objects.
+func (s *Service) seesAll(c vault.Caller) bool { return s.isRootAdmin(c) || hasRole(c, RoleAuditor) }
+
+func errAdmin(what string) error {
+	return sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "%s needs an admin of the org concerned", what)
+}
+
+func errScope(org string) error {
+	return sekisho.TypedErrorf(sekisho.EForbidden, "org-scope-forbidden", "you may list only your own org's objects, not org %q's", org)
+}
+
+// requireAdminOf checks that c is an admin of org (or of the root org when
+// rootToo).
+func (s *Service) requireAdminOf(c vault.Caller, org, what string, rootToo bool) error {
+	if hasRole(c, RoleAdmin) && (c.Org == org || (rootToo && s.isRootAdmin(c))) {
+		return nil
+	}
+	return errAdmin(what)
+}
+
+// stateCache keeps devices, principals and orgs for at most ttl, so that
+// authentication costs no store round trip on most requests while a
+// revocation on another node is seen within ttl.
+type stateCache struct {
+	ttl time.Duration
+	now func() time.Time
+	mu  sync.Mutex
+	m   map[string]cached
+}
+
+type cached struct {
+	v   any
+	err error
+	at  time.Time
+}
+
+func newStateCache(ttl time.Duration, now func() time.Time) *stateCache {
+	return &stateCache{ttl: ttl, now: now, m: map[string]cached{}}
+}
+
+func (c *stateCache) drop(kind, id string) {
+	c.mu.Lock()
+	delete(c.m, kind+"/"+id)
+	c.mu.Unlock()
+}
+
+func cachedGet[T any](ctx context.Context, s *Service, kind, id string) (*T, error) {
+	k := kind + "/" + id
+	now := s.cache.now()
+	s.cache.mu.Lock()
+	e, ok := s.cache.m[k]
+	s.cache.mu.Unlock()
+	if ok && now.Sub(e.at) < s.cache.ttl && now.Sub(e.at) >= 0 {
+		if e.err != nil {
+			return nil, e.err
+		}
+		return e.v.(*T), nil
+	}
+	v, _, err := get[T](ctx, s, kind, id)
+	if err != nil && sekisho.Code(err) != sekisho.ENotFound {
+		return nil, err // a store failure is not cached
+	}
+	s.cache.mu.Lock()
+	if len(s.cache.m) > 100_000 {
+		clear(s.cache.m)
+	}
+	s.cache.m[k] = cached{v: v, err: err, at: now}
+	s.cache.mu.Unlock()
+	return v, err
+}
