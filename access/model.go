@@ -130,8 +130,8 @@ type Grant struct {
 	NotBefore    time.Time `json:"not_before"`
 	Expires      time.Time `json:"expires"`
 	// Budgets in records: per rolling hour and in total; 0 means none.
-	BudgetPerHour int64 `json:"budget_per_hour,omitempty"`
-	BudgetTotal   int64 `json:"budget_total,omitempty"`
+	BudgetPerHour int64  `json:"budget_per_hour,omitempty"`
+	BudgetTotal   int64  `json:"budget_total,omitempty"`
 	Status        string `json:"status"`
 	// TwoPerson says why a second admin must approve ("" when one suffices).
 	TwoPerson string     `json:"two_person,omitempty"`

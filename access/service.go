@@ -188,7 +188,9 @@ func (s *Service) event(ctx context.Context, c vault.Caller, action, detail stri
 func hasRole(c vault.Caller, role string) bool { return slices.Contains(c.Roles, role) }
 
 // isRootAdmin reports whether c is an admin of the org that runs the instance.
-func (s *Service) isRootAdmin(c vault.Caller) bool { return c.Org == s.rootOrg && hasRole(c, RoleAdmin) }
+func (s *Service) isRootAdmin(c vault.Caller) bool {
+	return c.Org == s.rootOrg && hasRole(c, RoleAdmin)
+}
 
 // seesAll reports whether c may list every org's control-plane objects.
 func (s *Service) seesAll(c vault.Caller) bool { return s.isRootAdmin(c) || hasRole(c, RoleAuditor) }
