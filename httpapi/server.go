@@ -332,3 +332,14 @@ func splitList(s string) []string {
 	}
 	return out
 }
+
+// Routes lists the served routes as "METHOD /path/{param}", in the form the
+// OpenAPI document uses; a test compares the two.
+func Routes() []string {
+	var s Server
+	var out []string
+	for _, rt := range s.routes() {
+		out = append(out, rt.Method+" "+rt.Pattern)
+	}
+	return out
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# test.sh runs the whole test suite: every package on the embedded SQLite
+# store, and the PostgreSQL store's conformance suite and region tests
+# against a real server. When SEKISHO_TEST_POSTGRES is not set, it starts a
+# throw-away PostgreSQL cluster (scripts/pg.sh) and stops it at the end.
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh -short     # extra flags go to every go test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pgdir=""
+cleanup() {
+	if [[ -n $pgdir ]]; then
+		scripts/pg.sh stop "$pgdir" >/dev/null 2>&1 || true
+		rm -rf "$pgdir"
+	fi
+}
+trap cleanup EXIT
+
+if [[ -z ${SEKISHO_TEST_POSTGRES:-} ]]; then
+	pgdir=$(mktemp -d /tmp/sekisho-pg.XXXXXX)
+	SEKISHO_TEST_POSTGRES=$(scripts/pg.sh start "$pgdir")
+	export SEKISHO_TEST_POSTGRES
+fi
+# From here on a missing PostgreSQL is a failure, not a skip.
+export SEKISHO_REQUIRE_POSTGRES=1
+
+# The race detector where goroutines meet: the audit log's group commit,
+# the vault, the HTTP server, the importer pipeline, the stores.
+race_pkgs=(./audit/... ./vault/... ./httpapi/... ./importer/... ./sqlite/... ./postgres/...)
+echo "== go test -race ${race_pkgs[*]}"
+go test -race -count=1 "$@" "${race_pkgs[@]}"
+
+echo "== go test ./..."
+go test -count=1 "$@" ./...
