@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/gen"
+	"github.com/sekisho/sekisho/sqlite"
+)
+
+// run runs the CLI in-process and returns its stdout, stderr and error.
+func runImportCLI(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := newRootCmd()
+	var out, errb bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errb)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), errb.String(), err
+}
+
+// 100,000 generated users with bad rows among them: the summary counts
+// both, each bad row is reported by its line, and the store holds exactly
+// the good ones.
+func TestImport100kWithBadRows(t *testing.T) {
+	if testing.Short() {
+		t.Skip("imports 100,000 records")
+	}
+	setMasterKey(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	file := filepath.Join(dir, "users.ndjson")
+	var buf bytes.Buffer
+	g := gen.New(42)
+	bad := map[int]string{
+		17:    `{"region":"jp","fields":{"phone":"not a phone"}}`,
+		5000:  `{"region":"jp","fields":{"email":"@@"}}`,
+		50001: `{"region":"jp","fields":`,
+		99999: `{"region":"JAPAN","fields":{"country":"JP"}}`,
+	}
+	const total = 100000
+	for line := 1; line <= total; line++ {
+		if b, ok := bad[line]; ok {
+			buf.WriteString(b + "\n")
+			continue
+		}
+		b, _ := json.Marshal(g.User())
+		buf.Write(append(b, '\n'))
+	}
+	if err := os.WriteFile(file, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := runImportCLI(t, "import", "--data", data, "users", file)
+	if err == nil {
+		t.Fatal("import with bad rows exited 0; want a non-zero status that says rows were rejected")
+	}
+	m := regexp.MustCompile(`imported (\d+) records, rejected (\d+), in .* \((\d+) records/s\)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no summary in %q", out)
+	}
+	if m[1] != fmt.Sprint(total-len(bad)) || m[2] != fmt.Sprint(len(bad)) {
+		t.Fatalf("summary %q, want %d imported and %d rejected", m[0], total-len(bad), len(bad))
+	}
+	for line := range bad {
+		if !strings.Contains(stderr, fmt.Sprintf("line %d: ", line)) {
+			t.Errorf("bad line %d not reported; stderr:\n%s", line, stderr)
+		}
+	}
+	store, err := sqlite.Open(context.Background(), filepath.Join(data, dbFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if n, _ := store.CountRecords(context.Background(), "users", ""); n != total-int64(len(bad)) {
+		t.Fatalf("store holds %d users, want %d", n, total-len(bad))
+	}
+	// The import is in the audit log: every record id of every import event.
+	entries, err := store.QueryAudit(context.Background(), sekisho.AuditFilter{Principal: "cli-import"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := 0
+	for _, e := range entries {
+		ids += len(e.Records)
+	}
+	if ids != total-len(bad) {
+		t.Fatalf("audit events list %d imported ids, want %d", ids, total-len(bad))
+	}
+	t.Logf("%s", m[0])
+}
+
+func TestImportRefusedWhileServerHoldsData(t *testing.T) {
+	setMasterKey(t)
+	data := t.TempDir()
+	lock, err := lockDir(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	file := filepath.Join(t.TempDir(), "u.ndjson")
+	os.WriteFile(file, []byte(`{"region":"jp","fields":{"country":"JP"}}`+"\n"), 0o600)
+	_, _, err = runImportCLI(t, "import", "--data", data, "users", file)
+	if err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("import under a held lock: %v", err)
+	}
+}
+
+func TestImportArgs(t *testing.T) {
+	for _, args := range [][]string{
+		{"import", "users", "x.ndjson"},
+		{"import", "--data", "d", "--server", "http://x", "users", "x.ndjson"},
+		{"import", "--data", "d", "users", "x.txt"},
+		{"import", "--data", "d", "--format", "xml", "users", "x.ndjson"},
+	} {
+		if _, _, err := runImportCLI(t, args...); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}
