@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/vault"
 )
@@ -55,6 +56,7 @@ type Server struct {
 	auditLog    *audit.Log
 	verifierKey string
 	auth        Authenticator
+	access      *access.Service
 	purposes    func(string) bool
 	reg         *prometheus.Registry
 
@@ -76,12 +78,15 @@ type Config struct {
 	// KnownPurpose reports whether a Sekisho-Purpose value is known; nil
 	// accepts any well-formed purpose.
 	KnownPurpose func(string) bool
+	// Access serves the control plane (orgs, principals, devices, grants,
+	// policies, tokens); nil answers those routes with 503.
+	Access *access.Service
 }
 
 // New returns a Server.
 func New(c Config) *Server {
 	s := &Server{vault: c.Vault, auditLog: c.AuditLog, verifierKey: c.VerifierKey, auth: c.Auth, log: c.Logger,
-		reg: c.Registry, purposes: c.KnownPurpose}
+		reg: c.Registry, purposes: c.KnownPurpose, access: c.Access}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -112,7 +117,7 @@ type route struct {
 }
 
 func (s *Server) routes() []route {
-	return []route{
+	return append([]route{
 		{"GET", "/healthz", false, false, s.healthz},
 		{"GET", "/readyz", false, false, s.readyz},
 		{"GET", "/metrics", false, false, s.metrics},
@@ -135,7 +140,7 @@ func (s *Server) routes() []route {
 		{"GET", "/v1/audit/proof/inclusion", true, false, s.auditInclusion},
 		{"GET", "/v1/audit/proof/consistency", true, false, s.auditConsistency},
 		{"GET", "/v1/audit/events", true, false, s.auditEvents},
-	}
+	}, s.accessRoutes()...)
 }
 
 // ServeHTTP implements http.Handler.

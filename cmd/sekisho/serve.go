@@ -17,7 +17,6 @@ import (
 
 	"github.com/sekisho/sekisho/httpapi"
 	"github.com/sekisho/sekisho/postgres"
-	"github.com/sekisho/sekisho/vault"
 )
 
 type serveFlags struct {
@@ -26,6 +25,7 @@ type serveFlags struct {
 	store         string
 	masterKeyFile string
 	org           string
+	region        string
 	checkpoint    time.Duration
 	logFormat     string
 }
@@ -51,7 +51,8 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.StringVar(&f.data, "data", "./sekisho-data", "data directory (embedded database, keyring, audit keys)")
 	fl.StringVar(&f.store, "store", "", "PostgreSQL URL (postgres://...); default: embedded SQLite in the data directory")
 	fl.StringVar(&f.masterKeyFile, "master-key-file", "", "file holding the master key (default: $SEKISHO_MASTER_KEY, $SEKISHO_MASTER_KEY_FILE, or a generated key in the user config directory)")
-	fl.StringVar(&f.org, "org", "operator", "organisation of the bootstrap admin")
+	fl.StringVar(&f.org, "org", "operator", "organisation of the bootstrap admin (the root org)")
+	fl.StringVar(&f.region, "region", "jp", "home region of the root org")
 	fl.DurationVar(&f.checkpoint, "checkpoint-interval", 5*time.Second, "how often to sign an audit checkpoint")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	return cmd
@@ -85,16 +86,20 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	}
 	tokenPath := filepath.Join(f.data, bootstrapTokenFile)
 	if created {
-		logger.Info("bootstrap admin token written (mode 0600); use it as: Authorization: Bearer $(cat FILE)", "file", tokenPath)
+		logger.Info("bootstrap admin token written (mode 0600); enrol the first admin with: sekisho login --server URL --bootstrap-token-file FILE", "file", tokenPath)
 	} else {
 		logger.Info("bootstrap admin token", "file", tokenPath)
 	}
+	acc, err := newAccess(ctx, in, token, f.org, f.region)
+	if err != nil {
+		return err
+	}
+	in.vault.SetAuthorizer(acc.Authorizer())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := httpapi.New(httpapi.Config{
 		Vault: in.vault, AuditLog: in.log, VerifierKey: in.verifier, Logger: logger, Registry: reg,
-		Auth: httpapi.NewTokenAuth(token, vault.Caller{Principal: "bootstrap-admin", Org: f.org, Device: "bootstrap",
-			Roles: []string{httpapi.RoleAdmin, httpapi.RoleAuditor}}),
+		Auth: acc, Access: acc, KnownPurpose: acc.KnownPurpose,
 	})
 
 	ln, err := net.Listen("tcp", f.addr)
