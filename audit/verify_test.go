@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -213,6 +214,15 @@ func TestVerifySQLiteTampering(t *testing.T) {
 			rep, err := Verify(ctx, st, l.opts.Verifier, external)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The fast path (NodeRangeReader) and the interface's AuditNodes
+			// must find the same.
+			slow, err := Verify(ctx, struct{ sekisho.AuditStore }{st}, l.opts.Verifier, external)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(rep, slow) {
+				t.Fatalf("fast path report %+v\ndiffers from %+v", rep, slow)
 			}
 			if tt.kind == "" {
 				if !rep.OK || rep.Size != 300 || rep.Checkpoints != 3 {
