@@ -365,26 +365,28 @@ func (s *Service) diagnoseCross(req vault.AccessRequest, sn *snapshot, owner str
 		name := "grant:" + g.ID
 		var rank int
 		var d vault.Decision
+		// The first check a grant fails ranks it: the later, the closer it
+		// came, and the closest grant explains the denial.
 		switch {
-		case g.Status == StatusRevoked:
-			rank, d = 0, deny(name, "grant-revoked", "grant %s was revoked", g.ID)
 		case !slices.Contains(g.Collections, req.Collection):
 			rank, d = 1, deny(name, "grant-collection-not-listed", "grant %s does not list collection %s", g.ID, req.Collection)
 		case !slices.Contains(g.Actions, req.Action):
 			rank, d = 2, deny(name, "grant-action-not-listed", "grant %s does not list action %s", g.ID, req.Action)
-		case g.Status == StatusPending:
-			rank, d = 3, deny(name, "grant-pending", "grant %s awaits a second admin's approval (%s)", g.ID, g.TwoPerson)
 		case now.Before(g.NotBefore):
-			rank, d = 4, deny(name, "grant-not-yet-valid", "grant %s is valid from %s", g.ID, g.NotBefore.Format(time.RFC3339))
+			rank, d = 3, deny(name, "grant-not-yet-valid", "grant %s is valid from %s", g.ID, g.NotBefore.Format(time.RFC3339))
 		case !now.Before(g.Expires):
-			rank, d = 4, deny(name, "grant-expired", "grant %s expired at %s", g.ID, g.Expires.Format(time.RFC3339))
+			rank, d = 3, deny(name, "grant-expired", "grant %s expired at %s", g.ID, g.Expires.Format(time.RFC3339))
 		case !slices.Contains(g.Purposes, c.Purpose):
-			rank, d = 5, deny(name, "grant-purpose-not-listed", "grant %s does not list purpose %q (it lists %s)", g.ID, c.Purpose, strings.Join(g.Purposes, ", "))
+			rank, d = 4, deny(name, "grant-purpose-not-listed", "grant %s does not list purpose %q (it lists %s)", g.ID, c.Purpose, strings.Join(g.Purposes, ", "))
 		case !slices.Contains(g.Regions, req.Region):
-			rank, d = 6, deny(name, "grant-region-not-listed", "grant %s does not reach region %s (it lists %s)", g.ID, req.Region, strings.Join(g.Regions, ", "))
+			rank, d = 5, deny(name, "grant-region-not-listed", "grant %s does not reach region %s (it lists %s)", g.ID, req.Region, strings.Join(g.Regions, ", "))
 		case len(g.Fields) > 0 && !containsAll(g.Fields, req.Fields):
-			rank, d = 7, deny(name, "grant-field-not-listed", "grant %s does not list field(s) %s (ask only for %s)", g.ID,
+			rank, d = 6, deny(name, "grant-field-not-listed", "grant %s does not list field(s) %s (ask only for %s)", g.ID,
 				strings.Join(missing(g.Fields, req.Fields), ", "), strings.Join(g.Fields, ","))
+		case g.Status == StatusRevoked:
+			rank, d = 7, deny(name, "grant-revoked", "grant %s was revoked", g.ID)
+		case g.Status == StatusPending:
+			rank, d = 7, deny(name, "grant-pending", "grant %s awaits a second admin's approval (%s)", g.ID, g.TwoPerson)
 		default:
 			rank, d = 8, deny(name, "grant-denied", "grant %s does not allow this request", g.ID)
 		}

@@ -1,0 +1,278 @@
+// Package client is a small Go client of the sekisho API that signs every
+// request with a device key: it fetches a DPoP-bound access token from
+// POST /v1/token, refreshes it before it expires (which needs the key
+// again), and sends a fresh DPoP proof with every request. The CLI and the
+// tests use it.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sekisho/sekisho/access/dpop"
+)
+
+// Client sends requests as one device.
+type Client struct {
+	// Server is the base URL, e.g. http://127.0.0.1:8700.
+	Server string
+	Key    *dpop.Key
+	HTTP   *http.Client
+	// Now is the clock of proofs (tests); default time.Now.
+	Now func() time.Time
+
+	mu      sync.Mutex
+	token   string
+	expires time.Time
+}
+
+// New returns a client of server for the device key.
+func New(server string, key *dpop.Key) *Client {
+	return &Client{Server: strings.TrimRight(server, "/"), Key: key, HTTP: http.DefaultClient}
+}
+
+func (c *Client) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// Problem is an RFC 9457 problem returned by the server.
+type Problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail"`
+	Field     string `json:"field,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+func (p *Problem) Error() string {
+	return fmt.Sprintf("%d %s: %s (%s)", p.Status, strings.TrimPrefix(p.Type, "https://sekisho.dev/problems/"), p.Detail, p.RequestID)
+}
+
+// ProblemType returns the short problem type of err ("device-revoked"), or "".
+func ProblemType(err error) string {
+	var p *Problem
+	if errors.As(err, &p) {
+		return strings.TrimPrefix(p.Type, "https://sekisho.dev/problems/")
+	}
+	return ""
+}
+
+// Token is an access token.
+type Token struct {
+	AccessToken string    `json:"access_token"`
+	TokenType   string    `json:"token_type"`
+	ExpiresIn   int64     `json:"expires_in"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	Principal   string    `json:"principal"`
+	Org         string    `json:"org"`
+	Device      string    `json:"device"`
+}
+
+// SetToken installs a cached token (from a profile).
+func (c *Client) SetToken(tok string, expires time.Time) {
+	c.mu.Lock()
+	c.token, c.expires = tok, expires
+	c.mu.Unlock()
+}
+
+// CurrentToken returns the token in use and its expiry.
+func (c *Client) CurrentToken() (string, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.token, c.expires
+}
+
+// Refresh gets a new access token with a proof of the device key.
+func (c *Client) Refresh(ctx context.Context) (*Token, error) {
+	var t Token
+	if err := c.unauthenticated(ctx, "POST", "/v1/token", nil, "", &t); err != nil {
+		return nil, err
+	}
+	c.SetToken(t.AccessToken, t.ExpiresAt)
+	return &t, nil
+}
+
+// tokenFor returns a token valid for at least 30 more seconds.
+func (c *Client) tokenFor(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	tok, exp := c.token, c.expires
+	c.mu.Unlock()
+	if tok != "" && c.now().Add(30*time.Second).Before(exp) {
+		return tok, nil
+	}
+	t, err := c.Refresh(ctx)
+	if err != nil {
+		return "", err
+	}
+	return t.AccessToken, nil
+}
+
+// NewRequest builds a request with the device-bound credential: the access
+// token and a fresh DPoP proof for its method and URL.
+func (c *Client) NewRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	tok, err := c.tokenFor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Server+path, body)
+	if err != nil {
+		return nil, err
+	}
+	proof, err := c.Key.Proof(method, req.URL.Scheme+"://"+req.URL.Host+req.URL.EscapedPath(), tok, c.now())
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "DPoP "+tok)
+	req.Header.Set("DPoP", proof)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, nil
+}
+
+// Do sends one request with the device-bound credential and returns the
+// response as it came (any status).
+func (c *Client) Do(ctx context.Context, method, path string, body []byte, header http.Header) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := c.NewRequest(ctx, method, path, rd)
+	if err != nil {
+		return nil, err
+	}
+	for k, vs := range header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	return c.HTTP.Do(req)
+}
+
+// JSON sends in (if not nil) as JSON and decodes a 2xx answer into out (if
+// not nil); any other status is a *Problem.
+func (c *Client) JSON(ctx context.Context, method, path, purpose string, in, out any) error {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return err
+		}
+	}
+	h := http.Header{}
+	if purpose != "" {
+		h.Set("Sekisho-Purpose", purpose)
+	}
+	resp, err := c.Do(ctx, method, path, body, h)
+	if err != nil {
+		return err
+	}
+	return decode(resp, out)
+}
+
+// unauthenticated sends a request that carries a DPoP proof of the key but
+// no access token (token, enrolment, bootstrap), with an optional bearer.
+func (c *Client) unauthenticated(ctx context.Context, method, path string, in any, bearer string, out any) error {
+	var rd io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Server+path, rd)
+	if err != nil {
+		return err
+	}
+	proof, err := c.Key.Proof(method, req.URL.Scheme+"://"+req.URL.Host+req.URL.EscapedPath(), "", c.now())
+	if err != nil {
+		return err
+	}
+	req.Header.Set("DPoP", proof)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	return decode(resp, out)
+}
+
+func decode(resp *http.Response, out any) error {
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		p := &Problem{Status: resp.StatusCode}
+		if json.Unmarshal(b, p) != nil || p.Type == "" {
+			p.Type, p.Detail = "http-"+fmt.Sprint(resp.StatusCode), strings.TrimSpace(string(b))
+		}
+		return p
+	}
+	if out == nil || len(b) == 0 {
+		return nil
+	}
+	return json.Unmarshal(b, out)
+}
+
+// BootstrapResult is the answer of the bootstrap.
+type BootstrapResult struct {
+	Org       json.RawMessage `json:"org"`
+	Principal struct {
+		ID  string `json:"id"`
+		Org string `json:"org"`
+	} `json:"principal"`
+	Device struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+	} `json:"device"`
+}
+
+// Bootstrap spends the bootstrap token to enrol the first admin, principal,
+// with this client's key as its device, approved.
+func (c *Client) Bootstrap(ctx context.Context, token, principal, deviceName string) (*BootstrapResult, error) {
+	var out BootstrapResult
+	err := c.unauthenticated(ctx, "POST", "/v1/bootstrap", map[string]string{"principal": principal, "device_name": deviceName}, token, &out)
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Device is a device as the API returns it.
+type Device struct {
+	ID        string `json:"id"`
+	Principal string `json:"principal"`
+	Org       string `json:"org"`
+	Name      string `json:"name"`
+	Status    string `json:"status"`
+}
+
+// Enrol enrols this client's key as a device of principal (pending until an
+// admin of its org approves it).
+func (c *Client) Enrol(ctx context.Context, principal, deviceName string) (*Device, error) {
+	var out Device
+	if err := c.unauthenticated(ctx, "POST", "/v1/devices", map[string]string{"principal": principal, "name": deviceName}, "", &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
