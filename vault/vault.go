@@ -262,8 +262,22 @@ func (v *Vault) indexKey(ctx context.Context, org, collection, field string) ([]
 	return key, nil
 }
 
+// decisionEvent is an audit event with the region of each record it names,
+// so that a regional auditor can keep each region's events in its store.
+type decisionEvent struct {
+	audit.Event
+	regions map[string]string // record id -> region
+}
+
+// RegionalAuditor is an Auditor that keeps events per residency region.
+// AppendRegional gets the region of every record the event names.
+type RegionalAuditor interface {
+	Auditor
+	AppendRegional(ctx context.Context, ev audit.Event, regionOf map[string]string) error
+}
+
 // event builds the audit event of a decision.
-func (v *Vault) event(c Caller, action, collection string, recs []*sekisho.SealedRecord, ids []string, fields []string, d Decision, masked bool) audit.Event {
+func (v *Vault) event(c Caller, action, collection string, recs []*sekisho.SealedRecord, ids []string, fields []string, d Decision, masked bool) decisionEvent {
 	ev := audit.Event{
 		Time: v.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
 		Source: c.Source, Purpose: c.Purpose, Action: action, Collection: collection,
@@ -286,19 +300,32 @@ func (v *Vault) event(c Caller, action, collection string, recs []*sekisho.Seale
 		}
 	}
 	sort.Strings(ev.RecordOrgs)
-	return ev
+	de := decisionEvent{Event: ev}
+	if len(recs) > 0 {
+		de.regions = make(map[string]string, len(recs))
+		for _, r := range recs {
+			de.regions[r.ID] = r.Region
+		}
+	}
+	return de
 }
 
 // record writes an event durably; a vault that cannot audit refuses to serve.
-func (v *Vault) record(ctx context.Context, ev audit.Event) error {
-	if _, err := v.audit.Append(ctx, ev); err != nil {
+func (v *Vault) record(ctx context.Context, ev decisionEvent) error {
+	var err error
+	if ra, ok := v.audit.(RegionalAuditor); ok {
+		err = ra.AppendRegional(ctx, ev.Event, ev.regions)
+	} else {
+		_, err = v.audit.Append(ctx, ev.Event)
+	}
+	if err != nil {
 		return &sekisho.Error{Code: sekisho.EUnavailable, Message: "the audit log is unavailable; nothing was returned", Err: err}
 	}
 	return nil
 }
 
 // deny records a denial and returns its error.
-func (v *Vault) deny(ctx context.Context, ev audit.Event, d Decision) error {
+func (v *Vault) deny(ctx context.Context, ev decisionEvent, d Decision) error {
 	if err := v.record(ctx, ev); err != nil {
 		return err
 	}
