@@ -33,9 +33,13 @@ func TestCrashEveryResponseIsAudited(t *testing.T) {
 		ids      []string              // records created, for reads
 		others   int                   // responses other than 2xx
 	)
+	var cred *creds
 	for round := 0; round < rounds; round++ {
 		srv := startServer(t, dir, key)
-		auth := authorize(t, dir)
+		if cred == nil {
+			cred = enrol(t, srv)
+		}
+		auth := cred.authorize(t, srv)
 		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
 		stop := make(chan struct{})
 		var wg sync.WaitGroup

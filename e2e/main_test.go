@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sekisho/sekisho/access/dpop"
 )
 
 // binary is the sekisho binary built by TestMain.
@@ -130,17 +133,78 @@ func (s *server) kill() {
 	s.log.Close()
 }
 
-// authorize is the one place that gives a request its credentials: today
-// the bootstrap admin token of the data directory, as a bearer token. When
-// device-bound credentials land, only this function changes.
-func authorize(t *testing.T, dir string) func(*http.Request) {
+// creds is the device-bound credential of the first admin of a data
+// directory: a DPoP device key enrolled by spending the bootstrap token.
+type creds struct {
+	key *dpop.Key
+}
+
+// enrol spends the bootstrap token of srv's data directory on a new device
+// key for the first admin (POST /v1/bootstrap), as sekisho login does.
+func enrol(t *testing.T, srv *server) *creds {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "bootstrap-admin-token"))
+	b, err := os.ReadFile(filepath.Join(srv.dir, "bootstrap-admin-token"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	token := strings.TrimSpace(string(b))
-	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) }
+	key, err := dpop.GenerateKey("ed25519")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := srv.base + "/v1/bootstrap"
+	proof, err := key.Proof("POST", url, "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", url, strings.NewReader(`{"principal":"e2e-admin","device_name":"e2e"}`))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(b)))
+	req.Header.Set("DPoP", proof)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("bootstrap: %s: %s", resp.Status, body)
+	}
+	return &creds{key: key}
+}
+
+// authorize is the one place that gives a request its credentials: an
+// access token of the enrolled device from srv (POST /v1/token), sent as
+// "Authorization: DPoP <token>" with a fresh DPoP proof of the device key
+// for each request's method and URL.
+func (c *creds) authorize(t *testing.T, srv *server) func(*http.Request) {
+	t.Helper()
+	url := srv.base + "/v1/token"
+	proof, err := c.key.Proof("POST", url, "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", url, nil)
+	req.Header.Set("DPoP", proof)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &tok) != nil || tok.AccessToken == "" {
+		t.Fatalf("token: %s: %s", resp.Status, body)
+	}
+	return func(r *http.Request) {
+		p, err := c.key.Proof(r.Method, r.URL.Scheme+"://"+r.URL.Host+r.URL.EscapedPath(), tok.AccessToken, time.Now())
+		if err != nil {
+			panic(err)
+		}
+		r.Header.Set("Authorization", "DPoP "+tok.AccessToken)
+		r.Header.Set("DPoP", p)
+	}
 }
 
 // sekisho runs the binary with args and returns its stdout and exit status.

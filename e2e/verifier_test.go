@@ -183,7 +183,7 @@ func TestIndependentVerifier(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "data")
 	srv := startServer(t, dir, masterKey(), "--checkpoint-interval", "1h")
-	auth := authorize(t, dir)
+	auth := enrol(t, srv).authorize(t, srv)
 	client := &http.Client{Timeout: 10 * time.Second}
 	a := &auditor{t: t, base: srv.base, auth: auth, client: client}
 
