@@ -78,6 +78,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd(), newImportCmd(), newVersionCmd(), newMigrateCmd(), newGenerateCmd(), newAuditCmd())
+	root.AddCommand(newLoginCmd(), newAPICmd(), newOrgCmd(), newPrincipalCmd(), newDeviceCmd(), newGrantCmd(), newPolicyCmd())
 	return root
 }
 

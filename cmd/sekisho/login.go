@@ -1,0 +1,115 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sekisho/sekisho/access/dpop"
+	"github.com/sekisho/sekisho/client"
+)
+
+func newLoginCmd() *cobra.Command {
+	var server, bootFile, principal, profile, keyType, deviceName string
+	cmd := &cobra.Command{
+		Use:   "login",
+		Short: "Enrol this machine's device key and store a profile",
+		Long: `Generate a device key on this machine, enrol it, and store a profile (server,
+principal, device key with mode 0600, cached credential) in --profile DIR
+(default: sekisho under the user's config directory).
+
+With --bootstrap-token-file, spend the bootstrap token that the first serve
+wrote: this enrols the first admin (roles admin and auditor) and its device,
+approved, once. With --principal, enrol a device for a principal an admin
+created; an admin of its org then approves it (sekisho device approve ID).`,
+		Example: `  sekisho login --server http://127.0.0.1:8700 --bootstrap-token-file ./sekisho-data/bootstrap-admin-token
+  sekisho login --server http://127.0.0.1:8700 --principal bob --profile ~/.config/sekisho-bob`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if server == "" {
+				return errors.New("--server URL is required")
+			}
+			if bootFile == "" && principal == "" {
+				return errors.New("give --bootstrap-token-file FILE (first admin) or --principal ID")
+			}
+			dir, err := profileDir(profile)
+			if err != nil {
+				return err
+			}
+			key, err := dpop.GenerateKey(keyType)
+			if err != nil {
+				return err
+			}
+			if deviceName == "" {
+				deviceName, _ = os.Hostname()
+			}
+			c := client.New(server, key)
+			out := cmd.OutOrStdout()
+			p := &client.Profile{Server: strings.TrimRight(server, "/"), Device: key.Thumbprint()}
+			if bootFile != "" {
+				b, err := os.ReadFile(bootFile)
+				if err != nil {
+					return fmt.Errorf("read bootstrap token: %w", err)
+				}
+				if principal == "" {
+					principal = "admin"
+				}
+				res, err := c.Bootstrap(ctx, strings.TrimSpace(string(b)), principal, deviceName)
+				if err != nil {
+					return err
+				}
+				p.Principal, p.Org = res.Principal.ID, res.Principal.Org
+				if _, err := c.Refresh(ctx); err != nil {
+					return err
+				}
+				if err := saveProfile(dir, p, key, c); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "Logged in as %s (org %s, roles admin and auditor); the bootstrap token is now spent.\nDevice %s, approved.\nProfile: %s\n",
+					p.Principal, p.Org, p.Device, dir)
+				return nil
+			}
+			d, err := c.Enrol(ctx, principal, deviceName)
+			if err != nil {
+				return err
+			}
+			p.Principal, p.Org = d.Principal, d.Org
+			if err := saveProfile(dir, p, key, c); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "Device %s enrolled for %s (org %s), pending approval.\nAsk an admin of %s to run:\n  sekisho device approve %s\nProfile: %s\n",
+				d.ID, d.Principal, d.Org, d.Org, d.ID, dir)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&server, "server", os.Getenv("SEKISHO_SERVER"), "server URL (default $SEKISHO_SERVER)")
+	f.StringVar(&bootFile, "bootstrap-token-file", "", "bootstrap admin token file (DATA/bootstrap-admin-token): enrol the first admin")
+	f.StringVar(&principal, "principal", "", "principal to enrol a device for (with the bootstrap token: the first admin's id, default admin)")
+	f.StringVar(&profile, "profile", "", "profile directory (default: $SEKISHO_PROFILE or sekisho under the user config directory)")
+	f.StringVar(&keyType, "key-type", "ed25519", "device key type: ed25519 or p256")
+	f.StringVar(&deviceName, "device-name", "", "device name shown to admins (default: host name)")
+	return cmd
+}
+
+// profileDir resolves --profile, $SEKISHO_PROFILE, or the default.
+func profileDir(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if env := os.Getenv("SEKISHO_PROFILE"); env != "" {
+		return env, nil
+	}
+	return client.DefaultProfileDir()
+}
+
+func saveProfile(dir string, p *client.Profile, key *dpop.Key, c *client.Client) error {
+	if err := client.SaveProfile(dir, p, key); err != nil {
+		return err
+	}
+	return client.SaveToken(dir, c)
+}
