@@ -190,9 +190,9 @@ func newGrantCmd() *cobra.Command {
 		perHour, total                                      int64
 	}
 	create := &cobra.Command{Use: "create --to ORG ...", Short: "Create a grant of your org's records",
-		Long: "Create a grant. One that reaches a region other than the grantee's home region, or an\nunmasked sensitive field, is pending until a second admin runs sekisho grant approve ID.",
+		Long:    "Create a grant. One that reaches a region other than the grantee's home region, or an\nunmasked sensitive field, is pending until a second admin runs sekisho grant approve ID.",
 		Example: `  sekisho grant create --to affiliate --collection users --field phone,email --region jp --purpose support --expires 720h`,
-		Args: cobra.NoArgs,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			body := map[string]any{"grantee_org": g.grantee, "grantee_principal": g.principal, "collections": g.collections,
 				"fields": g.fields, "masked_fields": g.masked, "regions": g.regions, "purposes": g.purposes, "actions": g.act,
