@@ -23,6 +23,8 @@ import (
 )
 
 type importFlags struct {
+	config                     string
+	regions                    map[string]string
 	data, store, masterKeyFile string
 	server, tokenFile          string
 	org, format                string
@@ -44,11 +46,22 @@ audit log. A bad row is reported with its line number and the rest are imported.
   sekisho import --server http://127.0.0.1:8700 --token-file ./sekisho-data/bootstrap-admin-token partners partners.csv`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.config != "" {
+				c, err := loadConfig(f.config)
+				if err != nil {
+					return err
+				}
+				if err := applyConfig(cmd.Flags(), c); err != nil {
+					return err
+				}
+				f.regions = c.Regions
+			}
 			return runImport(cmd.Context(), cmd, f, args[0], args[1])
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.data, "data", "", "data directory to write into directly")
+	fl.StringVar(&f.config, "config", "", "the server's configuration file (data directory, store and regions), with --data")
 	fl.StringVar(&f.store, "store", "", "PostgreSQL URL, with --data (the keyring stays in the data directory)")
 	fl.StringVar(&f.masterKeyFile, "master-key-file", "", "file holding the master key, with --data")
 	fl.StringVar(&f.server, "server", "", "URL of a running server to import through")
@@ -89,7 +102,7 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 	var sink importer.Sink
 	var schema *sekisho.Schema
 	if f.data != "" {
-		in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile, Stderr: cmd.ErrOrStderr()})
+		in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile, Regions: f.regions, Stderr: cmd.ErrOrStderr()})
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/keys"
 	"github.com/sekisho/sekisho/postgres"
+	"github.com/sekisho/sekisho/regions"
 	"github.com/sekisho/sekisho/schemas"
 	"github.com/sekisho/sekisho/sqlite"
 	"github.com/sekisho/sekisho/vault"
@@ -35,20 +37,25 @@ type instanceOptions struct {
 	DataDir       string
 	Store         string // "" for the embedded SQLite, or a postgres:// URL
 	MasterKeyFile string
-	Stderr   io.Writer
-	Logger   *slog.Logger
+	// Regions maps a residency region to the store URL that keeps its
+	// records and events; regions not listed use Store.
+	Regions map[string]string
+	Stderr  io.Writer
+	Logger  *slog.Logger
 }
 
 // instance is an opened data directory: the store, the keyring, the audit log
 // and the vault over them. It holds the directory's lock until Close.
 type instance struct {
-	dir      string
-	store    sekisho.Store
-	keys     *keys.Local
-	log      *audit.Log
-	vault    *vault.Vault
-	verifier string // audit verifier key, note format
-	lock     *os.File
+	dir   string
+	store sekisho.Store
+	keys  *keys.Local
+	log   *audit.Log // the default store's log
+	vault *vault.Vault
+	// regionLogs are the logs of regions with a store of their own.
+	regionLogs map[string]*audit.Log
+	verifier   string // audit verifier key, note format
+	lock       *os.File
 }
 
 // openInstance opens (creating on first use) a data directory.
@@ -87,16 +94,8 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 	if in.keys, err = keys.OpenLocal(o.DataDir, master); err != nil {
 		return nil, err
 	}
-	switch {
-	case o.Store == "" || o.Store == "sqlite":
-		in.store, err = sqlite.Open(ctx, filepath.Join(o.DataDir, dbFile))
-	case strings.HasPrefix(o.Store, "postgres://") || strings.HasPrefix(o.Store, "postgresql://"):
-		in.store, err = postgres.Open(ctx, o.Store)
-	default:
-		return nil, fmt.Errorf("--store %q: want a postgres:// URL, or nothing for the embedded SQLite", redactDSN(o.Store))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+	if in.store, err = openStore(ctx, o.DataDir, o.Store); err != nil {
+		return nil, err
 	}
 	signer, verifier, err := audit.LoadOrCreateKeys(o.DataDir, audit.DefaultOrigin)
 	if err != nil {
@@ -110,7 +109,34 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 	if in.log, err = audit.New(ctx, in.store, signer, audit.Options{Logger: o.Logger, Verifier: verifier}); err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
-	in.vault = vault.New(in.store, in.keys, in.log, vault.Options{})
+	var auditor vault.Auditor = in.log
+	if len(o.Regions) > 0 {
+		byStore := map[string]sekisho.Store{}
+		in.regionLogs = map[string]*audit.Log{}
+		for _, region := range sortedRegions(o.Regions) {
+			url := o.Regions[region]
+			if !sekisho.ValidRegion(region) {
+				return nil, fmt.Errorf("regions: %q is not a region code", region)
+			}
+			if url == o.Store {
+				continue // the default store's region
+			}
+			s, err := openStore(ctx, o.DataDir, url)
+			if err != nil {
+				return nil, fmt.Errorf("region %s: %w", region, err)
+			}
+			byStore[region] = s
+			l, err := audit.New(ctx, s, signer, audit.Options{Origin: audit.DefaultOrigin + "/" + region, Logger: o.Logger, Verifier: verifier})
+			if err != nil {
+				s.Close()
+				return nil, fmt.Errorf("region %s: open audit log: %w", region, err)
+			}
+			in.regionLogs[region] = l
+		}
+		in.store = regions.NewRouter(in.store, byStore)
+		auditor = regions.NewAuditor(in.log, in.regionLogs)
+	}
+	in.vault = vault.New(in.store, in.keys, auditor, vault.Options{})
 	defaults, err := schemas.Defaults()
 	if err != nil {
 		return nil, err
@@ -121,9 +147,40 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 	return in, nil
 }
 
-// Close closes the audit log (draining pending appends), the store and the lock.
+// openStore opens the embedded SQLite of dataDir ("" or "sqlite") or a
+// PostgreSQL database (postgres:// URL).
+func openStore(ctx context.Context, dataDir, url string) (sekisho.Store, error) {
+	var s sekisho.Store
+	var err error
+	switch {
+	case url == "" || url == "sqlite":
+		s, err = sqlite.Open(ctx, filepath.Join(dataDir, dbFile))
+	case strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://"):
+		s, err = postgres.Open(ctx, url)
+	default:
+		return nil, fmt.Errorf("store %q: want a postgres:// URL, or nothing for the embedded SQLite", redactDSN(url))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", redactDSN(url), err)
+	}
+	return s, nil
+}
+
+func sortedRegions(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for r := range m {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Close closes the audit logs (draining pending appends), the stores and the lock.
 func (in *instance) Close() error {
 	var errs []error
+	for _, l := range in.regionLogs {
+		errs = append(errs, l.Close())
+	}
 	if in.log != nil {
 		errs = append(errs, in.log.Close())
 	}

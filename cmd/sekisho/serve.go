@@ -20,6 +20,8 @@ import (
 )
 
 type serveFlags struct {
+	config        string
+	regions       map[string]string
 	addr          string
 	data          string
 	store         string
@@ -44,7 +46,19 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
   sekisho serve --addr 127.0.0.1:8700 --data ./sekisho-data
   SEKISHO_MASTER_KEY_FILE=/run/secrets/sekisho-master sekisho serve --store postgres://sekisho@db/sekisho`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), cmd, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.config != "" {
+				c, err := loadConfig(f.config)
+				if err != nil {
+					return err
+				}
+				if err := applyConfig(cmd.Flags(), c); err != nil {
+					return err
+				}
+				f.regions = c.Regions
+			}
+			return runServe(cmd.Context(), cmd, f)
+		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.addr, "addr", "127.0.0.1:8700", "address to listen on")
@@ -55,6 +69,7 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.StringVar(&f.region, "region", "jp", "home region of the root org")
 	fl.DurationVar(&f.checkpoint, "checkpoint-interval", 5*time.Second, "how often to sign an audit checkpoint")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fl.StringVar(&f.config, "config", "", "configuration file (YAML: the flags' settings and a regions: map of region to store URL)")
 	return cmd
 }
 
@@ -73,7 +88,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile,
+	in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile, Regions: f.regions,
 		Stderr: cmd.ErrOrStderr(), Logger: logger})
 	if err != nil {
 		return err

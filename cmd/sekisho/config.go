@@ -1,0 +1,65 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+)
+
+// fileConfig is the configuration file of serve and import (--config FILE):
+// the same settings as the flags, plus the region-to-store map that has no
+// flag form. A flag given on the command line wins over the file.
+//
+//	addr: 127.0.0.1:8700
+//	data: /var/lib/sekisho
+//	store: postgres://sekisho@db-global/sekisho
+//	regions:
+//	  jp: postgres://sekisho@db-tokyo/sekisho
+//	  th: postgres://sekisho@db-bangkok/sekisho
+type fileConfig struct {
+	Addr               string            `yaml:"addr"`
+	Data               string            `yaml:"data"`
+	Store              string            `yaml:"store"`
+	MasterKeyFile      string            `yaml:"master_key_file"`
+	Org                string            `yaml:"org"`
+	Region             string            `yaml:"region"`
+	CheckpointInterval string            `yaml:"checkpoint_interval"`
+	LogFormat          string            `yaml:"log_format"`
+	Regions            map[string]string `yaml:"regions"`
+}
+
+// loadConfig reads a configuration file strictly: an unknown key is an
+// error, so that a typo cannot silently drop a setting.
+func loadConfig(path string) (*fileConfig, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	var c fileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// applyConfig sets every flag the command line did not set from the file.
+func applyConfig(fs *pflag.FlagSet, c *fileConfig) error {
+	for name, val := range map[string]string{
+		"addr": c.Addr, "data": c.Data, "store": c.Store, "master-key-file": c.MasterKeyFile,
+		"org": c.Org, "region": c.Region, "checkpoint-interval": c.CheckpointInterval, "log-format": c.LogFormat,
+	} {
+		f := fs.Lookup(name)
+		if val == "" || f == nil || f.Changed {
+			continue
+		}
+		if err := f.Value.Set(val); err != nil {
+			return fmt.Errorf("config %s: %w", name, err)
+		}
+	}
+	return nil
+}
