@@ -1,0 +1,99 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// TestSmoke runs the whole harness at a tiny size, so that it cannot rot: it
+// builds the bench and sekisho, imports 300 records, runs every workload for
+// a second and checks that results.json has every key, with a positive
+// number. It never judges a timing: a benchmark does not fail a test.
+// With SEKISHO_TEST_POSTGRES set it runs against PostgreSQL too.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two binaries and runs a server")
+	}
+	dir := t.TempDir()
+	bench := filepath.Join(dir, "bench")
+	if out, err := exec.Command("go", "build", "-o", bench, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build bench: %v\n%s", err, out)
+	}
+	sek := filepath.Join(dir, "sekisho")
+	build := exec.Command("go", "build", "-o", sek, "./cmd/sekisho")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build sekisho: %v\n%s", err, out)
+	}
+	stores := map[string]string{"sqlite": ""}
+	if dsn := os.Getenv("SEKISHO_TEST_POSTGRES"); dsn != "" {
+		stores["postgres"] = dsn
+	}
+	for name, dsn := range stores {
+		t.Run(name, func(t *testing.T) {
+			out := filepath.Join(dir, "out-"+name)
+			args := []string{"-bin", sek, "-records", "300", "-duration", "1s", "-concurrency", "4", "-out", out}
+			if dsn != "" {
+				args = append(args, "-store", dsn)
+			}
+			cmd := exec.Command(bench, args...)
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("bench %v: %v\n%s", args, err, b)
+			}
+			checkResults(t, filepath.Join(out, "results.json"))
+			if _, err := os.Stat(filepath.Join(out, "results.md")); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func checkResults(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r map[string]any
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	positive := func(m map[string]any, where, key string) {
+		t.Helper()
+		v, ok := m[key].(float64)
+		if !ok {
+			t.Errorf("%s: %s missing or not a number: %v", where, key, m[key])
+		} else if v <= 0 {
+			t.Errorf("%s: %s = %v, want > 0", where, key, v)
+		}
+	}
+	for _, k := range []string{"hot_read_floor_ratio", "import_rps", "rss_mib", "half_peak_p99_ms"} {
+		positive(r, "results", k)
+	}
+	if c, _ := r["commit"].(string); c == "" {
+		t.Error("commit is empty")
+	}
+	m, _ := r["machine"].(map[string]any)
+	if m == nil || m["cpu_model"] == "" {
+		t.Errorf("machine: %v", r["machine"])
+	} else {
+		positive(m, "machine", "cores")
+	}
+	ws, _ := r["workloads"].(map[string]any)
+	for _, name := range workloadOrder {
+		w, _ := ws[name].(map[string]any)
+		if w == nil {
+			t.Errorf("workload %s missing", name)
+			continue
+		}
+		for _, k := range []string{"throughput_rps", "p50_ms", "p99_ms", "p999_ms", "cpu_s_per_1k"} {
+			positive(w, name, k)
+		}
+		if e, _ := w["errors"].(float64); e != 0 {
+			t.Errorf("workload %s: %v requests failed (see notes in %s)", name, e, path)
+		}
+	}
+}

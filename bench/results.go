@@ -1,0 +1,198 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// results is results.json.
+type results struct {
+	Commit      string    `json:"commit"`
+	Version     string    `json:"version,omitempty"`
+	Machine     machine   `json:"machine"`
+	Store       string    `json:"store"`
+	Records     int       `json:"records"`
+	DurationS   float64   `json:"duration_s"`
+	Concurrency int       `json:"concurrency"`
+	Credential  string    `json:"credential"`
+	Started     time.Time `json:"started"`
+	Finished    time.Time `json:"finished"`
+
+	// HotReadFloorRatio is hot_read's throughput over the floor's, measured
+	// in the same run: the number to compare across commits.
+	HotReadFloorRatio float64 `json:"hot_read_floor_ratio"`
+	// HalfPeakP99ms is the hot path's p99 under open-loop load at half of
+	// the closed-loop peak.
+	HalfPeakP99ms float64 `json:"half_peak_p99_ms"`
+	ImportRPS     float64 `json:"import_rps"`
+	// RSSMiB is the server's largest VmRSS sampled after a workload;
+	// RSSPeakMiB its VmHWM at the end.
+	RSSMiB       float64 `json:"rss_mib"`
+	RSSPeakMiB   float64 `json:"rss_peak_mib"`
+	HotBodyBytes int     `json:"hot_body_bytes"`
+
+	Workloads     map[string]*workloadResult `json:"workloads"`
+	Import        *importResult              `json:"import"`
+	IncidentScope *scopeResult               `json:"incident_scope,omitempty"`
+	Targets       []target                   `json:"targets"`
+	Notes         []string                   `json:"notes"`
+}
+
+type workloadResult struct {
+	Mode          string  `json:"mode"`
+	Requests      int     `json:"requests"`
+	Errors        int     `json:"errors"`
+	ThroughputRPS float64 `json:"throughput_rps"`
+	P50ms         float64 `json:"p50_ms"`
+	P99ms         float64 `json:"p99_ms"`
+	P999ms        float64 `json:"p999_ms"`
+	CPUsPer1k     float64 `json:"cpu_s_per_1k"`
+	RSSMiB        float64 `json:"rss_mib"`
+	RecordsPerS   float64 `json:"records_per_s,omitempty"`
+}
+
+func newWorkloadResult(r *run, cpu, rss float64, mode string) *workloadResult {
+	w := &workloadResult{Mode: mode, Requests: r.Requests, Errors: r.Errors, ThroughputRPS: r.rps(),
+		P50ms: r.quantile(0.50), P99ms: r.quantile(0.99), P999ms: r.quantile(0.999), RSSMiB: rss}
+	if ok := r.Requests - r.Errors; ok > 0 {
+		w.CPUsPer1k = cpu / float64(ok) * 1000
+	}
+	return w
+}
+
+func (w *workloadResult) line() string {
+	return fmt.Sprintf("%8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  %.3f CPU s/1k  RSS %.0f MiB  errors %d",
+		w.ThroughputRPS, w.P50ms, w.P99ms, w.P999ms, w.CPUsPer1k, w.RSSMiB, w.Errors)
+}
+
+type importResult struct {
+	Records     int     `json:"records"`
+	Seconds     float64 `json:"seconds"`
+	CPUSeconds  float64 `json:"cpu_seconds"`
+	RecordsPerS float64 `json:"records_per_s"`
+	CPUsPer1k   float64 `json:"cpu_s_per_1k"`
+	PeakRSSMiB  float64 `json:"peak_rss_mib"`
+}
+
+type scopeResult struct {
+	Seconds float64 `json:"seconds,omitempty"`
+	Skipped string  `json:"skipped,omitempty"`
+}
+
+// target is one of issue 9's targets, checked against this run. A missed
+// target is reported, never an error.
+type target struct {
+	Name string  `json:"name"`
+	Want string  `json:"want"`
+	Got  float64 `json:"got"`
+	Met  bool    `json:"met"`
+	Note string  `json:"note,omitempty"`
+}
+
+func checkTargets(r *results) []target {
+	var t []target
+	scale := ""
+	if r.Records < 1_000_000 {
+		scale = fmt.Sprintf("measured at %d records, the target is stated for 1,000,000", r.Records)
+	}
+	t = append(t, target{Name: "hot_read_floor_ratio", Want: ">= 0.30", Got: r.HotReadFloorRatio, Met: r.HotReadFloorRatio >= 0.30})
+	if r.Workloads["hot_read_half_peak"] != nil {
+		t = append(t, target{Name: "half_peak_p99_ms", Want: "< 5", Got: r.HalfPeakP99ms, Met: r.HalfPeakP99ms < 5})
+	}
+	imp := target{Name: "import_rps", Want: ">= 50000 (SQLite)", Got: r.ImportRPS, Met: r.ImportRPS >= 50_000}
+	if r.Store != "sqlite" {
+		imp.Note = "the target is for SQLite"
+	}
+	t = append(t, imp)
+	t = append(t, target{Name: "rss_mib", Want: "< 512 at 1M records", Got: r.RSSMiB, Met: r.RSSMiB < 512, Note: scale})
+	if r.IncidentScope != nil && r.IncidentScope.Skipped == "" {
+		t = append(t, target{Name: "incident_scope_s", Want: "< 2 over 10M events", Got: r.IncidentScope.Seconds, Met: r.IncidentScope.Seconds < 2,
+			Note: "measured over this run's history, not 10M events"})
+	}
+	return t
+}
+
+var workloadOrder = []string{"floor", "hot_read", "hot_read_half_peak", "lookup_phone", "batch_get_100", "create"}
+
+// markdown is results.md: the table for the README.
+func markdown(r *results) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s, %s store, %d records, %s per workload, %d closed-loop connections; %s (%d cores); commit %s\n\n",
+		r.Version, r.Store, r.Records, time.Duration(r.DurationS*float64(time.Second)), r.Concurrency, r.Machine.CPUModel, r.Machine.Cores, r.Commit)
+	fmt.Fprintf(&b, "| workload | load | throughput | p50 ms | p99 ms | p99.9 ms | server CPU s / 1k | server RSS MiB |\n")
+	fmt.Fprintf(&b, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, name := range workloadOrder {
+		w := r.Workloads[name]
+		if w == nil {
+			continue
+		}
+		tp := fmt.Sprintf("%.0f req/s", w.ThroughputRPS)
+		if w.RecordsPerS > 0 {
+			tp += fmt.Sprintf(" (%.0f rec/s)", w.RecordsPerS)
+		}
+		label := name
+		if name == "floor" {
+			label = "floor (bare net/http, same body)"
+		}
+		errs := ""
+		if w.Errors > 0 {
+			errs = fmt.Sprintf(" (%d errors)", w.Errors)
+		}
+		fmt.Fprintf(&b, "| %s%s | %s | %s | %.2f | %.2f | %.2f | %.3f | %.0f |\n", label, errs, w.Mode, tp, w.P50ms, w.P99ms, w.P999ms, w.CPUsPer1k, w.RSSMiB)
+	}
+	if i := r.Import; i != nil {
+		fmt.Fprintf(&b, "| import (`sekisho import --data`) | %d records | %.0f rec/s | | | | %.3f (import process) | %.0f (import process) |\n",
+			i.Records, i.RecordsPerS, i.CPUsPer1k, i.PeakRSSMiB)
+	}
+	if s := r.IncidentScope; s != nil {
+		if s.Skipped != "" {
+			fmt.Fprintf(&b, "| incident scope | | skipped: %s | | | | | |\n", s.Skipped)
+		} else {
+			fmt.Fprintf(&b, "| incident scope | loaded history | %.3f s | | | | | |\n", s.Seconds)
+		}
+	}
+	fmt.Fprintf(&b, "\n**hot_read_floor_ratio = %.3f**; hot path p99 at half peak (open loop) = %.2f ms; import = %.0f records/s; server RSS = %.0f MiB (peak %.0f MiB).\n\n",
+		r.HotReadFloorRatio, r.HalfPeakP99ms, r.ImportRPS, r.RSSMiB, r.RSSPeakMiB)
+	fmt.Fprintf(&b, "| target | want | got | met |\n| --- | --- | ---: | --- |\n")
+	for _, t := range r.Targets {
+		met := "yes"
+		if !t.Met {
+			met = "**no**"
+		}
+		if t.Note != "" {
+			met += " (" + t.Note + ")"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.3f | %s |\n", t.Name, t.Want, t.Got, met)
+	}
+	if len(r.Notes) > 0 {
+		b.WriteString("\nNotes:\n")
+		for _, n := range r.Notes {
+			fmt.Fprintf(&b, "- %s\n", n)
+		}
+	}
+	fmt.Fprintf(&b, "\nCredential: %s.\n", r.Credential)
+	return b.String()
+}
+
+func writeResults(dir string, r *results) error {
+	if r.Targets == nil {
+		r.Targets = checkTargets(r)
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	md := markdown(r)
+	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	fmt.Println(md)
+	return nil
+}
