@@ -1,0 +1,268 @@
+package incident
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/access"
+)
+
+// RegionCounter is an optional fast path of a store: the live records of a
+// collection (of an org) by region. Without it the worst case pages through
+// the record ids and reads each page's regions.
+type RegionCounter interface {
+	CountRecordsByRegion(ctx context.Context, collection, org string) (map[string]int64, error)
+}
+
+// readActions are the actions that return values.
+var readActions = []string{"read", "lookup", "batch-get"}
+
+// dataRoles are the roles that read their own org's records.
+var dataRoles = []string{access.RoleAdmin, access.RoleMember, access.RoleSupport, access.RoleService}
+
+type cellKey struct{ collection, org string }
+
+type cell struct {
+	all     bool
+	regions map[string]bool
+	via     map[string]bool
+}
+
+// worstCase counts the live records the suspects could have read in the
+// window: their own orgs' records (when they hold a data role) and what each
+// grant to them or their org reached.
+func (c *computer) worstCase(ctx context.Context) error {
+	schemas, err := c.st.ListSchemas(ctx)
+	if err != nil {
+		return fmt.Errorf("schemas: %w", err)
+	}
+	var collections []string
+	for _, s := range schemas {
+		collections = append(collections, s.Collection)
+	}
+	slices.Sort(collections)
+
+	// Who: the suspect principals, the principals of suspect devices, the
+	// principals seen in the suspects' events, and the suspect orgs.
+	principals := map[string]bool{}
+	for _, p := range c.in.Principals {
+		principals[p] = true
+	}
+	for p := range c.actors {
+		principals[p] = true
+	}
+	for _, d := range c.in.Devices {
+		var dev access.Device
+		if ok, err := c.object(ctx, access.KindDevice, d, &dev); err != nil {
+			return err
+		} else if ok && dev.Principal != "" {
+			principals[dev.Principal] = true
+		}
+	}
+	type who struct {
+		org       string
+		principal string // "" for a whole org
+		dataRole  bool
+	}
+	var whos []who
+	for _, o := range c.in.Orgs {
+		whos = append(whos, who{org: o, dataRole: true})
+	}
+	for _, id := range sortedKeys(principals) {
+		var p access.Principal
+		ok, err := c.object(ctx, access.KindPrincipal, id, &p)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			// A principal the control plane no longer knows: its org from its events.
+			if org := c.actors[id]; org != "" {
+				whos = append(whos, who{org: org, principal: id, dataRole: true})
+			}
+			continue
+		}
+		data := false
+		for _, r := range dataRoles {
+			data = data || p.HasRole(r)
+		}
+		whos = append(whos, who{org: p.Org, principal: p.ID, dataRole: data})
+	}
+
+	grantObjs, err := c.st.ListObjects(ctx, access.KindGrant, "")
+	if err != nil {
+		return fmt.Errorf("grants: %w", err)
+	}
+	var grants []*access.Grant
+	for _, o := range grantObjs {
+		var g access.Grant
+		if err := json.Unmarshal(o.Body, &g); err != nil {
+			return fmt.Errorf("grant %s does not decode: %w", o.ID, err)
+		}
+		if c.grantLive(&g) {
+			grants = append(grants, &g)
+		}
+	}
+
+	cells := map[cellKey]*cell{}
+	add := func(coll, org string, regions []string, via string) {
+		k := cellKey{coll, org}
+		cl := cells[k]
+		if cl == nil {
+			cl = &cell{regions: map[string]bool{}, via: map[string]bool{}}
+			cells[k] = cl
+		}
+		cl.via[via] = true
+		if len(regions) == 0 || slices.Contains(regions, "*") {
+			cl.all = true
+		}
+		for _, r := range regions {
+			cl.regions[r] = true
+		}
+	}
+	for _, w := range whos {
+		if w.dataRole {
+			for _, coll := range collections {
+				add(coll, w.org, nil, "own org "+w.org)
+			}
+		}
+		for _, g := range grants {
+			if g.GranteeOrg != w.org {
+				continue
+			}
+			if w.principal != "" && g.GranteePrincipal != "" && g.GranteePrincipal != w.principal {
+				continue
+			}
+			for _, coll := range g.Collections {
+				if coll == "*" {
+					for _, cn := range collections {
+						add(cn, g.GrantorOrg, g.Regions, "grant "+g.ID)
+					}
+					continue
+				}
+				add(coll, g.GrantorOrg, g.Regions, "grant "+g.ID)
+			}
+		}
+	}
+
+	keys := make([]cellKey, 0, len(cells))
+	for k := range cells {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b cellKey) int {
+		if n := strings.Compare(a.collection, b.collection); n != 0 {
+			return n
+		}
+		return strings.Compare(a.org, b.org)
+	})
+	for _, k := range keys {
+		cl := cells[k]
+		n, err := c.countCell(ctx, k, cl)
+		if err != nil {
+			return err
+		}
+		r := Reach{Collection: k.collection, Org: k.org, Via: sortedKeys(cl.via), Records: n}
+		if !cl.all {
+			r.Regions = sortedKeys(cl.regions)
+		}
+		c.sc.WorstCase = append(c.sc.WorstCase, r)
+		c.sc.WorstCaseSubjects += n
+	}
+	return nil
+}
+
+// grantLive reports whether g let its grantee read during the window: it
+// was approved (active, or revoked after the window began), valid for part
+// of the window, and names a read action.
+func (c *computer) grantLive(g *access.Grant) bool {
+	switch g.Status {
+	case access.StatusActive:
+	case access.StatusRevoked:
+		if g.RevokedAt == nil || !g.RevokedAt.After(c.in.Since) {
+			return false
+		}
+	default:
+		return false
+	}
+	if !g.NotBefore.IsZero() && !g.NotBefore.Before(c.in.Until) {
+		return false
+	}
+	if !g.Expires.IsZero() && !g.Expires.After(c.in.Since) {
+		return false
+	}
+	for _, a := range g.Actions {
+		if slices.Contains(readActions, a) || a == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *computer) countCell(ctx context.Context, k cellKey, cl *cell) (int64, error) {
+	if cl.all {
+		n, err := c.st.CountRecords(ctx, k.collection, k.org)
+		if err != nil {
+			return 0, fmt.Errorf("count records of %s/%s: %w", k.org, k.collection, err)
+		}
+		return n, nil
+	}
+	if rc, ok := c.st.(RegionCounter); ok {
+		by, err := rc.CountRecordsByRegion(ctx, k.collection, k.org)
+		if err != nil {
+			return 0, fmt.Errorf("count records of %s/%s by region: %w", k.org, k.collection, err)
+		}
+		var n int64
+		for r := range cl.regions {
+			n += by[r]
+		}
+		return n, nil
+	}
+	var n int64
+	after := ""
+	for {
+		ids, err := c.st.ListRecordIDs(ctx, k.collection, k.org, after, 1000)
+		if err != nil {
+			return 0, fmt.Errorf("list records of %s/%s: %w", k.org, k.collection, err)
+		}
+		if len(ids) == 0 {
+			return n, nil
+		}
+		recs, err := c.st.GetRecords(ctx, k.collection, ids)
+		if err != nil {
+			return 0, fmt.Errorf("records of %s/%s: %w", k.org, k.collection, err)
+		}
+		for _, r := range recs {
+			if !r.Erased() && cl.regions[r.Region] {
+				n++
+			}
+		}
+		after = ids[len(ids)-1]
+	}
+}
+
+// object reads a control-plane object into v; a missing one is (false, nil).
+func (c *computer) object(ctx context.Context, kind, id string, v any) (bool, error) {
+	o, err := c.st.GetObject(ctx, kind, id)
+	if sekisho.Code(err) == sekisho.ENotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("%s %s: %w", kind, id, err)
+	}
+	if err := json.Unmarshal(o.Body, v); err != nil {
+		return false, fmt.Errorf("%s %s does not decode: %w", kind, id, err)
+	}
+	return true, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
