@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/importer"
 	"github.com/sekisho/sekisho/vault"
 )
@@ -26,7 +26,7 @@ type importFlags struct {
 	config                     string
 	regions                    map[string]string
 	data, store, masterKeyFile string
-	server, tokenFile          string
+	server, profile            string
 	org, format                string
 	batch, maxRejects          int
 }
@@ -43,7 +43,7 @@ With --data, writes into a data directory directly (refused while a server holds
 with --server, goes through a running server's API. Every import is recorded in the
 audit log. A bad row is reported with its line number and the rest are imported.`,
 		Example: `  sekisho import --data ./sekisho-data users users.ndjson
-  sekisho import --server http://127.0.0.1:8700 --token-file ./sekisho-data/bootstrap-admin-token partners partners.csv`,
+  sekisho import --server http://127.0.0.1:8700 --profile ./admin-profile partners partners.csv`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.config != "" {
@@ -65,7 +65,7 @@ audit log. A bad row is reported with its line number and the rest are imported.
 	fl.StringVar(&f.store, "store", "", "PostgreSQL URL, with --data (the keyring stays in the data directory)")
 	fl.StringVar(&f.masterKeyFile, "master-key-file", "", "file holding the master key, with --data")
 	fl.StringVar(&f.server, "server", "", "URL of a running server to import through")
-	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the bearer token, with --server")
+	fl.StringVar(&f.profile, "profile", "", "profile directory of sekisho login (device key and credentials), with --server")
 	fl.StringVar(&f.org, "org", "operator", "owning organisation of the imported records, with --data")
 	fl.StringVar(&f.format, "format", "", "ndjson or csv (default: from the file name)")
 	fl.IntVar(&f.batch, "batch", 1000, "records per batch")
@@ -114,11 +114,18 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 		sink = &vaultSink{v: in.vault, collection: collection, caller: vault.Caller{Principal: "cli-import", Org: f.org,
 			Device: "local:" + host, Source: "local", Purpose: "import", RequestID: "import-" + time.Now().UTC().Format("20060102T150405Z")}}
 	} else {
-		token, err := readTokenFile(f.tokenFile)
+		dir, err := profileDir(f.profile)
 		if err != nil {
 			return err
 		}
-		hs := &httpSink{base: strings.TrimRight(f.server, "/"), collection: collection, token: token, client: &http.Client{Timeout: 60 * time.Second}}
+		_, c, err := client.LoadProfile(dir)
+		if err != nil {
+			return err
+		}
+		c.Server = strings.TrimRight(f.server, "/")
+		c.HTTP = &http.Client{Timeout: 60 * time.Second}
+		defer client.SaveToken(dir, c)
+		hs := &httpSink{collection: collection, c: c}
 		if schema, err = hs.schema(ctx); err != nil {
 			return err
 		}
@@ -164,17 +171,6 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 		return &exitError{code: 3, err: fmt.Errorf("%d rows were rejected (see above); the others were imported", sum.Rejected)}
 	}
 	return nil
-}
-
-func readTokenFile(path string) (string, error) {
-	if path == "" {
-		return "", errors.New("--token-file is required with --server")
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read token: %w", err)
-	}
-	return strings.TrimSpace(string(b)), nil
 }
 
 // vaultSink writes batches straight into a vault, as a two-stage pipeline:
@@ -227,21 +223,18 @@ func (s *vaultSink) Flush(ctx context.Context) error {
 	return nil
 }
 
-// httpSink writes through a server's API, several requests at a time.
+// httpSink writes through a server's API with the profile's device-bound
+// credential, several requests at a time.
 type httpSink struct {
-	base, collection, token string
-	client                  *http.Client
+	collection string
+	c          *client.Client
 }
 
 func (s *httpSink) do(ctx context.Context, method, path string, body []byte) (*http.Response, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, s.base+path, bytes.NewReader(body))
-	if err != nil {
-		return nil, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+s.token)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Sekisho-Purpose", "import")
-	resp, err := s.client.Do(req)
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("Sekisho-Purpose", "import")
+	resp, err := s.c.Do(ctx, method, path, body, h)
 	if err != nil {
 		return nil, nil, err
 	}
