@@ -22,6 +22,7 @@ import (
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/vault"
 )
 
@@ -57,6 +58,7 @@ type Server struct {
 	verifierKey string
 	auth        Authenticator
 	access      *access.Service
+	guard       *guard.Guard
 	purposes    func(string) bool
 	reg         *prometheus.Registry
 
@@ -81,12 +83,16 @@ type Config struct {
 	// Access serves the control plane (orgs, principals, devices, grants,
 	// policies, tokens); nil answers those routes with 503.
 	Access *access.Service
+	// Guard serves rules, quarantines and honeytokens, sees every lookup's
+	// value, and refuses quarantined device keys a token; nil answers its
+	// routes with 503.
+	Guard *guard.Guard
 }
 
 // New returns a Server.
 func New(c Config) *Server {
 	s := &Server{vault: c.Vault, auditLog: c.AuditLog, verifierKey: c.VerifierKey, auth: c.Auth, log: c.Logger,
-		reg: c.Registry, purposes: c.KnownPurpose, access: c.Access}
+		reg: c.Registry, purposes: c.KnownPurpose, access: c.Access, guard: c.Guard}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -100,6 +106,9 @@ func New(c Config) *Server {
 	s.reg.MustRegister(s.requests, s.latency)
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
+		if rt.Method == "POST" && (rt.Pattern == "/v1/token" || rt.Pattern == "/v1/devices") {
+			rt.Handler = s.keyGate(rt.Handler)
+		}
 		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
 	}
 	return s
@@ -132,7 +141,7 @@ func (s *Server) routes() []route {
 		{"GET", "/v1/collections/{c}/records/{id}", true, true, s.getRecord},
 		{"PATCH", "/v1/collections/{c}/records/{id}", true, true, s.updateRecord},
 		{"DELETE", "/v1/collections/{c}/records/{id}", true, true, s.eraseRecord},
-		{"POST", "/v1/collections/{c}/lookup", true, true, s.lookup},
+		{"POST", "/v1/collections/{c}/lookup", true, true, s.guardedLookup},
 		{"POST", "/v1/collections/{c}/records:batchGet", true, true, s.batchGet},
 
 		{"GET", "/v1/audit/checkpoint", true, false, s.auditCheckpoint},
@@ -140,7 +149,7 @@ func (s *Server) routes() []route {
 		{"GET", "/v1/audit/proof/inclusion", true, false, s.auditInclusion},
 		{"GET", "/v1/audit/proof/consistency", true, false, s.auditConsistency},
 		{"GET", "/v1/audit/events", true, false, s.auditEvents},
-	}, s.accessRoutes()...)
+	}, append(s.accessRoutes(), s.guardRoutes()...)...)
 }
 
 // ServeHTTP implements http.Handler.

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/httpapi"
 	"github.com/sekisho/sekisho/postgres"
 )
@@ -30,6 +31,8 @@ type serveFlags struct {
 	region        string
 	checkpoint    time.Duration
 	logFormat     string
+	webhooks      []string
+	webhookSecret string
 }
 
 func newServeCmd() *cobra.Command {
@@ -69,6 +72,8 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.StringVar(&f.region, "region", "jp", "home region of the root org")
 	fl.DurationVar(&f.checkpoint, "checkpoint-interval", 5*time.Second, "how often to sign an audit checkpoint")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fl.StringSliceVar(&f.webhooks, "alert-webhook", nil, "URL that receives the guard's signed alerts (repeatable)")
+	fl.StringVar(&f.webhookSecret, "alert-webhook-secret-file", "", "file holding the HMAC secret of alert webhooks (default: $SEKISHO_ALERT_WEBHOOK_SECRET)")
 	fl.StringVar(&f.config, "config", "", "configuration file (YAML: the flags' settings and a regions: map of region to store URL)")
 	return cmd
 }
@@ -112,9 +117,19 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	in.vault.SetAuthorizer(acc.Authorizer())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	hooks, err := alertWebhooks(f.webhooks, f.webhookSecret)
+	if err != nil {
+		return err
+	}
+	grd := guard.New(guard.Config{Store: in.store, Audit: in.log, RootOrg: f.org, Logger: logger, Registry: reg, Webhooks: hooks})
+	if err := grd.Start(ctx); err != nil {
+		return err
+	}
+	defer grd.Close()
+	in.vault.SetGuard(grd)
 	srv := httpapi.New(httpapi.Config{
 		Vault: in.vault, AuditLog: in.log, VerifierKey: in.verifier, Logger: logger, Registry: reg,
-		Auth: acc, Access: acc, KnownPurpose: acc.KnownPurpose,
+		Auth: grd.Authenticator(acc), Access: acc, KnownPurpose: acc.KnownPurpose, Guard: grd,
 	})
 
 	ln, err := net.Listen("tcp", f.addr)

@@ -1,0 +1,513 @@
+package guard
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho/vault"
+)
+
+// Config configures a Guard.
+type Config struct {
+	Store sekisho.Store
+	// Audit receives the guard's own events (rule changes, quarantines,
+	// lifts); the vault audits the decisions.
+	Audit    vault.Auditor
+	RootOrg  string // the org whose admins change rules (default "operator")
+	Now      func() time.Time
+	Logger   *slog.Logger
+	Registry *prometheus.Registry // receives sekisho_guard_rule_fired_total
+	Webhooks []Webhook
+	// Location is the time zone of the off-hours baseline (default Asia/Tokyo).
+	Location *time.Location
+	// Budgets are the default budgets per role (default DefaultBudgets).
+	Budgets map[string]Budget
+	// CacheTTL bounds how old rules and quarantine state may be (default
+	// 500ms, at most one second).
+	CacheTTL time.Duration
+	// SyncInterval is how often the node folds in other nodes' decisions
+	// from the audit log and saves learned profiles (default 1s).
+	SyncInterval time.Duration
+	// WebhookAttempts and WebhookBackoff tune delivery (default 8, 1s).
+	WebhookAttempts int
+	WebhookBackoff  time.Duration
+}
+
+// Guard implements vault.Guard.
+type Guard struct {
+	cfg   Config
+	store sekisho.Store
+	log   *slog.Logger
+	fired *prometheus.CounterVec
+	alert *alerter
+
+	rmu       sync.Mutex
+	ruleCache *ruleSet
+
+	qmu    sync.Mutex
+	qcache map[string]qstate
+
+	mu       sync.Mutex
+	windows  map[string]*window     // "p:"+principal, "d:"+device, "g:"+grant, "l:"+principal (lookups)
+	denials  map[string]*window     // "p:"+principal
+	profiles map[string]*profile    // principal
+	lookups  map[string][]lookupVal // principal -> recent lookup values
+	grants   map[string]grantBudget // grant id -> budget (cached)
+	own      map[string]int64       // request ids charged here -> unix nanos (skipped when tailing)
+	tail     uint64                 // next audit index to fold in
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+type grantBudget struct {
+	b  Budget
+	at time.Time
+}
+
+// New returns a Guard. Call Start to rebuild its counters from the audit
+// log and to follow the other nodes; Close to stop.
+func New(cfg Config) *Guard {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.RootOrg == "" {
+		cfg.RootOrg = "operator"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Location == nil {
+		if loc, err := time.LoadLocation("Asia/Tokyo"); err == nil {
+			cfg.Location = loc
+		} else {
+			cfg.Location = time.FixedZone("JST", 9*3600)
+		}
+	}
+	if cfg.Budgets == nil {
+		cfg.Budgets = DefaultBudgets
+	}
+	if cfg.CacheTTL <= 0 || cfg.CacheTTL > time.Second {
+		cfg.CacheTTL = 500 * time.Millisecond
+	}
+	if cfg.SyncInterval <= 0 {
+		cfg.SyncInterval = time.Second
+	}
+	if cfg.WebhookAttempts <= 0 {
+		cfg.WebhookAttempts = 8
+	}
+	if cfg.WebhookBackoff <= 0 {
+		cfg.WebhookBackoff = time.Second
+	}
+	g := &Guard{cfg: cfg, store: cfg.Store, log: cfg.Logger, qcache: map[string]qstate{},
+		windows: map[string]*window{}, denials: map[string]*window{}, profiles: map[string]*profile{},
+		lookups: map[string][]lookupVal{}, grants: map[string]grantBudget{}, own: map[string]int64{}}
+	g.fired = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sekisho_guard_rule_fired_total",
+		Help: "Guard rules that fired, by rule and action."}, []string{"rule", "action"})
+	for _, r := range DefaultRules {
+		for _, a := range Actions {
+			g.fired.WithLabelValues(r.ID, a) // every series exists from the start
+		}
+	}
+	if cfg.Registry != nil {
+		cfg.Registry.MustRegister(g.fired)
+	}
+	g.alert = &alerter{hooks: cfg.Webhooks, log: cfg.Logger, q: make(chan Alert, 4096), client: &http.Client{Timeout: 10 * time.Second},
+		maxAttempts: cfg.WebhookAttempts, backoff: cfg.WebhookBackoff, now: cfg.Now, done: make(chan struct{})}
+	return g
+}
+
+func (g *Guard) now() time.Time { return g.cfg.Now() }
+
+// Start rebuilds the windows from the last day of audit events, then follows
+// the audit log in the background: every SyncInterval it folds in the
+// decisions other nodes recorded, and saves learned profiles.
+func (g *Guard) Start(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	g.stop = cancel
+	if err := g.rebuild(ctx); err != nil {
+		cancel()
+		return err
+	}
+	g.wg.Add(2)
+	go func() { defer g.wg.Done(); g.alert.run(ctx) }()
+	go func() {
+		defer g.wg.Done()
+		t := time.NewTicker(g.cfg.SyncInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := g.Sync(ctx); err != nil && ctx.Err() == nil {
+					g.log.Warn("guard sync failed", "error", err.Error())
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// Close stops the background work.
+func (g *Guard) Close() {
+	if g.stop != nil {
+		g.stop()
+		g.wg.Wait()
+	}
+}
+
+// rebuild finds the first audit event of the last day and folds in
+// everything from there.
+func (g *Guard) rebuild(ctx context.Context) error {
+	since := g.now().Add(-24 * time.Hour)
+	first, err := g.store.QueryAudit(ctx, sekisho.AuditFilter{Since: since, Limit: 1})
+	if err != nil {
+		return fmt.Errorf("guard: rebuild from the audit log: %w", err)
+	}
+	g.mu.Lock()
+	if len(first) > 0 {
+		g.tail = first[0].Index
+	} else if g.tail, err = g.store.AuditSize(ctx); err != nil {
+		g.mu.Unlock()
+		return err
+	}
+	g.mu.Unlock()
+	return g.Sync(ctx)
+}
+
+// Sync folds in the audit events appended since the last call, except the
+// ones this node charged itself, and saves changed profiles.
+func (g *Guard) Sync(ctx context.Context) error {
+	for {
+		g.mu.Lock()
+		from := g.tail
+		g.mu.Unlock()
+		entries, err := g.store.AuditLeaves(ctx, from, 1000)
+		if err != nil {
+			return err
+		}
+		g.mu.Lock()
+		for _, e := range entries {
+			if e.Index != g.tail {
+				continue
+			}
+			g.tail++
+			ev, err := audit.Unmarshal(e.Leaf)
+			if err != nil {
+				continue
+			}
+			g.foldLocked(ev)
+		}
+		cut := g.now().Add(-5 * time.Minute).UnixNano()
+		for id, at := range g.own {
+			if at < cut {
+				delete(g.own, id)
+			}
+		}
+		g.mu.Unlock()
+		if len(entries) < 1000 {
+			break
+		}
+	}
+	return g.saveProfiles(ctx)
+}
+
+// foldLocked counts a decision recorded by another node (or before a restart).
+func (g *Guard) foldLocked(ev audit.Event) {
+	if ev.Principal == "" || ev.RequestID == "" {
+		return
+	}
+	if _, mine := g.own[ev.RequestID]; mine {
+		return
+	}
+	at := ev.Time.UnixNano()
+	switch {
+	case ev.Decision == audit.Deny && isDataAction(ev.Action):
+		g.win(g.denials, "p:"+ev.Principal).add(at, []string{ev.RequestID})
+	case ev.Decision == audit.Allow && isReadAction(ev.Action) && len(ev.Records) > 0:
+		ids := subjects(ev.Collection, ev.Records)
+		g.win(g.windows, "p:"+ev.Principal).add(at, ids)
+		if ev.Device != "" {
+			g.win(g.windows, "d:"+ev.Device).add(at, ids)
+		}
+		if gid := grantOf(ev.Policy); gid != "" {
+			g.win(g.windows, "g:"+gid).add(at, ids)
+		}
+		if ev.Action == vault.ActionLookup {
+			g.win(g.windows, "l:"+ev.Principal).add(at, ids)
+		}
+	}
+}
+
+func isReadAction(a string) bool {
+	return a == vault.ActionRead || a == vault.ActionBatchGet || a == vault.ActionLookup
+}
+
+func isDataAction(a string) bool {
+	return isReadAction(a) || a == vault.ActionCreate || a == vault.ActionUpdate || a == vault.ActionErase
+}
+
+// grantOf returns the grant id of a decision's policy ("grant:g-…", first of
+// a list), or "".
+func grantOf(policy string) string {
+	first, _, _ := strings.Cut(policy, ",")
+	if id, ok := strings.CutPrefix(first, "grant:"); ok {
+		return id
+	}
+	return ""
+}
+
+// subjects names the data subjects of records: one record is one subject of
+// one collection.
+func subjects(collection string, ids []string) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = collection + "/" + id
+	}
+	return out
+}
+
+func (g *Guard) win(m map[string]*window, key string) *window {
+	w := m[key]
+	if w == nil {
+		w = newWindow()
+		m[key] = w
+	}
+	return w
+}
+
+// firing is one rule that fired on a request.
+type firing struct {
+	rule   *Rule
+	detail string
+}
+
+// Check implements vault.Guard: it runs after authorisation and before any
+// data is opened, on allowed and denied decisions alike.
+func (g *Guard) Check(ctx context.Context, req vault.AccessRequest, recs []*sekisho.SealedRecord, d vault.Decision) vault.Decision {
+	c := req.Caller
+	rules := g.rules(ctx)
+	// Honeytokens first: a decoy touched quarantines, whatever else holds,
+	// and the request returns nothing.
+	for _, r := range recs {
+		if r.Honeytoken {
+			rule := rules[RuleHoneytoken]
+			detail := fmt.Sprintf("decoy record %s/%s touched (%s)", req.Collection, r.ID, req.Action)
+			g.fire(ctx, c, rule, ActionQuarantine, detail)
+			return vault.Decision{Policy: "guard:" + RuleHoneytoken, Reason: "quarantined by the guard", Code: sekisho.EForbidden, Type: ProblemQuarantined}
+		}
+	}
+	if err := g.Quarantined(ctx, c.Principal, c.Device, time.Time{}); err != nil {
+		return vault.Decision{Policy: "guard:quarantine", Reason: sekisho.Message(err), Code: sekisho.EForbidden, Type: ProblemQuarantined}
+	}
+	now := g.now()
+	at := now.UnixNano()
+	if !d.Allow {
+		g.mu.Lock()
+		u := g.win(g.denials, "p:"+c.Principal).usage(at, []string{c.RequestID})
+		g.win(g.denials, "p:"+c.Principal).add(at, []string{c.RequestID})
+		g.own[c.RequestID] = at
+		g.mu.Unlock()
+		if r := rules[RuleDeniedBurst]; r.Enabled && float64(u.RecordsMinute) > r.param("denials_per_minute", 10) {
+			g.fire(ctx, c, r, r.Action, fmt.Sprintf("%d denied requests in the last minute", u.RecordsMinute))
+		}
+		return d
+	}
+	ids := make([]string, 0, len(recs))
+	for _, r := range recs {
+		ids = append(ids, r.ID)
+	}
+	subj := subjects(req.Collection, ids)
+	var fired []firing
+	// Volume budgets: the principal's role, its device, and the grant used.
+	grant := grantOf(d.Policy)
+	var gb Budget
+	if grant != "" {
+		gb = g.grantBudget(ctx, grant)
+	}
+	rb := roleBudget(g.cfg.Budgets, c.Roles)
+	g.mu.Lock()
+	var over string
+	if x := rb.exceeded(g.win(g.windows, "p:"+c.Principal).usage(at, subj)); x != "" {
+		over = "principal " + c.Principal + ": " + x
+	} else if x := rb.exceeded(g.win(g.windows, "d:"+c.Device).usage(at, subj)); c.Device != "" && x != "" {
+		over = "device " + c.Device + ": " + x
+	} else if grant != "" {
+		if x := gb.exceeded(g.win(g.windows, "g:"+grant).usage(at, subj)); x != "" {
+			over = "grant " + grant + ": " + x
+		}
+	}
+	var lookupSubj int64
+	if req.Action == vault.ActionLookup {
+		lookupSubj = g.win(g.windows, "l:"+c.Principal).usage(at, subj).SubjectsMinute
+	}
+	g.mu.Unlock()
+	if over != "" {
+		r := rules[RuleBudget]
+		act := r.Action
+		if !r.Enabled {
+			act = ActionLog // a budget always holds; the rule only says what else happens
+		}
+		g.fire(ctx, c, r, act, "volume budget exceeded: "+over)
+		typ := ProblemBudget
+		if act == ActionStepUp {
+			typ = ProblemStepUp
+		} else if act == ActionQuarantine {
+			typ = ProblemQuarantined
+		}
+		return vault.Decision{Policy: "guard:" + RuleBudget, Reason: "volume budget exceeded (" + over + ")", Code: sekisho.EForbidden, Type: typ}
+	}
+	// Anomaly rules.
+	fired = append(fired, g.anomalies(ctx, req, rules, now, lookupSubj)...)
+	worst := ""
+	var reasons []string
+	for _, f := range fired {
+		g.fire(ctx, c, f.rule, f.rule.Action, f.detail)
+		reasons = append(reasons, f.rule.ID+": "+f.detail)
+		if severity(f.rule.Action) > severity(worst) {
+			worst = f.rule.Action
+		}
+	}
+	switch worst {
+	case ActionQuarantine:
+		return vault.Decision{Policy: "guard:" + fired[0].rule.ID, Reason: "quarantined by the guard (" + strings.Join(reasons, "; ") + ")", Code: sekisho.EForbidden, Type: ProblemQuarantined}
+	case ActionStepUp:
+		return vault.Decision{Policy: "guard:step-up", Code: sekisho.EForbidden, Type: ProblemStepUp,
+			Reason: "this request is unusual for you (" + strings.Join(reasons, "; ") + "); ask an admin of your org for an approved access request, then retry"}
+	}
+	// Allowed: charge the budgets and learn.
+	g.mu.Lock()
+	g.win(g.windows, "p:"+c.Principal).add(at, subj)
+	if c.Device != "" {
+		g.win(g.windows, "d:"+c.Device).add(at, subj)
+	}
+	if grant != "" {
+		g.win(g.windows, "g:"+grant).add(at, subj)
+	}
+	if req.Action == vault.ActionLookup {
+		g.win(g.windows, "l:"+c.Principal).add(at, subj)
+	}
+	g.own[c.RequestID] = at
+	g.learnLocked(c, now)
+	g.mu.Unlock()
+	if len(reasons) > 0 {
+		d.Reason += "; guard: " + strings.Join(reasons, "; ")
+	}
+	return d
+}
+
+func severity(action string) int {
+	for i, a := range Actions {
+		if a == action {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// fire records that rule fired: a log line, the metric, and per action an
+// alert or a quarantine.
+func (g *Guard) fire(ctx context.Context, c vault.Caller, rule *Rule, action, detail string) {
+	g.fired.WithLabelValues(rule.ID, action).Inc()
+	g.log.LogAttrs(ctx, slog.LevelWarn, "guard rule fired", slog.String("rule", rule.ID), slog.String("action", action),
+		slog.String("principal", c.Principal), slog.String("org", c.Org), slog.String("device", c.Device),
+		slog.String("source", c.Source), slog.String("purpose", c.Purpose), slog.String("request_id", c.RequestID), slog.String("detail", detail))
+	if action == ActionLog {
+		return
+	}
+	if action == ActionQuarantine {
+		if err := g.quarantine(ctx, c, rule.ID, detail); err != nil {
+			g.log.Error("guard quarantine could not be stored", "principal", c.Principal, "error", err.Error())
+		}
+	}
+	g.alert.send(Alert{ID: newAlertID(), Time: g.now().UTC(), Rule: rule.ID, Action: action, Org: c.Org, Principal: c.Principal,
+		Device: c.Device, Source: c.Source, Purpose: c.Purpose, RequestID: c.RequestID, Detail: detail, OrgAdmins: g.orgAdmins(ctx, c.Org, action)})
+}
+
+// orgAdmins lists the admins of org to alert (for quarantines; other alerts
+// go to the webhooks without a list, to keep the request path short).
+func (g *Guard) orgAdmins(ctx context.Context, org, action string) []string {
+	if action != ActionQuarantine {
+		return nil
+	}
+	objs, err := g.store.ListObjects(ctx, "principal", org)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, o := range objs {
+		var p struct {
+			ID     string   `json:"id"`
+			Roles  []string `json:"roles"`
+			Status string   `json:"status"`
+		}
+		if json.Unmarshal(o.Body, &p) == nil && p.Status == "active" {
+			for _, r := range p.Roles {
+				if r == "admin" {
+					out = append(out, p.ID)
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// grantBudget returns a grant's budget (cached for the cache TTL).
+func (g *Guard) grantBudget(ctx context.Context, id string) Budget {
+	now := g.now()
+	g.mu.Lock()
+	c, ok := g.grants[id]
+	g.mu.Unlock()
+	if ok && now.Sub(c.at) < g.cfg.CacheTTL && now.Sub(c.at) >= 0 {
+		return c.b
+	}
+	var b Budget
+	if o, err := g.store.GetObject(ctx, "grant", id); err == nil {
+		var gr struct {
+			PerHour int64 `json:"budget_per_hour"`
+			Total   int64 `json:"budget_total"`
+		}
+		if json.Unmarshal(o.Body, &gr) == nil {
+			b = Budget{RecordsPerHour: gr.PerHour, RecordsTotal: gr.Total}
+		}
+	} else if ok {
+		return c.b
+	}
+	g.mu.Lock()
+	g.grants[id] = grantBudget{b: b, at: now}
+	g.mu.Unlock()
+	return b
+}
+
+// Usage returns the current counters of a key ("p:"+principal,
+// "d:"+device, "g:"+grant).
+func (g *Guard) Usage(key string) Usage {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	w := g.windows[key]
+	if w == nil {
+		return Usage{}
+	}
+	return w.usage(g.now().UnixNano(), nil)
+}
+
+// NewNodeID returns a random id for log lines.
+func NewNodeID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

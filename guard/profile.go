@@ -1,0 +1,282 @@
+package guard
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho/vault"
+)
+
+// profile is what the guard has learned of one principal: its devices,
+// source addresses and purposes, and how its requests spread over the hours
+// of the day. It is stored as a guard-profile object, written when something
+// new is learned (and the hour counts at most every SyncInterval).
+type profile struct {
+	Principal string    `json:"principal"`
+	Org       string    `json:"org"`
+	Devices   []string  `json:"devices"`
+	Sources   []string  `json:"sources"`
+	Purposes  []string  `json:"purposes"`
+	Hours     [24]int64 `json:"hours"`
+	Requests  int64     `json:"requests"`
+
+	version int64
+	loaded  bool
+	dirty   bool
+}
+
+const maxProfileList = 64
+
+// profileLocked returns the principal's profile, loading it from the store
+// the first time (g.mu is released while reading).
+func (g *Guard) profileLocked(ctx context.Context, c vault.Caller) *profile {
+	p := g.profiles[c.Principal]
+	if p != nil && p.loaded {
+		return p
+	}
+	g.mu.Unlock()
+	o, err := g.store.GetObject(ctx, KindProfile, c.Principal)
+	g.mu.Lock()
+	if p = g.profiles[c.Principal]; p != nil && p.loaded {
+		return p
+	}
+	p = &profile{Principal: c.Principal, Org: c.Org}
+	if err == nil {
+		if json.Unmarshal(o.Body, p) == nil {
+			p.version = o.Version
+		}
+	}
+	p.loaded = err == nil || sekisho.Code(err) == sekisho.ENotFound
+	g.profiles[c.Principal] = p
+	return p
+}
+
+// anomalies evaluates the anomaly rules on an allowed request.
+func (g *Guard) anomalies(ctx context.Context, req vault.AccessRequest, rules map[string]*Rule, now time.Time, lookupSubj int64) []firing {
+	c := req.Caller
+	var out []firing
+	g.mu.Lock()
+	p := g.profileLocked(ctx, c)
+	fresh := p.Requests == 0 && len(p.Devices) == 0
+	if r := rules[RuleNewDevice]; r.Enabled && !fresh && c.Device != "" && !slices.Contains(p.Devices, c.Device) {
+		out = append(out, firing{r, "device " + c.Device + " never seen for " + c.Principal})
+	}
+	if r := rules[RuleNewSource]; r.Enabled && !fresh && c.Source != "" && !slices.Contains(p.Sources, c.Source) {
+		out = append(out, firing{r, "source address " + c.Source + " never seen for " + c.Principal})
+	}
+	if r := rules[RuleNewPurpose]; r.Enabled && !fresh && c.Purpose != "" && !slices.Contains(p.Purposes, c.Purpose) {
+		out = append(out, firing{r, fmt.Sprintf("purpose %q never used by %s (used: %s)", c.Purpose, c.Principal, strings.Join(p.Purposes, ", "))})
+	}
+	if r := rules[RuleOffHours]; r.Enabled {
+		h := now.In(g.cfg.Location).Hour()
+		if !usualHour(p, r, h) {
+			out = append(out, firing{r, fmt.Sprintf("request at %02d:00 (%s), outside %s's usual hours", h, g.cfg.Location, c.Principal)})
+		}
+	}
+	if r := rules[RuleEnumeration]; r.Enabled && req.Action == vault.ActionLookup {
+		if lookupSubj > int64(r.param("lookup_subjects_per_minute", 15)) {
+			out = append(out, firing{r, fmt.Sprintf("%d distinct subjects in a minute through lookups", lookupSubj)})
+		}
+	}
+	g.mu.Unlock()
+	return out
+}
+
+// usualHour reports whether hour h is usual for p: with enough history, an
+// hour (or a neighbour) that holds min_share of its requests; before that,
+// the baseline window.
+func usualHour(p *profile, r *Rule, h int) bool {
+	if float64(p.Requests) >= r.param("learn_after", 200) {
+		min := r.param("min_share", 0.01) * float64(p.Requests)
+		for _, d := range []int{0, -1, 1} {
+			if float64(p.Hours[(h+d+24)%24]) >= math.Max(min, 1) {
+				return true
+			}
+		}
+		return false
+	}
+	start, end := int(r.param("baseline_start", 8)), int(r.param("baseline_end", 20))
+	if start <= end {
+		return h >= start && h < end
+	}
+	return h >= start || h < end
+}
+
+// learnLocked adds an allowed request to the principal's profile.
+func (g *Guard) learnLocked(c vault.Caller, now time.Time) {
+	p := g.profiles[c.Principal]
+	if p == nil {
+		return
+	}
+	add := func(l *[]string, v string) {
+		if v != "" && !slices.Contains(*l, v) && len(*l) < maxProfileList {
+			*l = append(*l, v)
+			p.dirty = true
+		}
+	}
+	add(&p.Devices, c.Device)
+	add(&p.Sources, c.Source)
+	add(&p.Purposes, c.Purpose)
+	p.Hours[now.In(g.cfg.Location).Hour()]++
+	p.Requests++
+	if p.Requests%50 == 0 {
+		p.dirty = true
+	}
+}
+
+// saveProfiles writes the profiles that changed. A concurrent write by
+// another node wins; this node reloads the profile and merges on its next
+// change.
+func (g *Guard) saveProfiles(ctx context.Context) error {
+	g.mu.Lock()
+	var todo []*profile
+	for _, p := range g.profiles {
+		if p.dirty && p.loaded {
+			cp := *p
+			todo = append(todo, &cp)
+			p.dirty = false
+		}
+	}
+	g.mu.Unlock()
+	for _, p := range todo {
+		b, _ := json.Marshal(p)
+		err := g.store.PutObject(ctx, &sekisho.Object{Kind: KindProfile, ID: p.Principal, Org: p.Org, Version: p.version + 1, Body: b, Updated: g.now().UTC()})
+		g.mu.Lock()
+		if cur := g.profiles[p.Principal]; cur != nil {
+			if err == nil {
+				cur.version = p.version + 1
+			} else if sekisho.Code(err) == sekisho.EConflict {
+				delete(g.profiles, p.Principal) // reload from the store next time
+			}
+		}
+		g.mu.Unlock()
+		if err != nil && sekisho.Code(err) != sekisho.EConflict {
+			return err
+		}
+	}
+	return nil
+}
+
+// lookupVal is one lookup value a principal asked for.
+type lookupVal struct {
+	field string
+	num   int64 // the value's digits as a number; -1 when it has none
+	at    int64
+}
+
+// ObserveLookup sees the field and value of a lookup before the vault
+// runs it, matched or not (a lookup that matches nothing never reaches
+// Check, and enumeration is mostly misses). It returns the refusal of a
+// step-up or quarantine, audited here; nil lets the lookup go on.
+func (g *Guard) ObserveLookup(ctx context.Context, c vault.Caller, collection, field, value string) error {
+	if err := g.Quarantined(ctx, c.Principal, c.Device, time.Time{}); err != nil {
+		return err
+	}
+	r := g.rules(ctx)[RuleEnumeration]
+	if !r.Enabled {
+		return nil
+	}
+	lv := lookupVal{field: collection + "." + field, num: digits(value)}
+	if lv.num < 0 {
+		return nil
+	}
+	g.mu.Lock()
+	n := g.sequentialLocked(c.Principal, lv, g.now(), r)
+	g.mu.Unlock()
+	if n < int(r.param("run", 5)) {
+		return nil
+	}
+	detail := fmt.Sprintf("%d near-sequential values of %s looked up in a row", n, lv.field)
+	g.fire(ctx, c, r, r.Action, detail)
+	var err error
+	switch r.Action {
+	case ActionQuarantine:
+		err = sekisho.TypedErrorf(sekisho.EForbidden, ProblemQuarantined, "quarantined by the guard (%s)", detail)
+	case ActionStepUp:
+		err = sekisho.TypedErrorf(sekisho.EForbidden, ProblemStepUp, "this request is unusual for you (%s); ask an admin of your org for an approved access request, then retry", detail)
+	default:
+		return nil
+	}
+	ev := audit.Event{Time: g.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
+		Purpose: c.Purpose, Action: vault.ActionLookup, Collection: collection, Decision: audit.Deny, Policy: "guard:" + RuleEnumeration, Reason: sekisho.Message(err)}
+	if g.cfg.Audit != nil {
+		if _, aerr := g.cfg.Audit.Append(ctx, ev); aerr != nil {
+			return &sekisho.Error{Code: sekisho.EUnavailable, Message: "the audit log is unavailable; nothing was returned", Err: aerr}
+		}
+	}
+	return err
+}
+
+// digits reads the last 15 digits of s as a number (phone numbers, ids
+// with numeric parts), or -1.
+func digits(s string) int64 {
+	var d []byte
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			d = append(d, s[i])
+		}
+	}
+	if len(d) == 0 {
+		return -1
+	}
+	if len(d) > 15 {
+		d = d[len(d)-15:]
+	}
+	var n int64
+	for _, c := range d {
+		n = n*10 + int64(c-'0')
+	}
+	return n
+}
+
+// sequentialLocked adds lv to the principal's recent lookups and returns
+// how many lookups in a row (within ten minutes) were each within max_gap
+// of an earlier recent value of the same field.
+func (g *Guard) sequentialLocked(principal string, lv lookupVal, now time.Time, r *Rule) int {
+	lv.at = now.UnixNano()
+	gap := int64(r.param("max_gap", 16))
+	recent := g.lookups[principal]
+	cut := lv.at - int64(10*time.Minute)
+	kept := recent[:0]
+	for _, x := range recent {
+		if x.at > cut {
+			kept = append(kept, x)
+		}
+	}
+	kept = append(kept, lv)
+	if len(kept) > 32 {
+		kept = kept[len(kept)-32:]
+	}
+	g.lookups[principal] = kept
+	// Count back how many consecutive lookups each had a near neighbour
+	// among the ones before them.
+	run := 0
+	for i := len(kept) - 1; i >= 0; i-- {
+		ok := false
+		for j := 0; j < i; j++ {
+			if kept[j].field == kept[i].field && kept[j].num != kept[i].num && abs(kept[j].num-kept[i].num) <= gap {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			break
+		}
+		run++
+	}
+	return run + 1
+}
+
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}

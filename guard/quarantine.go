@@ -1,0 +1,278 @@
+package guard
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/vault"
+)
+
+// Quarantine is the quarantine of one principal or one device, stored as a
+// sekisho.Object (kind quarantine, id "principal:P" or "device:D", org of
+// the principal) so that every node sees it within its cache TTL. While
+// active, every request of the subject is refused; access tokens issued
+// before Since stay refused after a lift (they are revoked for good).
+type Quarantine struct {
+	ID        string     `json:"id"`
+	Subject   string     `json:"subject"` // principal or device
+	Principal string     `json:"principal"`
+	Device    string     `json:"device,omitempty"`
+	Org       string     `json:"org"`
+	Rule      string     `json:"rule"`
+	Reason    string     `json:"reason"`
+	RequestID string     `json:"request_id,omitempty"`
+	Status    string     `json:"status"` // active or lifted
+	Since     time.Time  `json:"since"`
+	LiftedAt  *time.Time `json:"lifted_at,omitempty"`
+	LiftedBy  string     `json:"lifted_by,omitempty"`
+}
+
+// Quarantine statuses.
+const (
+	StatusActive = "active"
+	StatusLifted = "lifted"
+)
+
+func principalQID(p string) string { return "principal:" + p }
+func deviceQID(d string) string    { return "device:" + d }
+
+// quarantine stores the quarantine of c's principal and device and raises an
+// alert. It returns when both are durable, so the next request on any node
+// (after at most the cache TTL; at once on this one) is refused.
+func (g *Guard) quarantine(ctx context.Context, c vault.Caller, rule, reason string) error {
+	now := g.now().UTC()
+	var firstErr error
+	for _, q := range []Quarantine{
+		{ID: principalQID(c.Principal), Subject: "principal", Principal: c.Principal, Device: c.Device},
+		{ID: deviceQID(c.Device), Subject: "device", Principal: c.Principal, Device: c.Device},
+	} {
+		if c.Device == "" && q.Subject == "device" {
+			continue
+		}
+		q.Org, q.Rule, q.Reason, q.RequestID, q.Status, q.Since = c.Org, rule, reason, c.RequestID, StatusActive, now
+		if err := g.putQuarantine(ctx, &q); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	g.dropQuarantineCache(c.Principal, c.Device)
+	g.event(ctx, c, "guard.quarantine", "principal "+c.Principal+" device "+c.Device+" rule "+rule+": "+reason, nil)
+	return firstErr
+}
+
+// putQuarantine creates or re-activates a quarantine object.
+func (g *Guard) putQuarantine(ctx context.Context, q *Quarantine) error {
+	for range 3 {
+		var version int64 = 1
+		o, err := g.store.GetObject(ctx, KindQuarantine, q.ID)
+		if err == nil {
+			var old Quarantine
+			if json.Unmarshal(o.Body, &old) == nil && old.Status == StatusActive {
+				return nil // already quarantined; keep the first reason
+			}
+			version = o.Version + 1
+		} else if sekisho.Code(err) != sekisho.ENotFound {
+			return err
+		}
+		b, _ := json.Marshal(q)
+		err = g.store.PutObject(ctx, &sekisho.Object{Kind: KindQuarantine, ID: q.ID, Org: q.Org, Version: version, Body: b, Updated: q.Since})
+		if sekisho.Code(err) != sekisho.EConflict {
+			return err
+		}
+	}
+	return sekisho.Errorf(sekisho.EConflict, "quarantine %s changed concurrently", q.ID)
+}
+
+// ListQuarantines lists quarantines (active and lifted) of the caller's org;
+// an admin of the root org or an auditor sees every org's.
+func (g *Guard) ListQuarantines(ctx context.Context, c vault.Caller) ([]*Quarantine, error) {
+	if !hasRole(c, "admin") && !hasRole(c, "auditor") {
+		return nil, sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "listing quarantines needs an admin")
+	}
+	org := c.Org
+	if g.isRootAdmin(c) || hasRole(c, "auditor") {
+		org = ""
+	}
+	objs, err := g.store.ListObjects(ctx, KindQuarantine, org)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Quarantine, 0, len(objs))
+	for _, o := range objs {
+		var q Quarantine
+		if err := json.Unmarshal(o.Body, &q); err != nil {
+			return nil, &sekisho.Error{Code: sekisho.EInternal, Message: "stored quarantine does not decode", Err: err}
+		}
+		out = append(out, &q)
+	}
+	return out, nil
+}
+
+// Lift lifts a quarantine. Only an admin of the quarantined principal's own
+// org may, and not for itself; the lift is audited first. Access tokens
+// issued before the quarantine stay refused.
+func (g *Guard) Lift(ctx context.Context, c vault.Caller, id string) (*Quarantine, error) {
+	detail := "quarantine " + id
+	o, err := g.store.GetObject(ctx, KindQuarantine, id)
+	if err != nil {
+		if sekisho.Code(err) == sekisho.ENotFound {
+			return nil, sekisho.Errorf(sekisho.ENotFound, "quarantine %q not found", id)
+		}
+		return nil, err
+	}
+	var q Quarantine
+	if err := json.Unmarshal(o.Body, &q); err != nil {
+		return nil, &sekisho.Error{Code: sekisho.EInternal, Message: "stored quarantine does not decode", Err: err}
+	}
+	if !hasRole(c, "admin") || c.Org != q.Org {
+		return nil, g.event(ctx, c, "guard.quarantine.lift", detail, sekisho.TypedErrorf(sekisho.EForbidden, "admin-required",
+			"lifting a quarantine needs an admin of the principal's own org %s", q.Org))
+	}
+	if c.Principal == q.Principal {
+		return nil, g.event(ctx, c, "guard.quarantine.lift", detail, sekisho.TypedErrorf(sekisho.EForbidden, "two-person-rule",
+			"a quarantined principal cannot lift its own quarantine"))
+	}
+	if q.Status != StatusActive {
+		return nil, sekisho.TypedErrorf(sekisho.EConflict, "quarantine-not-active", "quarantine %s is %s", id, q.Status)
+	}
+	now := g.now().UTC()
+	q.Status, q.LiftedAt, q.LiftedBy = StatusLifted, &now, c.Principal
+	if err := g.event(ctx, c, "guard.quarantine.lift", detail+" of "+q.Principal, nil); err != nil {
+		return nil, err
+	}
+	b, _ := json.Marshal(q)
+	if err := g.store.PutObject(ctx, &sekisho.Object{Kind: KindQuarantine, ID: id, Org: q.Org, Version: o.Version + 1, Body: b, Updated: now}); err != nil {
+		return nil, err
+	}
+	g.dropQuarantineCache(q.Principal, q.Device)
+	return &q, nil
+}
+
+// qstate is a cached quarantine lookup: active, and the time before which
+// tokens are refused.
+type qstate struct {
+	active bool
+	since  time.Time // zero: never quarantined
+	rule   string
+	at     time.Time // when this entry was read
+}
+
+func (g *Guard) dropQuarantineCache(principal, device string) {
+	g.qmu.Lock()
+	delete(g.qcache, principalQID(principal))
+	delete(g.qcache, deviceQID(device))
+	g.qmu.Unlock()
+}
+
+// qlookup returns the quarantine state of one subject id, cached for at
+// most the cache TTL (so a quarantine made on another node applies here
+// within it).
+func (g *Guard) qlookup(ctx context.Context, id string) (qstate, error) {
+	now := g.now()
+	g.qmu.Lock()
+	s, ok := g.qcache[id]
+	g.qmu.Unlock()
+	if ok && now.Sub(s.at) < g.cfg.CacheTTL && now.Sub(s.at) >= 0 {
+		return s, nil
+	}
+	s = qstate{at: now}
+	o, err := g.store.GetObject(ctx, KindQuarantine, id)
+	switch {
+	case err == nil:
+		var q Quarantine
+		if json.Unmarshal(o.Body, &q) == nil {
+			s.active, s.since, s.rule = q.Status == StatusActive, q.Since, q.Rule
+		}
+	case sekisho.Code(err) != sekisho.ENotFound:
+		return s, err
+	}
+	g.qmu.Lock()
+	if len(g.qcache) > 100_000 {
+		clear(g.qcache)
+	}
+	g.qcache[id] = s
+	g.qmu.Unlock()
+	return s, nil
+}
+
+// Quarantined returns a refusal when principal or device is quarantined,
+// or when the access token was issued (iat) before a quarantine of either,
+// lifted or not.
+func (g *Guard) Quarantined(ctx context.Context, principal, device string, iat time.Time) error {
+	for _, id := range []string{principalQID(principal), deviceQID(device)} {
+		if strings.HasSuffix(id, ":") {
+			continue
+		}
+		s, err := g.qlookup(ctx, id)
+		if err != nil {
+			return err // fail closed: a store failure refuses
+		}
+		if s.active {
+			return sekisho.TypedErrorf(sekisho.EUnauthorized, ProblemQuarantined,
+				"%s is quarantined by the guard; an admin of its org must review and lift it (sekisho quarantine lift %s)", id, id)
+		}
+		if !s.since.IsZero() && !iat.IsZero() && iat.Before(s.since) {
+			return sekisho.TypedErrorf(sekisho.EUnauthorized, ProblemQuarantined,
+				"this access token was revoked by a quarantine of %s; get a new one with POST /v1/token", id)
+		}
+	}
+	return nil
+}
+
+// Authenticator is what httpapi calls to authenticate a request.
+type Authenticator interface {
+	Authenticate(r *http.Request) (vault.Caller, error)
+}
+
+// Authenticator wraps inner: a caller whose principal or device is
+// quarantined, or whose token predates a quarantine, is refused.
+func (g *Guard) Authenticator(inner Authenticator) Authenticator {
+	return quarantineAuth{g: g, inner: inner}
+}
+
+type quarantineAuth struct {
+	g     *Guard
+	inner Authenticator
+}
+
+func (a quarantineAuth) Authenticate(r *http.Request) (vault.Caller, error) {
+	c, err := a.inner.Authenticate(r)
+	if err != nil {
+		return c, err
+	}
+	if err := a.g.Quarantined(r.Context(), c.Principal, c.Device, tokenIAT(r)); err != nil {
+		return vault.Caller{}, err
+	}
+	return c, nil
+}
+
+// tokenIAT reads the iat of the (already verified) access token of r.
+func tokenIAT(r *http.Request) time.Time {
+	_, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	parts := strings.Split(strings.TrimSpace(tok), ".")
+	if len(parts) != 3 {
+		return time.Time{}
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return time.Time{}
+	}
+	var c struct {
+		IAT int64 `json:"iat"`
+	}
+	if json.Unmarshal(b, &c) != nil || c.IAT == 0 {
+		return time.Time{}
+	}
+	return time.Unix(c.IAT, 0)
+}
+
+func hasRole(c vault.Caller, role string) bool { return slices.Contains(c.Roles, role) }
+
+func (g *Guard) isRootAdmin(c vault.Caller) bool {
+	return c.Org == g.cfg.RootOrg && hasRole(c, "admin")
+}

@@ -1,0 +1,162 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/access/dpop"
+	"github.com/sekisho/sekisho/guard"
+	"github.com/sekisho/sekisho/vault"
+)
+
+// guardRoutes are the routes of the exfiltration guard: rules,
+// quarantines and honeytokens.
+func (s *Server) guardRoutes() []route {
+	return []route{
+		{"GET", "/v1/guard/rules", true, false, s.listRules},
+		{"PUT", "/v1/guard/rules/{id}", true, false, s.setRule},
+		{"GET", "/v1/quarantines", true, false, s.listQuarantines},
+		{"POST", "/v1/quarantines/{id}/lift", true, false, s.liftQuarantine},
+		{"POST", "/v1/collections/{c}/honeytokens", true, false, s.createHoneytokens},
+		{"GET", "/v1/collections/{c}/honeytokens", true, false, s.listHoneytokens},
+	}
+}
+
+func (s *Server) needGuard() error {
+	if s.guard == nil {
+		return sekisho.Errorf(sekisho.EUnavailable, "the guard is not configured on this server")
+	}
+	return nil
+}
+
+func (s *Server) listRules(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	if err := s.needGuard(); err != nil {
+		return err
+	}
+	if !hasRole(c, RoleAdmin) && !hasRole(c, RoleAuditor) {
+		return sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "listing guard rules needs an admin or an auditor")
+	}
+	l, err := s.guard.ListRules(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"rules": l})
+}
+
+func (s *Server) setRule(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	if err := s.needGuard(); err != nil {
+		return err
+	}
+	var ch guard.RuleChange
+	if err := decodeBody(r, &ch); err != nil {
+		return err
+	}
+	rule, err := s.guard.SetRule(r.Context(), c, r.PathValue("id"), ch)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, rule)
+}
+
+func (s *Server) listQuarantines(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	if err := s.needGuard(); err != nil {
+		return err
+	}
+	l, err := s.guard.ListQuarantines(r.Context(), c)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"quarantines": l})
+}
+
+func (s *Server) liftQuarantine(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	if err := s.needGuard(); err != nil {
+		return err
+	}
+	q, err := s.guard.Lift(r.Context(), c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, q)
+}
+
+type honeytokenRequest struct {
+	Region string `json:"region"`
+	Count  int    `json:"count"`
+}
+
+func (s *Server) createHoneytokens(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	if err := s.needGuard(); err != nil {
+		return err
+	}
+	var req honeytokenRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	c.Purpose = "security"
+	l, err := s.guard.CreateHoneytokens(r.Context(), s.vault, c, r.PathValue("c"), req.Region, req.Count)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, map[string]any{"honeytokens": l})
+}
+
+func (s *Server) listHoneytokens(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	if err := s.needGuard(); err != nil {
+		return err
+	}
+	l, err := s.guard.ListHoneytokens(r.Context(), c, r.PathValue("c"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"honeytokens": l})
+}
+
+// guardedLookup shows the guard a lookup's field and value before the vault
+// runs it (the guard looks for enumeration, and most of an enumeration's
+// lookups match nothing), then serves it as usual.
+func (s *Server) guardedLookup(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	if s.guard == nil {
+		return s.lookup(w, r, c)
+	}
+	b, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var peek struct {
+		Field string          `json:"field"`
+		Value json.RawMessage `json:"value"`
+	}
+	if json.Unmarshal(b, &peek) == nil && peek.Field != "" {
+		var v string
+		if json.Unmarshal(peek.Value, &v) != nil {
+			v = strings.TrimSpace(string(peek.Value))
+		}
+		if err := s.guard.ObserveLookup(r.Context(), c, r.PathValue("c"), peek.Field, v); err != nil {
+			return err
+		}
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	return s.lookup(w, r, c)
+}
+
+// keyGate refuses the token and enrolment routes to a quarantined device
+// key: the key of the proof is read (its signature checked) without
+// spending the proof, which the access layer then verifies in full.
+func (s *Server) keyGate(h func(http.ResponseWriter, *http.Request, vault.Caller) error) func(http.ResponseWriter, *http.Request, vault.Caller) error {
+	return func(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+		if s.guard != nil {
+			if v, err := dpop.Verify(r.Header.Get("DPoP")); err == nil {
+				if err := s.guard.Quarantined(r.Context(), "", v.Thumbprint, time.Time{}); err != nil {
+					return err
+				}
+			}
+		}
+		return h(w, r, c)
+	}
+}
