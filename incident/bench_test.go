@@ -1,0 +1,182 @@
+package incident_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho/incident"
+	"github.com/sekisho/sekisho/internal/pgtest"
+	"github.com/sekisho/sekisho/postgres"
+	"github.com/sekisho/sekisho/schemas"
+	"github.com/sekisho/sekisho/sqlite"
+)
+
+// The scope benchmarks load a synthetic log of SEKISHO_BENCH_SCOPE_N events
+// (default 1,000,000) spread over a year, 10,000 principals, and 100,000
+// user records in four regions, then time the scope of one principal over
+// one week, in which it made a fifth of the events (bulk batch-gets of ten
+// records). The events go straight to the store with AppendAudit in batches
+// of 20,000, without Merkle node hashes (the scope never reads them).
+//
+// SEKISHO_BENCH_SCOPE_DB names a SQLite file to keep between runs (the load
+// resumes up to N); SEKISHO_BENCH_SCOPE_PG a PostgreSQL DSN to keep (else a
+// fresh database on SEKISHO_TEST_POSTGRES).
+//
+//	SEKISHO_BENCH_SCOPE_N=10000000 SEKISHO_BENCH_SCOPE_DB=/tmp/scope10m.db go test -run - -bench Scope -benchtime 5x ./incident/
+
+const (
+	benchPrincipals = 10_000
+	benchRecords    = 100_000
+	benchSuspect    = "mallory"
+)
+
+var benchStart = time.Date(2023, 1, 2, 0, 0, 0, 0, time.UTC)
+
+func benchN() uint64 {
+	if s := os.Getenv("SEKISHO_BENCH_SCOPE_N"); s != "" {
+		if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+			return n
+		}
+	}
+	return 1_000_000
+}
+
+// benchWeek is the suspect's week: the 30th of the year.
+func benchWeek() (time.Time, time.Time) {
+	s := benchStart.Add(29 * 7 * 24 * time.Hour)
+	return s, s.Add(7 * 24 * time.Hour)
+}
+
+func BenchmarkScopeSQLite(b *testing.B) {
+	path := os.Getenv("SEKISHO_BENCH_SCOPE_DB")
+	if path == "" {
+		path = filepath.Join(b.TempDir(), "scope.db")
+	}
+	st, err := sqlite.Open(b.Context(), path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	benchScope(b, st)
+}
+
+func BenchmarkScopePostgres(b *testing.B) {
+	dsn := os.Getenv("SEKISHO_BENCH_SCOPE_PG")
+	if dsn == "" {
+		dsn = pgtest.DSN(b)
+	}
+	st, err := postgres.Open(b.Context(), dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	benchScope(b, st)
+}
+
+func benchScope(b *testing.B, st sekisho.Store) {
+	ctx := b.Context()
+	n := benchN()
+	if err := benchLoad(ctx, st, n); err != nil {
+		b.Fatal(err)
+	}
+	since, until := benchWeek()
+	in := &incident.Incident{ID: "inc-bench", Principals: []string{benchSuspect}, Since: since, Until: until}
+	if err := in.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	var sc *incident.Scope
+	b.ResetTimer()
+	for b.Loop() {
+		var err error
+		if sc, err = incident.Compute(ctx, st, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/scope")
+	b.ReportMetric(float64(sc.Events), "events/scope")
+	b.ReportMetric(float64(sc.SubjectsExposed), "subjects")
+	b.Logf("log %d events; suspect's week: %d events, %d subjects exposed, %d possible, %d denied, worst case %d",
+		sc.LogSize, sc.Events, sc.SubjectsExposed, sc.SubjectsPossible, sc.DeniedAttempts, sc.WorstCaseSubjects)
+}
+
+// benchLoad fills the store up to n events (and the records and schemas once).
+func benchLoad(ctx context.Context, st sekisho.Store, n uint64) error {
+	size, err := st.AuditSize(ctx)
+	if err != nil {
+		return err
+	}
+	if size == 0 {
+		ss, err := schemas.Defaults()
+		if err != nil {
+			return err
+		}
+		for _, s := range ss {
+			s.Version = 1
+			if err := st.PutSchema(ctx, s); err != nil {
+				return err
+			}
+		}
+		for start := 0; start < benchRecords; start += 1000 {
+			recs := make([]*sekisho.SealedRecord, 0, 1000)
+			for i := start; i < start+1000; i++ {
+				recs = append(recs, &sekisho.SealedRecord{ID: fmt.Sprintf("u%07d", i), Collection: "users", Org: "operator",
+					Region: regions[i%4], KEKVersion: 1, WrappedDEK: []byte("dek"), Fields: map[string][]byte{"phone": []byte("sealed")},
+					Index: map[string][]byte{}, Version: 1, CreatedAt: benchStart, UpdatedAt: benchStart})
+			}
+			if err := st.CreateRecords(ctx, recs); err != nil {
+				return err
+			}
+		}
+	}
+	step := 365 * 24 * time.Hour / time.Duration(n)
+	since, until := benchWeek()
+	rng := rand.New(rand.NewPCG(size, 99))
+	const batch = 20_000
+	t0, from := time.Now(), size
+	for size < n {
+		k := min(batch, n-size)
+		entries := make([]sekisho.AuditEntry, 0, k)
+		for i := range k {
+			idx := size + i
+			tm := benchStart.Add(time.Duration(idx) * step)
+			p := fmt.Sprintf("p%05d", rng.IntN(benchPrincipals))
+			ev := audit.Event{Time: tm, RequestID: fmt.Sprintf("%016x", idx), Org: "operator", Principal: p, Device: p + "-laptop",
+				Purpose: "support", Action: "read", Collection: "users", Records: []string{fmt.Sprintf("u%07d", rng.IntN(benchRecords))},
+				Fields: []string{"display_name"}, Decision: audit.Allow, Policy: "role-member", RecordOrgs: []string{"operator"}}
+			if !tm.Before(since) && tm.Before(until) && rng.IntN(5) == 0 {
+				ev.Org, ev.Principal, ev.Device = "sub", benchSuspect, "dev-m1"
+				switch rng.IntN(20) {
+				case 0:
+					ev.Decision, ev.Fields, ev.Reason = audit.Deny, nil, "budget exceeded"
+				case 1:
+					ev.Action, ev.Fields = "lookup", nil
+				default:
+					ev.Action, ev.Records, ev.Fields = "batch-get", nil, []string{"display_name", "email", "phone"}
+					for range 10 {
+						ev.Records = append(ev.Records, fmt.Sprintf("u%07d", rng.IntN(benchRecords)))
+					}
+				}
+			}
+			leaf := audit.Marshal(ev)
+			e := audit.Entry(ev, leaf)
+			e.Index = idx
+			entries = append(entries, e)
+		}
+		if err := st.AppendAudit(ctx, entries, nil); err != nil {
+			return err
+		}
+		size += k
+		if size%1_000_000 == 0 || size == n {
+			fmt.Fprintf(os.Stderr, "loaded %d events (%.0f events/s)\n", size, float64(size-from)/time.Since(t0).Seconds())
+		}
+	}
+	return nil
+}
