@@ -211,7 +211,9 @@ func (g *Guard) Sync(ctx context.Context) error {
 			}
 			g.foldLocked(ev)
 		}
-		cut := g.now().Add(-5 * time.Minute).UnixNano()
+		// A request charged here whose event never came (the vault failed
+		// after the guard) is forgotten after a day.
+		cut := g.now().Add(-24 * time.Hour).UnixNano()
 		for id, at := range g.own {
 			if at < cut {
 				delete(g.own, id)
@@ -231,6 +233,7 @@ func (g *Guard) foldLocked(ev audit.Event) {
 		return
 	}
 	if _, mine := g.own[ev.RequestID]; mine {
+		delete(g.own, ev.RequestID) // counted when it was decided here
 		return
 	}
 	at := ev.Time.UnixNano()
