@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/guard"
+	"github.com/sekisho/sekisho/report"
 	"github.com/sekisho/sekisho/vault"
 )
 
@@ -59,6 +61,7 @@ type Server struct {
 	auth        Authenticator
 	access      *access.Service
 	guard       *guard.Guard
+	reports     report.Config
 	purposes    func(string) bool
 	reg         *prometheus.Registry
 
@@ -87,12 +90,14 @@ type Config struct {
 	// value, and refuses quarantined device keys a token; nil answers its
 	// routes with 503.
 	Guard *guard.Guard
+	// Reports names the controller and contact point in generated reports.
+	Reports report.Config
 }
 
 // New returns a Server.
 func New(c Config) *Server {
 	s := &Server{vault: c.Vault, auditLog: c.AuditLog, verifierKey: c.VerifierKey, auth: c.Auth, log: c.Logger,
-		reg: c.Registry, purposes: c.KnownPurpose, access: c.Access, guard: c.Guard}
+		reg: c.Registry, purposes: c.KnownPurpose, access: c.Access, guard: c.Guard, reports: c.Reports}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -149,7 +154,7 @@ func (s *Server) routes() []route {
 		{"GET", "/v1/audit/proof/inclusion", true, false, s.auditInclusion},
 		{"GET", "/v1/audit/proof/consistency", true, false, s.auditConsistency},
 		{"GET", "/v1/audit/events", true, false, s.auditEvents},
-	}, append(s.accessRoutes(), s.guardRoutes()...)...)
+	}, slices.Concat(s.accessRoutes(), s.guardRoutes(), s.incidentRoutes())...)
 }
 
 // ServeHTTP implements http.Handler.

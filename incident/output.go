@@ -153,3 +153,36 @@ func (sc *Scope) Regions() []string {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// Formats of a scope: json, table and csv (the numbers), subjects (the
+// per-subject notification list, CSV, of one region or all) and denied (the
+// denied attempts, CSV).
+var Formats = []string{"json", "table", "csv", "subjects", "denied"}
+
+// Render writes sc in format; region narrows the subjects list.
+func Render(w io.Writer, sc *Scope, format, region string) error {
+	switch format {
+	case "json", "":
+		return WriteJSON(w, sc)
+	case "table":
+		return WriteTable(w, sc)
+	case "csv":
+		return WriteCSV(w, sc)
+	case "subjects":
+		return WriteSubjectsCSV(w, sc, region)
+	case "denied":
+		return WriteDeniedCSV(w, sc)
+	}
+	return fmt.Errorf("format %q: want one of %s", format, strings.Join(Formats, ", "))
+}
+
+// ContentType returns the media type of a format.
+func ContentType(format string) string {
+	switch format {
+	case "json", "":
+		return "application/json"
+	case "table":
+		return "text/plain; charset=utf-8"
+	}
+	return "text/csv; charset=utf-8"
+}

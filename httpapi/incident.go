@@ -1,0 +1,235 @@
+package httpapi
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho/incident"
+	"github.com/sekisho/sekisho/report"
+	"github.com/sekisho/sekisho/vault"
+)
+
+func (s *Server) incidentRoutes() []route {
+	return []route{
+		{"GET", "/v1/incidents", true, false, s.listIncidents},
+		{"POST", "/v1/incidents", true, false, s.createIncident},
+		{"GET", "/v1/incidents/{id}", true, false, s.getIncident},
+		{"GET", "/v1/incidents/{id}/scope", true, false, s.incidentScope},
+		{"GET", "/v1/incidents/{id}/report/{kind}", true, false, s.incidentReport},
+		{"GET", "/v1/reports/progress", true, false, s.progressReport},
+	}
+}
+
+// IncidentRequest is the body of POST /v1/incidents.
+type IncidentRequest struct {
+	Principals   []string  `json:"principals"`
+	Devices      []string  `json:"devices"`
+	Orgs         []string  `json:"orgs"`
+	Since        time.Time `json:"since"`
+	Until        time.Time `json:"until"`
+	DiscoveredAt time.Time `json:"discovered_at"`
+	Cause        string    `json:"cause"`
+	Description  string    `json:"description,omitempty"`
+}
+
+// canIncident: incidents are for the instance's auditors, and for an org's
+// admins about their own org (its principals, devices and the org itself).
+func (s *Server) canIncident(r *http.Request, c vault.Caller, in *incident.Incident) error {
+	if err := canAudit(c); err != nil {
+		return sekisho.Errorf(sekisho.EForbidden, "incidents are for admins and auditors")
+	}
+	if hasRole(c, RoleAuditor) || in == nil {
+		return nil
+	}
+	for _, o := range in.Orgs {
+		if o != c.Org {
+			return sekisho.Errorf(sekisho.EForbidden, "an org admin may only open incidents about its own org, not %s", o)
+		}
+	}
+	st := s.vault.Store()
+	for _, kind := range []struct {
+		kind string
+		ids  []string
+	}{{"principal", in.Principals}, {"device", in.Devices}} {
+		for _, id := range kind.ids {
+			o, err := st.GetObject(r.Context(), kind.kind, id)
+			if err != nil || o.Org != c.Org {
+				return sekisho.Errorf(sekisho.EForbidden, "an org admin may only open incidents about its own org's %ss (%s)", kind.kind, id)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Server) createIncident(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	if err := s.canIncident(r, c, nil); err != nil {
+		return err
+	}
+	var req IncidentRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	in := &incident.Incident{Principals: req.Principals, Devices: req.Devices, Orgs: req.Orgs, Since: req.Since, Until: req.Until,
+		DiscoveredAt: req.DiscoveredAt, Cause: req.Cause, Description: req.Description, CreatedBy: c.Principal}
+	if err := in.Validate(); err != nil {
+		return err
+	}
+	if err := s.canIncident(r, c, in); err != nil {
+		return err
+	}
+	if err := incident.Create(r.Context(), s.vault.Store(), in, time.Now()); err != nil {
+		return err
+	}
+	if s.auditLog != nil {
+		ev := audit.Event{Time: time.Now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
+			Action: "incident.create", Decision: audit.Allow, Policy: "incident", Detail: "incident " + in.ID}
+		if _, err := s.auditLog.Append(r.Context(), ev); err != nil {
+			return &sekisho.Error{Code: sekisho.EUnavailable, Message: "the audit log is unavailable", Err: err}
+		}
+	}
+	w.Header().Set("Location", "/v1/incidents/"+in.ID)
+	return writeJSON(w, http.StatusCreated, in)
+}
+
+func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	if err := s.canIncident(r, c, nil); err != nil {
+		return err
+	}
+	all, err := incident.List(r.Context(), s.vault.Store())
+	if err != nil {
+		return err
+	}
+	out := []*incident.Incident{}
+	for _, in := range all {
+		if s.canIncident(r, c, in) == nil {
+			out = append(out, in)
+		}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"incidents": out})
+}
+
+// incident reads the incident of the path, if the caller may see it.
+func (s *Server) incident(r *http.Request, c vault.Caller) (*incident.Incident, error) {
+	if err := s.canIncident(r, c, nil); err != nil {
+		return nil, err
+	}
+	in, err := incident.Get(r.Context(), s.vault.Store(), r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.canIncident(r, c, in); err != nil {
+		return nil, sekisho.Errorf(sekisho.ENotFound, "incident %s not found", in.ID)
+	}
+	return in, nil
+}
+
+func (s *Server) getIncident(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	in, err := s.incident(r, c)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, in)
+}
+
+func (s *Server) incidentScope(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	in, err := s.incident(r, c)
+	if err != nil {
+		return err
+	}
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = "json"
+	}
+	if !slices.Contains(incident.Formats, format) {
+		return sekisho.FieldErrorf(sekisho.EInvalid, "format", "format %q: want one of %v", format, incident.Formats)
+	}
+	sc, err := incident.Compute(r.Context(), s.vault.Store(), in)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	if err := incident.Render(&b, sc, format, r.URL.Query().Get("region")); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", incident.ContentType(format))
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Sekisho-Audit-Size", fmt.Sprint(sc.LogSize))
+	_, err = w.Write(b.Bytes())
+	return err
+}
+
+func (s *Server) incidentReport(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	in, err := s.incident(r, c)
+	if err != nil {
+		return err
+	}
+	kind := r.PathValue("kind")
+	if kind == report.KindProgress {
+		return s.progressReport(w, r, c)
+	}
+	if !slices.Contains(report.Kinds, kind) {
+		return sekisho.FieldErrorf(sekisho.EInvalid, "kind", "report kind %q: want one of %v", kind, report.Kinds)
+	}
+	format, err := reportFormat(r)
+	if err != nil {
+		return err
+	}
+	sc, err := incident.Compute(r.Context(), s.vault.Store(), in)
+	if err != nil {
+		return err
+	}
+	rep, err := report.Breach(kind, in, sc, s.reportConfig())
+	if err != nil {
+		return err
+	}
+	return writeReport(w, rep, format)
+}
+
+func (s *Server) progressReport(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	if err := canAudit(c); err != nil {
+		return err
+	}
+	if !hasRole(c, RoleAuditor) {
+		return sekisho.Errorf(sekisho.EForbidden, "the progress report covers every org: it is for auditors")
+	}
+	format, err := reportFormat(r)
+	if err != nil {
+		return err
+	}
+	rep, err := report.Progress(r.Context(), s.vault.Store(), s.reportConfig())
+	if err != nil {
+		return err
+	}
+	return writeReport(w, rep, format)
+}
+
+func (s *Server) reportConfig() report.Config {
+	return report.Config{Controller: s.reports.Controller, Contact: s.reports.Contact}
+}
+
+func reportFormat(r *http.Request) (string, error) {
+	f := r.URL.Query().Get("format")
+	if f == "" {
+		f = "md"
+	}
+	if !slices.Contains(report.Formats, f) {
+		return "", sekisho.FieldErrorf(sekisho.EInvalid, "format", "format %q: want md, json or pdf", f)
+	}
+	return f, nil
+}
+
+func writeReport(w http.ResponseWriter, rep *report.Report, format string) error {
+	b, ct, err := report.Render(rep, format)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Cache-Control", "no-store")
+	_, err = w.Write(b)
+	return err
+}
