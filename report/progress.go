@@ -11,13 +11,13 @@ import (
 	"github.com/sekisho/sekisho/incident"
 )
 
-// Object kinds the progress report reads besides the access package's.
+// Object kinds of the guard that the progress report reads (the guard
+// package's KindRule, KindHoneytoken and KindQuarantine).
 const (
-	KindAlert = "alert" // guard alerts
+	KindGuardRule  = "guard-rule"
+	KindHoneytoken = "honeytoken"
+	KindQuarantine = "quarantine"
 )
-
-// StaleAfter is how long past its expiry an active grant counts as stale.
-const StaleAfter = 0
 
 // Progress builds the periodic progress report from the store: the controls
 // in place and their coverage. What the store does not hold is marked as not
@@ -102,7 +102,7 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 			if g.BudgetPerHour > 0 || g.BudgetTotal > 0 {
 				withBudget++
 			}
-			if !g.Expires.IsZero() && g.Expires.Add(StaleAfter).Before(now) {
+			if !g.Expires.IsZero() && g.Expires.Before(now) {
 				stale++
 				st = "expired, not revoked"
 			}
@@ -118,30 +118,35 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 		ToComplete: "Grants not used for a long time: the usage of each grant is in the audit log (policy of the events) but is not summarised here yet."}
 	r.Items = append(r.Items, gi)
 
-	// Alerts (the guard's).
-	alerts, err := st.ListObjects(ctx, KindAlert, "")
+	// The guard: its rules, honeytokens and quarantines are stored; its
+	// alerts go to a webhook, the log and a metric, not to the store.
+	rules, err := st.ListObjects(ctx, KindGuardRule, "")
 	if err != nil {
-		return nil, fmt.Errorf("alerts: %w", err)
+		return nil, fmt.Errorf("guard rules: %w", err)
 	}
-	ai := Item{Key: "alerts", Title: "Alerts and their handling", Source: SourceStore}
-	if len(alerts) == 0 {
-		ai.Text = "Not available: the store holds no alerts (the guard that raises them is not installed, or raised none)."
+	honey, err := st.ListObjects(ctx, KindHoneytoken, "")
+	if err != nil {
+		return nil, fmt.Errorf("honeytokens: %w", err)
+	}
+	quars, err := st.ListObjects(ctx, KindQuarantine, "")
+	if err != nil {
+		return nil, fmt.Errorf("quarantines: %w", err)
+	}
+	ai := Item{Key: "alerts", Title: "Detection, alerts and their handling", Source: SourceStore,
+		ToComplete: "The alerts raised (they go to the alert webhook, the log and the sekisho_guard metrics, not to the store) and how each was handled."}
+	if len(rules)+len(honey)+len(quars) == 0 {
+		ai.Text = "Not available: the store holds no guard rules, honeytokens or quarantines (the guard is not installed)."
 	} else {
 		by := map[string]int{}
-		for _, o := range alerts {
-			var a struct {
+		for _, o := range quars {
+			var q struct {
 				Status string `json:"status"`
 			}
-			json.Unmarshal(o.Body, &a)
-			if a.Status == "" {
-				a.Status = "unknown"
-			}
-			by[a.Status]++
+			json.Unmarshal(o.Body, &q)
+			by[q.Status]++
 		}
-		ai.Text = fmt.Sprintf("%d alerts:", len(alerts))
-		for _, k := range keys(by) {
-			ai.Text += fmt.Sprintf(" %s %d;", k, by[k])
-		}
+		ai.Text = fmt.Sprintf("%d guard rules, %d honeytoken records; %d quarantines of principals or devices (%d active, %d lifted after review).",
+			len(rules), len(honey), len(quars), by["active"], by["lifted"])
 	}
 	r.Items = append(r.Items, ai)
 

@@ -216,7 +216,7 @@ func TestProgressGolden(t *testing.T) {
 	md := report.Markdown(r)
 	golden(t, "progress.md", md)
 	for _, want := range []string{"3 live records in 3 collections, all sealed (100%)", "2 devices enrolled: 1 approved, 1 pending",
-		"1 active grants past their expiry", "Not available: the store holds no alerts"} {
+		"1 active grants past their expiry", "Not available: the store holds no guard rules"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("progress report lacks %q", want)
 		}
