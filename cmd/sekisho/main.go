@@ -80,6 +80,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newServeCmd(), newImportCmd(), newVersionCmd(), newMigrateCmd(), newGenerateCmd(), newAuditCmd())
 	root.AddCommand(newLoginCmd(), newAPICmd(), newOrgCmd(), newPrincipalCmd(), newDeviceCmd(), newGrantCmd(), newPolicyCmd())
 	root.AddCommand(newGuardCmd(), newQuarantineCmd(), newHoneytokenCmd())
+	root.AddCommand(newIncidentCmd(), newReportCmd())
 	return root
 }
 

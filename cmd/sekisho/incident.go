@@ -1,0 +1,454 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/client"
+	"github.com/sekisho/sekisho/incident"
+	"github.com/sekisho/sekisho/postgres"
+	"github.com/sekisho/sekisho/sqlite"
+)
+
+// incidentSource says where incidents are read and computed: through a
+// running server's API with the profile's credential (the default), or
+// offline from a data directory (--data) or a PostgreSQL store (--store),
+// read-only and without the directory's lock, like `sekisho audit`.
+type incidentSource struct {
+	profile, data, store string
+}
+
+func (s *incidentSource) flags(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&s.profile, "profile", "", "profile directory, for the API (default: $SEKISHO_PROFILE or sekisho under the user config directory)")
+	fl.StringVar(&s.data, "data", "", "offline: a data directory, read without a server (read-only, without its lock)")
+	fl.StringVar(&s.store, "store", "", "offline: a PostgreSQL URL (postgres://...) instead of the data directory's SQLite")
+}
+
+func (s *incidentSource) offline() bool { return s.data != "" || s.store != "" }
+
+// openReadOnly opens the store of --data (read-only SQLite, no lock) or --store.
+func (s *incidentSource) openReadOnly(ctx context.Context) (sekisho.Store, error) {
+	switch {
+	case s.store == "" || s.store == "sqlite":
+		if fi, err := os.Stat(s.data); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("data directory %s does not exist (give --data DIR)", s.data)
+		}
+		st, err := sqlite.OpenReadOnly(ctx, filepath.Join(s.data, dbFile))
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		return st, nil
+	case strings.HasPrefix(s.store, "postgres://") || strings.HasPrefix(s.store, "postgresql://"):
+		st, err := postgres.Open(ctx, s.store)
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		return st, nil
+	}
+	return nil, fmt.Errorf("--store %q: want a postgres:// URL, or nothing for the embedded SQLite", redactDSN(s.store))
+}
+
+// client loads the profile's client.
+func (s *incidentSource) client() (string, *client.Client, error) {
+	dir, err := profileDir(s.profile)
+	if err != nil {
+		return "", nil, err
+	}
+	_, c, err := client.LoadProfile(dir)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w (or work offline with --data DIR)", err)
+	}
+	return dir, c, nil
+}
+
+// get fetches path through the API and returns the body of a 2xx answer.
+func (s *incidentSource) get(ctx context.Context, path string) ([]byte, error) {
+	dir, c, err := s.client()
+	if err != nil {
+		return nil, err
+	}
+	defer client.SaveToken(dir, c)
+	resp, err := c.Do(ctx, http.MethodGet, path, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		var p client.Problem
+		if json.Unmarshal(b, &p) == nil && p.Detail != "" {
+			return nil, &p
+		}
+		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return b, nil
+}
+
+// suspectFlags are the flags that describe an incident.
+type suspectFlags struct {
+	principals, devices, orgs             []string
+	since, until, discovered, cause, desc string
+}
+
+func (f *suspectFlags) flags(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringSliceVar(&f.principals, "principal", nil, "suspected principal (repeatable, or comma-separated)")
+	fl.StringSliceVar(&f.devices, "device", nil, "suspected device (repeatable, or comma-separated)")
+	fl.StringSliceVar(&f.orgs, "org", nil, "suspected org: the events of its principals (repeatable, or comma-separated)")
+	fl.StringVar(&f.since, "since", "", "start of the window, RFC 3339 (inclusive)")
+	fl.StringVar(&f.until, "until", "", "end of the window, RFC 3339 (exclusive; default: now)")
+	fl.StringVar(&f.discovered, "discovered", "", "when the incident was discovered, RFC 3339 (default: until); regulators' deadlines run from it")
+	fl.StringVar(&f.cause, "cause", "", "cause: "+strings.Join(incident.Causes, ", "))
+	fl.StringVar(&f.desc, "description", "", "free text about the incident (no personal data)")
+}
+
+func (f *suspectFlags) given() bool {
+	return len(f.principals)+len(f.devices)+len(f.orgs) > 0 || f.since != ""
+}
+
+func parseTimeFlag(name, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--%s %q: want an RFC 3339 time, e.g. 2023-09-14T00:00:00Z", name, v)
+	}
+	return t, nil
+}
+
+func (f *suspectFlags) incident() (*incident.Incident, error) {
+	in := &incident.Incident{Principals: f.principals, Devices: f.devices, Orgs: f.orgs, Cause: f.cause, Description: f.desc}
+	var err error
+	if in.Since, err = parseTimeFlag("since", f.since); err != nil {
+		return nil, err
+	}
+	if in.Until, err = parseTimeFlag("until", f.until); err != nil {
+		return nil, err
+	}
+	if in.Until.IsZero() {
+		in.Until = time.Now().UTC().Truncate(time.Second)
+	}
+	if in.DiscoveredAt, err = parseTimeFlag("discovered", f.discovered); err != nil {
+		return nil, err
+	}
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+func (f *suspectFlags) body(in *incident.Incident) map[string]any {
+	b := map[string]any{"principals": in.Principals, "devices": in.Devices, "orgs": in.Orgs,
+		"since": in.Since, "until": in.Until, "discovered_at": in.DiscoveredAt, "cause": in.Cause}
+	if in.Description != "" {
+		b["description"] = in.Description
+	}
+	return b
+}
+
+func newIncidentCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "incident",
+		Short: "Open incidents and compute their exact scope from the audit log",
+		Long: `An incident is a set of suspected principals, devices and/or orgs and a time
+window. Its scope is computed from the audit log alone: the data subjects and
+field values actually returned (by collection, region and classification),
+the subjects only touched (possible), the attempts the vault refused, and the
+worst case (what the suspects could have read under their roles and grants).
+Every subject links back to the audit events that count it.
+
+Through a running server (the profile's credential, like 'sekisho api') or
+offline from a data directory with --data (read-only, beside a running server).`,
+	}
+	cmd.AddCommand(newIncidentOpenCmd(), newIncidentScopeCmd(), newIncidentListCmd())
+	return cmd
+}
+
+func newIncidentOpenCmd() *cobra.Command {
+	var src incidentSource
+	var f suspectFlags
+	cmd := &cobra.Command{
+		Use:   "open --principal P|--device D|--org O --since T [--until T] [--discovered T] [--cause C]",
+		Short: "Record an incident and print its id",
+		Example: `  sekisho incident open --principal sub-admin --device Jt6... --since 2023-09-14T00:00:00Z --until 2023-10-27T00:00:00Z \
+      --discovered 2023-10-27T09:00:00Z --cause malware
+  sekisho incident open --data ./sekisho-data --org subcontractor --since 2023-09-14T00:00:00Z`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			in, err := f.incident()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if src.offline() {
+				if err := openIncidentOffline(ctx, src, in); err != nil {
+					return err
+				}
+			} else {
+				dir, c, err := src.client()
+				if err != nil {
+					return err
+				}
+				var out incident.Incident
+				err = c.JSON(ctx, http.MethodPost, "/v1/incidents", "", f.body(in), &out)
+				client.SaveToken(dir, c)
+				if err != nil {
+					return err
+				}
+				in = &out
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "incident id: %s\n", in.ID)
+			return err
+		},
+	}
+	src.flags(cmd)
+	f.flags(cmd)
+	return cmd
+}
+
+// openIncidentOffline writes the incident into a stopped instance's store
+// (it takes the data directory's lock, so not beside a running server).
+func openIncidentOffline(ctx context.Context, src incidentSource, in *incident.Incident) error {
+	if src.store == "" {
+		lock, err := lockDir(src.data)
+		if err != nil {
+			return err
+		}
+		defer lock.Close()
+	}
+	st, err := openStore(ctx, src.data, src.store)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return incident.Create(ctx, st, in, time.Now())
+}
+
+func newIncidentListCmd() *cobra.Command {
+	var src incidentSource
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the recorded incidents",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var ins []*incident.Incident
+			if src.offline() {
+				st, err := src.openReadOnly(cmd.Context())
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				if ins, err = incident.List(cmd.Context(), st); err != nil {
+					return err
+				}
+			} else {
+				b, err := src.get(cmd.Context(), "/v1/incidents")
+				if err != nil {
+					return err
+				}
+				var m struct {
+					Incidents []*incident.Incident `json:"incidents"`
+				}
+				if err := json.Unmarshal(b, &m); err != nil {
+					return err
+				}
+				ins = m.Incidents
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			defer w.Flush()
+			fmt.Fprintln(w, "ID\tSINCE\tUNTIL\tDISCOVERED\tCAUSE\tSUSPECTS")
+			for _, in := range ins {
+				sus := strings.Join(append(append(append([]string{}, in.Principals...), in.Devices...), in.Orgs...), ",")
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Since.Format(time.RFC3339), in.Until.Format(time.RFC3339),
+					in.DiscoveredAt.Format(time.RFC3339), in.Cause, sus)
+			}
+			return nil
+		},
+	}
+	src.flags(cmd)
+	return cmd
+}
+
+func newIncidentScopeCmd() *cobra.Command {
+	var src incidentSource
+	var f suspectFlags
+	var id, format, region, notifyDir string
+	cmd := &cobra.Command{
+		Use:   "scope (--incident ID | --principal P --device D --org O --since T --until T) [--format json|table|csv|subjects|denied]",
+		Short: "Compute an incident's scope from the audit log",
+		Long: `Compute an incident's scope from the audit log: of a recorded incident
+(--incident ID), or of suspects and a window given as flags.
+
+Formats: table (for a person), json (the numbers; keys incident, suspects,
+window, subjects_exposed, fields_exposed, by_collection, by_region,
+by_classification, subjects_possible, denied_attempts, worst_case_subjects),
+csv (the numbers, a row per dimension), subjects (the per-subject notification
+list as CSV, with the audit event indexes of each subject; --region narrows
+it), denied (the refused attempts as CSV). --notify-dir DIR writes one
+notification list per region, DIR/subjects-REGION.csv.
+
+Offline (--data), flags describe an ad-hoc incident that is not recorded;
+through the API, they record one (as 'incident open' does) and print its id
+on standard error.`,
+		Example: `  sekisho incident scope --principal sub-admin --since 2023-09-14T00:00:00Z --until 2023-10-27T00:00:00Z --format table
+  sekisho incident scope --data ./sekisho-data --incident inc-0123456789abcdef --format json
+  sekisho incident scope --data ./sekisho-data --incident inc-0123456789abcdef --notify-dir ./notify`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if format != "" && !slices.Contains(incident.Formats, format) {
+				return fmt.Errorf("--format %q: want one of %s", format, strings.Join(incident.Formats, ", "))
+			}
+			if (id == "") == !f.given() {
+				return fmt.Errorf("give --incident ID, or the suspects (--principal, --device, --org) and --since, not both")
+			}
+			if src.offline() {
+				return scopeOffline(ctx, cmd.OutOrStdout(), src, &f, id, format, region, notifyDir)
+			}
+			if id == "" {
+				in, err := f.incident()
+				if err != nil {
+					return err
+				}
+				dir, c, err := src.client()
+				if err != nil {
+					return err
+				}
+				var out incident.Incident
+				err = c.JSON(ctx, http.MethodPost, "/v1/incidents", "", f.body(in), &out)
+				client.SaveToken(dir, c)
+				if err != nil {
+					return err
+				}
+				id = out.ID
+				fmt.Fprintf(cmd.ErrOrStderr(), "incident id: %s\n", id)
+			}
+			if notifyDir != "" {
+				b, err := src.get(ctx, "/v1/incidents/"+url.PathEscape(id)+"/scope?format=subjects")
+				if err != nil {
+					return err
+				}
+				return splitSubjects(cmd.OutOrStdout(), b, notifyDir)
+			}
+			q := url.Values{"format": {orDefault(format, "table")}}
+			if region != "" {
+				q.Set("region", region)
+			}
+			b, err := src.get(ctx, "/v1/incidents/"+url.PathEscape(id)+"/scope?"+q.Encode())
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(b)
+			return err
+		},
+	}
+	src.flags(cmd)
+	f.flags(cmd)
+	cmd.Flags().StringVar(&id, "incident", "", "a recorded incident's id")
+	cmd.Flags().StringVar(&format, "format", "", "output: "+strings.Join(incident.Formats, ", ")+" (default table)")
+	cmd.Flags().StringVar(&region, "region", "", "with --format subjects: only this region's subjects")
+	cmd.Flags().StringVar(&notifyDir, "notify-dir", "", "write the notification list of each region to DIR/subjects-REGION.csv")
+	return cmd
+}
+
+func scopeOffline(ctx context.Context, out io.Writer, src incidentSource, f *suspectFlags, id, format, region, notifyDir string) error {
+	st, err := src.openReadOnly(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var in *incident.Incident
+	if id != "" {
+		if in, err = incident.Get(ctx, st, id); err != nil {
+			return err
+		}
+	} else {
+		if in, err = f.incident(); err != nil {
+			return err
+		}
+		in.ID = "ad-hoc"
+	}
+	sc, err := incident.Compute(ctx, st, in)
+	if err != nil {
+		return err
+	}
+	if notifyDir != "" {
+		var b bytes.Buffer
+		if err := incident.WriteSubjectsCSV(&b, sc, ""); err != nil {
+			return err
+		}
+		return splitSubjects(out, b.Bytes(), notifyDir)
+	}
+	return incident.Render(out, sc, orDefault(format, "table"), region)
+}
+
+// splitSubjects writes a subjects CSV as one file per region.
+func splitSubjects(out io.Writer, all []byte, dir string) error {
+	rows, err := csv.NewReader(bytes.NewReader(all)).ReadAll()
+	if err != nil {
+		return fmt.Errorf("subjects list: %w", err)
+	}
+	if len(rows) == 0 {
+		return fmt.Errorf("subjects list is empty")
+	}
+	col := -1
+	for i, h := range rows[0] {
+		if h == "region" {
+			col = i
+		}
+	}
+	if col < 0 {
+		return fmt.Errorf("subjects list has no region column")
+	}
+	by := map[string][][]string{}
+	var regions []string
+	for _, r := range rows[1:] {
+		if by[r[col]] == nil {
+			regions = append(regions, r[col])
+		}
+		by[r[col]] = append(by[r[col]], r)
+	}
+	slices.Sort(regions)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, reg := range regions {
+		var b bytes.Buffer
+		w := csv.NewWriter(&b)
+		w.Write(rows[0])
+		w.WriteAll(by[reg])
+		path := filepath.Join(dir, "subjects-"+reg+".csv")
+		if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s: %d subjects\n", path, len(by[reg]))
+	}
+	return nil
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}

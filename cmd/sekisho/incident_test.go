@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/vault"
+)
+
+// incidentDataDir makes a data directory where mallory read two records
+// (jp and th) with values and looked one up (ids only), and alice read one.
+func incidentDataDir(t *testing.T) (dir, since, until string) {
+	t.Helper()
+	setMasterKey(t)
+	ctx := context.Background()
+	dir = filepath.Join(t.TempDir(), "data")
+	in, err := openInstance(ctx, instanceOptions{DataDir: dir, Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	start := time.Now().Add(-time.Minute).UTC()
+	alice := vault.Caller{Principal: "alice", Org: "operator", Device: "d1", Roles: []string{"admin"}, Purpose: "support"}
+	mallory := vault.Caller{Principal: "mallory", Org: "operator", Device: "d-evil", Roles: []string{"admin"}, Purpose: "support"}
+	var ids []string
+	for i, region := range []string{"jp", "th", "tw"} {
+		rec, err := in.vault.Create(ctx, alice, "users", &sekisho.RecordInput{Region: region,
+			Fields: map[string]json.RawMessage{"display_name": json.RawMessage(`"User"`), "email": json.RawMessage(`"u` + string(rune('0'+i)) + `@example.com"`)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, rec.ID)
+	}
+	for _, id := range ids[:2] {
+		if _, err := in.vault.Get(ctx, mallory, "users", id, []string{"display_name", "email"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := in.vault.Lookup(ctx, mallory, "users", vault.LookupRequest{Field: "email", Value: json.RawMessage(`"u2@example.com"`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.vault.Get(ctx, alice, "users", ids[2], nil); err != nil {
+		t.Fatal(err)
+	}
+	return dir, start.Format(time.RFC3339), time.Now().Add(time.Minute).UTC().Format(time.RFC3339)
+}
+
+func TestIncidentOfflineScopeAndReports(t *testing.T) {
+	dir, since, until := incidentDataDir(t)
+	out, code := runCLI(t, "incident", "open", "--data", dir, "--principal", "mallory", "--since", since, "--until", until, "--cause", "malware")
+	if code != 0 || !strings.HasPrefix(out, "incident id: inc-") {
+		t.Fatalf("incident open: %d %q", code, out)
+	}
+	id := strings.TrimSpace(strings.TrimPrefix(out, "incident id: "))
+
+	var sc map[string]any
+	out, code = runCLI(t, "incident", "scope", "--data", dir, "--incident", id, "--format", "json")
+	if code != 0 || json.Unmarshal([]byte(out), &sc) != nil {
+		t.Fatalf("incident scope: %d %s", code, out)
+	}
+	if sc["incident"] != id || sc["subjects_exposed"] != float64(2) || sc["fields_exposed"] != float64(4) || sc["subjects_possible"] != float64(1) {
+		t.Errorf("scope: %s", out)
+	}
+	// The ad-hoc form gives the same numbers.
+	var adhoc map[string]any
+	out, code = runCLI(t, "incident", "scope", "--data", dir, "--principal", "mallory", "--since", since, "--until", until, "--format", "json")
+	if code != 0 || json.Unmarshal([]byte(out), &adhoc) != nil {
+		t.Fatalf("ad-hoc scope: %d %s", code, out)
+	}
+	for _, k := range []string{"subjects_exposed", "fields_exposed", "subjects_possible", "denied_attempts", "worst_case_subjects"} {
+		if adhoc[k] != sc[k] {
+			t.Errorf("%s: ad hoc %v, recorded %v", k, adhoc[k], sc[k])
+		}
+	}
+	out, code = runCLI(t, "incident", "scope", "--data", dir, "--incident", id)
+	if code != 0 || !strings.Contains(out, "subjects exposed") {
+		t.Errorf("table: %d %s", code, out)
+	}
+	notify := filepath.Join(t.TempDir(), "notify")
+	if _, code = runCLI(t, "incident", "scope", "--data", dir, "--incident", id, "--notify-dir", notify); code != 0 {
+		t.Fatal("notify-dir failed")
+	}
+	for _, region := range []string{"jp", "th", "tw"} {
+		b, err := os.ReadFile(filepath.Join(notify, "subjects-"+region+".csv"))
+		if err != nil || !strings.HasPrefix(string(b), "collection,record_id,") || strings.Count(string(b), "\n") != 2 {
+			t.Errorf("subjects-%s.csv: %v %q", region, err, b)
+		}
+	}
+	out, code = runCLI(t, "report", "appi", "--data", dir, "--incident", id)
+	if code != 0 || !strings.Contains(out, "the cause is unauthorized access (malware)") || !strings.Contains(out, "TO BE COMPLETED BY A PERSON") {
+		t.Errorf("appi: %d %s", code, out)
+	}
+	pdf := filepath.Join(t.TempDir(), "gdpr.pdf")
+	if _, code = runCLI(t, "report", "gdpr", "--data", dir, "--incident", id, "--format", "pdf", "--out", pdf); code != 0 {
+		t.Fatal("pdf report failed")
+	}
+	if b, _ := os.ReadFile(pdf); !strings.HasPrefix(string(b), "%PDF") {
+		t.Errorf("not a PDF")
+	}
+	var prog map[string]any
+	out, code = runCLI(t, "report", "progress", "--data", dir, "--format", "json")
+	if code != 0 || json.Unmarshal([]byte(out), &prog) != nil || prog["kind"] != "progress" {
+		t.Errorf("progress: %d %s", code, out)
+	}
+	for _, bad := range [][]string{
+		{"incident", "scope", "--data", dir},
+		{"incident", "scope", "--data", dir, "--incident", id, "--principal", "x"},
+		{"incident", "scope", "--data", dir, "--incident", id, "--format", "xml"},
+		{"incident", "scope", "--data", dir, "--incident", "inc-nope"},
+		{"report", "appi", "--data", dir},
+		{"report", "nope", "--data", dir, "--incident", id},
+		{"report", "gdpr", "--data", dir, "--incident", id, "--format", "pdf"},
+	} {
+		if _, code := runCLI(t, bad...); code == 0 {
+			t.Errorf("sekisho %s succeeded", strings.Join(bad, " "))
+		}
+	}
+}
