@@ -123,3 +123,51 @@ func TestIncidentOfflineScopeAndReports(t *testing.T) {
 		}
 	}
 }
+
+func TestIncidentThroughTheAPI(t *testing.T) {
+	url, tokenFile := startServer(t)
+	admin := filepath.Join(t.TempDir(), "admin")
+	if out, code := cli(t, "login", "--server", url, "--bootstrap-token-file", tokenFile, "--profile", admin); code != 0 {
+		t.Fatalf("login: %d %s", code, out)
+	}
+	since := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	out, code := cli(t, "api", "--profile", admin, "POST", "/v1/collections/users/records", "--header", "Sekisho-Purpose: support",
+		"--data", `{"region":"th","fields":{"display_name":"Somchai","email":"s@example.com"}}`)
+	if code != 0 {
+		t.Fatalf("create: %d %s", code, out)
+	}
+	var rec struct{ ID string }
+	json.Unmarshal([]byte(out), &rec)
+	if out, code := cli(t, "api", "--profile", admin, "GET", "/v1/collections/users/records/"+rec.ID, "--header", "Sekisho-Purpose: support"); code != 0 {
+		t.Fatalf("read: %d %s", code, out)
+	}
+	until := time.Now().Add(time.Minute).UTC().Format(time.RFC3339)
+	out, code = cli(t, "incident", "open", "--profile", admin, "--principal", "admin", "--since", since, "--until", until, "--cause", "unauthorized-access")
+	if code != 0 || !strings.HasPrefix(out, "incident id: inc-") {
+		t.Fatalf("incident open: %d %s", code, out)
+	}
+	id := strings.TrimSpace(strings.TrimPrefix(out, "incident id: "))
+	var sc map[string]any
+	out, code = cli(t, "incident", "scope", "--profile", admin, "--incident", id, "--format", "json")
+	if code != 0 || json.Unmarshal([]byte(out), &sc) != nil || sc["subjects_exposed"] != float64(1) {
+		t.Fatalf("scope: %d %s", code, out)
+	}
+	if th := sc["by_region"].(map[string]any)["th"].(map[string]any); th["country"] != "TH" {
+		t.Errorf("by_region: %v", sc["by_region"])
+	}
+	out, code = cli(t, "incident", "scope", "--profile", admin, "--incident", id, "--format", "subjects", "--region", "th")
+	if code != 0 || !strings.Contains(out, rec.ID) {
+		t.Errorf("subjects: %d %s", code, out)
+	}
+	out, code = cli(t, "report", "pdpa", "--profile", admin, "--incident", id)
+	if code != 0 || !strings.Contains(out, "within 72 hours") {
+		t.Errorf("pdpa: %d %s", code, out)
+	}
+	out, code = cli(t, "report", "progress", "--profile", admin, "--format", "json")
+	if code != 0 || !strings.Contains(out, `"kind": "progress"`) {
+		t.Errorf("progress: %d %s", code, out)
+	}
+	if out, code = cli(t, "incident", "list", "--profile", admin); code != 0 || !strings.Contains(out, id) {
+		t.Errorf("list: %d %s", code, out)
+	}
+}
