@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sekisho/sekisho/access/dpop"
@@ -35,7 +38,7 @@ type deviceCred struct {
 }
 
 func (d *deviceCred) String() string {
-	return fmt.Sprintf("DPoP device-bound (Ed25519) credential of non-admin principal %s (role member), device %s", d.principal, d.c.Key.Thumbprint())
+	return fmt.Sprintf("DPoP device-bound (Ed25519) credential of principal %s, device %s", d.principal, d.c.Key.Thumbprint())
 }
 
 // token returns an access token valid for at least another minute.
@@ -71,44 +74,100 @@ func (d *deviceCred) Apply(req *http.Request) error {
 	return nil
 }
 
-// readerPrincipal is the non-admin principal the workloads run as.
-const readerPrincipal = "bench-reader"
+// pool spreads requests over several principals' credentials, round robin.
+type pool struct {
+	creds []*deviceCred
+	next  atomic.Uint64
+}
+
+func (p *pool) Apply(req *http.Request) error {
+	return p.creds[(p.next.Add(1)-1)%uint64(len(p.creds))].Apply(req)
+}
+
+func (p *pool) String() string {
+	return fmt.Sprintf("DPoP device-bound (Ed25519) credentials of %d non-admin principals %s-0..%d (role service, purpose %s), one device each, round robin",
+		len(p.creds), principalPrefix, len(p.creds)-1, benchPurpose)
+}
+
+// principalPrefix names the non-admin principals the workloads run as.
+const principalPrefix = "bench-svc"
+
+// benchPurpose is the purpose of every data request: one that the default
+// policy of the role service allows.
+const benchPurpose = "ops"
 
 // enrol returns the credential the workloads use. It spends the bootstrap
-// token to enrol an admin (as `sekisho login` does), has that admin create
-// a principal with the role member in the root org, enrols and approves a
-// device key for it, and returns that principal's credential: the hot path
-// is then exactly a non-admin's request (token MAC, proof signature, replay
-// check, device state, Cedar decision).
-func enrol(ctx context.Context, hc *http.Client, base, bootstrapToken, org string) (Credential, error) {
+// token to enrol an admin (as `sekisho login` does), which creates n
+// principals with the role service in the root org and enrols and approves
+// a device key for each. The hot path is then exactly a non-admin's request:
+// token MAC, proof signature, replay check, device state, Cedar decision,
+// guard check.
+//
+// Why n principals: the guard holds each principal and each device to its
+// role's volume budget (a service's is 20,000 records a minute), which one
+// load generator passes in seconds; a budget always holds, so the load is
+// spread as a fleet of service instances would spread it. Why the
+// enumeration rule is set to log: random lookups by phone are, to the
+// guard, an enumeration; it is still evaluated on every lookup (its cost
+// is measured), only its quarantine is off.
+func enrol(ctx context.Context, hc *http.Client, base, bootstrapToken, org string, n int) (Credential, []string, error) {
+	var notes []string
 	adminKey, err := dpop.GenerateKey("ed25519")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	admin := client.New(base, adminKey)
 	admin.HTTP = hc
 	if _, err := admin.Bootstrap(ctx, bootstrapToken, "bench-admin", "bench"); err != nil {
-		return nil, fmt.Errorf("spend the bootstrap token: %w", err)
+		return nil, nil, fmt.Errorf("spend the bootstrap token: %w", err)
 	}
-	err = admin.JSON(ctx, "POST", "/v1/principals", "",
-		map[string]any{"id": readerPrincipal, "org": org, "kind": "service", "roles": []string{"member"}}, nil)
+	err = admin.JSON(ctx, "PUT", "/v1/guard/rules/enumeration", "", map[string]any{"action": "log"}, nil)
+	switch {
+	case err == nil:
+		notes = append(notes, "guard rule enumeration set to action log (evaluated on every lookup, no quarantine): random lookups by phone are an enumeration to it")
+	case client.ProblemType(err) == "route-not-found" || strings.Contains(err.Error(), "404"):
+	default:
+		return nil, nil, fmt.Errorf("set guard rule enumeration: %w", err)
+	}
+	p := &pool{creds: make([]*deviceCred, n)}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			p.creds[i], errs[i] = enrolOne(ctx, hc, base, admin, fmt.Sprintf("%s-%d", principalPrefix, i), org)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	return p, notes, nil
+}
+
+// enrolOne creates a service principal, enrols its device and has the
+// admin approve it.
+func enrolOne(ctx context.Context, hc *http.Client, base string, admin *client.Client, id, org string) (*deviceCred, error) {
+	err := admin.JSON(ctx, "POST", "/v1/principals", "", map[string]any{"id": id, "org": org, "kind": "service", "roles": []string{"service"}}, nil)
 	if err != nil {
-		return nil, fmt.Errorf("create principal %s: %w", readerPrincipal, err)
+		return nil, fmt.Errorf("create principal %s: %w", id, err)
 	}
 	key, err := dpop.GenerateKey("ed25519")
 	if err != nil {
 		return nil, err
 	}
-	reader := client.New(base, key)
-	reader.HTTP = hc
-	dev, err := reader.Enrol(ctx, readerPrincipal, "bench")
+	c := client.New(base, key)
+	c.HTTP = hc
+	dev, err := c.Enrol(ctx, id, "bench")
 	if err != nil {
-		return nil, fmt.Errorf("enrol device: %w", err)
+		return nil, fmt.Errorf("enrol device of %s: %w", id, err)
 	}
 	if err := admin.JSON(ctx, "POST", "/v1/devices/"+dev.ID+"/approve", "", nil, nil); err != nil {
-		return nil, fmt.Errorf("approve device: %w", err)
+		return nil, fmt.Errorf("approve device of %s: %w", id, err)
 	}
-	d := &deviceCred{c: reader, principal: readerPrincipal}
+	d := &deviceCred{c: c, principal: id}
 	if _, err := d.token(ctx); err != nil {
 		return nil, err
 	}

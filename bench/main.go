@@ -52,6 +52,8 @@ type options struct {
 	keep        bool
 	seed        uint64
 	maxInflight int
+	importBatch int
+	principals  int
 }
 
 func main() {
@@ -70,6 +72,8 @@ func main() {
 	flag.BoolVar(&o.profile, "profile", false, "write CPU profiles of the import and the server (SEKISHO_CPUPROFILE) into -out")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directory (and the PostgreSQL database) after the run")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the generated records and of the request mix")
+	flag.IntVar(&o.importBatch, "import-batch", 0, "records per batch of `sekisho import` (its --batch; 0: its default)")
+	flag.IntVar(&o.principals, "principals", 64, "service principals (one device each) the load is spread over, round robin, to stay inside the guard's per-principal budgets")
 	flag.IntVar(&o.maxInflight, "max-inflight", 4096, "open loop: arrivals beyond this many requests in flight are dropped and counted as errors")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -171,10 +175,13 @@ func runBench(ctx context.Context, o options) (*results, error) {
 	if err != nil {
 		return nil, err
 	}
-	imp := &importResult{Records: o.records}
+	imp := &importResult{Records: o.records, Batch: o.importBatch}
 	for _, c := range []string{"users", "partners", "employees"} {
 		logf("importing %d %s", counts[c], c)
 		args := append([]string{"import", "--data", data}, storeArgs...)
+		if o.importBatch > 0 {
+			args = append(args, "--batch", fmt.Sprint(o.importBatch))
+		}
 		args = append(args, c, filepath.Join(genDir, c+".ndjson"))
 		ienv := env
 		if o.profile {
@@ -233,13 +240,14 @@ func runBench(ctx context.Context, o options) (*results, error) {
 		return res, err
 	}
 	hc := newHTTPClient(max(o.conc, 256))
-	cred, err := enrol(ctx, hc, base, strings.TrimSpace(string(tok)), org)
+	cred, notes, err := enrol(ctx, hc, base, strings.TrimSpace(string(tok)), org, o.principals)
 	if err != nil {
 		return res, err
 	}
+	res.Notes = append(res.Notes, notes...)
 	res.Credential = cred.String()
 	logf("credential: %s", res.Credential)
-	cl := &loader{hc: hc, cred: cred, purpose: "support"}
+	cl := &loader{hc: hc, cred: cred, purpose: benchPurpose}
 
 	// The workloads.
 	fieldsQ := "?fields=" + strings.Join(readFields, ",")
@@ -497,7 +505,7 @@ func incidentScope(ctx context.Context, bin, data string, storeArgs, env []strin
 		return &scopeResult{Skipped: "`sekisho incident scope` does not exist in this build (not in `sekisho --help`)"}
 	}
 	args := append([]string{"incident", "scope", "--data", data}, storeArgs...)
-	args = append(args, "--principal", readerPrincipal, "--since", since.Add(-time.Hour).Format(time.RFC3339),
+	args = append(args, "--principal", principalPrefix+"-0", "--since", since.Add(-time.Hour).Format(time.RFC3339),
 		"--until", time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "--format", "json")
 	var best time.Duration
 	for i := range 3 {

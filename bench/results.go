@@ -71,6 +71,7 @@ func (w *workloadResult) line() string {
 
 type importResult struct {
 	Records     int     `json:"records"`
+	Batch       int     `json:"batch,omitempty"` // --batch, when not the default
 	Seconds     float64 `json:"seconds"`
 	CPUSeconds  float64 `json:"cpu_seconds"`
 	RecordsPerS float64 `json:"records_per_s"`
