@@ -30,7 +30,10 @@
 // The worst case counts the live records that the suspects could have read
 // under the grants and roles they held during the window: their own org's
 // records in every collection (any data role) and the records each grant to
-// their org, or to one of them, reaches (grantor org, collections, regions).
+// their org, or to one of them, reaches (grantor org, collections, regions),
+// plus every subject the log shows exposed or touched outside of those (a
+// grant deleted since, a record erased since), so that the worst case is
+// never less than exposed plus possible.
 //
 // Every count links back to the audit events it counts: each subject keeps the
 // indexes of its events, and each denied attempt its index, so that an

@@ -83,7 +83,8 @@ type Subject struct {
 	// possible subject, touched it), in increasing order.
 	Events []uint64
 
-	clear bool
+	clear  bool
+	erased bool
 }
 
 // Attempt is one denied event of the suspects.
@@ -329,7 +330,7 @@ func (c *computer) locate(ctx context.Context) error {
 			}
 			for _, r := range recs {
 				if s := c.subjects[subjectKey{coll, r.ID}]; s != nil {
-					s.Org, s.Region = r.Org, r.Region
+					s.Org, s.Region, s.erased = r.Org, r.Region, r.Erased()
 				}
 			}
 		}

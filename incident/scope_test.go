@@ -379,16 +379,29 @@ func TestScopeWindowEdgesAndWorstCase(t *testing.T) {
 	// Worst case: sub's own records (none) + g-1: operator's users and
 	// employees in jp and th (g-2 expired): operator holds i%3 != 0 of 120
 	// per collection; jp and th are i%4 in {0,1}; users u0005 is erased.
+	// Plus every subject the log shows touched outside of that.
 	var want int64
+	reach := func(coll string, i int) bool {
+		return (coll == "users" || coll == "employees") && i%3 != 0 && i%4 <= 1 && !(coll == "users" && (i == 5 || i == 6))
+	}
 	for _, coll := range []string{"users", "employees"} {
 		for i := range 120 {
-			if i%3 != 0 && i%4 <= 1 && !(coll == "users" && i == 5) {
+			if reach(coll, i) {
 				want++
 			}
 		}
 	}
+	for _, s := range sc.Subjects {
+		var i int
+		if _, err := fmt.Sscanf(s.ID[1:], "%d", &i); err != nil || i >= 120 || !reach(s.Collection, i) {
+			want++
+		}
+	}
 	if sc.WorstCaseSubjects != want {
 		t.Errorf("worst_case_subjects = %d, want %d (%+v)", sc.WorstCaseSubjects, want, sc.WorstCase)
+	}
+	if sc.WorstCaseSubjects < int64(sc.SubjectsExposed+sc.SubjectsPossible) {
+		t.Errorf("worst case %d is less than exposed + possible", sc.WorstCaseSubjects)
 	}
 }
 
