@@ -64,6 +64,7 @@ type Server struct {
 	reports     report.Config
 	purposes    func(string) bool
 	reg         *prometheus.Registry
+	now         func() time.Time
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -80,6 +81,9 @@ type Config struct {
 	Logger      *slog.Logger
 	// Registry receives the server's metrics; /metrics serves it.
 	Registry *prometheus.Registry
+	// Now is the clock of the events the server records itself (default
+	// time.Now; the demo replays 2023 on a clock of its own).
+	Now func() time.Time
 	// KnownPurpose reports whether a Sekisho-Purpose value is known; nil
 	// accepts any well-formed purpose.
 	KnownPurpose func(string) bool
@@ -97,7 +101,10 @@ type Config struct {
 // New returns a Server.
 func New(c Config) *Server {
 	s := &Server{vault: c.Vault, auditLog: c.AuditLog, verifierKey: c.VerifierKey, auth: c.Auth, log: c.Logger,
-		reg: c.Registry, purposes: c.KnownPurpose, access: c.Access, guard: c.Guard, reports: c.Reports}
+		reg: c.Registry, purposes: c.KnownPurpose, access: c.Access, guard: c.Guard, reports: c.Reports, now: c.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -262,7 +269,7 @@ func (s *Server) recordAuthFailure(r *http.Request, rt route, err error) {
 	if s.auditLog == nil {
 		return
 	}
-	ev := audit.Event{Time: time.Now(), RequestID: requestID(r.Context()), Source: sourceAddr(r),
+	ev := audit.Event{Time: s.now(), RequestID: requestID(r.Context()), Source: sourceAddr(r),
 		Purpose: r.Header.Get(HeaderPurpose), Action: "authenticate", Decision: audit.Deny, Policy: "authentication",
 		Reason: sekisho.Message(err), Detail: rt.Method + " " + rt.Pattern}
 	if _, aerr := s.auditLog.Append(r.Context(), ev); aerr != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"time"
 
 	"github.com/sekisho/sekisho/access"
 )
@@ -15,7 +16,7 @@ const tokenKeyOrg = "sekisho.access-token"
 // newAccess builds the access service of a running server: the token MAC
 // key is derived from the keyring (never stored in the database), so every
 // node with the same keyring accepts the same tokens.
-func newAccess(ctx context.Context, in *instance, bootstrapToken, rootOrg, rootRegion string) (*access.Service, error) {
+func newAccess(ctx context.Context, in *instance, bootstrapToken, rootOrg, rootRegion string, now func() time.Time) (*access.Service, error) {
 	root, err := in.keys.IndexRoot(ctx, tokenKeyOrg)
 	if err != nil {
 		return nil, err
@@ -23,7 +24,7 @@ func newAccess(ctx context.Context, in *instance, bootstrapToken, rootOrg, rootR
 	m := hmac.New(sha256.New, root)
 	m.Write([]byte("sekisho access token MAC v1"))
 	acc, err := access.New(access.Config{Store: in.store, Schema: in.vault.Schema, Audit: in.log, TokenKey: m.Sum(nil),
-		BootstrapToken: bootstrapToken, RootOrg: rootOrg, RootRegion: rootRegion})
+		BootstrapToken: bootstrapToken, RootOrg: rootOrg, RootRegion: rootRegion, Now: now})
 	if err != nil {
 		return nil, err
 	}

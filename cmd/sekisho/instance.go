@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/audit"
@@ -42,6 +43,8 @@ type instanceOptions struct {
 	Regions map[string]string
 	Stderr  io.Writer
 	Logger  *slog.Logger
+	// Now is the clock of the vault and the audit log (default time.Now).
+	Now func() time.Time
 }
 
 // instance is an opened data directory: the store, the keyring, the audit log
@@ -106,7 +109,7 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 		return nil, fmt.Errorf("read audit verifier key: %w", err)
 	}
 	in.verifier = strings.TrimSpace(string(vk))
-	if in.log, err = audit.New(ctx, in.store, signer, audit.Options{Logger: o.Logger, Verifier: verifier}); err != nil {
+	if in.log, err = audit.New(ctx, in.store, signer, audit.Options{Logger: o.Logger, Verifier: verifier, Now: o.Now}); err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
 	var auditor vault.Auditor = in.log
@@ -126,7 +129,7 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 				return nil, fmt.Errorf("region %s: %w", region, err)
 			}
 			byStore[region] = s
-			l, err := audit.New(ctx, s, signer, audit.Options{Origin: audit.DefaultOrigin + "/" + region, Logger: o.Logger, Verifier: verifier})
+			l, err := audit.New(ctx, s, signer, audit.Options{Origin: audit.DefaultOrigin + "/" + region, Logger: o.Logger, Verifier: verifier, Now: o.Now})
 			if err != nil {
 				s.Close()
 				return nil, fmt.Errorf("region %s: open audit log: %w", region, err)
@@ -136,7 +139,7 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 		in.store = regions.NewRouter(in.store, byStore)
 		auditor = regions.NewAuditor(in.log, in.regionLogs)
 	}
-	in.vault = vault.New(in.store, in.keys, auditor, vault.Options{})
+	in.vault = vault.New(in.store, in.keys, auditor, vault.Options{Now: o.Now})
 	defaults, err := schemas.Defaults()
 	if err != nil {
 		return nil, err

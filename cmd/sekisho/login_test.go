@@ -29,7 +29,7 @@ func startServer(t *testing.T) (url, tokenFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acc, err := newAccess(ctx, in, token, "operator", "jp")
+	acc, err := newAccess(ctx, in, token, "operator", "jp", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/httpapi"
 	"github.com/sekisho/sekisho/postgres"
@@ -110,27 +111,18 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	} else {
 		logger.Info("bootstrap admin token", "file", tokenPath)
 	}
-	acc, err := newAccess(ctx, in, token, f.org, f.region)
-	if err != nil {
-		return err
-	}
-	in.vault.SetAuthorizer(acc.Authorizer())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	hooks, err := alertWebhooks(f.webhooks, f.webhookSecret)
 	if err != nil {
 		return err
 	}
-	grd := guard.New(guard.Config{Store: in.store, Audit: in.log, RootOrg: f.org, Logger: logger, Registry: reg, Webhooks: hooks})
-	if err := grd.Start(ctx); err != nil {
+	nd, err := newNode(ctx, in, nodeConfig{Token: token, Org: f.org, Region: f.region, Logger: logger, Registry: reg, Webhooks: hooks})
+	if err != nil {
 		return err
 	}
-	defer grd.Close()
-	in.vault.SetGuard(grd)
-	srv := httpapi.New(httpapi.Config{
-		Vault: in.vault, AuditLog: in.log, VerifierKey: in.verifier, Logger: logger, Registry: reg,
-		Auth: grd.Authenticator(acc), Access: acc, KnownPurpose: acc.KnownPurpose, Guard: grd,
-	})
+	defer nd.Close()
+	srv := nd.srv
 
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
@@ -167,6 +159,64 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// nodeConfig configures the request path of one node.
+type nodeConfig struct {
+	Token    string // the bootstrap admin token
+	Org      string // the root org
+	Region   string // its home region
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	Webhooks []guard.Webhook
+	// NoGuard leaves the exfiltration guard out (the demo's "shared trust"
+	// configuration only).
+	NoGuard bool
+	// Now is the clock of the request path (default time.Now).
+	Now func() time.Time
+}
+
+// node is the request path over an opened instance: access control, the
+// guard and the HTTP API, wired as serve runs them.
+type node struct {
+	srv *httpapi.Server
+	acc *access.Service
+	grd *guard.Guard
+}
+
+func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	acc, err := newAccess(ctx, in, c.Token, c.Org, c.Region, c.Now)
+	if err != nil {
+		return nil, err
+	}
+	in.vault.SetAuthorizer(acc.Authorizer())
+	n := &node{acc: acc}
+	hc := httpapi.Config{Vault: in.vault, AuditLog: in.log, VerifierKey: in.verifier, Logger: c.Logger, Registry: c.Registry,
+		Auth: acc, Access: acc, KnownPurpose: acc.KnownPurpose, Now: c.Now}
+	if !c.NoGuard {
+		n.grd = guard.New(guard.Config{Store: in.store, Audit: in.log, RootOrg: c.Org, Logger: c.Logger, Registry: c.Registry,
+			Webhooks: c.Webhooks, Now: c.Now})
+		if err := n.grd.Start(ctx); err != nil {
+			return nil, err
+		}
+		in.vault.SetGuard(n.grd)
+		hc.Auth, hc.Guard = n.grd.Authenticator(acc), n.grd
+	}
+	n.srv = httpapi.New(hc)
+	return n, nil
+}
+
+// Close stops the guard's background work.
+func (n *node) Close() {
+	if n.grd != nil {
+		n.grd.Close()
+	}
 }
 
 func newMigrateCmd() *cobra.Command {
