@@ -74,6 +74,31 @@ func OpenField(dek []byte, a FieldAD, ciphertext []byte) ([]byte, error) {
 	return open(dek, a.bytes(), ciphertext)
 }
 
+// RecordKey is a record's DEK ready to seal and open many fields: the AES
+// key schedule is computed once per record, not once per field.
+type RecordKey struct {
+	aead cipher.AEAD
+}
+
+// NewRecordKey prepares dek for sealing and opening fields.
+func NewRecordKey(dek []byte) (*RecordKey, error) {
+	aead, err := newGCM(dek)
+	if err != nil {
+		return nil, err
+	}
+	return &RecordKey{aead: aead}, nil
+}
+
+// Seal is SealField with a prepared key.
+func (k *RecordKey) Seal(a FieldAD, plaintext []byte) ([]byte, error) {
+	return sealWith(k.aead, a.bytes(), plaintext)
+}
+
+// Open is OpenField with a prepared key.
+func (k *RecordKey) Open(a FieldAD, ciphertext []byte) ([]byte, error) {
+	return openWith(k.aead, a.bytes(), ciphertext)
+}
+
 // WrapDEK encrypts a DEK under a KEK for one record.
 func WrapDEK(kek []byte, a DEKAD, dek []byte) ([]byte, error) {
 	return seal(kek, a.bytes(), dek)
@@ -109,6 +134,10 @@ func seal(key, additional, plaintext []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return sealWith(aead, additional, plaintext)
+}
+
+func sealWith(aead cipher.AEAD, additional, plaintext []byte) ([]byte, error) {
 	out := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
 	if _, err := rand.Read(out); err != nil {
 		return nil, fmt.Errorf("keys: random nonce: %w", err)
@@ -121,6 +150,10 @@ func open(key, additional, ciphertext []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return openWith(aead, additional, ciphertext)
+}
+
+func openWith(aead cipher.AEAD, additional, ciphertext []byte) ([]byte, error) {
 	if len(ciphertext) < aead.NonceSize()+aead.Overhead() {
 		return nil, ErrOpen
 	}

@@ -198,3 +198,28 @@ func BenchmarkSealOpenUserRecord(b *testing.B) {
 		}
 	}
 }
+
+// A prepared RecordKey and the one-shot functions produce interchangeable
+// ciphertexts and refuse the same misplaced ones.
+func TestRecordKeyMatchesOneShot(t *testing.T) {
+	dek := mustKey(t)
+	rk, err := NewRecordKey(dek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := FieldAD{Collection: "users", RecordID: "r1", Field: "email", KeyVersion: 1}
+	ct, err := rk.Seal(a, []byte(`"a@example.jp"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt, err := OpenField(dek, a, ct); err != nil || string(pt) != `"a@example.jp"` {
+		t.Fatalf("OpenField of RecordKey.Seal = %q, %v", pt, err)
+	}
+	ct2, _ := SealField(dek, a, []byte("x"))
+	if pt, err := rk.Open(a, ct2); err != nil || string(pt) != "x" {
+		t.Fatalf("RecordKey.Open of SealField = %q, %v", pt, err)
+	}
+	if _, err := rk.Open(FieldAD{Collection: "users", RecordID: "r2", Field: "email", KeyVersion: 1}, ct); !errors.Is(err, ErrOpen) {
+		t.Fatalf("RecordKey.Open of another record's ciphertext = %v", err)
+	}
+}

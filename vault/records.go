@@ -38,8 +38,12 @@ func (v *Vault) seal(ctx context.Context, s *sekisho.Schema, id, org, region str
 }
 
 func (v *Vault) sealInto(ctx context.Context, s *sekisho.Schema, r *sekisho.SealedRecord, dek []byte, values map[string][]byte) error {
+	rk, err := keys.NewRecordKey(dek)
+	if err != nil {
+		return err
+	}
 	for name, val := range values {
-		ct, err := keys.SealField(dek, keys.FieldAD{Collection: s.Collection, RecordID: r.ID, Field: name, KeyVersion: dekVersion}, val)
+		ct, err := rk.Seal(keys.FieldAD{Collection: s.Collection, RecordID: r.ID, Field: name, KeyVersion: dekVersion}, val)
 		if err != nil {
 			return err
 		}
@@ -78,12 +82,16 @@ func (v *Vault) open(ctx context.Context, s *sekisho.Schema, r *sekisho.SealedRe
 	if err != nil {
 		return nil, err
 	}
+	rk, err := keys.NewRecordKey(dek)
+	if err != nil {
+		return nil, err
+	}
 	for _, name := range fields {
 		ct, ok := r.Fields[name]
 		if !ok {
 			continue // not set on this record
 		}
-		pt, err := keys.OpenField(dek, keys.FieldAD{Collection: r.Collection, RecordID: r.ID, Field: name, KeyVersion: dekVersion}, ct)
+		pt, err := rk.Open(keys.FieldAD{Collection: r.Collection, RecordID: r.ID, Field: name, KeyVersion: dekVersion}, ct)
 		if err != nil {
 			return nil, &sekisho.Error{Code: sekisho.EInternal, Message: fmt.Sprintf("field %s of record %s does not open", name, r.ID), Err: err}
 		}
