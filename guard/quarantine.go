@@ -246,7 +246,9 @@ func (a quarantineAuth) Authenticate(r *http.Request) (vault.Caller, error) {
 		return c, err
 	}
 	if err := a.g.Quarantined(r.Context(), c.Principal, c.Device, tokenIAT(r)); err != nil {
-		return vault.Caller{}, err
+		// The credential was valid: the caller is returned with the error so
+		// that the refusal is audited under its principal and device.
+		return c, err
 	}
 	return c, nil
 }

@@ -236,7 +236,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			var err error
 			c, err = s.auth.Authenticate(r)
 			if err != nil {
-				s.recordAuthFailure(r, rt, err)
+				s.recordAuthFailure(r, rt, c, err)
 				s.writeError(rec, r, err)
 				return
 			}
@@ -265,13 +265,22 @@ func (s *Server) wrap(rt route) http.Handler {
 
 // recordAuthFailure audits a refused credential: an authentication failure
 // is a decision too, and bursts of them are what the guard looks for.
-func (s *Server) recordAuthFailure(r *http.Request, rt route, err error) {
+//
+// An Authenticator may return the caller along with the error when the
+// credential itself was valid but its holder is refused (a quarantine): the
+// event then names the principal, org and device, so that an incident's
+// scope counts the attempt.
+func (s *Server) recordAuthFailure(r *http.Request, rt route, c vault.Caller, err error) {
 	if s.auditLog == nil {
 		return
 	}
 	ev := audit.Event{Time: s.now(), RequestID: requestID(r.Context()), Source: sourceAddr(r),
 		Purpose: r.Header.Get(HeaderPurpose), Action: "authenticate", Decision: audit.Deny, Policy: "authentication",
-		Reason: sekisho.Message(err), Detail: rt.Method + " " + rt.Pattern}
+		Reason: sekisho.Message(err), Detail: rt.Method + " " + rt.Pattern,
+		Principal: c.Principal, Org: c.Org, Device: c.Device, Collection: r.PathValue("c")}
+	if id := r.PathValue("id"); id != "" {
+		ev.Records = []string{id}
+	}
 	if _, aerr := s.auditLog.Append(r.Context(), ev); aerr != nil {
 		s.log.Error("audit append failed", "request_id", ev.RequestID, "error", aerr.Error())
 	}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho/incident"
+	"github.com/sekisho/sekisho/sqlite"
+)
+
+// independentCount counts, straight from a vault's audit events, the data
+// subjects and field values returned to the incident's suspects in its
+// window: the definition of "exposed", computed without the incident package.
+func independentCount(t *testing.T, dir string, inc *incident.Incident) (subjects, fields int) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, dbFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	exposed := map[string]map[string]bool{} // collection/id -> field names
+	for from := uint64(0); ; {
+		entries, err := st.AuditLeaves(ctx, from, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) == 0 {
+			break
+		}
+		for _, e := range entries {
+			ev, err := audit.Unmarshal(e.Leaf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			from = e.Index + 1
+			if ev.Time.Before(inc.Since) || !ev.Time.Before(inc.Until) || ev.Decision != audit.Allow || len(ev.Fields) == 0 {
+				continue
+			}
+			if !slices.Contains(inc.Principals, ev.Principal) && !slices.Contains(inc.Devices, ev.Device) && !slices.Contains(inc.Orgs, ev.Org) {
+				continue
+			}
+			for _, id := range ev.Records {
+				k := ev.Collection + "/" + id
+				if exposed[k] == nil {
+					exposed[k] = map[string]bool{}
+				}
+				for _, f := range ev.Fields {
+					exposed[k][f] = true
+				}
+			}
+		}
+	}
+	for _, fs := range exposed {
+		fields += len(fs)
+	}
+	return len(exposed), fields
+}
+
+// The demo's numbers are the audit log's: an independent count of the
+// events gives the same subjects and fields, for both vaults, and the
+// printed side-by-side table shows those numbers.
+func TestDemoNumbersEqualTheAuditLog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replays the chain on two vaults")
+	}
+	setMasterKey(t)
+	data := filepath.Join(t.TempDir(), "demo")
+	var out bytes.Buffer
+	res, err := runDemo(context.Background(), demoOptions{Data: data, Records: 4000, Seed: 7, Out: &out})
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	text := out.String()
+	for _, want := range []string{"token-key-mismatch", "no-grant", "grant-field-not-listed", "grant-budget-exceeded", "quarantined", "incident id: " + res.IncidentID} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	for i, sc := range []*incident.Scope{res.ZeroTrust, res.Shared} {
+		subjects, fields := independentCount(t, res.Dirs[i], res.Suspects)
+		if sc.SubjectsExposed != subjects || sc.FieldsExposed != fields {
+			t.Errorf("vault %d: scope says %d subjects / %d fields, the audit events %d / %d", i, sc.SubjectsExposed, sc.FieldsExposed, subjects, fields)
+		}
+	}
+	row := regexp.MustCompile(`data subjects exposed \(values returned\)\s+(\d+)\s+(\d+)`).FindStringSubmatch(text)
+	if row == nil || row[1] != fmt.Sprint(res.ZeroTrust.SubjectsExposed) || row[2] != fmt.Sprint(res.Shared.SubjectsExposed) {
+		t.Errorf("side-by-side row %v, want %d and %d", row, res.ZeroTrust.SubjectsExposed, res.Shared.SubjectsExposed)
+	}
+	// Zero trust stopped the bulk read: far less exposed than shared trust,
+	// and none of the messaging users.
+	if res.ZeroTrust.SubjectsExposed == 0 || res.ZeroTrust.SubjectsExposed*5 > res.Shared.SubjectsExposed {
+		t.Errorf("zero trust exposed %d, shared trust %d", res.ZeroTrust.SubjectsExposed, res.Shared.SubjectsExposed)
+	}
+	if c := res.ZeroTrust.ByCollection["users"]; c != nil && c.SubjectsExposed != 0 {
+		t.Errorf("zero trust exposed %d users", c.SubjectsExposed)
+	}
+	// The vault left behind verifies, and its scope can be recomputed offline.
+	if _, code := runCLI(t, "audit", "verify", "--data", data); code != 0 {
+		t.Errorf("audit verify of the demo vault: exit %d", code)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(data, dbFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	inc, err := incident.Get(context.Background(), st, res.IncidentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := incident.Compute(context.Background(), st, inc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.SubjectsExposed != res.ZeroTrust.SubjectsExposed || again.DeniedAttempts != res.ZeroTrust.DeniedAttempts {
+		t.Errorf("recomputed scope %d/%d differs from the demo's %d/%d", again.SubjectsExposed, again.DeniedAttempts, res.ZeroTrust.SubjectsExposed, res.ZeroTrust.DeniedAttempts)
+	}
+}
