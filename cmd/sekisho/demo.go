@@ -127,9 +127,9 @@ type demoWorld struct {
 	url   string
 	clock *demoClock
 
-	admin, admin2, affAdmin *client.Client
-	contractor, sync        *client.Client
-	devices                 map[string]string // principal -> device id
+	admin, admin2    *client.Client
+	contractor, sync *client.Client
+	devices          map[string]string // principal -> device id
 }
 
 func (w *demoWorld) Close() {
