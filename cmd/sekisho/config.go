@@ -28,6 +28,7 @@ type fileConfig struct {
 	Region             string            `yaml:"region"`
 	CheckpointInterval string            `yaml:"checkpoint_interval"`
 	LogFormat          string            `yaml:"log_format"`
+	WitnessDir         string            `yaml:"witness_dir"`
 	Regions            map[string]string `yaml:"regions"`
 }
 
@@ -51,7 +52,7 @@ func loadConfig(path string) (*fileConfig, error) {
 func applyConfig(fs *pflag.FlagSet, c *fileConfig) error {
 	for name, val := range map[string]string{
 		"addr": c.Addr, "data": c.Data, "store": c.Store, "master-key-file": c.MasterKeyFile,
-		"org": c.Org, "region": c.Region, "checkpoint-interval": c.CheckpointInterval, "log-format": c.LogFormat,
+		"org": c.Org, "region": c.Region, "checkpoint-interval": c.CheckpointInterval, "log-format": c.LogFormat, "witness-dir": c.WitnessDir,
 	} {
 		f := fs.Lookup(name)
 		if val == "" || f == nil || f.Changed {

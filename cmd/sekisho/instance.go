@@ -43,6 +43,8 @@ type instanceOptions struct {
 	Regions map[string]string
 	Stderr  io.Writer
 	Logger  *slog.Logger
+	// WitnessDir receives a copy of every checkpoint of the default log.
+	WitnessDir string
 	// Now is the clock of the vault and the audit log (default time.Now).
 	Now func() time.Time
 }
@@ -109,7 +111,7 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 		return nil, fmt.Errorf("read audit verifier key: %w", err)
 	}
 	in.verifier = strings.TrimSpace(string(vk))
-	if in.log, err = audit.New(ctx, in.store, signer, audit.Options{Logger: o.Logger, Verifier: verifier, Now: o.Now}); err != nil {
+	if in.log, err = audit.New(ctx, in.store, signer, audit.Options{Logger: o.Logger, Verifier: verifier, Now: o.Now, WitnessDir: o.WitnessDir}); err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
 	var auditor vault.Auditor = in.log

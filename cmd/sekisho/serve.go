@@ -33,6 +33,7 @@ type serveFlags struct {
 	checkpoint    time.Duration
 	logFormat     string
 	webhooks      []string
+	witnessDir    string
 	webhookSecret string
 }
 
@@ -73,6 +74,7 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.StringVar(&f.region, "region", "jp", "home region of the root org")
 	fl.DurationVar(&f.checkpoint, "checkpoint-interval", 5*time.Second, "how often to sign an audit checkpoint")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fl.StringVar(&f.witnessDir, "witness-dir", "", "directory that receives a copy of every signed audit checkpoint (checkpoint-<size>), for a witness outside the operator")
 	fl.StringSliceVar(&f.webhooks, "alert-webhook", nil, "URL that receives the guard's signed alerts (repeatable)")
 	fl.StringVar(&f.webhookSecret, "alert-webhook-secret-file", "", "file holding the HMAC secret of alert webhooks (default: $SEKISHO_ALERT_WEBHOOK_SECRET)")
 	fl.StringVar(&f.config, "config", "", "configuration file (YAML: the flags' settings and a regions: map of region to store URL)")
@@ -94,7 +96,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile, Regions: f.regions,
+	in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile, Regions: f.regions, WitnessDir: f.witnessDir,
 		Stderr: cmd.ErrOrStderr(), Logger: logger})
 	if err != nil {
 		return err
