@@ -720,7 +720,14 @@ func (w *demoWorld) detections(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	for _, q := range qs {
-		fmt.Fprintf(out, "  quarantine: %s\n", strings.TrimSpace(string(q.Body)))
+		var qb struct {
+			ID, Rule, Reason string
+			Since            time.Time
+		}
+		if err := json.Unmarshal(q.Body, &qb); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "  quarantined: %s since %s (rule %s: %s)\n", qb.ID, qb.Since.In(jst).Format("2006-01-02 15:04 MST"), qb.Rule, qb.Reason)
 	}
 	return nil
 }
