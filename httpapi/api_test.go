@@ -23,6 +23,11 @@ const token = "test-bootstrap-token"
 
 func newServer(t *testing.T) *httptest.Server {
 	t.Helper()
+	return newServerAs(t, vault.Caller{Principal: "admin", Org: "operator", Device: "bootstrap", Roles: []string{"admin", "auditor"}})
+}
+
+func newServerAs(t *testing.T, caller vault.Caller) *httptest.Server {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	store, err := sqlite.Open(ctx, filepath.Join(dir, "sekisho.db"))
@@ -48,7 +53,7 @@ func newServer(t *testing.T) *httptest.Server {
 		t.Fatal(err)
 	}
 	srv := httpapi.New(httpapi.Config{Vault: v, AuditLog: log,
-		Auth: httpapi.NewTokenAuth(token, vault.Caller{Principal: "admin", Org: "operator", Device: "bootstrap", Roles: []string{"admin", "auditor"}})})
+		Auth: httpapi.NewTokenAuth(token, caller)})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() { ts.Close(); log.Close(); store.Close() })
 	return ts
@@ -213,5 +218,33 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		if comps[name] == nil {
 			t.Errorf("components.schemas.%s missing", name)
 		}
+	}
+}
+
+// Collections are defined by admins only, and every change is audited.
+func TestSchemaChangesAreAdminOnlyAndAudited(t *testing.T) {
+	schema := `{"collection":"vendors","fields":[{"name":"contact","type":"email","classification":"contact","lookup":true}]}`
+	ts := newServer(t)
+	if r := do(t, ts, "POST", "/v1/collections", schema); r.status != 201 {
+		t.Fatalf("admin create: %d %s", r.status, r.raw)
+	}
+	changed := strings.Replace(schema, `"contact","lookup"`, `"contact","mask":"email-domain","lookup"`, 1)
+	if r := do(t, ts, "PUT", "/v1/collections/vendors", changed); r.status != 200 || r.body["version"].(float64) != 2 {
+		t.Fatalf("admin change: %d %s", r.status, r.raw)
+	}
+	r := do(t, ts, "GET", "/v1/audit/events?limit=100", "")
+	n := 0
+	for _, e := range r.body["events"].([]any) {
+		if ev := e.(map[string]any)["event"].(map[string]any); ev["action"] == "schema.put" && ev["decision"] == "allow" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d allowed schema.put events, want 2", n)
+	}
+
+	member := newServerAs(t, vault.Caller{Principal: "sam", Org: "operator", Device: "d", Roles: []string{"support"}})
+	if r := do(t, member, "PUT", "/v1/collections/users", schema); r.status != 403 || r.body["type"] != httpapi.ProblemBase+"admin-required" {
+		t.Fatalf("support changing a schema: %d %s", r.status, r.raw)
 	}
 }

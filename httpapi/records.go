@@ -3,12 +3,14 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
 
 	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/vault"
 )
 
@@ -208,35 +210,63 @@ func schemaFromBody(r *http.Request) (*sekisho.Schema, error) {
 }
 
 func (s *Server) createCollection(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
-	if !hasRole(c, RoleAdmin) {
-		return sekisho.Errorf(sekisho.EForbidden, "only an admin may define collections")
-	}
-	sc, err := schemaFromBody(r)
+	sc, err := s.schemaChange(r, c)
 	if err != nil {
 		return err
 	}
 	if _, err := s.vault.Store().GetSchema(r.Context(), sc.Collection); err == nil {
 		return sekisho.Errorf(sekisho.EConflict, "collection %s exists; change it with PUT /v1/collections/%s", sc.Collection, sc.Collection)
 	}
-	out, err := s.vault.PutSchema(r.Context(), sc)
+	out, err := s.putSchema(r, c, sc)
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, out)
 }
 
-func (s *Server) putCollection(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
-	if !hasRole(c, RoleAdmin) {
-		return sekisho.Errorf(sekisho.EForbidden, "only an admin may define collections")
+// schemaChange checks that the caller may define collections and reads the
+// schema. Collections are shared by every org, and a field's classification
+// and mask decide what grants need two admins and what support sees: only
+// an admin of the org that runs the instance may change them.
+func (s *Server) schemaChange(r *http.Request, c vault.Caller) (*sekisho.Schema, error) {
+	if !hasRole(c, RoleAdmin) || (s.access != nil && c.Org != s.access.RootOrg()) {
+		err := sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "only an admin of the instance's root org may define collections")
+		s.recordSchemaChange(r, c, r.PathValue("c"), audit.Deny, err.Message)
+		return nil, err
 	}
-	sc, err := schemaFromBody(r)
+	return schemaFromBody(r)
+}
+
+// putSchema stores a schema and audits the change.
+func (s *Server) putSchema(r *http.Request, c vault.Caller, sc *sekisho.Schema) (*sekisho.Schema, error) {
+	out, err := s.vault.PutSchema(r.Context(), sc)
+	if err != nil {
+		return nil, err
+	}
+	s.recordSchemaChange(r, c, sc.Collection, audit.Allow, fmt.Sprintf("schema version %d", out.Version))
+	return out, nil
+}
+
+func (s *Server) recordSchemaChange(r *http.Request, c vault.Caller, collection, decision, reason string) {
+	if s.auditLog == nil {
+		return
+	}
+	ev := audit.Event{Time: s.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
+		Source: c.Source, Action: "schema.put", Collection: collection, Decision: decision, Policy: "schema-admin", Reason: reason}
+	if _, err := s.auditLog.Append(r.Context(), ev); err != nil {
+		s.log.Error("audit append failed", "request_id", c.RequestID, "error", err.Error())
+	}
+}
+
+func (s *Server) putCollection(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	sc, err := s.schemaChange(r, c)
 	if err != nil {
 		return err
 	}
 	if sc.Collection != r.PathValue("c") {
 		return sekisho.FieldErrorf(sekisho.EInvalid, "collection", "schema names collection %q but the path names %q", sc.Collection, r.PathValue("c"))
 	}
-	out, err := s.vault.PutSchema(r.Context(), sc)
+	out, err := s.putSchema(r, c, sc)
 	if err != nil {
 		return err
 	}
