@@ -2,6 +2,7 @@ package incident
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -45,7 +46,6 @@ type CollectionCount struct {
 	Fields           []string `json:"fields"`
 	SubjectsPossible int      `json:"subjects_possible"`
 	DeniedAttempts   int      `json:"denied_attempts"`
-	Events           []uint64 `json:"-"`
 }
 
 // RegionCount is the scope within one residency region.
@@ -85,6 +85,9 @@ type Subject struct {
 
 	clear  bool
 	erased bool
+	// bits holds the returned fields as bits of the collection's field
+	// numbering (computer.fieldNo) until count turns them into Fields.
+	bits []uint64
 }
 
 // Attempt is one denied event of the suspects.
@@ -167,7 +170,7 @@ func Compute(ctx context.Context, st sekisho.Store, in *Incident) (*Scope, error
 		LogSize:  size,
 	}
 	c := &computer{st: st, in: in, size: size, sc: sc, subjects: map[subjectKey]*Subject{}, seen: map[uint64]bool{},
-		actors: map[string]string{}}
+		actors: map[string]string{}, fieldNo: map[string]map[string]int{}, fieldNames: map[string][]string{}}
 	if err := c.readEvents(ctx); err != nil {
 		return nil, err
 	}
@@ -198,6 +201,44 @@ type computer struct {
 	// actors are the principals of the matched events, with their orgs: a
 	// suspect device or org brings its principals into the worst case.
 	actors map[string]string
+	// fieldNo numbers the field names seen per collection, for bitsets.
+	fieldNo    map[string]map[string]int
+	fieldNames map[string][]string
+	mask       []uint64 // scratch
+}
+
+// fieldMask returns the bitset of fields in collection (valid until the
+// next call).
+func (c *computer) fieldMask(collection string, fields []string) []uint64 {
+	no := c.fieldNo[collection]
+	if no == nil {
+		no = map[string]int{}
+		c.fieldNo[collection] = no
+	}
+	c.mask = c.mask[:0]
+	for _, f := range fields {
+		n, ok := no[f]
+		if !ok {
+			n = len(no)
+			no[f] = n
+			c.fieldNames[collection] = append(c.fieldNames[collection], f)
+		}
+		for len(c.mask) <= n/64 {
+			c.mask = append(c.mask, 0)
+		}
+		c.mask[n/64] |= 1 << (n % 64)
+	}
+	return c.mask
+}
+
+func orBits(dst, src []uint64) []uint64 {
+	for len(dst) < len(src) {
+		dst = append(dst, 0)
+	}
+	for i, w := range src {
+		dst[i] |= w
+	}
+	return dst
 }
 
 func (c *computer) readEvents(ctx context.Context) error {
@@ -223,34 +264,62 @@ func (c *computer) readEvents(ctx context.Context) error {
 		qs = append(qs, query{f: f, org: o})
 	}
 	c.multi = len(qs) > 1
+	// The stores index events by (principal, time), (device, time) and
+	// (org, time), and page in index order: a query for a whole window
+	// reads and sorts every event of the window for each page. Reading the
+	// window in slices of sliceSpan, each paged by From and Limit, reads
+	// every event once; a slice with more than one page is the only place
+	// where a row is read again.
 	for _, q := range qs {
-		f := q.f
-		for {
-			es, err := c.st.QueryAudit(ctx, f)
-			if err != nil {
-				return fmt.Errorf("query audit: %w", err)
+		for lo := c.in.Since; lo.Before(c.in.Until); lo = lo.Add(sliceSpan) {
+			f := q.f
+			f.Since, f.Until = lo, minTime(lo.Add(sliceSpan), c.in.Until)
+			if err := c.readSlice(ctx, f, q.org); err != nil {
+				return err
 			}
-			done := len(es) < f.Limit
-			for i := range es {
-				e := &es[i]
-				if e.Index >= c.size {
-					done = true
-					break
-				}
-				if q.org != "" && e.Org != q.org {
-					continue
-				}
-				if err := c.event(e); err != nil {
-					return err
-				}
-			}
-			if done || len(es) == 0 {
-				break
-			}
-			f.From = es[len(es)-1].Index + 1
 		}
 	}
 	return nil
+}
+
+// sliceSpan is the span of time one series of paged queries covers.
+const sliceSpan = 6 * time.Hour
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// readSlice reads the events of one filter, page by page, keeping those of
+// the principal's org org when org is set (the store's org filter also
+// matches the events about org's records).
+func (c *computer) readSlice(ctx context.Context, f sekisho.AuditFilter, org string) error {
+	for {
+		es, err := c.st.QueryAudit(ctx, f)
+		if err != nil {
+			return fmt.Errorf("query audit: %w", err)
+		}
+		done := len(es) < f.Limit
+		for i := range es {
+			e := &es[i]
+			if e.Index >= c.size {
+				done = true
+				break
+			}
+			if org != "" && e.Org != org {
+				continue
+			}
+			if err := c.event(e); err != nil {
+				return err
+			}
+		}
+		if done || len(es) == 0 {
+			return nil
+		}
+		f.From = es[len(es)-1].Index + 1
+	}
 }
 
 // event counts one matched audit entry.
@@ -288,15 +357,19 @@ func (c *computer) event(e *sekisho.AuditEntry) error {
 		// and control-plane events name no records.
 		return nil
 	}
+	var mask []uint64
+	if status == StatusExposed {
+		mask = c.fieldMask(l.Collection, l.Fields)
+	}
+	t := e.Time.UTC()
 	for _, id := range e.Records {
 		k := subjectKey{l.Collection, id}
 		s := c.subjects[k]
 		if s == nil {
-			s = &Subject{Collection: l.Collection, ID: id, Status: StatusPossible, First: e.Time.UTC(), Last: e.Time.UTC(), Masked: true}
+			s = &Subject{Collection: l.Collection, ID: id, Status: StatusPossible, First: t, Last: t, Masked: true}
 			c.subjects[k] = s
 		}
 		s.Events = append(s.Events, e.Index)
-		t := e.Time.UTC()
 		if t.Before(s.First) {
 			s.First = t
 		}
@@ -305,7 +378,7 @@ func (c *computer) event(e *sekisho.AuditEntry) error {
 		}
 		if status == StatusExposed {
 			s.Status = StatusExposed
-			s.Fields = append(s.Fields, l.Fields...)
+			s.bits = orBits(s.bits, mask)
 			if !l.Masked {
 				s.clear = true
 			}
@@ -373,15 +446,28 @@ func (c *computer) count(ctx context.Context) error {
 		}
 		return cc
 	}
+	// Subjects share few distinct sets of fields: each set's sorted names
+	// and count per classification are computed once.
+	type fieldSet struct {
+		names   []string
+		byClass map[string]int
+	}
+	sets := map[string]*fieldSet{}
+	collBits := map[string][]uint64{}
+	country := map[string]string{}
 	sc.Subjects = make([]*Subject, 0, len(c.subjects))
 	for _, s := range c.subjects {
 		if s.Region == "" {
 			s.Region = RegionUnknown
 		}
-		s.Country = Country(s.Region)
+		cn, ok := country[s.Region]
+		if !ok {
+			cn = Country(s.Region)
+			country[s.Region] = cn
+		}
+		s.Country = cn
 		slices.Sort(s.Events)
 		s.Events = slices.Compact(s.Events)
-		s.Fields = sortedSet(s.Fields)
 		s.Masked = s.Status == StatusExposed && !s.clear
 		sc.Subjects = append(sc.Subjects, s)
 		cc := coll(s.Collection)
@@ -390,36 +476,51 @@ func (c *computer) count(ctx context.Context) error {
 			rc = &RegionCount{Country: s.Country}
 			sc.ByRegion[s.Region] = rc
 		}
-		cc.Events = append(cc.Events, s.Events...)
 		if s.Status == StatusPossible {
 			sc.SubjectsPossible++
 			cc.SubjectsPossible++
 			rc.SubjectsPossible++
 			continue
 		}
+		key := s.Collection + "\x00" + bitsKey(s.bits)
+		fs := sets[key]
+		if fs == nil {
+			fs = &fieldSet{byClass: map[string]int{}}
+			for i, name := range c.fieldNames[s.Collection] {
+				if i/64 < len(s.bits) && s.bits[i/64]&(1<<(i%64)) != 0 {
+					fs.names = append(fs.names, name)
+					fs.byClass[classOf(class, s.Collection, name)]++
+				}
+			}
+			slices.Sort(fs.names)
+			sets[key] = fs
+		}
+		collBits[s.Collection] = orBits(collBits[s.Collection], s.bits)
+		s.Fields, s.bits = fs.names, nil
+		n := len(s.Fields)
 		sc.SubjectsExposed++
-		sc.FieldsExposed += len(s.Fields)
+		sc.FieldsExposed += n
 		cc.SubjectsExposed++
-		cc.FieldsExposed += len(s.Fields)
-		cc.Fields = append(cc.Fields, s.Fields...)
+		cc.FieldsExposed += n
 		rc.SubjectsExposed++
-		rc.FieldsExposed += len(s.Fields)
-		classes := map[string]bool{}
-		for _, f := range s.Fields {
-			cl := class[s.Collection][f]
-			if cl == "" {
-				cl = string(sekisho.ClassOther)
+		rc.FieldsExposed += n
+		for cl, k := range fs.byClass {
+			cc := sc.ByClassification[cl]
+			if cc == nil {
+				cc = &ClassCount{Fields: []string{}}
+				sc.ByClassification[cl] = cc
 			}
-			k := sc.ByClassification[cl]
-			if k == nil {
-				k = &ClassCount{Fields: []string{}}
-				sc.ByClassification[cl] = k
-			}
-			k.FieldsExposed++
-			k.Fields = append(k.Fields, s.Collection+"."+f)
-			if !classes[cl] {
-				classes[cl] = true
-				k.SubjectsExposed++
+			cc.SubjectsExposed++
+			cc.FieldsExposed += k
+		}
+	}
+	for collection, bits := range collBits {
+		cc := coll(collection)
+		for i, name := range c.fieldNames[collection] {
+			if i/64 < len(bits) && bits[i/64]&(1<<(i%64)) != 0 {
+				cc.Fields = append(cc.Fields, name)
+				k := sc.ByClassification[classOf(class, collection, name)]
+				k.Fields = append(k.Fields, collection+"."+name)
 			}
 		}
 	}
@@ -435,19 +536,36 @@ func (c *computer) count(ctx context.Context) error {
 		if a.Collection == "" {
 			continue // an authentication failure names no collection
 		}
-		cc := coll(a.Collection)
-		cc.DeniedAttempts++
-		cc.Events = append(cc.Events, a.Index)
+		coll(a.Collection).DeniedAttempts++
 	}
 	for _, cc := range sc.ByCollection {
 		cc.Fields = sortedSet(cc.Fields)
-		slices.Sort(cc.Events)
-		cc.Events = slices.Compact(cc.Events)
 	}
 	for _, k := range sc.ByClassification {
 		k.Fields = sortedSet(k.Fields)
 	}
 	return nil
+}
+
+// classOf returns a field's classification, "other" when the schema does
+// not know the field (any more).
+func classOf(class map[string]map[string]string, collection, field string) string {
+	if cl := class[collection][field]; cl != "" {
+		return cl
+	}
+	return string(sekisho.ClassOther)
+}
+
+// bitsKey is a map key for a bitset (trailing zero words ignored).
+func bitsKey(bits []uint64) string {
+	for len(bits) > 0 && bits[len(bits)-1] == 0 {
+		bits = bits[:len(bits)-1]
+	}
+	b := make([]byte, 0, 8*len(bits))
+	for _, w := range bits {
+		b = binary.LittleEndian.AppendUint64(b, w)
+	}
+	return string(b)
 }
 
 func cmpUint(a, b uint64) int {
