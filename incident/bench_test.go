@@ -31,6 +31,13 @@ import (
 // fresh database on SEKISHO_TEST_POSTGRES).
 //
 //	SEKISHO_BENCH_SCOPE_N=10000000 SEKISHO_BENCH_SCOPE_DB=/tmp/scope10m.db go test -run - -bench Scope -benchtime 5x ./incident/
+//
+// A resumed load spreads its new events over the year again, so a log
+// loaded to 1M and then to 10M has ~42,000 events of the suspect in its week
+// (97,801 subjects exposed). Measured so on 2 shared cores (AMD EPYC), 10M
+// events: SQLite 1.37 s, PostgreSQL 15 1.15 s per scope. At 1M events (3,909
+// events of the suspect, 29,346 subjects; before the slicing of the
+// window): SQLite 0.47-0.63 s, PostgreSQL 0.57 s.
 
 const (
 	benchPrincipals = 10_000
