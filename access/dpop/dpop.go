@@ -24,6 +24,8 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -252,15 +254,72 @@ type Verified struct {
 
 // Verify checks a proof's form and signature with the key it carries, and
 // returns its claims. The caller checks htm, htu, iat, ath and jti.
-func Verify(proof string) (*Verified, error) {
-	if len(proof) > MaxProofBytes {
-		return nil, errors.New("proof is too large")
+func Verify(proof string) (*Verified, error) { return (*KeyCache)(nil).Verify(proof) }
+
+// KeyCache remembers the parsed protected header of proofs whose signature
+// verified: algorithm, public key and thumbprint, keyed by the header's
+// exact base64url encoding. A device's proofs all carry the same header, so
+// a hit saves decoding the header's JSON, parsing the JWK (for P-256 the
+// point's curve check) and hashing its thumbprint on every request. The
+// signature over each proof is still verified with the key every time; a
+// cached entry is a pure function of its key string, so it never needs to
+// be invalidated (whether the device may still be used is the caller's
+// check). It holds at most its bound and is emptied when full. A nil
+// *KeyCache caches nothing. It is safe for concurrent use.
+type KeyCache struct {
+	max int64
+	n   atomic.Int64
+	m   sync.Map // header segment -> *parsedHeader
+}
+
+// DefaultKeyCacheEntries bounds a KeyCache made with NewKeyCache(0).
+const DefaultKeyCacheEntries = 10_000
+
+// NewKeyCache returns a cache of at most max headers (DefaultKeyCacheEntries
+// when max <= 0).
+func NewKeyCache(max int) *KeyCache {
+	if max <= 0 {
+		max = DefaultKeyCacheEntries
 	}
-	parts := strings.Split(proof, ".")
-	if len(parts) != 3 {
-		return nil, errors.New("proof is not a compact JWS")
+	return &KeyCache{max: int64(max)}
+}
+
+// Len returns the number of cached headers.
+func (c *KeyCache) Len() int { return int(c.n.Load()) }
+
+type parsedHeader struct {
+	jwk   JWK
+	pub   crypto.PublicKey
+	thumb string
+}
+
+func (c *KeyCache) get(seg string) *parsedHeader {
+	if c == nil {
+		return nil
 	}
-	hb, err := b64.DecodeString(parts[0])
+	if v, ok := c.m.Load(seg); ok {
+		return v.(*parsedHeader)
+	}
+	return nil
+}
+
+func (c *KeyCache) put(seg string, h *parsedHeader) {
+	if c == nil {
+		return
+	}
+	if c.n.Load() >= c.max {
+		c.m.Clear()
+		c.n.Store(0)
+	}
+	if _, loaded := c.m.LoadOrStore(seg, h); !loaded {
+		c.n.Add(1)
+	}
+}
+
+// parseHeader decodes and checks a proof's protected header: its type, its
+// key and that its algorithm is the key's.
+func parseHeader(seg string) (*parsedHeader, error) {
+	hb, err := b64.DecodeString(seg)
 	if err != nil {
 		return nil, errors.New("proof header is not base64url")
 	}
@@ -281,12 +340,34 @@ func Verify(proof string) (*Verified, error) {
 	if h.Alg != alg {
 		return nil, fmt.Errorf("proof alg %q does not match its %s key", h.Alg, h.JWK.Kty)
 	}
-	sig, err := b64.DecodeString(parts[2])
+	return &parsedHeader{jwk: *h.JWK, pub: pub, thumb: h.JWK.Thumbprint()}, nil
+}
+
+// Verify is the package's Verify, with the proof's header looked up in c
+// first and remembered there once the proof's signature verified.
+func (c *KeyCache) Verify(proof string) (*Verified, error) {
+	if len(proof) > MaxProofBytes {
+		return nil, errors.New("proof is too large")
+	}
+	i, j := strings.IndexByte(proof, '.'), strings.LastIndexByte(proof, '.')
+	if i < 0 || i == j || strings.IndexByte(proof[i+1:j], '.') >= 0 {
+		return nil, errors.New("proof is not a compact JWS")
+	}
+	seg := proof[:i]
+	h := c.get(seg)
+	cached := h != nil
+	if !cached {
+		var err error
+		if h, err = parseHeader(seg); err != nil {
+			return nil, err
+		}
+	}
+	sig, err := b64.DecodeString(proof[j+1:])
 	if err != nil {
 		return nil, errors.New("proof signature is not base64url")
 	}
-	input := []byte(parts[0] + "." + parts[1])
-	switch k := pub.(type) {
+	input := []byte(proof[:j])
+	switch k := h.pub.(type) {
 	case ed25519.PublicKey:
 		if !ed25519.Verify(k, input, sig) {
 			return nil, errors.New("proof signature does not verify")
@@ -300,17 +381,22 @@ func Verify(proof string) (*Verified, error) {
 		if !ecdsa.Verify(k, hash[:], r, s) {
 			return nil, errors.New("proof signature does not verify")
 		}
+	default:
+		return nil, errors.New("proof signature does not verify")
 	}
-	pb, err := b64.DecodeString(parts[1])
+	if !cached {
+		c.put(seg, h)
+	}
+	pb, err := b64.DecodeString(proof[i+1 : j])
 	if err != nil {
 		return nil, errors.New("proof payload is not base64url")
 	}
-	var c Claims
-	if err := json.Unmarshal(pb, &c); err != nil {
+	var cl Claims
+	if err := json.Unmarshal(pb, &cl); err != nil {
 		return nil, errors.New("proof payload is not JSON")
 	}
-	if c.JTI == "" || len(c.JTI) > 128 || c.HTM == "" || c.HTU == "" || c.IAT == 0 {
+	if cl.JTI == "" || len(cl.JTI) > 128 || cl.HTM == "" || cl.HTU == "" || cl.IAT == 0 {
 		return nil, errors.New("proof lacks jti, htm, htu or iat")
 	}
-	return &Verified{Claims: c, JWK: *h.JWK, Thumbprint: h.JWK.Thumbprint()}, nil
+	return &Verified{Claims: cl, JWK: h.jwk, Thumbprint: h.thumb}, nil
 }

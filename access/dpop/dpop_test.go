@@ -47,6 +47,59 @@ func TestProofRoundTripAndTamper(t *testing.T) {
 	}
 }
 
+// TestKeyCache checks that a cached header changes nothing but the cost:
+// every proof's signature is still verified, tampered proofs of a cached
+// key are refused, and the cache stays within its bound.
+func TestKeyCache(t *testing.T) {
+	for _, kt := range []string{"ed25519", "p256"} {
+		t.Run(kt, func(t *testing.T) {
+			c := NewKeyCache(2)
+			k, _ := GenerateKey(kt)
+			other, _ := GenerateKey(kt)
+			now := time.Unix(1700000000, 0)
+			p1, _ := k.Proof("GET", "https://h/v1/x", "tok", now)
+			p2, _ := k.Proof("POST", "https://h/v1/y", "", now)
+			for i, p := range []string{p1, p2, p1} {
+				v, err := c.Verify(p)
+				if err != nil || v.Thumbprint != k.Thumbprint() || v.JWK != k.JWK() {
+					t.Fatalf("proof %d: %v %+v", i, err, v)
+				}
+			}
+			if c.Len() != 1 {
+				t.Fatalf("%d cached headers, want 1", c.Len())
+			}
+			parts := strings.Split(p1, ".")
+			q, _ := other.Proof("GET", "https://h/v1/x", "tok", now)
+			qp := strings.Split(q, ".")
+			for name, bad := range map[string]string{
+				"other key's signature": parts[0] + "." + parts[1] + "." + qp[2],
+				"other payload":         parts[0] + "." + qp[1] + "." + parts[2],
+				"other header":          qp[0] + "." + parts[1] + "." + parts[2],
+				"no signature":          parts[0] + "." + parts[1] + ".",
+				"four parts":            p1 + ".x",
+				"two parts":             parts[0] + "." + parts[1],
+			} {
+				if _, err := c.Verify(bad); err == nil {
+					t.Errorf("%s: tampered proof verified with a cached header", name)
+				}
+			}
+			if c.Len() != 1 {
+				t.Fatalf("a proof that did not verify was cached: %d headers", c.Len())
+			}
+			for range 3 {
+				k3, _ := GenerateKey(kt)
+				p3, _ := k3.Proof("GET", "https://h/v1/x", "", now)
+				if _, err := c.Verify(p3); err != nil {
+					t.Fatal(err)
+				}
+				if c.Len() > 2 {
+					t.Fatalf("%d cached headers, bound 2", c.Len())
+				}
+			}
+		})
+	}
+}
+
 func BenchmarkVerify(b *testing.B) {
 	for _, kt := range []string{"ed25519", "p256"} {
 		b.Run(kt, func(b *testing.B) {
@@ -55,6 +108,24 @@ func BenchmarkVerify(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
 				if _, err := Verify(p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkVerifyCached is Verify with the header (key, thumbprint) cached,
+// as the server does: only the signature and the claims per proof.
+func BenchmarkVerifyCached(b *testing.B) {
+	for _, kt := range []string{"ed25519", "p256"} {
+		b.Run(kt, func(b *testing.B) {
+			k, _ := GenerateKey(kt)
+			p, _ := k.Proof("GET", "https://h/v1/x", "tok", time.Now())
+			c := NewKeyCache(0)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := c.Verify(p); err != nil {
 					b.Fatal(err)
 				}
 			}
