@@ -50,6 +50,21 @@ func (s *Store) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, n
 	if len(entries) == 0 && len(nodes) == 0 {
 		return nil
 	}
+	// Prepared before the transaction: the writer pool has one connection,
+	// which the transaction holds.
+	var ps [4]*sql.Stmt
+	for i, q := range []string{
+		`INSERT INTO audit_events (idx, leaf, time, request_id, org, principal, device, decision, records, record_orgs) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+		`INSERT OR IGNORE INTO audit_records (record, idx) VALUES (?,?)`,
+		`INSERT OR IGNORE INTO audit_record_orgs (org, idx) VALUES (?,?)`,
+		`INSERT OR REPLACE INTO audit_nodes (level, idx, hash) VALUES (?,?,?)`,
+	} {
+		var err error
+		if ps[i], err = s.prep(ctx, s.w, q); err != nil {
+			return err
+		}
+	}
+	evP, recP, rorgP, ndP := ps[0], ps[1], ps[2], ps[3]
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		var size uint64
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM audit_events`).Scan(&size); err != nil {
@@ -60,21 +75,9 @@ func (s *Store) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, n
 				return sekisho.Errorf(sekisho.EConflict, "audit append at index %d, but the log has %d entries", e.Index, size+uint64(i))
 			}
 		}
-		ev, err := tx.PrepareContext(ctx, `INSERT INTO audit_events (idx, leaf, time, request_id, org, principal, device, decision, records, record_orgs) VALUES (?,?,?,?,?,?,?,?,?,?)`)
-		if err != nil {
-			return fmt.Errorf("sqlite: prepare audit: %w", err)
-		}
-		defer ev.Close()
-		rec, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO audit_records (record, idx) VALUES (?,?)`)
-		if err != nil {
-			return fmt.Errorf("sqlite: prepare audit: %w", err)
-		}
-		defer rec.Close()
-		rorg, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO audit_record_orgs (org, idx) VALUES (?,?)`)
-		if err != nil {
-			return fmt.Errorf("sqlite: prepare audit: %w", err)
-		}
-		defer rorg.Close()
+		ev := tx.StmtContext(ctx, evP)
+		rec := tx.StmtContext(ctx, recP)
+		rorg := tx.StmtContext(ctx, rorgP)
 		for _, e := range entries {
 			if _, err := ev.ExecContext(ctx, int64(e.Index), e.Leaf, micros(e.Time), e.RequestID, e.Org, e.Principal, e.Device, e.Decision, jsonList(e.Records), jsonList(e.RecordOrgs)); err != nil {
 				if isUnique(err) {
@@ -94,11 +97,7 @@ func (s *Store) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, n
 			}
 		}
 		if len(nodes) > 0 {
-			nd, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO audit_nodes (level, idx, hash) VALUES (?,?,?)`)
-			if err != nil {
-				return fmt.Errorf("sqlite: prepare audit nodes: %w", err)
-			}
-			defer nd.Close()
+			nd := tx.StmtContext(ctx, ndP)
 			for _, n := range nodes {
 				if _, err := nd.ExecContext(ctx, n.Level, int64(n.Index), n.Hash); err != nil {
 					return fmt.Errorf("sqlite: append audit nodes: %w", err)

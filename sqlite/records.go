@@ -11,19 +11,20 @@ import (
 
 // CreateRecords implements sekisho.RecordStore.
 func (s *Store) CreateRecords(ctx context.Context, recs []*sekisho.SealedRecord) error {
+	// Prepared before the transaction: the writer pool has one connection,
+	// which the transaction holds.
+	insP, err := s.prep(ctx, s.w, `INSERT INTO records
+		(collection, id, org, region, kek_version, wrapped_dek, fields, tokens, honeytoken, version, created_at, updated_at)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
+	if err != nil {
+		return err
+	}
+	idxP, err := s.prep(ctx, s.w, `INSERT INTO lookup_index (collection, field, token, id) VALUES (?,?,?,?)`)
+	if err != nil {
+		return err
+	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO records
-			(collection, id, org, region, kek_version, wrapped_dek, fields, tokens, honeytoken, version, created_at, updated_at)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
-		if err != nil {
-			return fmt.Errorf("sqlite: prepare insert: %w", err)
-		}
-		defer ins.Close()
-		idx, err := tx.PrepareContext(ctx, `INSERT INTO lookup_index (collection, field, token, id) VALUES (?,?,?,?)`)
-		if err != nil {
-			return fmt.Errorf("sqlite: prepare index: %w", err)
-		}
-		defer idx.Close()
+		ins, idx := tx.StmtContext(ctx, insP), tx.StmtContext(ctx, idxP)
 		for _, r := range recs {
 			_, err := ins.ExecContext(ctx, r.Collection, r.ID, r.Org, r.Region, r.KEKVersion, r.WrappedDEK,
 				sekisho.EncodeFields(r.Fields), sekisho.EncodeFields(r.Index), r.Honeytoken, r.Version, micros(r.CreatedAt), micros(r.UpdatedAt))
@@ -86,7 +87,18 @@ func (s *Store) GetRecords(ctx context.Context, collection string, ids []string)
 		for _, id := range chunk {
 			args = append(args, id)
 		}
-		rows, err := s.r.QueryContext(ctx, `SELECT `+recordCols+` FROM records WHERE collection = ? AND id IN (`+placeholders(len(chunk))+`)`, args...)
+		var rows *sql.Rows
+		var err error
+		if len(chunk) == 1 {
+			// The hot path: one record by id, on a prepared statement.
+			var st *sql.Stmt
+			if st, err = s.prep(ctx, s.r, `SELECT `+recordCols+` FROM records WHERE collection = ? AND id = ?`); err != nil {
+				return nil, err
+			}
+			rows, err = st.QueryContext(ctx, args...)
+		} else {
+			rows, err = s.r.QueryContext(ctx, `SELECT `+recordCols+` FROM records WHERE collection = ? AND id IN (`+placeholders(len(chunk))+`)`, args...)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: get records: %w", err)
 		}
@@ -169,8 +181,11 @@ func (s *Store) EraseRecord(ctx context.Context, collection, id string, at time.
 
 // Lookup implements sekisho.RecordStore.
 func (s *Store) Lookup(ctx context.Context, collection, field string, token []byte, limit int) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id FROM lookup_index WHERE collection = ? AND field = ? AND token = ? ORDER BY id LIMIT ?`,
-		collection, field, token, limit)
+	st, err := s.prep(ctx, s.r, `SELECT id FROM lookup_index WHERE collection = ? AND field = ? AND token = ? ORDER BY id LIMIT ?`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, collection, field, token, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: lookup: %w", err)
 	}
