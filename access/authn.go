@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sekisho/sekisho"
@@ -60,7 +61,31 @@ func (s *Service) mintToken(d *Device, now time.Time) (string, time.Time) {
 	return input + "." + b64.EncodeToString(s.mac(input)), time.Unix(c.Exp, 0)
 }
 
-func (s *Service) readToken(tok string, now time.Time) (*tokenClaims, error) {
+// readToken checks an access token and returns its claims and its hash
+// (the ath its proofs must carry). A token whose MAC checked out is
+// remembered, keyed by its exact string, until it expires, so the MAC, the
+// decoding and the hash are done once per token; its expiry is checked on
+// every use, and the device, principal and org behind it are checked by
+// the caller on every request whatever this cache holds.
+func (s *Service) readToken(tok string, now time.Time) (*tokenClaims, string, error) {
+	e := s.tokens.get(tok)
+	if e == nil {
+		var err error
+		if e, err = s.parseToken(tok); err != nil {
+			return nil, "", err
+		}
+		if now.Unix() < e.c.Exp {
+			s.tokens.put(tok, e)
+		}
+	}
+	if now.Unix() >= e.c.Exp {
+		return nil, "", sekisho.TypedErrorf(sekisho.EUnauthorized, "token-expired", "the access token expired; get a new one with POST /v1/token and a fresh DPoP proof")
+	}
+	return e.c, e.ath, nil
+}
+
+// parseToken checks a token's form and MAC and decodes its claims.
+func (s *Service) parseToken(tok string) (*tokenEntry, error) {
 	bad := sekisho.TypedErrorf(sekisho.EUnauthorized, "token-invalid", "the access token is not valid; get a new one with POST /v1/token")
 	i := strings.LastIndexByte(tok, '.')
 	if i < 0 || len(tok) > 2048 || !strings.HasPrefix(tok, tokenHeaderB64+".") {
@@ -78,10 +103,39 @@ func (s *Service) readToken(tok string, now time.Time) (*tokenClaims, error) {
 	if err := json.Unmarshal(pb, &c); err != nil {
 		return nil, bad
 	}
-	if now.Unix() >= c.Exp {
-		return nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "token-expired", "the access token expired; get a new one with POST /v1/token and a fresh DPoP proof")
+	return &tokenEntry{c: &c, ath: dpop.TokenHash(tok)}, nil
+}
+
+// tokenCache remembers the access tokens whose MAC checked out, with their
+// claims and hash. It is bounded, and emptied when full: a token dropped
+// is checked again on its next use, and one that expired is refused on
+// every use whether cached or not.
+type tokenCache struct {
+	max int64
+	n   atomic.Int64
+	m   sync.Map // token -> *tokenEntry
+}
+
+type tokenEntry struct {
+	c   *tokenClaims // shared: read, never written
+	ath string
+}
+
+func (c *tokenCache) get(tok string) *tokenEntry {
+	if v, ok := c.m.Load(tok); ok {
+		return v.(*tokenEntry)
 	}
-	return &c, nil
+	return nil
+}
+
+func (c *tokenCache) put(tok string, e *tokenEntry) {
+	if c.n.Load() >= c.max {
+		c.m.Clear()
+		c.n.Store(0)
+	}
+	if _, loaded := c.m.LoadOrStore(tok, e); !loaded {
+		c.n.Add(1)
+	}
 }
 
 // TokenResponse is the answer of POST /v1/token.
@@ -143,11 +197,11 @@ func (s *Service) Authenticate(r *http.Request) (vault.Caller, error) {
 		return vault.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, "credential-invalid", "unknown authorization scheme %q; use DPoP", scheme)
 	}
 	tok = strings.TrimSpace(tok)
-	tc, err := s.readToken(tok, now)
+	tc, ath, err := s.readToken(tok, now)
 	if err != nil {
 		return vault.Caller{}, err
 	}
-	v, err := s.checkProof(r, tok, now)
+	v, err := s.checkProof(r, ath, now)
 	if err != nil {
 		return vault.Caller{}, err
 	}
@@ -171,18 +225,35 @@ func RequestURL(r *http.Request) string {
 	return scheme + "://" + r.Host + r.URL.EscapedPath()
 }
 
+// isRequestURL reports whether htu == RequestURL(r), without building it.
+func isRequestURL(htu string, r *http.Request) bool {
+	scheme := "http://"
+	if r.TLS != nil {
+		scheme = "https://"
+	}
+	rest, ok := strings.CutPrefix(htu, scheme)
+	if !ok {
+		return false
+	}
+	if rest, ok = strings.CutPrefix(rest, r.Host); !ok {
+		return false
+	}
+	return rest == r.URL.EscapedPath()
+}
+
 // checkProof verifies the DPoP proof of r: signature, method, URL, time
-// window, access token hash (when tok != "") and uniqueness of its jti.
-func (s *Service) checkProof(r *http.Request, tok string, now time.Time) (*dpop.Verified, error) {
+// window, access token hash (when ath, the hash of the request's access
+// token, is not "") and uniqueness of its jti.
+func (s *Service) checkProof(r *http.Request, ath string, now time.Time) (*dpop.Verified, error) {
 	vals := r.Header.Values(HeaderDPoP)
 	if len(vals) != 1 {
 		return nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "dpop-proof-missing", "send exactly one DPoP header: a proof signed by the device key (RFC 9449)")
 	}
-	v, err := dpop.Verify(vals[0])
+	v, err := s.keys.Verify(vals[0])
 	if err != nil {
 		return nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "dpop-proof-invalid", "the DPoP proof is not valid: %v", err)
 	}
-	if v.HTM != r.Method || v.HTU != RequestURL(r) {
+	if v.HTM != r.Method || !isRequestURL(v.HTU, r) {
 		return nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "dpop-proof-mismatch",
 			"the DPoP proof is for %s %s, not this request %s %s", v.HTM, v.HTU, r.Method, RequestURL(r))
 	}
@@ -191,7 +262,7 @@ func (s *Service) checkProof(r *http.Request, tok string, now time.Time) (*dpop.
 		return nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "dpop-proof-stale",
 			"the DPoP proof was made at %s, outside the accepted window of %s (check the clock)", iat.UTC().Format(time.RFC3339), s.proofWin)
 	}
-	if tok != "" && !hmac.Equal([]byte(v.ATH), []byte(dpop.TokenHash(tok))) {
+	if ath != "" && !hmac.Equal([]byte(v.ATH), []byte(ath)) {
 		return nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "dpop-proof-invalid", "the DPoP proof's ath does not match the access token")
 	}
 	// The jti is remembered for the proof window plus the allowed skew, so a

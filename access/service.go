@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/vault"
 )
@@ -46,6 +47,10 @@ type Config struct {
 	ProofWindow time.Duration
 	// MaxReplayEntries bounds the replay cache (default 1<<20).
 	MaxReplayEntries int
+	// MaxKeyEntries bounds the cache of parsed device keys (proof headers,
+	// default dpop.DefaultKeyCacheEntries); MaxTokenEntries the cache of
+	// access tokens whose MAC checked out (default 1<<14).
+	MaxKeyEntries, MaxTokenEntries int
 }
 
 // Service is the access control plane: orgs, principals, devices, grants
@@ -56,6 +61,8 @@ type Service struct {
 	bootHash  [32]byte
 	purposes  map[string]bool
 	replay    *replayCache
+	keys      *dpop.KeyCache
+	tokens    *tokenCache
 	cache     *stateCache
 	snap      snapshotCache
 	budgets   *budgets
@@ -105,6 +112,11 @@ func New(cfg Config) (*Service, error) {
 		s.bootHash = sha256.Sum256([]byte(cfg.BootstrapToken))
 	}
 	s.replay = newReplayCache(cfg.MaxReplayEntries)
+	s.keys = dpop.NewKeyCache(cfg.MaxKeyEntries)
+	if cfg.MaxTokenEntries <= 0 {
+		cfg.MaxTokenEntries = 1 << 14
+	}
+	s.tokens = &tokenCache{max: int64(cfg.MaxTokenEntries)}
 	s.cache = newStateCache(s.cacheTTL, cfg.Now)
 	return s, nil
 }
@@ -219,8 +231,10 @@ type stateCache struct {
 	ttl time.Duration
 	now func() time.Time
 	mu  sync.Mutex
-	m   map[string]cached
+	m   map[stateKey]cached
 }
+
+type stateKey struct{ kind, id string }
 
 type cached struct {
 	v   any
@@ -229,17 +243,17 @@ type cached struct {
 }
 
 func newStateCache(ttl time.Duration, now func() time.Time) *stateCache {
-	return &stateCache{ttl: ttl, now: now, m: map[string]cached{}}
+	return &stateCache{ttl: ttl, now: now, m: map[stateKey]cached{}}
 }
 
 func (c *stateCache) drop(kind, id string) {
 	c.mu.Lock()
-	delete(c.m, kind+"/"+id)
+	delete(c.m, stateKey{kind, id})
 	c.mu.Unlock()
 }
 
 func cachedGet[T any](ctx context.Context, s *Service, kind, id string) (*T, error) {
-	k := kind + "/" + id
+	k := stateKey{kind, id}
 	now := s.cache.now()
 	s.cache.mu.Lock()
 	e, ok := s.cache.m[k]
