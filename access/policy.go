@@ -143,12 +143,19 @@ type snapshot struct {
 	names      map[cedar.PolicyID]string   // policy id -> "id@version"
 	masks      map[cedar.PolicyID][]string // policy id -> masked fields
 	grants     []*Grant
+	grantByID  map[string]*Grant
 	at         time.Time
 }
 
 type snapshotCache struct {
 	mu  sync.Mutex
 	cur *snapshot
+	// compiled holds the policies the current snapshot compiled, by their
+	// Cedar text, so that a rebuild (every cache TTL, to see changes made on
+	// other nodes) parses only the policies and grants whose text changed.
+	// A rebuild keeps only the texts it used, so it holds no more than the
+	// current policies and active grants.
+	compiled map[string]*cedar.Policy
 }
 
 func (c *snapshotCache) invalidate() {
@@ -168,12 +175,24 @@ func (s *Service) snapshot(ctx context.Context) (*snapshot, error) {
 	}
 	sn := &snapshot{own: cedar.NewPolicySet(), cross: cedar.NewPolicySet(), names: map[cedar.PolicyID]string{},
 		masks: map[cedar.PolicyID][]string{}, at: now}
+	compiled := make(map[string]*cedar.Policy, len(s.snap.compiled))
+	compile := func(text string) (*cedar.Policy, error) {
+		cp, ok := s.snap.compiled[text]
+		if !ok {
+			var err error
+			if cp, err = parsePolicy(text); err != nil {
+				return nil, err
+			}
+		}
+		compiled[text] = cp
+		return cp, nil
+	}
 	pols, err := list[Policy](ctx, s, KindPolicy, "")
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range pols {
-		cp, err := parsePolicy(p.Cedar)
+		cp, err := compile(p.Cedar)
 		if err != nil {
 			return nil, fmt.Errorf("stored policy %s: %w", p.ID, err)
 		}
@@ -190,11 +209,15 @@ func (s *Service) snapshot(ctx context.Context) (*snapshot, error) {
 		return nil, err
 	}
 	sn.grants = grants
+	sn.grantByID = make(map[string]*Grant, len(grants))
+	for _, g := range grants {
+		sn.grantByID[g.ID] = g
+	}
 	for _, g := range grants {
 		if g.Status != StatusActive {
 			continue
 		}
-		cp, err := parsePolicy(grantCedar(g))
+		cp, err := compile(grantCedar(g))
 		if err != nil {
 			return nil, fmt.Errorf("grant %s: %w", g.ID, err)
 		}
@@ -203,7 +226,7 @@ func (s *Service) snapshot(ctx context.Context) (*snapshot, error) {
 		sn.names[id] = "grant:" + g.ID
 		sn.masks[id] = g.MaskedFields
 	}
-	s.snap.cur = sn
+	s.snap.cur, s.snap.compiled = sn, compiled
 	return sn, nil
 }
 
@@ -340,13 +363,11 @@ func (s *Service) allow(req vault.AccessRequest, sn *snapshot, diag cedar.Diagno
 	}
 	// Budgets: a cross-org read is charged to the first permitting grant.
 	if req.Owner != "" && req.Owner != req.Caller.Org && len(names) > 0 {
-		id := strings.TrimPrefix(names[0], "grant:")
-		for _, g := range sn.grants {
-			if g.ID == id && (g.BudgetPerHour > 0 || g.BudgetTotal > 0) {
-				if !s.budgets.charge(g, now) {
-					return deny(names[0], "grant-budget-exceeded", "grant %s has used its volume budget (%d records per hour, %d in total)",
-						g.ID, g.BudgetPerHour, g.BudgetTotal)
-				}
+		id, isGrant := strings.CutPrefix(names[0], "grant:")
+		if g := sn.grantByID[id]; isGrant && g != nil && (g.BudgetPerHour > 0 || g.BudgetTotal > 0) {
+			if !s.budgets.charge(g, now) {
+				return deny(names[0], "grant-budget-exceeded", "grant %s has used its volume budget (%d records per hour, %d in total)",
+					g.ID, g.BudgetPerHour, g.BudgetTotal)
 			}
 		}
 	}
