@@ -37,6 +37,28 @@
 // (RFC 8705), which verifies the key once per connection, is the way to
 // amortise it for high-rate services; it is not built yet.
 //
+// What can be cached without weakening a check is: the parsed header of a
+// device's proofs (key, algorithm, thumbprint; dpop.KeyCache, keyed by the
+// header's exact encoding and filled only once a signature verified), and
+// an access token whose MAC checked out (its claims and ath, keyed by the
+// exact token, expiry checked on every use); both are bounded and emptied
+// when full. Every proof's signature, htm, htu, iat, ath and jti are still
+// checked per request, and the device, principal and org within
+// MaxCacheTTL. A snapshot rebuild reuses the Cedar policies compiled from
+// unchanged text. BenchmarkAuthenticate / BenchmarkAuthenticateAuthorize
+// (-benchtime 3000x, 2 shared AMD EPYC cores, ranges over several noisy
+// runs; each iteration includes httptest.NewRequest), before -> after:
+//
+//	Authenticate ed25519            70-87 µs, 84 allocs  -> 61-70 µs, 30 allocs
+//	Authenticate p256               90-117 µs, 118 allocs -> 79-93 µs, 51 allocs
+//	AuthenticateAuthorize ed25519   78-94 µs, 139 allocs -> 68-77 µs, 85 allocs
+//	AuthenticateAuthorize p256      96-122 µs, 173 allocs -> 87-89 µs, 106 allocs
+//
+// (a cached token: 24 ns instead of about 6 µs and 28 allocations). The
+// rest is the signature itself: Ed25519 verification decompresses the
+// public key point on every call (about 5 µs), which the standard library
+// offers no way to keep; it is not worth verifying outside it.
+//
 // # Authorisation: Cedar
 //
 // Policies are Cedar (github.com/cedar-policy/cedar-go), stored as data and
