@@ -52,7 +52,7 @@
 //	Authenticate ed25519            70-87 µs, 84 allocs  -> 61-70 µs, 30 allocs
 //	Authenticate p256               90-117 µs, 118 allocs -> 79-93 µs, 51 allocs
 //	AuthenticateAuthorize ed25519   78-94 µs, 139 allocs -> 68-77 µs, 85 allocs
-//	AuthenticateAuthorize p256      96-122 µs, 173 allocs -> 87-89 µs, 106 allocs
+//	AuthenticateAuthorize p256      96-122 µs, 173 allocs -> 87-119 µs, 106 allocs
 //
 // (a cached token: 24 ns instead of about 6 µs and 28 allocations). The
 // rest is the signature itself: Ed25519 verification decompresses the
