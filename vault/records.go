@@ -275,7 +275,13 @@ func (v *Vault) Update(ctx context.Context, c Caller, collection, id string, pat
 		return nil, err
 	}
 	fields := sortedKeys(values)
-	d := v.authz.Authorize(ctx, AccessRequest{Caller: c, Action: ActionUpdate, Collection: collection, Schema: s, Fields: fields, Region: r.Region, Owner: r.Org})
+	req := AccessRequest{Caller: c, Action: ActionUpdate, Collection: collection, Schema: s, Fields: fields, Region: r.Region, Owner: r.Org}
+	d := v.authz.Authorize(ctx, req)
+	// The guard sees writes too: a honeytoken touched by an update
+	// quarantines, and denied writes count towards a burst of denials.
+	if v.guard != nil {
+		d = v.guard.Check(ctx, req, recs, d)
+	}
 	if !d.Allow {
 		return nil, v.deny(ctx, v.event(c, ActionUpdate, collection, recs, nil, fields, d, false), d)
 	}
@@ -339,7 +345,11 @@ func (v *Vault) Erase(ctx context.Context, c Caller, collection, id string) erro
 		return sekisho.Errorf(sekisho.ENotFound, "record %s not found in %s", id, collection)
 	}
 	r := recs[0]
-	d := v.authz.Authorize(ctx, AccessRequest{Caller: c, Action: ActionErase, Collection: collection, Schema: s, Region: r.Region, Owner: r.Org})
+	req := AccessRequest{Caller: c, Action: ActionErase, Collection: collection, Schema: s, Region: r.Region, Owner: r.Org}
+	d := v.authz.Authorize(ctx, req)
+	if v.guard != nil {
+		d = v.guard.Check(ctx, req, recs, d)
+	}
 	if !d.Allow {
 		return v.deny(ctx, v.event(c, ActionErase, collection, recs, nil, nil, d, false), d)
 	}
