@@ -248,3 +248,29 @@ func TestSchemaChangesAreAdminOnlyAndAudited(t *testing.T) {
 		t.Fatalf("support changing a schema: %d %s", r.status, r.raw)
 	}
 }
+
+// Unauthenticated failures are audited, but at most a bounded number per
+// source a minute: anyone can send them, and the signed log must not be
+// flooded by them. Path values chosen by the sender are not recorded.
+func TestUnauthenticatedFailuresCannotFloodTheLog(t *testing.T) {
+	ts := newServer(t)
+	for i := 0; i < 200; i++ {
+		do(t, ts, "GET", "/v1/collections/users/records/aaaaaaaaaaaaaaaaaaaaaaaaaa", "", "Authorization", "")
+	}
+	r := do(t, ts, "GET", "/v1/audit/events?limit=1000", "")
+	n := 0
+	for _, e := range r.body["events"].([]any) {
+		ev := e.(map[string]any)["event"].(map[string]any)
+		if ev["action"] != "authenticate" {
+			continue
+		}
+		n++
+		if recs := ev["records"].([]any); len(recs) != 0 || ev["collection"] != "" {
+			t.Fatalf("an unauthenticated failure recorded sender-chosen path values: %v", ev)
+		}
+	}
+	// 20 a minute; a minute boundary during the loop allows 20 more.
+	if n < 1 || n > 40 {
+		t.Fatalf("%d authentication failures recorded for 200 requests, want 1..40", n)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,6 +66,7 @@ type Server struct {
 	purposes    func(string) bool
 	reg         *prometheus.Registry
 	now         func() time.Time
+	anon        anonLimiter
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -274,16 +276,70 @@ func (s *Server) recordAuthFailure(r *http.Request, rt route, c vault.Caller, er
 	if s.auditLog == nil {
 		return
 	}
-	ev := audit.Event{Time: s.now(), RequestID: requestID(r.Context()), Source: sourceAddr(r),
+	src := sourceAddr(r)
+	ev := audit.Event{Time: s.now(), RequestID: requestID(r.Context()), Source: src,
 		Purpose: r.Header.Get(HeaderPurpose), Action: "authenticate", Decision: audit.Deny, Policy: "authentication",
 		Reason: sekisho.Message(err), Detail: rt.Method + " " + rt.Pattern,
-		Principal: c.Principal, Org: c.Org, Device: c.Device, Collection: r.PathValue("c")}
-	if id := r.PathValue("id"); id != "" {
-		ev.Records = []string{id}
+		Principal: c.Principal, Org: c.Org, Device: c.Device}
+	if c.Principal != "" {
+		// An identified caller: what it asked for is part of the attempt.
+		ev.Collection = r.PathValue("c")
+		if id := r.PathValue("id"); id != "" {
+			ev.Records = []string{id}
+		}
+	} else {
+		// Anyone can send unauthenticated requests: record them, but at
+		// most anonPerMinute per source address a minute, so that the
+		// signed log cannot be flooded; the next recorded one says how
+		// many were folded into it. Path values are not copied: they are
+		// the sender's choice.
+		ok, folded := s.anon.allow(src, ev.Time)
+		if !ok {
+			return
+		}
+		if folded > 0 {
+			ev.Detail += fmt.Sprintf("; %d more failures from this source in the last minute folded in", folded)
+		}
 	}
 	if _, aerr := s.auditLog.Append(r.Context(), ev); aerr != nil {
 		s.log.Error("audit append failed", "request_id", ev.RequestID, "error", aerr.Error())
 	}
+}
+
+// Limits of the audit of unauthenticated failures.
+const (
+	anonPerMinute = 20
+	anonSources   = 10000
+)
+
+// anonLimiter counts unauthenticated failures per source and minute.
+type anonLimiter struct {
+	mu      sync.Mutex
+	minute  int64
+	seen    map[string]int // failures this minute
+	dropped map[string]int // not recorded since the last recorded one
+}
+
+// allow reports whether a failure from src is recorded now, and how many
+// earlier ones were not.
+func (l *anonLimiter) allow(src string, now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := now.Unix() / 60
+	if m != l.minute || l.seen == nil || len(l.seen) > anonSources {
+		l.minute, l.seen = m, map[string]int{}
+		if l.dropped == nil || len(l.dropped) > anonSources {
+			l.dropped = map[string]int{}
+		}
+	}
+	l.seen[src]++
+	if l.seen[src] > anonPerMinute {
+		l.dropped[src]++
+		return false, 0
+	}
+	folded := l.dropped[src]
+	delete(l.dropped, src)
+	return true, folded
 }
 
 func sourceAddr(r *http.Request) string {
