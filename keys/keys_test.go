@@ -223,3 +223,29 @@ func TestRecordKeyMatchesOneShot(t *testing.T) {
 		t.Fatalf("RecordKey.Open of another record's ciphertext = %v", err)
 	}
 }
+
+func TestMasterKeyFileGuards(t *testing.T) {
+	t.Setenv(EnvMasterKey, "")
+	t.Setenv(EnvMasterKeyFile, "")
+	data, outside := t.TempDir(), t.TempDir()
+	k := base64.StdEncoding.EncodeToString(mustKey(t))
+	open := filepath.Join(outside, "open.key")
+	if err := os.WriteFile(open, []byte(k), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadMasterKey(data, open, "", false); err == nil {
+		t.Fatal("a master key file readable by others was accepted")
+	}
+	// A link outside the data directory to a key inside it is still inside.
+	inner := filepath.Join(data, "hidden.key")
+	if err := os.WriteFile(inner, []byte(k), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(outside, "link.key")
+	if err := os.Symlink(inner, link); err != nil {
+		t.Skip("no symlinks here")
+	}
+	if _, _, err := LoadMasterKey(data, link, "", false); err == nil {
+		t.Fatal("a symlink to a key inside the data directory was accepted")
+	}
+}

@@ -71,6 +71,9 @@ func LoadMasterKey(dataDir, file, defaultFile string, generate bool) ([]byte, Ma
 	}
 	b, err := os.ReadFile(file)
 	if err == nil {
+		if fi, serr := os.Stat(file); serr == nil && fi.Mode().Perm()&0o077 != 0 {
+			return nil, MasterKeySource{}, fmt.Errorf("master key file %s is readable by others (mode %v): chmod 600 it", file, fi.Mode().Perm())
+		}
 		k, err := decodeKey(strings.TrimSpace(string(b)))
 		if err != nil {
 			return nil, MasterKeySource{}, fmt.Errorf("master key file %s: %w", file, err)
@@ -121,6 +124,16 @@ func inside(dir, file string) bool {
 	f, err2 := filepath.Abs(file)
 	if err1 != nil || err2 != nil {
 		return false
+	}
+	// Resolve symbolic links where they exist, so that a link cannot hide
+	// a key file that really lives in the data directory.
+	if r, err := filepath.EvalSymlinks(d); err == nil {
+		d = r
+	}
+	if r, err := filepath.EvalSymlinks(f); err == nil {
+		f = r
+	} else if r, err := filepath.EvalSymlinks(filepath.Dir(f)); err == nil {
+		f = filepath.Join(r, filepath.Base(f))
 	}
 	rel, err := filepath.Rel(d, f)
 	return err == nil && !strings.HasPrefix(rel, "..")

@@ -14,6 +14,8 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"net/url"
 	"runtime"
 	"strings"
@@ -78,6 +80,14 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
+	}
+	// The database holds ciphertexts and the audit log's metadata: readable
+	// by its owner only, whatever the umask was.
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(f, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			w.Close()
+			return nil, fmt.Errorf("sqlite: restrict %s: %w", f, err)
+		}
 	}
 	q.Set("mode", "ro")
 	q.Del("_txlock")
