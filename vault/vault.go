@@ -267,6 +267,7 @@ func (v *Vault) indexKey(ctx context.Context, org, collection, field string) ([]
 type decisionEvent struct {
 	audit.Event
 	regions map[string]string // record id -> region
+	orgs    map[string]string // record id -> owning org
 }
 
 // RegionalAuditor is an Auditor that keeps events per residency region.
@@ -303,20 +304,51 @@ func (v *Vault) event(c Caller, action, collection string, recs []*sekisho.Seale
 	de := decisionEvent{Event: ev}
 	if len(recs) > 0 {
 		de.regions = make(map[string]string, len(recs))
+		de.orgs = make(map[string]string, len(recs))
 		for _, r := range recs {
 			de.regions[r.ID] = r.Region
+			de.orgs[r.ID] = r.Org
 		}
 	}
 	return de
 }
 
+// byOwner splits an event that names records of several orgs into one
+// event per owning org, each listing only that org's records: an org's
+// admin reads the events about its own records, and must not see another
+// org's record ids in them. An event about one org's records (or none) is
+// returned as it is.
+func (de decisionEvent) byOwner() []decisionEvent {
+	if len(de.Event.RecordOrgs) < 2 {
+		return []decisionEvent{de}
+	}
+	parts := map[string][]string{}
+	for _, id := range de.Event.Records {
+		parts[de.orgs[id]] = append(parts[de.orgs[id]], id)
+	}
+	out := make([]decisionEvent, 0, len(de.Event.RecordOrgs))
+	for i, org := range de.Event.RecordOrgs {
+		p := de
+		p.Event.Records = parts[org]
+		p.Event.RecordOrgs = []string{org}
+		p.Event.Detail = strings.TrimPrefix(de.Event.Detail+fmt.Sprintf("; part %d of %d (split by owning org)", i+1, len(de.Event.RecordOrgs)), "; ")
+		out = append(out, p)
+	}
+	return out
+}
+
 // record writes an event durably; a vault that cannot audit refuses to serve.
-func (v *Vault) record(ctx context.Context, ev decisionEvent) error {
+func (v *Vault) record(ctx context.Context, de decisionEvent) error {
 	var err error
-	if ra, ok := v.audit.(RegionalAuditor); ok {
-		err = ra.AppendRegional(ctx, ev.Event, ev.regions)
-	} else {
-		_, err = v.audit.Append(ctx, ev.Event)
+	for _, ev := range de.byOwner() {
+		if ra, ok := v.audit.(RegionalAuditor); ok {
+			err = ra.AppendRegional(ctx, ev.Event, ev.regions)
+		} else {
+			_, err = v.audit.Append(ctx, ev.Event)
+		}
+		if err != nil {
+			break
+		}
 	}
 	if err != nil {
 		return &sekisho.Error{Code: sekisho.EUnavailable, Message: "the audit log is unavailable; nothing was returned", Err: err}

@@ -376,3 +376,46 @@ func BenchmarkGet5Fields(b *testing.B) {
 		}
 	})
 }
+
+type allowAll struct{}
+
+func (allowAll) Authorize(context.Context, vault.AccessRequest) vault.Decision {
+	return vault.Decision{Allow: true, Policy: "test-allow-all"}
+}
+
+// An event about records of several orgs is split by owning org, so that
+// an org's view of the audit log never names another org's records.
+func TestEventsSplitByOwningOrg(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	a, err := e.v.Create(ctx, operator, "users", &sekisho.RecordInput{Region: "jp", Fields: fields("country", "JP")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := vault.Caller{Principal: "carol", Org: "affiliate", Device: "d2", Purpose: "support", RequestID: "req-2"}
+	b, err := e.v.Create(ctx, other, "users", &sekisho.RecordInput{Region: "jp", Fields: fields("country", "JP")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.v.SetAuthorizer(allowAll{})
+	auditor := vault.Caller{Principal: "aud", Org: "operator", Device: "d3", Purpose: "support", RequestID: "req-both"}
+	if got, err := e.v.BatchGet(ctx, auditor, "users", []string{a.ID, b.ID}, []string{"country"}); err != nil || len(got) != 2 {
+		t.Fatalf("batch get = %d, %v", len(got), err)
+	}
+	parts, err := e.store.QueryAudit(ctx, sekisho.AuditFilter{RequestID: "req-both"})
+	if err != nil || len(parts) != 2 {
+		t.Fatalf("%d events for the two-org batch get, want 2 (%v)", len(parts), err)
+	}
+	for _, p := range parts {
+		if len(p.Records) != 1 || len(p.RecordOrgs) != 1 {
+			t.Fatalf("part names %v of orgs %v", p.Records, p.RecordOrgs)
+		}
+		want := a.ID
+		if p.RecordOrgs[0] == "affiliate" {
+			want = b.ID
+		}
+		if p.Records[0] != want {
+			t.Fatalf("part of %s names record %s", p.RecordOrgs[0], p.Records[0])
+		}
+	}
+}
