@@ -154,7 +154,8 @@ func (s *Service) RevokeOrgDevices(ctx context.Context, c vault.Caller, org stri
 }
 
 // CreatePrincipal creates a principal: by an admin of its org, or by a root
-// admin (the first admin of a new org). Only a holder of auditor grants it.
+// admin (the first admin of an org that has never had one, or a principal
+// without the admin role). Only a holder of auditor grants auditor.
 func (s *Service) CreatePrincipal(ctx context.Context, c vault.Caller, p *Principal) (*Principal, error) {
 	detail := "principal " + p.ID + " of " + p.Org + " roles " + strings.Join(p.Roles, ",")
 	if p.Org == "" {
@@ -180,6 +181,19 @@ func (s *Service) CreatePrincipal(ctx context.Context, c vault.Caller, p *Princi
 	}
 	if _, _, err := get[Org](ctx, s, KindOrg, p.Org); err != nil {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "org", "org %q does not exist", p.Org)
+	}
+	if p.Org != c.Org && slices.Contains(p.Roles, RoleAdmin) {
+		// A root admin acting on another org: only its first admin, while
+		// the org has never had one (revoked admins count), so that root
+		// cannot seat an admin of its own choosing in an org that has one.
+		had, _, err := s.adminHistory(ctx, p.Org)
+		if err != nil {
+			return nil, err
+		}
+		if had {
+			return nil, s.event(ctx, c, "principal.create", detail, sekisho.TypedErrorf(sekisho.EForbidden, "org-has-admin",
+				"org %s has had an admin: only an admin of %s creates its admins", p.Org, p.Org))
+		}
 	}
 	if p.Kind == "" {
 		p.Kind = "person"
@@ -272,8 +286,10 @@ func (s *Service) EnrolDevice(ctx context.Context, c vault.Caller, principal, na
 }
 
 // ApproveDevice approves a pending device: an admin of the principal's own
-// org, or a root admin while that org has no admin with an approved device
-// (the first admin of a new org).
+// org, or a root admin while that org has never had an admin with an
+// approved device (bootstrapping a new org: its first admin and the others
+// it starts with). Revoked admins and devices count: once an org has had
+// an admin, only its own admins approve its devices.
 func (s *Service) ApproveDevice(ctx context.Context, c vault.Caller, id string) (*Device, error) {
 	d, v, err := get[Device](ctx, s, KindDevice, id)
 	if err != nil {
@@ -284,13 +300,13 @@ func (s *Service) ApproveDevice(ctx context.Context, c vault.Caller, id string) 
 		if !s.isRootAdmin(c) {
 			return nil, s.event(ctx, c, "device.approve", detail, err)
 		}
-		has, herr := s.orgHasAdminDevice(ctx, d.Org)
+		_, seated, herr := s.adminHistory(ctx, d.Org)
 		if herr != nil {
 			return nil, herr
 		}
-		if has {
+		if seated {
 			return nil, s.event(ctx, c, "device.approve", detail, sekisho.TypedErrorf(sekisho.EForbidden, "admin-required",
-				"org %s has its own admin: a device is approved by an admin of its own org", d.Org))
+				"org %s has had its own admin: a device is approved by an admin of its own org", d.Org))
 		}
 	}
 	if d.Status != StatusPending {
@@ -304,21 +320,34 @@ func (s *Service) ApproveDevice(ctx context.Context, c vault.Caller, id string) 
 	return d, s.event(ctx, c, "device.approve", detail, nil)
 }
 
-func (s *Service) orgHasAdminDevice(ctx context.Context, org string) (bool, error) {
+// adminHistory reports whether org has ever had an admin principal
+// (revoked ones included; principals are never deleted and their roles
+// never change) and whether any of them has ever had a device approved
+// (revoked devices included).
+func (s *Service) adminHistory(ctx context.Context, org string) (admin, seated bool, err error) {
+	ps, err := list[Principal](ctx, s, KindPrincipal, org)
+	if err != nil {
+		return false, false, err
+	}
+	admins := map[string]bool{}
+	for _, p := range ps {
+		if p.Org == org && p.HasRole(RoleAdmin) {
+			admins[p.ID] = true
+		}
+	}
+	if len(admins) == 0 {
+		return false, false, nil
+	}
 	devs, err := list[Device](ctx, s, KindDevice, org)
 	if err != nil {
-		return false, err
+		return true, false, err
 	}
 	for _, d := range devs {
-		if d.Status != StatusApproved {
-			continue
-		}
-		p, _, err := get[Principal](ctx, s, KindPrincipal, d.Principal)
-		if err == nil && p.Status == StatusActive && p.HasRole(RoleAdmin) {
-			return true, nil
+		if admins[d.Principal] && d.ApprovedAt != nil {
+			return true, true, nil
 		}
 	}
-	return false, nil
+	return true, false, nil
 }
 
 // RevokeDevice revokes a device (an admin of its org, a root admin, or its

@@ -10,7 +10,19 @@
 // granted only by a holder of it). A device is a key pair generated on the
 // client (Ed25519 or ECDSA P-256); its id is the RFC 7638 thumbprint of its
 // public key. It is enrolled pending and works only once an admin of the
-// principal's own org approves it. Revoking a device, a principal, or all of
+// principal's own org approves it.
+//
+// A root admin creates orgs and bootstraps them: while an org has never had
+// an admin principal, root may create its first admin; while none of the
+// org's admins has ever had a device approved, root may create its other
+// principals and approve their devices. Revoked admins and devices count:
+// once an org has had an admin, only its own admins create its admins and
+// approve its devices, so that root cannot revoke an org's admin and seat
+// one of its own choosing (root may still create non-admin principals,
+// whose devices the org's admins approve, and revoke anything). An org
+// that loses all its admins is recovered out of band, not by root.
+//
+// Revoking a device, a principal, or all of
 // an org's devices takes effect on the next request: the state of devices,
 // principals, orgs, grants and policies is cached for at most MaxCacheTTL
 // (one second), and a node drops its own cached copy when it writes.

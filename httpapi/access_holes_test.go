@@ -1,0 +1,52 @@
+package httpapi_test
+
+import (
+	"context"
+	"testing"
+)
+
+// TestAccessRootCannotSeatAnAdmin: a root admin may not reach an org that
+// has had an admin. It cannot create another admin of it (not even after
+// revoking the org's own admin), nor approve a device of it once its admin
+// is revoked, so a principal it plants there cannot read the org's records.
+// A new org is still bootstrapped by root: its first admin and others.
+func TestAccessRootCannotSeatAnAdmin(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	rec := w.create(w.affAdmin, "jp", "+81 90-1111-2222")
+
+	// An admin while the affiliate's own is active, and after it is revoked.
+	err := w.admin.JSON(ctx, "POST", "/v1/principals", "", map[string]any{"id": "mole", "org": "affiliate", "roles": []string{"admin"}}, nil)
+	refused(t, err, "org-has-admin")
+	must(t, w.admin.JSON(ctx, "POST", "/v1/principals/aff-admin/revoke", "", nil, nil))
+	err = w.admin.JSON(ctx, "POST", "/v1/principals", "", map[string]any{"id": "mole", "org": "affiliate", "roles": []string{"admin"}}, nil)
+	refused(t, err, "org-has-admin")
+
+	// A member, whose device root may not approve: the affiliate has had an
+	// admin, though it has none now.
+	must(t, w.admin.JSON(ctx, "POST", "/v1/principals", "", map[string]any{"id": "mole", "org": "affiliate", "roles": []string{"member"}}, nil))
+	mole := w.client(w.srv)
+	d, err := mole.Enrol(ctx, "mole", "")
+	must(t, err)
+	err = w.admin.JSON(ctx, "POST", "/v1/devices/"+d.ID+"/approve", "", nil, nil)
+	refused(t, err, "admin-required")
+	_, err = w.read(mole, rec, "support", "phone")
+	refused(t, err, "device-not-approved")
+
+	// The legitimate bootstrap of a new org: root creates it, a member and
+	// its first admin, and approves their devices; then only that admin
+	// adds admins and approves devices.
+	must(t, w.admin.JSON(ctx, "POST", "/v1/orgs", "", map[string]any{"id": "newco", "home_region": "jp"}, nil))
+	newMember := w.principal(w.admin, w.admin, "new-member", "newco", "member")
+	newAdmin := w.principal(w.admin, w.admin, "new-admin", "newco", "admin")
+	must(t, newMember.JSON(ctx, "GET", "/v1/whoami", "", nil, nil))
+	err = w.admin.JSON(ctx, "POST", "/v1/principals", "", map[string]any{"id": "new-admin2", "org": "newco", "roles": []string{"admin"}}, nil)
+	refused(t, err, "org-has-admin")
+	must(t, newAdmin.JSON(ctx, "POST", "/v1/principals", "", map[string]any{"id": "new-admin2", "roles": []string{"admin"}}, nil))
+	c := w.client(w.srv)
+	d, err = c.Enrol(ctx, "new-admin2", "")
+	must(t, err)
+	refused(t, w.admin.JSON(ctx, "POST", "/v1/devices/"+d.ID+"/approve", "", nil, nil), "admin-required")
+	must(t, newAdmin.JSON(ctx, "POST", "/v1/devices/"+d.ID+"/approve", "", nil, nil))
+	must(t, c.JSON(ctx, "GET", "/v1/whoami", "", nil, nil))
+}
