@@ -98,6 +98,17 @@
 // the grantor approves it; both approvals are kept on the grant and in the
 // audit log.
 //
+// The second approver must not be the grant's creator and must have held
+// the admin role, with a device approved, for at least MinApproverTenure
+// (24 hours) before the grant was created: the later of the principal's
+// creation (roles are fixed when a principal is created) and its first
+// device approval, by the service's clock. So an admin cannot create an
+// admin, approve its device and approve its own grant with it; a sock
+// puppet has to be planted a day ahead, in the audit log (principal.create,
+// device.approve) for that day, which is what the guard and the auditors
+// are for. A new org's admins therefore approve two-person grants from
+// their second day.
+//
 // # Bootstrap
 //
 // The bootstrap token that the first serve writes authorises exactly one

@@ -136,8 +136,16 @@ func (s *Service) validateGrant(ctx context.Context, g *Grant) error {
 	return nil
 }
 
+// MinApproverTenure is how long before a grant was created its second
+// approver must have held the admin role with an approved device, so that
+// an admin cannot satisfy the two-person rule with an admin it has just
+// created.
+const MinApproverTenure = 24 * time.Hour
+
 // ApproveGrant records a second admin's approval of a pending grant, which
-// makes it active. The creator cannot approve their own grant.
+// makes it active. The creator cannot approve their own grant, and the
+// approver must have held the admin role for MinApproverTenure before the
+// grant was created.
 func (s *Service) ApproveGrant(ctx context.Context, c vault.Caller, id string) (*Grant, error) {
 	g, v, err := get[Grant](ctx, s, KindGrant, id)
 	if err != nil {
@@ -150,11 +158,22 @@ func (s *Service) ApproveGrant(ctx context.Context, c vault.Caller, id string) (
 	if g.Status != StatusPending {
 		return nil, sekisho.TypedErrorf(sekisho.EConflict, "grant-not-pending", "grant %s is %s, not pending", id, g.Status)
 	}
+	approved := g.CreatedBy == c.Principal
 	for _, a := range g.Approvals {
-		if a.Principal == c.Principal {
-			return nil, s.event(ctx, c, "grant.approve", detail, sekisho.TypedErrorf(sekisho.EForbidden, "two-person-rule",
-				"grant %s needs a second admin (%s): %s has already approved it", id, g.TwoPerson, c.Principal))
-		}
+		approved = approved || a.Principal == c.Principal
+	}
+	if approved {
+		return nil, s.event(ctx, c, "grant.approve", detail, sekisho.TypedErrorf(sekisho.EForbidden, "two-person-rule",
+			"grant %s needs a second admin (%s): %s created or has already approved it", id, g.TwoPerson, c.Principal))
+	}
+	since, err := s.adminSince(ctx, c.Principal)
+	if err != nil {
+		return nil, err
+	}
+	if since.IsZero() || since.After(g.CreatedAt.Add(-MinApproverTenure)) {
+		return nil, s.event(ctx, c, "grant.approve", detail, sekisho.TypedErrorf(sekisho.EForbidden, "approver-too-recent",
+			"grant %s needs a second admin who held the admin role (and an approved device) at least %s before the grant was created (%s); %s did not",
+			id, MinApproverTenure, g.CreatedAt.Format(time.RFC3339), c.Principal))
 	}
 	g.Approvals = append(g.Approvals, Approval{Principal: c.Principal, At: s.now()})
 	g.Status = StatusActive
@@ -252,4 +271,38 @@ func cedarSet(l []string) string {
 		q[i] = fmt.Sprintf("%q", s)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// adminSince returns when principal came to hold the admin role: the later
+// of its creation (roles are fixed at creation) and its first device
+// approval (revoked devices count). Zero when it is not an admin or has
+// never had a device approved.
+func (s *Service) adminSince(ctx context.Context, principal string) (time.Time, error) {
+	p, _, err := get[Principal](ctx, s, KindPrincipal, principal)
+	if err != nil {
+		if sekisho.Code(err) == sekisho.ENotFound {
+			return time.Time{}, nil
+		}
+		return time.Time{}, err
+	}
+	if !p.HasRole(RoleAdmin) {
+		return time.Time{}, nil
+	}
+	devs, err := list[Device](ctx, s, KindDevice, p.Org)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var first time.Time
+	for _, d := range devs {
+		if d.Principal == p.ID && d.ApprovedAt != nil && (first.IsZero() || d.ApprovedAt.Before(first)) {
+			first = *d.ApprovedAt
+		}
+	}
+	if first.IsZero() {
+		return first, nil
+	}
+	if p.CreatedAt.After(first) {
+		return p.CreatedAt, nil
+	}
+	return first, nil
 }

@@ -3,6 +3,9 @@ package httpapi_test
 import (
 	"context"
 	"testing"
+	"time"
+
+	"github.com/sekisho/sekisho/access"
 )
 
 // TestAccessRootCannotSeatAnAdmin: a root admin may not reach an org that
@@ -49,4 +52,41 @@ func TestAccessRootCannotSeatAnAdmin(t *testing.T) {
 	refused(t, w.admin.JSON(ctx, "POST", "/v1/devices/"+d.ID+"/approve", "", nil, nil), "admin-required")
 	must(t, newAdmin.JSON(ctx, "POST", "/v1/devices/"+d.ID+"/approve", "", nil, nil))
 	must(t, c.JSON(ctx, "GET", "/v1/whoami", "", nil, nil))
+}
+
+// TestAccessTwoPersonNoSockPuppet: an admin cannot satisfy the two-person
+// rule with an admin it has just created. The second approver must have
+// held the admin role (with an approved device) for access.MinApproverTenure
+// before the grant was created, and must not be its creator.
+func TestAccessTwoPersonNoSockPuppet(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	toOperator := func() map[string]any {
+		return map[string]any{"grantee_org": "operator", "collections": []string{"users"}, "fields": []string{"email", "phone"},
+			"regions": []string{"th"}, "purposes": []string{"support"}, "actions": []string{"read"},
+			"expires": w.clk.Now().Add(time.Hour).Format(time.RFC3339)}
+	}
+	g, err := w.grant(w.affAdmin, toOperator())
+	must(t, err)
+	if g.Status != access.StatusPending {
+		t.Fatalf("cross-region grant: %+v", g)
+	}
+	refused(t, w.affAdmin.JSON(ctx, "POST", "/v1/grants/"+g.ID+"/approve", "", nil, nil), "two-person-rule")
+	sock := w.principal(w.affAdmin, w.affAdmin, "aff-sock", "affiliate", "admin")
+	refused(t, sock.JSON(ctx, "POST", "/v1/grants/"+g.ID+"/approve", "", nil, nil), "approver-too-recent")
+	// Waiting does not help with a grant created before its tenure began.
+	w.clk.Advance(access.MinApproverTenure + time.Hour)
+	refused(t, sock.JSON(ctx, "POST", "/v1/grants/"+g.ID+"/approve", "", nil, nil), "approver-too-recent")
+	var out grantOut
+	must(t, w.affAdmin.JSON(ctx, "GET", "/v1/grants/"+g.ID, "", nil, &out))
+	if out.Status != access.StatusPending || len(out.Approvals) != 1 {
+		t.Fatalf("grant after refused approvals: %+v", out)
+	}
+	// An admin of long standing approves a grant created after its tenure.
+	g2, err := w.grant(w.affAdmin, toOperator())
+	must(t, err)
+	must(t, sock.JSON(ctx, "POST", "/v1/grants/"+g2.ID+"/approve", "", nil, &out))
+	if out.Status != access.StatusActive || len(out.Approvals) != 2 {
+		t.Fatalf("approved: %+v", out)
+	}
 }

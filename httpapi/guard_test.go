@@ -372,14 +372,16 @@ func TestGrantBudgetStopsBulkRead(t *testing.T) {
 	must(t, w.admin.JSON(ctx, "POST", "/v1/orgs", "", map[string]any{"id": "affiliate", "home_region": "jp"}, nil))
 	affAdmin := w.principal(w.admin, w.admin, "aff-admin", "affiliate", "admin")
 	bob := w.principal(affAdmin, affAdmin, "bob", "affiliate", "member")
+	// Regions other than the grantee's home need a second admin, of long
+	// enough standing.
+	admin2 := w.principal(w.admin, w.admin, "admin2", "operator", "admin")
+	w.clk.Advance(access.MinApproverTenure + time.Hour)
 	const budget = 30
 	var g struct{ ID, Status string }
 	must(t, w.admin.JSON(ctx, "POST", "/v1/grants", "", map[string]any{"grantee_org": "affiliate", "collections": []string{"users"},
 		"masked_fields": []string{"*"}, "regions": []string{"jp", "th", "tw", "id"}, "purposes": []string{"support"},
 		"expires": w.clk.Now().Add(24 * time.Hour), "budget_per_hour": budget}, &g))
 	if g.Status != "active" {
-		// Regions other than the grantee's home need a second admin.
-		admin2 := w.principal(w.admin, w.admin, "admin2", "operator", "admin")
 		must(t, admin2.JSON(ctx, "POST", "/v1/grants/"+g.ID+"/approve", "", nil, nil))
 	}
 	returned, batches := 0, 0

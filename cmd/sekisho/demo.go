@@ -364,7 +364,7 @@ func runDemo(ctx context.Context, o demoOptions) (*demoResult, error) {
 	a.Close()
 
 	fmt.Fprintf(out, "\n3. The same chain, against shared trust (the affiliate granted everything, no budget, no guard)\n")
-	clk.Set(tLoaded.Add(2 * time.Hour))
+	clk.Set(tLoaded.Add(48 * time.Hour))
 	b, err := openWorld(ctx, dirB, keyFile, clk, false)
 	if err != nil {
 		return nil, err
