@@ -33,13 +33,14 @@ func TestCrashEveryResponseIsAudited(t *testing.T) {
 		ids      []string              // records created, for reads
 		others   int                   // responses other than 2xx
 	)
-	var cred *creds
+	var cred, svc *creds
 	for round := 0; round < rounds; round++ {
 		srv := startServer(t, dir, key)
 		if cred == nil {
 			cred = enrol(t, srv)
+			svc = service(t, srv, cred)
 		}
-		auth := cred.authorize(t, srv)
+		auth := svc.authorize(t, srv)
 		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
@@ -53,7 +54,7 @@ func TestCrashEveryResponseIsAudited(t *testing.T) {
 						return
 					default:
 					}
-					method, url, purpose, body := "POST", srv.base+"/v1/collections/users/records", "support",
+					method, url, purpose, body := "POST", srv.base+"/v1/collections/users/records", "ops",
 						[]byte(fmt.Sprintf(`{"region":"jp","fields":{"display_name":"User %d-%d","country":"JP"}}`, round, n))
 					mu.Lock()
 					if len(ids) > 0 && n%2 == 1 {

@@ -172,6 +172,45 @@ func enrol(t *testing.T, srv *server) *creds {
 	return &creds{key: key}
 }
 
+// service creates a principal with the service role (whose volume budget
+// fits a load test; an admin's does not, and the guard would rightly stop
+// it) and enrols a new device key for it, approved by admin.
+func service(t *testing.T, srv *server, admin *creds) *creds {
+	t.Helper()
+	auth := admin.authorize(t, srv)
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, b, err := do(client, auth, "POST", srv.base+"/v1/principals", "", []byte(`{"id":"e2e-svc","org":"operator","kind":"service","roles":["service"]}`))
+	if err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("create service principal: %v %s", err, b)
+	}
+	key, err := dpop.GenerateKey("ed25519")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := srv.base + "/v1/devices"
+	proof, err := key.Proof("POST", url, "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", url, strings.NewReader(`{"principal":"e2e-svc","name":"e2e-load"}`))
+	req.Header.Set("DPoP", proof)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var dev struct{ ID string }
+	if resp.StatusCode/100 != 2 || json.Unmarshal(b, &dev) != nil || dev.ID == "" {
+		t.Fatalf("enrol service device: %s: %s", resp.Status, b)
+	}
+	if resp, b, err := do(client, auth, "POST", srv.base+"/v1/devices/"+dev.ID+"/approve", "", nil); err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("approve service device: %v %s", err, b)
+	}
+	return &creds{key: key}
+}
+
 // authorize is the one place that gives a request its credentials: an
 // access token of the enrolled device from srv (POST /v1/token), sent as
 // "Authorization: DPoP <token>" with a fresh DPoP proof of the device key
