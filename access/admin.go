@@ -20,6 +20,19 @@ import (
 // unauthenticated enrolment cannot flood an admin's queue.
 const MaxPendingDevices = 10
 
+// PendingDeviceTTL is how long an enrolled device waits for approval: after
+// it, the enrolment has expired, does not count towards MaxPendingDevices
+// and cannot be approved (the key may enrol again). So anonymous enrolments
+// block a principal's own for at most this long; enrolment should be
+// rate-limited at the edge as well.
+const PendingDeviceTTL = time.Hour
+
+// expired reports whether d is a pending enrolment older than
+// PendingDeviceTTL.
+func (d *Device) expired(now time.Time) bool {
+	return d.Status == StatusPending && !now.Before(d.EnrolledAt.Add(PendingDeviceTTL))
+}
+
 // Bootstrap is the request that spends the bootstrap token.
 type Bootstrap struct {
 	Principal string   `json:"principal"`
@@ -250,7 +263,9 @@ func (s *Service) RevokePrincipal(ctx context.Context, c vault.Caller, id string
 }
 
 // EnrolDevice records a new device key for a principal, pending an admin's
-// approval. The caller has proven possession of the key (a DPoP proof).
+// approval for PendingDeviceTTL. The caller has proven possession of the
+// key (a DPoP proof) but is anonymous: enrolment should be rate-limited at
+// the edge.
 func (s *Service) EnrolDevice(ctx context.Context, c vault.Caller, principal, name string, key dpop.JWK) (*Device, error) {
 	p, _, err := get[Principal](ctx, s, KindPrincipal, principal)
 	if err != nil {
@@ -268,18 +283,25 @@ func (s *Service) EnrolDevice(ctx context.Context, c vault.Caller, principal, na
 	if err != nil {
 		return nil, err
 	}
+	now := s.now()
 	pending := 0
 	for _, d := range devs {
-		if d.Principal == principal && d.Status == StatusPending {
+		if d.Principal == principal && d.Status == StatusPending && !d.expired(now) {
 			pending++
 		}
 	}
 	if pending >= MaxPendingDevices {
 		return nil, s.event(ctx, c, "device.enrol", detail, sekisho.TypedErrorf(sekisho.EConflict, "too-many-pending-devices",
-			"principal %s has %d devices waiting for approval; ask an admin to approve or revoke them", principal, pending))
+			"principal %s has %d devices waiting for approval (each for at most %s); ask an admin to approve or revoke them", principal, pending, PendingDeviceTTL))
 	}
-	d := &Device{ID: key.Thumbprint(), Principal: principal, Org: p.Org, Name: name, Key: key, Status: StatusPending, EnrolledAt: s.now()}
-	if err := s.put(ctx, KindDevice, d.ID, d.Org, 1, d); err != nil {
+	// An expired enrolment of the same key is replaced; any other device
+	// with this key is a conflict.
+	version := int64(1)
+	if old, v, err := get[Device](ctx, s, KindDevice, key.Thumbprint()); err == nil && old.expired(now) {
+		version = v + 1
+	}
+	d := &Device{ID: key.Thumbprint(), Principal: principal, Org: p.Org, Name: name, Key: key, Status: StatusPending, EnrolledAt: now}
+	if err := s.put(ctx, KindDevice, d.ID, d.Org, version, d); err != nil {
 		return nil, s.event(ctx, c, "device.enrol", detail, err)
 	}
 	return d, s.event(ctx, c, "device.enrol", detail, nil)
@@ -313,6 +335,10 @@ func (s *Service) ApproveDevice(ctx context.Context, c vault.Caller, id string) 
 		return nil, sekisho.TypedErrorf(sekisho.EConflict, "device-not-pending", "device %s is %s, not pending", id, d.Status)
 	}
 	now := s.now()
+	if d.expired(now) {
+		return nil, s.event(ctx, c, "device.approve", detail, sekisho.TypedErrorf(sekisho.EConflict, "device-enrolment-expired",
+			"device %s was enrolled at %s and not approved within %s; enrol it again", id, d.EnrolledAt.Format(time.RFC3339), PendingDeviceTTL))
+	}
 	d.Status, d.ApprovedAt, d.ApprovedBy = StatusApproved, &now, c.Principal
 	if err := s.put(ctx, KindDevice, d.ID, d.Org, v+1, d); err != nil {
 		return nil, err

@@ -12,6 +12,14 @@
 // public key. It is enrolled pending and works only once an admin of the
 // principal's own org approves it.
 //
+// Enrolment is anonymous (the caller proves only that it holds the key), so
+// anyone who knows a principal's id can enrol keys for it. A principal has
+// at most MaxPendingDevices pending devices, and a pending device expires
+// after PendingDeviceTTL (one hour): it then no longer counts, cannot be
+// approved, and its key may enrol again. A flood of enrolments thus blocks
+// a principal's own for at most an hour at a time; enrolment (POST
+// /v1/devices) should be rate-limited at the edge, per source, as well.
+//
 // A root admin creates orgs and bootstraps them: while an org has never had
 // an admin principal, root may create its first admin; while none of the
 // org's admins has ever had a device approved, root may create its other

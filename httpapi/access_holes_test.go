@@ -90,3 +90,34 @@ func TestAccessTwoPersonNoSockPuppet(t *testing.T) {
 		t.Fatalf("approved: %+v", out)
 	}
 }
+
+// TestAccessPendingEnrolmentsExpire: anonymous enrolments up to
+// access.MaxPendingDevices block a principal's own enrolment for at most
+// access.PendingDeviceTTL; expired ones do not count and cannot be
+// approved, and a key whose enrolment expired may enrol again.
+func TestAccessPendingEnrolmentsExpire(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	must(t, w.affAdmin.JSON(ctx, "POST", "/v1/principals", "", map[string]any{"id": "carol", "roles": []string{"member"}}, nil))
+	var junk string
+	for range access.MaxPendingDevices {
+		d, err := w.client(w.srv).Enrol(ctx, "carol", "not carol's")
+		must(t, err)
+		junk = d.ID
+	}
+	carol := w.client(w.srv)
+	_, err := carol.Enrol(ctx, "carol", "carol's laptop")
+	refused(t, err, "too-many-pending-devices")
+
+	w.clk.Advance(access.PendingDeviceTTL + time.Minute)
+	d, err := carol.Enrol(ctx, "carol", "carol's laptop")
+	must(t, err)
+	refused(t, w.affAdmin.JSON(ctx, "POST", "/v1/devices/"+junk+"/approve", "", nil, nil), "device-enrolment-expired")
+	// Carol's own enrolment expires too, and she enrols again.
+	w.clk.Advance(access.PendingDeviceTTL + time.Minute)
+	refused(t, w.affAdmin.JSON(ctx, "POST", "/v1/devices/"+d.ID+"/approve", "", nil, nil), "device-enrolment-expired")
+	d, err = carol.Enrol(ctx, "carol", "carol's laptop")
+	must(t, err)
+	must(t, w.affAdmin.JSON(ctx, "POST", "/v1/devices/"+d.ID+"/approve", "", nil, nil))
+	must(t, carol.JSON(ctx, "GET", "/v1/whoami", "", nil, nil))
+}
