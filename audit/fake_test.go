@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/sekisho/sekisho"
 )
@@ -20,6 +21,9 @@ type fakeStore struct {
 	nodes       map[[2]uint64][]byte
 	checkpoints []sekisho.Checkpoint
 	appends     int // number of successful AppendAudit calls
+	// delay makes every append take this long, as a durable commit (an
+	// fsync) does, so that concurrent appends queue behind it.
+	delay time.Duration
 }
 
 func newFakeStore() *fakeStore {
@@ -27,6 +31,9 @@ func newFakeStore() *fakeStore {
 }
 
 func (s *fakeStore) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, nodes []sekisho.AuditNode) error {
+	if s.delay > 0 {
+		time.Sleep(s.delay)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	size := uint64(len(s.leaves))

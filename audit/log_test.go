@@ -74,6 +74,9 @@ func appendN(t testing.TB, l *Log, n, workers int) {
 func TestAppendConcurrentGroupCommit(t *testing.T) {
 	ctx := context.Background()
 	store := newFakeStore()
+	// A commit takes as long as a fast fsync: the appends that arrive
+	// meanwhile must go to the store together in the next one.
+	store.delay = 2 * time.Millisecond
 	l := newTestLog(t, store, Options{MaxBatch: 64})
 	const n = 500
 	appendN(t, l, n, 16)
