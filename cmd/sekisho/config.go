@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 )
@@ -63,4 +64,20 @@ func applyConfig(fs *pflag.FlagSet, c *fileConfig) error {
 		}
 	}
 	return nil
+}
+
+// fromConfigFile applies the configuration file at path (if any) to the
+// flags of cmd that the command line did not set, and returns its regions.
+func fromConfigFile(cmd *cobra.Command, path string) (map[string]string, error) {
+	if path == "" {
+		return nil, nil
+	}
+	c, err := loadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := applyConfig(cmd.Flags(), c); err != nil {
+		return nil, err
+	}
+	return c.Regions, nil
 }

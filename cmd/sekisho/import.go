@@ -47,15 +47,9 @@ audit log. A bad row is reported with its line number and the rest are imported.
   sekisho import --server http://127.0.0.1:8700 --profile ./admin-profile partners partners.csv`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if f.config != "" {
-				c, err := loadConfig(f.config)
-				if err != nil {
-					return err
-				}
-				if err := applyConfig(cmd.Flags(), c); err != nil {
-					return err
-				}
-				f.regions = c.Regions
+			var err error
+			if f.regions, err = fromConfigFile(cmd, f.config); err != nil {
+				return err
 			}
 			return runImport(cmd.Context(), cmd, f, args[0], args[1])
 		},

@@ -52,15 +52,9 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
   SEKISHO_MASTER_KEY_FILE=/run/secrets/sekisho-master sekisho serve --store postgres://sekisho@db/sekisho`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if f.config != "" {
-				c, err := loadConfig(f.config)
-				if err != nil {
-					return err
-				}
-				if err := applyConfig(cmd.Flags(), c); err != nil {
-					return err
-				}
-				f.regions = c.Regions
+			var err error
+			if f.regions, err = fromConfigFile(cmd, f.config); err != nil {
+				return err
 			}
 			return runServe(cmd.Context(), cmd, f)
 		},
