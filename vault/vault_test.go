@@ -419,3 +419,46 @@ func TestEventsSplitByOwningOrg(t *testing.T) {
 		}
 	}
 }
+
+// Rotating a KEK re-wraps the data keys of that org and region only; the
+// records read as before, and a record whose DEK is still wrapped by the
+// old version would not open under the new one.
+func TestRotateKEK(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	jp, err := e.v.Create(ctx, operator, "users", &sekisho.RecordInput{Region: "jp", Fields: fields("display_name", "Sakura")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	th, err := e.v.Create(ctx, operator, "users", &sekisho.RecordInput{Region: "th", Fields: fields("display_name", "Somchai")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []int
+	version, done, err := e.v.RotateKEK(ctx, operator, "operator", "jp", func(n int) { seen = append(seen, n) })
+	if err != nil || version != 2 || done != 1 || len(seen) == 0 {
+		t.Fatalf("rotate = v%d, %d done, %v (progress %v)", version, done, err, seen)
+	}
+	recs, _ := e.store.GetRecords(ctx, "users", []string{jp.ID, th.ID})
+	if recs[0].KEKVersion != 2 || recs[1].KEKVersion != 1 {
+		t.Fatalf("KEK versions after rotating jp: jp v%d, th v%d", recs[0].KEKVersion, recs[1].KEKVersion)
+	}
+	for _, id := range []string{jp.ID, th.ID} {
+		if _, err := e.v.Get(ctx, operator, "users", id, []string{"display_name"}); err != nil {
+			t.Fatalf("read %s after rotation: %v", id, err)
+		}
+	}
+	// The new wrapping is bound to the new version: claiming the old one fails.
+	kek1, _ := e.keys.KEKVersion(ctx, "operator", "jp", 1)
+	if _, err := keys.UnwrapDEK(kek1, keys.DEKAD{Org: "operator", Region: "jp", Collection: "users", RecordID: jp.ID, KEKVersion: 1}, recs[0].WrappedDEK); err == nil {
+		t.Fatal("the re-wrapped DEK opened with the old KEK")
+	}
+	evs, _ := e.store.QueryAudit(ctx, sekisho.AuditFilter{Principal: "alice"})
+	rotated := false
+	for _, ev := range evs {
+		rotated = rotated || strings.Contains(string(ev.Leaf), `"action":"keys.rotate"`)
+	}
+	if !rotated {
+		t.Fatal("the rotation is not in the audit log")
+	}
+}

@@ -80,7 +80,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newServeCmd(), newImportCmd(), newVersionCmd(), newMigrateCmd(), newGenerateCmd(), newAuditCmd(), newDemoCmd())
 	root.AddCommand(newLoginCmd(), newAPICmd(), newOrgCmd(), newPrincipalCmd(), newDeviceCmd(), newGrantCmd(), newPolicyCmd())
 	root.AddCommand(newGuardCmd(), newQuarantineCmd(), newHoneytokenCmd())
-	root.AddCommand(newIncidentCmd(), newReportCmd())
+	root.AddCommand(newIncidentCmd(), newReportCmd(), newKeysCmd())
 	return root
 }
 
