@@ -74,7 +74,7 @@ func (v *Vault) RotateKEK(ctx context.Context, c Caller, org, region string, pro
 	}
 	ev := audit.Event{Time: v.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
 		Source: c.Source, Purpose: c.Purpose, Action: "keys.rotate", Decision: audit.Allow, Policy: "key-admin",
-		Reason: fmt.Sprintf("KEK of %s/%s rotated to version %d; %d data keys re-wrapped", org, region, version, done),
+		Reason:     fmt.Sprintf("KEK of %s/%s rotated to version %d; %d data keys re-wrapped", org, region, version, done),
 		RecordOrgs: []string{org}}
 	return version, done, v.record(ctx, decisionEvent{Event: ev})
 }
