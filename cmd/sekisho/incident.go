@@ -146,7 +146,9 @@ func (f *suspectFlags) incident() (*incident.Incident, error) {
 		return nil, err
 	}
 	if in.Until.IsZero() {
-		in.Until = time.Now().UTC().Truncate(time.Second)
+		// The window's end is exclusive: round now up to the next second,
+		// so that the events of the current second are in it.
+		in.Until = time.Now().UTC().Truncate(time.Second).Add(time.Second)
 	}
 	if in.DiscoveredAt, err = parseTimeFlag("discovered", f.discovered); err != nil {
 		return nil, err

@@ -171,3 +171,17 @@ func TestIncidentThroughTheAPI(t *testing.T) {
 		t.Errorf("list: %d %s", code, out)
 	}
 }
+
+// Without --until the window ends after now, not at the start of the
+// current second: an event a moment ago is in it.
+func TestIncidentWindowWithoutUntilCoversNow(t *testing.T) {
+	f := suspectFlags{principals: []string{"bob"}, since: "2000-01-01T00:00:00Z", cause: "unauthorized-access"}
+	before := time.Now()
+	in, err := f.incident()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !in.Until.After(before) {
+		t.Fatalf("window ends at %s, before now (%s)", in.Until, before)
+	}
+}
