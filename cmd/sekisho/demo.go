@@ -25,6 +25,7 @@ import (
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/gen"
+	"github.com/sekisho/sekisho/importer"
 	"github.com/sekisho/sekisho/incident"
 	"github.com/sekisho/sekisho/keys"
 	"github.com/sekisho/sekisho/report"
@@ -237,35 +238,27 @@ func load(ctx context.Context, v *vault.Vault, n int, seed uint64, out io.Writer
 	}
 	start := time.Now()
 	for _, p := range parts {
-		var inflight chan error
+		// The import command's pipeline: batch k is sealed while k-1 commits.
+		sink := &vaultSink{v: v, collection: p.collection, caller: loader(p.org)}
 		for done := 0; done < p.n; {
-			k := min(5000, p.n-done)
-			batch := make([]*sekisho.RecordInput, k)
-			for i := range batch {
-				batch[i], _ = g.Record(p.collection)
+			items := make([]importer.Item, min(5000, p.n-done))
+			for i := range items {
+				in, _ := g.Record(p.collection)
+				items[i] = importer.Item{Line: done + i + 1, Input: in}
 			}
-			pb, err := v.PrepareBatch(ctx, loader(p.org), p.collection, batch)
+			errs, err := sink.Write(ctx, items)
 			if err != nil {
 				return err
 			}
-			for _, it := range pb.Items {
-				if it.Err != nil {
-					return fmt.Errorf("generated record refused: %w", it.Err)
+			for _, e := range errs {
+				if e != nil {
+					return fmt.Errorf("generated record refused: %w", e)
 				}
 			}
-			if inflight != nil {
-				if err := <-inflight; err != nil {
-					return err
-				}
-			}
-			inflight = make(chan error, 1)
-			go func(c chan<- error) { c <- v.CommitBatch(ctx, pb) }(inflight)
-			done += k
+			done += len(items)
 		}
-		if inflight != nil {
-			if err := <-inflight; err != nil {
-				return err
-			}
+		if err := sink.Flush(ctx); err != nil {
+			return err
 		}
 		fmt.Fprintf(out, "  %-9s %7d records of %s\n", p.collection, p.n, p.org)
 	}
