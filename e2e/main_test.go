@@ -52,6 +52,9 @@ type server struct {
 	cmd  *exec.Cmd
 	log  *os.File
 	done chan error
+	// http is the client of the server (one that trusts its test CA when it
+	// serves TLS).
+	http *http.Client
 }
 
 // masterKey returns a fresh base64 master key for a test's servers, given
@@ -76,7 +79,13 @@ func freeAddr(t *testing.T) string {
 // it answers /readyz.
 func startServer(t *testing.T, dir, key string, extra ...string) *server {
 	t.Helper()
-	addr := freeAddr(t)
+	return startServerOn(t, freeAddr(t), "http", &http.Client{Timeout: 10 * time.Second}, dir, key, extra...)
+}
+
+// startServerOn starts `sekisho serve --addr addr` and waits until scheme://addr/readyz
+// answers to client.
+func startServerOn(t *testing.T, addr, scheme string, client *http.Client, dir, key string, extra ...string) *server {
+	t.Helper()
 	logf, err := os.OpenFile(filepath.Join(filepath.Dir(dir), "serve.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -88,12 +97,12 @@ func startServer(t *testing.T, dir, key string, extra ...string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, dir: dir, base: "http://" + addr, cmd: cmd, log: logf, done: make(chan error, 1)}
+	s := &server{t: t, dir: dir, base: scheme + "://" + addr, cmd: cmd, log: logf, done: make(chan error, 1), http: client}
 	go func() { s.done <- cmd.Wait() }()
 	t.Cleanup(func() { s.kill() })
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(s.base + "/readyz")
+		resp, err := client.Get(s.base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -160,7 +169,7 @@ func enrol(t *testing.T, srv *server) *creds {
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(b)))
 	req.Header.Set("DPoP", proof)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := srv.http.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +187,7 @@ func enrol(t *testing.T, srv *server) *creds {
 func service(t *testing.T, srv *server, admin *creds) *creds {
 	t.Helper()
 	auth := admin.authorize(t, srv)
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := srv.http
 	resp, b, err := do(client, auth, "POST", srv.base+"/v1/principals", "", []byte(`{"id":"e2e-svc","org":"operator","kind":"service","roles":["service"]}`))
 	if err != nil || resp.StatusCode/100 != 2 {
 		t.Fatalf("create service principal: %v %s", err, b)
@@ -222,9 +231,10 @@ func (c *creds) authorize(t *testing.T, srv *server) func(*http.Request) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest("POST", url, nil)
+	req, _ := http.NewRequest("POST", url, strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("DPoP", proof)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := srv.http.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,8 @@ type fileConfig struct {
 	CheckpointInterval string            `yaml:"checkpoint_interval"`
 	LogFormat          string            `yaml:"log_format"`
 	WitnessDir         string            `yaml:"witness_dir"`
+	TLSCert            string            `yaml:"tls_cert"`
+	TLSKey             string            `yaml:"tls_key"`
 	Regions            map[string]string `yaml:"regions"`
 }
 
@@ -54,6 +56,7 @@ func applyConfig(fs *pflag.FlagSet, c *fileConfig) error {
 	for name, val := range map[string]string{
 		"addr": c.Addr, "data": c.Data, "store": c.Store, "master-key-file": c.MasterKeyFile,
 		"org": c.Org, "region": c.Region, "checkpoint-interval": c.CheckpointInterval, "log-format": c.LogFormat, "witness-dir": c.WitnessDir,
+		"tls-cert": c.TLSCert, "tls-key": c.TLSKey,
 	} {
 		f := fs.Lookup(name)
 		if val == "" || f == nil || f.Changed {

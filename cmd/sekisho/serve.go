@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sekisho/sekisho/access"
+	"github.com/sekisho/sekisho/edge"
 	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/httpapi"
 	"github.com/sekisho/sekisho/postgres"
@@ -35,6 +37,9 @@ type serveFlags struct {
 	webhooks      []string
 	witnessDir    string
 	webhookSecret string
+	tlsCert       string
+	tlsKey        string
+	insecureHTTP  bool
 }
 
 func newServeCmd() *cobra.Command {
@@ -49,6 +54,7 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 (mode 0600). Secrets are never written to the log.`,
 		Example: `  sekisho serve
   sekisho serve --addr 127.0.0.1:8700 --data ./sekisho-data
+  sekisho serve --addr :8443 --tls-cert /etc/sekisho/tls.crt --tls-key /etc/sekisho/tls.key
   SEKISHO_MASTER_KEY_FILE=/run/secrets/sekisho-master sekisho serve --store postgres://sekisho@db/sekisho`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -71,6 +77,9 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.StringVar(&f.witnessDir, "witness-dir", "", "directory that receives a copy of every signed audit checkpoint (checkpoint-<size>), for a witness outside the operator")
 	fl.StringSliceVar(&f.webhooks, "alert-webhook", nil, "URL that receives the guard's signed alerts (repeatable)")
 	fl.StringVar(&f.webhookSecret, "alert-webhook-secret-file", "", "file holding the HMAC secret of alert webhooks (default: $SEKISHO_ALERT_WEBHOOK_SECRET)")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "PEM file of the server's TLS certificate chain (reloaded when it changes)")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "PEM file of the TLS certificate's private key (reloaded with it)")
+	fl.BoolVar(&f.insecureHTTP, "insecure-http", false, "serve plain HTTP on a non-loopback address (only behind a TLS-terminating proxy)")
 	fl.StringVar(&f.config, "config", "", "configuration file (YAML: the flags' settings and a regions: map of region to store URL)")
 	return cmd
 }
@@ -87,6 +96,12 @@ func newLogger(format string) (*slog.Logger, error) {
 
 func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	logger, err := newLogger(f.logFormat)
+	if err != nil {
+		return err
+	}
+	// The listener's TLS is checked before anything is opened, so that a
+	// refused configuration changes nothing on disk.
+	tlsConf, err := serveTLS(f, logger)
 	if err != nil {
 		return err
 	}
@@ -124,8 +139,12 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", f.addr, err)
 	}
+	scheme := "http"
+	if tlsConf != nil {
+		ln, scheme = tls.NewListener(ln, tlsConf), "https"
+	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10, TLSConfig: tlsConf}
 
 	cpCtx, cpStop := context.WithCancel(context.Background())
 	defer cpStop()
@@ -135,7 +154,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if f.store != "" {
 		store = "postgres " + redactDSN(f.store)
 	}
-	logger.Info("sekisho listening", "url", "http://"+ln.Addr().String(), "data", f.data, "store", store, "version", version)
+	logger.Info("sekisho listening", "url", scheme+"://"+ln.Addr().String(), "data", f.data, "store", store, "version", version)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -155,6 +174,30 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// serveTLS returns the listener's TLS configuration (nil for plain HTTP),
+// or the refusal of plain HTTP on a non-loopback address.
+func serveTLS(f serveFlags, logger *slog.Logger) (*tls.Config, error) {
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return nil, errors.New("give both --tls-cert and --tls-key")
+	}
+	if f.tlsCert == "" {
+		if !f.insecureHTTP {
+			if err := edge.CheckPlainHTTP(f.addr); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	}
+	rl, err := edge.NewCertReloader(f.tlsCert, f.tlsKey)
+	if err != nil {
+		return nil, err
+	}
+	rl.OnError = func(err error) {
+		logger.Warn("TLS certificate not reloaded; serving the previous one", "error", err.Error())
+	}
+	return edge.ServerConfig(rl, nil), nil
 }
 
 // nodeConfig configures the request path of one node.
