@@ -3,11 +3,11 @@ package edge_test
 import (
 	"crypto/tls"
 	"errors"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"io"
-	"log"
 	"strings"
 	"testing"
 	"time"
