@@ -137,12 +137,12 @@ func seal(key, additional, plaintext []byte) ([]byte, error) {
 	return sealWith(aead, additional, plaintext)
 }
 
+// sealWith seals under an AEAD that draws its own random nonce and puts it
+// before the ciphertext (cipher.NewGCMWithRandomNonce): the same layout as
+// nonce || ciphertext || tag, and an approved use of AES-GCM in FIPS 140-3
+// mode, where GCM with caller-chosen nonces is refused.
 func sealWith(aead cipher.AEAD, additional, plaintext []byte) ([]byte, error) {
-	out := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
-	if _, err := rand.Read(out); err != nil {
-		return nil, fmt.Errorf("keys: random nonce: %w", err)
-	}
-	return aead.Seal(out, out, plaintext, additional), nil
+	return aead.Seal(make([]byte, 0, len(plaintext)+aead.Overhead()), nil, plaintext, additional), nil
 }
 
 func open(key, additional, ciphertext []byte) ([]byte, error) {
@@ -154,11 +154,10 @@ func open(key, additional, ciphertext []byte) ([]byte, error) {
 }
 
 func openWith(aead cipher.AEAD, additional, ciphertext []byte) ([]byte, error) {
-	if len(ciphertext) < aead.NonceSize()+aead.Overhead() {
+	if len(ciphertext) < aead.Overhead() {
 		return nil, ErrOpen
 	}
-	n := aead.NonceSize()
-	pt, err := aead.Open(nil, ciphertext[:n], ciphertext[n:], additional)
+	pt, err := aead.Open(nil, nil, ciphertext, additional)
 	if err != nil {
 		return nil, ErrOpen
 	}
@@ -173,7 +172,7 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
-	return cipher.NewGCM(block)
+	return cipher.NewGCMWithRandomNonce(block)
 }
 
 // ad encodes a label and a tuple of strings unambiguously: each part is

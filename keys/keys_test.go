@@ -3,6 +3,10 @@ package keys
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/fips140"
+	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"os"
@@ -248,4 +252,33 @@ func TestMasterKeyFileGuards(t *testing.T) {
 	if _, _, err := LoadMasterKey(data, link, "", false); err == nil {
 		t.Fatal("a symlink to a key inside the data directory was accepted")
 	}
+}
+
+// The ciphertext layout did not change when sealing moved to
+// cipher.NewGCMWithRandomNonce (FIPS 140-3 mode): a value sealed the old way,
+// nonce || ciphertext || tag with a caller-drawn nonce, still opens, and a
+// value sealed the new way opens with the old construction.
+func TestCiphertextLayoutUnchanged(t *testing.T) {
+	key, _ := NewKey()
+	a := FieldAD{Collection: "users", RecordID: "r1", Field: "email", KeyVersion: 1}
+	fips140.WithoutEnforcement(func() {
+		block, _ := aes.NewCipher(key)
+		gcm, err := cipher.NewGCM(block)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nonce := make([]byte, gcm.NonceSize())
+		rand.Read(nonce)
+		old := gcm.Seal(append([]byte{}, nonce...), nonce, []byte("old"), a.bytes())
+		if pt, err := OpenField(key, a, old); err != nil || string(pt) != "old" {
+			t.Fatalf("old layout: %q %v", pt, err)
+		}
+		ct, err := SealField(key, a, []byte("new"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pt, err := gcm.Open(nil, ct[:12], ct[12:], a.bytes()); err != nil || string(pt) != "new" {
+			t.Fatalf("new layout read the old way: %q %v", pt, err)
+		}
+	})
 }

@@ -34,3 +34,8 @@ go test -race -count=1 "$@" "${race_pkgs[@]}"
 
 echo "== go test ./..."
 go test -count=1 "$@" ./...
+
+# FIPS 140-3 mode: the key, vault and access packages with Go's FIPS module
+# enforcing approved algorithms only (a non-approved use fails the test).
+echo "== GODEBUG=fips140=only go test ./keys/... ./vault/... ./access/..."
+GODEBUG=fips140=only go test -count=1 "$@" ./keys/... ./vault/... ./access/...
