@@ -82,15 +82,17 @@ func (s *Server) createIncident(w http.ResponseWriter, r *http.Request, c vault.
 	if err := s.canIncident(r, c, in); err != nil {
 		return err
 	}
-	if err := incident.Create(r.Context(), s.vault.Store(), in, s.now()); err != nil {
-		return err
-	}
+	// Write-ahead: the event is durable before the incident exists.
+	in.ID = incident.NewID()
 	if s.auditLog != nil {
 		ev := audit.Event{Time: s.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
 			Action: "incident.create", Decision: audit.Allow, Policy: "incident", Detail: "incident " + in.ID}
 		if _, err := s.auditLog.Append(r.Context(), ev); err != nil {
 			return &sekisho.Error{Code: sekisho.EUnavailable, Message: "the audit log is unavailable", Err: err}
 		}
+	}
+	if err := incident.Create(r.Context(), s.vault.Store(), in, s.now()); err != nil {
+		return err
 	}
 	w.Header().Set("Location", "/v1/incidents/"+in.ID)
 	return writeJSON(w, http.StatusCreated, in)

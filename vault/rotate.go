@@ -21,6 +21,17 @@ func (v *Vault) RotateKEK(ctx context.Context, c Caller, org, region string, pro
 	if org == "" {
 		return 0, 0, sekisho.FieldErrorf(sekisho.EInvalid, "org", "name the org whose key rotates")
 	}
+	if err := v.orgExists(ctx, org, region); err != nil {
+		return 0, 0, err
+	}
+	// Write-ahead: the rotation is in the log before any key changes, so an
+	// interrupted rotation is in it too.
+	start := audit.Event{Time: v.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
+		Source: c.Source, Purpose: c.Purpose, Action: "keys.rotate", Decision: audit.Allow, Policy: "key-admin",
+		Reason: fmt.Sprintf("rotation of the KEK of %s/%s started", org, region), RecordOrgs: []string{org}}
+	if err := v.record(ctx, decisionEvent{Event: start}); err != nil {
+		return 0, 0, err
+	}
 	version, err = v.keys.RotateKEK(ctx, org, region)
 	if err != nil {
 		return 0, 0, fmt.Errorf("rotate KEK of %s/%s: %w", org, region, err)
@@ -73,8 +84,27 @@ func (v *Vault) RotateKEK(ctx context.Context, c Caller, org, region string, pro
 		}
 	}
 	ev := audit.Event{Time: v.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
-		Source: c.Source, Purpose: c.Purpose, Action: "keys.rotate", Decision: audit.Allow, Policy: "key-admin",
+		Source: c.Source, Purpose: c.Purpose, Action: "keys.rotate.finished", Decision: audit.Allow, Policy: "key-admin",
 		Reason:     fmt.Sprintf("KEK of %s/%s rotated to version %d; %d data keys re-wrapped", org, region, version, done),
 		RecordOrgs: []string{org}}
 	return version, done, v.record(ctx, decisionEvent{Event: ev})
+}
+
+// kindOrg is the object kind of an org (access.KindOrg; the vault does not
+// import access).
+const kindOrg = "org"
+
+// orgExists refuses an org that was never created: a key operation on a
+// misspelt org would otherwise make keys for an org that does not exist. An
+// org exists when it was created (an org object) or already has a KEK in
+// region (records imported before the first admin enrolled).
+func (v *Vault) orgExists(ctx context.Context, org, region string) error {
+	_, err := v.store.GetObject(ctx, kindOrg, org)
+	if sekisho.Code(err) != sekisho.ENotFound {
+		return err
+	}
+	if _, kerr := v.keys.KEKVersion(ctx, org, region, 1); kerr == nil {
+		return nil
+	}
+	return sekisho.FieldErrorf(sekisho.ENotFound, "org", "org %q does not exist", org)
 }

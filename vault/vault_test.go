@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -434,6 +435,7 @@ func TestRotateKEK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	putOrg(t, e, "operator")
 	var seen []int
 	version, done, err := e.v.RotateKEK(ctx, operator, "operator", "jp", func(n int) { seen = append(seen, n) })
 	if err != nil || version != 2 || done != 1 || len(seen) == 0 {
@@ -460,5 +462,74 @@ func TestRotateKEK(t *testing.T) {
 	}
 	if !rotated {
 		t.Fatal("the rotation is not in the audit log")
+	}
+}
+
+// putOrg stores an org object as access does when an org is created.
+func putOrg(t testing.TB, e *env, org string) {
+	t.Helper()
+	err := e.store.PutObject(context.Background(), &sekisho.Object{Kind: "org", ID: org, Org: org, Version: 1,
+		Body: []byte(`{"id":"` + org + `","home_region":"jp","status":"active"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func actions(t testing.TB, e *env) []string {
+	t.Helper()
+	evs, err := e.store.QueryAudit(context.Background(), sekisho.AuditFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, ev := range evs {
+		var m struct {
+			Action string `json:"action"`
+		}
+		json.Unmarshal(ev.Leaf, &m)
+		out = append(out, m.Action)
+	}
+	return out
+}
+
+// Issue 13 point 12: a rotation is in the audit log before it starts, so a
+// rotation interrupted half way is in it; an org that does not exist is
+// refused, and gets no key.
+func TestRotateKEKWriteAheadAndUnknownOrg(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	putOrg(t, e, "operator")
+	for range 3 {
+		if _, err := e.v.Create(ctx, operator, "users", &sekisho.RecordInput{Region: "jp", Fields: fields("display_name", "Sakura")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Interrupted: the context ends after the first chunk.
+	cctx, cancel := context.WithCancel(ctx)
+	_, _, err := e.v.RotateKEK(cctx, operator, "operator", "jp", func(int) { cancel() })
+	if err == nil {
+		t.Fatal("the interrupted rotation reported success")
+	}
+	if got := actions(t, e); !slices.Contains(got, "keys.rotate") || slices.Contains(got, "keys.rotate.finished") {
+		t.Fatalf("after an interrupted rotation the log has %v, want keys.rotate and no keys.rotate.finished", got)
+	}
+	// An unknown org: refused, nothing rotated, no key made for it.
+	before := len(actions(t, e))
+	_, _, err = e.v.RotateKEK(ctx, operator, "nosuchorg", "jp", nil)
+	if sekisho.Code(err) != sekisho.ENotFound {
+		t.Fatalf("rotate of an unknown org: %v, want not-found", err)
+	}
+	if _, err := e.keys.KEKVersion(ctx, "nosuchorg", "jp", 1); err == nil {
+		t.Fatal("the refused rotation made a KEK for the unknown org")
+	}
+	if n := len(actions(t, e)); n != before {
+		t.Fatalf("a refused rotation wrote %d events", n-before)
+	}
+	// Positive control: the same rotation of an existing org finishes.
+	if _, done, err := e.v.RotateKEK(ctx, operator, "operator", "jp", nil); err != nil || done != 3 {
+		t.Fatalf("rotate operator/jp: %d re-wrapped, %v", done, err)
+	}
+	if got := actions(t, e); !slices.Contains(got, "keys.rotate.finished") {
+		t.Fatalf("finished rotation not in the log: %v", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/incident"
 	"github.com/sekisho/sekisho/postgres"
@@ -229,8 +231,16 @@ func newIncidentOpenCmd() *cobra.Command {
 }
 
 // openIncidentOffline writes the incident into a stopped instance's store
-// (it takes the data directory's lock, so not beside a running server).
+// (it takes the data directory's lock, so not beside a running server). Like
+// the API, it records an incident.create event in the audit log, and before
+// the incident is stored (write-ahead).
 func openIncidentOffline(ctx context.Context, src incidentSource, in *incident.Incident) error {
+	if src.data == "" {
+		return errors.New("incident open offline needs --data DIR: the audit log's signing key is in the data directory")
+	}
+	if fi, err := os.Stat(src.data); err != nil || !fi.IsDir() {
+		return fmt.Errorf("data directory %s does not exist (give --data DIR)", src.data)
+	}
 	if src.store == "" {
 		lock, err := lockDir(src.data)
 		if err != nil {
@@ -243,7 +253,28 @@ func openIncidentOffline(ctx context.Context, src incidentSource, in *incident.I
 		return err
 	}
 	defer st.Close()
-	return incident.Create(ctx, st, in, time.Now())
+	signer, verifier, err := audit.LoadOrCreateKeys(src.data, audit.DefaultOrigin)
+	if err != nil {
+		return err
+	}
+	log, err := audit.New(ctx, st, signer, audit.Options{Verifier: verifier})
+	if err != nil {
+		return fmt.Errorf("open audit log: %w", err)
+	}
+	defer log.Close()
+	if err := in.Validate(); err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	now := time.Now()
+	in.ID, in.CreatedBy = incident.NewID(), "cli-incident"
+	ev := audit.Event{Time: now, RequestID: "incident-open-" + now.UTC().Format("20060102T150405Z"), Principal: in.CreatedBy,
+		Device: "local:" + host, Source: "local", Action: "incident.create", Decision: audit.Allow, Policy: "incident",
+		Detail: "incident " + in.ID + " (opened offline)"}
+	if _, err := log.Append(ctx, ev); err != nil {
+		return fmt.Errorf("the audit log is unavailable, the incident was not opened: %w", err)
+	}
+	return incident.Create(ctx, st, in, now)
 }
 
 func newIncidentListCmd() *cobra.Command {
