@@ -28,6 +28,10 @@ type Client struct {
 	HTTP   *http.Client
 	// Now is the clock of proofs (tests); default time.Now.
 	Now func() time.Time
+	// Renew makes Do get a new token and retry once when a cached token is
+	// refused (the CLI's profiles set it; tests of the server leave it off
+	// to see the refusal itself).
+	Renew bool
 
 	mu      sync.Mutex
 	token   string
@@ -104,61 +108,107 @@ func (c *Client) Refresh(ctx context.Context) (*Token, error) {
 	return &t, nil
 }
 
-// tokenFor returns a token valid for at least 30 more seconds.
-func (c *Client) tokenFor(ctx context.Context) (string, error) {
+// tokenFor returns a token valid for at least 30 more seconds, and whether
+// it was fetched just now (a cached one may have been revoked since).
+func (c *Client) tokenFor(ctx context.Context) (string, bool, error) {
 	c.mu.Lock()
 	tok, exp := c.token, c.expires
 	c.mu.Unlock()
 	if tok != "" && c.now().Add(30*time.Second).Before(exp) {
-		return tok, nil
+		return tok, false, nil
 	}
 	t, err := c.Refresh(ctx)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	return t.AccessToken, nil
+	return t.AccessToken, true, nil
 }
 
 // NewRequest builds a request with the device-bound credential: the access
 // token and a fresh DPoP proof for its method and URL.
 func (c *Client) NewRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
-	tok, err := c.tokenFor(ctx)
+	req, _, err := c.newRequest(ctx, method, path, body)
+	return req, err
+}
+
+func (c *Client) newRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, bool, error) {
+	tok, fresh, err := c.tokenFor(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.Server+path, body)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	proof, err := c.Key.Proof(method, req.URL.Scheme+"://"+req.URL.Host+req.URL.EscapedPath(), tok, c.now())
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	req.Header.Set("Authorization", "DPoP "+tok)
 	req.Header.Set("DPoP", proof)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	return req, nil
+	return req, fresh, nil
+}
+
+// UnreachableError says the server could not be reached at all (no answer:
+// connection refused, name not found, TLS failure, timeout).
+type UnreachableError struct {
+	Server string
+	Err    error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("could not reach the server at %s: %v (is `sekisho serve` running at %s?)", e.Server, e.Err, e.Server)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// send is HTTP.Do with a transport failure reported as *UnreachableError.
+func (c *Client) send(req *http.Request) (*http.Response, error) {
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		if ctxErr := req.Context().Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		return nil, &UnreachableError{Server: c.Server, Err: err}
+	}
+	return resp, nil
 }
 
 // Do sends one request with the device-bound credential and returns the
-// response as it came (any status).
+// response as it came (any status). With Renew, when a cached token is refused (401:
+// expired, revoked, or predating a quarantine that was lifted since), Do
+// gets a new one with the device key and sends the request once more; the
+// refusal happens before the server acts, so the retry is safe for writes.
 func (c *Client) Do(ctx context.Context, method, path string, body []byte, header http.Header) (*http.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := c.NewRequest(ctx, method, path, rd)
-	if err != nil {
-		return nil, err
-	}
-	for k, vs := range header {
-		for _, v := range vs {
-			req.Header.Add(k, v)
+	send := func() (*http.Response, bool, error) {
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
 		}
+		req, fresh, err := c.newRequest(ctx, method, path, rd)
+		if err != nil {
+			return nil, false, err
+		}
+		for k, vs := range header {
+			for _, v := range vs {
+				req.Header.Add(k, v)
+			}
+		}
+		resp, err := c.send(req)
+		return resp, fresh, err
 	}
-	return c.HTTP.Do(req)
+	resp, fresh, err := send()
+	if err != nil || fresh || !c.Renew || resp.StatusCode != http.StatusUnauthorized {
+		return resp, err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	c.SetToken("", time.Time{}) // the next request fetches a new token
+	resp, _, err = send()
+	return resp, err
 }
 
 // JSON sends in (if not nil) as JSON and decodes a 2xx answer into out (if
@@ -208,7 +258,7 @@ func (c *Client) unauthenticated(ctx context.Context, method, path string, in an
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
-	resp, err := c.HTTP.Do(req)
+	resp, err := c.send(req)
 	if err != nil {
 		return err
 	}

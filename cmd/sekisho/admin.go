@@ -22,17 +22,13 @@ type adminCall struct {
 
 func (a *adminCall) flags(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&a.profile, "profile", "", "profile directory (default: $SEKISHO_PROFILE or sekisho under the user config directory)")
-	cmd.PersistentFlags().StringVar(&a.format, "format", "table", "output: table or json")
+	addFormatFlag(cmd.PersistentFlags(), &a.format, "table", "table", "json")
 }
 
 // do sends method path with body; listKey names the array of a list answer
 // and cols its columns for the table format.
 func (a *adminCall) do(cmd *cobra.Command, method, path string, body any, listKey string, cols ...string) error {
-	dir, err := profileDir(a.profile)
-	if err != nil {
-		return err
-	}
-	_, c, err := client.LoadProfile(dir)
+	dir, _, c, err := loadProfile(a.profile)
 	if err != nil {
 		return err
 	}
@@ -45,10 +41,10 @@ func (a *adminCall) do(cmd *cobra.Command, method, path string, body any, listKe
 	w := cmd.OutOrStdout()
 	if a.format == "json" || len(cols) == 0 {
 		var v any
-		json.Unmarshal(out, &v)
-		b, _ := json.MarshalIndent(v, "", "  ")
-		_, err := fmt.Fprintln(w, string(b))
-		return err
+		if err := json.Unmarshal(out, &v); err != nil {
+			return fmt.Errorf("%s %s: the answer is not JSON: %w", method, path, err)
+		}
+		return writeJSON(w, v)
 	}
 	var rows []map[string]any
 	if listKey != "" {

@@ -26,7 +26,8 @@ DPoP-bound access token and a fresh proof), like gh api. The response body
 goes to standard output; with --include, the status line and headers first,
 as curl -i prints them.
 
-Exit status: 0 for a 2xx answer, 1 for any other status, 2 when no answer came.`,
+Exit status: 0 for a 2xx answer, 1 for any other status, 2 for a bad command
+line or profile, 4 when no answer came (the server could not be reached).`,
 		Example: `  sekisho api GET /v1/whoami
   sekisho api POST /v1/collections/users/records --header 'Sekisho-Purpose: support' \
       --data '{"region":"jp","fields":{"display_name":"Hanako","phone":"+81 90-1234-5678"}}'
@@ -38,19 +39,15 @@ Exit status: 0 for a 2xx answer, 1 for any other status, 2 when no answer came.`
 			if !strings.HasPrefix(path, "/") {
 				path = "/" + path
 			}
-			dir, err := profileDir(profile)
+			dir, _, c, err := loadProfile(profile)
 			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			_, c, err := client.LoadProfile(dir)
-			if err != nil {
-				return &exitError{code: 2, err: err}
+				return err
 			}
 			var body []byte
 			switch {
 			case strings.HasPrefix(data, "@"):
 				if body, err = os.ReadFile(data[1:]); err != nil {
-					return &exitError{code: 2, err: fmt.Errorf("--data: %w", err)}
+					return &exitError{code: exitUsage, err: fmt.Errorf("--data: %w", err)}
 				}
 			case data != "":
 				body = []byte(data)
@@ -59,7 +56,7 @@ Exit status: 0 for a 2xx answer, 1 for any other status, 2 when no answer came.`
 			for _, kv := range headers {
 				k, v, ok := strings.Cut(kv, ":")
 				if !ok {
-					return &exitError{code: 2, err: fmt.Errorf("--header %q: want 'Name: value'", kv)}
+					return &exitError{code: exitUsage, err: fmt.Errorf("--header %q: want 'Name: value'", kv)}
 				}
 				h.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 			}
@@ -67,10 +64,9 @@ Exit status: 0 for a 2xx answer, 1 for any other status, 2 when no answer came.`
 			if err != nil {
 				var p *client.Problem
 				if errors.As(err, &p) { // the token request itself was refused
-					fmt.Fprintln(cmd.ErrOrStderr(), "sekisho: could not get an access token:", p.Error())
-					return &exitError{code: 1}
+					return fmt.Errorf("could not get an access token: %w", err)
 				}
-				return &exitError{code: 2, err: err}
+				return err // unreachable: exit 4
 			}
 			defer resp.Body.Close()
 			client.SaveToken(dir, c) // keep the (possibly refreshed) token; a failure only costs a refresh
@@ -90,10 +86,10 @@ Exit status: 0 for a 2xx answer, 1 for any other status, 2 when no answer came.`
 				fmt.Fprint(out, "\r\n")
 			}
 			if _, err := io.Copy(out, resp.Body); err != nil {
-				return &exitError{code: 2, err: err}
+				return &client.UnreachableError{Server: c.Server, Err: err}
 			}
 			if resp.StatusCode < 200 || resp.StatusCode > 299 {
-				return &exitError{code: 1}
+				return &exitError{code: exitRefused}
 			}
 			return nil
 		},

@@ -24,10 +24,6 @@ import (
 	"github.com/sekisho/sekisho/sqlite"
 )
 
-// exitTampered is the exit status of `audit verify` when the log was
-// tampered with; 1 means the check itself could not run.
-const exitTampered = 2
-
 func newAuditCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
@@ -104,7 +100,7 @@ kept outside the store (by an auditor, a regulator or a witness).
 Every changed, deleted, reordered or inserted event is reported with its index,
 as is a log truncated below a checkpoint.
 
-Exit status: 0 when the log verifies, 2 when tampering was found, 1 when the
+Exit status: 0 when the log verifies, 5 when tampering was found, 1 when the
 check could not run (no database, a bad key or checkpoint file).`,
 		Example: `  sekisho audit verify --data ./sekisho-data
   sekisho audit verify --data ./sekisho-data --checkpoint witness/checkpoint-1200 --key pinned-verifier-key
@@ -114,7 +110,7 @@ check could not run (no database, a bad key or checkpoint file).`,
 	}
 	f.src.flags(cmd)
 	cmd.Flags().StringVar(&f.checkpoint, "checkpoint", "", "a checkpoint note kept outside the store, to check the log against")
-	cmd.Flags().StringVar(&f.format, "format", "table", "output: table or json")
+	addFormatFlag(cmd.Flags(), &f.format, "table", "table", "json")
 	return cmd
 }
 

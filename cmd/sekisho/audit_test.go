@@ -8,7 +8,6 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -35,16 +34,11 @@ func runCLI(t *testing.T, args ...string) (string, int) {
 	root.SetErr(&errOut)
 	root.SetArgs(args)
 	err := root.ExecuteContext(context.Background())
-	if err == nil {
-		return out.String(), 0
+	code, msg := exitStatus(err)
+	if err != nil {
+		t.Logf("sekisho %s: exit %d: %s", strings.Join(args, " "), code, msg)
 	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		t.Logf("sekisho %s: exit %d: %v", strings.Join(args, " "), ee.code, ee.err)
-		return out.String(), ee.code
-	}
-	t.Logf("sekisho %s: exit 1: %v", strings.Join(args, " "), err)
-	return out.String(), 1
+	return out.String(), code
 }
 
 func setMasterKey(t *testing.T) {

@@ -166,7 +166,7 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 		return err
 	}
 	if sum.Rejected > 0 {
-		return &exitError{code: 3, err: fmt.Errorf("%d rows were rejected (see above); the others were imported", sum.Rejected)}
+		return &exitError{code: exitPartial, err: fmt.Errorf("%d rows were rejected (see above); the others were imported", sum.Rejected)}
 	}
 	return nil
 }

@@ -68,13 +68,9 @@ func (s *incidentSource) openReadOnly(ctx context.Context) (sekisho.Store, error
 
 // client loads the profile's client.
 func (s *incidentSource) client() (string, *client.Client, error) {
-	dir, err := profileDir(s.profile)
+	dir, _, c, err := loadProfile(s.profile)
 	if err != nil {
-		return "", nil, err
-	}
-	_, c, err := client.LoadProfile(dir)
-	if err != nil {
-		return "", nil, fmt.Errorf("%w (or work offline with --data DIR)", err)
+		return "", nil, usageErrorf("%w (or work offline with --data DIR)", err)
 	}
 	return dir, c, nil
 }
@@ -349,11 +345,8 @@ on standard error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if format != "" && !slices.Contains(incident.Formats, format) {
-				return fmt.Errorf("--format %q: want one of %s", format, strings.Join(incident.Formats, ", "))
-			}
 			if (id == "") == !f.given() {
-				return fmt.Errorf("give --incident ID, or the suspects (--principal, --device, --org) and --since, not both")
+				return usageErrorf("give --incident ID, or the suspects (--principal, --device, --org) and --since, not both")
 			}
 			if src.offline() {
 				return scopeOffline(ctx, cmd.OutOrStdout(), src, &f, id, format, region, notifyDir)
@@ -398,7 +391,7 @@ on standard error.`,
 	src.flags(cmd)
 	f.flags(cmd)
 	cmd.Flags().StringVar(&id, "incident", "", "a recorded incident's id")
-	cmd.Flags().StringVar(&format, "format", "", "output: "+strings.Join(incident.Formats, ", ")+" (default table)")
+	addFormatFlag(cmd.Flags(), &format, "table", incident.Formats...)
 	cmd.Flags().StringVar(&region, "region", "", "with --format subjects: only this region's subjects")
 	cmd.Flags().StringVar(&notifyDir, "notify-dir", "", "write the notification list of each region to DIR/subjects-REGION.csv")
 	return cmd

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -31,10 +30,10 @@ created; an admin of its org then approves it (sekisho device approve ID).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			if server == "" {
-				return errors.New("--server URL is required")
+				return usageErrorf("--server URL is required")
 			}
 			if bootFile == "" && principal == "" {
-				return errors.New("give --bootstrap-token-file FILE (first admin) or --principal ID")
+				return usageErrorf("give --bootstrap-token-file FILE (first admin) or --principal ID")
 			}
 			dir, err := profileDir(profile)
 			if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -48,14 +47,9 @@ func cli(t *testing.T, args ...string) (string, int) {
 	cmd.SetErr(&errb)
 	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(context.Background())
-	code := 0
+	code, msg := exitStatus(err)
 	if err != nil {
-		code = 1
-		var ee *exitError
-		if errors.As(err, &ee) {
-			code = ee.code
-		}
-		t.Logf("sekisho %s: %v %s", strings.Join(args, " "), err, errb.String())
+		t.Logf("sekisho %s: exit %d: %s %s", strings.Join(args, " "), code, msg, errb.String())
 	}
 	return out.String(), code
 }

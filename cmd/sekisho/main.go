@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -12,20 +11,10 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-
-	"github.com/sekisho/sekisho"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
-
-// exitError carries an exit status through cobra.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -43,37 +32,19 @@ func main() {
 	if err == nil {
 		return
 	}
-	code := 1
-	var ee *exitError
-	if errors.As(err, &ee) {
-		code = ee.code
-		err = ee.err
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "sekisho:", describe(err))
+	code, msg := exitStatus(err)
+	if msg != "" {
+		fmt.Fprintln(os.Stderr, "sekisho:", msg)
 	}
 	pprof.StopCPUProfile()
 	os.Exit(code)
-}
-
-// describe returns what a person should read of err: the domain message when
-// it is one of ours.
-func describe(err error) string {
-	var e *sekisho.Error
-	if errors.As(err, &e) {
-		if e.Field != "" {
-			return e.Message + " (" + e.Field + ")"
-		}
-		return e.Message
-	}
-	return err.Error()
 }
 
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "sekisho",
 		Short:         "sekisho is a zero-trust vault for personal data",
-		Long:          "sekisho stands between every person or service and the personal data: organisations isolated,\nfields sealed under per-record keys, every decision in a tamper-evident audit log.",
+		Long:          "sekisho stands between every person or service and the personal data: organisations isolated,\nfields sealed under per-record keys, every decision in a tamper-evident audit log.\n\n" + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -81,6 +52,8 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newLoginCmd(), newAPICmd(), newOrgCmd(), newPrincipalCmd(), newDeviceCmd(), newGrantCmd(), newPolicyCmd())
 	root.AddCommand(newGuardCmd(), newQuarantineCmd(), newHoneytokenCmd())
 	root.AddCommand(newIncidentCmd(), newReportCmd(), newKeysCmd())
+	// Add commands above this line: finishTree makes every level strict.
+	finishTree(root)
 	return root
 }
 

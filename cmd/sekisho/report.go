@@ -46,16 +46,13 @@ Through a running server with the profile's credential, or offline with
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind := args[0]
 			if !slices.Contains(report.Kinds, kind) {
-				return fmt.Errorf("report %q: want one of %s", kind, strings.Join(report.Kinds, ", "))
-			}
-			if !slices.Contains(report.Formats, format) {
-				return fmt.Errorf("--format %q: want md, json or pdf", format)
+				return usageErrorf("report %q: want one of %s", kind, strings.Join(report.Kinds, ", "))
 			}
 			if kind != report.KindProgress && id == "" {
-				return fmt.Errorf("report %s needs --incident ID (sekisho incident list shows them)", kind)
+				return usageErrorf("report %s needs --incident ID (sekisho incident list shows them)", kind)
 			}
 			if format == "pdf" && out == "" {
-				return fmt.Errorf("--format pdf writes a binary file: give --out FILE")
+				return usageErrorf("--format pdf writes a binary file: give --out FILE")
 			}
 			ctx := cmd.Context()
 			var b []byte
@@ -109,7 +106,7 @@ Through a running server with the profile's credential, or offline with
 	}
 	src.flags(cmd)
 	cmd.Flags().StringVar(&id, "incident", "", "the incident's id (every kind but progress)")
-	cmd.Flags().StringVar(&format, "format", "md", "output: md, json or pdf")
+	addFormatFlag(cmd.Flags(), &format, "md", report.Formats...)
 	cmd.Flags().StringVarP(&out, "out", "o", "", "write to FILE instead of standard output")
 	cmd.Flags().StringVar(&controller, "controller", "", "offline: the business operator's name, shown in the report")
 	cmd.Flags().StringVar(&contact, "contact", "", "offline: the contact point (data protection officer), shown in the report")
