@@ -8,7 +8,15 @@
 //
 // Sliding windows in memory count, per principal, per device and per grant,
 // the records read and the distinct data subjects (collection/record) over
-// the last minute, hour and day, and in total. A principal and its device
+// the last minute, hour and day, and in total. A window is a ring of time
+// buckets per span (60 of a second, 60 of a minute, 96 of a quarter hour)
+// and a set of subject hashes of at most 8192 per span, then a HyperLogLog
+// sketch per bucket: its memory is bounded by keys x buckets, never by the
+// requests counted (TestWindowMemoryBounded). Records are exact; a budget
+// may hold up to one bucket longer than its span, never shorter. Distinct
+// subjects are exact up to 8192 per span (the exactness limit, above every
+// default subject budget) and a HyperLogLog estimate beyond it (standard
+// error about 1.6%); see window for the details. A principal and its device
 // are held to the budget of the principal's role (DefaultBudgets; a support
 // agent's working day of a few hundred reads stays well inside it); a
 // cross-org read is also held to the budget of the grant that allowed it

@@ -505,7 +505,9 @@ func (g *Guard) Usage(key string) Usage {
 	if w == nil {
 		return Usage{}
 	}
-	return w.usage(g.now().UnixNano(), nil)
+	u := w.usage(g.now().UnixNano(), nil)
+	u.SubjectsTotal = w.subjectsTotal()
+	return u
 }
 
 // NewNodeID returns a random id for log lines.
