@@ -216,8 +216,13 @@ func (s *Service) Authenticate(r *http.Request) (vault.Caller, error) {
 	return vault.Caller{Principal: p.ID, Org: p.Org, Device: d.ID, Roles: append([]string(nil), p.Roles...)}, nil
 }
 
-// RequestURL is the htu a proof must carry for r: scheme, host and path.
-func RequestURL(r *http.Request) string {
+// RequestURL is the htu a proof must carry for r: scheme, host and path,
+// or, when the service has a public URL (it runs behind a proxy), that URL
+// followed by the path.
+func (s *Service) RequestURL(r *http.Request) string {
+	if s.publicURL != "" {
+		return s.publicURL + r.URL.EscapedPath()
+	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
@@ -225,20 +230,24 @@ func RequestURL(r *http.Request) string {
 	return scheme + "://" + r.Host + r.URL.EscapedPath()
 }
 
-// isRequestURL reports whether htu == RequestURL(r), without building it.
-func isRequestURL(htu string, r *http.Request) bool {
-	scheme := "http://"
-	if r.TLS != nil {
-		scheme = "https://"
+// isRequestURL reports whether htu == s.RequestURL(r), without building it.
+func (s *Service) isRequestURL(htu string, r *http.Request) bool {
+	var rest string
+	var ok bool
+	if s.publicURL != "" {
+		// Behind a proxy the Host header and the scheme the server sees are
+		// the proxy's choice: only the public URL counts.
+		rest, ok = strings.CutPrefix(htu, s.publicURL)
+	} else {
+		scheme := "http://"
+		if r.TLS != nil {
+			scheme = "https://"
+		}
+		if rest, ok = strings.CutPrefix(htu, scheme); ok {
+			rest, ok = strings.CutPrefix(rest, r.Host)
+		}
 	}
-	rest, ok := strings.CutPrefix(htu, scheme)
-	if !ok {
-		return false
-	}
-	if rest, ok = strings.CutPrefix(rest, r.Host); !ok {
-		return false
-	}
-	return rest == r.URL.EscapedPath()
+	return ok && rest == r.URL.EscapedPath()
 }
 
 // checkProof verifies the DPoP proof of r: signature, method, URL, time
@@ -253,9 +262,9 @@ func (s *Service) checkProof(r *http.Request, ath string, now time.Time) (*dpop.
 	if err != nil {
 		return nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "dpop-proof-invalid", "the DPoP proof is not valid: %v", err)
 	}
-	if v.HTM != r.Method || !isRequestURL(v.HTU, r) {
+	if v.HTM != r.Method || !s.isRequestURL(v.HTU, r) {
 		return nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "dpop-proof-mismatch",
-			"the DPoP proof is for %s %s, not this request %s %s", v.HTM, v.HTU, r.Method, RequestURL(r))
+			"the DPoP proof is for %s %s, not this request %s %s", v.HTM, v.HTU, r.Method, s.RequestURL(r))
 	}
 	iat := time.Unix(v.IAT, 0)
 	if iat.Before(now.Add(-s.proofWin)) || iat.After(now.Add(5*time.Second)) {

@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +53,11 @@ type Config struct {
 	// default dpop.DefaultKeyCacheEntries); MaxTokenEntries the cache of
 	// access tokens whose MAC checked out (default 1<<14).
 	MaxKeyEntries, MaxTokenEntries int
+	// PublicURL, when set, is the URL clients reach the server at
+	// (https://vault.example.jp behind a TLS-terminating proxy): proofs'
+	// htu is checked against it followed by the request's path, and a
+	// proof for the URL the server itself sees is refused.
+	PublicURL string
 }
 
 // Service is the access control plane: orgs, principals, devices, grants
@@ -71,6 +78,7 @@ type Service struct {
 	proofWin  time.Duration
 	rootOrg   string
 	rootRegio string
+	publicURL string
 }
 
 // New returns a Service.
@@ -88,6 +96,13 @@ func New(cfg Config) (*Service, error) {
 		cacheTTL: cfg.CacheTTL, tokenTTL: cfg.TokenTTL, proofWin: cfg.ProofWindow, budgets: newBudgets()}
 	if s.rootOrg == "" {
 		s.rootOrg = "operator"
+	}
+	if cfg.PublicURL != "" {
+		u, err := ParsePublicURL(cfg.PublicURL)
+		if err != nil {
+			return nil, err
+		}
+		s.publicURL = u
 	}
 	if s.rootRegio == "" {
 		s.rootRegio = "jp"
@@ -126,6 +141,16 @@ func (s *Service) KnownPurpose(p string) bool { return s.purposes[p] }
 
 // RootOrg returns the id of the org that runs the instance.
 func (s *Service) RootOrg() string { return s.rootOrg }
+
+// ParsePublicURL checks a public URL (an absolute http or https URL with
+// no query, fragment or user) and returns it without a trailing slash.
+func ParsePublicURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("public URL %q: want an absolute https:// URL such as https://vault.example.jp", raw)
+	}
+	return strings.TrimRight(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"), nil
+}
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
 

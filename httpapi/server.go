@@ -24,6 +24,7 @@ import (
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho/edge"
 	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/report"
 	"github.com/sekisho/sekisho/vault"
@@ -67,6 +68,7 @@ type Server struct {
 	reg         *prometheus.Registry
 	now         func() time.Time
 	anon        anonLimiter
+	proxies     edge.Proxies
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -98,12 +100,16 @@ type Config struct {
 	Guard *guard.Guard
 	// Reports names the controller and contact point in generated reports.
 	Reports report.Config
+	// Proxies are the trusted proxies whose X-Forwarded-For or Forwarded
+	// header names the source address of audit events; the zero value
+	// trusts none (the source is the connection's peer).
+	Proxies edge.Proxies
 }
 
 // New returns a Server.
 func New(c Config) *Server {
 	s := &Server{vault: c.Vault, auditLog: c.AuditLog, verifierKey: c.VerifierKey, auth: c.Auth, log: c.Logger,
-		reg: c.Registry, purposes: c.KnownPurpose, access: c.Access, guard: c.Guard, reports: c.Reports, now: c.Now}
+		reg: c.Registry, purposes: c.KnownPurpose, access: c.Access, guard: c.Guard, reports: c.Reports, now: c.Now, proxies: c.Proxies}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -191,6 +197,7 @@ type ctxKey int
 
 const (
 	keyRequestID ctxKey = iota
+	keySource
 )
 
 func withRequestID(ctx context.Context, id string) context.Context {
@@ -217,6 +224,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		start := time.Now()
 		id := newRequestID()
 		ctx := withRequestID(r.Context(), id)
+		ctx = context.WithValue(ctx, keySource, s.proxies.ClientAddr(r))
 		r = r.WithContext(ctx)
 		w.Header().Set(HeaderRequestID, id)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
@@ -342,7 +350,12 @@ func (l *anonLimiter) allow(src string, now time.Time) (bool, int) {
 	return true, folded
 }
 
+// sourceAddr is the client's address: the one the trusted proxies name,
+// as the middleware found it, or else the connection's peer.
 func sourceAddr(r *http.Request) string {
+	if src, ok := r.Context().Value(keySource).(string); ok {
+		return src
+	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr

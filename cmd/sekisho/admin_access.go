@@ -17,14 +17,21 @@ const tokenKeyOrg = "sekisho.access-token"
 // key is derived from the keyring (never stored in the database), so every
 // node with the same keyring accepts the same tokens.
 func newAccess(ctx context.Context, in *instance, bootstrapToken, rootOrg, rootRegion string, now func() time.Time) (*access.Service, error) {
+	return newAccessWith(ctx, in, access.Config{BootstrapToken: bootstrapToken, RootOrg: rootOrg, RootRegion: rootRegion, Now: now})
+}
+
+// newAccessWith is newAccess with the rest of the access configuration
+// (the edge's: public URL, server nonces); the store, schema, audit log and
+// token key come from the instance.
+func newAccessWith(ctx context.Context, in *instance, cfg access.Config) (*access.Service, error) {
 	root, err := in.keys.IndexRoot(ctx, tokenKeyOrg)
 	if err != nil {
 		return nil, err
 	}
 	m := hmac.New(sha256.New, root)
 	m.Write([]byte("sekisho access token MAC v1"))
-	acc, err := access.New(access.Config{Store: in.store, Schema: in.vault.Schema, Audit: in.log, TokenKey: m.Sum(nil),
-		BootstrapToken: bootstrapToken, RootOrg: rootOrg, RootRegion: rootRegion, Now: now})
+	cfg.Store, cfg.Schema, cfg.Audit, cfg.TokenKey = in.store, in.vault.Schema, in.log, m.Sum(nil)
+	acc, err := access.New(cfg)
 	if err != nil {
 		return nil, err
 	}

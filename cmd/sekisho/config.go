@@ -32,6 +32,8 @@ type fileConfig struct {
 	WitnessDir         string            `yaml:"witness_dir"`
 	TLSCert            string            `yaml:"tls_cert"`
 	TLSKey             string            `yaml:"tls_key"`
+	PublicURL          string            `yaml:"public_url"`
+	TrustedProxies     string            `yaml:"trusted_proxies"`
 	Regions            map[string]string `yaml:"regions"`
 }
 
@@ -56,7 +58,7 @@ func applyConfig(fs *pflag.FlagSet, c *fileConfig) error {
 	for name, val := range map[string]string{
 		"addr": c.Addr, "data": c.Data, "store": c.Store, "master-key-file": c.MasterKeyFile,
 		"org": c.Org, "region": c.Region, "checkpoint-interval": c.CheckpointInterval, "log-format": c.LogFormat, "witness-dir": c.WitnessDir,
-		"tls-cert": c.TLSCert, "tls-key": c.TLSKey,
+		"tls-cert": c.TLSCert, "tls-key": c.TLSKey, "public-url": c.PublicURL, "trusted-proxies": c.TrustedProxies,
 	} {
 		f := fs.Lookup(name)
 		if val == "" || f == nil || f.Changed {

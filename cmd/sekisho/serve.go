@@ -40,6 +40,8 @@ type serveFlags struct {
 	tlsCert       string
 	tlsKey        string
 	insecureHTTP  bool
+	publicURL     string
+	proxies       string
 }
 
 func newServeCmd() *cobra.Command {
@@ -80,6 +82,8 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "PEM file of the server's TLS certificate chain (reloaded when it changes)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "PEM file of the TLS certificate's private key (reloaded with it)")
 	fl.BoolVar(&f.insecureHTTP, "insecure-http", false, "serve plain HTTP on a non-loopback address (only behind a TLS-terminating proxy)")
+	fl.StringVar(&f.publicURL, "public-url", "", "URL clients reach the server at behind a proxy (https://vault.example.jp): DPoP proofs' htu is checked against it")
+	fl.StringVar(&f.proxies, "trusted-proxies", "", "CIDRs of proxies whose X-Forwarded-For/Forwarded header sets the audit event's source address (comma-separated)")
 	fl.StringVar(&f.config, "config", "", "configuration file (YAML: the flags' settings and a regions: map of region to store URL)")
 	return cmd
 }
@@ -105,6 +109,15 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	proxies, err := edge.ParseProxies(f.proxies)
+	if err != nil {
+		return err
+	}
+	if f.publicURL != "" {
+		if _, err := access.ParsePublicURL(f.publicURL); err != nil {
+			return fmt.Errorf("--public-url: %w", err)
+		}
+	}
 	in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile, Regions: f.regions, WitnessDir: f.witnessDir,
 		Stderr: cmd.ErrOrStderr(), Logger: logger})
 	if err != nil {
@@ -128,7 +141,8 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	nd, err := newNode(ctx, in, nodeConfig{Token: token, Org: f.org, Region: f.region, Logger: logger, Registry: reg, Webhooks: hooks})
+	nd, err := newNode(ctx, in, nodeConfig{Token: token, Org: f.org, Region: f.region, Logger: logger, Registry: reg, Webhooks: hooks,
+		PublicURL: f.publicURL, Proxies: proxies})
 	if err != nil {
 		return err
 	}
@@ -213,6 +227,10 @@ type nodeConfig struct {
 	NoGuard bool
 	// Now is the clock of the request path (default time.Now).
 	Now func() time.Time
+	// PublicURL is the URL proofs are checked against behind a proxy.
+	PublicURL string
+	// Proxies set the source address of audit events from their headers.
+	Proxies edge.Proxies
 }
 
 // node is the request path over an opened instance: access control, the
@@ -230,14 +248,15 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	acc, err := newAccess(ctx, in, c.Token, c.Org, c.Region, c.Now)
+	acc, err := newAccessWith(ctx, in, access.Config{BootstrapToken: c.Token, RootOrg: c.Org, RootRegion: c.Region, Now: c.Now,
+		PublicURL: c.PublicURL})
 	if err != nil {
 		return nil, err
 	}
 	in.vault.SetAuthorizer(acc.Authorizer())
 	n := &node{acc: acc}
 	hc := httpapi.Config{Vault: in.vault, AuditLog: in.log, VerifierKey: in.verifier, Logger: c.Logger, Registry: c.Registry,
-		Auth: acc, Access: acc, KnownPurpose: acc.KnownPurpose, Now: c.Now}
+		Auth: acc, Access: acc, KnownPurpose: acc.KnownPurpose, Now: c.Now, Proxies: c.Proxies}
 	if !c.NoGuard {
 		n.grd = guard.New(guard.Config{Store: in.store, Audit: in.log, RootOrg: c.Org, Logger: c.Logger, Registry: c.Registry,
 			Webhooks: c.Webhooks, Now: c.Now})
