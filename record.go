@@ -17,6 +17,11 @@ const (
 type RecordInput struct {
 	Region string                     `json:"region"`
 	Fields map[string]json.RawMessage `json:"fields"`
+	// RetainUntil, when set, is when the retention sweeper erases the
+	// record, instead of the schema's retention rule.
+	RetainUntil *time.Time `json:"retain_until,omitempty"`
+	// Consents are the purposes the data subject consented to.
+	Consents map[string]Consent `json:"consents,omitempty"`
 }
 
 // DecodeRecordInput strictly decodes a create request: unknown keys, trailing
@@ -38,6 +43,9 @@ func DecodeRecordInput(data []byte) (*RecordInput, error) {
 		return nil, FieldErrorf(EInvalid, "fields", "record has no fields object")
 	}
 	if err := checkDuplicateKeys(data); err != nil {
+		return nil, err
+	}
+	if err := ValidateConsents(in.Consents); err != nil {
 		return nil, err
 	}
 	return &in, nil
@@ -119,9 +127,14 @@ type Record struct {
 	Region     string                     `json:"region"`
 	Fields     map[string]json.RawMessage `json:"fields"`
 	Masked     []string                   `json:"masked,omitempty"`
-	Version    int64                      `json:"version"`
-	CreatedAt  time.Time                  `json:"created_at"`
-	UpdatedAt  time.Time                  `json:"updated_at"`
+	// RetainUntil and Consents are returned with a read that opens the
+	// record's fields; ConsentHistory lists every change of Consents.
+	RetainUntil    *time.Time         `json:"retain_until,omitempty"`
+	Consents       map[string]Consent `json:"consents,omitempty"`
+	ConsentHistory []ConsentChange    `json:"consent_history,omitempty"`
+	Version        int64              `json:"version"`
+	CreatedAt      time.Time          `json:"created_at"`
+	UpdatedAt      time.Time          `json:"updated_at"`
 }
 
 // SealedRecord is a record as the store keeps it: every field value sealed
@@ -150,3 +163,18 @@ type SealedRecord struct {
 
 // Erased reports whether the record's data key has been destroyed.
 func (r *SealedRecord) Erased() bool { return r.WrappedDEK == nil }
+
+// RecordPatch is the body of an update: the fields to change, and the
+// record's retain_until and consents to change. Purposes not named in
+// Consents keep their consent; withdrawing one is an update that names it
+// with a withdrawn time.
+type RecordPatch struct {
+	Fields      map[string]json.RawMessage `json:"fields,omitempty"`
+	RetainUntil *time.Time                 `json:"retain_until,omitempty"`
+	Consents    map[string]Consent         `json:"consents,omitempty"`
+}
+
+// Empty reports whether the patch changes nothing.
+func (p *RecordPatch) Empty() bool {
+	return len(p.Fields) == 0 && p.RetainUntil == nil && len(p.Consents) == 0
+}

@@ -68,6 +68,12 @@ type Schema struct {
 	Collection  string  `json:"collection" yaml:"collection"`
 	Description string  `json:"description,omitempty" yaml:"description,omitempty"`
 	Fields      []Field `json:"fields" yaml:"fields"`
+	// Retention says how long records are kept before the sweeper erases
+	// them; nil keeps them until erased by hand.
+	Retention *Retention `json:"retention,omitempty" yaml:"retention,omitempty"`
+	// ConsentRequired lists the purposes for which a record is read only
+	// while its data subject's consent to that purpose holds.
+	ConsentRequired []string `json:"consent_required,omitempty" yaml:"consent_required,omitempty"`
 	// Version is set by the store; it grows by one with every change.
 	Version int64 `json:"version,omitempty" yaml:"version,omitempty"`
 }
@@ -85,6 +91,12 @@ var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 // ValidName reports whether s is a valid collection or field name: lower-case
 // ASCII letters, digits and underscores, starting with a letter, at most 64.
 func ValidName(s string) bool { return nameRE.MatchString(s) }
+
+var purposeRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,63}$`)
+
+// ValidPurpose reports whether s is a well-formed purpose: like a name, but
+// '-' is allowed too (subject-access, breach-notification).
+func ValidPurpose(s string) bool { return purposeRE.MatchString(s) }
 
 // ParseSchema decodes a schema from JSON or YAML (JSON is YAML, but JSON input
 // is decoded strictly as JSON so that error positions are exact) and validates
@@ -168,13 +180,23 @@ func (s *Schema) Validate() error {
 			return FieldErrorf(EInvalid, where, "field %q: max_length must be between 0 and %d", f.Name, MaxJSONFieldBytes)
 		}
 	}
+	if s.Retention != nil {
+		if err := s.Retention.validate(s); err != nil {
+			return err
+		}
+	}
+	for i, p := range s.ConsentRequired {
+		if !ValidPurpose(p) {
+			return FieldErrorf(EInvalid, fmt.Sprintf("consent_required[%d]", i), "consent_required names %q, not a purpose name", p)
+		}
+	}
 	return nil
 }
 
 // reservedField reports names that the record envelope uses.
 func reservedField(name string) bool {
 	switch name {
-	case "id", "region", "org", "created_at", "updated_at", "version":
+	case "id", "region", "org", "created_at", "updated_at", "version", "retain_until", "consents":
 		return true
 	}
 	return false

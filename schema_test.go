@@ -3,6 +3,7 @@ package sekisho
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseSchema(t *testing.T) {
@@ -67,4 +68,76 @@ func FuzzParseSchema(f *testing.F) {
 			t.Fatalf("parsed schema does not validate: %v", err)
 		}
 	})
+}
+
+func TestSchemaLifecycle(t *testing.T) {
+	const date = `{"name":"last_active","type":"date","classification":"usage"}`
+	const str = `{"name":"a","type":"string","classification":"other"}`
+	tests := []struct {
+		name    string
+		in      string
+		wantErr string // substring; "" means valid
+	}{
+		{"field and keep", `{"collection":"users","fields":[` + date + `],"retention":{"field":"last_active","keep":"730d"}}`, ""},
+		{"keep after create", `{"collection":"users","fields":[` + str + `],"retention":{"keep_after_create":"5y"}}`, ""},
+		{"yaml", "collection: users\nfields:\n  - {name: a, type: string, classification: other}\nretention: {keep_after_create: 5y}\nconsent_required: [marketing]\n", ""},
+		{"consent", `{"collection":"users","fields":[` + str + `],"consent_required":["marketing","subject-access"]}`, ""},
+		{"empty retention", `{"collection":"users","fields":[` + str + `],"retention":{}}`, "needs"},
+		{"both", `{"collection":"users","fields":[` + date + `],"retention":{"field":"last_active","keep":"1d","keep_after_create":"5y"}}`, "not both"},
+		{"no such field", `{"collection":"users","fields":[` + str + `],"retention":{"field":"b","keep":"1d"}}`, "not a field"},
+		{"not a date", `{"collection":"users","fields":[` + str + `],"retention":{"field":"a","keep":"1d"}}`, "type date"},
+		{"bad period", `{"collection":"users","fields":[` + date + `],"retention":{"field":"last_active","keep":"2 years"}}`, "period"},
+		{"zero period", `{"collection":"users","fields":[` + str + `],"retention":{"keep_after_create":"0d"}}`, "period"},
+		{"months are ambiguous", `{"collection":"users","fields":[` + str + `],"retention":{"keep_after_create":"6m"}}`, "period"},
+		{"keep alone", `{"collection":"users","fields":[` + str + `],"retention":{"keep":"5y"}}`, "needs"},
+		{"bad purpose", `{"collection":"users","fields":[` + str + `],"consent_required":["Marketing"]}`, "not a purpose"},
+		{"unknown retention key", `{"collection":"users","fields":[` + str + `],"retention":{"keep_after":"5y"}}`, "not valid JSON"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseSchema([]byte(tc.in))
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("ParseSchema: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || Code(err) != EInvalid {
+				t.Fatalf("ParseSchema error = %v, want invalid containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestExpiry(t *testing.T) {
+	created := time.Date(2020, 2, 29, 10, 0, 0, 0, time.UTC)
+	byField := &Schema{Retention: &Retention{Field: "last_active", Keep: "730d"}}
+	byCreate := &Schema{Retention: &Retention{KeepAfterCreate: "5y"}}
+	until := time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name  string
+		s     *Schema
+		until time.Time
+		value string
+		want  time.Time
+	}{
+		{"no rule", &Schema{}, time.Time{}, "", time.Time{}},
+		{"after create", byCreate, time.Time{}, "", time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)},
+		{"after field", byField, time.Time{}, `"2024-01-10"`, time.Date(2026, 1, 9, 0, 0, 0, 0, time.UTC)},
+		{"field not set: after create", byField, time.Time{}, "", time.Date(2022, 2, 28, 10, 0, 0, 0, time.UTC)},
+		{"retain_until decides", byCreate, until, "", until},
+		{"retain_until without a rule", &Schema{}, until, "", until},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var v []byte
+			if tc.value != "" {
+				v = []byte(tc.value)
+			}
+			got, err := tc.s.Expiry(created, tc.until, v)
+			if err != nil || !got.Equal(tc.want) {
+				t.Fatalf("Expiry = %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
 }

@@ -46,7 +46,7 @@ const (
 
 // DefaultPurposes are the purposes a data request may state. A role's or a
 // grant's policy narrows them further.
-var DefaultPurposes = []string{"support", "payroll", "fraud", "security", "ops", "import", "analytics", "legal", "incident"}
+var DefaultPurposes = []string{"support", "payroll", "fraud", "security", "ops", "import", "analytics", "legal", "incident", "marketing", "subject-access", "breach-notification"}
 
 // Actions that grants and policies name (the vault's actions).
 var Actions = []string{"create", "read", "update", "erase", "lookup", "batch-get", "import"}

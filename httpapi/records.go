@@ -89,11 +89,6 @@ func (s *Server) getRecord(w http.ResponseWriter, r *http.Request, c vault.Calle
 	return writeJSON(w, http.StatusOK, rec)
 }
 
-// updateRequest is the body of a PATCH: the fields to change.
-type updateRequest struct {
-	Fields map[string]json.RawMessage `json:"fields"`
-}
-
 func (s *Server) updateRecord(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
 	if err := requireJSON(r); err != nil {
 		return err
@@ -102,11 +97,11 @@ func (s *Server) updateRecord(w http.ResponseWriter, r *http.Request, c vault.Ca
 	if err != nil {
 		return err
 	}
-	var req updateRequest
+	var req sekisho.RecordPatch
 	if err := decodeStrict(b, &req); err != nil {
 		return err
 	}
-	rec, err := s.vault.Update(r.Context(), c, r.PathValue("c"), r.PathValue("id"), req.Fields)
+	rec, err := s.vault.Patch(r.Context(), c, r.PathValue("c"), r.PathValue("id"), &req)
 	if err != nil {
 		return err
 	}

@@ -260,7 +260,7 @@ func (s *Server) wrap(rt route) http.Handler {
 					"every data request must state its purpose in the "+HeaderPurpose+" header (for example: support)"))
 				return
 			}
-			if !sekisho.ValidName(p) || (s.purposes != nil && !s.purposes(p)) {
+			if !sekisho.ValidPurpose(p) || (s.purposes != nil && !s.purposes(p)) {
 				writeProblem(rec, problemf(r, http.StatusBadRequest, "purpose-unknown",
 					fmt.Sprintf("purpose %q is not a known purpose", p)))
 				return

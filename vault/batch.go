@@ -77,6 +77,10 @@ func (v *Vault) PrepareBatch(ctx context.Context, c Caller, collection string, i
 					out[i].Err = err
 					continue
 				}
+				if err := v.inputMeta(values, c, in.RetainUntil, in.Consents); err != nil {
+					out[i].Err = err
+					continue
+				}
 				if d := authorize(in.Region); !d.Allow {
 					out[i].Err = sekisho.Errorf(sekisho.EForbidden, "%s", d.Reason)
 					continue
@@ -110,7 +114,9 @@ func (v *Vault) CommitBatch(ctx context.Context, p *PreparedBatch) error {
 		if r != nil {
 			ok = append(ok, r)
 			for f := range r.Fields {
-				fieldSet[f] = true
+				if !isMeta(f) {
+					fieldSet[f] = true
+				}
 			}
 		}
 	}

@@ -86,6 +86,18 @@ func (v *Vault) open(ctx context.Context, s *sekisho.Schema, r *sekisho.SealedRe
 	if err != nil {
 		return nil, err
 	}
+	if len(fields) > 0 {
+		m, err := openMeta(rk, r)
+		if err != nil {
+			return nil, err
+		}
+		if !m.RetainUntil.IsZero() {
+			out.RetainUntil = &m.RetainUntil
+		}
+		if len(m.Consents.Current) > 0 {
+			out.Consents, out.ConsentHistory = m.Consents.Current, m.Consents.History
+		}
+	}
 	for _, name := range fields {
 		ct, ok := r.Fields[name]
 		if !ok {
@@ -121,11 +133,14 @@ func (v *Vault) Create(ctx context.Context, c Caller, collection string, in *sek
 	if err != nil {
 		return nil, err
 	}
+	if err := v.inputMeta(values, c, in.RetainUntil, in.Consents); err != nil {
+		return nil, err
+	}
 	id, err := NewID()
 	if err != nil {
 		return nil, err
 	}
-	fields := sortedKeys(values)
+	fields := dataFields(values)
 	req := AccessRequest{Caller: c, Action: ActionCreate, Collection: collection, Schema: s, Fields: fields, Region: in.Region, Owner: c.Org}
 	d := v.authz.Authorize(ctx, req)
 	if !d.Allow {
@@ -144,7 +159,12 @@ func (v *Vault) Create(ctx context.Context, c Caller, collection string, in *sek
 	if err := v.store.CreateRecords(ctx, []*sekisho.SealedRecord{r}); err != nil {
 		return nil, err
 	}
-	return &sekisho.Record{ID: id, Collection: collection, Org: c.Org, Region: in.Region, Version: 1, CreatedAt: now, UpdatedAt: now, Fields: map[string]json.RawMessage{}}, nil
+	out := &sekisho.Record{ID: id, Collection: collection, Org: c.Org, Region: in.Region, Version: 1, CreatedAt: now, UpdatedAt: now, Fields: map[string]json.RawMessage{}}
+	if in.RetainUntil != nil {
+		t := in.RetainUntil.UTC()
+		out.RetainUntil = &t
+	}
+	return out, nil
 }
 
 // Get reads one record's fields (all when fields is empty).
@@ -225,6 +245,11 @@ func (v *Vault) read(ctx context.Context, c Caller, action, collection string, i
 		}
 	}
 	d.MaskedFields = masked
+	// Consent is checked before the guard, so that a refusal for want of
+	// consent counts as a denial there like any other.
+	if d, err = v.consentDecision(ctx, c, s, recs, d); err != nil {
+		return nil, err
+	}
 	if v.guard != nil {
 		d = v.guard.Check(ctx, AccessRequest{Caller: c, Action: action, Collection: collection, Schema: s, Fields: fields}, recs, d)
 	}
@@ -255,12 +280,26 @@ func (v *Vault) read(ctx context.Context, c Caller, action, collection string, i
 
 // Update changes some fields of a record; fields not given keep their values.
 func (v *Vault) Update(ctx context.Context, c Caller, collection, id string, patch map[string]json.RawMessage) (*sekisho.Record, error) {
+	return v.Patch(ctx, c, collection, id, &sekisho.RecordPatch{Fields: patch})
+}
+
+// Patch changes some fields of a record, its retain_until or its consents;
+// what is not given keeps its value. A consent change (a withdrawal too) is
+// an update like any other: authorised, audited (the event lists
+// "consents"), and in force from the next request on.
+func (v *Vault) Patch(ctx context.Context, c Caller, collection, id string, p *sekisho.RecordPatch) (*sekisho.Record, error) {
 	s, err := v.Schema(ctx, collection)
 	if err != nil {
 		return nil, err
 	}
 	if !ValidID(id) {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "id", "%q is not a record id", id)
+	}
+	if p.Empty() {
+		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "fields", "no fields, retain_until or consents given")
+	}
+	if err := sekisho.ValidateConsents(p.Consents); err != nil {
+		return nil, err
 	}
 	recs, err := v.store.GetRecords(ctx, collection, []string{id})
 	if err != nil {
@@ -270,11 +309,20 @@ func (v *Vault) Update(ctx context.Context, c Caller, collection, id string, pat
 		return nil, sekisho.Errorf(sekisho.ENotFound, "record %s not found in %s", id, collection)
 	}
 	r := recs[0]
-	values, err := normalizeFields(s, r.Region, patch, false)
-	if err != nil {
-		return nil, err
+	values := map[string][]byte{}
+	if len(p.Fields) > 0 {
+		if values, err = normalizeFields(s, r.Region, p.Fields, false); err != nil {
+			return nil, err
+		}
 	}
-	fields := sortedKeys(values)
+	fields := dataFields(values)
+	evFields := fields
+	if p.RetainUntil != nil {
+		evFields = append(evFields, "retain_until")
+	}
+	if len(p.Consents) > 0 {
+		evFields = append(evFields, "consents")
+	}
 	req := AccessRequest{Caller: c, Action: ActionUpdate, Collection: collection, Schema: s, Fields: fields, Region: r.Region, Owner: r.Org}
 	d := v.authz.Authorize(ctx, req)
 	// The guard sees writes too: a honeytoken touched by an update
@@ -283,7 +331,7 @@ func (v *Vault) Update(ctx context.Context, c Caller, collection, id string, pat
 		d = v.guard.Check(ctx, req, recs, d)
 	}
 	if !d.Allow {
-		return nil, v.deny(ctx, v.event(c, ActionUpdate, collection, recs, nil, fields, d, false), d)
+		return nil, v.deny(ctx, v.event(c, ActionUpdate, collection, recs, nil, evFields, d, false), d)
 	}
 	if r.Erased() {
 		return nil, sekisho.Errorf(sekisho.EGone, "record %s was erased", id)
@@ -292,13 +340,30 @@ func (v *Vault) Update(ctx context.Context, c Caller, collection, id string, pat
 	if err != nil {
 		return nil, err
 	}
+	rk, err := keys.NewRecordKey(dek)
+	if err != nil {
+		return nil, err
+	}
+	m, err := openMeta(rk, r)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.Consents) > 0 {
+		m.Consents.Apply(p.Consents, v.now(), c.Principal)
+		if err := addMeta(values, nil, &m.Consents); err != nil {
+			return nil, err
+		}
+	}
+	if err := addMeta(values, p.RetainUntil, nil); err != nil {
+		return nil, err
+	}
 	// Keep the other fields' ciphertexts and index entries as they are.
 	index := map[string][]byte{}
 	for _, f := range s.Fields {
 		if f.Lookup {
 			if _, changed := values[f.Name]; !changed {
 				if _, has := r.Fields[f.Name]; has {
-					pt, err := keys.OpenField(dek, keys.FieldAD{Collection: collection, RecordID: id, Field: f.Name, KeyVersion: dekVersion}, r.Fields[f.Name])
+					pt, err := rk.Open(keys.FieldAD{Collection: collection, RecordID: id, Field: f.Name, KeyVersion: dekVersion}, r.Fields[f.Name])
 					if err != nil {
 						return nil, &sekisho.Error{Code: sekisho.EInternal, Message: "field does not open", Err: err}
 					}
@@ -317,14 +382,24 @@ func (v *Vault) Update(ctx context.Context, c Caller, collection, id string, pat
 	}
 	r.Version++
 	r.UpdatedAt = v.now().UTC()
-	if err := v.record(ctx, v.event(c, ActionUpdate, collection, recs, nil, fields, d, false)); err != nil {
+	if err := v.record(ctx, v.event(c, ActionUpdate, collection, recs, nil, evFields, d, false)); err != nil {
 		return nil, err
 	}
 	if err := v.store.UpdateRecord(ctx, r); err != nil {
 		return nil, err
 	}
-	return &sekisho.Record{ID: id, Collection: collection, Org: r.Org, Region: r.Region, Version: r.Version,
-		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, Fields: map[string]json.RawMessage{}}, nil
+	out := &sekisho.Record{ID: id, Collection: collection, Org: r.Org, Region: r.Region, Version: r.Version,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, Fields: map[string]json.RawMessage{}}
+	if p.RetainUntil != nil {
+		t := p.RetainUntil.UTC()
+		out.RetainUntil = &t
+	} else if !m.RetainUntil.IsZero() {
+		out.RetainUntil = &m.RetainUntil
+	}
+	if len(p.Consents) > 0 {
+		out.Consents = m.Consents.Current
+	}
+	return out, nil
 }
 
 // Erase crypto-shreds a record: its wrapped DEK, ciphertexts and index
