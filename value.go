@@ -179,6 +179,10 @@ func ApplyMask(f Field, canonical []byte) json.RawMessage {
 	return b
 }
 
+// DefaultRegions are the residency regions an instance accepts when none
+// are configured (serve --regions).
+var DefaultRegions = []string{"jp", "th", "tw", "id"}
+
 // ValidRegion reports whether r is a residency region code: two to eight
 // lower-case ASCII letters (ISO 3166-1 alpha-2 codes such as jp, th, tw, id).
 func ValidRegion(r string) bool {

@@ -28,7 +28,7 @@ func (s *Service) CreateGrant(ctx context.Context, c vault.Caller, g *Grant) (*G
 		return nil, s.event(ctx, c, "grant.create", detail, err)
 	}
 	if err := s.validateGrant(ctx, g); err != nil {
-		return nil, err
+		return nil, s.event(ctx, c, "grant.create", detail, err)
 	}
 	now := s.now()
 	g.ID = newID("g-")
@@ -39,54 +39,73 @@ func (s *Service) CreateGrant(ctx context.Context, c vault.Caller, g *Grant) (*G
 	if g.TwoPerson != "" {
 		g.Status = StatusPending
 	}
+	// The grant's policy is compiled and validated now: a grant that would
+	// not compile is refused here, never stored to break a later snapshot.
 	g.Cedar = grantCedar(g)
+	if _, err := s.compile("grant:"+g.ID, g.Cedar, ProblemGrantInvalid); err != nil {
+		return nil, s.event(ctx, c, "grant.create", detail, err)
+	}
 	if err := s.put(ctx, KindGrant, g.ID, g.GrantorOrg, 1, g); err != nil {
 		return nil, s.event(ctx, c, "grant.create", detail, err)
 	}
 	return g, s.event(ctx, c, "grant.create", detail+" "+g.ID+" "+g.Status, nil)
 }
 
-// validateGrant checks a grant's names against the orgs and schemas, fills
-// defaults and decides whether it needs two admins.
+// badGrant is a grant-invalid problem about one field of a grant.
+func badGrant(field, format string, args ...any) error {
+	return &sekisho.Error{Code: sekisho.EInvalid, Type: ProblemGrantInvalid, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// validateGrant checks every name a grant holds against what exists (orgs,
+// principals, collections and their fields, the configured regions, the
+// known purposes, the actions), fills defaults and decides whether it needs
+// two admins. Anything unknown is grant-invalid naming the value, so that
+// no grant can carry a name that its policy would have to spell oddly.
 func (s *Service) validateGrant(ctx context.Context, g *Grant) error {
 	if g.GranteeOrg == "" || g.GranteeOrg == g.GrantorOrg {
-		return sekisho.FieldErrorf(sekisho.EInvalid, "grantee_org", "a grant names another org as grantee (an org's own records need no grant)")
+		return badGrant("grantee_org", "a grant names another org as grantee (an org's own records need no grant)")
+	}
+	if !ValidID(g.GranteeOrg) {
+		return badGrant("grantee_org", "org %q does not exist", g.GranteeOrg)
 	}
 	grantee, _, err := get[Org](ctx, s, KindOrg, g.GranteeOrg)
 	if err != nil {
-		return sekisho.FieldErrorf(sekisho.EInvalid, "grantee_org", "org %q does not exist", g.GranteeOrg)
+		return badGrant("grantee_org", "org %q does not exist", g.GranteeOrg)
 	}
 	if g.GranteePrincipal != "" {
+		if !ValidID(g.GranteePrincipal) {
+			return badGrant("grantee_principal", "principal %q is not a principal of %s", g.GranteePrincipal, g.GranteeOrg)
+		}
 		p, _, err := get[Principal](ctx, s, KindPrincipal, g.GranteePrincipal)
 		if err != nil || p.Org != g.GranteeOrg {
-			return sekisho.FieldErrorf(sekisho.EInvalid, "grantee_principal", "principal %q is not a principal of %s", g.GranteePrincipal, g.GranteeOrg)
+			return badGrant("grantee_principal", "principal %q is not a principal of %s", g.GranteePrincipal, g.GranteeOrg)
 		}
 	}
 	if len(g.Collections) == 0 {
-		return sekisho.FieldErrorf(sekisho.EInvalid, "collections", "name at least one collection")
+		return badGrant("collections", "name at least one collection")
 	}
 	if len(g.Regions) == 0 {
-		return sekisho.FieldErrorf(sekisho.EInvalid, "regions", "name at least one region")
+		return badGrant("regions", "name at least one region")
 	}
 	if len(g.Purposes) == 0 {
-		return sekisho.FieldErrorf(sekisho.EInvalid, "purposes", "name at least one purpose")
+		return badGrant("purposes", "name at least one purpose")
 	}
 	if len(g.Actions) == 0 {
 		g.Actions = []string{vault.ActionRead, vault.ActionLookup, vault.ActionBatchGet}
 	}
 	for _, r := range g.Regions {
-		if !sekisho.ValidRegion(r) {
-			return sekisho.FieldErrorf(sekisho.EInvalid, "regions", "region %q is not a country code", r)
+		if !s.regions[r] {
+			return badGrant("regions", "region %q is not one of this instance's regions (%s)", r, strings.Join(s.cfg.Regions, ", "))
 		}
 	}
 	for _, p := range g.Purposes {
 		if !s.purposes[p] {
-			return sekisho.FieldErrorf(sekisho.EInvalid, "purposes", "purpose %q is not a known purpose", p)
+			return badGrant("purposes", "purpose %q is not a known purpose", p)
 		}
 	}
 	for _, a := range g.Actions {
 		if !slices.Contains(Actions, a) {
-			return sekisho.FieldErrorf(sekisho.EInvalid, "actions", "action %q is not one of %s", a, strings.Join(Actions, ", "))
+			return badGrant("actions", "action %q is not one of %s", a, strings.Join(Actions, ", "))
 		}
 	}
 	var reasons []string
@@ -95,11 +114,38 @@ func (s *Service) validateGrant(ctx context.Context, g *Grant) error {
 			reasons = append(reasons, fmt.Sprintf("region %s is not %s's home region %s", r, g.GranteeOrg, grantee.HomeRegion))
 		}
 	}
+	// known: every field of the named collections; a field or masked field
+	// must be a field of at least one of them.
+	known := map[string]bool{}
+	schemas := make([]*sekisho.Schema, 0, len(g.Collections))
 	for _, col := range g.Collections {
+		if !sekisho.ValidName(col) {
+			return badGrant("collections", "collection %q does not exist", col)
+		}
 		sch, err := s.cfg.Schema(ctx, col)
 		if err != nil {
-			return sekisho.FieldErrorf(sekisho.EInvalid, "collections", "collection %q does not exist", col)
+			if sekisho.Code(err) == sekisho.ENotFound {
+				return badGrant("collections", "collection %q does not exist", col)
+			}
+			return err
 		}
+		schemas = append(schemas, sch)
+		for _, f := range sch.FieldNames() {
+			known[f] = true
+		}
+	}
+	for _, f := range g.Fields {
+		if !known[f] {
+			return badGrant("fields", "field %q is not a field of %s", f, strings.Join(g.Collections, ", "))
+		}
+	}
+	for _, f := range g.MaskedFields {
+		if f != "*" && !known[f] {
+			return badGrant("masked_fields", "masked field %q is not a field of %s (or \"*\" for every field)", f, strings.Join(g.Collections, ", "))
+		}
+	}
+	for i, col := range g.Collections {
+		sch := schemas[i]
 		fields := g.Fields
 		if len(fields) == 0 {
 			fields = sch.FieldNames()
@@ -107,10 +153,7 @@ func (s *Service) validateGrant(ctx context.Context, g *Grant) error {
 		for _, f := range fields {
 			fd, ok := sch.Field(f)
 			if !ok {
-				if len(g.Collections) == 1 {
-					return sekisho.FieldErrorf(sekisho.EInvalid, "fields", "collection %s has no field %q", col, f)
-				}
-				continue
+				continue // a field of another of the grant's collections
 			}
 			if fd.Classification == sekisho.ClassSensitive && !slices.Contains(g.MaskedFields, f) && !slices.Contains(g.MaskedFields, "*") {
 				reasons = append(reasons, fmt.Sprintf("field %s.%s is sensitive", col, f))
@@ -120,14 +163,14 @@ func (s *Service) validateGrant(ctx context.Context, g *Grant) error {
 	now := s.now()
 	g.NotBefore = timeOr(g.NotBefore, now).UTC()
 	if g.Expires.IsZero() {
-		return sekisho.FieldErrorf(sekisho.EInvalid, "expires", "a grant must expire (at most %d days)", int(MaxGrantLifetime.Hours()/24))
+		return badGrant("expires", "a grant must expire (at most %d days)", int(MaxGrantLifetime.Hours()/24))
 	}
 	g.Expires = g.Expires.UTC()
 	if !g.Expires.After(g.NotBefore) || g.Expires.Sub(g.NotBefore) > MaxGrantLifetime {
-		return sekisho.FieldErrorf(sekisho.EInvalid, "expires", "expires must be after not_before and at most %d days later", int(MaxGrantLifetime.Hours()/24))
+		return badGrant("expires", "expires must be after not_before and at most %d days later", int(MaxGrantLifetime.Hours()/24))
 	}
 	if g.BudgetPerHour < 0 || g.BudgetTotal < 0 {
-		return sekisho.FieldErrorf(sekisho.EInvalid, "budget_per_hour", "budgets are record counts (0 means none)")
+		return badGrant("budget_per_hour", "budgets are record counts (0 means none)")
 	}
 	for _, l := range [][]string{g.Collections, g.Fields, g.MaskedFields, g.Regions, g.Purposes, g.Actions} {
 		sort.Strings(l)
@@ -232,29 +275,30 @@ func (s *Service) ListGrants(ctx context.Context, c vault.Caller, org string) ([
 	return out, nil
 }
 
-// grantCedar compiles a grant to the Cedar policy that enforces it. Names
-// are validated ids, so quoting with %q is exact.
+// grantCedar compiles a grant to the Cedar policy that enforces it. Every
+// name is quoted with cedarString, so no value, whatever it holds, can
+// produce text the Cedar parser refuses or read as anything but a string.
 func grantCedar(g *Grant) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "@id(%q)\n", "grant:"+g.ID)
+	fmt.Fprintf(&b, "@id(%s)\n", cedarString("grant:"+g.ID))
 	if len(g.MaskedFields) > 0 {
-		fmt.Fprintf(&b, "@masked(%q)\n", strings.Join(g.MaskedFields, ","))
+		fmt.Fprintf(&b, "@masked(%s)\n", cedarString(strings.Join(g.MaskedFields, ",")))
 	}
 	b.WriteString("permit (\n  ")
 	if g.GranteePrincipal != "" {
-		fmt.Fprintf(&b, "principal == Principal::%q", g.GranteePrincipal)
+		fmt.Fprintf(&b, "principal == Principal::%s", cedarString(g.GranteePrincipal))
 	} else {
-		fmt.Fprintf(&b, "principal in Org::%q", g.GranteeOrg)
+		fmt.Fprintf(&b, "principal in Org::%s", cedarString(g.GranteeOrg))
 	}
 	b.WriteString(",\n  action in [")
 	for i, a := range g.Actions {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "Action::%q", a)
+		fmt.Fprintf(&b, "Action::%s", cedarString(a))
 	}
 	b.WriteString("],\n  resource\n) when {\n")
-	fmt.Fprintf(&b, "  principal.org == %q &&\n  context.owner == %q &&\n", g.GranteeOrg, g.GrantorOrg)
+	fmt.Fprintf(&b, "  principal.org == %s &&\n  context.owner == %s &&\n", cedarString(g.GranteeOrg), cedarString(g.GrantorOrg))
 	fmt.Fprintf(&b, "  %s.contains(context.collection) &&\n", cedarSet(g.Collections))
 	fmt.Fprintf(&b, "  %s.contains(context.purpose) &&\n", cedarSet(g.Purposes))
 	fmt.Fprintf(&b, "  %s.contains(context.region) &&\n", cedarSet(g.Regions))
@@ -268,7 +312,7 @@ func grantCedar(g *Grant) string {
 func cedarSet(l []string) string {
 	q := make([]string, len(l))
 	for i, s := range l {
-		q[i] = fmt.Sprintf("%q", s)
+		q[i] = cedarString(s)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
 }

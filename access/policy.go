@@ -12,6 +12,7 @@ import (
 	"github.com/cedar-policy/cedar-go"
 
 	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/vault"
 )
 
@@ -113,8 +114,8 @@ func (s *Service) PutPolicy(ctx context.Context, c vault.Caller, p *Policy) (*Po
 	if !ValidID(p.ID) || strings.HasPrefix(p.ID, "grant") {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "id", "policy id %q: use lower-case letters, digits, '-' and '_' (not grant…)", p.ID)
 	}
-	if _, err := parsePolicy(p.Cedar); err != nil {
-		return nil, err
+	if _, err := s.compile(p.ID, p.Cedar, ProblemPolicyInvalid); err != nil {
+		return nil, s.event(ctx, c, "policy.put", detail, err)
 	}
 	old, v, err := get[Policy](ctx, s, KindPolicy, p.ID)
 	switch {
@@ -156,6 +157,10 @@ type snapshotCache struct {
 	// A rebuild keeps only the texts it used, so it holds no more than the
 	// current policies and active grants.
 	compiled map[string]*cedar.Policy
+	// failed holds the texts that did not compile, so that each is audited
+	// and alerted once (when it first fails on this node), not on every
+	// rebuild.
+	failed map[string]bool
 }
 
 func (c *snapshotCache) invalidate() {
@@ -176,25 +181,35 @@ func (s *Service) snapshot(ctx context.Context) (*snapshot, error) {
 	sn := &snapshot{own: cedar.NewPolicySet(), cross: cedar.NewPolicySet(), names: map[cedar.PolicyID]string{},
 		masks: map[cedar.PolicyID][]string{}, at: now}
 	compiled := make(map[string]*cedar.Policy, len(s.snap.compiled))
-	compile := func(text string) (*cedar.Policy, error) {
-		cp, ok := s.snap.compiled[text]
-		if !ok {
-			var err error
-			if cp, err = parsePolicy(text); err != nil {
-				return nil, err
-			}
+	failed := map[string]bool{}
+	var broken []string // "policy x: why" of those that failed now for the first time
+	// compile returns the policy of text, or nil when it does not compile
+	// (or validate): that policy or grant alone is left out of the
+	// snapshot, and every other decision goes on.
+	compile := func(what, id, text, typ string) *cedar.Policy {
+		if cp, ok := s.snap.compiled[text]; ok {
+			compiled[text] = cp
+			return cp
 		}
-		compiled[text] = cp
-		return cp, nil
+		if !s.snap.failed[text] {
+			cp, err := s.compile(id, text, typ)
+			if err == nil {
+				compiled[text] = cp
+				return cp
+			}
+			broken = append(broken, what+": "+sekisho.Message(err))
+		}
+		failed[text] = true
+		return nil
 	}
 	pols, err := list[Policy](ctx, s, KindPolicy, "")
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range pols {
-		cp, err := compile(p.Cedar)
-		if err != nil {
-			return nil, fmt.Errorf("stored policy %s: %w", p.ID, err)
+		cp := compile("policy "+p.ID+"@"+fmt.Sprint(p.Version), p.ID, p.Cedar, ProblemPolicyInvalid)
+		if cp == nil {
+			continue
 		}
 		id := cedar.PolicyID(p.ID)
 		sn.own.Add(id, cp)
@@ -217,17 +232,41 @@ func (s *Service) snapshot(ctx context.Context) (*snapshot, error) {
 		if g.Status != StatusActive {
 			continue
 		}
-		cp, err := compile(grantCedar(g))
-		if err != nil {
-			return nil, fmt.Errorf("grant %s: %w", g.ID, err)
+		cp := compile("grant "+g.ID+" of "+g.GrantorOrg, "grant:"+g.ID, grantCedar(g), ProblemGrantInvalid)
+		if cp == nil {
+			continue
 		}
 		id := cedar.PolicyID("grant:" + g.ID)
 		sn.cross.Add(id, cp)
 		sn.names[id] = "grant:" + g.ID
 		sn.masks[id] = g.MaskedFields
 	}
+	s.snap.failed = failed
+	for _, b := range broken {
+		s.reportBroken(ctx, b)
+	}
 	s.snap.cur, s.snap.compiled = sn, compiled
 	return sn, nil
+}
+
+// RuleCompileFailed names the alert raised when a stored policy or grant
+// no longer compiles and is left out of the decisions.
+const RuleCompileFailed = "policy-compile-failed"
+
+// reportBroken audits and alerts a stored policy or grant that does not
+// compile and is left out of the snapshot (for example after a schema
+// change). It runs under the snapshot lock, once per text and node.
+func (s *Service) reportBroken(ctx context.Context, what string) {
+	detail := what + "; it is left out of every decision until it is fixed or revoked"
+	c := vault.Caller{Principal: "sekisho", Org: s.rootOrg, Device: "sekisho"}
+	ev := audit.Event{Time: s.now(), Org: c.Org, Principal: c.Principal, Device: c.Device, Action: "policy.compile",
+		Decision: audit.Deny, Policy: "access-admin", Reason: RuleCompileFailed, Detail: detail}
+	if s.cfg.Audit != nil {
+		s.cfg.Audit.Append(context.WithoutCancel(ctx), ev)
+	}
+	if s.alert != nil {
+		s.alert(ctx, RuleCompileFailed, s.rootOrg, detail)
+	}
 }
 
 func maskAnnotation(p *cedar.Policy) []string {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cedar-policy/cedar-go/x/exp/schema/validate"
+
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/audit"
@@ -39,7 +41,10 @@ type Config struct {
 	RootOrg    string
 	RootRegion string
 	Purposes   []string // default DefaultPurposes
-	Now        func() time.Time
+	// Regions are the residency regions a grant may name (default
+	// sekisho.DefaultRegions).
+	Regions []string
+	Now     func() time.Time
 	// CacheTTL is how long state is cached (default 500ms, at most MaxCacheTTL).
 	CacheTTL time.Duration
 	// TokenTTL is the lifetime of access tokens (default 5 minutes).
@@ -67,6 +72,9 @@ type Service struct {
 	store     sekisho.ObjectStore
 	bootHash  [32]byte
 	purposes  map[string]bool
+	regions   map[string]bool
+	validator *validate.Validator
+	alert     func(ctx context.Context, rule, org, detail string)
 	replay    *replayCache
 	keys      *dpop.KeyCache
 	tokens    *tokenCache
@@ -92,7 +100,14 @@ func New(cfg Config) (*Service, error) {
 	if len(cfg.Purposes) == 0 {
 		cfg.Purposes = DefaultPurposes
 	}
-	s := &Service{cfg: cfg, store: cfg.Store, purposes: map[string]bool{}, rootOrg: cfg.RootOrg, rootRegio: cfg.RootRegion,
+	if len(cfg.Regions) == 0 {
+		cfg.Regions = sekisho.DefaultRegions
+	}
+	val, err := newValidator()
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, store: cfg.Store, purposes: map[string]bool{}, regions: map[string]bool{}, validator: val, rootOrg: cfg.RootOrg, rootRegio: cfg.RootRegion,
 		cacheTTL: cfg.CacheTTL, tokenTTL: cfg.TokenTTL, proofWin: cfg.ProofWindow, budgets: newBudgets()}
 	if s.rootOrg == "" {
 		s.rootOrg = "operator"
@@ -123,6 +138,9 @@ func New(cfg Config) (*Service, error) {
 	for _, p := range cfg.Purposes {
 		s.purposes[p] = true
 	}
+	for _, r := range cfg.Regions {
+		s.regions[r] = true
+	}
 	if cfg.BootstrapToken != "" {
 		s.bootHash = sha256.Sum256([]byte(cfg.BootstrapToken))
 	}
@@ -134,6 +152,13 @@ func New(cfg Config) (*Service, error) {
 	s.tokens = &tokenCache{max: int64(cfg.MaxTokenEntries)}
 	s.cache = newStateCache(s.cacheTTL, cfg.Now)
 	return s, nil
+}
+
+// SetAlerter sets where the service raises alerts that no request caller
+// receives (a stored policy or grant that no longer compiles): the guard's
+// alert channels. Call it before serving.
+func (s *Service) SetAlerter(alert func(ctx context.Context, rule, org, detail string)) {
+	s.alert = alert
 }
 
 // KnownPurpose reports whether p is a purpose of this instance.

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/sekisho/sekisho/vault"
 )
 
 // Webhook is a receiver of alerts. Every delivery is a POST of an Alert as
@@ -157,4 +159,12 @@ func (a *alerter) deliver(ctx context.Context, h Webhook, al Alert) {
 		wait = min(wait*2, time.Minute)
 	}
 	a.log.Error("guard webhook delivery gave up", "url", h.URL, "alert_id", al.ID, "attempts", a.maxAttempts)
+}
+
+// Raise sends an alert that no rule raised on a request's way through the
+// guard (a stored policy that no longer compiles, a record that does not
+// decrypt): a log line, the metric sekisho_guard_rule_fired_total with the
+// given rule name, and the webhooks. c names who the alert is about.
+func (g *Guard) Raise(ctx context.Context, c vault.Caller, rule, detail string) {
+	g.fire(ctx, c, &Rule{ID: rule}, ActionAlert, detail)
 }

@@ -508,5 +508,5 @@ func TestAccessPoliciesAreData(t *testing.T) {
 	err = w.bob.JSON(ctx, "PUT", "/v1/policies/x", "", map[string]any{"cedar": `permit (principal, action, resource);`}, nil)
 	refused(t, err, "admin-required")
 	err = w.admin.JSON(ctx, "PUT", "/v1/policies/bad", "", map[string]any{"cedar": `permit (principal, action, resource`}, nil)
-	refused(t, err, "invalid")
+	refused(t, err, "policy-invalid")
 }

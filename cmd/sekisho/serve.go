@@ -21,6 +21,7 @@ import (
 	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/httpapi"
 	"github.com/sekisho/sekisho/postgres"
+	"github.com/sekisho/sekisho/vault"
 )
 
 type serveFlags struct {
@@ -264,6 +265,9 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 			return nil, err
 		}
 		in.vault.SetGuard(n.grd)
+		acc.SetAlerter(func(ctx context.Context, rule, org, detail string) {
+			n.grd.Raise(ctx, vault.Caller{Principal: "sekisho", Org: org}, rule, detail)
+		})
 		hc.Auth, hc.Guard = n.grd.Authenticator(acc), n.grd
 	}
 	n.srv = httpapi.New(hc)
