@@ -28,6 +28,12 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, open)
 }
 
+// The routing cases: regions.Router over a default, a jp and a th database.
+func TestRouted(t *testing.T) {
+	pgtest.Server(t)
+	storetest.RunRouted(t, open)
+}
+
 // TestMigrate runs the migrations twice, and from several processes at once
 // (goroutines stand in for them): each version is applied once and nobody
 // fails.

@@ -6,34 +6,39 @@
 // every store and merge, since a record id carries no region. Control-plane
 // objects and schemas live in the default store.
 //
-// An Auditor keeps one audit log per store: an event about records goes to
-// the log of each region it touches, listing only that region's records;
-// an event about no record (a login, an admin action) goes to the default
-// log. A region's records and the events that name them never leave the
-// region's database.
+// Each store keeps its own audit log; audit.Logs is the set of them: an
+// event about records goes to the log of each region it touches, listing
+// only that region's records; an event about no record (a login, an admin
+// action) goes to the default log. A region's records and the events that
+// name them never leave the region's database. The Router's own audit
+// methods are the default store's log; AuditStores lists every log.
 //
 // Writes that span regions (a batch import of jp and th records) are one
-// transaction per region, not one across regions: a failure may leave one
-// region written and another not, and the importer reports the batch as failed.
+// transaction per region, not one across regions: when one region's write
+// fails after another's committed, CreateRecords returns a
+// *PartialWriteError saying, per record, which region committed.
 package regions
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/audit"
 )
 
-// Router routes record operations by region.
+// Router routes record operations by region. It implements every method of
+// sekisho.Store itself (it embeds none), so that a method added to the
+// interface cannot silently reach the default store alone.
 type Router struct {
-	sekisho.Store // the default store: schemas, objects, its audit log
-	by            map[string]sekisho.Store
-	all           []sekisho.Store // distinct stores, default first
+	def sekisho.Store // schemas, objects, the default audit log
+	by  map[string]sekisho.Store
+	all []sekisho.Store // distinct stores, default first
 }
 
 var _ sekisho.Store = (*Router)(nil)
@@ -41,7 +46,7 @@ var _ sekisho.Store = (*Router)(nil)
 // NewRouter returns a Router over def and the per-region stores. A region
 // not in byRegion uses def.
 func NewRouter(def sekisho.Store, byRegion map[string]sekisho.Store) *Router {
-	r := &Router{Store: def, by: byRegion, all: []sekisho.Store{def}}
+	r := &Router{def: def, by: map[string]sekisho.Store{}, all: []sekisho.Store{def}}
 	regions := make([]string, 0, len(byRegion))
 	for reg := range byRegion {
 		regions = append(regions, reg)
@@ -49,6 +54,7 @@ func NewRouter(def sekisho.Store, byRegion map[string]sekisho.Store) *Router {
 	sort.Strings(regions)
 	for _, reg := range regions {
 		s := byRegion[reg]
+		r.by[reg] = s
 		dup := false
 		for _, a := range r.all {
 			if a == s {
@@ -67,26 +73,168 @@ func (r *Router) StoreFor(region string) sekisho.Store {
 	if s, ok := r.by[region]; ok {
 		return s
 	}
-	return r.Store
+	return r.def
 }
+
+// Default returns the default store.
+func (r *Router) Default() sekisho.Store { return r.def }
 
 // Stores returns every distinct store, the default first.
 func (r *Router) Stores() []sekisho.Store { return r.all }
 
-// CreateRecords implements sekisho.RecordStore: one transaction per region.
+// Regions returns the regions with a store of their own, sorted.
+func (r *Router) Regions() []string {
+	out := make([]string, 0, len(r.by))
+	for reg := range r.by {
+		out = append(out, reg)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// PartialWriteError reports a write of records of several regions that did
+// not complete in every region: each region's write is one transaction, so
+// the records of a region are either all committed or none of them.
+type PartialWriteError struct {
+	// Committed lists, per region, the ids of the records that are stored.
+	Committed map[string][]string
+	// Failed lists, per region, the ids of the records that are not stored
+	// because that region's write failed (Err) or was not attempted after
+	// an earlier region's failure.
+	Failed map[string][]string
+	// FailedRegion is the region whose write failed, with its error.
+	FailedRegion string
+	Err          error
+}
+
+func (e *PartialWriteError) Error() string {
+	var done []string
+	for _, reg := range sortedKeys(e.Committed) {
+		done = append(done, fmt.Sprintf("%s (%d records)", reg, len(e.Committed[reg])))
+	}
+	committed := "no region"
+	if len(done) > 0 {
+		committed = strings.Join(done, ", ")
+	}
+	return fmt.Sprintf("write to region %s failed (committed: %s; not written: %d records): %v",
+		regionName(e.FailedRegion), committed, countIDs(e.Failed), e.Err)
+}
+
+func (e *PartialWriteError) Unwrap() error { return e.Err }
+
+// Outcome returns the region of the record id and whether it was committed;
+// ok is false for an id the write did not contain.
+func (e *PartialWriteError) Outcome(id string) (region string, committed, ok bool) {
+	for reg, ids := range e.Committed {
+		if slices.Contains(ids, id) {
+			return reg, true, true
+		}
+	}
+	for reg, ids := range e.Failed {
+		if slices.Contains(ids, id) {
+			return reg, false, true
+		}
+	}
+	return "", false, false
+}
+
+func regionName(r string) string {
+	if r == "" {
+		return "(none)"
+	}
+	return r
+}
+
+func countIDs(m map[string][]string) int {
+	n := 0
+	for _, ids := range m {
+		n += len(ids)
+	}
+	return n
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// CreateRecords implements sekisho.RecordStore: one transaction per store,
+// in the order of the stores. A record id is unique in a collection across
+// every store: an id that another store already holds is EConflict and
+// nothing is written. When the records span stores and one store's write
+// fails after another's committed, the error is a *PartialWriteError that
+// says, per record, which region committed; its code is the failed write's.
 func (r *Router) CreateRecords(ctx context.Context, recs []*sekisho.SealedRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
 	groups := map[sekisho.Store][]*sekisho.SealedRecord{}
-	var order []sekisho.Store
 	for _, rec := range recs {
 		s := r.StoreFor(rec.Region)
-		if _, ok := groups[s]; !ok {
-			order = append(order, s)
-		}
 		groups[s] = append(groups[s], rec)
 	}
-	for _, s := range order {
-		if err := s.CreateRecords(ctx, groups[s]); err != nil {
+	var order []sekisho.Store
+	for _, s := range r.all {
+		if len(groups[s]) > 0 {
+			order = append(order, s)
+		}
+	}
+	if len(r.all) > 1 {
+		if err := r.checkElsewhere(ctx, groups); err != nil {
 			return err
+		}
+	}
+	var pe *PartialWriteError
+	for i, s := range order {
+		err := s.CreateRecords(ctx, groups[s])
+		if err == nil {
+			continue
+		}
+		if i == 0 {
+			return err // nothing was written anywhere
+		}
+		pe = &PartialWriteError{Committed: map[string][]string{}, Failed: map[string][]string{}, Err: err}
+		pe.FailedRegion = groups[s][0].Region
+		for j, t := range order {
+			for _, rec := range groups[t] {
+				if j < i {
+					pe.Committed[rec.Region] = append(pe.Committed[rec.Region], rec.ID)
+				} else {
+					pe.Failed[rec.Region] = append(pe.Failed[rec.Region], rec.ID)
+				}
+			}
+		}
+		return pe
+	}
+	return nil
+}
+
+// checkElsewhere refuses records whose id another store already holds in
+// the same collection (EConflict, nothing written).
+func (r *Router) checkElsewhere(ctx context.Context, groups map[sekisho.Store][]*sekisho.SealedRecord) error {
+	byColl := map[string][]string{}
+	home := map[string]sekisho.Store{}
+	for s, recs := range groups {
+		for _, rec := range recs {
+			byColl[rec.Collection] = append(byColl[rec.Collection], rec.ID)
+			home[rec.Collection+"\x00"+rec.ID] = s
+		}
+	}
+	for coll, ids := range byColl {
+		for _, s := range r.all {
+			found, err := s.GetRecords(ctx, coll, ids)
+			if err != nil {
+				return err
+			}
+			for _, f := range found {
+				if home[coll+"\x00"+f.ID] != s {
+					return sekisho.Errorf(sekisho.EConflict, "record %s/%s exists in region %s", coll, f.ID, regionName(f.Region))
+				}
+			}
 		}
 	}
 	return nil
@@ -217,6 +365,98 @@ func mergeIDs(parts [][]string, limit int) []string {
 	return out
 }
 
+// PutSchema implements sekisho.SchemaStore: schemas live in the default store.
+func (r *Router) PutSchema(ctx context.Context, sc *sekisho.Schema) error {
+	return r.def.PutSchema(ctx, sc)
+}
+
+// GetSchema implements sekisho.SchemaStore (the default store).
+func (r *Router) GetSchema(ctx context.Context, collection string) (*sekisho.Schema, error) {
+	return r.def.GetSchema(ctx, collection)
+}
+
+// ListSchemas implements sekisho.SchemaStore (the default store).
+func (r *Router) ListSchemas(ctx context.Context) ([]*sekisho.Schema, error) {
+	return r.def.ListSchemas(ctx)
+}
+
+// PutObject implements sekisho.ObjectStore: control-plane objects live in
+// the default store.
+func (r *Router) PutObject(ctx context.Context, o *sekisho.Object) error {
+	return r.def.PutObject(ctx, o)
+}
+
+// GetObject implements sekisho.ObjectStore (the default store).
+func (r *Router) GetObject(ctx context.Context, kind, id string) (*sekisho.Object, error) {
+	return r.def.GetObject(ctx, kind, id)
+}
+
+// ListObjects implements sekisho.ObjectStore (the default store).
+func (r *Router) ListObjects(ctx context.Context, kind, org string) ([]*sekisho.Object, error) {
+	return r.def.ListObjects(ctx, kind, org)
+}
+
+// DeleteObject implements sekisho.ObjectStore (the default store).
+func (r *Router) DeleteObject(ctx context.Context, kind, id string) error {
+	return r.def.DeleteObject(ctx, kind, id)
+}
+
+// The audit methods of a Router are those of the default store's log, by
+// design and not by fall-through: a store keeps one Merkle tree, and each
+// region's store keeps its own. A reader of the whole audit trail takes the
+// set of logs (audit.Logs, or AuditStores here) and reads every member.
+
+// AuditStores returns the audit store of every log: the default store's
+// under "", then each region with a store of its own, in region order.
+func (r *Router) AuditStores() []RegionAudit {
+	out := []RegionAudit{{Store: r.def}}
+	for _, reg := range r.Regions() {
+		if s := r.by[reg]; s != r.def {
+			out = append(out, RegionAudit{Region: reg, Store: s})
+		}
+	}
+	return out
+}
+
+// RegionAudit is one region's audit store ("" for the default store).
+type RegionAudit struct {
+	Region string
+	Store  sekisho.AuditStore
+}
+
+// AppendAudit implements sekisho.AuditStore on the default store's log.
+func (r *Router) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, nodes []sekisho.AuditNode) error {
+	return r.def.AppendAudit(ctx, entries, nodes)
+}
+
+// AuditSize implements sekisho.AuditStore: the default store's log.
+func (r *Router) AuditSize(ctx context.Context) (uint64, error) { return r.def.AuditSize(ctx) }
+
+// AuditLeaves implements sekisho.AuditStore: the default store's log.
+func (r *Router) AuditLeaves(ctx context.Context, from uint64, limit int) ([]sekisho.AuditEntry, error) {
+	return r.def.AuditLeaves(ctx, from, limit)
+}
+
+// QueryAudit implements sekisho.AuditStore: the default store's log.
+func (r *Router) QueryAudit(ctx context.Context, f sekisho.AuditFilter) ([]sekisho.AuditEntry, error) {
+	return r.def.QueryAudit(ctx, f)
+}
+
+// AuditNodes implements sekisho.AuditStore: the default store's log.
+func (r *Router) AuditNodes(ctx context.Context, ids []sekisho.AuditNode) ([][]byte, error) {
+	return r.def.AuditNodes(ctx, ids)
+}
+
+// PutCheckpoint implements sekisho.AuditStore: the default store's log.
+func (r *Router) PutCheckpoint(ctx context.Context, c sekisho.Checkpoint) error {
+	return r.def.PutCheckpoint(ctx, c)
+}
+
+// Checkpoints implements sekisho.AuditStore: the default store's log.
+func (r *Router) Checkpoints(ctx context.Context) ([]sekisho.Checkpoint, error) {
+	return r.def.Checkpoints(ctx)
+}
+
 // Ping implements sekisho.Store: every store must answer.
 func (r *Router) Ping(ctx context.Context) error {
 	return r.fanOut(func(_ int, s sekisho.Store) error { return s.Ping(ctx) })
@@ -228,66 +468,5 @@ func (r *Router) Close() error {
 	for _, s := range r.all {
 		errs = append(errs, s.Close())
 	}
-	return errors.Join(errs...)
-}
-
-// Auditor keeps one audit log per store and implements vault.RegionalAuditor.
-type Auditor struct {
-	def *audit.Log
-	by  map[string]*audit.Log
-}
-
-// NewAuditor returns an Auditor: def for events about no record (and for
-// regions without a log of their own), byRegion for the others.
-func NewAuditor(def *audit.Log, byRegion map[string]*audit.Log) *Auditor {
-	return &Auditor{def: def, by: byRegion}
-}
-
-// Append implements vault.Auditor for events without region information.
-func (a *Auditor) Append(ctx context.Context, ev audit.Event) (uint64, error) {
-	return a.def.Append(ctx, ev)
-}
-
-func (a *Auditor) logFor(region string) *audit.Log {
-	if l, ok := a.by[region]; ok {
-		return l
-	}
-	return a.def
-}
-
-// AppendRegional implements vault.RegionalAuditor: the event is split by
-// the log of each record's region, each part listing only that log's
-// records, and written to every log concerned before it returns.
-func (a *Auditor) AppendRegional(ctx context.Context, ev audit.Event, regionOf map[string]string) error {
-	if len(ev.Records) == 0 {
-		_, err := a.def.Append(ctx, ev)
-		return err
-	}
-	parts := map[*audit.Log][]string{}
-	var order []*audit.Log
-	for _, id := range ev.Records {
-		l := a.logFor(regionOf[id])
-		if _, ok := parts[l]; !ok {
-			order = append(order, l)
-		}
-		parts[l] = append(parts[l], id)
-	}
-	if len(order) == 1 {
-		_, err := order[0].Append(ctx, ev)
-		return err
-	}
-	errs := make([]error, len(order))
-	var wg sync.WaitGroup
-	for i, l := range order {
-		part := ev
-		part.Records = parts[l]
-		part.Detail = fmt.Sprintf("part %d of %d (split by region)", i+1, len(order))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = l.Append(ctx, part)
-		}()
-	}
-	wg.Wait()
 	return errors.Join(errs...)
 }

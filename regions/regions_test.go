@@ -71,7 +71,7 @@ func testResidency(t *testing.T, open opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := vault.New(router, kr, regions.NewAuditor(logs[""], map[string]*audit.Log{"jp": logs["jp"], "th": logs["th"]}), vault.Options{})
+	v := vault.New(router, kr, mustLogs(t, logs[""], map[string]*audit.Log{"jp": logs["jp"], "th": logs["th"]}), vault.Options{})
 	defs, _ := schemas.Defaults()
 	if err := v.EnsureSchemas(ctx, defs); err != nil {
 		t.Fatal(err)
@@ -159,4 +159,13 @@ func TestRouterConformance(t *testing.T) {
 		s := sqliteOpener(t)
 		return regions.NewRouter(s, nil)
 	})
+}
+
+func mustLogs(t *testing.T, def *audit.Log, by map[string]*audit.Log) *audit.Logs {
+	t.Helper()
+	ls, err := audit.NewLogs(def, by)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ls
 }

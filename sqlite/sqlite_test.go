@@ -11,15 +11,27 @@ import (
 	"github.com/sekisho/sekisho/storetest"
 )
 
+func openTemp(t *testing.T) sekisho.Store {
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "sekisho.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) sekisho.Store {
-		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "sekisho.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	})
+	storetest.Run(t, openTemp)
+}
+
+// The routing cases: regions.Router over a default, a jp and a th database.
+func TestRouted(t *testing.T) {
+	storetest.RunRouted(t, openTemp)
+}
+
+// The conformance suite through regions.Router over three databases.
+func TestConformanceThroughRouter(t *testing.T) {
+	storetest.RunThroughRouter(t, openTemp)
 }
 
 func TestDatabaseFileIsOwnerOnly(t *testing.T) {

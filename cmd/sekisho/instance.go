@@ -139,7 +139,9 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 			in.regionLogs[region] = l
 		}
 		in.store = regions.NewRouter(in.store, byStore)
-		auditor = regions.NewAuditor(in.log, in.regionLogs)
+		if auditor, err = audit.NewLogs(in.log, in.regionLogs); err != nil {
+			return nil, err
+		}
 	}
 	in.vault = vault.New(in.store, in.keys, auditor, vault.Options{Now: o.Now})
 	defaults, err := schemas.Defaults()
