@@ -51,6 +51,52 @@ func TestSmoke(t *testing.T) {
 	}
 }
 
+// TestSoakSmoke runs the soak mode for a few seconds: soak.json has a
+// sample a second with the server's RSS, heap, goroutines and open files
+// read, every request sent, and no errors.
+func TestSoakSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two binaries and runs a server")
+	}
+	dir := t.TempDir()
+	bench := filepath.Join(dir, "bench")
+	if out, err := exec.Command("go", "build", "-o", bench, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build bench: %v\n%s", err, out)
+	}
+	out := filepath.Join(dir, "out")
+	args := []string{"-records", "300", "-principals", "2", "-soak", "4s", "-soak-every", "1s", "-soak-rate", "25", "-out", out}
+	if b, err := exec.Command(bench, args...).CombinedOutput(); err != nil {
+		t.Fatalf("bench %v: %v\n%s", args, err, b)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "soak.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r soakResult
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Errors != 0 || r.Requests != 100 {
+		t.Errorf("%d requests, %d errors (%v, first %s)", r.Requests, r.Errors, r.ErrorKinds, r.FirstError)
+	}
+	if len(r.Samples) < 4 {
+		t.Fatalf("%d samples", len(r.Samples))
+	}
+	for _, s := range r.Samples {
+		if s.RSSMiB <= 0 || s.HeapInuseMiB <= 0 || s.Goroutines <= 0 || s.FDs <= 0 {
+			t.Errorf("sample without a reading: %+v (%s)", s, r.MetricsNote)
+		}
+	}
+	for _, k := range []string{"rss_mib", "heap_inuse_mib", "goroutines", "fds"} {
+		if r.Series[k] == nil {
+			t.Errorf("no series %s", k)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "soak.csv")); err != nil {
+		t.Error(err)
+	}
+}
+
 func checkResults(t *testing.T, path string) {
 	t.Helper()
 	b, err := os.ReadFile(path)

@@ -96,7 +96,7 @@ const principalPrefix = "bench-svc"
 // policy of the role service allows.
 const benchPurpose = "ops"
 
-// enrol returns the credential the workloads use. It spends the bootstrap
+// enrol returns the credential the workloads use, and the admin's client. It spends the bootstrap
 // token to enrol an admin (as `sekisho login` does), which creates n
 // principals with the role service in the root org and enrols and approves
 // a device key for each. The hot path is then exactly a non-admin's request:
@@ -110,16 +110,16 @@ const benchPurpose = "ops"
 // enumeration rule is set to log: random lookups by phone are, to the
 // guard, an enumeration; it is still evaluated on every lookup (its cost
 // is measured), only its quarantine is off.
-func enrol(ctx context.Context, hc *http.Client, base, bootstrapToken, org string, n int) (Credential, []string, error) {
+func enrol(ctx context.Context, hc *http.Client, base, bootstrapToken, org string, n int) (Credential, *client.Client, []string, error) {
 	var notes []string
 	adminKey, err := dpop.GenerateKey("ed25519")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	admin := client.New(base, adminKey)
 	admin.HTTP = hc
 	if _, err := admin.Bootstrap(ctx, bootstrapToken, "bench-admin", "bench"); err != nil {
-		return nil, nil, fmt.Errorf("spend the bootstrap token: %w", err)
+		return nil, nil, nil, fmt.Errorf("spend the bootstrap token: %w", err)
 	}
 	err = admin.JSON(ctx, "PUT", "/v1/guard/rules/enumeration", "", map[string]any{"action": "log"}, nil)
 	switch {
@@ -127,7 +127,7 @@ func enrol(ctx context.Context, hc *http.Client, base, bootstrapToken, org strin
 		notes = append(notes, "guard rule enumeration set to action log (evaluated on every lookup, no quarantine): random lookups by phone are an enumeration to it")
 	case client.ProblemType(err) == "route-not-found" || strings.Contains(err.Error(), "404"):
 	default:
-		return nil, nil, fmt.Errorf("set guard rule enumeration: %w", err)
+		return nil, nil, nil, fmt.Errorf("set guard rule enumeration: %w", err)
 	}
 	p := &pool{creds: make([]*deviceCred, n)}
 	errs := make([]error, n)
@@ -142,9 +142,9 @@ func enrol(ctx context.Context, hc *http.Client, base, bootstrapToken, org strin
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return p, notes, nil
+	return p, admin, notes, nil
 }
 
 // enrolOne creates a service principal, enrols its device and has the

@@ -54,6 +54,9 @@ type options struct {
 	maxInflight int
 	importBatch int
 	principals  int
+	soak        time.Duration
+	soakRate    float64
+	soakEvery   time.Duration
 }
 
 func main() {
@@ -75,6 +78,9 @@ func main() {
 	flag.IntVar(&o.importBatch, "import-batch", 0, "records per batch of `sekisho import` (its --batch; 0: its default)")
 	flag.IntVar(&o.principals, "principals", 64, "service principals (one device each) the load is spread over, round robin, to stay inside the guard's per-principal budgets")
 	flag.IntVar(&o.maxInflight, "max-inflight", 4096, "open loop: arrivals beyond this many requests in flight are dropped and counted as errors")
+	flag.DurationVar(&o.soak, "soak", 0, "soak mode: instead of the workloads, a mixed open-loop load for this long (e.g. 1h), the server sampled every -soak-every; writes soak.json and soak.csv")
+	flag.Float64Var(&o.soakRate, "soak-rate", 40, "soak mode: requests a second (80% reads, 10% lookups, 8% creates, 2% admin actions)")
+	flag.DurationVar(&o.soakEvery, "soak-every", 30*time.Second, "soak mode: how often RSS, heap, goroutines and open files are sampled")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		log.Fatalf("unexpected arguments %q", flag.Args())
@@ -85,7 +91,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := runBench(ctx, o)
-	if res != nil {
+	if res != nil && o.soak == 0 { // a soak writes soak.json and soak.csv instead
 		if werr := writeResults(o.out, res); werr != nil && err == nil {
 			err = werr
 		}
@@ -221,8 +227,17 @@ func runBench(ctx context.Context, o options) (*results, error) {
 		senv = append(senv, "SEKISHO_CPUPROFILE="+filepath.Join(out, "server.cpu.pprof"))
 	}
 	org := "operator"
-	srv, err := start(bin, append([]string{"serve", "--addr", addr, "--data", data, "--org", org, "--log-format", "json"}, storeArgs...),
-		senv, filepath.Join(out, "serve.log"))
+	serveArgs := append([]string{"serve", "--addr", addr, "--data", data, "--org", org, "--log-format", "json"}, storeArgs...)
+	metricsURL := base + "/metrics"
+	if help, _ := exec.Command(bin, "serve", "--help").Output(); strings.Contains(string(help), "--metrics-addr") {
+		maddr, err := freeAddr()
+		if err != nil {
+			return res, err
+		}
+		serveArgs = append(serveArgs, "--metrics-addr", maddr)
+		metricsURL = "http://" + maddr + "/metrics"
+	}
+	srv, err := start(bin, serveArgs, senv, filepath.Join(out, "serve.log"))
 	if err != nil {
 		return res, err
 	}
@@ -240,7 +255,7 @@ func runBench(ctx context.Context, o options) (*results, error) {
 		return res, err
 	}
 	hc := newHTTPClient(max(o.conc, 256))
-	cred, notes, err := enrol(ctx, hc, base, strings.TrimSpace(string(tok)), org, o.principals)
+	cred, admin, notes, err := enrol(ctx, hc, base, strings.TrimSpace(string(tok)), org, o.principals)
 	if err != nil {
 		return res, err
 	}
@@ -268,6 +283,20 @@ func runBench(ctx context.Context, o options) (*results, error) {
 	}
 	create := func(rng *mrand.Rand) request {
 		return request{method: "POST", url: base + "/v1/collections/users/records", body: userBodies[rng.IntN(len(userBodies))], want: 201}
+	}
+
+	if o.soak > 0 {
+		ops := soakOps(cl, admin, hot, lookup, create)
+		if _, err := runSoak(ctx, o, srv.pid(), metricsURL, ops, out); err != nil {
+			return res, err
+		}
+		res.Notes = append(res.Notes, "soak mode: the series are in soak.json and soak.csv")
+		serverStopped = true
+		if err := srv.stop(60 * time.Second); err != nil {
+			res.Notes = append(res.Notes, "server stop: "+err.Error())
+		}
+		res.Finished = time.Now().UTC()
+		return res, nil
 	}
 
 	// The floor serves the body of a real hot-path answer.

@@ -1,0 +1,350 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sekisho/sekisho/client"
+)
+
+// Soak mode (issue 19): `go run ./bench -soak 1h` drives the server with a
+// mixed open-loop load at -soak-rate requests a second for the given time
+// and samples the server process every -soak-every (30 s): RSS, Go heap,
+// goroutines and open file descriptors, with the requests and errors of
+// each interval. A server whose memory or descriptors grow with requests
+// shows it here as drift; the verdict is "flat" when every series stays
+// within 10% of where it was after the warm-up.
+
+// soakSample is one sample of the server.
+type soakSample struct {
+	ElapsedS     float64 `json:"elapsed_s"`
+	RSSMiB       float64 `json:"rss_mib"`
+	HeapInuseMiB float64 `json:"heap_inuse_mib"`
+	HeapAllocMiB float64 `json:"heap_alloc_mib"`
+	Goroutines   float64 `json:"goroutines"`
+	FDs          float64 `json:"fds"`
+	Requests     int64   `json:"requests"` // in the interval
+	Errors       int64   `json:"errors"`   // in the interval
+	RPS          float64 `json:"rps"`
+	P99ms        float64 `json:"p99_ms"`
+}
+
+// soakSeries sums one series after the warm-up.
+type soakSeries struct {
+	First    float64 `json:"first"` // mean of the first quarter after the warm-up
+	Last     float64 `json:"last"`  // mean of the last quarter
+	Min      float64 `json:"min"`
+	Max      float64 `json:"max"`
+	DriftPct float64 `json:"drift_pct"` // (last-first)/first
+}
+
+// soakResult is what soak.json holds.
+type soakResult struct {
+	Started     time.Time              `json:"started"`
+	DurationS   float64                `json:"duration_s"`
+	RateRPS     float64                `json:"rate_rps"`
+	EveryS      float64                `json:"every_s"`
+	WarmupS     float64                `json:"warmup_s"`
+	Mix         map[string]float64     `json:"mix"`
+	Requests    int64                  `json:"requests"`
+	Errors      int64                  `json:"errors"`
+	ErrorKinds  map[string]int64       `json:"error_kinds,omitempty"`
+	FirstError  string                 `json:"first_error,omitempty"`
+	Samples     []soakSample           `json:"samples"`
+	Series      map[string]*soakSeries `json:"series"`
+	Flat        bool                   `json:"flat"`
+	MetricsNote string                 `json:"metrics_note,omitempty"`
+}
+
+// soakOp is one kind of request of the mix.
+type soakOp struct {
+	name   string
+	weight float64
+	do     func(ctx context.Context, rng *rand.Rand) error
+}
+
+// runSoak runs the soak against the server of pid at base and writes
+// soak.json and soak.csv into out.
+func runSoak(ctx context.Context, o options, pid int, metricsURL string, ops []soakOp, out string) (*soakResult, error) {
+	res := &soakResult{Started: time.Now().UTC(), DurationS: o.soak.Seconds(), RateRPS: o.soakRate, EveryS: o.soakEvery.Seconds(),
+		Mix: map[string]float64{}, ErrorKinds: map[string]int64{}, Series: map[string]*soakSeries{}}
+	var total float64
+	for _, op := range ops {
+		total += op.weight
+	}
+	for _, op := range ops {
+		res.Mix[op.name] = op.weight / total
+	}
+	hc := &http.Client{Timeout: 5 * time.Second}
+
+	var (
+		mu       sync.Mutex
+		lat      []float64 // latencies of the interval, ms
+		reqs     int64
+		errs     int64
+		inflight atomic.Int64
+		wg       sync.WaitGroup
+	)
+	record := func(d time.Duration, name string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		reqs++
+		lat = append(lat, float64(d)/1e6)
+		if err != nil {
+			errs++
+			res.Errors++
+			res.ErrorKinds[name+": "+errorKind(err)]++
+			if res.FirstError == "" {
+				res.FirstError = name + ": " + err.Error()
+			}
+		}
+	}
+	start := time.Now()
+	last := start
+	sample := func() {
+		now := time.Now()
+		s := soakSample{ElapsedS: now.Sub(start).Seconds()}
+		s.RSSMiB, _, _ = memMiB(pid)
+		if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
+			s.FDs = float64(len(ents))
+		}
+		if m, err := scrape(ctx, hc, metricsURL); err == nil {
+			s.HeapInuseMiB = m["go_memstats_heap_inuse_bytes"] / (1 << 20)
+			s.HeapAllocMiB = m["go_memstats_heap_alloc_bytes"] / (1 << 20)
+			s.Goroutines = m["go_goroutines"]
+		} else if res.MetricsNote == "" {
+			res.MetricsNote = "heap and goroutines from " + metricsURL + " failed: " + err.Error()
+		}
+		mu.Lock()
+		s.Requests, s.Errors = reqs, errs
+		if dt := now.Sub(last).Seconds(); dt >= 0.5 {
+			s.RPS = float64(reqs) / dt
+		}
+		if len(lat) > 0 {
+			slices.Sort(lat)
+			s.P99ms = lat[min(len(lat)-1, int(float64(len(lat))*0.99))]
+		}
+		reqs, errs, lat = 0, 0, lat[:0]
+		mu.Unlock()
+		last = now
+		res.Samples = append(res.Samples, s)
+		logf("soak %6.0fs  rss %6.1f MiB  heap %6.1f MiB  goroutines %4.0f  fds %4.0f  %6.1f req/s  %d errors  p99 %.1f ms",
+			s.ElapsedS, s.RSSMiB, s.HeapInuseMiB, s.Goroutines, s.FDs, s.RPS, s.Errors, s.P99ms)
+	}
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var swg sync.WaitGroup
+	swg.Go(func() {
+		sample()
+		t := time.NewTicker(o.soakEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+				sample()
+			}
+		}
+	})
+
+	rng := rand.New(rand.NewPCG(o.seed, 1919))
+	n := int64(o.soakRate * o.soak.Seconds())
+	for i := int64(0); i < n && ctx.Err() == nil; i++ {
+		due := start.Add(time.Duration(float64(i) / o.soakRate * 1e9))
+		if wait := time.Until(due); wait > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+		}
+		x := rng.Float64() * total
+		op := ops[len(ops)-1]
+		for _, cand := range ops {
+			if x < cand.weight {
+				op = cand
+				break
+			}
+			x -= cand.weight
+		}
+		res.Requests++
+		if inflight.Load() >= int64(o.maxInflight) {
+			record(0, op.name, fmt.Errorf("%d requests in flight, arrival dropped", o.maxInflight))
+			continue
+		}
+		orng := rand.New(rand.NewPCG(rng.Uint64(), 7))
+		inflight.Add(1)
+		wg.Go(func() {
+			defer inflight.Add(-1)
+			rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+			defer rcancel()
+			err := op.do(rctx, orng)
+			record(time.Since(due), op.name, err)
+		})
+	}
+	wg.Wait()
+	cancel()
+	swg.Wait()
+	sample()
+	summarise(res)
+	if err := writeSoak(out, res); err != nil {
+		return res, err
+	}
+	return res, ctx.Err()
+}
+
+// errorKind shortens an error to what tells kinds apart (a status, a
+// problem type).
+func errorKind(err error) string {
+	if t := client.ProblemType(err); t != "" {
+		return t
+	}
+	s := err.Error()
+	if i := strings.Index(s, "status "); i >= 0 {
+		return s[i:min(len(s), i+10)]
+	}
+	return firstLine(s)[:min(60, len(firstLine(s)))]
+}
+
+// summarise fills the series and the verdict: the warm-up is the first
+// sixth of the run (at least one sample); each series' first and last are
+// the means of the first and last quarter of the samples after it.
+func summarise(res *soakResult) {
+	if len(res.Samples) == 0 {
+		return
+	}
+	skip := max(1, len(res.Samples)/6)
+	post := res.Samples[min(skip, len(res.Samples)-1):]
+	res.WarmupS = post[0].ElapsedS
+	get := map[string]func(s soakSample) float64{
+		"rss_mib":        func(s soakSample) float64 { return s.RSSMiB },
+		"heap_inuse_mib": func(s soakSample) float64 { return s.HeapInuseMiB },
+		"goroutines":     func(s soakSample) float64 { return s.Goroutines },
+		"fds":            func(s soakSample) float64 { return s.FDs },
+	}
+	res.Flat = true
+	q := max(1, len(post)/4)
+	mean := func(ss []soakSample, f func(soakSample) float64) float64 {
+		var t float64
+		for _, s := range ss {
+			t += f(s)
+		}
+		return t / float64(len(ss))
+	}
+	for name, f := range get {
+		sr := &soakSeries{First: mean(post[:q], f), Last: mean(post[len(post)-q:], f), Min: f(post[0]), Max: f(post[0])}
+		for _, s := range post {
+			sr.Min, sr.Max = min(sr.Min, f(s)), max(sr.Max, f(s))
+		}
+		if sr.First > 0 {
+			sr.DriftPct = (sr.Last - sr.First) / sr.First * 100
+		}
+		if sr.DriftPct > 10 || sr.DriftPct < -10 {
+			res.Flat = false
+		}
+		res.Series[name] = sr
+	}
+	if res.Errors > 0 {
+		res.Flat = false
+	}
+}
+
+func writeSoak(dir string, res *soakResult) error {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "soak.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	var sb strings.Builder
+	sb.WriteString("elapsed_s,rss_mib,heap_inuse_mib,heap_alloc_mib,goroutines,fds,requests,errors,rps,p99_ms\n")
+	for _, s := range res.Samples {
+		fmt.Fprintf(&sb, "%.0f,%.1f,%.1f,%.1f,%.0f,%.0f,%d,%d,%.1f,%.1f\n", s.ElapsedS, s.RSSMiB, s.HeapInuseMiB, s.HeapAllocMiB,
+			s.Goroutines, s.FDs, s.Requests, s.Errors, s.RPS, s.P99ms)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "soak.csv"), []byte(sb.String()), 0o644); err != nil {
+		return err
+	}
+	logf("soak: %d requests, %d errors, flat %v; series in %s", res.Requests, res.Errors, res.Flat, filepath.Join(dir, "soak.csv"))
+	for _, name := range []string{"rss_mib", "heap_inuse_mib", "goroutines", "fds"} {
+		if s := res.Series[name]; s != nil {
+			logf("soak: %-15s first %.1f last %.1f min %.1f max %.1f drift %+.1f%%", name, s.First, s.Last, s.Min, s.Max, s.DriftPct)
+		}
+	}
+	return nil
+}
+
+// scrape reads the Prometheus text exposition at url into name -> value
+// (unlabelled samples only).
+func scrape(ctx context.Context, hc *http.Client, url string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	m := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' || strings.Contains(line, "{") {
+			continue
+		}
+		name, val, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		if v, err := strconv.ParseFloat(strings.Fields(val)[0], 64); err == nil {
+			m[name] = v
+		}
+	}
+	return m, sc.Err()
+}
+
+// soakOps is the soak's mix: 80% hot reads, 10% lookups by phone and 8%
+// creates by the service principals, and 2% admin actions (the audit
+// checkpoint, the latest audit events, the collections, a guard rule set
+// again, which writes a new rule version).
+func soakOps(cl *loader, admin *client.Client, hot, lookup, create workload) []soakOp {
+	data := func(w workload) func(ctx context.Context, rng *rand.Rand) error {
+		return func(ctx context.Context, rng *rand.Rand) error {
+			_, err := cl.do(ctx, w(rng))
+			return err
+		}
+	}
+	adminOps := []func(ctx context.Context) error{
+		func(ctx context.Context) error { return admin.JSON(ctx, "GET", "/v1/audit/checkpoint", "", nil, nil) },
+		func(ctx context.Context) error { return admin.JSON(ctx, "GET", "/v1/audit/events?limit=20", "", nil, nil) },
+		func(ctx context.Context) error { return admin.JSON(ctx, "GET", "/v1/collections", "", nil, nil) },
+		func(ctx context.Context) error {
+			return admin.JSON(ctx, "PUT", "/v1/guard/rules/enumeration", "", map[string]any{"action": "log"}, nil)
+		},
+	}
+	return []soakOp{
+		{"hot_read", 80, data(hot)},
+		{"lookup_phone", 10, data(lookup)},
+		{"create", 8, data(create)},
+		{"admin", 2, func(ctx context.Context, rng *rand.Rand) error { return adminOps[rng.IntN(len(adminOps))](ctx) }},
+	}
+}
