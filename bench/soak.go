@@ -335,7 +335,9 @@ func soakOps(cl *loader, admin *client.Client, hot, lookup, create workload) []s
 	}
 	adminOps := []func(ctx context.Context) error{
 		func(ctx context.Context) error { return admin.JSON(ctx, "GET", "/v1/audit/checkpoint", "", nil, nil) },
-		func(ctx context.Context) error { return admin.JSON(ctx, "GET", "/v1/audit/events?limit=20", "", nil, nil) },
+		func(ctx context.Context) error {
+			return admin.JSON(ctx, "GET", "/v1/audit/events?limit=20", "", nil, nil)
+		},
 		func(ctx context.Context) error { return admin.JSON(ctx, "GET", "/v1/collections", "", nil, nil) },
 		func(ctx context.Context) error {
 			return admin.JSON(ctx, "PUT", "/v1/guard/rules/enumeration", "", map[string]any{"action": "log"}, nil)
