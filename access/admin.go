@@ -267,6 +267,10 @@ func (s *Service) RevokePrincipal(ctx context.Context, c vault.Caller, id string
 // key (a DPoP proof) but is anonymous: enrolment should be rate-limited at
 // the edge.
 func (s *Service) EnrolDevice(ctx context.Context, c vault.Caller, principal, name string, key dpop.JWK) (*Device, error) {
+	key, err := key.Canonical()
+	if err != nil {
+		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "key", "%v", err)
+	}
 	p, _, err := get[Principal](ctx, s, KindPrincipal, principal)
 	if err != nil {
 		return nil, sekisho.FieldErrorf(sekisho.ENotFound, "principal", "principal %q not found", principal)
@@ -294,17 +298,35 @@ func (s *Service) EnrolDevice(ctx context.Context, c vault.Caller, principal, na
 		return nil, s.event(ctx, c, "device.enrol", detail, sekisho.TypedErrorf(sekisho.EConflict, "too-many-pending-devices",
 			"principal %s has %d devices waiting for approval (each for at most %s); ask an admin to approve or revoke them", principal, pending, PendingDeviceTTL))
 	}
-	// An expired enrolment of the same key is replaced; any other device
-	// with this key is a conflict.
+	// A device is its public key: one key is one device across every
+	// principal and org, for ever. A key that is or was enrolled (approved,
+	// revoked, quarantined, or pending) never enrols again, under anyone;
+	// only an enrolment that expired unapproved is replaced. Devices are
+	// never deleted, so a revoked key stays known.
 	version := int64(1)
-	if old, v, err := get[Device](ctx, s, KindDevice, key.Thumbprint()); err == nil && old.expired(now) {
+	if old, v, err := get[Device](ctx, s, KindDevice, key.Thumbprint()); err == nil {
+		if !old.expired(now) {
+			return nil, s.event(ctx, c, "device.enrol", detail, errKeyKnown())
+		}
 		version = v + 1
+	} else if sekisho.Code(err) != sekisho.ENotFound {
+		return nil, err
 	}
 	d := &Device{ID: key.Thumbprint(), Principal: principal, Org: p.Org, Name: name, Key: key, Status: StatusPending, EnrolledAt: now}
 	if err := s.put(ctx, KindDevice, d.ID, d.Org, version, d); err != nil {
+		if sekisho.Code(err) == sekisho.EConflict {
+			err = errKeyKnown() // enrolled concurrently
+		}
 		return nil, s.event(ctx, c, "device.enrol", detail, err)
 	}
 	return d, s.event(ctx, c, "device.enrol", detail, nil)
+}
+
+// errKeyKnown is the answer to enrolling a key that is already a device.
+// It does not say whose, nor in which state.
+func errKeyKnown() error {
+	return sekisho.TypedErrorf(sekisho.EConflict, "device-key-known",
+		"this public key is already a device (a key is one device, for one principal, for ever; a revoked or quarantined key never enrols again): make a new key")
 }
 
 // ApproveDevice approves a pending device: an admin of the principal's own

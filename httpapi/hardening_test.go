@@ -1,15 +1,21 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
+	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/httpapi"
 	"github.com/sekisho/sekisho/vault"
@@ -167,4 +173,103 @@ func TestHardeningPolicyValidatedAgainstSchema(t *testing.T) {
 	must(t, w.admin.JSON(ctx, "PUT", "/v1/policies/no-support-reads", "", map[string]any{"cedar": `forbid (principal in Role::"support", action, resource) when { context.purpose == "support" };`}, nil))
 	_, err = w.read(w.support, w.recJP, "support", "phone")
 	refused(t, err, "policy-forbids")
+}
+
+// rawProof is a DPoP proof for method and url signed by priv whose header
+// carries jwk exactly as given (a key spelled in a way the client never
+// would).
+func rawProof(t *testing.T, priv ed25519.PrivateKey, jwk map[string]string, method, url string, now time.Time) string {
+	t.Helper()
+	h, _ := json.Marshal(map[string]any{"typ": "dpop+jwt", "alg": "EdDSA", "jwk": jwk})
+	var jti [16]byte
+	rand.Read(jti[:])
+	c, _ := json.Marshal(map[string]any{"jti": base64.RawURLEncoding.EncodeToString(jti[:]), "htm": method, "htu": url, "iat": now.Unix()})
+	input := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c)
+	return input + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(priv, []byte(input)))
+}
+
+// rawEnrol enrols the key spelled jwk for principal.
+func (e *env) rawEnrol(priv ed25519.PrivateKey, jwk map[string]string, principal string) error {
+	e.t.Helper()
+	body, _ := json.Marshal(map[string]string{"principal": principal, "name": "odd spelling"})
+	req, _ := http.NewRequest("POST", e.srv.URL+"/v1/devices", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("DPoP", rawProof(e.t, priv, jwk, "POST", e.srv.URL+"/v1/devices", e.clk.Now()))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	p := &client.Problem{Status: resp.StatusCode}
+	json.NewDecoder(resp.Body).Decode(p)
+	return p
+}
+
+// TestHardeningDeviceIsItsKey (issue 13 point 3): a device is its public
+// key, not the bytes that spell it. Coordinates are decoded strictly (a
+// flipped unused bit, padding, a line break or the standard alphabet are
+// refused), the thumbprint is over the canonical encoding, and a key that is
+// a device, of anyone, ever (revoked included), never enrols again:
+// device-key-known. On the old code the flipped bit and the line break
+// enrolled the same key as a second device, and the second principal got
+// already-exists.
+func TestHardeningDeviceIsItsKey(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	must(t, w.affAdmin.JSON(ctx, "POST", "/v1/principals", "", map[string]any{"id": "carol", "roles": []string{"member"}}, nil))
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	key, err := dpop.NewKey(priv)
+	must(t, err)
+	x := key.JWK().X
+	jwk := func(x string) map[string]string { return map[string]string{"kty": "OKP", "crv": "Ed25519", "x": x} }
+
+	// Positive control: the key, canonically spelled, enrols for carol.
+	carol := client.New(w.srv.URL, key)
+	carol.Now = w.clk.Now
+	d, err := carol.Enrol(ctx, "carol", "carol's laptop")
+	must(t, err)
+	if d.ID != key.Thumbprint() {
+		t.Fatalf("device id %s, want the key's thumbprint %s", d.ID, key.Thumbprint())
+	}
+	must(t, w.affAdmin.JSON(ctx, "POST", "/v1/devices/"+d.ID+"/approve", "", nil, nil))
+	must(t, carol.JSON(ctx, "GET", "/v1/whoami", "", nil, nil))
+
+	// 43 characters carry 258 bits: the last character's two low bits are
+	// unused, and a lenient decoder reads the same key with them set.
+	const alpha = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(alpha, x[len(x)-1])
+	flipped := x[:len(x)-1] + string(alpha[last^1])
+	std := strings.NewReplacer("-", "+", "_", "/").Replace(x)
+	for _, c := range []struct{ name, x string }{
+		{"flipped unused bit", flipped},
+		{"line break", x[:20] + "\n" + x[20:]},
+		{"padding", x + "="},
+		{"standard alphabet", std},
+		{"space", " " + x},
+	} {
+		if c.x == x {
+			continue // the key happened to have no '-' or '_'
+		}
+		for _, who := range []string{"carol", "bob"} {
+			if err := w.rawEnrol(priv, jwk(c.x), who); client.ProblemType(err) != "dpop-proof-invalid" {
+				t.Fatalf("%s for %s: %v, want dpop-proof-invalid", c.name, who, err)
+			}
+		}
+	}
+	// The canonical spelling, under carol again or a second principal of
+	// another org: the key is a device already.
+	refused(t, w.rawEnrol(priv, jwk(x), "carol"), "device-key-known")
+	refused(t, w.rawEnrol(priv, jwk(x), "sam"), "device-key-known")
+	// Revoked, the key never comes back, under anyone.
+	must(t, w.affAdmin.JSON(ctx, "POST", "/v1/devices/"+d.ID+"/revoke", "", nil, nil))
+	for _, who := range []string{"carol", "bob", "sam"} {
+		refused(t, w.rawEnrol(priv, jwk(x), who), "device-key-known")
+	}
+	// Positive control: a fresh key enrols for carol.
+	fresh := w.client(w.srv)
+	_, err = fresh.Enrol(ctx, "carol", "carol's new laptop")
+	must(t, err)
 }

@@ -50,7 +50,14 @@ type JWK struct {
 
 // Thumbprint returns the RFC 7638 SHA-256 thumbprint of the key, base64url
 // without padding. It is the device's id and the cnf.jkt of its tokens.
+// It is computed over the canonical encoding of the key's coordinates (the
+// one base64url spelling of their bytes), so that a key is one device
+// whatever bytes spelled it; keys are decoded strictly (PublicKey), so a
+// key that reaches a thumbprint has only that spelling anyway.
 func (k JWK) Thumbprint() string {
+	if c, err := k.Canonical(); err == nil {
+		k = c
+	}
 	// RFC 7638: the required members only, in lexicographic order, no spaces.
 	var s string
 	switch k.Kty {
@@ -63,33 +70,78 @@ func (k JWK) Thumbprint() string {
 	return b64.EncodeToString(h[:])
 }
 
-// PublicKey parses the JWK into an ed25519.PublicKey or *ecdsa.PublicKey,
-// with its algorithm.
-func (k JWK) PublicKey() (crypto.PublicKey, string, error) {
-	x, err := b64.DecodeString(k.X)
+// Canonical returns the key with its coordinates re-encoded from their
+// strictly decoded bytes, or the decoding's error.
+func (k JWK) Canonical() (JWK, error) {
+	x, y, err := k.coords()
 	if err != nil {
-		return nil, "", errors.New("jwk: x is not base64url")
+		return JWK{}, err
 	}
+	c := JWK{Kty: k.Kty, Crv: k.Crv, X: b64.EncodeToString(x)}
+	if y != nil {
+		c.Y = b64.EncodeToString(y)
+	}
+	return c, nil
+}
+
+// decodeStrict decodes one base64url coordinate strictly: the URL-safe
+// alphabet only (no padding, no whitespace, no line breaks, which Go's
+// decoder would otherwise skip), unused bits zero, exactly n bytes.
+func decodeStrict(name, s string, n int) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return nil, fmt.Errorf("jwk: %s is not base64url without padding", name)
+		}
+	}
+	b, err := b64.Strict().DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("jwk: %s is not canonical base64url (non-zero unused bits)", name)
+	}
+	if len(b) != n {
+		return nil, fmt.Errorf("jwk: %s is %d bytes, want %d", name, len(b), n)
+	}
+	return b, nil
+}
+
+// coords decodes the key's coordinates strictly for its type.
+func (k JWK) coords() (x, y []byte, err error) {
 	switch {
 	case k.Kty == "OKP" && k.Crv == "Ed25519":
-		if len(x) != ed25519.PublicKeySize || k.Y != "" {
-			return nil, "", errors.New("jwk: bad Ed25519 key")
+		if k.Y != "" {
+			return nil, nil, errors.New("jwk: an Ed25519 key has no y")
 		}
-		return ed25519.PublicKey(x), AlgEdDSA, nil
+		x, err = decodeStrict("x", k.X, ed25519.PublicKeySize)
+		return x, nil, err
 	case k.Kty == "EC" && k.Crv == "P-256":
-		y, err := b64.DecodeString(k.Y)
-		if err != nil || len(x) != 32 || len(y) != 32 {
-			return nil, "", errors.New("jwk: bad P-256 key")
+		if x, err = decodeStrict("x", k.X, 32); err != nil {
+			return nil, nil, err
 		}
-		// Parse through the uncompressed point encoding, which checks that the
-		// point is on the curve.
-		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
-		if err != nil {
-			return nil, "", fmt.Errorf("jwk: P-256 point: %w", err)
+		if y, err = decodeStrict("y", k.Y, 32); err != nil {
+			return nil, nil, err
 		}
-		return pub, AlgES256, nil
+		return x, y, nil
 	}
-	return nil, "", fmt.Errorf("jwk: unsupported key type %q/%q (want OKP/Ed25519 or EC/P-256)", k.Kty, k.Crv)
+	return nil, nil, fmt.Errorf("jwk: unsupported key type %q/%q (want OKP/Ed25519 or EC/P-256)", k.Kty, k.Crv)
+}
+
+// PublicKey parses the JWK into an ed25519.PublicKey or *ecdsa.PublicKey,
+// with its algorithm. Coordinates are decoded strictly (see decodeStrict).
+func (k JWK) PublicKey() (crypto.PublicKey, string, error) {
+	x, y, err := k.coords()
+	if err != nil {
+		return nil, "", err
+	}
+	if y == nil {
+		return ed25519.PublicKey(x), AlgEdDSA, nil
+	}
+	// Parse through the uncompressed point encoding, which checks that the
+	// point is on the curve.
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+	if err != nil {
+		return nil, "", fmt.Errorf("jwk: P-256 point: %w", err)
+	}
+	return pub, AlgES256, nil
 }
 
 // Key is a device's private key.

@@ -1,6 +1,7 @@
 package dpop
 
 import (
+	"crypto/ed25519"
 	"strings"
 	"testing"
 	"time"
@@ -131,4 +132,82 @@ func BenchmarkVerifyCached(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestJWKStrict: coordinates are decoded strictly, so a key has one
+// spelling, and its thumbprint is that of the canonical spelling.
+func TestJWKStrict(t *testing.T) {
+	k, err := GenerateKey("p256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := GenerateKey("ed25519")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip := func(s string) string {
+		const alpha = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+		return s[:len(s)-1] + string(alpha[strings.IndexByte(alpha, s[len(s)-1])^1])
+	}
+	ec, ed := k.JWK(), e.JWK()
+	for _, c := range []struct {
+		name string
+		k    JWK
+		ok   bool
+	}{
+		{"p256", ec, true},
+		{"ed25519", ed, true},
+		{"p256 x unused bit", JWK{Kty: "EC", Crv: "P-256", X: flip(ec.X), Y: ec.Y}, false},
+		{"p256 y unused bit", JWK{Kty: "EC", Crv: "P-256", X: ec.X, Y: flip(ec.Y)}, false},
+		{"ed25519 unused bit", JWK{Kty: "OKP", Crv: "Ed25519", X: flip(ed.X)}, false},
+		{"ed25519 padding", JWK{Kty: "OKP", Crv: "Ed25519", X: ed.X + "="}, false},
+		{"ed25519 CR", JWK{Kty: "OKP", Crv: "Ed25519", X: "\r" + ed.X}, false},
+		{"ed25519 LF", JWK{Kty: "OKP", Crv: "Ed25519", X: ed.X[:5] + "\n" + ed.X[5:]}, false},
+		{"ed25519 short", JWK{Kty: "OKP", Crv: "Ed25519", X: ed.X[:40]}, false},
+		{"ed25519 long", JWK{Kty: "OKP", Crv: "Ed25519", X: ed.X + "AAAA"}, false},
+		{"ed25519 with y", JWK{Kty: "OKP", Crv: "Ed25519", X: ed.X, Y: ed.X}, false},
+		{"p256 without y", JWK{Kty: "EC", Crv: "P-256", X: ec.X}, false},
+		{"unknown curve", JWK{Kty: "EC", Crv: "P-384", X: ec.X, Y: ec.Y}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := c.k.PublicKey()
+			if (err == nil) != c.ok {
+				t.Fatalf("PublicKey: %v, want ok=%v", err, c.ok)
+			}
+			if c.ok {
+				cn, err := c.k.Canonical()
+				if err != nil || cn != c.k {
+					t.Fatalf("canonical %+v (%v) of a canonical key", cn, err)
+				}
+			}
+		})
+	}
+}
+
+// FuzzJWK: whatever the coordinates, a key that parses is its own
+// canonical spelling, and two spellings that parse to the same key have the
+// same thumbprint.
+func FuzzJWK(f *testing.F) {
+	e, _ := GenerateKey("ed25519")
+	f.Add(e.JWK().X)
+	f.Add(e.JWK().X + "=")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, x string) {
+		k := JWK{Kty: "OKP", Crv: "Ed25519", X: x}
+		pub, _, err := k.PublicKey()
+		if err != nil {
+			if _, cerr := k.Canonical(); cerr == nil {
+				t.Fatalf("%q: Canonical accepts what PublicKey refuses", x)
+			}
+			return
+		}
+		c, err := k.Canonical()
+		if err != nil || c != k {
+			t.Fatalf("%q: not its own canonical spelling (%+v, %v)", x, c, err)
+		}
+		canon := JWK{Kty: "OKP", Crv: "Ed25519", X: b64.EncodeToString(pub.(ed25519.PublicKey))}
+		if canon.Thumbprint() != k.Thumbprint() {
+			t.Fatalf("%q: thumbprint differs from the key's", x)
+		}
+	})
 }
