@@ -120,3 +120,74 @@ func TestConsentPerPurpose(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The dry run and legal holds over HTTP: a record past its retain_until is
+// listed; a hold moves it to held; only an admin of the record's org sets
+// or lifts one; an org's admin sees only its own org's records in the plan.
+func TestRetentionPlanAndHolds(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	past := w.clk.Now().Add(-time.Hour).UTC()
+	var rec struct{ ID string }
+	must(t, w.admin.JSON(ctx, "POST", "/v1/collections/users/records", "support", map[string]any{"region": "jp",
+		"fields": map[string]any{"display_name": "Old", "email": "old@example.jp"}, "retain_until": past}, &rec))
+	var affRec struct{ ID string }
+	must(t, w.affAdmin.JSON(ctx, "POST", "/v1/collections/users/records", "support", map[string]any{"region": "jp",
+		"fields": map[string]any{"display_name": "Aff"}, "retain_until": past}, &affRec))
+
+	type plan struct {
+		Expired []struct{ ID, Org string }
+		Held    []struct{ ID, Hold string }
+	}
+	var p plan
+	must(t, w.affAdmin.JSON(ctx, "GET", "/v1/collections/users/retention/plan", "", nil, &p))
+	if len(p.Expired) != 1 || p.Expired[0].ID != affRec.ID {
+		t.Fatalf("affiliate admin's plan: %+v", p)
+	}
+	must(t, w.admin.JSON(ctx, "GET", "/v1/collections/users/retention/plan", "", nil, &p))
+	if len(p.Expired) != 2 { // the root admin is also an auditor
+		t.Fatalf("auditor's plan: %+v", p)
+	}
+	err := w.bob.JSON(ctx, "GET", "/v1/collections/users/retention/plan", "", nil, &p)
+	refused(t, err, "admin-required")
+
+	// Holds: refused to a member and to another org's admin; set by the
+	// record's org's admin.
+	err = w.bob.JSON(ctx, "PUT", "/v1/holds/"+rec.ID, "", map[string]any{"reason": "x"}, nil)
+	refused(t, err, "admin-required")
+	err = w.affAdmin.JSON(ctx, "PUT", "/v1/holds/"+rec.ID, "", map[string]any{"reason": "x"}, nil)
+	refused(t, err, "admin-required")
+	err = w.admin.JSON(ctx, "PUT", "/v1/holds/"+rec.ID, "", map[string]any{}, nil)
+	refused(t, err, "invalid")
+	must(t, w.admin.JSON(ctx, "PUT", "/v1/holds/"+rec.ID, "", map[string]any{"reason": "litigation 2026-17"}, nil))
+	p = plan{}
+	must(t, w.admin.JSON(ctx, "GET", "/v1/collections/users/retention/plan", "", nil, &p))
+	if len(p.Expired) != 1 || p.Expired[0].ID != affRec.ID || len(p.Held) != 1 || p.Held[0].ID != rec.ID || p.Held[0].Hold != "litigation 2026-17" {
+		t.Fatalf("plan with a hold: %+v", p)
+	}
+	var holds struct {
+		Holds []struct{ Record, Reason string }
+	}
+	must(t, w.admin.JSON(ctx, "GET", "/v1/holds", "", nil, &holds))
+	if len(holds.Holds) != 1 || holds.Holds[0].Record != rec.ID {
+		t.Fatalf("holds: %+v", holds)
+	}
+	must(t, w.affAdmin.JSON(ctx, "GET", "/v1/holds", "", nil, &holds))
+	if len(holds.Holds) != 0 {
+		t.Fatalf("another org's admin lists %+v", holds)
+	}
+	err = w.affAdmin.JSON(ctx, "DELETE", "/v1/holds/"+rec.ID, "", nil, nil)
+	refused(t, err, "admin-required")
+	must(t, w.admin.JSON(ctx, "DELETE", "/v1/holds/"+rec.ID, "", nil, nil))
+	err = w.admin.JSON(ctx, "DELETE", "/v1/holds/"+rec.ID, "", nil, nil)
+	refused(t, err, "not-found")
+	var actions []string
+	for _, item := range w.events("record=" + rec.ID).Events {
+		if ev := item.Event; ev.Action == "hold.set" || ev.Action == "hold.lift" {
+			actions = append(actions, ev.Action+":"+ev.Decision)
+		}
+	}
+	if strings.Join(actions, ",") != "hold.set:deny,hold.set:deny,hold.set:allow,hold.lift:deny,hold.lift:allow" {
+		t.Fatalf("hold events: %v", actions)
+	}
+}

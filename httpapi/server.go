@@ -169,7 +169,7 @@ func (s *Server) routes() []route {
 		{"GET", "/v1/audit/proof/inclusion", true, false, s.auditInclusion},
 		{"GET", "/v1/audit/proof/consistency", true, false, s.auditConsistency},
 		{"GET", "/v1/audit/events", true, false, s.auditEvents},
-	}, slices.Concat(s.accessRoutes(), s.guardRoutes(), s.incidentRoutes())...)
+	}, slices.Concat(s.accessRoutes(), s.guardRoutes(), s.incidentRoutes(), s.lifecycleRoutes())...)
 }
 
 // ServeHTTP implements http.Handler.

@@ -35,6 +35,7 @@ type fileConfig struct {
 	PublicURL          string            `yaml:"public_url"`
 	TrustedProxies     string            `yaml:"trusted_proxies"`
 	Regions            map[string]string `yaml:"regions"`
+	RetentionInterval  string            `yaml:"retention_interval"`
 }
 
 // loadConfig reads a configuration file strictly: an unknown key is an
@@ -59,6 +60,7 @@ func applyConfig(fs *pflag.FlagSet, c *fileConfig) error {
 		"addr": c.Addr, "data": c.Data, "store": c.Store, "master-key-file": c.MasterKeyFile,
 		"org": c.Org, "region": c.Region, "checkpoint-interval": c.CheckpointInterval, "log-format": c.LogFormat, "witness-dir": c.WitnessDir,
 		"tls-cert": c.TLSCert, "tls-key": c.TLSKey, "public-url": c.PublicURL, "trusted-proxies": c.TrustedProxies,
+		"retention-interval": c.RetentionInterval,
 	} {
 		f := fs.Lookup(name)
 		if val == "" || f == nil || f.Changed {

@@ -39,6 +39,17 @@ func TestConfigFile(t *testing.T) {
 	if _, err := loadConfig(write("adress: 127.0.0.1:9000\n")); err == nil || !strings.Contains(err.Error(), "adress") {
 		t.Errorf("a misspelt key was accepted: %v", err)
 	}
+	c, err = loadConfig(write("retention_interval: 1m\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd = newServeCmd()
+	if err := applyConfig(cmd.Flags(), c); err != nil {
+		t.Fatal(err)
+	}
+	if got := cmd.Flags().Lookup("retention-interval").Value.String(); got != "1m0s" {
+		t.Errorf("retention-interval = %s, want the file's 1m", got)
+	}
 	bad, _ := loadConfig(write("checkpoint_interval: soon\n"))
 	if err := applyConfig(newServeCmd().Flags(), bad); err == nil {
 		t.Error("a bad duration was accepted")

@@ -52,6 +52,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newLoginCmd(), newAPICmd(), newOrgCmd(), newPrincipalCmd(), newDeviceCmd(), newGrantCmd(), newPolicyCmd())
 	root.AddCommand(newGuardCmd(), newQuarantineCmd(), newHoneytokenCmd())
 	root.AddCommand(newIncidentCmd(), newReportCmd(), newKeysCmd())
+	root.AddCommand(newRetentionCmd(), newHoldCmd())
 	// Add commands above this line: finishTree makes every level strict.
 	finishTree(root)
 	return root

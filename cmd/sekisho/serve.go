@@ -34,6 +34,7 @@ type serveFlags struct {
 	org           string
 	region        string
 	checkpoint    time.Duration
+	retention     time.Duration
 	logFormat     string
 	webhooks      []string
 	witnessDir    string
@@ -76,6 +77,7 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.StringVar(&f.org, "org", "operator", "organisation of the bootstrap admin (the root org)")
 	fl.StringVar(&f.region, "region", "jp", "home region of the root org")
 	fl.DurationVar(&f.checkpoint, "checkpoint-interval", 5*time.Second, "how often to sign an audit checkpoint")
+	fl.DurationVar(&f.retention, "retention-interval", time.Hour, "how often the retention sweeper erases expired records (0: never)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.witnessDir, "witness-dir", "", "directory that receives a copy of every signed audit checkpoint (checkpoint-<size>), for a witness outside the operator")
 	fl.StringSliceVar(&f.webhooks, "alert-webhook", nil, "URL that receives the guard's signed alerts (repeatable)")
@@ -164,6 +166,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	cpCtx, cpStop := context.WithCancel(context.Background())
 	defer cpStop()
 	go in.log.RunCheckpointer(cpCtx, f.checkpoint)
+	go in.vault.RunRetention(cpCtx, f.retention, logger)
 
 	store := "sqlite " + filepath.Join(f.data, dbFile)
 	if f.store != "" {

@@ -1,0 +1,81 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/vault"
+)
+
+// lifecycleRoutes are retention's dry run, legal holds and tokens.
+func (s *Server) lifecycleRoutes() []route {
+	return []route{
+		{"GET", "/v1/collections/{c}/retention/plan", true, false, s.retentionPlan},
+		{"GET", "/v1/holds", true, false, s.listHolds},
+		{"PUT", "/v1/holds/{record}", true, false, s.setHold},
+		{"DELETE", "/v1/holds/{record}", true, false, s.liftHold},
+	}
+}
+
+// retentionPlan lists what a retention sweep would erase now (admins: their
+// org's records; auditors: every org's).
+func (s *Server) retentionPlan(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	if !hasRole(c, RoleAdmin) && !hasRole(c, RoleAuditor) {
+		return sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "only admins and auditors see the retention plan")
+	}
+	opts := vault.SweepOptions{}
+	if !hasRole(c, RoleAuditor) {
+		opts.Orgs = []string{c.Org}
+	}
+	p, err := s.vault.PlanRetention(r.Context(), c, r.PathValue("c"), opts)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, p)
+}
+
+type holdRequest struct {
+	Reason string `json:"reason"`
+}
+
+type holdsResponse struct {
+	Holds []*vault.Hold `json:"holds"`
+}
+
+func (s *Server) listHolds(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	if !hasRole(c, RoleAdmin) {
+		return sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "only admins list legal holds")
+	}
+	hs, err := s.vault.ListHolds(r.Context(), c)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, holdsResponse{Holds: hs})
+}
+
+func (s *Server) setHold(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
+	b, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var req holdRequest
+	if err := decodeStrict(b, &req); err != nil {
+		return err
+	}
+	h, err := s.vault.SetHold(r.Context(), c, r.PathValue("record"), req.Reason)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, h)
+}
+
+func (s *Server) liftHold(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	if err := s.vault.LiftHold(r.Context(), c, r.PathValue("record")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
