@@ -230,6 +230,22 @@ func (s *Service) RequestURL(r *http.Request) string {
 	return scheme + "://" + r.Host + r.URL.EscapedPath()
 }
 
+// BaseURL is the URL clients reach the server at: the public URL, or the
+// scheme and host of r.
+func (s *Service) BaseURL(r *http.Request) string {
+	if s.publicURL != "" {
+		return s.publicURL
+	}
+	if r.TLS != nil {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
+}
+
+// CertBoundTokens reports whether the service issues certificate-bound
+// tokens (RFC 8705) to clients that present a TLS client certificate.
+func (s *Service) CertBoundTokens() bool { return s.cfg.ClientCertificates }
+
 // isRequestURL reports whether htu == s.RequestURL(r), without building it.
 func (s *Service) isRequestURL(htu string, r *http.Request) bool {
 	var rest string
@@ -265,6 +281,9 @@ func (s *Service) checkProof(r *http.Request, ath string, now time.Time) (*dpop.
 	if v.HTM != r.Method || !s.isRequestURL(v.HTU, r) {
 		return nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "dpop-proof-mismatch",
 			"the DPoP proof is for %s %s, not this request %s %s", v.HTM, v.HTU, r.Method, s.RequestURL(r))
+	}
+	if err := s.checkNonce(v, now); err != nil {
+		return nil, err
 	}
 	iat := time.Unix(v.IAT, 0)
 	if iat.Before(now.Add(-s.proofWin)) || iat.After(now.Add(5*time.Second)) {

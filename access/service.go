@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cedar-policy/cedar-go/x/exp/schema/validate"
@@ -63,6 +64,14 @@ type Config struct {
 	// htu is checked against it followed by the request's path, and a
 	// proof for the URL the server itself sees is refused.
 	PublicURL string
+	// RequireNonce makes every DPoP proof carry a current server nonce
+	// (RFC 9449 §8-9): a proof without one is refused with
+	// dpop-nonce-required (use_dpop_nonce) and the nonce to use.
+	RequireNonce bool
+	// ClientCertificates is set when the listener asks for TLS client
+	// certificates (--client-ca): a device can then be a certificate's key,
+	// and gets certificate-bound tokens (RFC 8705).
+	ClientCertificates bool
 }
 
 // Service is the access control plane: orgs, principals, devices, grants
@@ -87,6 +96,8 @@ type Service struct {
 	rootOrg   string
 	rootRegio string
 	publicURL string
+	nonceKey  []byte
+	nonce     atomic.Pointer[currentNonce]
 }
 
 // New returns a Service.
@@ -144,6 +155,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.BootstrapToken != "" {
 		s.bootHash = sha256.Sum256([]byte(cfg.BootstrapToken))
 	}
+	s.nonceKey = s.nonceKeyFrom(cfg.TokenKey)
 	s.replay = newReplayCache(cfg.MaxReplayEntries)
 	s.keys = dpop.NewKeyCache(cfg.MaxKeyEntries)
 	if cfg.MaxTokenEntries <= 0 {

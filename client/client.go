@@ -36,6 +36,7 @@ type Client struct {
 	mu      sync.Mutex
 	token   string
 	expires time.Time
+	nonce   string // the latest DPoP-Nonce the server sent
 }
 
 // New returns a client of server for the device key.
@@ -101,7 +102,8 @@ func (c *Client) CurrentToken() (string, time.Time) {
 // Refresh gets a new access token with a proof of the device key.
 func (c *Client) Refresh(ctx context.Context) (*Token, error) {
 	var t Token
-	if err := c.unauthenticated(ctx, "POST", "/v1/token", nil, "", &t); err != nil {
+	body := []byte("grant_type=client_credentials") // RFC 6749 §4.4; the client authenticates with the proof
+	if err := c.unauthenticatedRaw(ctx, "POST", "/v1/token", body, "application/x-www-form-urlencoded", "", &t); err != nil {
 		return nil, err
 	}
 	c.SetToken(t.AccessToken, t.ExpiresAt)
@@ -140,7 +142,7 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body io.Re
 	if err != nil {
 		return nil, false, err
 	}
-	proof, err := c.Key.Proof(method, req.URL.Scheme+"://"+req.URL.Host+req.URL.EscapedPath(), tok, c.now())
+	proof, err := c.Key.ProofNonce(method, req.URL.Scheme+"://"+req.URL.Host+req.URL.EscapedPath(), tok, c.serverNonce(), c.now())
 	if err != nil {
 		return nil, false, err
 	}
@@ -166,15 +168,40 @@ func (e *UnreachableError) Error() string {
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // send is HTTP.Do with a transport failure reported as *UnreachableError.
-func (c *Client) send(req *http.Request) (*http.Response, error) {
+// It remembers the server nonce of every response (RFC 9449 §8-9), and
+// reports whether a refusal came with a nonce other than the one its proof
+// carried: the request is then worth sending once more with it (the
+// refusal happened before the server acted).
+func (c *Client) send(req *http.Request) (*http.Response, bool, error) {
+	used := c.serverNonce()
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		if ctxErr := req.Context().Err(); ctxErr != nil {
-			return nil, ctxErr
+			return nil, false, ctxErr
 		}
-		return nil, &UnreachableError{Server: c.Server, Err: err}
+		return nil, false, &UnreachableError{Server: c.Server, Err: err}
 	}
-	return resp, nil
+	n := resp.Header.Get("DPoP-Nonce")
+	if n == "" {
+		return resp, false, nil
+	}
+	c.mu.Lock()
+	c.nonce = n
+	c.mu.Unlock()
+	retry := n != used && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusBadRequest)
+	return resp, retry, nil
+}
+
+func (c *Client) serverNonce() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nonce
+}
+
+// discard drains and closes a response that is not returned.
+func discard(resp *http.Response) {
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
 }
 
 // Do sends one request with the device-bound credential and returns the
@@ -197,7 +224,20 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte, heade
 				req.Header.Add(k, v)
 			}
 		}
-		resp, err := c.send(req)
+		resp, retry, err := c.send(req)
+		if err == nil && retry {
+			// A new server nonce: the same request once more with it.
+			discard(resp)
+			if req, fresh, err = c.newRequest(ctx, method, path, bodyReader(body)); err != nil {
+				return nil, false, err
+			}
+			for k, vs := range header {
+				for _, v := range vs {
+					req.Header.Add(k, v)
+				}
+			}
+			resp, _, err = c.send(req)
+		}
 		return resp, fresh, err
 	}
 	resp, fresh, err := send()
@@ -235,34 +275,52 @@ func (c *Client) JSON(ctx context.Context, method, path, purpose string, in, out
 // unauthenticated sends a request that carries a DPoP proof of the key but
 // no access token (token, enrolment, bootstrap), with an optional bearer.
 func (c *Client) unauthenticated(ctx context.Context, method, path string, in any, bearer string, out any) error {
-	var rd io.Reader
+	var body []byte
 	if in != nil {
-		b, err := json.Marshal(in)
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return err
+		}
+	}
+	return c.unauthenticatedRaw(ctx, method, path, body, "application/json", bearer, out)
+}
+
+// unauthenticatedRaw is unauthenticated with a body of the given type; a
+// refusal that brings a new server nonce is retried once with it.
+func (c *Client) unauthenticatedRaw(ctx context.Context, method, path string, body []byte, contentType, bearer string, out any) error {
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, method, c.Server+path, bodyReader(body))
 		if err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+		proof, err := c.Key.ProofNonce(method, req.URL.Scheme+"://"+req.URL.Host+req.URL.EscapedPath(), "", c.serverNonce(), c.now())
+		if err != nil {
+			return err
+		}
+		req.Header.Set("DPoP", proof)
+		if body != nil {
+			req.Header.Set("Content-Type", contentType)
+		}
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, retry, err := c.send(req)
+		if err != nil {
+			return err
+		}
+		if retry && attempt == 0 {
+			discard(resp)
+			continue
+		}
+		return decode(resp, out)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.Server+path, rd)
-	if err != nil {
-		return err
+}
+
+func bodyReader(b []byte) io.Reader {
+	if b == nil {
+		return nil
 	}
-	proof, err := c.Key.Proof(method, req.URL.Scheme+"://"+req.URL.Host+req.URL.EscapedPath(), "", c.now())
-	if err != nil {
-		return err
-	}
-	req.Header.Set("DPoP", proof)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := c.send(req)
-	if err != nil {
-		return err
-	}
-	return decode(resp, out)
+	return bytes.NewReader(b)
 }
 
 func decode(resp *http.Response, out any) error {

@@ -17,6 +17,7 @@ func (s *Server) accessRoutes() []route {
 	return []route{
 		{"POST", "/v1/bootstrap", false, false, s.bootstrap},
 		{"POST", "/v1/token", false, false, s.token},
+		{"GET", MetadataPath, false, false, s.metadata},
 		{"GET", "/v1/whoami", true, false, s.whoami},
 
 		{"GET", "/v1/orgs", true, false, s.listOrgs},
@@ -94,17 +95,6 @@ func (s *Server) bootstrap(w http.ResponseWriter, r *http.Request, _ vault.Calle
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, res)
-}
-
-func (s *Server) token(w http.ResponseWriter, r *http.Request, _ vault.Caller) error {
-	if err := s.needAccess(); err != nil {
-		return err
-	}
-	res, err := s.access.IssueToken(r)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) whoami(w http.ResponseWriter, _ *http.Request, c vault.Caller) error {

@@ -77,6 +77,13 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) node() (*httptest.Server, *access.Service) {
 	e.t.Helper()
+	return e.nodeWith(nil)
+}
+
+// nodeWith is node with the access configuration changed by edit (nonces,
+// public URL) before the service is made.
+func (e *env) nodeWith(edit func(*access.Config)) (*httptest.Server, *access.Service) {
+	e.t.Helper()
 	ctx := context.Background()
 	v := vault.New(e.store, e.kp, e.log, vault.Options{Now: e.clk.Now})
 	defs, err := schemas.Defaults()
@@ -86,8 +93,12 @@ func (e *env) node() (*httptest.Server, *access.Service) {
 	if err := v.EnsureSchemas(ctx, defs); err != nil {
 		e.t.Fatal(err)
 	}
-	acc, err := access.New(access.Config{Store: e.store, Schema: v.Schema, Audit: e.log, TokenKey: bytes.Repeat([]byte{7}, 32),
-		BootstrapToken: bootToken, RootOrg: "operator", RootRegion: "jp", Now: e.clk.Now})
+	cfg := access.Config{Store: e.store, Schema: v.Schema, Audit: e.log, TokenKey: bytes.Repeat([]byte{7}, 32),
+		BootstrapToken: bootToken, RootOrg: "operator", RootRegion: "jp", Now: e.clk.Now}
+	if edit != nil {
+		edit(&cfg)
+	}
+	acc, err := access.New(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -61,6 +61,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			p.Type = ProblemBase + e.Type
 		}
 	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", challenge(err))
+	}
 	if status >= 500 {
 		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed", slog.String("request_id", p.RequestID),
 			slog.String("path", r.URL.Path), slog.String("error", err.Error()))

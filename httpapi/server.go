@@ -129,6 +129,9 @@ func New(c Config) *Server {
 		if rt.Method == "POST" && (rt.Pattern == "/v1/token" || rt.Pattern == "/v1/devices") {
 			rt.Handler = s.keyGate(rt.Handler)
 		}
+		if rt.Method == "POST" && rt.Pattern == "/v1/token" {
+			rt.Handler = s.oauthErrors(rt.Handler)
+		}
 		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
 	}
 	return s
@@ -227,6 +230,11 @@ func (s *Server) wrap(rt route) http.Handler {
 		ctx = context.WithValue(ctx, keySource, s.proxies.ClientAddr(r))
 		r = r.WithContext(ctx)
 		w.Header().Set(HeaderRequestID, id)
+		if s.access != nil {
+			if n := s.access.Nonce(); n != "" {
+				w.Header().Set(access.HeaderDPoPNonce, n)
+			}
+		}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			if p := recover(); p != nil {

@@ -3,8 +3,9 @@
 // proof JWTs signed by the device key, and their verification. It has no
 // state: the replay cache and the access tokens live in package access.
 //
-// Only two algorithms are accepted, "EdDSA" (Ed25519) and "ES256"
-// (P-256 with SHA-256); a proof names its algorithm in its header, and the
+// Only two signature schemes are accepted, Ed25519 (JWS alg "EdDSA", or
+// "Ed25519", its fully specified name from RFC 9864) and "ES256" (P-256
+// with SHA-256); a proof names its algorithm in its header, and the
 // algorithm must match the key type, so that no algorithm confusion is
 // possible.
 package dpop
@@ -31,9 +32,14 @@ import (
 
 // Algorithms.
 const (
-	AlgEdDSA = "EdDSA"
-	AlgES256 = "ES256"
+	AlgEdDSA   = "EdDSA"
+	AlgEd25519 = "Ed25519" // RFC 9864: the same signature as EdDSA with an Ed25519 key
+	AlgES256   = "ES256"
 )
+
+// Algs lists the accepted JWS algorithms, as servers advertise them
+// (dpop_signing_alg_values_supported, WWW-Authenticate algs).
+var Algs = []string{AlgEdDSA, AlgEd25519, AlgES256}
 
 // ProofType is the "typ" header of a DPoP proof.
 const ProofType = "dpop+jwt"
@@ -261,11 +267,17 @@ type header struct {
 // Proof returns a DPoP proof for one request: method, URL (without query
 // or fragment) and, when an access token is sent, its hash (ath).
 func (k *Key) Proof(method, url, accessToken string, now time.Time) (string, error) {
+	return k.ProofNonce(method, url, accessToken, "", now)
+}
+
+// ProofNonce is Proof carrying a server-provided nonce (RFC 9449 §8), when
+// nonce is not "".
+func (k *Key) ProofNonce(method, url, accessToken, nonce string, now time.Time) (string, error) {
 	var jti [16]byte
 	if _, err := rand.Read(jti[:]); err != nil {
 		return "", err
 	}
-	c := Claims{JTI: b64.EncodeToString(jti[:]), HTM: method, HTU: StripURL(url), IAT: now.Unix()}
+	c := Claims{JTI: b64.EncodeToString(jti[:]), HTM: method, HTU: StripURL(url), IAT: now.Unix(), Nonce: nonce}
 	if accessToken != "" {
 		c.ATH = TokenHash(accessToken)
 	}
@@ -389,7 +401,7 @@ func parseHeader(seg string) (*parsedHeader, error) {
 	if err != nil {
 		return nil, err
 	}
-	if h.Alg != alg {
+	if h.Alg != alg && !(alg == AlgEdDSA && h.Alg == AlgEd25519) {
 		return nil, fmt.Errorf("proof alg %q does not match its %s key", h.Alg, h.JWK.Kty)
 	}
 	return &parsedHeader{jwk: *h.JWK, pub: pub, thumb: h.JWK.Thumbprint()}, nil

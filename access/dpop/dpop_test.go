@@ -2,6 +2,7 @@ package dpop
 
 import (
 	"crypto/ed25519"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -210,4 +211,47 @@ func FuzzJWK(f *testing.F) {
 			t.Fatalf("%q: thumbprint differs from the key's", x)
 		}
 	})
+}
+
+// TestAlgEd25519 accepts the fully specified "Ed25519" (RFC 9864) as well
+// as "EdDSA" for an Ed25519 key, and refuses either name on a P-256 key
+// and ES256 on an Ed25519 key.
+func TestAlgEd25519(t *testing.T) {
+	ed, _ := GenerateKey("ed25519")
+	p256, _ := GenerateKey("p256")
+	build := func(k *Key, alg string) string {
+		jwk := k.JWK()
+		h, _ := json.Marshal(header{Typ: ProofType, Alg: alg, JWK: &jwk})
+		c, _ := json.Marshal(Claims{JTI: "j1", HTM: "GET", HTU: "https://h/x", IAT: 1700000000})
+		input := b64.EncodeToString(h) + "." + b64.EncodeToString(c)
+		sig, err := k.sign([]byte(input))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return input + "." + b64.EncodeToString(sig)
+	}
+	for _, tc := range []struct {
+		name string
+		key  *Key
+		alg  string
+		ok   bool
+	}{
+		{"EdDSA on Ed25519", ed, AlgEdDSA, true},
+		{"Ed25519 on Ed25519", ed, AlgEd25519, true},
+		{"ES256 on P-256", p256, AlgES256, true},
+		{"Ed25519 on P-256", p256, AlgEd25519, false},
+		{"EdDSA on P-256", p256, AlgEdDSA, false},
+		{"ES256 on Ed25519", ed, AlgES256, false},
+		{"none", ed, "none", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := NewKeyCache(0).Verify(build(tc.key, tc.alg))
+			if (err == nil) != tc.ok {
+				t.Fatalf("Verify: %v, want ok %v", err, tc.ok)
+			}
+			if tc.ok && v.Thumbprint != tc.key.Thumbprint() {
+				t.Fatal("wrong thumbprint")
+			}
+		})
+	}
 }

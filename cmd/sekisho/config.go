@@ -34,6 +34,7 @@ type fileConfig struct {
 	TLSKey             string            `yaml:"tls_key"`
 	PublicURL          string            `yaml:"public_url"`
 	TrustedProxies     string            `yaml:"trusted_proxies"`
+	DPoPNonce          string            `yaml:"dpop_nonce"`
 	Regions            map[string]string `yaml:"regions"`
 	RetentionInterval  string            `yaml:"retention_interval"`
 }
@@ -59,7 +60,7 @@ func applyConfig(fs *pflag.FlagSet, c *fileConfig) error {
 	for name, val := range map[string]string{
 		"addr": c.Addr, "data": c.Data, "store": c.Store, "master-key-file": c.MasterKeyFile,
 		"org": c.Org, "region": c.Region, "checkpoint-interval": c.CheckpointInterval, "log-format": c.LogFormat, "witness-dir": c.WitnessDir,
-		"tls-cert": c.TLSCert, "tls-key": c.TLSKey, "public-url": c.PublicURL, "trusted-proxies": c.TrustedProxies,
+		"tls-cert": c.TLSCert, "tls-key": c.TLSKey, "public-url": c.PublicURL, "trusted-proxies": c.TrustedProxies, "dpop-nonce": c.DPoPNonce,
 		"retention-interval": c.RetentionInterval,
 	} {
 		f := fs.Lookup(name)

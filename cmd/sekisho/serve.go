@@ -44,6 +44,7 @@ type serveFlags struct {
 	insecureHTTP  bool
 	publicURL     string
 	proxies       string
+	dpopNonce     bool
 }
 
 func newServeCmd() *cobra.Command {
@@ -87,6 +88,7 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.BoolVar(&f.insecureHTTP, "insecure-http", false, "serve plain HTTP on a non-loopback address (only behind a TLS-terminating proxy)")
 	fl.StringVar(&f.publicURL, "public-url", "", "URL clients reach the server at behind a proxy (https://vault.example.jp): DPoP proofs' htu is checked against it")
 	fl.StringVar(&f.proxies, "trusted-proxies", "", "CIDRs of proxies whose X-Forwarded-For/Forwarded header sets the audit event's source address (comma-separated)")
+	fl.BoolVar(&f.dpopNonce, "dpop-nonce", false, "require a server nonce in every DPoP proof (RFC 9449 §8-9; clients get it from the DPoP-Nonce header)")
 	fl.StringVar(&f.config, "config", "", "configuration file (YAML: the flags' settings and a regions: map of region to store URL)")
 	return cmd
 }
@@ -145,7 +147,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		return err
 	}
 	nd, err := newNode(ctx, in, nodeConfig{Token: token, Org: f.org, Region: f.region, Logger: logger, Registry: reg, Webhooks: hooks,
-		PublicURL: f.publicURL, Proxies: proxies})
+		PublicURL: f.publicURL, Proxies: proxies, DPoPNonce: f.dpopNonce})
 	if err != nil {
 		return err
 	}
@@ -235,6 +237,8 @@ type nodeConfig struct {
 	PublicURL string
 	// Proxies set the source address of audit events from their headers.
 	Proxies edge.Proxies
+	// DPoPNonce requires server nonces in proofs.
+	DPoPNonce bool
 }
 
 // node is the request path over an opened instance: access control, the
@@ -253,7 +257,7 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	acc, err := newAccessWith(ctx, in, access.Config{BootstrapToken: c.Token, RootOrg: c.Org, RootRegion: c.Region, Now: c.Now,
-		PublicURL: c.PublicURL})
+		PublicURL: c.PublicURL, RequireNonce: c.DPoPNonce})
 	if err != nil {
 		return nil, err
 	}
