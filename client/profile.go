@@ -91,6 +91,7 @@ func LoadProfile(dir string) (*Profile, *Client, error) {
 		return nil, nil, fmt.Errorf("device key %s: %w", filepath.Join(dir, KeyFile), err)
 	}
 	c := New(p.Server, key)
+	c.Renew = true // a revoked or outdated cached token is renewed with the key
 	if tb, err := os.ReadFile(filepath.Join(dir, TokenFile)); err == nil {
 		var t Token
 		if json.Unmarshal(tb, &t) == nil {

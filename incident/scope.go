@@ -106,18 +106,18 @@ type Attempt struct {
 // (in Regions, or every region when empty) that Via (a role or a grant) let a
 // suspect read.
 type Reach struct {
-	Collection string
-	Org        string
-	Regions    []string
-	Via        []string
-	Records    int64
+	Collection string   `json:"collection"`
+	Org        string   `json:"org"`
+	Regions    []string `json:"regions"` // empty: every region
+	Via        []string `json:"via"`
+	Records    int64    `json:"records"`
 }
 
 // Scope is what an incident exposed, computed from the audit log. Its JSON
-// form has exactly the top-level keys that outside tools read; the lists
-// behind the numbers (subjects with their event indexes, denied attempts,
-// the worst case's parts) are in the fields without a JSON key, and are
-// written as CSV.
+// form carries everything the table shows (the numbers, the events read,
+// the worst case's parts); the long lists behind the numbers (subjects with
+// their event indexes, denied attempts) are in the fields without a JSON
+// key, and are written as CSV.
 type Scope struct {
 	Incident          string                      `json:"incident"`
 	Suspects          Suspects                    `json:"suspects"`
@@ -133,16 +133,16 @@ type Scope struct {
 
 	// LogSize is the size of the audit log the scope read: every counted
 	// event has an index below it, and inclusion proofs are asked for it.
-	LogSize uint64 `json:"-"`
+	LogSize uint64 `json:"log_size"`
 	// Events is the number of the suspects' events in the window.
-	Events int `json:"-"`
+	Events int `json:"events_read"`
 	// Subjects lists the exposed and the possible subjects, by collection
 	// and id.
 	Subjects []*Subject `json:"-"`
 	// Denied lists the denied attempts, by index.
 	Denied []Attempt `json:"-"`
 	// WorstCase lists what the worst case counts, by collection and org.
-	WorstCase []Reach `json:"-"`
+	WorstCase []Reach `json:"worst_case"`
 }
 
 // leaf holds the parts of an event that the query columns do not carry.

@@ -2,15 +2,21 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // The tests in this file run the built binary, as a script would: its exit
@@ -186,6 +192,243 @@ func copyProfile(t *testing.T, src, dst, server string) {
 		}
 		if err := os.WriteFile(filepath.Join(dst, f), b, 0o600); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// runJSON runs the binary with args (and --format json), wants exit 0 and
+// decodes stdout into v.
+func runJSON(t *testing.T, v any, args ...string) {
+	t.Helper()
+	i := slices.Index(args, "--") // flags go before "--"
+	if i < 0 {
+		i = len(args)
+	}
+	out, errOut, code := run(t, slices.Concat(args[:i], []string{"--format", "json"}, args[i:])...)
+	if code != 0 {
+		t.Fatalf("sekisho %s: exit %d: %s", strings.Join(args, " "), code, errOut)
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("sekisho %s --format json: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	if dec.More() {
+		t.Fatalf("sekisho %s --format json printed more than one document:\n%s", strings.Join(args, " "), out)
+	}
+}
+
+func TestLoginRefusesToOverwriteAProfile(t *testing.T) {
+	url, tokenFile := startServer(t)
+	admin := filepath.Join(t.TempDir(), "admin")
+	var first loginResult
+	runJSON(t, &first, "login", "--server", url, "--bootstrap-token-file", tokenFile, "--profile", admin)
+	if first.Principal != "admin" || first.Status != "approved" || first.Device == "" || first.Profile != admin {
+		t.Fatalf("login --format json: %+v", first)
+	}
+	run(t, "principal", "create", "bob", "--role", "member", "--profile", admin)
+	keyBefore, _ := os.ReadFile(filepath.Join(admin, "device-key.pem"))
+
+	// Into the admin's profile: refused, nothing changed, nothing enrolled.
+	_, errOut, code := run(t, "login", "--server", url, "--principal", "bob", "--profile", admin)
+	if code != exitUsage || !strings.Contains(errOut, "already holds device "+first.Device+" of admin") ||
+		!strings.Contains(errOut, "--force") || !strings.Contains(errOut, "sekisho device revoke -- "+first.Device) {
+		t.Fatalf("login over a profile: exit %d: %s", code, errOut)
+	}
+	if keyAfter, _ := os.ReadFile(filepath.Join(admin, "device-key.pem")); !bytes.Equal(keyBefore, keyAfter) {
+		t.Fatal("the refused login changed the device key")
+	}
+	var devs struct{ Devices []map[string]any }
+	runJSON(t, &devs, "device", "list", "--principal", "bob", "--profile", admin)
+	if len(devs.Devices) != 0 {
+		t.Fatalf("the refused login enrolled a device: %v", devs.Devices)
+	}
+	var who map[string]any
+	runJSON(t, &who, "whoami", "--profile", admin)
+	if who["principal"] != "admin" || who["device"] != first.Device {
+		t.Fatalf("the admin's profile no longer works: %v", who)
+	}
+
+	// With --force: replaced, and the abandoned device is named with the
+	// command that revokes it.
+	out, errOut, code := run(t, "login", "--server", url, "--principal", "bob", "--profile", admin, "--force")
+	if code != 0 || !strings.Contains(errOut, "device "+first.Device+" of admin (org operator) at "+url+" is abandoned") ||
+		!strings.Contains(errOut, "sekisho device revoke -- "+first.Device) || !strings.Contains(out, "pending approval") {
+		t.Fatalf("login --force: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if keyAfter, _ := os.ReadFile(filepath.Join(admin, "device-key.pem")); bytes.Equal(keyBefore, keyAfter) {
+		t.Fatal("login --force kept the old key")
+	}
+}
+
+// TestTokenRenewedAfterQuarantineLift: a token issued before a quarantine
+// stays refused after the lift; the CLI gets a new one with the device key
+// and retries once, instead of failing.
+func TestTokenRenewedAfterQuarantineLift(t *testing.T) {
+	url, tokenFile := startNode(t)
+	admin := filepath.Join(t.TempDir(), "admin")
+	run(t, "login", "--server", url, "--bootstrap-token-file", tokenFile, "--profile", admin)
+	var hts struct{ Honeytokens []struct{ ID string } }
+	runJSON(t, &hts, "honeytoken", "create", "users", "--region", "jp", "--count", "1", "--profile", admin)
+	run(t, "principal", "create", "carol", "--role", "member", "--profile", admin)
+	carol := filepath.Join(t.TempDir(), "carol")
+	var lr loginResult
+	runJSON(t, &lr, "login", "--server", url, "--principal", "carol", "--profile", carol)
+	if _, _, code := run(t, "device", "approve", "--profile", admin, "--", lr.Device); code != 0 {
+		t.Fatalf("approve: exit %d", code)
+	}
+	var who map[string]any
+	runJSON(t, &who, "whoami", "--profile", carol)
+	tokenBefore, _ := os.ReadFile(filepath.Join(carol, "token.json"))
+
+	// Touching the decoy quarantines carol and her device.
+	run(t, "api", "--profile", carol, "GET", "/v1/collections/users/records/"+hts.Honeytokens[0].ID, "-H", "Sekisho-Purpose: support")
+	if _, errOut, code := run(t, "whoami", "--profile", carol); code != exitRefused || !strings.Contains(errOut, "quarantined") {
+		t.Fatalf("quarantined: exit %d %s", code, errOut)
+	}
+	for _, id := range []string{"principal:carol", "device:" + lr.Device} {
+		if _, _, code := run(t, "quarantine", "lift", "--profile", admin, "--", id); code != 0 {
+			t.Fatalf("lift %s: exit %d", id, code)
+		}
+	}
+	time.Sleep(1100 * time.Millisecond) // a new token's iat (whole seconds) after the quarantine
+
+	// The cached token predates the quarantine: the server refuses it, and
+	// the CLI renews it and succeeds.
+	// (The refused calls above may have fetched and cached a newer token;
+	// put back the one issued before the quarantine.)
+	if err := os.WriteFile(filepath.Join(carol, "token.json"), tokenBefore, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runJSON(t, &who, "whoami", "--profile", carol)
+	if who["principal"] != "carol" {
+		t.Fatalf("whoami after the lift: %v", who)
+	}
+	if tok, _ := os.ReadFile(filepath.Join(carol, "token.json")); bytes.Equal(tok, tokenBefore) {
+		t.Fatal("the token was not renewed")
+	}
+	// A token that is not valid at all (revoked, garbled) is renewed too.
+	os.WriteFile(filepath.Join(carol, "token.json"), []byte(`{"access_token":"garbled","token_type":"DPoP","expires_at":"2999-01-01T00:00:00Z"}`), 0o600)
+	runJSON(t, &who, "whoami", "--profile", carol)
+}
+
+// startNode runs a node wired as serve wires it (access, guard, HTTP API)
+// on an httptest.Server and returns its URL and the bootstrap token file.
+func startNode(t *testing.T) (url, tokenFile string) {
+	t.Helper()
+	setMasterKey(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	in, err := openInstance(ctx, instanceOptions{DataDir: dir, Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close() })
+	token, _, err := bootstrapToken(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := newNode(ctx, in, nodeConfig{Token: token, Org: "operator", Region: "jp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	srv := httptest.NewServer(n.srv)
+	t.Cleanup(srv.Close)
+	return srv.URL, filepath.Join(dir, bootstrapTokenFile)
+}
+
+// TestJSONOutput: every verb that prints takes --format json and prints one
+// JSON document a script can parse (no sed); the scope carries what its
+// table shows.
+func TestJSONOutput(t *testing.T) {
+	url, tokenFile := startNode(t)
+	admin := filepath.Join(t.TempDir(), "admin")
+	var lr loginResult
+	runJSON(t, &lr, "login", "--server", url, "--bootstrap-token-file", tokenFile, "--profile", admin)
+	p := []string{"--profile", admin}
+
+	var who struct{ Principal, Org, Device, Server string }
+	runJSON(t, &who, append([]string{"whoami"}, p...)...)
+	if who.Principal != "admin" || who.Org != "operator" || who.Device != lr.Device || who.Server != url {
+		t.Fatalf("whoami: %+v", who)
+	}
+	var ver struct{ Version string }
+	if runJSON(t, &ver, "version"); ver.Version == "" {
+		t.Fatal("version: empty")
+	}
+	var org struct{ ID, Status string }
+	if runJSON(t, &org, append([]string{"org", "create", "affiliate", "--home-region", "jp"}, p...)...); org.ID != "affiliate" {
+		t.Fatalf("org create: %+v", org)
+	}
+	var orgs struct{ Orgs []struct{ ID string } }
+	if runJSON(t, &orgs, append([]string{"org", "list"}, p...)...); len(orgs.Orgs) != 2 {
+		t.Fatalf("org list: %+v", orgs)
+	}
+	var pr struct{ ID, Org string }
+	if runJSON(t, &pr, append([]string{"principal", "create", "bob", "--org", "affiliate", "--role", "member"}, p...)...); pr.ID != "bob" || pr.Org != "affiliate" {
+		t.Fatalf("principal create: %+v", pr)
+	}
+	var bobLogin loginResult
+	runJSON(t, &bobLogin, "login", "--server", url, "--principal", "bob", "--profile", filepath.Join(t.TempDir(), "bob"))
+	if bobLogin.Status != "pending" || bobLogin.Approve != "sekisho device approve -- "+bobLogin.Device {
+		t.Fatalf("login --principal: %+v", bobLogin)
+	}
+	var dev struct{ ID, Status string }
+	if runJSON(t, &dev, "device", "approve", "--profile", admin, "--", bobLogin.Device); dev.ID != bobLogin.Device || dev.Status != "approved" {
+		t.Fatalf("device approve: %+v", dev)
+	}
+	var grant struct{ ID, Status string }
+	if runJSON(t, &grant, append([]string{"grant", "create", "--to", "affiliate", "--collection", "users", "--field", "phone", "--region", "jp", "--purpose", "support"}, p...)...); grant.ID == "" {
+		t.Fatalf("grant create: %+v", grant)
+	}
+	var rules struct{ Rules []struct{ ID string } }
+	if runJSON(t, &rules, append([]string{"guard", "rules", "list"}, p...)...); len(rules.Rules) == 0 {
+		t.Fatal("guard rules list: none")
+	}
+
+	var in struct {
+		ID         string
+		Principals []string
+	}
+	runJSON(t, &in, append([]string{"incident", "open", "--principal", "bob", "--since", "2000-01-01T00:00:00Z", "--cause", "unauthorized-access"}, p...)...)
+	if !strings.HasPrefix(in.ID, "inc-") || len(in.Principals) != 1 {
+		t.Fatalf("incident open: %+v", in)
+	}
+	var list struct{ Incidents []struct{ ID string } }
+	if runJSON(t, &list, append([]string{"incident", "list"}, p...)...); len(list.Incidents) != 1 || list.Incidents[0].ID != in.ID {
+		t.Fatalf("incident list: %+v", list)
+	}
+	var sc map[string]json.RawMessage
+	runJSON(t, &sc, append([]string{"incident", "scope", "--incident", in.ID}, p...)...)
+	for _, k := range []string{"incident", "suspects", "window", "events_read", "log_size", "subjects_exposed", "fields_exposed",
+		"subjects_possible", "denied_attempts", "worst_case_subjects", "worst_case", "by_collection", "by_region", "by_classification"} {
+		if sc[k] == nil {
+			t.Errorf("incident scope --format json has no %q (the table shows it)", k)
+		}
+	}
+	table, _, _ := run(t, append([]string{"incident", "scope", "--incident", in.ID}, p...)...)
+	var logSize int
+	json.Unmarshal(sc["log_size"], &logSize)
+	if logSize == 0 || !strings.Contains(table, fmt.Sprintf("of a log of %d", logSize)) {
+		t.Errorf("log_size %d is not the table's:\n%s", logSize, table)
+	}
+	var worst []struct{ Collection, Org string }
+	json.Unmarshal(sc["worst_case"], &worst)
+	if len(worst) == 0 || !strings.Contains(table, "WORST CASE") {
+		t.Errorf("worst_case %v, table:\n%s", worst, table)
+	}
+	var rep struct{ Kind string }
+	runJSON(t, &rep, append([]string{"report", "appi", "--incident", in.ID}, p...)...)
+
+	data := filepath.Dir(tokenFile)
+	var vr struct{ OK bool }
+	if runJSON(t, &vr, "audit", "verify", "--data", data); !vr.OK {
+		t.Fatal("audit verify: not OK")
+	}
+	// Unknown formats are usage errors, on every verb.
+	for _, args := range [][]string{{"whoami"}, {"version"}, {"incident", "list"}, {"login", "--server", url, "--principal", "bob"}, {"org", "list"}, {"audit", "verify", "--data", data}} {
+		if _, errOut, code := run(t, append(args, "--format", "yaml")...); code != exitUsage || !strings.Contains(errOut, `invalid argument "yaml" for "--format"`) {
+			t.Errorf("%v --format yaml: exit %d %s", args, code, errOut)
 		}
 	}
 }

@@ -187,6 +187,7 @@ offline from a data directory with --data (read-only, beside a running server).`
 func newIncidentOpenCmd() *cobra.Command {
 	var src incidentSource
 	var f suspectFlags
+	var format string
 	cmd := &cobra.Command{
 		Use:   "open --principal P|--device D|--org O --since T [--until T] [--discovered T] [--cause C]",
 		Short: "Record an incident and print its id",
@@ -217,12 +218,16 @@ func newIncidentOpenCmd() *cobra.Command {
 				}
 				in = &out
 			}
+			if format == "json" {
+				return writeJSON(cmd.OutOrStdout(), in)
+			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "incident id: %s\n", in.ID)
 			return err
 		},
 	}
 	src.flags(cmd)
 	f.flags(cmd)
+	addFormatFlag(cmd.Flags(), &format, "table", "table", "json")
 	return cmd
 }
 
@@ -275,6 +280,7 @@ func openIncidentOffline(ctx context.Context, src incidentSource, in *incident.I
 
 func newIncidentListCmd() *cobra.Command {
 	var src incidentSource
+	var format string
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the recorded incidents",
@@ -303,6 +309,12 @@ func newIncidentListCmd() *cobra.Command {
 				}
 				ins = m.Incidents
 			}
+			if format == "json" {
+				if ins == nil {
+					ins = []*incident.Incident{}
+				}
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"incidents": ins})
+			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			defer w.Flush()
 			fmt.Fprintln(w, "ID\tSINCE\tUNTIL\tDISCOVERED\tCAUSE\tSUSPECTS")
@@ -315,6 +327,7 @@ func newIncidentListCmd() *cobra.Command {
 		},
 	}
 	src.flags(cmd)
+	addFormatFlag(cmd.Flags(), &format, "table", "table", "json")
 	return cmd
 }
 

@@ -13,7 +13,7 @@ import (
 
 func newKeysCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage the key-encryption keys"}
-	var data, store, masterKeyFile, org, region string
+	var data, store, masterKeyFile, org, region, format string
 	rotate := &cobra.Command{
 		Use:   "rotate",
 		Short: "Make a new KEK version for (org, region) and re-wrap that org's data keys in that region",
@@ -48,6 +48,10 @@ It writes into a data directory directly, and is refused while a server holds it
 			if err != nil {
 				return err
 			}
+			if format == "json" {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"org": org, "region": region, "version": version,
+					"rewrapped": done, "seconds": time.Since(start).Seconds()})
+			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "KEK of %s/%s is now version %d; %d data keys re-wrapped in %s\n",
 				org, region, version, done, time.Since(start).Round(time.Millisecond))
 			return err
@@ -59,6 +63,7 @@ It writes into a data directory directly, and is refused while a server holds it
 	f.StringVar(&masterKeyFile, "master-key-file", "", "file holding the master key")
 	f.StringVar(&org, "org", "", "org whose key rotates")
 	f.StringVar(&region, "region", "", "region whose key rotates")
+	addFormatFlag(f, &format, "table", "table", "json")
 	cmd.AddCommand(rotate)
 	return cmd
 }

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -12,7 +16,8 @@ import (
 )
 
 func newLoginCmd() *cobra.Command {
-	var server, bootFile, principal, profile, keyType, deviceName string
+	var server, bootFile, principal, profile, keyType, deviceName, format string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "login",
 		Short: "Enrol this machine's device key and store a profile",
@@ -23,7 +28,11 @@ principal, device key with mode 0600, cached credential) in --profile DIR
 With --bootstrap-token-file, spend the bootstrap token that the first serve
 wrote: this enrols the first admin (roles admin and auditor) and its device,
 approved, once. With --principal, enrol a device for a principal an admin
-created; an admin of its org then approves it (sekisho device approve ID).`,
+created; an admin of its org then approves it (sekisho device approve -- ID).
+
+A profile directory that already holds a device key is never overwritten
+silently: login refuses unless --force, and with --force says which device
+it abandons (it stays enrolled until an admin revokes it).`,
 		Example: `  sekisho login --server http://127.0.0.1:8700 --bootstrap-token-file ./sekisho-data/bootstrap-admin-token
   sekisho login --server http://127.0.0.1:8700 --principal bob --profile ~/.config/sekisho-bob`,
 		Args: cobra.NoArgs,
@@ -38,6 +47,18 @@ created; an admin of its org then approves it (sekisho device approve ID).`,
 			dir, err := profileDir(profile)
 			if err != nil {
 				return err
+			}
+			old, err := existingProfile(dir)
+			if err != nil {
+				return err
+			}
+			if old != nil && !force {
+				return usageErrorf("profile %s already holds %s; give --force to replace it (that device stays enrolled: revoke it with  sekisho device revoke -- %s)",
+					dir, old.describe(), old.Device)
+			}
+			if old != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "sekisho: replacing profile %s: %s is abandoned here but stays enrolled; an admin of %s revokes it with\n  sekisho device revoke -- %s\n",
+					dir, old.describe(), orDefault(old.Org, "its org"), old.Device)
 			}
 			key, err := dpop.GenerateKey(keyType)
 			if err != nil {
@@ -68,6 +89,10 @@ created; an admin of its org then approves it (sekisho device approve ID).`,
 				if err := saveProfile(dir, p, key, c); err != nil {
 					return err
 				}
+				if format == "json" {
+					return writeJSON(out, loginResult{Server: p.Server, Principal: p.Principal, Org: p.Org, Roles: []string{"admin", "auditor"},
+						Device: p.Device, Status: res.Device.Status, Profile: dir, Abandoned: old.device()})
+				}
 				fmt.Fprintf(out, "Logged in as %s (org %s, roles admin and auditor); the bootstrap token is now spent.\nDevice %s, approved.\nProfile: %s\n",
 					p.Principal, p.Org, p.Device, dir)
 				return nil
@@ -80,7 +105,11 @@ created; an admin of its org then approves it (sekisho device approve ID).`,
 			if err := saveProfile(dir, p, key, c); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "Device %s enrolled for %s (org %s), pending approval.\nAsk an admin of %s to run:\n  sekisho device approve %s\nProfile: %s\n",
+			if format == "json" {
+				return writeJSON(out, loginResult{Server: p.Server, Principal: p.Principal, Org: p.Org, Device: d.ID, Status: d.Status,
+					Profile: dir, Approve: "sekisho device approve -- " + d.ID, Abandoned: old.device()})
+			}
+			fmt.Fprintf(out, "Device %s enrolled for %s (org %s), pending approval.\nAsk an admin of %s to run:\n  sekisho device approve -- %s\nProfile: %s\n",
 				d.ID, d.Principal, d.Org, d.Org, d.ID, dir)
 			return nil
 		},
@@ -92,7 +121,69 @@ created; an admin of its org then approves it (sekisho device approve ID).`,
 	f.StringVar(&profile, "profile", "", "profile directory (default: $SEKISHO_PROFILE or sekisho under the user config directory)")
 	f.StringVar(&keyType, "key-type", "ed25519", "device key type: ed25519 or p256")
 	f.StringVar(&deviceName, "device-name", "", "device name shown to admins (default: host name)")
+	f.BoolVar(&force, "force", false, "replace a profile that already holds a device key (the old device stays enrolled until revoked)")
+	addFormatFlag(f, &format, "table", "table", "json")
 	return cmd
+}
+
+// loginResult is what login prints with --format json.
+type loginResult struct {
+	Server    string   `json:"server"`
+	Principal string   `json:"principal"`
+	Org       string   `json:"org"`
+	Roles     []string `json:"roles,omitempty"`
+	Device    string   `json:"device"`
+	Status    string   `json:"status"` // approved, or pending until an admin approves it
+	Profile   string   `json:"profile"`
+	// Approve is the command an admin runs to approve a pending device.
+	Approve string `json:"approve,omitempty"`
+	// Abandoned is the device of the profile that --force replaced.
+	Abandoned string `json:"abandoned_device,omitempty"`
+}
+
+// oldProfile is what a profile directory held before login.
+type oldProfile struct{ client.Profile }
+
+func (o *oldProfile) device() string {
+	if o == nil {
+		return ""
+	}
+	return o.Device
+}
+
+func (o *oldProfile) describe() string {
+	s := "device " + orDefault(o.Device, "(unknown id)")
+	if o.Principal != "" {
+		s += " of " + o.Principal
+		if o.Org != "" {
+			s += " (org " + o.Org + ")"
+		}
+	}
+	if o.Server != "" {
+		s += " at " + o.Server
+	}
+	return s
+}
+
+// existingProfile returns what dir holds when it holds a device key, else nil.
+func existingProfile(dir string) (*oldProfile, error) {
+	if _, err := os.Stat(filepath.Join(dir, client.KeyFile)); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	o := &oldProfile{}
+	if b, err := os.ReadFile(filepath.Join(dir, client.ProfileFile)); err == nil {
+		json.Unmarshal(b, &o.Profile) // a broken profile.json: the key alone is still a device
+	}
+	if o.Device == "" {
+		if b, err := os.ReadFile(filepath.Join(dir, client.KeyFile)); err == nil {
+			if k, err := dpop.ParsePEM(b); err == nil {
+				o.Device = k.Thumbprint()
+			}
+		}
+	}
+	return o, nil
 }
 
 // profileDir resolves --profile, $SEKISHO_PROFILE, or the default.

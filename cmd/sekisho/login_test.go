@@ -105,7 +105,7 @@ func TestLoginAndAPI(t *testing.T) {
 	if out, code := cli(t, "api", "--profile", bob, "GET", "/v1/whoami"); code != 1 {
 		t.Fatalf("unapproved device: %d %s", code, out)
 	}
-	dev := strings.Fields(out[strings.Index(out, "sekisho device approve"):])[3]
+	dev := strings.Fields(out[strings.Index(out, "sekisho device approve --"):])[4]
 	if out, code := cli(t, "device", "approve", dev, "--profile", admin); code != 0 {
 		t.Fatalf("approve: %d %s", code, out)
 	}

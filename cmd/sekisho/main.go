@@ -53,19 +53,26 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newGuardCmd(), newQuarantineCmd(), newHoneytokenCmd())
 	root.AddCommand(newIncidentCmd(), newReportCmd(), newKeysCmd())
 	root.AddCommand(newRetentionCmd(), newHoldCmd())
+	root.AddCommand(newWhoamiCmd())
 	// Add commands above this line: finishTree makes every level strict.
 	finishTree(root)
 	return root
 }
 
 func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
+	var format string
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format == "json" {
+				return writeJSON(cmd.OutOrStdout(), map[string]string{"version": version})
+			}
 			_, err := fmt.Fprintln(cmd.OutOrStdout(), "sekisho", version)
 			return err
 		},
 	}
+	addFormatFlag(cmd.Flags(), &format, "table", "table", "json")
+	return cmd
 }
