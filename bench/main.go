@@ -254,7 +254,14 @@ func runBench(ctx context.Context, o options) (*results, error) {
 	if err != nil {
 		return res, err
 	}
-	hc := newHTTPClient(max(o.conc, 256))
+	conns := max(o.conc, 256)
+	if o.soak > 0 {
+		// A soak keeps a fixed pool of -concurrency connections: the server's
+		// goroutines and descriptors then measure the server, not how many
+		// connections the client opened during a slow spell.
+		conns = o.conc
+	}
+	hc := newHTTPClient(conns)
 	cred, admin, notes, err := enrol(ctx, hc, base, strings.TrimSpace(string(tok)), org, o.principals)
 	if err != nil {
 		return res, err

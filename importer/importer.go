@@ -288,7 +288,6 @@ func csvReader(r io.Reader, s *sekisho.Schema) (func() (Item, *Rejection, error)
 	return func() (Item, *Rejection, error) {
 		for {
 			rec, err := cr.Read()
-			line, _ := cr.FieldPos(0)
 			if err == io.EOF {
 				return Item{}, nil, io.EOF
 			}
@@ -299,6 +298,9 @@ func csvReader(r io.Reader, s *sekisho.Schema) (func() (Item, *Rejection, error)
 			if err != nil {
 				return Item{}, nil, err
 			}
+			// FieldPos only after a record was read: after an error it
+			// panics (found by FuzzCSVLine: an unterminated quote at the end).
+			line, _ := cr.FieldPos(0)
 			if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 				continue
 			}

@@ -39,3 +39,18 @@ go test -count=1 "$@" ./...
 # enforcing approved algorithms only (a non-approved use fails the test).
 echo "== GODEBUG=fips140=only go test ./keys/... ./vault/... ./access/..."
 GODEBUG=fips140=only go test -count=1 "$@" ./keys/... ./vault/... ./access/...
+
+# Every fuzz target for a few seconds (issue 19): a parser that panics on
+# some input fails CI. Longer runs: go test -run '^$' -fuzz '^NAME$' -fuzztime 10m PKG.
+fuzztime=${SEKISHO_FUZZTIME:-3s}
+fuzz_targets=(
+	". FuzzParseSchema" ". FuzzDecodeRecordInput" "./audit FuzzUnmarshal"
+	"./access/dpop FuzzVerify" "./access/dpop FuzzJWK"
+	"./access FuzzParseToken" "./access FuzzParsePolicy" "./access FuzzGrantBody"
+	"./cmd/sekisho FuzzConfigFile" "./importer FuzzNDJSONLine" "./importer FuzzCSVLine"
+)
+for t in "${fuzz_targets[@]}"; do
+	read -r pkg name <<<"$t"
+	echo "== go test -fuzz $name -fuzztime $fuzztime $pkg"
+	go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg"
+done
