@@ -45,7 +45,7 @@ GODEBUG=fips140=only go test -count=1 "$@" ./keys/... ./vault/... ./access/...
 fuzztime=${SEKISHO_FUZZTIME:-3s}
 fuzz_targets=(
 	". FuzzParseSchema" ". FuzzDecodeRecordInput" "./audit FuzzUnmarshal"
-	"./access/dpop FuzzVerify" "./access/dpop FuzzJWK"
+	"./access/dpop FuzzVerify" "./access/dpop FuzzJWK" "./access/dpop FuzzDecodeJWK"
 	"./access FuzzParseToken" "./access FuzzParsePolicy" "./access FuzzGrantBody"
 	"./cmd/sekisho FuzzConfigFile" "./importer FuzzNDJSONLine" "./importer FuzzCSVLine"
 )

@@ -58,10 +58,10 @@ func FuzzVerify(f *testing.F) {
 	})
 }
 
-// FuzzJWK: any JSON offered as a device key either is refused or parses to
+// FuzzDecodeJWK: any JSON offered as a device key either is refused or parses to
 // a public key of a supported algorithm; a key that parses keeps its
 // thumbprint through a JSON round trip.
-func FuzzJWK(f *testing.F) {
+func FuzzDecodeJWK(f *testing.F) {
 	for _, kt := range []string{"ed25519", "p256"} {
 		k, err := GenerateKey(kt)
 		if err != nil {
