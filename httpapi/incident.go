@@ -22,6 +22,8 @@ func (s *Server) incidentRoutes() []route {
 		{"GET", "/v1/incidents/{id}/scope", true, false, s.incidentScope},
 		{"GET", "/v1/incidents/{id}/report/{kind}", true, false, s.incidentReport},
 		{"GET", "/v1/reports/progress", true, false, s.progressReport},
+		{"GET", "/v1/orgs/{id}/profile", true, false, s.getOrgProfile},
+		{"PUT", "/v1/orgs/{id}/profile", true, false, s.putOrgProfile},
 	}
 }
 
@@ -181,11 +183,15 @@ func (s *Server) incidentReport(w http.ResponseWriter, r *http.Request, c vault.
 	if err != nil {
 		return err
 	}
+	cfg, err := s.reportConfig(r, c, kind)
+	if err != nil {
+		return err
+	}
 	sc, err := incident.Compute(r.Context(), s.vault.Store(), in)
 	if err != nil {
 		return err
 	}
-	rep, err := report.Breach(kind, in, sc, s.reportConfig())
+	rep, err := report.Breach(kind, in, sc, cfg)
 	if err != nil {
 		return err
 	}
@@ -203,15 +209,76 @@ func (s *Server) progressReport(w http.ResponseWriter, r *http.Request, c vault.
 	if err != nil {
 		return err
 	}
-	rep, err := report.Progress(r.Context(), s.vault.Store(), s.reportConfig())
+	cfg, err := s.reportConfig(r, c, report.KindProgress)
+	if err != nil {
+		return err
+	}
+	rep, err := report.Progress(r.Context(), s.vault.Store(), cfg)
 	if err != nil {
 		return err
 	}
 	return writeReport(w, rep, format)
 }
 
-func (s *Server) reportConfig() report.Config {
-	return report.Config{Controller: s.reports.Controller, Contact: s.reports.Contact}
+// reportConfig is the configuration of a report of kind for the caller: the
+// language of ?lang= (the kind's default when absent) and the controller of
+// the caller's org profile, else the server's configured controller.
+func (s *Server) reportConfig(r *http.Request, c vault.Caller, kind string) (report.Config, error) {
+	lang, err := report.Lang(kind, r.URL.Query().Get("lang"))
+	if err != nil {
+		return report.Config{}, err
+	}
+	ctl, err := report.ControllerOf(r.Context(), s.vault.Store(), c.Org, s.reports.Controller)
+	if err != nil {
+		return report.Config{}, err
+	}
+	return report.Config{Controller: ctl, Lang: lang, Now: s.now()}, nil
+}
+
+// getOrgProfile: an org's admins and the instance's auditors read its
+// profile (the controller named in its reports).
+func (s *Server) getOrgProfile(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	org := r.PathValue("id")
+	if !(hasRole(c, RoleAuditor) || hasRole(c, RoleAdmin) && c.Org == org) {
+		return sekisho.Errorf(sekisho.EForbidden, "an org's profile is for its admins and for auditors")
+	}
+	p, _, err := report.GetProfile(r.Context(), s.vault.Store(), org)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, p)
+}
+
+// OrgProfileRequest is the body of PUT /v1/orgs/{id}/profile.
+type OrgProfileRequest struct {
+	Controller report.Controller `json:"controller"`
+}
+
+// putOrgProfile: an org's admins set its profile; the change is audited.
+func (s *Server) putOrgProfile(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	org := r.PathValue("id")
+	if !hasRole(c, RoleAdmin) || c.Org != org {
+		return sekisho.Errorf(sekisho.EForbidden, "only an admin of %s sets its profile", org)
+	}
+	var req OrgProfileRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	p := &report.OrgProfile{Org: org, Controller: req.Controller, UpdatedAt: s.now().UTC(), UpdatedBy: c.Principal}
+	if err := p.Controller.Validate(); err != nil {
+		return err
+	}
+	if s.auditLog != nil {
+		ev := audit.Event{Time: s.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
+			Action: "org.profile", Decision: audit.Allow, Policy: "org-admin", Detail: "profile of org " + org}
+		if _, err := s.auditLog.Append(r.Context(), ev); err != nil {
+			return &sekisho.Error{Code: sekisho.EUnavailable, Message: "the audit log is unavailable", Err: err}
+		}
+	}
+	if err := report.PutProfile(r.Context(), s.vault.Store(), p); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, p)
 }
 
 func reportFormat(r *http.Request) (string, error) {

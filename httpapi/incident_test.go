@@ -53,7 +53,7 @@ func TestIncidentScopeAndReports(t *testing.T) {
 	if r := do(t, ts, "GET", "/v1/incidents/"+id+"/scope?format=xml", ""); r.status != 400 {
 		t.Errorf("format xml: %d", r.status)
 	}
-	md := do(t, ts, "GET", "/v1/incidents/"+id+"/report/appi", "")
+	md := do(t, ts, "GET", "/v1/incidents/"+id+"/report/appi?lang=en", "")
 	if md.status != 200 || !strings.Contains(md.raw, "the cause is unauthorized access") || !strings.HasPrefix(md.header.Get("Content-Type"), "text/markdown") {
 		t.Errorf("appi md: %d %s", md.status, md.raw)
 	}

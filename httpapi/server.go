@@ -98,7 +98,8 @@ type Config struct {
 	// value, and refuses quarantined device keys a token; nil answers its
 	// routes with 503.
 	Guard *guard.Guard
-	// Reports names the controller and contact point in generated reports.
+	// Reports names the controller (the configuration file's controller
+	// section) in generated reports, for orgs without a profile.
 	Reports report.Config
 	// Proxies are the trusted proxies whose X-Forwarded-For or Forwarded
 	// header names the source address of audit events; the zero value

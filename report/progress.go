@@ -27,7 +27,7 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 		cfg.Now = time.Now()
 	}
 	now := cfg.Now.UTC()
-	r := &Report{Kind: KindProgress, Title: "Progress report on the protection of personal data", Controller: cfg.Controller,
+	r := &Report{Kind: KindProgress, Lang: LangEN, Title: "Progress report on the protection of personal data", Controller: cfg.Controller.NameIn(LangEN),
 		Law: "Periodic report on the measures the regulator demanded (for Japan: the PPC's guidance and recommendation under APPI arts. 147 and 148)", Recipient: "The regulator that asked for regular progress reports",
 		GeneratedAt: now, Required: true, Because: []string{"the regulator asked for regular reports of progress"}, Deadline: []Deadline{}}
 

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-
-	"github.com/go-pdf/fpdf"
 )
 
 // Formats a report renders to.
@@ -41,33 +39,20 @@ func JSON(r *Report) ([]byte, error) {
 
 // Markdown returns r as a Markdown document.
 func Markdown(r *Report) []byte {
+	l := r.Lang
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# %s\n\n", r.Title)
 	fmt.Fprintf(&b, "| | |\n| --- | --- |\n")
-	row := func(k, v string) {
-		if v != "" {
-			fmt.Fprintf(&b, "| %s | %s |\n", k, cell(v))
-		}
-	}
-	row("Law", r.Law)
-	row("To", r.Recipient)
-	row("Controller", r.Controller)
-	row("Incident", r.Incident)
-	row("Generated", ts(r.GeneratedAt))
-	if r.Kind != KindProgress {
-		req := "no, as far as the audit log shows"
-		if r.Required {
-			req = "yes: " + strings.Join(r.Because, "; ")
-		}
-		row("Report required", req)
+	for _, m := range metaRows(r) {
+		fmt.Fprintf(&b, "| %s | %s |\n", m[0], cell(m[1]))
 	}
 	b.WriteString("\n")
 	if p := r.Persons; p != nil {
-		b.WriteString("## Persons concerned\n\n| confirmed (values returned) | possible (touched, nothing returned) | total | ")
+		fmt.Fprintf(&b, "## %s\n\n| %s | %s | %s | ", msg(l, "persons"), msg(l, "persons.confirmed"), msg(l, "persons.possible"), msg(l, "persons.total"))
 		if p.Region != "" {
-			fmt.Fprintf(&b, "of which in %s | ", strings.ToUpper(p.Region))
+			fmt.Fprintf(&b, "%s | ", msg(l, "persons.in", strings.ToUpper(p.Region)))
 		}
-		b.WriteString("worst case (readable by the suspects) |\n| ---: | ---: | ---: | ")
+		fmt.Fprintf(&b, "%s |\n| ---: | ---: | ---: | ", msg(l, "persons.worst"))
 		if p.Region != "" {
 			b.WriteString("---: | ")
 		}
@@ -78,30 +63,31 @@ func Markdown(r *Report) []byte {
 		fmt.Fprintf(&b, "%d |\n\n", p.WorstCase)
 	}
 	if len(r.Deadline) > 0 {
-		b.WriteString("## Deadlines\n\n| report | due | basis |\n| --- | --- | --- |\n")
+		fmt.Fprintf(&b, "## %s\n\n| %s | %s | %s |\n| --- | --- | --- |\n", msg(l, "deadlines"), msg(l, "deadline.report"), msg(l, "deadline.due"), msg(l, "deadline.basis"))
 		for _, d := range r.Deadline {
 			due := ts(d.Due)
 			if d.Overdue {
-				due += " (passed)"
+				due += msg(l, "passed")
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s |\n", cell(d.Name), due, cell(d.Basis))
 		}
 		b.WriteString("\n")
 	}
+	mark := toCompleteMark(l)
 	for _, it := range r.Items {
 		fmt.Fprintf(&b, "## %s\n\n", it.Title)
 		if it.Text != "" {
 			fmt.Fprintf(&b, "%s\n\n", it.Text)
-			fmt.Fprintf(&b, "_Source: %s._\n\n", sourceText(it.Source))
+			fmt.Fprintf(&b, "_%s_\n\n", msg(l, "source", sourceText(l, it.Source)))
 		}
 		if it.ToComplete != "" {
-			fmt.Fprintf(&b, "> **%s:** %s\n\n", ToCompleteMark, it.ToComplete)
+			fmt.Fprintf(&b, "> **%s:** %s\n\n", mark, it.ToComplete)
 		}
 	}
 	for _, t := range r.Tables {
 		fmt.Fprintf(&b, "## %s\n\n", t.Title)
 		if len(t.Rows) == 0 {
-			b.WriteString("None.\n\n")
+			fmt.Fprintf(&b, "%s\n\n", msg(l, "none"))
 			continue
 		}
 		fmt.Fprintf(&b, "| %s |\n|%s\n", strings.Join(t.Header, " | "), strings.Repeat(" --- |", len(t.Header)))
@@ -115,7 +101,7 @@ func Markdown(r *Report) []byte {
 		b.WriteString("\n")
 	}
 	if len(r.Notes) > 0 {
-		b.WriteString("## Notes\n\n")
+		fmt.Fprintf(&b, "## %s\n\n", msg(l, "notes"))
 		for _, n := range r.Notes {
 			fmt.Fprintf(&b, "- %s\n", n)
 		}
@@ -123,18 +109,10 @@ func Markdown(r *Report) []byte {
 	return b.Bytes()
 }
 
-func sourceText(s string) string {
+func sourceText(lang, s string) string {
 	switch s {
-	case SourceScope:
-		return "the incident's scope, computed from the audit log"
-	case SourceIncident:
-		return "the incident as recorded"
-	case SourceStore:
-		return "the vault's store"
-	case SourceConfig:
-		return "the report's configuration"
-	case SourcePerson:
-		return "what the vault knows; a person completes it"
+	case SourceScope, SourceIncident, SourceStore, SourceConfig, SourcePerson:
+		return msg(lang, "source."+s)
 	}
 	return s
 }
@@ -143,136 +121,117 @@ func cell(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "|", "\\|"), "\n", " ")
 }
 
-// PDF renders r as a PDF document with go-pdf/fpdf. The core fonts cover
-// Latin-1 only; other characters are replaced.
+// PDF renders r as a PDF document with go-pdf/fpdf, in the embedded Noto
+// fonts (subset to the glyphs used), so that Japanese, Thai, Chinese and
+// Latin text all render.
 func PDF(r *Report) ([]byte, error) {
-	p := fpdf.New("P", "mm", "A4", "")
-	p.SetTitle(r.Title, true)
-	p.SetCreator("sekisho", true)
-	p.SetAuthor(r.Controller, true)
-	p.SetCreationDate(r.GeneratedAt)
-	p.SetModificationDate(r.GeneratedAt)
-	p.SetMargins(18, 18, 18)
-	p.SetAutoPageBreak(true, 18)
-	p.AliasNbPages("")
+	l := r.Lang
+	d, err := newPDF(l, r.Title, r.Controller, r.GeneratedAt)
+	if err != nil {
+		return nil, err
+	}
+	p := d.p
 	p.SetFooterFunc(func() {
 		p.SetY(-12)
-		p.SetFont("Helvetica", "I", 8)
-		p.CellFormat(0, 6, fmt.Sprintf("sekisho %s report, incident %s - page %d/{nb}", r.Kind, r.Incident, p.PageNo()), "", 0, "C", false, 0, "")
+		style, size := d.style, d.size
+		d.setStyle("", 8)
+		foot := msg(l, "footer.noinc", r.Kind, p.PageNo())
+		if r.Incident != "" {
+			foot = msg(l, "footer", r.Kind, r.Incident, p.PageNo())
+		}
+		d.text(foot, 6, 0)
+		d.setStyle(style, size)
 	})
-	tr := p.UnicodeTranslatorFromDescriptor("")
-	t := func(s string) string { return tr(strings.ReplaceAll(s, "`", "")) }
 	p.AddPage()
-	w, _ := p.GetPageSize()
-	lm, _, rm, _ := p.GetMargins()
-	width := w - lm - rm
-	p.SetFont("Helvetica", "B", 15)
-	p.MultiCell(width, 7, t(r.Title), "", "L", false)
+	d.setStyle("B", 15)
+	d.text(r.Title, 7, 0)
 	p.Ln(2)
-	p.SetFont("Helvetica", "", 9)
-	meta := [][2]string{{"Law", r.Law}, {"To", r.Recipient}, {"Controller", r.Controller}, {"Incident", r.Incident}, {"Generated", ts(r.GeneratedAt)}}
-	if r.Kind != KindProgress {
-		req := "no, as far as the audit log shows"
-		if r.Required {
-			req = "yes: " + strings.Join(r.Because, "; ")
-		}
-		meta = append(meta, [2]string{"Report required", req})
-	}
-	for _, m := range meta {
-		if m[1] == "" {
-			continue
-		}
-		p.SetFont("Helvetica", "B", 9)
-		p.CellFormat(32, 5, t(m[0]), "", 0, "L", false, 0, "")
-		p.SetFont("Helvetica", "", 9)
-		p.MultiCell(width-32, 5, t(m[1]), "", "L", false)
-	}
-	heading := func(s string) {
-		p.Ln(3)
-		p.SetFont("Helvetica", "B", 11)
-		p.MultiCell(width, 6, t(s), "", "L", false)
-		p.SetFont("Helvetica", "", 9)
-	}
-	table := func(header []string, rows [][]string) {
-		cw := width / float64(len(header))
-		p.SetFont("Helvetica", "B", 8)
-		p.SetFillColor(230, 230, 230)
-		for _, h := range header {
-			p.CellFormat(cw, 5, t(clip(h, cw)), "1", 0, "L", true, 0, "")
-		}
-		p.Ln(-1)
-		p.SetFont("Helvetica", "", 8)
-		for _, rw := range rows {
-			for _, c := range rw {
-				p.CellFormat(cw, 5, t(clip(c, cw)), "1", 0, "L", false, 0, "")
-			}
-			p.Ln(-1)
-		}
+	for _, m := range metaRows(r) {
+		y := p.GetY()
+		d.setStyle("B", 9)
+		d.text(m[0], 5, 0)
+		p.SetY(y)
+		d.setStyle("", 9)
+		d.text(m[1], 5, 36)
 	}
 	if pp := r.Persons; pp != nil {
-		heading("Persons concerned")
-		h := []string{"confirmed", "possible", "total"}
+		d.heading(msg(l, "persons"))
+		h := []string{msg(l, "persons.confirmed.short"), msg(l, "persons.possible.short"), msg(l, "persons.total")}
 		v := []string{itoa(pp.Confirmed), itoa(pp.Possible), itoa(pp.Total)}
 		if pp.Region != "" {
-			h = append(h, "in "+strings.ToUpper(pp.Region))
+			h = append(h, msg(l, "persons.in.short", strings.ToUpper(pp.Region)))
 			v = append(v, itoa(pp.InScope))
 		}
-		h = append(h, "worst case")
+		h = append(h, msg(l, "persons.worst.short"))
 		v = append(v, fmt.Sprint(pp.WorstCase))
-		table(h, [][]string{v})
+		d.table(h, [][]string{v})
 	}
 	if len(r.Deadline) > 0 {
-		heading("Deadlines")
-		for _, d := range r.Deadline {
-			due := ts(d.Due)
-			if d.Overdue {
-				due += " (passed)"
+		d.heading(msg(l, "deadlines"))
+		for _, dl := range r.Deadline {
+			due := ts(dl.Due)
+			if dl.Overdue {
+				due += msg(l, "passed")
 			}
-			p.MultiCell(width, 5, t(d.Name+": "+due+" - "+d.Basis), "", "L", false)
+			d.text(dl.Name+": "+due+" - "+dl.Basis, 5, 0)
 		}
 	}
+	mark := toCompleteMark(l)
 	for _, it := range r.Items {
-		heading(it.Title)
+		d.heading(it.Title)
 		if it.Text != "" {
-			p.MultiCell(width, 5, t(it.Text), "", "L", false)
-			p.SetFont("Helvetica", "I", 8)
-			p.MultiCell(width, 4, t("Source: "+sourceText(it.Source)+"."), "", "L", false)
-			p.SetFont("Helvetica", "", 9)
+			d.text(it.Text, 5, 0)
+			d.setStyle("", 7.5)
+			d.text(msg(l, "source", sourceText(l, it.Source)), 4, 0)
+			d.setStyle("", 9)
 		}
 		if it.ToComplete != "" {
-			p.SetFillColor(255, 240, 200)
-			p.SetFont("Helvetica", "B", 9)
-			p.MultiCell(width, 5, t(ToCompleteMark+": "+it.ToComplete), "1", "L", true)
-			p.SetFont("Helvetica", "", 9)
+			d.setStyle("B", 9)
+			d.box(mark+": "+it.ToComplete, 5, 255, 240, 200)
+			d.setStyle("", 9)
 		}
 	}
 	for _, tb := range r.Tables {
-		heading(tb.Title)
+		d.heading(tb.Title)
 		if len(tb.Rows) == 0 {
-			p.MultiCell(width, 5, "None.", "", "L", false)
+			d.text(msg(l, "none"), 5, 0)
 			continue
 		}
-		table(tb.Header, tb.Rows)
+		d.table(tb.Header, tb.Rows)
 	}
 	if len(r.Notes) > 0 {
-		heading("Notes")
+		d.heading(msg(l, "notes"))
 		for _, n := range r.Notes {
-			p.MultiCell(width, 5, t("- "+n), "", "L", false)
+			d.text("- "+n, 5, 0)
 		}
 	}
-	var b bytes.Buffer
-	if err := p.Output(&b); err != nil {
-		return nil, fmt.Errorf("render pdf: %w", err)
-	}
-	return b.Bytes(), nil
+	return d.bytes()
 }
 
-// clip shortens s to fit a table cell of width w mm at 8 pt (about 1.6 mm
-// per character).
-func clip(s string, w float64) string {
-	n := int(w / 1.6)
-	if len(s) <= n || n < 4 {
-		return s
+// metaRows are the key-value lines under a report's title.
+func metaRows(r *Report) [][2]string {
+	l := r.Lang
+	meta := [][2]string{{msg(l, "law"), r.Law}, {msg(l, "to"), r.Recipient}, {msg(l, "controller"), r.Controller},
+		{msg(l, "incident"), r.Incident}, {msg(l, "generated"), ts(r.GeneratedAt)}}
+	if r.Kind != KindProgress && r.Kind != KindAccess && r.Kind != KindProvide {
+		req := msg(l, "required.no")
+		if r.Required {
+			req = msg(l, "required.yes") + strings.Join(r.Because, "; ")
+		}
+		meta = append(meta, [2]string{msg(l, "required"), req})
 	}
-	return s[:n-3] + "..."
+	out := meta[:0]
+	for _, m := range meta {
+		if m[1] != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func toCompleteMark(lang string) string {
+	if m := ToCompleteMarks[lang]; m != "" {
+		return m
+	}
+	return ToCompleteMark
 }

@@ -18,6 +18,11 @@ const (
 	KindPDPATW   = "pdpa-tw"
 	KindGDPR     = "gdpr"
 	KindProgress = "progress"
+	// KindAccess is the subject access report (APPI art. 33, GDPR art. 15).
+	KindAccess = "subject-access"
+	// KindProvide is the record of provision to third parties (APPI arts.
+	// 29 and 30).
+	KindProvide = "provision"
 )
 
 // Kinds lists the report kinds.
@@ -35,9 +40,9 @@ const (
 // Config is what a report needs besides the incident and its scope.
 type Config struct {
 	// Controller is the business operator filing the report.
-	Controller string `json:"controller,omitempty"`
-	// Contact is the contact point (a DPO, a privacy office).
-	Contact string `json:"contact,omitempty"`
+	Controller Controller `json:"controller"`
+	// Lang is the report's language ("" for the kind's default, see Langs).
+	Lang string `json:"lang,omitempty"`
 	// Now stamps the report; default time.Now.
 	Now time.Time `json:"-"`
 }
@@ -72,6 +77,7 @@ type Table struct {
 // Report is one report, rendered by Markdown, JSON and PDF.
 type Report struct {
 	Kind        string    `json:"kind"`
+	Lang        string    `json:"lang"`
 	Title       string    `json:"title"`
 	Law         string    `json:"law"`
 	Recipient   string    `json:"recipient"`
@@ -110,7 +116,11 @@ func Breach(kind string, in *incident.Incident, sc *incident.Scope, cfg Config) 
 	if cfg.Now.IsZero() {
 		cfg.Now = time.Now()
 	}
-	b := &builder{in: in, sc: sc, cfg: cfg}
+	lang, err := Lang(kind, cfg.Lang)
+	if err != nil && kind != KindProgress && slices.Contains(Kinds, kind) {
+		return nil, err
+	}
+	b := &builder{in: in, sc: sc, cfg: cfg, lang: lang}
 	var r *Report
 	switch kind {
 	case KindAPPI:
@@ -126,24 +136,26 @@ func Breach(kind string, in *incident.Incident, sc *incident.Scope, cfg Config) 
 	default:
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "kind", "report kind %q is not one of %s", kind, strings.Join(Kinds, ", "))
 	}
-	r.Kind, r.Incident, r.Controller = kind, in.ID, cfg.Controller
+	r.Kind, r.Lang, r.Incident, r.Controller = kind, lang, in.ID, cfg.Controller.NameIn(lang)
 	r.GeneratedAt = cfg.Now.UTC()
 	for i := range r.Deadline {
 		r.Deadline[i].Due = r.Deadline[i].Due.UTC()
 		r.Deadline[i].Overdue = r.Deadline[i].Due.Before(r.GeneratedAt)
 	}
 	r.Tables = append(r.Tables, b.tables()...)
-	r.Notes = append(r.Notes,
-		fmt.Sprintf("Every number comes from the audit log (%d events of the suspects in the window, log size %d); the per-subject list with the audit event indexes behind each subject is `sekisho incident scope --incident %s --format subjects` (CSV), and each event's inclusion proof is GET /v1/audit/proof/inclusion?index=N&size=%d.", sc.Events, sc.LogSize, in.ID, sc.LogSize),
-		"A draft for the person who files it: check the regulator's current form and thresholds before filing.")
+	r.Notes = append(r.Notes, b.t("note.numbers", sc.Events, sc.LogSize, in.ID, sc.LogSize), b.t("note.draft"))
 	return r, nil
 }
 
 type builder struct {
-	in  *incident.Incident
-	sc  *incident.Scope
-	cfg Config
+	in   *incident.Incident
+	sc   *incident.Scope
+	cfg  Config
+	lang string
 }
+
+// t is the message key in the report's language.
+func (b *builder) t(key string, args ...any) string { return msg(b.lang, key, args...) }
 
 func (b *builder) persons(region string) *Persons {
 	p := &Persons{Confirmed: b.sc.SubjectsExposed, Possible: b.sc.SubjectsPossible, Region: region,
@@ -173,18 +185,16 @@ func (b *builder) overview() string {
 	in, sc := b.in, b.sc
 	var who []string
 	if len(in.Principals) > 0 {
-		who = append(who, "principals "+strings.Join(in.Principals, ", "))
+		who = append(who, b.t("who.principals", strings.Join(in.Principals, ", ")))
 	}
 	if len(in.Devices) > 0 {
-		who = append(who, "devices "+strings.Join(in.Devices, ", "))
+		who = append(who, b.t("who.devices", strings.Join(in.Devices, ", ")))
 	}
 	if len(in.Orgs) > 0 {
-		who = append(who, "organisations "+strings.Join(in.Orgs, ", "))
+		who = append(who, b.t("who.orgs", strings.Join(in.Orgs, ", ")))
 	}
-	s := fmt.Sprintf("Between %s and %s, %s acted on personal data held in the vault. The incident was discovered at %s (cause recorded: %s). ",
-		ts(in.Since), ts(in.Until), strings.Join(who, "; "), ts(in.DiscoveredAt), in.Cause)
-	s += fmt.Sprintf("The audit log shows %d data subjects whose field values were returned (%d field values), %d more touched without a value returned, and %d attempts refused by the vault.",
-		sc.SubjectsExposed, sc.FieldsExposed, sc.SubjectsPossible, sc.DeniedAttempts)
+	s := b.t("overview", ts(in.Since), ts(in.Until), strings.Join(who, "; "), ts(in.DiscoveredAt), in.Cause)
+	s += b.t("overview.counts", sc.SubjectsExposed, sc.FieldsExposed, sc.SubjectsPossible, sc.DeniedAttempts)
 	if in.Description != "" {
 		s += " " + in.Description
 	}
@@ -194,34 +204,33 @@ func (b *builder) overview() string {
 // kinds describes the kinds of personal data returned.
 func (b *builder) kinds() string {
 	if len(b.sc.ByClassification) == 0 {
-		return "No field value was returned to the suspects."
+		return b.t("kinds.none")
 	}
 	var parts []string
 	for _, cl := range keys(b.sc.ByClassification) {
 		c := b.sc.ByClassification[cl]
-		parts = append(parts, fmt.Sprintf("%s (%d persons): %s", cl, c.SubjectsExposed, strings.Join(c.Fields, ", ")))
+		parts = append(parts, b.t("kinds.part", cl, c.SubjectsExposed, strings.Join(c.Fields, ", ")))
 	}
-	s := "Fields returned, by classification: " + strings.Join(parts, "; ") + "."
+	s := b.t("kinds", strings.Join(parts, "; "))
 	if b.sensitive() {
-		s += " Sensitive data is involved."
+		s += b.t("kinds.sensitive")
 	}
 	return s
 }
 
 func (b *builder) number(region string) string {
 	p := b.persons(region)
-	s := fmt.Sprintf("%d persons confirmed (values returned) and %d possibly affected (touched without values returned): %d in total.", p.Confirmed, p.Possible, p.Total)
+	s := b.t("number", p.Confirmed, p.Possible, p.Total)
 	if region != "" {
-		s += fmt.Sprintf(" Of them, %d are data subjects resident in %s.", p.InScope, strings.ToUpper(region))
+		s += b.t("number.region", p.InScope, strings.ToUpper(region))
 	}
-	s += fmt.Sprintf(" In the worst case the suspects could have read %d records under the roles and grants they held.", p.WorstCase)
+	s += b.t("number.worst", p.WorstCase)
 	return s
 }
 
 func (b *builder) cause() Item {
-	it := Item{Key: "cause", Title: "Cause", Source: SourceIncident,
-		Text: fmt.Sprintf("Recorded cause: %s. %d of the suspects' requests were refused by the vault (default deny, grants, budgets).", b.in.Cause, b.sc.DeniedAttempts)}
-	it.ToComplete = "How the credentials or devices were obtained and how the attacker got in (forensics of the machines concerned)."
+	it := Item{Key: "cause", Title: "Cause", Source: SourceIncident, Text: b.t("cause", b.in.Cause, b.sc.DeniedAttempts)}
+	it.ToComplete = b.t("cause.todo")
 	return it
 }
 
@@ -231,50 +240,79 @@ func person(key, title, what string) Item {
 
 func (b *builder) measures() Item {
 	return Item{Key: "measures", Title: "Measures taken and recurrence prevention", Source: SourcePerson,
-		Text:       "Controls in place in the vault: every record sealed under its own key; every credential bound to an enrolled device; access across organisations only through explicit grants; every decision in a tamper-evident audit log (see the progress report).",
-		ToComplete: "Revocations done (principals, devices, grants), and the measures decided to prevent recurrence, with dates."}
+		Text:       b.t("measures"),
+		ToComplete: b.t("measures.todo")}
 }
 
 func (b *builder) appi() *Report {
-	r := &Report{Title: "Report of a personal data breach to the Personal Information Protection Commission",
-		Law: "Japan: Act on the Protection of Personal Information (APPI) art. 26; PPC Enforcement Rules art. 7 and 8", Recipient: "Personal Information Protection Commission (PPC)"}
+	r := &Report{Title: b.t("appi.title"), Law: b.t("appi.law"), Recipient: b.t("appi.to")}
 	p := b.persons("")
 	r.Persons = p
 	if p.Total > 1000 {
-		r.Because = append(r.Because, fmt.Sprintf("more than 1,000 persons are affected (%d)", p.Total))
+		r.Because = append(r.Because, b.t("appi.why.1000", p.Total))
 	}
 	if b.sensitive() {
-		r.Because = append(r.Because, "sensitive personal data (special care-required) is involved")
+		r.Because = append(r.Because, b.t("appi.why.sens"))
 	}
 	if b.in.UnauthorizedAccess() {
-		r.Because = append(r.Because, "the cause is unauthorized access ("+b.in.Cause+")")
+		r.Because = append(r.Because, b.t("appi.why.unauth", b.in.Cause))
 	}
 	r.Required = len(r.Because) > 0
-	final := 30
-	basis := "Enforcement Rules art. 8(2): within 30 days of awareness"
+	final, basis := 30, b.t("appi.final.30")
 	if b.in.UnauthorizedAccess() {
-		final, basis = 60, "Enforcement Rules art. 8(2): within 60 days of awareness where the breach was caused by unauthorized access"
+		final, basis = 60, b.t("appi.final.60")
 	}
 	d := b.in.DiscoveredAt
 	r.Deadline = []Deadline{
-		{Name: "Preliminary report", Due: d.Add(day(5)), Basis: "Enforcement Rules art. 8(1): promptly, about 3 to 5 days from awareness (the latest of that range is shown)"},
-		{Name: "Final report", Due: d.Add(day(final)), Basis: basis},
+		{Name: b.t("appi.prelim"), Due: d.Add(day(5)), Basis: b.t("appi.prelim.basis")},
+		{Name: b.t("appi.final"), Due: d.Add(day(final)), Basis: basis},
 	}
+	// The items of the PPC's report form (個人データの漏えい等の報告), in
+	// its order.
 	r.Items = []Item{
-		{Key: "overview", Title: "1. Overview", Text: b.overview(), Source: SourceScope},
-		{Key: "kinds", Title: "2. Kinds of personal data concerned", Text: b.kinds(), Source: SourceScope},
-		{Key: "persons", Title: "3. Number of persons concerned", Text: b.number(""), Source: SourceScope},
-		withTitle(b.cause(), "4. Cause"),
-		person("secondary-damage", "5. Secondary damage or its risk", "Whether secondary damage occurred or may occur (fraud, phishing, publication of the data), and what it is."),
-		person("notification", "6. Notification of the persons", "Whether and when the persons were notified or will be (the per-region notification lists: `sekisho incident scope --format subjects --region R`)."),
-		person("announcement", "7. Public announcement", "Whether and when the incident was or will be announced publicly."),
-		withTitle(b.measures(), "8. Measures to prevent recurrence"),
-		person("other", "9. Other matters for reference", "Reports to other authorities (police, other countries' regulators), and the contact point."),
+		withTitle(b.reporter(), b.t("appi.1")),
+		{Key: "overview", Title: b.t("appi.2"), Text: b.overview(), Source: SourceScope},
+		{Key: "kinds", Title: b.t("appi.3"), Text: b.kinds(), Source: SourceScope},
+		{Key: "persons", Title: b.t("appi.4"), Text: b.number(""), Source: SourceScope},
+		withTitle(b.cause(), b.t("appi.5")),
+		person("secondary-damage", b.t("appi.6"), b.t("appi.6.todo")),
+		person("notification", b.t("appi.7"), b.t("appi.7.todo")),
+		person("announcement", b.t("appi.8"), b.t("appi.8.todo")),
+		withTitle(b.measures(), b.t("appi.9")),
+		person("other", b.t("appi.10"), b.t("appi.10.todo")),
 	}
 	if !r.Required {
-		r.Notes = append(r.Notes, "By the scope alone none of the mandatory conditions holds; a person checks the others (data whose misuse may cause financial damage, an unauthorized purpose).")
+		r.Notes = append(r.Notes, b.t("note.appi.notrequired"))
 	}
 	return r
+}
+
+// reporter is the controller as configured: name, address, representative
+// and contact point.
+func (b *builder) reporter() Item {
+	c := b.cfg.Controller
+	it := Item{Key: "reporter", Title: "Reporter", Source: SourceConfig}
+	if c.Empty() {
+		it.Source, it.ToComplete = SourcePerson, b.t("reporter.todo")
+		return it
+	}
+	if n := c.NameIn(b.lang); n != "" {
+		it.Text = b.t("reporter", n)
+	}
+	if c.Address != "" {
+		it.Text += b.t("reporter.address", c.Address)
+	}
+	if c.Representative != "" {
+		it.Text += b.t("reporter.representative", c.Representative)
+	}
+	if c.Contact != "" {
+		it.Text += b.t("reporter.contact", c.Contact)
+	}
+	it.Text = strings.ReplaceAll(strings.TrimSpace(it.Text), "..", ".")
+	if c.NameIn(b.lang) == "" || c.Address == "" || c.Contact == "" {
+		it.ToComplete = b.t("reporter.partial")
+	}
+	return it
 }
 
 func withTitle(it Item, title string) Item {
@@ -283,21 +321,21 @@ func withTitle(it Item, title string) Item {
 }
 
 func (b *builder) pdpa() *Report {
-	r := &Report{Title: "Notification of a personal data breach to the Office of the Personal Data Protection Committee",
-		Law: "Thailand: Personal Data Protection Act B.E. 2562 (2019) s. 37(4); PDPC notification on breach notification (2022)", Recipient: "Office of the Personal Data Protection Committee (PDPC)"}
+	r := &Report{Title: b.t("pdpa.title"), Law: b.t("pdpa.law"), Recipient: b.t("pdpa.to")}
 	r.Persons = b.persons("th")
 	r.Required = r.Persons.InScope > 0
 	if r.Required {
-		r.Because = []string{fmt.Sprintf("%d data subjects resident in Thailand are concerned; notify unless the breach is unlikely to result in a risk to their rights and freedoms", r.Persons.InScope)}
+		r.Because = []string{b.t("pdpa.why", r.Persons.InScope)}
 	}
-	r.Deadline = []Deadline{{Name: "Notice to the PDPC Office", Due: b.in.DiscoveredAt.Add(72 * time.Hour), Basis: "s. 37(4): without delay and within 72 hours of becoming aware"}}
+	r.Deadline = []Deadline{{Name: b.t("pdpa.deadline"), Due: b.in.DiscoveredAt.Add(72 * time.Hour), Basis: b.t("pdpa.basis")}}
 	r.Items = []Item{
-		{Key: "overview", Title: "Details of the breach", Text: b.overview(), Source: SourceScope},
-		{Key: "kinds", Title: "Personal data concerned", Text: b.kinds(), Source: SourceScope},
-		{Key: "persons", Title: "Number of data subjects and records", Text: b.number("th"), Source: SourceScope},
+		withTitle(b.reporter(), b.t("controller")),
+		{Key: "overview", Title: b.t("pdpa.overview"), Text: b.overview(), Source: SourceScope},
+		{Key: "kinds", Title: b.t("pdpa.kinds"), Text: b.kinds(), Source: SourceScope},
+		{Key: "persons", Title: b.t("pdpa.persons"), Text: b.number("th"), Source: SourceScope},
 		b.contact(),
-		person("consequences", "Likely consequences", "The risk to the data subjects' rights and freedoms; whether it is high (then the data subjects are notified too, without delay)."),
-		withTitle(b.measures(), "Measures taken or proposed"),
+		person("consequences", b.t("pdpa.consequences"), b.t("pdpa.consequences.todo")),
+		withTitle(b.measures(), b.t("pdpa.measures")),
 	}
 	return r
 }
@@ -357,26 +395,26 @@ func (b *builder) gdpr() *Report {
 }
 
 func (b *builder) contact() Item {
-	if b.cfg.Contact != "" {
-		return Item{Key: "contact", Title: "Contact point (data protection officer)", Text: b.cfg.Contact, Source: SourceConfig}
+	if c := b.cfg.Controller.Contact; c != "" {
+		return Item{Key: "contact", Title: b.t("contact"), Text: c, Source: SourceConfig}
 	}
-	return person("contact", "Contact point (data protection officer)", "Name and contact details of the data protection officer or contact point.")
+	return person("contact", b.t("contact"), b.t("contact.todo"))
 }
 
 // tables are the scope's breakdowns.
 func (b *builder) tables() []Table {
 	sc := b.sc
-	coll := Table{Title: "By collection", Header: []string{"collection", "persons confirmed", "field values", "persons possible", "denied attempts", "fields"}}
+	coll := Table{Title: b.t("table.collection"), Header: []string{b.t("col.collection"), b.t("col.persons.confirmed"), b.t("col.fields"), b.t("col.persons.possible"), b.t("col.denied"), b.t("col.fieldnames")}}
 	for _, k := range keys(sc.ByCollection) {
 		c := sc.ByCollection[k]
 		coll.Rows = append(coll.Rows, []string{k, itoa(c.SubjectsExposed), itoa(c.FieldsExposed), itoa(c.SubjectsPossible), itoa(c.DeniedAttempts), strings.Join(c.Fields, ", ")})
 	}
-	reg := Table{Title: "By region", Header: []string{"region", "country", "persons confirmed", "field values", "persons possible"}}
+	reg := Table{Title: b.t("table.region"), Header: []string{b.t("col.region"), b.t("col.country"), b.t("col.persons.confirmed"), b.t("col.fields"), b.t("col.persons.possible")}}
 	for _, k := range keys(sc.ByRegion) {
 		c := sc.ByRegion[k]
 		reg.Rows = append(reg.Rows, []string{k, c.Country, itoa(c.SubjectsExposed), itoa(c.FieldsExposed), itoa(c.SubjectsPossible)})
 	}
-	cls := Table{Title: "By classification", Header: []string{"classification", "persons confirmed", "field values", "fields"}}
+	cls := Table{Title: b.t("table.class"), Header: []string{b.t("col.class"), b.t("col.persons.confirmed"), b.t("col.fields"), b.t("col.fieldnames")}}
 	for _, k := range keys(sc.ByClassification) {
 		c := sc.ByClassification[k]
 		cls.Rows = append(cls.Rows, []string{k, itoa(c.SubjectsExposed), itoa(c.FieldsExposed), strings.Join(c.Fields, ", ")})

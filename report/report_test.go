@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -57,6 +58,12 @@ func fixture() (*incident.Incident, *incident.Scope) {
 	return in, sc
 }
 
+// controller is the fixture's controller, named in three languages.
+var controller = report.Controller{
+	Name:    map[string]string{"en": "Example Operator K.K.", "ja": "株式会社エグザンプル・オペレーター", "th": "บริษัท เอ็กแซมเพิล โอเปอเรเตอร์ จำกัด"},
+	Address: "1-2-3 Kasumigaseki, Chiyoda-ku, Tokyo", Contact: "Privacy office, privacy@example.jp, +81 3 0000 0000",
+}
+
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
@@ -76,7 +83,7 @@ func golden(t *testing.T, name string, got []byte) {
 
 func TestBreachGolden(t *testing.T) {
 	in, sc := fixture()
-	cfg := report.Config{Controller: "Example Operator K.K.", Now: generated}
+	cfg := report.Config{Controller: controller, Lang: report.LangEN, Now: generated}
 	for _, kind := range []string{report.KindAPPI, report.KindPDPA, report.KindPDPID, report.KindPDPATW, report.KindGDPR} {
 		t.Run(kind, func(t *testing.T) {
 			r, err := report.Breach(kind, in, sc, cfg)
@@ -209,7 +216,7 @@ func TestProgressGolden(t *testing.T) {
 	if err := incident.Create(ctx, st, in, generated); err != nil {
 		t.Fatal(err)
 	}
-	r, err := report.Progress(ctx, st, report.Config{Controller: "Example Operator K.K.", Now: generated})
+	r, err := report.Progress(ctx, st, report.Config{Controller: controller, Now: generated})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,5 +231,109 @@ func TestProgressGolden(t *testing.T) {
 	pdf, err := report.PDF(r)
 	if err != nil || !bytes.HasPrefix(pdf, []byte("%PDF")) {
 		t.Errorf("progress pdf: %v", err)
+	}
+}
+
+// pdfText extracts a PDF's text with poppler's pdftotext. The tool is
+// required where SEKISHO_REQUIRE_POPPLER is set (scripts/test.sh, CI).
+func pdfText(t *testing.T, pdf []byte) string {
+	t.Helper()
+	bin, err := exec.LookPath("pdftotext")
+	if err != nil {
+		if os.Getenv("SEKISHO_REQUIRE_POPPLER") != "" {
+			t.Fatalf("pdftotext is required (Debian: apt-get install poppler-utils): %v", err)
+		}
+		t.Skipf("pdftotext not installed (poppler-utils); scripts/test.sh requires it")
+	}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "r.pdf")
+	if err := os.WriteFile(in, pdf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "-enc", "UTF-8", in, "-").CombinedOutput()
+	if err != nil {
+		t.Fatalf("pdftotext: %v: %s", err, out)
+	}
+	return string(out)
+}
+
+// TestLanguagesGolden renders each report in its languages, compares the
+// Markdown with the golden files, and extracts the PDF's text to find the
+// form's items in the report's script: if a font lacked the glyphs, the
+// text would come out as dots or nothing.
+func TestLanguagesGolden(t *testing.T) {
+	in, sc := fixture()
+	cases := []struct {
+		kind, lang string
+		want       []string
+	}{
+		{report.KindAPPI, "", []string{"個人データの漏えい等の報告", "報告者", "事案の概要", "漏えい等が発生し、又は発生したおそれがある個人データの項目",
+			"本人の数", "原因", "二次被害又はそのおそれの有無及びその内容", "本人への対応の実施状況", "公表の実施状況", "再発防止のための措置",
+			"その他参考となる事項", "株式会社エグザンプル・オペレーター", "要記入", "速報", "確報", "2400"}},
+		{report.KindAPPI, report.LangEN, []string{"1. Reporter", "Example Operator K.K.", "10. Other matters for reference", report.ToCompleteMark}},
+		{report.KindPDPA, "", []string{"การแจ้งเหตุการละเมิดข้อมูลส่วนบุคคล", "สำนักงานคณะกรรมการคุ้มครองข้อมูลส่วนบุคคล", "ผู้รับผิดชอบต้องกรอก",
+			"บริษัท เอ็กแซมเพิล โอเปอเรเตอร์ จำกัด", "72 ชั่วโมง", "700"}},
+		{report.KindPDPA, report.LangEN, []string{"Office of the Personal Data Protection Committee", "Example Operator K.K."}},
+	}
+	for _, tc := range cases {
+		name := tc.kind + "-" + tc.lang
+		if tc.lang == "" {
+			name = tc.kind + "-default"
+		}
+		t.Run(name, func(t *testing.T) {
+			r, err := report.Breach(tc.kind, in, sc, report.Config{Controller: controller, Lang: tc.lang, Now: generated})
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, name+".md", report.Markdown(r))
+			pdf, err := report.PDF(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			txt := pdfText(t, pdf)
+			// pdftotext breaks lines where the layout does, and puts a Thai
+			// mark (drawn over the character before it) after the next
+			// character: compare without spaces, line breaks and marks.
+			flat := flatten(txt)
+			for _, w := range tc.want {
+				if !strings.Contains(flat, flatten(w)) {
+					t.Errorf("%s: the PDF's text lacks %q", name, w)
+				}
+			}
+			if strings.Contains(txt, "?????") {
+				t.Errorf("%s: characters replaced in the PDF: %q", name, txt[:min(len(txt), 400)])
+			}
+		})
+	}
+}
+
+// flatten drops white space and Thai combining marks.
+func flatten(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\n' || r == 0x0E31 || (r >= 0x0E34 && r <= 0x0E3A) || (r >= 0x0E47 && r <= 0x0E4E) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+func TestLangRefused(t *testing.T) {
+	in, sc := fixture()
+	for _, tc := range []struct{ kind, lang string }{{report.KindAPPI, "th"}, {report.KindPDPA, "ja"}, {report.KindGDPR, "xx"}} {
+		_, err := report.Breach(tc.kind, in, sc, report.Config{Lang: tc.lang, Now: generated})
+		if sekisho.Code(err) != sekisho.EInvalid {
+			t.Errorf("%s in %s: %v, want invalid", tc.kind, tc.lang, err)
+		}
+	}
+	// The positive control: each kind's own languages are accepted.
+	for kind, langs := range report.Langs {
+		if kind == report.KindProgress || kind == report.KindAccess || kind == report.KindProvide {
+			continue
+		}
+		for _, l := range langs {
+			if _, err := report.Breach(kind, in, sc, report.Config{Lang: l, Now: generated}); err != nil {
+				t.Errorf("%s in %s: %v", kind, l, err)
+			}
+		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sekisho/sekisho/report"
 )
 
 // fileConfig is the configuration file of serve and import (--config FILE):
@@ -37,6 +39,9 @@ type fileConfig struct {
 	DPoPNonce          string            `yaml:"dpop_nonce"`
 	Regions            map[string]string `yaml:"regions"`
 	RetentionInterval  string            `yaml:"retention_interval"`
+	// Controller names the business operator in every report (serve's API
+	// and the offline report commands).
+	Controller report.Controller `yaml:"controller"`
 }
 
 // loadConfig reads a configuration file strictly: an unknown key is an
@@ -88,4 +93,20 @@ func fromConfigFile(cmd *cobra.Command, path string) (map[string]string, error) 
 		return nil, err
 	}
 	return c.Regions, nil
+}
+
+// configController returns the controller section of the configuration file
+// at path (an empty controller when path is "").
+func configController(path string) (report.Controller, error) {
+	if path == "" {
+		return report.Controller{}, nil
+	}
+	c, err := loadConfig(path)
+	if err != nil {
+		return report.Controller{}, err
+	}
+	if err := c.Controller.Validate(); err != nil {
+		return report.Controller{}, fmt.Errorf("config %s: controller: %w", path, err)
+	}
+	return c.Controller, nil
 }

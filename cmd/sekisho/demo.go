@@ -389,7 +389,7 @@ func runDemo(ctx context.Context, o demoOptions) (*demoResult, error) {
 	sideBySide(out, scopeA, scopeB)
 
 	fmt.Fprintf(out, "\n6. APPI preliminary report (zero-trust vault)\n\n")
-	rep, err := report.Breach(report.KindAPPI, inc, scopeA, report.Config{Controller: "The operator (demo)", Now: clk.Now()})
+	rep, err := report.Breach(report.KindAPPI, inc, scopeA, report.Config{Controller: report.Controller{Name: map[string]string{"en": "The operator (demo)", "ja": "運営会社（デモ）"}}, Lang: report.LangEN, Now: clk.Now()})
 	if err != nil {
 		return nil, err
 	}

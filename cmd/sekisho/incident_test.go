@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -93,9 +94,24 @@ func TestIncidentOfflineScopeAndReports(t *testing.T) {
 			t.Errorf("subjects-%s.csv: %v %q", region, err, b)
 		}
 	}
-	out, code = runCLI(t, "report", "appi", "--data", dir, "--incident", id)
+	out, code = runCLI(t, "report", "appi", "--data", dir, "--incident", id, "--lang", "en")
 	if code != 0 || !strings.Contains(out, "the cause is unauthorized access (malware)") || !strings.Contains(out, "TO BE COMPLETED BY A PERSON") {
 		t.Errorf("appi: %d %s", code, out)
+	}
+	// In Japanese by default, the controller from the configuration file's
+	// controller section, the PDF's text extracted by pdftotext.
+	cfg := filepath.Join(t.TempDir(), "sekisho.yaml")
+	os.WriteFile(cfg, []byte("controller:\n  name:\n    en: Operator K.K.\n    ja: オペレーター株式会社\n  address: 東京都千代田区1-1\n  contact: privacy@operator.example\n"), 0o600)
+	out, code = runCLI(t, "report", "appi", "--data", dir, "--incident", id, "--config", cfg)
+	if code != 0 || !strings.Contains(out, "名称：オペレーター株式会社。住所：東京都千代田区1-1。連絡先：privacy@operator.example。") || !strings.Contains(out, "## 二次被害又はそのおそれの有無及びその内容") {
+		t.Errorf("appi in ja with the config's controller: %d %s", code, out)
+	}
+	jaPDF := filepath.Join(t.TempDir(), "appi.pdf")
+	if _, code = runCLI(t, "report", "appi", "--data", dir, "--incident", id, "--config", cfg, "--format", "pdf", "--out", jaPDF); code != 0 {
+		t.Fatal("appi pdf failed")
+	}
+	if txt := pdfText(t, jaPDF); !strings.Contains(txt, "オペレーター株式会社") || !strings.Contains(txt, "事案の概要") {
+		t.Errorf("appi pdf text: %s", txt)
 	}
 	pdf := filepath.Join(t.TempDir(), "gdpr.pdf")
 	if _, code = runCLI(t, "report", "gdpr", "--data", dir, "--incident", id, "--format", "pdf", "--out", pdf); code != 0 {
@@ -117,6 +133,7 @@ func TestIncidentOfflineScopeAndReports(t *testing.T) {
 		{"report", "appi", "--data", dir},
 		{"report", "nope", "--data", dir, "--incident", id},
 		{"report", "gdpr", "--data", dir, "--incident", id, "--format", "pdf"},
+		{"report", "appi", "--data", dir, "--incident", id, "--lang", "th"},
 	} {
 		if _, code := runCLI(t, bad...); code == 0 {
 			t.Errorf("sekisho %s succeeded", strings.Join(bad, " "))
@@ -159,9 +176,13 @@ func TestIncidentThroughTheAPI(t *testing.T) {
 	if code != 0 || !strings.Contains(out, rec.ID) {
 		t.Errorf("subjects: %d %s", code, out)
 	}
-	out, code = cli(t, "report", "pdpa", "--profile", admin, "--incident", id)
+	out, code = cli(t, "report", "pdpa", "--profile", admin, "--incident", id, "--lang", "en")
 	if code != 0 || !strings.Contains(out, "within 72 hours") {
 		t.Errorf("pdpa: %d %s", code, out)
+	}
+	out, code = cli(t, "report", "pdpa", "--profile", admin, "--incident", id)
+	if code != 0 || !strings.Contains(out, "ภายใน 72 ชั่วโมง") {
+		t.Errorf("pdpa in th: %d %s", code, out)
 	}
 	out, code = cli(t, "report", "progress", "--profile", admin, "--format", "json")
 	if code != 0 || !strings.Contains(out, `"kind": "progress"`) {
@@ -184,4 +205,23 @@ func TestIncidentWindowWithoutUntilCoversNow(t *testing.T) {
 	if !in.Until.After(before) {
 		t.Fatalf("window ends at %s, before now (%s)", in.Until, before)
 	}
+}
+
+// pdfText extracts a PDF file's text with poppler's pdftotext (required
+// where SEKISHO_REQUIRE_POPPLER is set: scripts/test.sh and CI), without
+// line breaks and spaces.
+func pdfText(t *testing.T, path string) string {
+	t.Helper()
+	bin, err := exec.LookPath("pdftotext")
+	if err != nil {
+		if os.Getenv("SEKISHO_REQUIRE_POPPLER") != "" {
+			t.Fatalf("pdftotext is required (Debian: apt-get install poppler-utils): %v", err)
+		}
+		t.Skipf("pdftotext not installed (poppler-utils); scripts/test.sh requires it")
+	}
+	out, err := exec.Command(bin, "-enc", "UTF-8", path, "-").CombinedOutput()
+	if err != nil {
+		t.Fatalf("pdftotext: %v: %s", err, out)
+	}
+	return strings.NewReplacer("\n", "", " ", "").Replace(string(out))
 }

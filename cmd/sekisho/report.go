@@ -16,7 +16,7 @@ import (
 
 func newReportCmd() *cobra.Command {
 	var src incidentSource
-	var id, format, out, controller, contact string
+	var id, format, out, controller, contact, lang, config string
 	cmd := &cobra.Command{
 		Use:   "report appi|pdpa|pdp-id|pdpa-tw|gdpr|progress [--incident ID] [--format md|json|pdf]",
 		Short: "Generate a regulator report of an incident, or the periodic progress report",
@@ -39,6 +39,9 @@ notification of persons, the public announcement, ...).
 Through a running server with the profile's credential, or offline with
 --data DIR (read-only).`,
 		Example: `  sekisho report appi --incident inc-0123456789abcdef
+  sekisho report appi --incident inc-0123456789abcdef --format pdf --out appi-ja.pdf     # in Japanese, the PPC form's items
+  sekisho report appi --incident inc-0123456789abcdef --lang en
+  sekisho report pdpa --incident inc-0123456789abcdef --format pdf --out pdpa-th.pdf     # in Thai
   sekisho report gdpr --incident inc-0123456789abcdef --format pdf --out gdpr.pdf
   sekisho report progress --data ./sekisho-data --format json`,
 		Args:      cobra.ExactArgs(1),
@@ -51,6 +54,9 @@ Through a running server with the profile's credential, or offline with
 			if kind != report.KindProgress && id == "" {
 				return usageErrorf("report %s needs --incident ID (sekisho incident list shows them)", kind)
 			}
+			if _, err := report.Lang(kind, lang); err != nil {
+				return fmt.Errorf("--lang: %w", err)
+			}
 			if format == "pdf" && out == "" {
 				return usageErrorf("--format pdf writes a binary file: give --out FILE")
 			}
@@ -62,7 +68,20 @@ Through a running server with the profile's credential, or offline with
 					return err
 				}
 				defer st.Close()
-				cfg := report.Config{Controller: controller, Contact: contact, Now: time.Now()}
+				ctl, err := configController(config)
+				if err != nil {
+					return err
+				}
+				if controller != "" {
+					if ctl.Name == nil {
+						ctl.Name = map[string]string{}
+					}
+					ctl.Name[report.LangEN] = controller
+				}
+				if contact != "" {
+					ctl.Contact = contact
+				}
+				cfg := report.Config{Controller: ctl, Lang: lang, Now: time.Now()}
 				var r *report.Report
 				if kind == report.KindProgress {
 					r, err = report.Progress(ctx, st, cfg)
@@ -89,7 +108,11 @@ Through a running server with the profile's credential, or offline with
 					path = "/v1/incidents/" + url.PathEscape(id) + "/report/" + kind
 				}
 				var err error
-				if b, err = src.get(ctx, path+"?format="+format); err != nil {
+				q := url.Values{"format": {format}}
+				if lang != "" {
+					q.Set("lang", lang)
+				}
+				if b, err = src.get(ctx, path+"?"+q.Encode()); err != nil {
 					return err
 				}
 			}
@@ -108,7 +131,9 @@ Through a running server with the profile's credential, or offline with
 	cmd.Flags().StringVar(&id, "incident", "", "the incident's id (every kind but progress)")
 	addFormatFlag(cmd.Flags(), &format, "md", report.Formats...)
 	cmd.Flags().StringVarP(&out, "out", "o", "", "write to FILE instead of standard output")
-	cmd.Flags().StringVar(&controller, "controller", "", "offline: the business operator's name, shown in the report")
-	cmd.Flags().StringVar(&contact, "contact", "", "offline: the contact point (data protection officer), shown in the report")
+	cmd.Flags().StringVar(&lang, "lang", "", "language: appi ja (default) or en; pdpa th (default) or en; the others en")
+	cmd.Flags().StringVar(&config, "config", "", "offline: a configuration file whose controller section names the controller")
+	cmd.Flags().StringVar(&controller, "controller", "", "offline: the business operator's name in English (wins over --config's)")
+	cmd.Flags().StringVar(&contact, "contact", "", "offline: the contact point (data protection officer) (wins over --config's)")
 	return cmd
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/httpapi"
 	"github.com/sekisho/sekisho/postgres"
+	"github.com/sekisho/sekisho/report"
 	"github.com/sekisho/sekisho/vault"
 )
 
@@ -45,6 +46,7 @@ type serveFlags struct {
 	publicURL     string
 	proxies       string
 	dpopNonce     bool
+	controller    report.Controller
 }
 
 func newServeCmd() *cobra.Command {
@@ -65,6 +67,9 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
 			if f.regions, err = fromConfigFile(cmd, f.config); err != nil {
+				return err
+			}
+			if f.controller, err = configController(f.config); err != nil {
 				return err
 			}
 			return runServe(cmd.Context(), cmd, f)
@@ -147,7 +152,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		return err
 	}
 	nd, err := newNode(ctx, in, nodeConfig{Token: token, Org: f.org, Region: f.region, Logger: logger, Registry: reg, Webhooks: hooks,
-		PublicURL: f.publicURL, Proxies: proxies, DPoPNonce: f.dpopNonce})
+		PublicURL: f.publicURL, Proxies: proxies, DPoPNonce: f.dpopNonce, Controller: f.controller})
 	if err != nil {
 		return err
 	}
@@ -239,6 +244,8 @@ type nodeConfig struct {
 	Proxies edge.Proxies
 	// DPoPNonce requires server nonces in proofs.
 	DPoPNonce bool
+	// Controller is the configuration file's controller, named in reports.
+	Controller report.Controller
 }
 
 // node is the request path over an opened instance: access control, the
@@ -264,7 +271,7 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 	in.vault.SetAuthorizer(acc.Authorizer())
 	n := &node{acc: acc}
 	hc := httpapi.Config{Vault: in.vault, AuditLog: in.log, VerifierKey: in.verifier, Logger: c.Logger, Registry: c.Registry,
-		Auth: acc, Access: acc, KnownPurpose: acc.KnownPurpose, Now: c.Now, Proxies: c.Proxies}
+		Auth: acc, Access: acc, KnownPurpose: acc.KnownPurpose, Now: c.Now, Proxies: c.Proxies, Reports: report.Config{Controller: c.Controller}}
 	if !c.NoGuard {
 		n.grd = guard.New(guard.Config{Store: in.store, Audit: in.log, RootOrg: c.Org, Logger: c.Logger, Registry: c.Registry,
 			Webhooks: c.Webhooks, Now: c.Now})
