@@ -14,6 +14,7 @@ type Store interface {
 	SchemaStore
 	ObjectStore
 	AuditStore
+	ReplayStore
 	// Ping reports whether the store is reachable (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error
@@ -75,6 +76,18 @@ type ObjectStore interface {
 	// ListObjects lists the objects of a kind (of an org if org != ""), by id.
 	ListObjects(ctx context.Context, kind, org string) ([]*Object, error)
 	DeleteObject(ctx context.Context, kind, id string) error
+}
+
+// ReplayStore remembers values that may be used once (the ids of DPoP
+// proofs) for every node that shares the store, across restarts. It holds
+// only what is live: an entry may be forgotten once its expiry has passed.
+type ReplayStore interface {
+	// UseOnce records key as used until expires and reports true; it reports
+	// false, recording nothing, when key is already recorded with an expiry
+	// after now. Of concurrent calls with the same live key exactly one
+	// reports true. Entries that expired at or before now may be removed by
+	// any call, so the state is bounded by the live entries.
+	UseOnce(ctx context.Context, key []byte, expires, now time.Time) (bool, error)
 }
 
 // AuditEntry is one leaf of the audit log as stored: the exact bytes hashed

@@ -294,12 +294,32 @@ func (s *Service) checkProof(r *http.Request, ath string, now time.Time) (*dpop.
 		return nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "dpop-proof-invalid", "the DPoP proof's ath does not match the access token")
 	}
 	// The jti is remembered for the proof window plus the allowed skew, so a
-	// proof can be used once.
-	switch s.replay.add(v.Thumbprint+"\x00"+v.JTI, iat.Add(s.proofWin+5*time.Second), now) {
+	// proof can be used once: first in this process (a cheap refusal of a
+	// local replay), then in the store, which every node shares and which
+	// survives a restart.
+	until := iat.Add(s.proofWin + 5*time.Second)
+	replayed := sekisho.TypedErrorf(sekisho.EUnauthorized, "dpop-proof-replayed", "this DPoP proof was already used; make a new proof for every request")
+	switch s.replay.add(v.Thumbprint+"\x00"+v.JTI, until, now) {
 	case replaySeen:
-		return nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "dpop-proof-replayed", "this DPoP proof was already used; make a new proof for every request")
+		return nil, replayed
 	case replayFull:
 		return nil, sekisho.TypedErrorf(sekisho.EUnavailable, "replay-cache-full", "too many requests to check for replay; retry shortly")
+	}
+	if s.cfg.Replay != nil {
+		h := sha256.New()
+		h.Write([]byte("sekisho dpop jti\x00"))
+		h.Write([]byte(v.Thumbprint))
+		h.Write([]byte{0})
+		h.Write([]byte(v.JTI))
+		fresh, err := s.cfg.Replay.UseOnce(r.Context(), h.Sum(nil), until, now)
+		if err != nil {
+			// Fail closed: a proof that cannot be checked is not accepted.
+			return nil, &sekisho.Error{Code: sekisho.EUnavailable, Type: "replay-state-unavailable",
+				Message: "the replay state cannot be checked; retry shortly", Err: err}
+		}
+		if !fresh {
+			return nil, replayed
+		}
 	}
 	return v, nil
 }

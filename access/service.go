@@ -53,6 +53,10 @@ type Config struct {
 	// ProofWindow is how far a proof's iat may lie in the past (default 60s);
 	// the replay cache keeps a jti for as long.
 	ProofWindow time.Duration
+	// Replay keeps the ids of used proofs for every node that shares the
+	// store, across restarts (default: Store, when it is a
+	// sekisho.ReplayStore). Without one, replay state is this process's only.
+	Replay sekisho.ReplayStore
 	// MaxReplayEntries bounds the replay cache (default 1<<20).
 	MaxReplayEntries int
 	// MaxKeyEntries bounds the cache of parsed device keys (proof headers,
@@ -113,6 +117,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if len(cfg.Regions) == 0 {
 		cfg.Regions = sekisho.DefaultRegions
+	}
+	if cfg.Replay == nil {
+		cfg.Replay, _ = cfg.Store.(sekisho.ReplayStore)
 	}
 	val, err := newValidator()
 	if err != nil {

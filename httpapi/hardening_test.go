@@ -273,3 +273,132 @@ func TestHardeningDeviceIsItsKey(t *testing.T) {
 	_, err = fresh.Enrol(ctx, "carol", "carol's new laptop")
 	must(t, err)
 }
+
+// TestHardeningProofUsedOnceAcrossNodes (issue 13 point 4): a DPoP proof is
+// used once across nodes and restarts: the replay state is in the store.
+// A request captured off the wire, sent again to a second node over the
+// same store, or to a node started after it (a restart: a fresh process),
+// is refused with dpop-proof-replayed. On the old code the jti cache was
+// per process and both replays were served.
+func TestHardeningProofUsedOnceAcrossNodes(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	srvB, _ := w.node()
+	host := strings.TrimPrefix(w.srv.URL, "http://")
+	send := func(base string, req *http.Request) int {
+		t.Helper()
+		r2, _ := http.NewRequest(req.Method, base+req.URL.Path, nil)
+		r2.Header = req.Header.Clone()
+		r2.Host = host // every node is behind the same public URL
+		resp, err := http.DefaultClient.Do(r2)
+		must(t, err)
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			var p client.Problem
+			json.NewDecoder(resp.Body).Decode(&p)
+			if !strings.HasSuffix(p.Type, "/dpop-proof-replayed") {
+				t.Fatalf("status %d problem %s, want dpop-proof-replayed", resp.StatusCode, p.Type)
+			}
+		}
+		return resp.StatusCode
+	}
+	// Positive control: a fresh proof is served by either node.
+	for _, base := range []string{w.srv.URL, srvB.URL} {
+		req, err := w.bob.NewRequest(ctx, "GET", "/v1/whoami", nil)
+		must(t, err)
+		if code := send(base, req); code != http.StatusOK {
+			t.Fatalf("fresh proof to %s: %d", base, code)
+		}
+	}
+	// The captured request, replayed on the same node, on the other node,
+	// and on a node started afterwards (a restart).
+	req, err := w.bob.NewRequest(ctx, "GET", "/v1/whoami", nil)
+	must(t, err)
+	if code := send(w.srv.URL, req); code != http.StatusOK {
+		t.Fatalf("first use: %d", code)
+	}
+	for _, base := range []string{w.srv.URL, srvB.URL} {
+		if code := send(base, req); code == http.StatusOK {
+			t.Fatalf("replay to %s was served", base)
+		}
+	}
+	srvC, _ := w.node()
+	if code := send(srvC.URL, req); code == http.StatusOK {
+		t.Fatal("replay to a restarted node was served")
+	}
+	// The other order: first used on node B, replayed on A.
+	req, err = w.bob.NewRequest(ctx, "GET", "/v1/whoami", nil)
+	must(t, err)
+	if code := send(srvB.URL, req); code != http.StatusOK {
+		t.Fatalf("first use on B: %d", code)
+	}
+	if code := send(w.srv.URL, req); code == http.StatusOK {
+		t.Fatal("replay of B's proof to A was served")
+	}
+}
+
+// TestHardeningDuplicateKeysRefused (issue 13 point 9): every request body
+// with a key twice in one object (exactly, or differing only in case, which
+// encoding/json would merge keeping the last) is refused with invalid-json
+// and changes nothing; the same body with each key once is served.
+func TestHardeningDuplicateKeysRefused(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	exp := w.clk.Now().Add(time.Hour).Format(time.RFC3339)
+	grant := `{"grantee_org":"affiliate","collections":["users"],"fields":["email"],"regions":["jp"],"purposes":["support"],"actions":["read"],"expires":"` + exp + `"`
+	schema := `{"collection":"diaries","fields":[{"name":"entry","type":"string","classification":"other"`
+	cases := []struct {
+		name, method, path, purpose string
+		dup, good                   string
+	}{
+		{"create: top level", "POST", "/v1/collections/users/records", "support",
+			`{"region":"th","region":"jp","fields":{"country":"JP"}}`, `{"region":"jp","fields":{"country":"JP"}}`},
+		{"create: case", "POST", "/v1/collections/users/records", "support",
+			`{"region":"jp","REGION":"th","fields":{"country":"JP"}}`, `{"region":"jp","fields":{"country":"JP"}}`},
+		{"create: nested field", "POST", "/v1/collections/users/records", "support",
+			`{"region":"jp","fields":{"country":"JP","country":"TH"}}`, `{"region":"jp","fields":{"country":"TH"}}`},
+		{"patch", "PATCH", "/v1/collections/users/records/" + w.recJP, "support",
+			`{"fields":{"email":"a@example.jp"},"fields":{"email":"b@example.jp"}}`, `{"fields":{"email":"b@example.jp"}}`},
+		{"lookup", "POST", "/v1/collections/users/lookup", "support",
+			`{"field":"email","value":"x@example.jp","value":"hanako@example.jp"}`, `{"field":"email","value":"hanako@example.jp"}`},
+		{"batchGet", "POST", "/v1/collections/users/records:batchGet", "support",
+			`{"ids":["` + w.recTH + `"],"ids":["` + w.recJP + `"]}`, `{"ids":["` + w.recJP + `"]}`},
+		{"grant", "POST", "/v1/grants", "", grant + `,"regions":["th"]}`, grant + `}`},
+		{"policy", "PUT", "/v1/policies/dup-test", "",
+			`{"cedar":"forbid (principal, action, resource) when { context.purpose == \"legal\" };","Cedar":"permit (principal, action, resource);"}`,
+			`{"cedar":"forbid (principal, action, resource) when { context.purpose == \"legal\" };"}`},
+		{"schema", "POST", "/v1/collections", "", schema + `,"classification":"sensitive"}]}`, schema + `}]}`},
+		{"incident", "POST", "/v1/incidents", "",
+			`{"principals":["eve"],"principals":["bob"],"since":"2020-01-01T00:00:00Z","until":"2020-01-02T00:00:00Z"}`,
+			`{"principals":["eve"],"since":"2020-01-01T00:00:00Z","until":"2020-01-02T00:00:00Z"}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := http.Header{"Content-Type": {"application/json"}}
+			if c.purpose != "" {
+				h.Set("Sekisho-Purpose", c.purpose)
+			}
+			resp, err := w.admin.Do(ctx, c.method, c.path, []byte(c.dup), h)
+			must(t, err)
+			var p client.Problem
+			json.NewDecoder(resp.Body).Decode(&p)
+			resp.Body.Close()
+			if resp.StatusCode != 400 || p.Type != httpapi.ProblemBase+"invalid-json" {
+				t.Fatalf("duplicate key: %d %s %s, want 400 invalid-json", resp.StatusCode, p.Type, p.Detail)
+			}
+			resp, err = w.admin.Do(ctx, c.method, c.path, []byte(c.good), h)
+			must(t, err)
+			resp.Body.Close()
+			if resp.StatusCode/100 != 2 {
+				t.Fatalf("control: %d", resp.StatusCode)
+			}
+		})
+	}
+	// Nothing of the refused patch was written: the record holds the
+	// control's value.
+	f, err := w.read(w.admin, w.recJP, "support", "email")
+	must(t, err)
+	if f["email"] != "b@example.jp" {
+		t.Fatalf("email %v", f["email"])
+	}
+}

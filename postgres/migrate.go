@@ -99,6 +99,13 @@ CREATE TABLE audit_checkpoints (
 	signed_at TIMESTAMPTZ NOT NULL
 );
 `,
+	`
+CREATE TABLE replay (
+	key     BYTEA PRIMARY KEY,
+	expires TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX replay_expires ON replay (expires);
+`,
 }
 
 // migrate applies the missing migrations, each in a transaction that first

@@ -380,6 +380,12 @@ func (r *Router) ListSchemas(ctx context.Context) ([]*sekisho.Schema, error) {
 	return r.def.ListSchemas(ctx)
 }
 
+// UseOnce implements sekisho.ReplayStore: replay state is control-plane
+// state and lives in the default store, shared by every node.
+func (r *Router) UseOnce(ctx context.Context, key []byte, expires, now time.Time) (bool, error) {
+	return r.def.UseOnce(ctx, key, expires, now)
+}
+
 // PutObject implements sekisho.ObjectStore: control-plane objects live in
 // the default store.
 func (r *Router) PutObject(ctx context.Context, o *sekisho.Object) error {

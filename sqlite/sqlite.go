@@ -201,6 +201,12 @@ CREATE TABLE audit_checkpoints (
 	note BLOB NOT NULL,
 	time INTEGER NOT NULL
 );
+`, `
+CREATE TABLE replay (
+	key     BLOB PRIMARY KEY,
+	expires INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX replay_expires ON replay (expires);
 `}
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -37,6 +37,8 @@
 //   - Times are returned in UTC with microsecond precision; the suite only
 //     writes times that are whole microseconds.
 //   - An empty CreateRecords, GetRecords or AppendAudit is a no-op.
+//   - UseOnce: an entry is live while now < expires; a live key is not
+//     renewed by a second use; keys are compared as bytes.
 package storetest
 
 import (
@@ -63,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) sekisho.Store) {
 	t.Run("Objects", func(t *testing.T) { testObjects(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
+	t.Run("Replay", func(t *testing.T) { testReplay(t, open) })
 }
 
 // Base is the time the suite's fixtures start at: whole microseconds, with a
