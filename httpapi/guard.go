@@ -128,6 +128,9 @@ func (s *Server) guardedLookup(w http.ResponseWriter, r *http.Request, c vault.C
 	if err != nil {
 		return err
 	}
+	if err := checkDuplicateKeys(b); err != nil {
+		return err
+	}
 	var peek struct {
 		Field string          `json:"field"`
 		Value json.RawMessage `json:"value"`

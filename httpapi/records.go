@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,9 +41,13 @@ func requireJSON(r *http.Request) error {
 	return nil
 }
 
-// decodeStrict decodes one JSON object into v, refusing unknown keys and
-// trailing data.
+// decodeStrict decodes one JSON object into v, refusing duplicate keys
+// (invalid-json), unknown keys and trailing data. Every request body is
+// decoded here.
 func decodeStrict(b []byte, v any) error {
+	if err := checkDuplicateKeys(b); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -67,6 +72,9 @@ func (s *Server) createRecord(w http.ResponseWriter, r *http.Request, c vault.Ca
 	}
 	b, err := readBody(r)
 	if err != nil {
+		return err
+	}
+	if err := checkDuplicateKeys(b); err != nil {
 		return err
 	}
 	in, err := sekisho.DecodeRecordInput(b)
@@ -200,6 +208,13 @@ func schemaFromBody(r *http.Request) (*sekisho.Schema, error) {
 	b, err := readBody(r)
 	if err != nil {
 		return nil, err
+	}
+	// JSON with a duplicate key is refused like every body (YAML's decoder
+	// refuses a duplicate mapping key itself).
+	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '{' {
+		if err := checkDuplicateKeys(t); err != nil {
+			return nil, err
+		}
 	}
 	return sekisho.ParseSchema(b)
 }
