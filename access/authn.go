@@ -37,7 +37,8 @@ type tokenClaims struct {
 	Exp int64  `json:"exp"`
 	JTI string `json:"jti"`
 	Cnf struct {
-		JKT string `json:"jkt"`
+		JKT string `json:"jkt,omitempty"`      // DPoP: the device key's thumbprint
+		X5T string `json:"x5t#S256,omitempty"` // RFC 8705: the client certificate's thumbprint
 	} `json:"cnf"`
 }
 
@@ -52,10 +53,16 @@ func (s *Service) mac(input string) []byte {
 }
 
 func (s *Service) mintToken(d *Device, now time.Time) (string, time.Time) {
+	return s.mintBoundToken(d, d.ID, "", now)
+}
+
+// mintBoundToken mints a token bound to a DPoP key (jkt) or a client
+// certificate (x5t, RFC 8705).
+func (s *Service) mintBoundToken(d *Device, jkt, x5t string, now time.Time) (string, time.Time) {
 	var jti [12]byte
 	rand.Read(jti[:])
 	c := tokenClaims{Sub: d.Principal, Org: d.Org, Dev: d.ID, IAT: now.Unix(), Exp: now.Add(s.tokenTTL).Unix(), JTI: b64.EncodeToString(jti[:])}
-	c.Cnf.JKT = d.ID
+	c.Cnf.JKT, c.Cnf.X5T = jkt, x5t
 	p, _ := json.Marshal(c)
 	input := tokenHeaderB64 + "." + b64.EncodeToString(p)
 	return input + "." + b64.EncodeToString(s.mac(input)), time.Unix(c.Exp, 0)
@@ -154,6 +161,15 @@ type TokenResponse struct {
 // Refreshing is the same call with a new proof, so it needs the device key.
 func (s *Service) IssueToken(r *http.Request) (*TokenResponse, error) {
 	now := s.cfg.Now()
+	if len(r.Header.Values(HeaderDPoP)) == 0 {
+		// No proof: a service over mTLS gets a certificate-bound token.
+		if key, ok, err := s.CertKey(r); ok {
+			if err != nil {
+				return nil, err
+			}
+			return s.issueCertToken(r, key, now)
+		}
+	}
 	v, err := s.checkProof(r, "", now)
 	if err != nil {
 		return nil, err
@@ -191,8 +207,8 @@ func (s *Service) Authenticate(r *http.Request) (vault.Caller, error) {
 		return vault.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, "credential-missing",
 			"send a device-bound credential: Authorization: DPoP <token> and a DPoP proof (sekisho login, then sekisho api)")
 	case strings.EqualFold(scheme, "bearer"):
-		return vault.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, "token-not-bearer",
-			"bearer tokens are not accepted: credentials are bound to a device key (Authorization: DPoP <token> with a DPoP proof); the bootstrap token only enrols the first admin (sekisho login --bootstrap-token-file)")
+		// Only a certificate-bound token (RFC 8705) is a Bearer token here.
+		return s.authenticateCert(r, tok, now)
 	case !strings.EqualFold(scheme, TokenType):
 		return vault.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, "credential-invalid", "unknown authorization scheme %q; use DPoP", scheme)
 	}
@@ -205,7 +221,7 @@ func (s *Service) Authenticate(r *http.Request) (vault.Caller, error) {
 	if err != nil {
 		return vault.Caller{}, err
 	}
-	if v.Thumbprint != tc.Cnf.JKT {
+	if tc.Cnf.JKT == "" || v.Thumbprint != tc.Cnf.JKT {
 		return vault.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, "token-key-mismatch",
 			"the access token is bound to another device key than the one that signed the proof")
 	}

@@ -220,7 +220,9 @@ func (s *Server) enrolDevice(w http.ResponseWriter, r *http.Request, _ vault.Cal
 	if err := s.needAccess(); err != nil {
 		return err
 	}
-	key, err := s.access.ProofKey(r)
+	// The key is the DPoP proof's, or (a service over mTLS) the client
+	// certificate's.
+	key, viaCert, err := s.access.DeviceKey(r)
 	if err != nil {
 		return err
 	}
@@ -228,7 +230,11 @@ func (s *Server) enrolDevice(w http.ResponseWriter, r *http.Request, _ vault.Cal
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	d, err := s.access.EnrolDevice(r.Context(), accessCaller(r), req.Principal, req.Name, key)
+	enrol := s.access.EnrolDevice
+	if viaCert {
+		enrol = s.access.EnrolCertDevice
+	}
+	d, err := enrol(r.Context(), accessCaller(r), req.Principal, req.Name, key)
 	if err != nil {
 		return err
 	}

@@ -154,8 +154,17 @@ func (s *Server) guardedLookup(w http.ResponseWriter, r *http.Request, c vault.C
 func (s *Server) keyGate(h func(http.ResponseWriter, *http.Request, vault.Caller) error) func(http.ResponseWriter, *http.Request, vault.Caller) error {
 	return func(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
 		if s.guard != nil {
+			thumb := ""
 			if v, err := dpop.Verify(r.Header.Get("DPoP")); err == nil {
-				if err := s.guard.Quarantined(r.Context(), "", v.Thumbprint, time.Time{}); err != nil {
+				thumb = v.Thumbprint
+			} else if s.access != nil && r.Header.Get("DPoP") == "" {
+				// A service over mTLS: its device is its certificate's key.
+				if k, ok, err := s.access.CertKey(r); ok && err == nil {
+					thumb = k.Thumbprint()
+				}
+			}
+			if thumb != "" {
+				if err := s.guard.Quarantined(r.Context(), "", thumb, time.Time{}); err != nil {
 					return err
 				}
 			}

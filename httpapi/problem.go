@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/access"
 )
 
 // ProblemBase is the prefix of every problem type URI. The full URI of each
@@ -63,6 +64,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", challenge(err))
+		if problemType(err) == access.ProblemCertMismatch {
+			// A certificate-bound token is a Bearer token (RFC 8705, RFC 6750 §3).
+			w.Header().Add("WWW-Authenticate", `Bearer error="invalid_token"`)
+		}
 	}
 	if status >= 500 {
 		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed", slog.String("request_id", p.RequestID),

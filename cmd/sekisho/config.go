@@ -37,6 +37,7 @@ type fileConfig struct {
 	PublicURL          string            `yaml:"public_url"`
 	TrustedProxies     string            `yaml:"trusted_proxies"`
 	DPoPNonce          string            `yaml:"dpop_nonce"`
+	ClientCA           string            `yaml:"client_ca"`
 	Regions            map[string]string `yaml:"regions"`
 	RetentionInterval  string            `yaml:"retention_interval"`
 	// Controller names the business operator in every report (serve's API
@@ -65,7 +66,7 @@ func applyConfig(fs *pflag.FlagSet, c *fileConfig) error {
 	for name, val := range map[string]string{
 		"addr": c.Addr, "data": c.Data, "store": c.Store, "master-key-file": c.MasterKeyFile,
 		"org": c.Org, "region": c.Region, "checkpoint-interval": c.CheckpointInterval, "log-format": c.LogFormat, "witness-dir": c.WitnessDir,
-		"tls-cert": c.TLSCert, "tls-key": c.TLSKey, "public-url": c.PublicURL, "trusted-proxies": c.TrustedProxies, "dpop-nonce": c.DPoPNonce,
+		"tls-cert": c.TLSCert, "tls-key": c.TLSKey, "public-url": c.PublicURL, "trusted-proxies": c.TrustedProxies, "dpop-nonce": c.DPoPNonce, "client-ca": c.ClientCA,
 		"retention-interval": c.RetentionInterval,
 	} {
 		f := fs.Lookup(name)

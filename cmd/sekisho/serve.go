@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,7 @@ type serveFlags struct {
 	proxies       string
 	dpopNonce     bool
 	controller    report.Controller
+	clientCA      string
 }
 
 func newServeCmd() *cobra.Command {
@@ -93,6 +95,7 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.BoolVar(&f.insecureHTTP, "insecure-http", false, "serve plain HTTP on a non-loopback address (only behind a TLS-terminating proxy)")
 	fl.StringVar(&f.publicURL, "public-url", "", "URL clients reach the server at behind a proxy (https://vault.example.jp): DPoP proofs' htu is checked against it")
 	fl.StringVar(&f.proxies, "trusted-proxies", "", "CIDRs of proxies whose X-Forwarded-For/Forwarded header sets the audit event's source address (comma-separated)")
+	fl.StringVar(&f.clientCA, "client-ca", "", "PEM file of the CAs of services' TLS client certificates: enables certificate-bound tokens (RFC 8705); needs --tls-cert")
 	fl.BoolVar(&f.dpopNonce, "dpop-nonce", false, "require a server nonce in every DPoP proof (RFC 9449 §8-9; clients get it from the DPoP-Nonce header)")
 	fl.StringVar(&f.config, "config", "", "configuration file (YAML: the flags' settings and a regions: map of region to store URL)")
 	return cmd
@@ -152,7 +155,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		return err
 	}
 	nd, err := newNode(ctx, in, nodeConfig{Token: token, Org: f.org, Region: f.region, Logger: logger, Registry: reg, Webhooks: hooks,
-		PublicURL: f.publicURL, Proxies: proxies, DPoPNonce: f.dpopNonce, Controller: f.controller})
+		PublicURL: f.publicURL, Proxies: proxies, DPoPNonce: f.dpopNonce, Controller: f.controller, ClientCertificates: f.clientCA != ""})
 	if err != nil {
 		return err
 	}
@@ -208,6 +211,9 @@ func serveTLS(f serveFlags, logger *slog.Logger) (*tls.Config, error) {
 		return nil, errors.New("give both --tls-cert and --tls-key")
 	}
 	if f.tlsCert == "" {
+		if f.clientCA != "" {
+			return nil, errors.New("--client-ca needs TLS: give --tls-cert and --tls-key")
+		}
 		if !f.insecureHTTP {
 			if err := edge.CheckPlainHTTP(f.addr); err != nil {
 				return nil, err
@@ -222,7 +228,13 @@ func serveTLS(f serveFlags, logger *slog.Logger) (*tls.Config, error) {
 	rl.OnError = func(err error) {
 		logger.Warn("TLS certificate not reloaded; serving the previous one", "error", err.Error())
 	}
-	return edge.ServerConfig(rl, nil), nil
+	var pool *x509.CertPool
+	if f.clientCA != "" {
+		if pool, err = edge.LoadCertPool(f.clientCA); err != nil {
+			return nil, err
+		}
+	}
+	return edge.ServerConfig(rl, pool), nil
 }
 
 // nodeConfig configures the request path of one node.
@@ -246,6 +258,9 @@ type nodeConfig struct {
 	DPoPNonce bool
 	// Controller is the configuration file's controller, named in reports.
 	Controller report.Controller
+	// ClientCertificates: the listener verifies TLS client certificates
+	// (--client-ca), so services get certificate-bound tokens.
+	ClientCertificates bool
 }
 
 // node is the request path over an opened instance: access control, the
@@ -264,7 +279,7 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	acc, err := newAccessWith(ctx, in, access.Config{BootstrapToken: c.Token, RootOrg: c.Org, RootRegion: c.Region, Now: c.Now,
-		PublicURL: c.PublicURL, RequireNonce: c.DPoPNonce})
+		PublicURL: c.PublicURL, RequireNonce: c.DPoPNonce, ClientCertificates: c.ClientCertificates})
 	if err != nil {
 		return nil, err
 	}
