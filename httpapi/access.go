@@ -19,6 +19,7 @@ func (s *Server) accessRoutes() []route {
 		{"POST", "/v1/token", false, false, s.token},
 		{"GET", MetadataPath, false, false, s.metadata},
 		{"GET", "/v1/whoami", true, false, s.whoami},
+		{"GET", "/v1/purposes", true, false, s.listPurposes},
 
 		{"GET", "/v1/orgs", true, false, s.listOrgs},
 		{"POST", "/v1/orgs", true, false, s.createOrg},
@@ -99,6 +100,27 @@ func (s *Server) bootstrap(w http.ResponseWriter, r *http.Request, _ vault.Calle
 
 func (s *Server) whoami(w http.ResponseWriter, _ *http.Request, c vault.Caller) error {
 	return writeJSON(w, http.StatusOK, map[string]any{"principal": c.Principal, "org": c.Org, "device": c.Device, "roles": c.Roles})
+}
+
+// listPurposes answers GET /v1/purposes: the known purposes, the roles
+// whose policies allow each (with their actions) and the grants that list it.
+func (s *Server) listPurposes(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	if err := s.needAccess(); err != nil {
+		return err
+	}
+	schemas, err := s.vault.Store().ListSchemas(r.Context())
+	if err != nil {
+		return err
+	}
+	colls := make([]string, len(schemas))
+	for i, sc := range schemas {
+		colls[i] = sc.Collection
+	}
+	l, err := s.access.Purposes(r.Context(), c, colls)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"purposes": l})
 }
 
 func (s *Server) listOrgs(w http.ResponseWriter, r *http.Request, c vault.Caller) error {

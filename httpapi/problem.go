@@ -23,6 +23,8 @@ type Problem struct {
 	Instance  string `json:"instance,omitempty"`
 	Field     string `json:"field,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
+	// Purposes lists the known purposes (problem type purpose-unknown).
+	Purposes []string `json:"purposes,omitempty"`
 }
 
 // Problem types that are not error codes of the domain.

@@ -270,8 +270,13 @@ func (s *Server) wrap(rt route) http.Handler {
 				return
 			}
 			if !sekisho.ValidPurpose(p) || (s.purposes != nil && !s.purposes(p)) {
-				writeProblem(rec, problemf(r, http.StatusBadRequest, "purpose-unknown",
-					fmt.Sprintf("purpose %q is not a known purpose", p)))
+				pr := problemf(r, http.StatusBadRequest, "purpose-unknown", fmt.Sprintf("purpose %q is not a known purpose", p))
+				if s.access != nil {
+					pr.Purposes = s.access.PurposeNames()
+					pr.Detail += fmt.Sprintf("; the known purposes are %s (sekisho purposes says which roles and grants allow each)",
+						strings.Join(pr.Purposes, ", "))
+				}
+				writeProblem(rec, pr)
 				return
 			}
 			c.Purpose = p

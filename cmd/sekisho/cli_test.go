@@ -432,3 +432,69 @@ func TestJSONOutput(t *testing.T) {
 		}
 	}
 }
+
+// TestPurposes: sekisho purposes says which roles and grants allow each
+// purpose, and a request with an unknown purpose is refused with the list.
+func TestPurposes(t *testing.T) {
+	url, tokenFile := startNode(t)
+	admin := filepath.Join(t.TempDir(), "admin")
+	run(t, "login", "--server", url, "--bootstrap-token-file", tokenFile, "--profile", admin)
+	run(t, "org", "create", "affiliate", "--home-region", "jp", "--profile", admin)
+	var g struct{ ID string }
+	runJSON(t, &g, "grant", "create", "--to", "affiliate", "--collection", "users", "--field", "phone", "--region", "jp", "--purpose", "fraud", "--profile", admin)
+
+	var res struct {
+		Purposes []struct {
+			Purpose string
+			Roles   map[string][]string
+			Grants  []struct {
+				ID         string
+				GranteeOrg string `json:"grantee_org"`
+			}
+		}
+	}
+	runJSON(t, &res, "purposes", "--profile", admin)
+	by := map[string]int{}
+	for i, p := range res.Purposes {
+		by[p.Purpose] = i
+	}
+	for _, want := range []string{"support", "payroll", "fraud", "security", "ops", "import"} {
+		if _, ok := by[want]; !ok {
+			t.Fatalf("purposes: %q missing from %+v", want, res.Purposes)
+		}
+	}
+	support := res.Purposes[by["support"]]
+	if !slices.Contains(support.Roles["support"], "read") || slices.Contains(support.Roles["support"], "create") ||
+		!slices.Contains(support.Roles["member"], "create") || support.Roles["service"] != nil || len(support.Grants) != 0 {
+		t.Fatalf("support: %+v (the default policies: support staff read, members create, services never)", support)
+	}
+	if imp := res.Purposes[by["import"]]; !slices.Contains(imp.Roles["service"], "import") || imp.Roles["member"] != nil {
+		t.Fatalf("import: %+v", imp)
+	}
+	if fr := res.Purposes[by["fraud"]]; len(fr.Grants) != 1 || fr.Grants[0].ID != g.ID || fr.Grants[0].GranteeOrg != "affiliate" {
+		t.Fatalf("fraud grants: %+v", fr.Grants)
+	}
+	table, _, code := run(t, "purposes", "--profile", admin)
+	if code != 0 || !strings.Contains(table, "PURPOSE") || !strings.Contains(table, g.ID+" (operator to affiliate)") {
+		t.Fatalf("purposes table: exit %d\n%s", code, table)
+	}
+
+	// An unknown purpose: refused, and the problem lists the known ones.
+	out, _, code := run(t, "api", "--profile", admin, "GET", "/v1/collections/users/records/aaaaaaaaaaaaaaaaaaaaaaaaaa", "-H", "Sekisho-Purpose: curiosity")
+	var p struct {
+		Type, Detail string
+		Purposes     []string
+	}
+	if err := json.Unmarshal([]byte(out), &p); err != nil || code != exitRefused {
+		t.Fatalf("unknown purpose: exit %d %v %s", code, err, out)
+	}
+	if !strings.HasSuffix(p.Type, "/purpose-unknown") || !slices.Contains(p.Purposes, "support") || len(p.Purposes) != len(res.Purposes) ||
+		!strings.Contains(p.Detail, "support, payroll") {
+		t.Fatalf("purpose-unknown problem: %+v", p)
+	}
+	// Positive control: a known purpose gets past the purpose check.
+	out, _, _ = run(t, "api", "--profile", admin, "GET", "/v1/collections/users/records/aaaaaaaaaaaaaaaaaaaaaaaaaa", "-H", "Sekisho-Purpose: support")
+	if strings.Contains(out, "purpose-unknown") || !strings.Contains(out, "not-found") {
+		t.Fatalf("known purpose: %s", out)
+	}
+}

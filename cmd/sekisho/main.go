@@ -53,7 +53,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newGuardCmd(), newQuarantineCmd(), newHoneytokenCmd())
 	root.AddCommand(newIncidentCmd(), newReportCmd(), newKeysCmd())
 	root.AddCommand(newRetentionCmd(), newHoldCmd())
-	root.AddCommand(newWhoamiCmd())
+	root.AddCommand(newWhoamiCmd(), newPurposesCmd())
 	// Add commands above this line: finishTree makes every level strict.
 	finishTree(root)
 	return root
