@@ -16,14 +16,32 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat; it
 // is 100 on every Linux architecture Go supports.
 const clockTicks = 100
 
-// cpuSeconds returns the user plus system CPU time of process pid so far.
+// cpuSeconds returns the CPU time of process pid so far, from the
+// process's CPU-time clock (clock_getcpuclockid: nanoseconds, every thread,
+// exited ones included). utime and stime in /proc/PID/stat count 10 ms
+// ticks, so a server that handled a few hundred requests in a short phase
+// could read as 0 s; they are the fallback where the clock cannot be read.
 func cpuSeconds(pid int) (float64, error) {
+	// MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED) from the kernel's
+	// posix-timers.h, which is what glibc's clock_getcpuclockid returns.
+	clock := int32((^pid)<<3 | 2)
+	var ts unix.Timespec
+	if err := unix.ClockGettime(clock, &ts); err == nil {
+		return float64(ts.Nano()) / 1e9, nil
+	}
+	return tickSeconds(pid)
+}
+
+// tickSeconds returns user plus system time from /proc/PID/stat.
+func tickSeconds(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
