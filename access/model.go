@@ -49,7 +49,7 @@ const (
 var DefaultPurposes = []string{"support", "payroll", "fraud", "security", "ops", "import", "analytics", "legal", "incident", "marketing", "subject-access", "breach-notification"}
 
 // Actions that grants and policies name (the vault's actions).
-var Actions = []string{"create", "read", "update", "erase", "lookup", "batch-get", "import"}
+var Actions = []string{"create", "read", "update", "erase", "lookup", "batch-get", "import", "tokenize", "detokenize"}
 
 var idRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
 

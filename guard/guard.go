@@ -256,7 +256,7 @@ func (g *Guard) foldLocked(ev audit.Event) {
 }
 
 func isReadAction(a string) bool {
-	return a == vault.ActionRead || a == vault.ActionBatchGet || a == vault.ActionLookup
+	return a == vault.ActionRead || a == vault.ActionBatchGet || a == vault.ActionLookup || a == vault.ActionDetokenize
 }
 
 func isDataAction(a string) bool {

@@ -1,19 +1,23 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/vault"
 )
 
-// lifecycleRoutes are retention's dry run, legal holds and tokens.
+// lifecycleRoutes are retention's dry run, legal holds, and tokens for
+// other systems.
 func (s *Server) lifecycleRoutes() []route {
 	return []route{
 		{"GET", "/v1/collections/{c}/retention/plan", true, false, s.retentionPlan},
 		{"GET", "/v1/holds", true, false, s.listHolds},
 		{"PUT", "/v1/holds/{record}", true, false, s.setHold},
 		{"DELETE", "/v1/holds/{record}", true, false, s.liftHold},
+		{"POST", "/v1/collections/{c}/tokens", true, true, s.tokenize},
+		{"POST", "/v1/tokens:detokenize", true, true, s.detokenize},
 	}
 }
 
@@ -78,4 +82,50 @@ func (s *Server) liftHold(w http.ResponseWriter, r *http.Request, c vault.Caller
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+type tokenResponse struct {
+	Token string `json:"token"`
+}
+
+func (s *Server) tokenize(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
+	b, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var req vault.TokenRequest
+	if err := decodeStrict(b, &req); err != nil {
+		return err
+	}
+	tok, err := s.vault.Tokenize(r.Context(), c, r.PathValue("c"), req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, tokenResponse{Token: tok})
+}
+
+type detokenizeResponse struct {
+	Values []json.RawMessage `json:"values"`
+}
+
+func (s *Server) detokenize(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
+	b, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var req vault.DetokenizeRequest
+	if err := decodeStrict(b, &req); err != nil {
+		return err
+	}
+	vals, err := s.vault.Detokenize(r.Context(), c, req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, detokenizeResponse{Values: vals})
 }

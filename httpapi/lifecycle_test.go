@@ -2,13 +2,16 @@ package httpapi_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/client"
+	"github.com/sekisho/sekisho/vault"
 )
 
 // putSchema changes the users schema with change applied to its current form.
@@ -189,5 +192,195 @@ func TestRetentionPlanAndHolds(t *testing.T) {
 	}
 	if strings.Join(actions, ",") != "hold.set:deny,hold.set:deny,hold.set:allow,hold.lift:deny,hold.lift:allow" {
 		t.Fatalf("hold events: %v", actions)
+	}
+}
+
+// Tokens: the same value gives the same token within (org, collection,
+// field) and different tokens across them; detokenize is refused without
+// the grant action and allowed with it (positive control); every
+// detokenization is in the incident scope.
+func TestTokens(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	since := w.clk.Now().Add(-time.Minute).UTC()
+	tokenize := func(c *client.Client, collection string, body map[string]any) string {
+		t.Helper()
+		var out struct{ Token string }
+		must(t, c.JSON(ctx, "POST", "/v1/collections/"+collection+"/tokens", "support", body, &out))
+		if !strings.HasPrefix(out.Token, "tok_") {
+			t.Fatalf("token %q", out.Token)
+		}
+		return out.Token
+	}
+	must(t, w.admin.JSON(ctx, "POST", "/v1/collections", "", map[string]any{"collection": "contacts", "fields": []map[string]any{
+		{"name": "a", "type": "string", "classification": "identifier", "lookup": true},
+		{"name": "b", "type": "string", "classification": "identifier", "lookup": true}}}, nil))
+
+	// A record of its own: the world's two records share an email.
+	var rec struct{ ID string }
+	must(t, w.admin.JSON(ctx, "POST", "/v1/collections/users/records", "support", map[string]any{"region": "jp",
+		"fields": map[string]any{"display_name": "Taro", "email": "taro@example.jp"}}, &rec))
+	tok := tokenize(w.admin, "users", map[string]any{"field": "email", "value": "taro@example.jp"})
+	distinct := map[string]string{"users.email": tok}
+	for name, got := range map[string]string{
+		"another spelling": tokenize(w.admin, "users", map[string]any{"field": "email", "value": " Taro@Example.JP"}),
+		"the record's":     tokenize(w.admin, "users", map[string]any{"field": "email", "record": rec.ID}),
+		"asked again":      tokenize(w.admin, "users", map[string]any{"field": "email", "value": "taro@example.jp"}),
+	} {
+		if got != tok {
+			t.Errorf("%s token %s differs from %s", name, got, tok)
+		}
+	}
+	for name, got := range map[string]string{
+		"employees.email":       tokenize(w.admin, "employees", map[string]any{"field": "email", "value": "taro@example.jp"}),
+		"affiliate users.email": tokenize(w.affAdmin, "users", map[string]any{"field": "email", "value": "taro@example.jp"}),
+		"contacts.a":            tokenize(w.admin, "contacts", map[string]any{"field": "a", "value": "x1"}),
+		"contacts.b":            tokenize(w.admin, "contacts", map[string]any{"field": "b", "value": "x1"}),
+	} {
+		for other, o := range distinct {
+			if o == got {
+				t.Errorf("%s and %s have the same token", name, other)
+			}
+		}
+		distinct[name] = got
+	}
+	err := w.admin.JSON(ctx, "POST", "/v1/collections/users/tokens", "support", map[string]any{"field": "display_name", "value": "x"}, nil)
+	refused(t, err, "invalid") // not a lookup field
+
+	type values struct{ Values []any }
+	detok := func(c *client.Client, body map[string]any) (values, error) {
+		var v values
+		err := c.JSON(ctx, "POST", "/v1/tokens:detokenize", "support", body, &v)
+		return v, err
+	}
+	unknown := tokenize(w.admin, "users", map[string]any{"field": "email", "value": "nobody@example.jp"})
+	v, err := detok(w.admin, map[string]any{"collection": "users", "field": "email", "tokens": []string{tok, unknown}})
+	must(t, err)
+	if len(v.Values) != 2 || v.Values[0] != "taro@example.jp" || v.Values[1] != nil {
+		t.Fatalf("detokenize: %v", v.Values)
+	}
+	_, err = detok(w.admin, map[string]any{"collection": "users", "field": "email", "tokens": []string{"tok_nope"}})
+	refused(t, err, "invalid")
+	// A token of another field or org does not open here.
+	v, err = detok(w.admin, map[string]any{"collection": "users", "field": "email", "tokens": []string{distinct["affiliate users.email"]}})
+	must(t, err)
+	if v.Values[0] != nil {
+		t.Fatalf("another org's token detokenized to %v", v.Values[0])
+	}
+	// Support staff's policy does not list detokenize.
+	_, err = detok(w.support, map[string]any{"collection": "users", "field": "email", "tokens": []string{tok}})
+	refused(t, err, "role-not-permitted")
+
+	// Across orgs: a grant without the action refuses; with it, allowed.
+	grant := map[string]any{"grantee_org": "affiliate", "collections": []string{"users"}, "fields": []string{"email"},
+		"regions": []string{"jp"}, "purposes": []string{"support"}, "actions": []string{"read", "lookup"},
+		"expires": w.clk.Now().Add(time.Hour).Format(time.RFC3339)}
+	_, err = w.grant(w.admin, grant)
+	must(t, err)
+	body := map[string]any{"collection": "users", "field": "email", "tokens": []string{tok}, "org": "operator"}
+	_, err = detok(w.bob, body)
+	refused(t, err, "grant-action-not-listed")
+	grant["actions"] = []string{"read", "detokenize"}
+	_, err = w.grant(w.admin, grant)
+	must(t, err)
+	v, err = detok(w.bob, body)
+	must(t, err)
+	if v.Values[0] != "taro@example.jp" {
+		t.Fatalf("bob detokenizes %v", v.Values)
+	}
+	// A made-up org creates nothing and is refused.
+	_, err = detok(w.bob, map[string]any{"collection": "users", "field": "email", "tokens": []string{tok}, "org": "nosuchorg"})
+	refused(t, err, "invalid")
+
+	// Every detokenization is in the incident scope: bob's names the record.
+	var inc struct{ ID string }
+	must(t, w.admin.JSON(ctx, "POST", "/v1/incidents", "", map[string]any{"principals": []string{"bob"},
+		"since": since.Format(time.RFC3339), "until": w.clk.Now().Add(time.Minute).UTC().Format(time.RFC3339)}, &inc))
+	var scope struct {
+		SubjectsExposed int `json:"subjects_exposed"`
+		Subjects        []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		} `json:"subjects"`
+	}
+	must(t, w.admin.JSON(ctx, "GET", "/v1/incidents/"+inc.ID+"/scope", "", nil, &scope))
+	if scope.SubjectsExposed != 1 {
+		t.Fatalf("scope of bob's detokenization: %+v", scope)
+	}
+	var evs int
+	for _, item := range w.events("principal=bob").Events {
+		if ev := item.Event; ev.Action == "detokenize" && ev.Decision == "allow" && slices.Equal(ev.Records, []string{rec.ID}) && slices.Equal(ev.Fields, []string{"email"}) {
+			evs++
+		}
+	}
+	if evs != 1 {
+		t.Fatalf("%d allowed detokenize events of bob, want 1", evs)
+	}
+
+	// Erased: the token no longer resolves.
+	must(t, w.admin.JSON(ctx, "DELETE", "/v1/collections/users/records/"+rec.ID, "support", nil, nil))
+	v, err = detok(w.admin, map[string]any{"collection": "users", "field": "email", "tokens": []string{tok}})
+	must(t, err)
+	if v.Values[0] != nil {
+		t.Fatalf("token of an erased record: %v", v.Values)
+	}
+}
+
+// Detokenize is budgeted like a read: a grant's budget stops a bulk
+// detokenization, and what was returned is what the audit log lists.
+func TestGrantBudgetStopsDetokenize(t *testing.T) {
+	w := newGuardWorld(t, 60)
+	ctx := context.Background()
+	must(t, w.admin.JSON(ctx, "POST", "/v1/orgs", "", map[string]any{"id": "affiliate", "home_region": "jp"}, nil))
+	affAdmin := w.principal(w.admin, w.admin, "aff-admin", "affiliate", "admin")
+	bob := w.principal(affAdmin, affAdmin, "bob", "affiliate", "member")
+	admin2 := w.principal(w.admin, w.admin, "admin2", "operator", "admin")
+	w.clk.Advance(access.MinApproverTenure + time.Hour)
+	const budget = 12
+	var g struct{ ID, Status string }
+	must(t, w.admin.JSON(ctx, "POST", "/v1/grants", "", map[string]any{"grantee_org": "affiliate", "collections": []string{"users"},
+		"fields": []string{"phone"}, "regions": []string{"jp", "th", "tw", "id"}, "purposes": []string{"support"}, "actions": []string{"detokenize"},
+		"expires": w.clk.Now().Add(24 * time.Hour), "budget_per_hour": budget}, &g))
+	if g.Status != "active" {
+		must(t, admin2.JSON(ctx, "POST", "/v1/grants/"+g.ID+"/approve", "", nil, nil))
+	}
+	var tokens []string
+	for _, p := range w.phones {
+		var out struct{ Token string }
+		must(t, w.admin.JSON(ctx, "POST", "/v1/collections/users/tokens", "support", map[string]any{"field": "phone", "value": p}, &out))
+		tokens = append(tokens, out.Token)
+	}
+	returned := 0
+	var stop error
+	for i := 0; i+4 <= len(tokens); i += 4 {
+		var out struct{ Values []any }
+		err := bob.JSON(ctx, "POST", "/v1/tokens:detokenize", "support", map[string]any{"collection": "users", "field": "phone",
+			"tokens": tokens[i : i+4], "org": "operator"}, &out)
+		if err != nil {
+			stop = err
+			break
+		}
+		for _, v := range out.Values {
+			if v != nil {
+				returned++
+			}
+		}
+		w.clk.Advance(time.Second)
+	}
+	if client.ProblemType(stop) != "grant-budget-exceeded" || returned > budget || returned == 0 {
+		t.Fatalf("bulk detokenization not stopped by the budget of %d: %d values returned (%v)", budget, returned, stop)
+	}
+	entries, err := w.store.QueryAudit(ctx, sekisho.AuditFilter{Principal: "bob"})
+	must(t, err)
+	audited := 0
+	for _, e := range entries {
+		ev, err := audit.Unmarshal(e.Leaf)
+		must(t, err)
+		if ev.Decision == audit.Allow && ev.Action == vault.ActionDetokenize {
+			audited += len(ev.Records)
+		}
+	}
+	if audited != returned {
+		t.Fatalf("values returned %d, records in allowed detokenize events %d", returned, audited)
 	}
 }

@@ -345,7 +345,7 @@ func (c *computer) event(e *sekisho.AuditEntry) error {
 	}
 	var status string
 	switch l.Action {
-	case "read", "batch-get", "lookup":
+	case "read", "batch-get", "lookup", "detokenize":
 		status = StatusPossible
 		if len(l.Fields) > 0 {
 			status = StatusExposed
