@@ -152,3 +152,13 @@ type AuditStore interface {
 	// Checkpoints returns the stored checkpoints in increasing size.
 	Checkpoints(ctx context.Context) ([]Checkpoint, error)
 }
+
+// LogStore is one audit log of a deployment and the store that keeps it:
+// Region is the region whose store keeps the log, "" for the default store's
+// log (the events about no record, and about records of regions without a
+// store of their own). A reader of the whole audit trail reads every
+// LogStore of the deployment (audit.Logs.Stores, regions.Router.AuditStores).
+type LogStore struct {
+	Region string
+	Store  AuditStore
+}

@@ -110,6 +110,16 @@ func (ls *Logs) All() []RegionLog {
 	return out
 }
 
+// Stores returns the store of every log, in the order of All.
+func (ls *Logs) Stores() []sekisho.LogStore {
+	all := ls.All()
+	out := make([]sekisho.LogStore, len(all))
+	for i, rl := range all {
+		out[i] = sekisho.LogStore{Region: rl.Region, Store: rl.Log.Store()}
+	}
+	return out
+}
+
 // Names returns the names of All's logs, DefaultLog first.
 func (ls *Logs) Names() []string {
 	return append([]string{DefaultLog}, ls.regions...)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -23,6 +24,11 @@ import (
 // Config configures a Guard.
 type Config struct {
 	Store sekisho.Store
+	// Logs are the audit logs whose decisions the guard folds in at start
+	// and from other nodes: every log of the deployment (the default
+	// store's and each region's, audit.Logs.Stores), so that a budget counts
+	// the reads of every region. Empty means Store's own log alone.
+	Logs []sekisho.LogStore
 	// Audit receives the guard's own events (rule changes, quarantines,
 	// lifts); the vault audits the decisions.
 	Audit    vault.Auditor
@@ -67,7 +73,8 @@ type Guard struct {
 	lookups  map[string][]lookupVal // principal -> recent lookup values
 	grants   map[string]grantBudget // grant id -> budget (cached)
 	own      map[string]int64       // request ids charged here -> unix nanos (skipped when tailing)
-	tail     uint64                 // next audit index to fold in
+	logs     []sekisho.LogStore     // the logs folded in
+	tails    map[string]uint64      // per log (by region): next audit index to fold in
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
 }
@@ -113,7 +120,11 @@ func New(cfg Config) *Guard {
 	}
 	g := &Guard{cfg: cfg, store: cfg.Store, log: cfg.Logger, qcache: map[string]qstate{},
 		windows: map[string]*window{}, denials: map[string]*window{}, profiles: map[string]*profile{},
-		lookups: map[string][]lookupVal{}, grants: map[string]grantBudget{}, own: map[string]int64{}}
+		lookups: map[string][]lookupVal{}, grants: map[string]grantBudget{}, own: map[string]int64{},
+		logs: cfg.Logs, tails: map[string]uint64{}}
+	if len(g.logs) == 0 {
+		g.logs = []sekisho.LogStore{{Store: cfg.Store}}
+	}
 	g.fired = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sekisho_guard_rule_fired_total",
 		Help: "Guard rules that fired, by rule and action."}, []string{"rule", "action"})
 	for _, r := range DefaultRules {
@@ -169,62 +180,92 @@ func (g *Guard) Close() {
 	}
 }
 
-// rebuild finds the first audit event of the last day and folds in
-// everything from there.
+// rebuild finds the first audit event of the last day in every log and
+// folds in everything from there.
 func (g *Guard) rebuild(ctx context.Context) error {
 	since := g.now().Add(-24 * time.Hour)
-	first, err := g.store.QueryAudit(ctx, sekisho.AuditFilter{Since: since, Limit: 1})
-	if err != nil {
-		return fmt.Errorf("guard: rebuild from the audit log: %w", err)
-	}
-	g.mu.Lock()
-	if len(first) > 0 {
-		g.tail = first[0].Index
-	} else if g.tail, err = g.store.AuditSize(ctx); err != nil {
+	for _, l := range g.logs {
+		first, err := l.Store.QueryAudit(ctx, sekisho.AuditFilter{Since: since, Limit: 1})
+		if err != nil {
+			return fmt.Errorf("guard: rebuild from the audit log %s: %w", logName(l.Region), err)
+		}
+		tail := uint64(0)
+		if len(first) > 0 {
+			tail = first[0].Index
+		} else if tail, err = l.Store.AuditSize(ctx); err != nil {
+			return fmt.Errorf("guard: rebuild from the audit log %s: %w", logName(l.Region), err)
+		}
+		g.mu.Lock()
+		g.tails[l.Region] = tail
 		g.mu.Unlock()
-		return err
 	}
-	g.mu.Unlock()
 	return g.Sync(ctx)
 }
 
-// Sync folds in the audit events appended since the last call, except the
-// ones this node charged itself, and saves changed profiles.
+func logName(region string) string {
+	if region == "" {
+		return "default"
+	}
+	return region
+}
+
+// ownTTL is how long a request charged here is remembered, so that its
+// events (one per region's log and per owning org) are not counted again
+// when they are folded in.
+const ownTTL = 10 * time.Minute
+
+// Sync folds in the audit events appended to every log since the last
+// call, except the ones this node charged itself, and saves changed profiles.
 func (g *Guard) Sync(ctx context.Context) error {
+	var errs []error
+	for _, l := range g.logs {
+		if err := g.syncLog(ctx, l); err != nil {
+			errs = append(errs, fmt.Errorf("guard: follow the audit log %s: %w", logName(l.Region), err))
+		}
+	}
+	// A request charged here is forgotten after ownTTL: its events came
+	// within it (or never will, when the vault failed after the guard).
+	g.mu.Lock()
+	cut := g.now().Add(-ownTTL).UnixNano()
+	for id, at := range g.own {
+		if at < cut {
+			delete(g.own, id)
+		}
+	}
+	g.mu.Unlock()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return g.saveProfiles(ctx)
+}
+
+// syncLog folds in the events of one log from its tail.
+func (g *Guard) syncLog(ctx context.Context, l sekisho.LogStore) error {
 	for {
 		g.mu.Lock()
-		from := g.tail
+		from := g.tails[l.Region]
 		g.mu.Unlock()
-		entries, err := g.store.AuditLeaves(ctx, from, 1000)
+		entries, err := l.Store.AuditLeaves(ctx, from, 1000)
 		if err != nil {
 			return err
 		}
 		g.mu.Lock()
 		for _, e := range entries {
-			if e.Index != g.tail {
+			if e.Index != g.tails[l.Region] {
 				continue
 			}
-			g.tail++
+			g.tails[l.Region]++
 			ev, err := audit.Unmarshal(e.Leaf)
 			if err != nil {
 				continue
 			}
 			g.foldLocked(ev)
 		}
-		// A request charged here whose event never came (the vault failed
-		// after the guard) is forgotten after a day.
-		cut := g.now().Add(-24 * time.Hour).UnixNano()
-		for id, at := range g.own {
-			if at < cut {
-				delete(g.own, id)
-			}
-		}
 		g.mu.Unlock()
 		if len(entries) < 1000 {
-			break
+			return nil
 		}
 	}
-	return g.saveProfiles(ctx)
 }
 
 // foldLocked counts a decision recorded by another node (or before a restart).
@@ -233,7 +274,9 @@ func (g *Guard) foldLocked(ev audit.Event) {
 		return
 	}
 	if _, mine := g.own[ev.RequestID]; mine {
-		delete(g.own, ev.RequestID) // counted when it was decided here
+		// Counted when it was decided here. Not forgotten yet: the same
+		// request has an event in each region's log it touched (and one per
+		// owning org), all counted by the one charge.
 		return
 	}
 	at := ev.Time.UnixNano()

@@ -4,7 +4,9 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sekisho/sekisho"
@@ -21,11 +23,31 @@ func canAudit(c vault.Caller) error {
 	return sekisho.Errorf(sekisho.EForbidden, "the audit log is for admins and auditors")
 }
 
+// logOf returns the log named by the query parameter region: the default
+// log when it is absent (or "default"), else the region's own log. A region
+// without a log of its own is not found: its events are in the default log,
+// and an answer from another log under its name would mislead a verifier.
+func (s *Server) logOf(q url.Values) (*audit.Log, error) {
+	if s.auditLogs == nil {
+		return nil, sekisho.Errorf(sekisho.EUnavailable, "no audit log is configured")
+	}
+	name := q.Get("region")
+	l, ok := s.auditLogs.Lookup(name)
+	if !ok {
+		return nil, sekisho.FieldErrorf(sekisho.ENotFound, "region", "region %q has no audit log of its own (logs: %s)", name, strings.Join(s.auditLogs.Names(), ", "))
+	}
+	return l, nil
+}
+
 func (s *Server) auditCheckpoint(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
 	if err := canAudit(c); err != nil {
 		return err
 	}
-	cp, err := s.auditLog.Checkpoint(r.Context())
+	l, err := s.logOf(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	cp, err := l.Checkpoint(r.Context())
 	if err != nil {
 		return err
 	}
@@ -86,7 +108,11 @@ func (s *Server) auditInclusion(w http.ResponseWriter, r *http.Request, c vault.
 	if err != nil {
 		return err
 	}
-	hs, err := s.auditLog.InclusionProof(r.Context(), idx, size)
+	l, err := s.logOf(q)
+	if err != nil {
+		return err
+	}
+	hs, err := l.InclusionProof(r.Context(), idx, size)
 	if err != nil {
 		return err
 	}
@@ -112,7 +138,11 @@ func (s *Server) auditConsistency(w http.ResponseWriter, r *http.Request, c vaul
 	if err != nil {
 		return err
 	}
-	hs, err := s.auditLog.ConsistencyProof(r.Context(), from, to)
+	l, err := s.logOf(q)
+	if err != nil {
+		return err
+	}
+	hs, err := l.ConsistencyProof(r.Context(), from, to)
 	if err != nil {
 		return err
 	}
@@ -121,14 +151,20 @@ func (s *Server) auditConsistency(w http.ResponseWriter, r *http.Request, c vaul
 
 // EventItem is one entry of GET /v1/audit/events.
 type EventItem struct {
-	Index uint64      `json:"index"`
-	Leaf  string      `json:"leaf"`
-	Event audit.Event `json:"event"`
+	// Region names the log the event is in ("default" or a region), with
+	// region=all only; Index is its index in that log.
+	Region string      `json:"region,omitempty"`
+	Index  uint64      `json:"index"`
+	Leaf   string      `json:"leaf"`
+	Event  audit.Event `json:"event"`
 }
 
 type eventsResponse struct {
 	Events []EventItem `json:"events"`
 	Next   *uint64     `json:"next,omitempty"`
+	// NextRegion is, with region=all, the log where the next page starts
+	// (at index Next): pass it back as from_region.
+	NextRegion string `json:"next_region,omitempty"`
 }
 
 // Event paging limits.
@@ -193,29 +229,68 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, c vault.Cal
 		}
 		f.Org = c.Org
 	}
+	q := r.URL.Query()
+	all := q.Get("region") == "all"
+	var logs []audit.RegionLog
+	if all {
+		logs = s.auditLogs.All()
+		if fr := q.Get("from_region"); fr != "" {
+			i := slices.IndexFunc(logs, func(rl audit.RegionLog) bool { return rl.Name() == fr })
+			if i < 0 {
+				return sekisho.FieldErrorf(sekisho.EInvalid, "from_region", "from_region %q is not one of the logs (%s)", fr, strings.Join(s.auditLogs.Names(), ", "))
+			}
+			logs = logs[i:]
+		}
+	} else {
+		l, err := s.logOf(q)
+		if err != nil {
+			return err
+		}
+		name := q.Get("region")
+		if name == "" {
+			name = audit.DefaultLog
+		}
+		logs = []audit.RegionLog{{Region: strings.TrimPrefix(name, audit.DefaultLog), Log: l}}
+	}
 	// One more than the page, so that "next" is given only when another
 	// event follows: it is absent at the end, as the interface says.
 	limit := f.Limit
-	f.Limit++
-	entries, err := s.auditLog.Store().QueryAudit(r.Context(), f)
-	if err != nil {
-		return err
-	}
-	more := len(entries) > limit
-	if more {
-		entries = entries[:limit]
-	}
-	resp := eventsResponse{Events: make([]EventItem, 0, len(entries))}
-	for _, e := range entries {
-		ev, err := audit.Unmarshal(e.Leaf)
-		if err != nil {
-			return &sekisho.Error{Code: sekisho.EInternal, Message: "a stored audit event does not decode; run sekisho audit verify", Err: err}
+	resp := eventsResponse{Events: make([]EventItem, 0)}
+	for i, rl := range logs {
+		if i > 0 {
+			f.From = 0 // the next log is read from its start
 		}
-		resp.Events = append(resp.Events, EventItem{Index: e.Index, Leaf: base64.StdEncoding.EncodeToString(e.Leaf), Event: ev})
-	}
-	if more {
-		next := entries[len(entries)-1].Index + 1
-		resp.Next = &next
+		f.Limit = limit - len(resp.Events) + 1
+		entries, err := rl.Log.Store().QueryAudit(r.Context(), f)
+		if err != nil {
+			return err
+		}
+		more := len(entries) > limit-len(resp.Events)
+		if more {
+			entries = entries[:limit-len(resp.Events)]
+		}
+		for _, e := range entries {
+			ev, err := audit.Unmarshal(e.Leaf)
+			if err != nil {
+				return &sekisho.Error{Code: sekisho.EInternal, Message: "a stored audit event does not decode; run sekisho audit verify", Err: err}
+			}
+			item := EventItem{Index: e.Index, Leaf: base64.StdEncoding.EncodeToString(e.Leaf), Event: ev}
+			if all {
+				item.Region = rl.Name()
+			}
+			resp.Events = append(resp.Events, item)
+		}
+		if more {
+			next := entries[len(entries)-1].Index + 1
+			if len(entries) == 0 {
+				next = f.From
+			}
+			resp.Next = &next
+			if all {
+				resp.NextRegion = rl.Name()
+			}
+			break
+		}
 	}
 	return writeJSON(w, http.StatusOK, resp)
 }

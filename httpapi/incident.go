@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sekisho/sekisho"
@@ -152,7 +153,7 @@ func (s *Server) incidentScope(w http.ResponseWriter, r *http.Request, c vault.C
 	if !slices.Contains(incident.Formats, format) {
 		return sekisho.FieldErrorf(sekisho.EInvalid, "format", "format %q: want one of %v", format, incident.Formats)
 	}
-	sc, err := incident.Compute(r.Context(), s.vault.Store(), in)
+	sc, err := incident.Compute(r.Context(), s.vault.Store(), s.logStores(), in)
 	if err != nil {
 		return err
 	}
@@ -163,6 +164,13 @@ func (s *Server) incidentScope(w http.ResponseWriter, r *http.Request, c vault.C
 	w.Header().Set("Content-Type", incident.ContentType(format))
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Sekisho-Audit-Size", fmt.Sprint(sc.LogSize))
+	if len(sc.LogSizes) > 1 {
+		var sizes []string
+		for _, rl := range s.auditLogs.All() { // more than one log: auditLogs is set
+			sizes = append(sizes, fmt.Sprintf("%s=%d", rl.Name(), sc.LogSizes[rl.Name()]))
+		}
+		w.Header().Set("Sekisho-Audit-Sizes", strings.Join(sizes, ", "))
+	}
 	_, err = w.Write(b.Bytes())
 	return err
 }
@@ -187,7 +195,7 @@ func (s *Server) incidentReport(w http.ResponseWriter, r *http.Request, c vault.
 	if err != nil {
 		return err
 	}
-	sc, err := incident.Compute(r.Context(), s.vault.Store(), in)
+	sc, err := incident.Compute(r.Context(), s.vault.Store(), s.logStores(), in)
 	if err != nil {
 		return err
 	}
@@ -232,7 +240,7 @@ func (s *Server) reportConfig(r *http.Request, c vault.Caller, kind string) (rep
 	if err != nil {
 		return report.Config{}, err
 	}
-	return report.Config{Controller: ctl, Lang: lang, Now: s.now()}, nil
+	return report.Config{Controller: ctl, Lang: lang, Now: s.now(), Logs: s.logStores()}, nil
 }
 
 // getOrgProfile: an org's admins and the instance's auditors read its
@@ -301,4 +309,13 @@ func writeReport(w http.ResponseWriter, rep *report.Report, format string) error
 	w.Header().Set("Cache-Control", "no-store")
 	_, err = w.Write(b)
 	return err
+}
+
+// logStores returns every audit log's store: the set's, or the vault
+// store's own log when the server was given no log.
+func (s *Server) logStores() []sekisho.LogStore {
+	if s.auditLogs == nil {
+		return []sekisho.LogStore{{Store: s.vault.Store()}}
+	}
+	return s.auditLogs.Stores()
 }

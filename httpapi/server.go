@@ -58,7 +58,8 @@ const (
 type Server struct {
 	vault       *vault.Vault
 	log         *slog.Logger
-	auditLog    *audit.Log
+	auditLog    *audit.Log  // the default log (events about no record)
+	auditLogs   *audit.Logs // every log: the default and each region's
 	verifierKey string
 	auth        Authenticator
 	access      *access.Service
@@ -79,6 +80,10 @@ type Server struct {
 type Config struct {
 	Vault    *vault.Vault
 	AuditLog *audit.Log
+	// AuditLogs is the set of every audit log (the default and each
+	// region's); nil means AuditLog alone, for a deployment without
+	// regional stores. /v1/audit/* and incident scopes read every member.
+	AuditLogs *audit.Logs
 	// VerifierKey is the audit checkpoint verifier key (note format).
 	VerifierKey string
 	Auth        Authenticator
@@ -111,6 +116,13 @@ type Config struct {
 func New(c Config) *Server {
 	s := &Server{vault: c.Vault, auditLog: c.AuditLog, verifierKey: c.VerifierKey, auth: c.Auth, log: c.Logger,
 		reg: c.Registry, purposes: c.KnownPurpose, access: c.Access, guard: c.Guard, reports: c.Reports, now: c.Now, proxies: c.Proxies}
+	switch {
+	case c.AuditLogs != nil:
+		s.auditLogs = c.AuditLogs
+		s.auditLog = c.AuditLogs.Default()
+	case c.AuditLog != nil:
+		s.auditLogs = audit.Single(c.AuditLog)
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -103,7 +103,7 @@ func benchScope(b *testing.B, st sekisho.Store) {
 	b.ResetTimer()
 	for b.Loop() {
 		var err error
-		if sc, err = incident.Compute(ctx, st, in); err != nil {
+		if sc, err = incident.Compute(ctx, st, []sekisho.LogStore{{Store: st}}, in); err != nil {
 			b.Fatal(err)
 		}
 	}

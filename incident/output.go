@@ -25,7 +25,15 @@ func WriteTable(w io.Writer, sc *Scope) error {
 	fmt.Fprintf(tw, "incident\t%s\n", sc.Incident)
 	fmt.Fprintf(tw, "suspects\tprincipals %s; devices %s; orgs %s\n", list(sc.Suspects.Principals), list(sc.Suspects.Devices), list(sc.Suspects.Orgs))
 	fmt.Fprintf(tw, "window\t%s to %s\n", sc.Window.Since, sc.Window.Until)
-	fmt.Fprintf(tw, "audit log\t%d events read of a log of %d\n", sc.Events, sc.LogSize)
+	if len(sc.LogSizes) > 1 {
+		var logs []string
+		for _, k := range sortedKeys(sc.LogSizes) {
+			logs = append(logs, fmt.Sprintf("%s %d", k, sc.LogSizes[k]))
+		}
+		fmt.Fprintf(tw, "audit logs\t%d events read of %d logs (%s)\n", sc.Events, len(sc.LogSizes), strings.Join(logs, ", "))
+	} else {
+		fmt.Fprintf(tw, "audit log\t%d events read of a log of %d\n", sc.Events, sc.LogSize)
+	}
 	fmt.Fprintf(tw, "subjects exposed\t%d (values returned)\n", sc.SubjectsExposed)
 	fmt.Fprintf(tw, "fields exposed\t%d (field values of those subjects)\n", sc.FieldsExposed)
 	fmt.Fprintf(tw, "subjects possible\t%d (touched, nothing returned)\n", sc.SubjectsPossible)
@@ -105,7 +113,12 @@ func WriteCSV(w io.Writer, sc *Scope) error {
 }
 
 // SubjectsHeader is the header of the per-subject notification list.
-var SubjectsHeader = []string{"collection", "record_id", "org", "region", "country", "status", "fields_exposed", "masked", "first_time", "last_time", "event_indexes"}
+// event_indexes are indexes in the log event_log (the log of the subject's
+// region's store, "default" for the default store's), whose size the scope
+// read is log_size: GET /v1/audit/proof/inclusion?region=LOG&index=N&size=S
+// proves each. other_log_events lists, as LOG:INDEX, events about the subject
+// found in another log (empty unless the region's store was changed).
+var SubjectsHeader = []string{"collection", "record_id", "org", "region", "country", "status", "fields_exposed", "masked", "first_time", "last_time", "event_indexes", "event_log", "log_size", "other_log_events"}
 
 // WriteSubjectsCSV writes the per-subject notification list: one row per
 // exposed or possible subject of region (every region when region is ""),
@@ -125,8 +138,15 @@ func WriteSubjectsCSV(w io.Writer, sc *Scope, region string) error {
 		if s.Status == StatusExposed {
 			masked = strconv.FormatBool(s.Masked)
 		}
+		var other []string
+		for _, k := range sortedKeys(s.OtherLogs) {
+			for _, e := range s.OtherLogs[k] {
+				other = append(other, k+":"+strconv.FormatUint(e, 10))
+			}
+		}
 		cw.Write([]string{s.Collection, s.ID, s.Org, s.Region, s.Country, s.Status, strings.Join(s.Fields, " "), masked,
-			s.First.Format(time.RFC3339Nano), s.Last.Format(time.RFC3339Nano), strings.Join(idx, " ")})
+			s.First.Format(time.RFC3339Nano), s.Last.Format(time.RFC3339Nano), strings.Join(idx, " "),
+			s.Log, strconv.FormatUint(sc.LogSizes[s.Log], 10), strings.Join(other, " ")})
 	}
 	cw.Flush()
 	return cw.Error()
@@ -135,10 +155,10 @@ func WriteSubjectsCSV(w io.Writer, sc *Scope, region string) error {
 // WriteDeniedCSV writes the denied attempts, one a row, by event index.
 func WriteDeniedCSV(w io.Writer, sc *Scope) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"event_index", "time", "principal", "device", "action", "collection", "records", "reason"})
+	cw.Write([]string{"event_index", "time", "principal", "device", "action", "collection", "records", "reason", "event_log"})
 	for _, a := range sc.Denied {
 		cw.Write([]string{strconv.FormatUint(a.Index, 10), a.Time.Format(time.RFC3339Nano), a.Principal, a.Device, a.Action, a.Collection,
-			strings.Join(a.Records, " "), a.Reason})
+			strings.Join(a.Records, " "), a.Reason, a.Log})
 	}
 	cw.Flush()
 	return cw.Error()

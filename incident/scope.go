@@ -79,9 +79,16 @@ type Subject struct {
 	Masked bool
 	// First and Last are the times of its first and last event.
 	First, Last time.Time
-	// Events are the indexes of the audit events that exposed it (or, for a
-	// possible subject, touched it), in increasing order.
+	// Log names the audit log that holds its events: the log of its
+	// region's store ("default" for the default store's log).
+	Log string
+	// Events are the indexes, in Log, of the audit events that exposed it
+	// (or, for a possible subject, touched it), in increasing order.
 	Events []uint64
+	// OtherLogs holds, by log name, the indexes of events about the subject
+	// found in another log than Log (only when a record's region was moved
+	// to another store after the events; empty otherwise).
+	OtherLogs map[string][]uint64
 
 	clear  bool
 	erased bool
@@ -92,6 +99,7 @@ type Subject struct {
 
 // Attempt is one denied event of the suspects.
 type Attempt struct {
+	Log        string // the log that holds the event ("default" or a region)
 	Index      uint64
 	Time       time.Time
 	Principal  string
@@ -131,9 +139,15 @@ type Scope struct {
 	DeniedAttempts    int                         `json:"denied_attempts"`
 	WorstCaseSubjects int64                       `json:"worst_case_subjects"`
 
-	// LogSize is the size of the audit log the scope read: every counted
-	// event has an index below it, and inclusion proofs are asked for it.
+	// LogSize is the size of the default audit log the scope read: every
+	// counted event of it has an index below it, and inclusion proofs are
+	// asked for it.
 	LogSize uint64 `json:"log_size"`
+	// LogSizes is the size of every log the scope read, by log name
+	// ("default" and each region with a store of its own): every counted
+	// event of a log has an index below its size, and inclusion proofs are
+	// asked for at that size (GET /v1/audit/proof/inclusion?region=R).
+	LogSizes map[string]uint64 `json:"-"`
 	// Events is the number of the suspects' events in the window.
 	Events int `json:"events_read"`
 	// Subjects lists the exposed and the possible subjects, by collection
@@ -154,25 +168,40 @@ type leaf struct {
 	Reason     string   `json:"reason"`
 }
 
-// Compute computes the scope of in from the audit log of st, the records'
-// regions and the schemas' classifications. The same log gives the same
-// scope: it reads only events below the log size it sees first, and sorts
-// everything.
-func Compute(ctx context.Context, st sekisho.Store, in *Incident) (*Scope, error) {
-	size, err := st.AuditSize(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("audit size: %w", err)
+// Compute computes the scope of in from every audit log of the deployment
+// (logs: the default store's and each region's, see audit.Logs.Stores), the
+// records' regions in st and the schemas' classifications. The same logs
+// give the same scope: it reads only events below each log's size as it
+// sees it first, and sorts everything.
+func Compute(ctx context.Context, st sekisho.Store, logs []sekisho.LogStore, in *Incident) (*Scope, error) {
+	if len(logs) == 0 {
+		return nil, fmt.Errorf("incident scope: no audit log to read")
 	}
 	sc := &Scope{
 		Incident: in.ID,
 		Suspects: Suspects{Principals: nonNil(in.Principals), Devices: nonNil(in.Devices), Orgs: nonNil(in.Orgs)},
 		Window:   Window{Since: in.Since.UTC().Format(time.RFC3339), Until: in.Until.UTC().Format(time.RFC3339)},
-		LogSize:  size,
+		LogSizes: map[string]uint64{},
 	}
-	c := &computer{st: st, in: in, size: size, sc: sc, subjects: map[subjectKey]*Subject{}, seen: map[uint64]bool{},
+	sizes := make([]uint64, len(logs))
+	for i, l := range logs {
+		size, err := l.Store.AuditSize(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("audit size of log %s: %w", logName(l.Region), err)
+		}
+		sizes[i] = size
+		sc.LogSizes[logName(l.Region)] = size
+		if l.Region == "" {
+			sc.LogSize = size
+		}
+	}
+	c := &computer{st: st, in: in, sc: sc, subjects: map[subjectKey]*Subject{},
 		actors: map[string]string{}, fieldNo: map[string]map[string]int{}, fieldNames: map[string][]string{}}
-	if err := c.readEvents(ctx); err != nil {
-		return nil, err
+	for i, l := range logs {
+		c.audit, c.log, c.size, c.seen = l.Store, logName(l.Region), sizes[i], map[uint64]bool{}
+		if err := c.readEvents(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := c.locate(ctx); err != nil {
 		return nil, err
@@ -188,8 +217,20 @@ func Compute(ctx context.Context, st sekisho.Store, in *Incident) (*Scope, error
 
 type subjectKey struct{ collection, id string }
 
+// logName is the name of a log: its region, or "default".
+func logName(region string) string {
+	if region == "" {
+		return "default"
+	}
+	return region
+}
+
 type computer struct {
-	st       sekisho.Store
+	st sekisho.Store
+	// audit, log and size are the log being read, its name and the size
+	// read up to.
+	audit    sekisho.AuditStore
+	log      string
 	in       *Incident
 	size     uint64
 	sc       *Scope
@@ -297,9 +338,9 @@ func minTime(a, b time.Time) time.Time {
 // matches the events about org's records).
 func (c *computer) readSlice(ctx context.Context, f sekisho.AuditFilter, org string) error {
 	for {
-		es, err := c.st.QueryAudit(ctx, f)
+		es, err := c.audit.QueryAudit(ctx, f)
 		if err != nil {
-			return fmt.Errorf("query audit: %w", err)
+			return fmt.Errorf("query audit log %s: %w", c.log, err)
 		}
 		done := len(es) < f.Limit
 		for i := range es {
@@ -332,14 +373,14 @@ func (c *computer) event(e *sekisho.AuditEntry) error {
 	}
 	var l leaf
 	if err := json.Unmarshal(e.Leaf, &l); err != nil {
-		return fmt.Errorf("audit event %d does not decode: %w", e.Index, err)
+		return fmt.Errorf("audit event %d of log %s does not decode: %w", e.Index, c.log, err)
 	}
 	c.sc.Events++
 	if e.Principal != "" {
 		c.actors[e.Principal] = e.Org
 	}
 	if e.Decision == audit.Deny {
-		c.sc.Denied = append(c.sc.Denied, Attempt{Index: e.Index, Time: e.Time.UTC(), Principal: e.Principal, Device: e.Device,
+		c.sc.Denied = append(c.sc.Denied, Attempt{Log: c.log, Index: e.Index, Time: e.Time.UTC(), Principal: e.Principal, Device: e.Device,
 			Action: l.Action, Collection: l.Collection, Records: slices.Clone(e.Records), Reason: l.Reason})
 		return nil
 	}
@@ -366,10 +407,17 @@ func (c *computer) event(e *sekisho.AuditEntry) error {
 		k := subjectKey{l.Collection, id}
 		s := c.subjects[k]
 		if s == nil {
-			s = &Subject{Collection: l.Collection, ID: id, Status: StatusPossible, First: t, Last: t, Masked: true}
+			s = &Subject{Collection: l.Collection, ID: id, Log: c.log, Status: StatusPossible, First: t, Last: t, Masked: true}
 			c.subjects[k] = s
 		}
-		s.Events = append(s.Events, e.Index)
+		if s.Log == c.log {
+			s.Events = append(s.Events, e.Index)
+		} else {
+			if s.OtherLogs == nil {
+				s.OtherLogs = map[string][]uint64{}
+			}
+			s.OtherLogs[c.log] = append(s.OtherLogs[c.log], e.Index)
+		}
 		if t.Before(s.First) {
 			s.First = t
 		}
@@ -468,6 +516,10 @@ func (c *computer) count(ctx context.Context) error {
 		s.Country = cn
 		slices.Sort(s.Events)
 		s.Events = slices.Compact(s.Events)
+		for k, idx := range s.OtherLogs {
+			slices.Sort(idx)
+			s.OtherLogs[k] = slices.Compact(idx)
+		}
 		s.Masked = s.Status == StatusExposed && !s.clear
 		sc.Subjects = append(sc.Subjects, s)
 		cc := coll(s.Collection)
@@ -530,7 +582,12 @@ func (c *computer) count(ctx context.Context) error {
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	slices.SortFunc(sc.Denied, func(a, b Attempt) int { return cmpUint(a.Index, b.Index) })
+	slices.SortFunc(sc.Denied, func(a, b Attempt) int {
+		if n := strings.Compare(a.Log, b.Log); n != 0 {
+			return n
+		}
+		return cmpUint(a.Index, b.Index)
+	})
 	sc.DeniedAttempts = len(sc.Denied)
 	for _, a := range sc.Denied {
 		if a.Collection == "" {

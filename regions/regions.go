@@ -414,20 +414,23 @@ func (r *Router) DeleteObject(ctx context.Context, kind, id string) error {
 
 // AuditStores returns the audit store of every log: the default store's
 // under "", then each region with a store of its own, in region order.
-func (r *Router) AuditStores() []RegionAudit {
-	out := []RegionAudit{{Store: r.def}}
+func (r *Router) AuditStores() []sekisho.LogStore {
+	out := []sekisho.LogStore{{Store: r.def}}
 	for _, reg := range r.Regions() {
 		if s := r.by[reg]; s != r.def {
-			out = append(out, RegionAudit{Region: reg, Store: s})
+			out = append(out, sekisho.LogStore{Region: reg, Store: s})
 		}
 	}
 	return out
 }
 
-// RegionAudit is one region's audit store ("" for the default store).
-type RegionAudit struct {
-	Region string
-	Store  sekisho.AuditStore
+// LogStores returns the audit logs of st: every log of a Router, or st's
+// own log for any other store.
+func LogStores(st sekisho.Store) []sekisho.LogStore {
+	if r, ok := st.(*Router); ok {
+		return r.AuditStores()
+	}
+	return []sekisho.LogStore{{Store: st}}
 }
 
 // AppendAudit implements sekisho.AuditStore on the default store's log.

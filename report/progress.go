@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sekisho/sekisho"
@@ -151,21 +152,36 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 	r.Items = append(r.Items, ai)
 
 	// Audit log and incidents.
-	size, err := st.AuditSize(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("audit size: %w", err)
+	logs := cfg.Logs
+	if len(logs) == 0 {
+		logs = []sekisho.LogStore{{Store: st}}
 	}
-	cps, err := st.Checkpoints(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoints: %w", err)
+	au := Item{Key: "audit", Title: "Tamper-evident audit log", Source: SourceStore}
+	var parts []string
+	for _, l := range logs {
+		size, err := l.Store.AuditSize(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("audit size: %w", err)
+		}
+		cps, err := l.Store.Checkpoints(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoints: %w", err)
+		}
+		text := fmt.Sprintf("%d events (every access decision, allowed or denied) in a Merkle tree with %d signed checkpoints", size, len(cps))
+		if len(cps) > 0 {
+			last := cps[len(cps)-1]
+			text += fmt.Sprintf("; the latest covers %d events, signed at %s", last.Size, ts(last.Time))
+		}
+		if len(logs) > 1 {
+			name := l.Region
+			if name == "" {
+				name = "default"
+			}
+			text = "log " + name + ": " + text
+		}
+		parts = append(parts, text)
 	}
-	au := Item{Key: "audit", Title: "Tamper-evident audit log", Source: SourceStore,
-		Text: fmt.Sprintf("%d events (every access decision, allowed or denied) in a Merkle tree with %d signed checkpoints", size, len(cps))}
-	if len(cps) > 0 {
-		last := cps[len(cps)-1]
-		au.Text += fmt.Sprintf("; the latest covers %d events, signed at %s", last.Size, ts(last.Time))
-	}
-	au.Text += ". `sekisho audit verify` checks every event against them."
+	au.Text = strings.Join(parts, "; ") + ". `sekisho audit verify` checks every event against them."
 	r.Items = append(r.Items, au)
 	incs, err := incident.List(ctx, st)
 	if err != nil {

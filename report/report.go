@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -45,6 +46,9 @@ type Config struct {
 	Lang string `json:"lang,omitempty"`
 	// Now stamps the report; default time.Now.
 	Now time.Time `json:"-"`
+	// Logs are every audit log of the deployment (the default store's and
+	// each region's); empty means the store's own log alone.
+	Logs []sekisho.LogStore `json:"-"`
 }
 
 // Deadline is one time limit of a report.
@@ -143,7 +147,11 @@ func Breach(kind string, in *incident.Incident, sc *incident.Scope, cfg Config) 
 		r.Deadline[i].Overdue = r.Deadline[i].Due.Before(r.GeneratedAt)
 	}
 	r.Tables = append(r.Tables, b.tables()...)
-	r.Notes = append(r.Notes, b.t("note.numbers", sc.Events, sc.LogSize, in.ID, sc.LogSize), b.t("note.draft"))
+	r.Notes = append(r.Notes, b.t("note.numbers", sc.Events, sc.LogSize, in.ID, sc.LogSize))
+	if len(sc.LogSizes) > 1 {
+		r.Notes = append(r.Notes, b.t("note.logs", logSizes(sc)))
+	}
+	r.Notes = append(r.Notes, b.t("note.draft"))
 	return r, nil
 }
 
@@ -431,4 +439,21 @@ func keys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// logSizes describes the sizes of the logs a scope read.
+func logSizes(sc *incident.Scope) string {
+	if len(sc.LogSizes) == 0 {
+		return fmt.Sprintf("log size %d", sc.LogSize)
+	}
+	names := make([]string, 0, len(sc.LogSizes))
+	for k := range sc.LogSizes {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = fmt.Sprintf("%s=%d", k, sc.LogSizes[k])
+	}
+	return strings.Join(parts, ", ")
 }

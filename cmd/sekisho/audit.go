@@ -20,8 +20,7 @@ import (
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/httpapi"
-	"github.com/sekisho/sekisho/postgres"
-	"github.com/sekisho/sekisho/sqlite"
+	"github.com/sekisho/sekisho/regions"
 )
 
 func newAuditCmd() *cobra.Command {
@@ -40,37 +39,57 @@ stopped or crashed.`,
 
 // auditSource says where an audit log is read from.
 type auditSource struct {
-	data, store, key string
+	data, store, key, config, region string
+	cmd                              *cobra.Command
 }
 
 func (a *auditSource) flags(cmd *cobra.Command) {
+	a.cmd = cmd
 	fl := cmd.Flags()
 	fl.StringVar(&a.data, "data", "./sekisho-data", "data directory (embedded database and audit verifier key)")
 	fl.StringVar(&a.store, "store", "", "PostgreSQL URL (postgres://...); default: the embedded SQLite of --data")
 	fl.StringVar(&a.key, "key", "", "audit verifier key file to check signatures with (default: DATA/"+audit.VerifierKeyFile+"; an auditor passes the key it pinned)")
+	fl.StringVar(&a.config, "config", "", "serve's configuration file (data, store and the regions: map): read every region's audit log")
 }
 
-// open opens the audit store read-only. The SQLite file is opened with
-// mode=ro and without the data directory's lock (see sqlite.OpenReadOnly).
-func (a *auditSource) open(ctx context.Context) (sekisho.AuditStore, io.Closer, error) {
-	switch {
-	case a.store == "" || a.store == "sqlite":
-		if fi, err := os.Stat(a.data); err != nil || !fi.IsDir() {
-			return nil, nil, fmt.Errorf("data directory %s does not exist (give --data DIR)", a.data)
-		}
-		st, err := sqlite.OpenReadOnly(ctx, filepath.Join(a.data, dbFile))
-		if err != nil {
-			return nil, nil, fmt.Errorf("open store: %w", err)
-		}
-		return st, st, nil
-	case strings.HasPrefix(a.store, "postgres://") || strings.HasPrefix(a.store, "postgresql://"):
-		st, err := postgres.Open(ctx, a.store)
-		if err != nil {
-			return nil, nil, fmt.Errorf("open store: %w", err)
-		}
-		return st, st, nil
+// auditLog is one log read by the audit commands: its name ("default" or a
+// region) and its store.
+type auditLog struct {
+	name  string
+	store sekisho.AuditStore
+}
+
+// openLogs opens every audit log of the deployment read-only (the SQLite
+// files with mode=ro and without the data directory's lock, see
+// sqlite.OpenReadOnly): the default store's, and with --config each
+// region's. With --region only that log ("default" for the default one).
+func (a *auditSource) openLogs(ctx context.Context) ([]auditLog, io.Closer, error) {
+	d := deployment{data: a.data, store: a.store}
+	if err := d.fromConfig(a.config, a.cmd != nil && a.cmd.Flags().Changed("data"), a.cmd != nil && a.cmd.Flags().Changed("store")); err != nil {
+		return nil, nil, err
 	}
-	return nil, nil, fmt.Errorf("--store %q: want a postgres:// URL, or nothing for the embedded SQLite", redactDSN(a.store))
+	a.data, a.store = d.data, d.store
+	st, err := d.open(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var logs []auditLog
+	var names []string
+	for _, l := range regions.LogStores(st) {
+		name := l.Region
+		if name == "" {
+			name = audit.DefaultLog
+		}
+		names = append(names, name)
+		if a.region == "" || a.region == "all" || a.region == name {
+			logs = append(logs, auditLog{name: name, store: l.Store})
+		}
+	}
+	if len(logs) == 0 {
+		st.Close()
+		return nil, nil, fmt.Errorf("--region %s: no such audit log (logs: %s; a region without a store of its own keeps its events in the default log)", a.region, strings.Join(names, ", "))
+	}
+	return logs, st, nil
 }
 
 func (a *auditSource) verifier() (note.Verifier, error) {
@@ -98,17 +117,22 @@ the consistency of successive checkpoints) and, with --checkpoint, a checkpoint
 kept outside the store (by an auditor, a regulator or a witness).
 
 Every changed, deleted, reordered or inserted event is reported with its index,
-as is a log truncated below a checkpoint.
+as is a log truncated below a checkpoint. With --config FILE (serve's
+configuration, with its regions: map) every region's log is verified, one
+row per region, and a problem names its region and index.
 
 Exit status: 0 when the log verifies, 5 when tampering was found, 1 when the
 check could not run (no database, a bad key or checkpoint file).`,
 		Example: `  sekisho audit verify --data ./sekisho-data
   sekisho audit verify --data ./sekisho-data --checkpoint witness/checkpoint-1200 --key pinned-verifier-key
-  sekisho audit verify --data ./sekisho-data --format json`,
+  sekisho audit verify --data ./sekisho-data --format json
+  sekisho audit verify --config sekisho.yaml            # every region's log, one row each
+  sekisho audit verify --config sekisho.yaml --region th --checkpoint witness/th/checkpoint-52`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAuditVerify(cmd.Context(), cmd.OutOrStdout(), f) },
 	}
 	f.src.flags(cmd)
+	cmd.Flags().StringVar(&f.src.region, "region", "", "only this log: a region with a store of its own, or default (default: every log of --config)")
 	cmd.Flags().StringVar(&f.checkpoint, "checkpoint", "", "a checkpoint note kept outside the store, to check the log against")
 	addFormatFlag(cmd.Flags(), &f.format, "table", "table", "json")
 	return cmd
@@ -126,17 +150,23 @@ func runAuditVerify(ctx context.Context, out io.Writer, f auditVerifyFlags) erro
 		}
 		external = b
 	}
-	v, err := f.src.verifier()
-	if err != nil {
-		return err
-	}
-	store, closer, err := f.src.open(ctx)
+	logs, closer, err := f.src.openLogs(ctx)
 	if err != nil {
 		return err
 	}
 	defer closer.Close()
+	v, err := f.src.verifier()
+	if err != nil {
+		return err
+	}
+	if external != nil && len(logs) > 1 {
+		return usageErrorf("--checkpoint is a checkpoint of one log: give --region (one of the logs of --config)")
+	}
+	if len(logs) > 1 || f.src.region != "" {
+		return verifyLogs(ctx, out, logs, v, external, f.format)
+	}
 	start := time.Now()
-	rep, err := audit.Verify(ctx, store, v, external)
+	rep, err := audit.Verify(ctx, logs[0].store, v, external)
 	if err != nil {
 		return err
 	}
@@ -151,6 +181,78 @@ func runAuditVerify(ctx context.Context, out io.Writer, f auditVerifyFlags) erro
 	}
 	if !rep.OK {
 		return &exitError{code: exitTampered, err: fmt.Errorf("audit log tampered with: %d problems, the first at index %d", len(rep.Problems)+rep.Omitted, firstIndex(rep))}
+	}
+	return nil
+}
+
+// logReport is the verification of one log of a deployment.
+type logReport struct {
+	Region string `json:"region"`
+	*audit.Report
+	Took string `json:"took"`
+}
+
+// verifyLogs verifies every log and prints one row per log; the exit status
+// says whether any log was tampered with, naming the log and index.
+func verifyLogs(ctx context.Context, out io.Writer, logs []auditLog, v note.Verifier, external []byte, format string) error {
+	var reps []logReport
+	ok := true
+	for _, l := range logs {
+		start := time.Now()
+		rep, err := audit.Verify(ctx, l.store, v, external)
+		if err != nil {
+			return fmt.Errorf("log %s: %w", l.name, err)
+		}
+		reps = append(reps, logReport{Region: l.name, Report: rep, Took: time.Since(start).Round(time.Millisecond).String()})
+		ok = ok && rep.OK
+	}
+	if format == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(struct {
+			OK   bool        `json:"ok"`
+			Logs []logReport `json:"logs"`
+		}{ok, reps}); err != nil {
+			return err
+		}
+	} else {
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "REGION\tRESULT\tEVENTS\tCHECKPOINTS\tPROBLEMS\tTOOK")
+		for _, r := range reps {
+			result := "OK"
+			if !r.OK {
+				result = "TAMPERED"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", r.Region, result, r.Size, r.Checkpoints, len(r.Problems)+r.Omitted, r.Took)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if !ok {
+			fmt.Fprintln(out)
+			tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "REGION\tINDEX\tKIND\tPROBLEM")
+			for _, r := range reps {
+				for _, p := range r.Problems {
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", r.Region, p.Index, p.Kind, p.Message)
+				}
+				if r.Omitted > 0 {
+					fmt.Fprintf(tw, "%s\t\t\t... and %d more\n", r.Region, r.Omitted)
+				}
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if !ok {
+		var bad []string
+		for _, r := range reps {
+			if !r.OK {
+				bad = append(bad, fmt.Sprintf("log %s: %d problems, the first at index %d", r.Region, len(r.Problems)+r.Omitted, firstIndex(r.Report)))
+			}
+		}
+		return &exitError{code: exitTampered, err: fmt.Errorf("audit log tampered with: %s", strings.Join(bad, "; "))}
 	}
 	return nil
 }
@@ -216,6 +318,7 @@ duration back from now (24h).`,
 	fl.StringVar(&f.until, "until", "", "only events before this time (RFC 3339, or a duration ago)")
 	fl.Uint64Var(&f.from, "from", 0, "first log index to consider")
 	fl.IntVar(&f.limit, "limit", 0, "print at most this many events (0: all)")
+	fl.StringVar(&f.src.region, "region", "", "the log to read: a region with a store of its own, default, or all (default: the default log)")
 	return cmd
 }
 
@@ -271,17 +374,39 @@ func runAuditEvents(ctx context.Context, out io.Writer, f auditEventsFlags) erro
 	if err != nil {
 		return err
 	}
-	store, closer, err := f.src.open(ctx)
+	if f.src.region == "" {
+		f.src.region = audit.DefaultLog
+	}
+	logs, closer, err := f.src.openLogs(ctx)
 	if err != nil {
 		return err
 	}
 	defer closer.Close()
 	w := bufio.NewWriterSize(out, 64<<10)
 	printed, bad := 0, 0
-	for f.limit == 0 || printed < f.limit {
+	from := flt.From
+	for _, l := range logs {
+		flt.From = from
+		if err := printEvents(ctx, w, l, flt, f.limit, &printed, &bad); err != nil {
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if bad > 0 {
+		return &exitError{code: exitTampered, err: fmt.Errorf("%d stored events do not decode; run sekisho audit verify", bad)}
+	}
+	return nil
+}
+
+// printEvents prints the matching events of one log, up to limit in all.
+func printEvents(ctx context.Context, w *bufio.Writer, l auditLog, flt sekisho.AuditFilter, limit int, printed, bad *int) error {
+	store := l.store
+	for limit == 0 || *printed < limit {
 		flt.Limit = eventsPage
-		if f.limit > 0 {
-			flt.Limit = min(eventsPage, f.limit-printed)
+		if limit > 0 {
+			flt.Limit = min(eventsPage, limit-*printed)
 		}
 		entries, err := store.QueryAudit(ctx, flt)
 		if err != nil {
@@ -292,24 +417,18 @@ func runAuditEvents(ctx context.Context, out io.Writer, f auditEventsFlags) erro
 			if err != nil {
 				// Not printed: a line that is not an event would break the
 				// reader's NDJSON; the count goes to the exit status.
-				bad++
-				fmt.Fprintf(os.Stderr, "sekisho: event %d does not decode (%v); run sekisho audit verify\n", e.Index, err)
+				*bad++
+				fmt.Fprintf(os.Stderr, "sekisho: event %d of log %s does not decode (%v); run sekisho audit verify\n", e.Index, l.name, err)
 				continue
 			}
 			w.Write(audit.Marshal(ev))
 			w.WriteByte('\n')
-			printed++
+			*printed++
 		}
 		if len(entries) < flt.Limit {
 			break
 		}
 		flt.From = entries[len(entries)-1].Index + 1
-	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	if bad > 0 {
-		return &exitError{code: exitTampered, err: fmt.Errorf("%d stored events do not decode; run sekisho audit verify", bad)}
 	}
 	return nil
 }
@@ -323,20 +442,24 @@ func newAuditCheckpointCmd() *cobra.Command {
 GET /v1/audit/checkpoint), after checking its signature. Keep the output
 somewhere the operator cannot rewrite; later, sekisho audit verify --checkpoint
 FILE proves that the log still extends it.`,
-		Example: `  sekisho audit checkpoint --data ./sekisho-data > checkpoint-$(date +%F)`,
-		Args:    cobra.NoArgs,
+		Example: `  sekisho audit checkpoint --data ./sekisho-data > checkpoint-$(date +%F)
+  sekisho audit checkpoint --config sekisho.yaml --region th > th-checkpoint-$(date +%F)`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			v, err := src.verifier()
-			if err != nil {
-				return err
+			if src.region == "" {
+				src.region = audit.DefaultLog
 			}
-			store, closer, err := src.open(ctx)
+			logs, closer, err := src.openLogs(ctx)
 			if err != nil {
 				return err
 			}
 			defer closer.Close()
-			cps, err := store.Checkpoints(ctx)
+			v, err := src.verifier()
+			if err != nil {
+				return err
+			}
+			cps, err := logs[0].store.Checkpoints(ctx)
 			if err != nil {
 				return err
 			}
@@ -352,5 +475,6 @@ FILE proves that the log still extends it.`,
 		},
 	}
 	src.flags(cmd)
+	cmd.Flags().StringVar(&src.region, "region", "", "the log: a region with a store of its own (with --config), or default")
 	return cmd
 }

@@ -393,7 +393,7 @@ func TestAuditReadersRunBesideTheServer(t *testing.T) {
 		t.Fatalf("verify beside a holder of the lock: exit %d: %s", code, out)
 	}
 	out, code = runCLI(t, "audit", "checkpoint", "--data", dir)
-	if code != 0 || !strings.HasPrefix(out, audit.DefaultOrigin+"\n301\n") {
+	if code != 0 || !strings.HasPrefix(out, in.origin+"\n301\n") || !strings.HasPrefix(in.origin, "sekisho.local/") {
 		t.Fatalf("checkpoint: exit %d: %q", code, out)
 	}
 }

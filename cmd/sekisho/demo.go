@@ -675,7 +675,7 @@ func (w *demoWorld) openIncident(ctx context.Context) (*incident.Incident, *inci
 	if _, err := w.in.log.Checkpoint(ctx); err != nil {
 		return nil, nil, err
 	}
-	sc, err := incident.Compute(ctx, w.in.store, inc)
+	sc, err := incident.Compute(ctx, w.in.store, w.in.logs.Stores(), inc)
 	if err != nil {
 		return nil, nil, err
 	}

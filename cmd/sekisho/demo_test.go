@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/incident"
 	"github.com/sekisho/sekisho/sqlite"
@@ -115,7 +116,7 @@ func TestDemoNumbersEqualTheAuditLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := incident.Compute(context.Background(), st, inc)
+	again, err := incident.Compute(context.Background(), st, []sekisho.LogStore{{Store: st}}, inc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,8 +23,7 @@ import (
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/incident"
-	"github.com/sekisho/sekisho/postgres"
-	"github.com/sekisho/sekisho/sqlite"
+	"github.com/sekisho/sekisho/regions"
 )
 
 // incidentSource says where incidents are read and computed: through a
@@ -32,38 +31,33 @@ import (
 // offline from a data directory (--data) or a PostgreSQL store (--store),
 // read-only and without the directory's lock, like `sekisho audit`.
 type incidentSource struct {
-	profile, data, store string
+	profile, data, store, config string
+	cmd                          *cobra.Command
 }
 
 func (s *incidentSource) flags(cmd *cobra.Command) {
+	s.cmd = cmd
 	fl := cmd.Flags()
 	fl.StringVar(&s.profile, "profile", "", "profile directory, for the API (default: $SEKISHO_PROFILE or sekisho under the user config directory)")
 	fl.StringVar(&s.data, "data", "", "offline: a data directory, read without a server (read-only, without its lock)")
 	fl.StringVar(&s.store, "store", "", "offline: a PostgreSQL URL (postgres://...) instead of the data directory's SQLite")
+	fl.StringVar(&s.config, "config", "", "offline: serve's configuration file (data, store and the regions: map), to read every region's store and audit log")
 }
 
-func (s *incidentSource) offline() bool { return s.data != "" || s.store != "" }
+func (s *incidentSource) offline() bool { return s.data != "" || s.store != "" || s.config != "" }
 
-// openReadOnly opens the store of --data (read-only SQLite, no lock) or --store.
+// openReadOnly opens the store of --data (read-only SQLite, no lock) or
+// --store; with --config, every region's store too, behind a regions.Router.
 func (s *incidentSource) openReadOnly(ctx context.Context) (sekisho.Store, error) {
-	switch {
-	case s.store == "" || s.store == "sqlite":
-		if fi, err := os.Stat(s.data); err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("data directory %s does not exist (give --data DIR)", s.data)
-		}
-		st, err := sqlite.OpenReadOnly(ctx, filepath.Join(s.data, dbFile))
-		if err != nil {
-			return nil, fmt.Errorf("open store: %w", err)
-		}
-		return st, nil
-	case strings.HasPrefix(s.store, "postgres://") || strings.HasPrefix(s.store, "postgresql://"):
-		st, err := postgres.Open(ctx, s.store)
-		if err != nil {
-			return nil, fmt.Errorf("open store: %w", err)
-		}
-		return st, nil
+	d := deployment{data: s.data, store: s.store}
+	dataSet, storeSet := s.data != "", s.store != ""
+	if s.cmd != nil {
+		dataSet, storeSet = s.cmd.Flags().Changed("data"), s.cmd.Flags().Changed("store")
 	}
-	return nil, fmt.Errorf("--store %q: want a postgres:// URL, or nothing for the embedded SQLite", redactDSN(s.store))
+	if err := d.fromConfig(s.config, dataSet, storeSet); err != nil {
+		return nil, err
+	}
+	return d.open(ctx)
 }
 
 // client loads the profile's client.
@@ -427,7 +421,7 @@ func scopeOffline(ctx context.Context, out io.Writer, src incidentSource, f *sus
 		}
 		in.ID = "ad-hoc"
 	}
-	sc, err := incident.Compute(ctx, st, in)
+	sc, err := incident.Compute(ctx, st, regions.LogStores(st), in)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -43,8 +45,12 @@ type instanceOptions struct {
 	Regions map[string]string
 	Stderr  io.Writer
 	Logger  *slog.Logger
-	// WitnessDir receives a copy of every checkpoint of the default log.
+	// WitnessDir receives a copy of every checkpoint: the default log's as
+	// DIR/checkpoint-<size>, a region's as DIR/<region>/checkpoint-<size>.
 	WitnessDir string
+	// LogOrigin is the checkpoint origin (--log-origin); "" means the
+	// deployment's own (logOrigin).
+	LogOrigin string
 	// Now is the clock of the vault and the audit log (default time.Now).
 	Now func() time.Time
 }
@@ -59,8 +65,14 @@ type instance struct {
 	vault *vault.Vault
 	// regionLogs are the logs of regions with a store of their own.
 	regionLogs map[string]*audit.Log
-	verifier   string // audit verifier key, note format
-	lock       *os.File
+	// logs is the set of every log: the default and regionLogs. Every
+	// reader of the audit trail takes it, never log alone.
+	logs *audit.Logs
+	// origin is the checkpoint origin of the default log; a region's log
+	// signs origin/region.
+	origin   string
+	verifier string // audit verifier key, note format
+	lock     *os.File
 }
 
 // openInstance opens (creating on first use) a data directory.
@@ -111,13 +123,19 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 		return nil, fmt.Errorf("read audit verifier key: %w", err)
 	}
 	in.verifier = strings.TrimSpace(string(vk))
-	if in.log, err = audit.New(ctx, in.store, signer, audit.Options{Logger: o.Logger, Verifier: verifier, Now: o.Now, WitnessDir: o.WitnessDir}); err != nil {
+	origin, err := logOrigin(ctx, in.store, o.LogOrigin)
+	if err != nil {
+		return nil, err
+	}
+	in.origin = origin
+	if in.log, err = audit.New(ctx, in.store, signer, audit.Options{Origin: origin, Logger: o.Logger, Verifier: verifier, Now: o.Now, WitnessDir: o.WitnessDir}); err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
-	var auditor vault.Auditor = in.log
+	in.logs = audit.Single(in.log)
 	if len(o.Regions) > 0 {
 		byStore := map[string]sekisho.Store{}
 		in.regionLogs = map[string]*audit.Log{}
+		urls := map[string]string{} // store URL -> first region with it
 		for _, region := range sortedRegions(o.Regions) {
 			url := o.Regions[region]
 			if !sekisho.ValidRegion(region) {
@@ -126,12 +144,24 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 			if url == o.Store {
 				continue // the default store's region
 			}
+			if other, ok := urls[url]; ok {
+				return nil, fmt.Errorf("regions %s and %s name the same store %s: give each region its own database, or leave it on the default store", other, region, redactDSN(url))
+			}
+			urls[url] = region
 			s, err := openStore(ctx, o.DataDir, url)
 			if err != nil {
 				return nil, fmt.Errorf("region %s: %w", region, err)
 			}
 			byStore[region] = s
-			l, err := audit.New(ctx, s, signer, audit.Options{Origin: audit.DefaultOrigin + "/" + region, Logger: o.Logger, Verifier: verifier, Now: o.Now})
+			opts := audit.Options{Origin: origin + "/" + region, Logger: o.Logger, Verifier: verifier, Now: o.Now}
+			if o.WitnessDir != "" {
+				opts.WitnessDir = filepath.Join(o.WitnessDir, region)
+				if err := os.MkdirAll(opts.WitnessDir, 0o755); err != nil {
+					s.Close()
+					return nil, fmt.Errorf("region %s: witness directory: %w", region, err)
+				}
+			}
+			l, err := audit.New(ctx, s, signer, opts)
 			if err != nil {
 				s.Close()
 				return nil, fmt.Errorf("region %s: open audit log: %w", region, err)
@@ -139,11 +169,11 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 			in.regionLogs[region] = l
 		}
 		in.store = regions.NewRouter(in.store, byStore)
-		if auditor, err = audit.NewLogs(in.log, in.regionLogs); err != nil {
+		if in.logs, err = audit.NewLogs(in.log, in.regionLogs); err != nil {
 			return nil, err
 		}
 	}
-	in.vault = vault.New(in.store, in.keys, auditor, vault.Options{Now: o.Now})
+	in.vault = vault.New(in.store, in.keys, in.logs, vault.Options{Now: o.Now})
 	defaults, err := schemas.Defaults()
 	if err != nil {
 		return nil, err
@@ -154,7 +184,59 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 	return in, nil
 }
 
-// openStore opens the embedded SQLite of dataDir ("" or "sqlite") or a
+// originKind and originID name the control-plane object that keeps the
+// deployment's checkpoint origin in the default store.
+const (
+	originKind = "deployment"
+	originID   = "log-origin"
+)
+
+// logOrigin returns the checkpoint origin of the default log: flag when it
+// is set (--log-origin), else the deployment's own, made on first use as
+// sekisho.local/<random id> and kept in the default store, so that every
+// node of a deployment signs the same origin and no two installs do.
+func logOrigin(ctx context.Context, st sekisho.Store, flag string) (string, error) {
+	if flag != "" {
+		if strings.ContainsAny(flag, "\n\r") || strings.TrimSpace(flag) != flag {
+			return "", fmt.Errorf("--log-origin %q: one line without surrounding spaces", flag)
+		}
+		return flag, nil
+	}
+	read := func() (string, error) {
+		o, err := st.GetObject(ctx, originKind, originID)
+		if err != nil {
+			return "", err
+		}
+		var v struct {
+			Origin string `json:"origin"`
+		}
+		if err := json.Unmarshal(o.Body, &v); err != nil || v.Origin == "" {
+			return "", fmt.Errorf("log origin object does not decode: %v", err)
+		}
+		return v.Origin, nil
+	}
+	origin, err := read()
+	if sekisho.Code(err) != sekisho.ENotFound {
+		return origin, err
+	}
+	var raw [8]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	origin = "sekisho.local/" + hex.EncodeToString(raw[:])
+	body, _ := json.Marshal(map[string]string{"origin": origin})
+	err = st.PutObject(ctx, &sekisho.Object{Kind: originKind, ID: originID, Version: 1, Body: body, Updated: time.Now().UTC()})
+	if sekisho.Code(err) == sekisho.EConflict {
+		return read() // another node made it first
+	}
+	if err != nil {
+		return "", fmt.Errorf("keep the log origin: %w", err)
+	}
+	return origin, nil
+}
+
+// openStore opens the embedded SQLite of dataDir ("" or "sqlite"), another
+// SQLite file (sqlite:PATH, relative to dataDir unless absolute) or a
 // PostgreSQL database (postgres:// URL).
 func openStore(ctx context.Context, dataDir, url string) (sekisho.Store, error) {
 	var s sekisho.Store
@@ -162,15 +244,27 @@ func openStore(ctx context.Context, dataDir, url string) (sekisho.Store, error) 
 	switch {
 	case url == "" || url == "sqlite":
 		s, err = sqlite.Open(ctx, filepath.Join(dataDir, dbFile))
+	case strings.HasPrefix(url, "sqlite:"):
+		s, err = sqlite.Open(ctx, sqlitePath(dataDir, url))
 	case strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://"):
 		s, err = postgres.Open(ctx, url)
 	default:
-		return nil, fmt.Errorf("store %q: want a postgres:// URL, or nothing for the embedded SQLite", redactDSN(url))
+		return nil, fmt.Errorf("store %q: want a postgres:// URL, sqlite:PATH, or nothing for the embedded SQLite", redactDSN(url))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", redactDSN(url), err)
 	}
 	return s, nil
+}
+
+// sqlitePath is the file of a sqlite:PATH store URL: PATH, relative to
+// dataDir unless absolute.
+func sqlitePath(dataDir, url string) string {
+	p := strings.TrimPrefix(url, "sqlite:")
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dataDir, p)
 }
 
 func sortedRegions(m map[string]string) []string {
@@ -185,11 +279,13 @@ func sortedRegions(m map[string]string) []string {
 // Close closes the audit logs (draining pending appends), the stores and the lock.
 func (in *instance) Close() error {
 	var errs []error
-	for _, l := range in.regionLogs {
-		errs = append(errs, l.Close())
-	}
-	if in.log != nil {
+	if in.logs != nil {
+		errs = append(errs, in.logs.Close())
+	} else if in.log != nil {
 		errs = append(errs, in.log.Close())
+	}
+	for _, l := range in.regionLogs {
+		errs = append(errs, l.Close()) // Close is idempotent
 	}
 	if in.store != nil {
 		errs = append(errs, in.store.Close())

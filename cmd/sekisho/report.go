@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sekisho/sekisho/incident"
+	"github.com/sekisho/sekisho/regions"
 	"github.com/sekisho/sekisho/report"
 )
 
@@ -81,7 +82,7 @@ Through a running server with the profile's credential, or offline with
 				if contact != "" {
 					ctl.Contact = contact
 				}
-				cfg := report.Config{Controller: ctl, Lang: lang, Now: time.Now()}
+				cfg := report.Config{Controller: ctl, Lang: lang, Now: time.Now(), Logs: regions.LogStores(st)}
 				var r *report.Report
 				if kind == report.KindProgress {
 					r, err = report.Progress(ctx, st, cfg)
@@ -90,7 +91,7 @@ Through a running server with the profile's credential, or offline with
 					if gerr != nil {
 						return gerr
 					}
-					sc, serr := incident.Compute(ctx, st, in)
+					sc, serr := incident.Compute(ctx, st, regions.LogStores(st), in)
 					if serr != nil {
 						return serr
 					}

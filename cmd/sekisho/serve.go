@@ -40,6 +40,7 @@ type serveFlags struct {
 	logFormat     string
 	webhooks      []string
 	witnessDir    string
+	logOrigin     string
 	webhookSecret string
 	tlsCert       string
 	tlsKey        string
@@ -87,7 +88,8 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.DurationVar(&f.checkpoint, "checkpoint-interval", 5*time.Second, "how often to sign an audit checkpoint")
 	fl.DurationVar(&f.retention, "retention-interval", time.Hour, "how often the retention sweeper erases expired records (0: never)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
-	fl.StringVar(&f.witnessDir, "witness-dir", "", "directory that receives a copy of every signed audit checkpoint (checkpoint-<size>), for a witness outside the operator")
+	fl.StringVar(&f.witnessDir, "witness-dir", "", "directory that receives a copy of every signed audit checkpoint (checkpoint-<size>; a region's log in <region>/checkpoint-<size>), for a witness outside the operator")
+	fl.StringVar(&f.logOrigin, "log-origin", "", "origin line of the audit checkpoints (a region's log signs <origin>/<region>); default: this deployment's own, sekisho.local/<random id> made on first start and kept in the store")
 	fl.StringSliceVar(&f.webhooks, "alert-webhook", nil, "URL that receives the guard's signed alerts (repeatable)")
 	fl.StringVar(&f.webhookSecret, "alert-webhook-secret-file", "", "file holding the HMAC secret of alert webhooks (default: $SEKISHO_ALERT_WEBHOOK_SECRET)")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "PEM file of the server's TLS certificate chain (reloaded when it changes)")
@@ -131,7 +133,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 			return fmt.Errorf("--public-url: %w", err)
 		}
 	}
-	in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile, Regions: f.regions, WitnessDir: f.witnessDir,
+	in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile, Regions: f.regions, WitnessDir: f.witnessDir, LogOrigin: f.logOrigin,
 		Stderr: cmd.ErrOrStderr(), Logger: logger})
 	if err != nil {
 		return err
@@ -175,7 +177,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 
 	cpCtx, cpStop := context.WithCancel(context.Background())
 	defer cpStop()
-	go in.log.RunCheckpointer(cpCtx, f.checkpoint)
+	go in.logs.RunCheckpointer(cpCtx, f.checkpoint)
 	go in.vault.RunRetention(cpCtx, f.retention, logger)
 
 	store := "sqlite " + filepath.Join(f.data, dbFile)
@@ -197,7 +199,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	cpStop()
-	if _, err := in.log.Checkpoint(sctx); err != nil {
+	if _, err := in.logs.Checkpoint(sctx); err != nil {
 		logger.Warn("final checkpoint failed", "error", err.Error())
 	}
 	logger.Info("stopped")
@@ -285,10 +287,10 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 	}
 	in.vault.SetAuthorizer(acc.Authorizer())
 	n := &node{acc: acc}
-	hc := httpapi.Config{Vault: in.vault, AuditLog: in.log, VerifierKey: in.verifier, Logger: c.Logger, Registry: c.Registry,
+	hc := httpapi.Config{Vault: in.vault, AuditLog: in.log, AuditLogs: in.logs, VerifierKey: in.verifier, Logger: c.Logger, Registry: c.Registry,
 		Auth: acc, Access: acc, KnownPurpose: acc.KnownPurpose, Now: c.Now, Proxies: c.Proxies, Reports: report.Config{Controller: c.Controller}}
 	if !c.NoGuard {
-		n.grd = guard.New(guard.Config{Store: in.store, Audit: in.log, RootOrg: c.Org, Logger: c.Logger, Registry: c.Registry,
+		n.grd = guard.New(guard.Config{Store: in.store, Logs: in.logs.Stores(), Audit: in.log, RootOrg: c.Org, Logger: c.Logger, Registry: c.Registry,
 			Webhooks: c.Webhooks, Now: c.Now})
 		if err := n.grd.Start(ctx); err != nil {
 			return nil, err
