@@ -69,7 +69,7 @@ func applyConfig(fs *pflag.FlagSet, c *fileConfig) error {
 		"org": c.Org, "region": c.Region, "checkpoint-interval": c.CheckpointInterval, "log-format": c.LogFormat, "witness-dir": c.WitnessDir,
 		"tls-cert": c.TLSCert, "tls-key": c.TLSKey, "public-url": c.PublicURL, "trusted-proxies": c.TrustedProxies, "dpop-nonce": c.DPoPNonce, "client-ca": c.ClientCA,
 		"retention-interval": c.RetentionInterval,
-		"log-origin": c.LogOrigin,
+		"log-origin":         c.LogOrigin,
 	} {
 		f := fs.Lookup(name)
 		if val == "" || f == nil || f.Changed {

@@ -41,7 +41,7 @@ func (s *incidentSource) flags(cmd *cobra.Command) {
 	fl.StringVar(&s.profile, "profile", "", "profile directory, for the API (default: $SEKISHO_PROFILE or sekisho under the user config directory)")
 	fl.StringVar(&s.data, "data", "", "offline: a data directory, read without a server (read-only, without its lock)")
 	fl.StringVar(&s.store, "store", "", "offline: a PostgreSQL URL (postgres://...) instead of the data directory's SQLite")
-	fl.StringVar(&s.config, "config", "", "offline: serve's configuration file (data, store and the regions: map), to read every region's store and audit log")
+	fl.StringVar(&s.config, "config", "", "offline: serve's configuration file: its data, store and regions: map (every region's store and audit log is read) and, for reports, its controller section")
 }
 
 func (s *incidentSource) offline() bool { return s.data != "" || s.store != "" || s.config != "" }

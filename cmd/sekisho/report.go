@@ -17,7 +17,7 @@ import (
 
 func newReportCmd() *cobra.Command {
 	var src incidentSource
-	var id, format, out, controller, contact, lang, config string
+	var id, format, out, controller, contact, lang string
 	cmd := &cobra.Command{
 		Use:   "report appi|pdpa|pdp-id|pdpa-tw|gdpr|progress [--incident ID] [--format md|json|pdf]",
 		Short: "Generate a regulator report of an incident, or the periodic progress report",
@@ -69,7 +69,7 @@ Through a running server with the profile's credential, or offline with
 					return err
 				}
 				defer st.Close()
-				ctl, err := configController(config)
+				ctl, err := configController(src.config)
 				if err != nil {
 					return err
 				}
@@ -133,7 +133,6 @@ Through a running server with the profile's credential, or offline with
 	addFormatFlag(cmd.Flags(), &format, "md", report.Formats...)
 	cmd.Flags().StringVarP(&out, "out", "o", "", "write to FILE instead of standard output")
 	cmd.Flags().StringVar(&lang, "lang", "", "language: appi ja (default) or en; pdpa th (default) or en; the others en")
-	cmd.Flags().StringVar(&config, "config", "", "offline: a configuration file whose controller section names the controller")
 	cmd.Flags().StringVar(&controller, "controller", "", "offline: the business operator's name in English (wins over --config's)")
 	cmd.Flags().StringVar(&contact, "contact", "", "offline: the contact point (data protection officer) (wins over --config's)")
 	return cmd
