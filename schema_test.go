@@ -55,6 +55,7 @@ func FuzzParseSchema(f *testing.F) {
 	f.Add([]byte("collection: users\nfields:\n  - {name: phone, type: phone, classification: contact, lookup: true}\n"))
 	f.Add([]byte(`{"collection":"users","fields":[{"name":"email","type":"email","classification":"contact"}]}`))
 	f.Add([]byte("collection: [a, b]\n"))
+	f.Add([]byte("collection: s\nfields:\n  - {name: d, type: date, classification: usage}\nretention: {field: d, keep: 730d}\nconsent_required: [marketing]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := ParseSchema(data)
 		if err != nil {

@@ -133,6 +133,8 @@ func FuzzDecodeRecordInput(f *testing.F) {
 	f.Add([]byte(`{"region":"jp","fields":{"phone":"+819012345678","usage_summary":{"a":[1,2]}}}`))
 	f.Add([]byte(`{"region":"jp","fields":{"phone":"a","phone":"b"}}`))
 	f.Add([]byte(`{"fields":{}}`))
+	f.Add([]byte(`{"region":"jp","fields":{"n":1},"retain_until":"2030-01-01T00:00:00Z","consents":{"marketing":{"given":"2026-01-05T09:00:00Z","withdrawn":null}}}`))
+	f.Add([]byte(`{"region":"jp","fields":{"n":1},"consents":{"marketing":{"given":null,"withdrawn":null}}}`))
 	schema := &Schema{Collection: "users", Fields: []Field{
 		{Name: "phone", Type: TypePhone, Classification: ClassContact},
 		{Name: "email", Type: TypeEmail, Classification: ClassContact},

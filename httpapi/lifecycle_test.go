@@ -163,6 +163,9 @@ func TestRetentionPlanAndHolds(t *testing.T) {
 	err = w.admin.JSON(ctx, "PUT", "/v1/holds/"+rec.ID, "", map[string]any{}, nil)
 	refused(t, err, "invalid")
 	must(t, w.admin.JSON(ctx, "PUT", "/v1/holds/"+rec.ID, "", map[string]any{"reason": "litigation 2026-17"}, nil))
+	// A held record cannot be erased by hand either.
+	err = w.admin.JSON(ctx, "DELETE", "/v1/collections/users/records/"+rec.ID, "support", nil, nil)
+	refused(t, err, "legal-hold")
 	p = plan{}
 	must(t, w.admin.JSON(ctx, "GET", "/v1/collections/users/retention/plan", "", nil, &p))
 	if len(p.Expired) != 1 || p.Expired[0].ID != affRec.ID || len(p.Held) != 1 || p.Held[0].ID != rec.ID || p.Held[0].Hold != "litigation 2026-17" {

@@ -19,7 +19,7 @@ type RegionCounter interface {
 }
 
 // readActions are the actions that return values.
-var readActions = []string{"read", "lookup", "batch-get"}
+var readActions = []string{"read", "lookup", "batch-get", "detokenize"}
 
 // dataRoles are the roles that read their own org's records.
 var dataRoles = []string{access.RoleAdmin, access.RoleMember, access.RoleSupport, access.RoleService}

@@ -425,6 +425,16 @@ func (v *Vault) Erase(ctx context.Context, c Caller, collection, id string) erro
 	if v.guard != nil {
 		d = v.guard.Check(ctx, req, recs, d)
 	}
+	if d.Allow {
+		// A legal hold keeps the record from any erasure, not only
+		// retention's, until it is lifted.
+		if h, err := v.hold(ctx, id); err != nil {
+			return err
+		} else if h != nil {
+			d = Decision{Policy: "legal-hold", Reason: fmt.Sprintf("record %s is on legal hold (%s); lift the hold first", id, h.Reason),
+				Code: sekisho.EConflict, Type: ProblemLegalHold}
+		}
+	}
 	if !d.Allow {
 		return v.deny(ctx, v.event(c, ActionErase, collection, recs, nil, nil, d, false), d)
 	}

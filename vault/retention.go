@@ -273,6 +273,10 @@ type Hold struct {
 // KindHold is the object kind of legal holds (id: the record id).
 const KindHold = "hold"
 
+// ProblemLegalHold is the problem type of an erasure refused because the
+// record is on legal hold.
+const ProblemLegalHold = "legal-hold"
+
 // holdsOf returns the holds on a collection's records: record id -> reason.
 func (v *Vault) holdsOf(ctx context.Context, collection string) (map[string]string, error) {
 	objs, err := v.store.ListObjects(ctx, KindHold, "")

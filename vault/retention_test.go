@@ -168,6 +168,10 @@ func TestRetentionSweep(t *testing.T) {
 		}
 	}
 
+	// A hold stops an erasure by hand too, with its own problem type.
+	if err := v.Erase(ctx, operator, "sessions", held); sekisho.Code(err) != sekisho.EConflict {
+		t.Fatalf("erasure of a held record: %v", err)
+	}
 	// Lifting the hold: the next sweep erases the record; lifting is audited.
 	if err := v.LiftHold(ctx, operator, held); sekisho.Code(err) != sekisho.EForbidden {
 		t.Fatalf("lift by a non-admin: %v", err)
