@@ -54,6 +54,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newIncidentCmd(), newReportCmd(), newKeysCmd())
 	root.AddCommand(newRetentionCmd(), newHoldCmd())
 	root.AddCommand(newWhoamiCmd(), newPurposesCmd())
+	root.AddCommand(newBackupCmd(), newRestoreCmd())
 	// Add commands above this line: finishTree makes every level strict.
 	finishTree(root)
 	return root
