@@ -2,6 +2,7 @@ package vault_test
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -209,4 +210,43 @@ func ids(es []vault.Expired) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// RunRetention is the server's sweeper: it sweeps every interval until its
+// context ends.
+func TestRunRetention(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	past := time.Now().Add(-time.Hour)
+	rec, err := e.v.Create(ctx, operator, "users", &sekisho.RecordInput{Region: "jp", Fields: fields("display_name", "Old"), RetainUntil: &past})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep, err := e.v.Create(ctx, operator, "users", &sekisho.RecordInput{Region: "jp", Fields: fields("display_name", "New")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { e.v.RunRetention(rctx, 10*time.Millisecond, slog.New(slog.DiscardHandler)); close(done) }()
+	// The sweeper runs every 10 ms; a minute without an erasure means it
+	// does not run at all.
+	for deadline := time.Now().Add(time.Minute); ; {
+		_, err := e.v.Get(ctx, operator, "users", rec.ID, nil)
+		if sekisho.Code(err) == sekisho.EGone {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sweeper did not erase an expired record")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	<-done
+	if _, err := e.v.Get(ctx, operator, "users", keep.ID, nil); err != nil {
+		t.Fatalf("a record without retention: %v", err)
+	}
 }
