@@ -44,6 +44,12 @@ permit (
   action in [Action::"create", Action::"import", Action::"read", Action::"update", Action::"lookup", Action::"batch-get"],
   resource
 ) when { context.owner == principal.org && ["ops", "import", "fraud"].contains(context.purpose) };`},
+	{ID: "role-auditor", Description: "Auditors read their own org's records only to answer a person's access request or to notify the persons of a breach.",
+		Cedar: `permit (
+  principal in Role::"auditor",
+  action in [Action::"read", Action::"batch-get"],
+  resource
+) when { context.owner == principal.org && ["subject-access", "breach-notification"].contains(context.purpose) };`},
 }
 
 // parsePolicy parses the text of one Cedar policy.

@@ -25,6 +25,8 @@ func (s *Server) incidentRoutes() []route {
 		{"GET", "/v1/reports/progress", true, false, s.progressReport},
 		{"GET", "/v1/orgs/{id}/profile", true, false, s.getOrgProfile},
 		{"PUT", "/v1/orgs/{id}/profile", true, false, s.putOrgProfile},
+		{"GET", "/v1/collections/{c}/records/{id}/access-report", true, false, s.subjectAccessReport},
+		{"GET", "/v1/reports/provision", true, false, s.provisionReport},
 	}
 }
 

@@ -111,7 +111,7 @@ func Markdown(r *Report) []byte {
 
 func sourceText(lang, s string) string {
 	switch s {
-	case SourceScope, SourceIncident, SourceStore, SourceConfig, SourcePerson:
+	case SourceScope, SourceIncident, SourceStore, SourceConfig, SourcePerson, SourceLog:
 		return msg(lang, "source."+s)
 	}
 	return s

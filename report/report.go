@@ -36,6 +36,7 @@ const (
 	SourceStore    = "store"    // read from the store's configuration
 	SourceConfig   = "config"   // the report's configuration
 	SourcePerson   = "person"   // sekisho cannot know it: a person fills it in
+	SourceLog      = "log"      // read from the audit log
 )
 
 // Config is what a report needs besides the incident and its scope.
@@ -97,6 +98,10 @@ type Report struct {
 	Items    []Item     `json:"items"`
 	Tables   []Table    `json:"tables"`
 	Notes    []string   `json:"notes"`
+	// Subject is the data and the accesses of a subject access report.
+	Subject *SubjectData `json:"subject,omitempty"`
+	// Provisions are the rows of a record of provision to third parties.
+	Provisions []Provision `json:"provisions,omitempty"`
 }
 
 // Persons are the counts of data subjects a breach report states.

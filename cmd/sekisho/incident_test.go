@@ -188,6 +188,29 @@ func TestIncidentThroughTheAPI(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"kind": "progress"`) {
 		t.Errorf("progress: %d %s", code, out)
 	}
+	// The subject access report of the record: its data, and the create,
+	// the read and the report's own read, each with a proof.
+	out, code = cli(t, "subject", "report", "users", rec.ID, "--profile", admin, "--format", "json")
+	var sa struct {
+		Subject struct {
+			Fields   map[string]any `json:"fields"`
+			Accesses []struct {
+				Action, Purpose string
+				Proof           []string
+			} `json:"accesses"`
+		} `json:"subject"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &sa) != nil || sa.Subject.Fields["display_name"] != "Somchai" || len(sa.Subject.Accesses) != 3 ||
+		sa.Subject.Accesses[2].Purpose != "subject-access" || len(sa.Subject.Accesses[2].Proof) == 0 {
+		t.Errorf("subject report: %d %s", code, out)
+	}
+	if out, code = cli(t, "subject", "report", "users", rec.ID, "--profile", admin, "--lang", "ja"); code != 0 || !strings.Contains(out, "# 保有個人データの開示及びアクセス記録の報告") {
+		t.Errorf("subject report ja: %d %s", code, out)
+	}
+	out, code = cli(t, "report", "provision", "--profile", admin, "--since", since, "--format", "csv")
+	if code != 0 || out != "date,recipient_org,purpose,via,collection,subjects,subject_ids,items,log,event_index\n" {
+		t.Errorf("provision (none across orgs): %d %q", code, out)
+	}
 	if out, code = cli(t, "incident", "list", "--profile", admin); code != 0 || !strings.Contains(out, id) {
 		t.Errorf("list: %d %s", code, out)
 	}

@@ -55,6 +55,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newRetentionCmd(), newHoldCmd())
 	root.AddCommand(newWhoamiCmd(), newPurposesCmd())
 	root.AddCommand(newBackupCmd(), newRestoreCmd())
+	root.AddCommand(newSubjectCmd())
 	// Add commands above this line: finishTree makes every level strict.
 	finishTree(root)
 	return root

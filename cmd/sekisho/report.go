@@ -17,7 +17,7 @@ import (
 
 func newReportCmd() *cobra.Command {
 	var src incidentSource
-	var id, format, out, controller, contact, lang string
+	var id, format, out, controller, contact, lang, org, since, until string
 	cmd := &cobra.Command{
 		Use:   "report appi|pdpa|pdp-id|pdpa-tw|gdpr|progress [--incident ID] [--format md|json|pdf]",
 		Short: "Generate a regulator report of an incident, or the periodic progress report",
@@ -32,6 +32,10 @@ store's configuration:
   pdpa-tw   Taiwan, PDPA art. 12: notice to the persons
   gdpr      GDPR art. 33 notification (reference form)
   progress  the periodic progress report: controls in place and their coverage
+  provision the record of provision to third parties (APPI arts. 29/30) of
+            --org from --since to --until, from the cross-org events of the
+            log: date, recipient org, purpose, persons (count and ids), items;
+            --format md, csv, json or pdf
 
 The report fills in what the audit log and the store know and marks, as
 "TO BE COMPLETED BY A PERSON", what they cannot (secondary damage, the
@@ -44,13 +48,20 @@ Through a running server with the profile's credential, or offline with
   sekisho report appi --incident inc-0123456789abcdef --lang en
   sekisho report pdpa --incident inc-0123456789abcdef --format pdf --out pdpa-th.pdf     # in Thai
   sekisho report gdpr --incident inc-0123456789abcdef --format pdf --out gdpr.pdf
-  sekisho report progress --data ./sekisho-data --format json`,
+  sekisho report progress --data ./sekisho-data --format json
+  sekisho report provision --org operator --since 2023-09-01T00:00:00Z --until 2023-10-01T00:00:00Z --format csv`,
 		Args:      cobra.ExactArgs(1),
-		ValidArgs: report.Kinds,
+		ValidArgs: append(slices.Clone(report.Kinds), report.KindProvide),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind := args[0]
+			if kind == report.KindProvide {
+				return provisionCmd(cmd, src, org, since, until, format, lang, out)
+			}
 			if !slices.Contains(report.Kinds, kind) {
 				return usageErrorf("report %q: want one of %s", kind, strings.Join(report.Kinds, ", "))
+			}
+			if format == "csv" {
+				return usageErrorf("--format csv is for report provision; the others are md, json or pdf")
 			}
 			if kind != report.KindProgress && id == "" {
 				return usageErrorf("report %s needs --incident ID (sekisho incident list shows them)", kind)
@@ -130,10 +141,88 @@ Through a running server with the profile's credential, or offline with
 	}
 	src.flags(cmd)
 	cmd.Flags().StringVar(&id, "incident", "", "the incident's id (every kind but progress)")
-	addFormatFlag(cmd.Flags(), &format, "md", report.Formats...)
+	addFormatFlag(cmd.Flags(), &format, "md", append(slices.Clone(report.Formats), "csv")...)
 	cmd.Flags().StringVarP(&out, "out", "o", "", "write to FILE instead of standard output")
+	cmd.Flags().StringVar(&org, "org", "", "provision: the providing org (default: the caller's)")
+	cmd.Flags().StringVar(&since, "since", "", "provision: start of the period, RFC 3339")
+	cmd.Flags().StringVar(&until, "until", "", "provision: end of the period, RFC 3339 (default: now)")
 	cmd.Flags().StringVar(&lang, "lang", "", "language: appi ja (default) or en; pdpa th (default) or en; the others en")
 	cmd.Flags().StringVar(&controller, "controller", "", "offline: the business operator's name in English (wins over --config's)")
 	cmd.Flags().StringVar(&contact, "contact", "", "offline: the contact point (data protection officer) (wins over --config's)")
 	return cmd
+}
+
+// provisionCmd is 'report provision': through the API, or offline (--data).
+func provisionCmd(cmd *cobra.Command, src incidentSource, org, since, until, format, lang, out string) error {
+	if !slices.Contains([]string{"md", "csv", "json", "pdf"}, format) {
+		return usageErrorf("--format %q: want md, csv, json or pdf", format)
+	}
+	if _, err := report.Lang(report.KindProvide, lang); err != nil {
+		return fmt.Errorf("--lang: %w", err)
+	}
+	if format == "pdf" && out == "" {
+		return fmt.Errorf("--format pdf writes a binary file: give --out FILE")
+	}
+	s, err := parseTimeFlag("since", since)
+	if err != nil {
+		return err
+	}
+	if s.IsZero() {
+		return usageErrorf("report provision needs --since T (RFC 3339)")
+	}
+	u, err := parseTimeFlag("until", until)
+	if err != nil {
+		return err
+	}
+	if u.IsZero() {
+		u = time.Now().UTC().Truncate(time.Second).Add(time.Second)
+	}
+	ctx := cmd.Context()
+	var b []byte
+	if src.offline() {
+		if org == "" {
+			return usageErrorf("offline, report provision needs --org O")
+		}
+		st, err := src.openReadOnly(ctx)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		rows, sizes, err := report.Provisions(ctx, regions.LogStores(st), org, s, u)
+		if err != nil {
+			return err
+		}
+		if format == "csv" {
+			b, err = report.ProvisionCSV(rows)
+		} else {
+			ctl, cerr := configController(src.config)
+			if cerr != nil {
+				return cerr
+			}
+			if ctl.Empty() {
+				if ctl, cerr = report.ControllerOf(ctx, st, org, ctl); cerr != nil {
+					return cerr
+				}
+			}
+			var r *report.Report
+			if r, err = report.ProvisionReport(org, s, u, rows, sizes, report.Config{Controller: ctl, Lang: lang, Now: time.Now()}); err == nil {
+				b, _, err = report.Render(r, format)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	} else {
+		q := url.Values{"format": {format}, "since": {s.Format(time.RFC3339Nano)}, "until": {u.Format(time.RFC3339Nano)}}
+		if org != "" {
+			q.Set("org", org)
+		}
+		if lang != "" {
+			q.Set("lang", lang)
+		}
+		if b, err = src.get(ctx, "/v1/reports/provision?"+q.Encode()); err != nil {
+			return err
+		}
+	}
+	return writeOut(cmd, out, b)
 }
