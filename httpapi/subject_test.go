@@ -75,6 +75,7 @@ func TestSubjectAccessReport(t *testing.T) {
 	_, err = w.read(w.eve, w.recJP, "support", "phone") // refused: no grant
 	refused(t, err, "no-grant")
 	_, err = w.read(w.admin, w.recTH, "support", "phone") // another record
+	must(t, err)
 
 	// Negative: a member, and another org's admin, get no report.
 	if st, _, b := get(t, w.bob, "/v1/collections/users/records/"+w.recJP+"/access-report"); st != 403 {
