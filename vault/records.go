@@ -164,6 +164,9 @@ func (v *Vault) Create(ctx context.Context, c Caller, collection string, in *sek
 		t := in.RetainUntil.UTC()
 		out.RetainUntil = &t
 	}
+	if len(in.Consents) > 0 {
+		out.Consents = in.Consents
+	}
 	return out, nil
 }
 
