@@ -23,6 +23,26 @@ const (
 	EUnsupported  ErrorCode = "unsupported"     // media type or method not supported
 )
 
+// ProblemStorageFull refines EUnavailable: the store's disk is full, so
+// writes (and reads, which cannot be audited) are refused until space is
+// freed; nothing already committed is lost.
+const ProblemStorageFull = "storage-full"
+
+// IsStorageFull reports whether err is, or wraps, the storage-full problem.
+func IsStorageFull(err error) bool {
+	var e *Error
+	for err != nil {
+		if !errors.As(err, &e) {
+			return false
+		}
+		if e.Type == ProblemStorageFull {
+			return true
+		}
+		err = e.Err
+	}
+	return false
+}
+
 // Error is the error type of the domain. Message is safe to show to the
 // caller: it never contains a secret or a field value.
 type Error struct {

@@ -328,6 +328,9 @@ func (s *Service) checkProof(r *http.Request, ath string, now time.Time) (*dpop.
 		h.Write([]byte{0})
 		h.Write([]byte(v.JTI))
 		fresh, err := s.cfg.Replay.UseOnce(r.Context(), h.Sum(nil), until, now)
+		if sekisho.IsStorageFull(err) {
+			return nil, err // fail closed, and say why: the disk is full
+		}
 		if err != nil {
 			// Fail closed: a proof that cannot be checked is not accepted.
 			return nil, &sekisho.Error{Code: sekisho.EUnavailable, Type: "replay-state-unavailable",

@@ -71,6 +71,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header().Add("WWW-Authenticate", `Bearer error="invalid_token"`)
 		}
 	}
+	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		// The store or the disk is away for now: a client should come back.
+		w.Header().Set("Retry-After", "5")
+	}
 	if status >= 500 {
 		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed", slog.String("request_id", p.RequestID),
 			slog.String("path", r.URL.Path), slog.String("error", err.Error()))

@@ -25,6 +25,8 @@ if [[ -z ${SEKISHO_TEST_POSTGRES:-} ]]; then
 fi
 # From here on a missing PostgreSQL is a failure, not a skip.
 export SEKISHO_REQUIRE_POSTGRES=1
+# The full-disk test mounts a small tmpfs: without root it fails here, not skips.
+export SEKISHO_REQUIRE_ROOT=1
 # So is a missing node/npm (e2e/npm: the dpop/jose interop test).
 export SEKISHO_REQUIRE_NODE=1
 # The report tests extract the PDFs' text with pdftotext (poppler-utils).

@@ -251,7 +251,7 @@ func (s *Store) PutCheckpoint(ctx context.Context, c sekisho.Checkpoint) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO audit_checkpoints (size, note, time) VALUES (?,?,?)
 		ON CONFLICT (size) DO NOTHING`, int64(c.Size), c.Note, micros(c.Time))
 	if err != nil {
-		return fmt.Errorf("sqlite: put checkpoint: %w", err)
+		return full(fmt.Errorf("sqlite: put checkpoint: %w", err))
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -251,16 +252,28 @@ func (s *Store) Close() error {
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: begin: %w", err)
+		return full(fmt.Errorf("sqlite: begin: %w", err))
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		return err
+		return full(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: commit: %w", err)
+		return full(fmt.Errorf("sqlite: commit: %w", err))
 	}
 	return nil
+}
+
+// full turns SQLite's "database or disk is full" (SQLITE_FULL), and an I/O
+// error caused by ENOSPC, into the storage-full problem; other errors pass
+// unchanged. The transaction was rolled back: nothing of it is stored.
+func full(err error) error {
+	var e sqlite3.Error
+	if errors.As(err, &e) && (e.Code == sqlite3.ErrFull || (e.Code == sqlite3.ErrIoErr && e.SystemErrno == syscall.ENOSPC)) {
+		return &sekisho.Error{Code: sekisho.EUnavailable, Type: sekisho.ProblemStorageFull,
+			Message: "the store's disk is full: writes are refused until space is freed", Err: err}
+	}
+	return err
 }
 
 func micros(t time.Time) int64 {
