@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -111,6 +112,35 @@ func TestConsentPerPurpose(t *testing.T) {
 	refused(t, err, "invalid")
 	_, err = w.read(w.admin, id, "marketing", "email")
 	refused(t, err, "consent-missing")
+
+	// The subject access report lists the consents and their history.
+	st, _, body := get(t, w.admin, path+"/access-report?format=json")
+	if st != 200 {
+		t.Fatalf("access report: %d %s", st, body)
+	}
+	var rep struct {
+		Subject struct {
+			Consents       map[string]sekisho.Consent `json:"consents"`
+			ConsentHistory []sekisho.ConsentChange    `json:"consent_history"`
+		} `json:"subject"`
+		Tables []struct {
+			Title string     `json:"title"`
+			Rows  [][]string `json:"rows"`
+		} `json:"tables"`
+	}
+	must(t, json.Unmarshal(body, &rep))
+	if c := rep.Subject.Consents["marketing"]; c.Withdrawn == nil || len(rep.Subject.ConsentHistory) != 2 {
+		t.Fatalf("access report consents %+v, history %+v", rep.Subject.Consents, rep.Subject.ConsentHistory)
+	}
+	var historyRows int
+	for _, tb := range rep.Tables {
+		if strings.HasPrefix(tb.Title, "Consent history") {
+			historyRows = len(tb.Rows)
+		}
+	}
+	if historyRows != 2 {
+		t.Fatalf("access report has %d consent history rows, want 2: %s", historyRows, body)
+	}
 
 	// Consent given at creation holds from the first read.
 	var created struct{ ID string }

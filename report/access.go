@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
@@ -40,7 +41,9 @@ type SubjectData struct {
 	Region     string                     `json:"region"`
 	Fields     map[string]json.RawMessage `json:"fields"`
 	Consents   map[string]sekisho.Consent `json:"consents,omitempty"`
-	Accesses   []Access                   `json:"accesses"`
+	// ConsentHistory is every change of the consents, oldest first.
+	ConsentHistory []sekisho.ConsentChange `json:"consent_history,omitempty"`
+	Accesses       []Access                `json:"accesses"`
 	// CheckpointSize and Checkpoint are the signed checkpoint (C2SP
 	// tlog-checkpoint note) that every proof is against.
 	CheckpointSize uint64 `json:"checkpoint_size"`
@@ -135,7 +138,7 @@ func SubjectAccess(rec *sekisho.Record, accesses []Access, cp sekisho.Checkpoint
 	b := &builder{cfg: cfg, lang: lang}
 	r := &Report{Kind: KindAccess, Lang: lang, Title: b.t("sa.title"), Law: b.t("sa.law"), Recipient: b.t("sa.to"),
 		Controller: cfg.Controller.NameIn(lang), GeneratedAt: cfg.Now.UTC(), Required: true, Because: []string{b.t("sa.because")}, Deadline: []Deadline{}}
-	sd := &SubjectData{Collection: rec.Collection, ID: rec.ID, Org: rec.Org, Region: rec.Region, Fields: rec.Fields, Consents: rec.Consents,
+	sd := &SubjectData{Collection: rec.Collection, ID: rec.ID, Org: rec.Org, Region: rec.Region, Fields: rec.Fields, Consents: rec.Consents, ConsentHistory: rec.ConsentHistory,
 		Accesses: accesses, CheckpointSize: cp.Size, Checkpoint: string(cp.Note)}
 	if sd.Accesses == nil {
 		sd.Accesses = []Access{}
@@ -169,6 +172,20 @@ func SubjectAccess(rec *sekisho.Record, accesses []Access, cp sekisho.Checkpoint
 			ct.Rows = append(ct.Rows, []string{k, string(v)})
 		}
 		r.Tables = append(r.Tables, ct)
+	}
+	if len(rec.ConsentHistory) > 0 {
+		ht := Table{Title: b.t("sa.consenthistory"), Header: []string{b.t("sa.col.at"), b.t("sa.col.purpose"), b.t("sa.col.given"),
+			b.t("sa.col.withdrawn"), b.t("sa.col.by")}}
+		when := func(t *time.Time) string {
+			if t == nil {
+				return "-"
+			}
+			return ts(*t)
+		}
+		for _, h := range rec.ConsentHistory {
+			ht.Rows = append(ht.Rows, []string{ts(h.At), h.Purpose, when(h.Given), when(h.Withdrawn), h.By})
+		}
+		r.Tables = append(r.Tables, ht)
 	}
 	at := Table{Title: b.t("sa.log"), Header: []string{b.t("sa.col.index"), b.t("sa.col.time"), b.t("sa.col.org"), b.t("sa.col.kind"),
 		b.t("sa.col.purpose"), b.t("sa.col.action"), b.t("sa.col.fields"), b.t("sa.col.decision")}}
