@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -184,7 +185,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if f.store != "" {
 		store = "postgres " + redactDSN(f.store)
 	}
-	logger.Info("sekisho listening", "url", scheme+"://"+ln.Addr().String(), "data", f.data, "store", store, "version", version)
+	logger.Info("sekisho listening", "url", scheme+"://"+ln.Addr().String(), "data", f.data, "store", store, "version", version, "audit_logs", strings.Join(in.logs.Names(), ","))
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
