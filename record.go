@@ -22,7 +22,17 @@ type RecordInput struct {
 	RetainUntil *time.Time `json:"retain_until,omitempty"`
 	// Consents are the purposes the data subject consented to.
 	Consents map[string]Consent `json:"consents,omitempty"`
+	// Key, when set, is the caller's idempotency key of the record: its id
+	// is derived from it (keyed by the org's index root, so the id does
+	// not reveal the key), and a second create with the same key finds the
+	// record there instead of making another (409 for one create; an
+	// import skips it). An import re-run after an interruption thus
+	// duplicates nothing.
+	Key string `json:"key,omitempty"`
 }
+
+// MaxKeyBytes bounds RecordInput.Key.
+const MaxKeyBytes = 256
 
 // DecodeRecordInput strictly decodes a create request: unknown keys, trailing
 // data and duplicate field names are refused.
@@ -47,6 +57,9 @@ func DecodeRecordInput(data []byte) (*RecordInput, error) {
 	}
 	if err := ValidateConsents(in.Consents); err != nil {
 		return nil, err
+	}
+	if len(in.Key) > MaxKeyBytes {
+		return nil, FieldErrorf(EInvalid, "key", "key is longer than %d bytes", MaxKeyBytes)
 	}
 	return &in, nil
 }

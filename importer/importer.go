@@ -6,7 +6,9 @@ package importer
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -118,6 +120,17 @@ type Options struct {
 	OnProgress func(bytesRead int64, s Summary)
 	// MaxRejects stops the import after this many bad rows (0: no limit).
 	MaxRejects int
+	// KeyLines gives every row without an idempotency key of its own
+	// (RecordInput.Key, the NDJSON "key" or the CSV key column) the key
+	// "line:" + SHA-256 of its bytes, so that running the same file again
+	// (after an interruption) writes no record twice.
+	KeyLines bool
+}
+
+// lineKey is the idempotency key of a row's bytes.
+func lineKey(b []byte) string {
+	h := sha256.Sum256(b)
+	return "line:" + hex.EncodeToString(h[:])
 }
 
 // countingReader counts the bytes read, for progress.
@@ -143,13 +156,13 @@ func Run(ctx context.Context, r io.Reader, sink Sink, o Options) (Summary, error
 	var next func() (Item, *Rejection, error)
 	switch o.Format {
 	case NDJSON:
-		next = ndjsonReader(cr)
+		next = ndjsonReader(cr, o.KeyLines)
 	case CSV:
 		if o.Schema == nil {
 			return sum, errors.New("importer: CSV needs the collection's schema")
 		}
 		var err error
-		if next, err = csvReader(cr, o.Schema); err != nil {
+		if next, err = csvReader(cr, o.Schema, o.KeyLines); err != nil {
 			return sum, err
 		}
 	default:
@@ -233,7 +246,7 @@ func Run(ctx context.Context, r io.Reader, sink Sink, o Options) (Summary, error
 // maxLine bounds one NDJSON line (one record).
 const maxLine = sekisho.MaxRecordBytes
 
-func ndjsonReader(r io.Reader) func() (Item, *Rejection, error) {
+func ndjsonReader(r io.Reader, keyLines bool) func() (Item, *Rejection, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLine+1)
 	line := 0
@@ -248,6 +261,9 @@ func ndjsonReader(r io.Reader) func() (Item, *Rejection, error) {
 			if err != nil {
 				return Item{}, &Rejection{Line: line, Err: err}, nil
 			}
+			if keyLines && in.Key == "" {
+				in.Key = lineKey(b)
+			}
 			return Item{Line: line, Input: in}, nil, nil
 		}
 		if err := sc.Err(); err != nil {
@@ -260,7 +276,7 @@ func ndjsonReader(r io.Reader) func() (Item, *Rejection, error) {
 	}
 }
 
-func csvReader(r io.Reader, s *sekisho.Schema) (func() (Item, *Rejection, error), error) {
+func csvReader(r io.Reader, s *sekisho.Schema, keyLines bool) (func() (Item, *Rejection, error), error) {
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = false
 	cr.FieldsPerRecord = -1
@@ -268,12 +284,16 @@ func csvReader(r io.Reader, s *sekisho.Schema) (func() (Item, *Rejection, error)
 	if err != nil {
 		return nil, fmt.Errorf("CSV header: %w", err)
 	}
-	regionCol := -1
+	regionCol, keyCol := -1, -1
 	fields := make([]sekisho.Field, len(header))
 	for i, h := range header {
 		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
 		if h == "region" {
 			regionCol = i
+			continue
+		}
+		if h == "key" {
+			keyCol = i
 			continue
 		}
 		f, ok := s.Field(h)
@@ -313,6 +333,10 @@ func csvReader(r io.Reader, s *sekisho.Schema) (func() (Item, *Rejection, error)
 					in.Region = strings.TrimSpace(cell)
 					continue
 				}
+				if i == keyCol {
+					in.Key = cell
+					continue
+				}
 				if cell == "" {
 					continue
 				}
@@ -322,6 +346,9 @@ func csvReader(r io.Reader, s *sekisho.Schema) (func() (Item, *Rejection, error)
 					b, _ := json.Marshal(cell)
 					in.Fields[fields[i].Name] = b
 				}
+			}
+			if keyLines && in.Key == "" {
+				in.Key = lineKey([]byte(strings.Join(rec, "\x1f")))
 			}
 			return Item{Line: line, Input: in}, nil, nil
 		}

@@ -13,6 +13,10 @@ import (
 type BatchItem struct {
 	ID  string
 	Err error // a validation or authorisation error of this record only
+	// Existing is set by CommitBatch when the record's idempotency key
+	// (RecordInput.Key) names a record that is already stored: it was not
+	// written again.
+	Existing bool
 }
 
 // CreateBatch creates many records of the caller's org in one transaction and
@@ -34,6 +38,7 @@ type PreparedBatch struct {
 	caller     Caller
 	collection string
 	recs       []*sekisho.SealedRecord
+	keyed      []bool // the row has an idempotency key
 	decisions  map[string]Decision
 }
 
@@ -85,7 +90,7 @@ func (v *Vault) PrepareBatch(ctx context.Context, c Caller, collection string, i
 					out[i].Err = sekisho.Errorf(sekisho.EForbidden, "%s", d.Reason)
 					continue
 				}
-				id, err := NewID()
+				id, err := v.recordID(ctx, c.Org, collection, in.Key)
 				if err != nil {
 					out[i].Err = err
 					continue
@@ -101,13 +106,33 @@ func (v *Vault) PrepareBatch(ctx context.Context, c Caller, collection string, i
 		}()
 	}
 	wg.Wait()
-	return &PreparedBatch{Items: out, caller: c, collection: collection, recs: recs, decisions: decisions}, nil
+	// A key given twice in one batch: the first row makes the record.
+	seen := map[string]int{}
+	for i, in := range inputs {
+		if in.Key == "" || recs[i] == nil {
+			continue
+		}
+		if j, dup := seen[out[i].ID]; dup {
+			out[i].Err = sekisho.FieldErrorf(sekisho.EConflict, "key", "key %q repeats row %d of the batch", in.Key, j+1)
+			recs[i], out[i].ID = nil, ""
+			continue
+		}
+		seen[out[i].ID] = i
+	}
+	keyed := make([]bool, len(inputs))
+	for i, in := range inputs {
+		keyed[i] = in.Key != ""
+	}
+	return &PreparedBatch{Items: out, caller: c, collection: collection, recs: recs, keyed: keyed, decisions: decisions}, nil
 }
 
 // CommitBatch writes a prepared batch: its audit events first, then the
 // records, in one transaction.
 func (v *Vault) CommitBatch(ctx context.Context, p *PreparedBatch) error {
 	c, collection, recs, decisions := p.caller, p.collection, p.recs, p.decisions
+	if err := v.skipExisting(ctx, p); err != nil {
+		return err
+	}
 	var ok []*sekisho.SealedRecord
 	fieldSet := map[string]bool{}
 	for _, r := range recs {
@@ -150,4 +175,31 @@ func (v *Vault) CommitBatch(ctx context.Context, p *PreparedBatch) error {
 		return err
 	}
 	return v.store.CreateRecords(ctx, ok)
+}
+
+// skipExisting marks the rows whose keyed id is already stored (an import
+// run again after an interruption) as Existing and leaves them out of the
+// write. Only keyed rows are looked up: a random id is new.
+func (v *Vault) skipExisting(ctx context.Context, p *PreparedBatch) error {
+	var ids []string
+	at := map[string]int{}
+	for i, r := range p.recs {
+		if r != nil && p.keyed[i] {
+			ids = append(ids, r.ID)
+			at[r.ID] = i
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	found, err := v.store.GetRecords(ctx, p.collection, ids)
+	if err != nil {
+		return err
+	}
+	for _, r := range found {
+		i := at[r.ID]
+		p.recs[i] = nil
+		p.Items[i].Existing = true
+	}
+	return nil
 }

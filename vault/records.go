@@ -136,7 +136,7 @@ func (v *Vault) Create(ctx context.Context, c Caller, collection string, in *sek
 	if err := v.inputMeta(values, c, in.RetainUntil, in.Consents); err != nil {
 		return nil, err
 	}
-	id, err := NewID()
+	id, err := v.recordID(ctx, c.Org, collection, in.Key)
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,9 @@ package vault
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
 	"encoding/json"
 	"fmt"
@@ -152,6 +154,26 @@ func NewID() (string, error) {
 		return "", fmt.Errorf("record id: %w", err)
 	}
 	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), nil
+}
+
+// recordID returns the id of a new record: random, or derived from the
+// caller's idempotency key (HMAC-SHA256 under a key of the org's index
+// root, so that the same key gives the same id and the id does not reveal
+// the key).
+func (v *Vault) recordID(ctx context.Context, org, collection, key string) (string, error) {
+	if key == "" {
+		return NewID()
+	}
+	if len(key) > sekisho.MaxKeyBytes {
+		return "", sekisho.FieldErrorf(sekisho.EInvalid, "key", "key is longer than %d bytes", sekisho.MaxKeyBytes)
+	}
+	k, err := v.indexKey(ctx, org, collection, "\x00record-key")
+	if err != nil {
+		return "", err
+	}
+	m := hmac.New(sha256.New, k)
+	m.Write([]byte(key))
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(m.Sum(nil)[:16])), nil
 }
 
 // ValidID reports whether s has the shape of a record id.

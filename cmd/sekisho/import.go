@@ -20,6 +20,7 @@ import (
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/importer"
+	"github.com/sekisho/sekisho/regions"
 	"github.com/sekisho/sekisho/vault"
 )
 
@@ -30,6 +31,7 @@ type importFlags struct {
 	server, profile            string
 	org, format                string
 	batch, maxRejects          int
+	idempotent                 bool
 }
 
 func newImportCmd() *cobra.Command {
@@ -42,8 +44,17 @@ func newImportCmd() *cobra.Command {
 
 With --data, writes into a data directory directly (refused while a server holds it);
 with --server, goes through a running server's API. Every import is recorded in the
-audit log. A bad row is reported with its line number and the rest are imported.`,
+audit log. A bad row is reported with its line number and the rest are imported.
+
+A row may carry an idempotency key ("key" in NDJSON, a key column in CSV): the
+record's id is derived from it, and a row whose record is already stored is
+not written again. --idempotent keys every other row by its bytes, so that an
+import run again after an interruption duplicates nothing. When a batch spans
+regions with a store each and one region's write fails after another's
+committed, the error says which regions committed how many records; run the
+same import again with --idempotent (or keyed rows) to finish it.`,
 		Example: `  sekisho import --data ./sekisho-data users users.ndjson
+  sekisho import --config sekisho.yaml --data ./sekisho-data --idempotent users users.ndjson
   sekisho import --server http://127.0.0.1:8700 --profile ./admin-profile partners partners.csv`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -65,6 +76,7 @@ audit log. A bad row is reported with its line number and the rest are imported.
 	fl.StringVar(&f.format, "format", "", "ndjson or csv (default: from the file name)")
 	fl.IntVar(&f.batch, "batch", 5000, "records per batch (one transaction and one audit event each)")
 	fl.IntVar(&f.maxRejects, "max-rejects", 0, "stop after this many bad rows (0: never)")
+	fl.BoolVar(&f.idempotent, "idempotent", false, "give every row without a key of its own the key of its bytes, so that running the same file again (after an interruption) writes no record twice")
 	return cmd
 }
 
@@ -140,7 +152,7 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 			progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
 	}
 	lastLine := time.Now()
-	opts := importer.Options{Format: format, Schema: schema, BatchSize: f.batch, MaxRejects: f.maxRejects,
+	opts := importer.Options{Format: format, Schema: schema, BatchSize: f.batch, MaxRejects: f.maxRejects, KeyLines: f.idempotent,
 		OnReject: func(r importer.Rejection) {
 			if bar != nil {
 				bar.Clear()
@@ -162,6 +174,9 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 		bar.Finish()
 	}
 	fmt.Fprintln(cmd.OutOrStdout(), sum.String())
+	if ex, ok := sink.(interface{ existing() int }); ok && ex.existing() > 0 {
+		fmt.Fprintf(cmd.OutOrStdout(), "%d of them were already stored (same key) and were not written again\n", ex.existing())
+	}
 	if err != nil {
 		return err
 	}
@@ -180,7 +195,11 @@ type vaultSink struct {
 
 	inflight chan error // result of the commit in flight, if any
 	pending  int        // rows of the batch in flight
+	batch    *vault.PreparedBatch
+	skipped  int // rows whose keyed record was already stored
 }
+
+func (s *vaultSink) existing() int { return s.skipped }
 
 func (s *vaultSink) Write(ctx context.Context, items []importer.Item) ([]error, error) {
 	inputs := make([]*sekisho.RecordInput, len(items))
@@ -202,6 +221,7 @@ func (s *vaultSink) Write(ctx context.Context, items []importer.Item) ([]error, 
 		}
 	}
 	s.inflight = make(chan error, 1)
+	s.batch = p
 	go func(done chan<- error) { done <- s.v.CommitBatch(ctx, p) }(s.inflight)
 	return errs, nil
 }
@@ -215,6 +235,21 @@ func (s *vaultSink) Flush(ctx context.Context) error {
 	s.inflight = nil
 	n := s.pending
 	s.pending = 0
+	for _, it := range s.batch.Items {
+		if it.Existing {
+			s.skipped++
+		}
+	}
+	s.batch = nil
+	var pe *regions.PartialWriteError
+	if errors.As(err, &pe) {
+		// Some regions committed: only the others' rows are lost.
+		lost := 0
+		for _, ids := range pe.Failed {
+			lost += len(ids)
+		}
+		return &importer.LostError{Rows: lost, Err: err}
+	}
 	if err != nil {
 		return &importer.LostError{Rows: n, Err: err}
 	}
@@ -226,7 +261,10 @@ func (s *vaultSink) Flush(ctx context.Context) error {
 type httpSink struct {
 	collection string
 	c          *client.Client
+	skipped    int // keyed rows whose record was already stored (409)
 }
+
+func (s *httpSink) existing() int { return s.skipped }
 
 func (s *httpSink) do(ctx context.Context, method, path string, body []byte) (*http.Response, []byte, error) {
 	h := http.Header{}
@@ -288,6 +326,8 @@ func (s *httpSink) Write(ctx context.Context, items []importer.Item) ([]error, e
 			case err != nil:
 				fatal = err
 			case resp.StatusCode == http.StatusCreated:
+			case resp.StatusCode == http.StatusConflict && it.Input.Key != "":
+				s.skipped++ // the keyed record is already stored
 			case resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusForbidden:
 				errs[i] = errors.New(problemText(resp, b))
 			default:
