@@ -4,8 +4,10 @@
 //
 // # Portability
 //
-// The SQL is kept to what CockroachDB and YugabyteDB also run, so that a
-// region can move to a distributed database without a new store:
+// The SQL is kept to what CockroachDB and YugabyteDB are documented to
+// run, so that a region could move to a distributed database without a new
+// store. This is design intent, untested: no test runs against either
+// database (only PostgreSQL 15 is tested); the choices are:
 //
 //   - no advisory locks, no PL/pgSQL, no triggers, no LISTEN/NOTIFY, no
 //     sequences: ordering comes from primary keys and one guarded row;
