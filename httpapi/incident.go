@@ -223,6 +223,14 @@ func (s *Server) progressReport(w http.ResponseWriter, r *http.Request, c vault.
 	if err != nil {
 		return err
 	}
+	if v := r.URL.Query().Get("since"); v != "" {
+		if cfg.Since, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return sekisho.FieldErrorf(sekisho.EInvalid, "since", "since %q is not an RFC 3339 time", v)
+		}
+		if !cfg.Since.Before(cfg.Now) {
+			return sekisho.FieldErrorf(sekisho.EInvalid, "since", "since must be in the past")
+		}
+	}
 	rep, err := report.Progress(r.Context(), s.vault.Store(), cfg)
 	if err != nil {
 		return err

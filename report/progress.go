@@ -9,6 +9,8 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
+	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/incident"
 )
 
@@ -135,20 +137,35 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 	}
 	ai := Item{Key: "alerts", Title: "Detection, alerts and their handling", Source: SourceStore,
 		ToComplete: "The alerts raised (they go to the alert webhook, the log and the sekisho_guard metrics, not to the store) and how each was handled."}
-	if len(rules)+len(honey)+len(quars) == 0 {
-		ai.Text = "Not available: the store holds no guard rules, honeytokens or quarantines (the guard is not installed)."
-	} else {
-		by := map[string]int{}
-		for _, o := range quars {
-			var q struct {
-				Status string `json:"status"`
-			}
-			json.Unmarshal(o.Body, &q)
-			by[q.Status]++
-		}
-		ai.Text = fmt.Sprintf("%d guard rules, %d honeytoken records; %d quarantines of principals or devices (%d active, %d lifted after review).",
-			len(rules), len(honey), len(quars), by["active"], by["lifted"])
+	// The guard runs its default rules until an admin changes one (only
+	// changed rules are stored): the rules in force are the defaults with
+	// the stored ones over them.
+	inForce := map[string]bool{}
+	for _, d := range guard.DefaultRules {
+		inForce[d.ID] = d.Enabled
 	}
+	for _, o := range rules {
+		var gr guard.Rule
+		if json.Unmarshal(o.Body, &gr) == nil {
+			inForce[gr.ID] = gr.Enabled
+		}
+	}
+	var enabled []string
+	for _, id := range keys(inForce) {
+		if inForce[id] {
+			enabled = append(enabled, id)
+		}
+	}
+	by := map[string]int{}
+	for _, o := range quars {
+		var q struct {
+			Status string `json:"status"`
+		}
+		json.Unmarshal(o.Body, &q)
+		by[q.Status]++
+	}
+	ai.Text = fmt.Sprintf("The guard is installed: %d rules in force, %d enabled (%s; %d changed from the defaults by an admin), %d honeytoken records; %d quarantines of principals or devices (%d active, %d lifted after review).",
+		len(inForce), len(enabled), strings.Join(enabled, ", "), len(rules), len(honey), len(quars), by["active"], by["lifted"])
 	r.Items = append(r.Items, ai)
 
 	// Audit log and incidents.
@@ -197,6 +214,14 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 		person("dependence", "Reduced dependence on affiliates and subcontractors", "Organisational measures (contracts, separation of shared systems) and their dates."),
 		person("training", "Staff training and audits", "Training given, internal and external audits done, with dates."),
 	)
+	if !cfg.Since.IsZero() {
+		tt, ti, err := trend(ctx, st, logs, grants, devices, quars, cfg.Since.UTC(), now)
+		if err != nil {
+			return nil, err
+		}
+		r.Tables = append([]Table{tt}, r.Tables...)
+		r.Items = append([]Item{ti}, r.Items...)
+	}
 	r.Notes = []string{"Every number is read from the store at the time shown; nothing is estimated."}
 	return r, nil
 }
@@ -246,4 +271,117 @@ func decodeAll[T any](ctx context.Context, st sekisho.ObjectStore, kind string) 
 		out = append(out, &v)
 	}
 	return out, nil
+}
+
+// period is a half-open interval of time.
+type period struct{ from, to time.Time }
+
+func (p period) has(t time.Time) bool { return !t.IsZero() && !t.Before(p.from) && t.Before(p.to) }
+
+func (p period) hasPtr(t *time.Time) bool { return t != nil && p.has(*t) }
+
+// trend compares the period [since, now) with the one of the same length
+// before it: grants added, expired, revoked, stale and unused; quarantines;
+// the guard's refusals by rule (from the audit log); devices.
+func trend(ctx context.Context, st sekisho.Store, logs []sekisho.LogStore, grants []*access.Grant, devices []*access.Device,
+	quars []*sekisho.Object, since, now time.Time) (Table, Item, error) {
+	cur := period{since, now}
+	prev := period{since.Add(-now.Sub(since)), since}
+	type counts map[string]int
+	c := map[period]counts{cur: {}, prev: {}}
+	// Grants used and guard refusals, from every log.
+	used := map[period]map[string]bool{cur: {}, prev: {}}
+	rules := map[string]bool{}
+	for _, l := range logs {
+		f := sekisho.AuditFilter{Since: prev.from, Until: cur.to, Limit: 5000}
+		for {
+			es, err := l.Store.QueryAudit(ctx, f)
+			if err != nil {
+				return Table{}, Item{}, fmt.Errorf("query audit: %w", err)
+			}
+			for _, e := range es {
+				ev, err := audit.Unmarshal(e.Leaf)
+				if err != nil {
+					return Table{}, Item{}, fmt.Errorf("audit event %d does not decode: %w", e.Index, err)
+				}
+				for _, p := range []period{prev, cur} {
+					if !p.has(ev.Time) {
+						continue
+					}
+					if ev.Decision == audit.Allow && strings.HasPrefix(ev.Policy, "grant:") {
+						used[p][strings.TrimPrefix(ev.Policy, "grant:")] = true
+					}
+					if ev.Decision == audit.Deny && strings.HasPrefix(ev.Policy, "guard:") {
+						rule := strings.TrimPrefix(ev.Policy, "guard:")
+						rules[rule] = true
+						c[p]["guard refusals: "+rule]++
+					}
+				}
+			}
+			if len(es) < f.Limit {
+				break
+			}
+			f.From = es[len(es)-1].Index + 1
+		}
+	}
+	for _, p := range []period{prev, cur} {
+		k := c[p]
+		for _, g := range grants {
+			if p.has(g.CreatedAt) {
+				k["grants added"]++
+			}
+			if p.has(g.Expires) {
+				k["grants expired"]++
+			}
+			if p.hasPtr(g.RevokedAt) {
+				k["grants revoked"]++
+			}
+			inForce := g.CreatedAt.Before(p.to) && (g.RevokedAt == nil || !g.RevokedAt.Before(p.to)) && g.Status != access.StatusPending
+			if inForce && !g.Expires.IsZero() && g.Expires.Before(p.to) {
+				k["grants stale at the end (expired, not revoked)"]++
+			}
+			if inForce && (g.Expires.IsZero() || !g.Expires.Before(p.from)) && !used[p][g.ID] {
+				k["grants in force and unused"]++
+			}
+		}
+		for _, o := range quars {
+			var q struct {
+				Since    time.Time  `json:"since"`
+				LiftedAt *time.Time `json:"lifted_at"`
+			}
+			json.Unmarshal(o.Body, &q)
+			if p.has(q.Since) {
+				k["quarantines started"]++
+			}
+			if p.hasPtr(q.LiftedAt) {
+				k["quarantines lifted"]++
+			}
+		}
+		for _, d := range devices {
+			if p.has(d.EnrolledAt) {
+				k["devices enrolled"]++
+			}
+			if p.hasPtr(d.ApprovedAt) {
+				k["devices approved"]++
+			}
+			if p.hasPtr(d.RevokedAt) {
+				k["devices revoked"]++
+			}
+		}
+	}
+	rows := []string{"grants added", "grants expired", "grants revoked", "grants stale at the end (expired, not revoked)", "grants in force and unused",
+		"quarantines started", "quarantines lifted", "devices enrolled", "devices approved", "devices revoked"}
+	for _, r := range keys(rules) {
+		rows = append(rows, "guard refusals: "+r)
+	}
+	t := Table{Title: "Trend: this period against the previous one", Header: []string{"measure", "previous " + ts(prev.from) + " to " + ts(prev.to), "this period " + ts(cur.from) + " to " + ts(cur.to), "change"}}
+	for _, m := range rows {
+		a, b := c[prev][m], c[cur][m]
+		t.Rows = append(t.Rows, []string{m, fmt.Sprint(a), fmt.Sprint(b), fmt.Sprintf("%+d", b-a)})
+	}
+	t.Rows = append(t.Rows, []string{"records sealed under HSM-held keys", "not available", "not available", ""})
+	it := Item{Key: "trend", Title: "Trend since the previous report", Source: SourceStore,
+		Text: fmt.Sprintf("This report covers %s to %s and compares it with %s to %s (the same length before it): grants, quarantines, devices from the store; grants used and the guard's refusals by rule from the audit log (alerts that refused nothing go to webhooks and metrics, not to the log).",
+			ts(cur.from), ts(cur.to), ts(prev.from), ts(prev.to))}
+	return t, it, nil
 }

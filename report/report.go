@@ -50,6 +50,9 @@ type Config struct {
 	// Logs are every audit log of the deployment (the default store's and
 	// each region's); empty means the store's own log alone.
 	Logs []sekisho.LogStore `json:"-"`
+	// Since starts the period of a progress report: the report compares
+	// [Since, Now) with the period of the same length before it.
+	Since time.Time `json:"-"`
 }
 
 // Deadline is one time limit of a report.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
+	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/incident"
 	"github.com/sekisho/sekisho/report"
 	"github.com/sekisho/sekisho/schemas"
@@ -223,7 +224,7 @@ func TestProgressGolden(t *testing.T) {
 	md := report.Markdown(r)
 	golden(t, "progress.md", md)
 	for _, want := range []string{"3 live records in 3 collections, all sealed (100%)", "2 devices enrolled: 1 approved, 1 pending",
-		"1 active grants past their expiry", "Not available: the store holds no guard rules"} {
+		"1 active grants past their expiry", "The guard is installed: 8 rules in force, 8 enabled"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("progress report lacks %q", want)
 		}
@@ -334,6 +335,93 @@ func TestLangRefused(t *testing.T) {
 			if _, err := report.Breach(kind, in, sc, report.Config{Lang: l, Now: generated}); err != nil {
 				t.Errorf("%s in %s: %v", kind, l, err)
 			}
+		}
+	}
+}
+
+// The trend compares this period with the previous one; each count is set
+// up here on one side of the boundary, and the guard's refusals and the
+// grants used come from real audit events.
+func TestProgressTrend(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	signer, _, err := audit.LoadOrCreateKeys(dir, audit.DefaultOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := audit.New(ctx, st, signer, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	now := generated
+	since := now.Add(-30 * 24 * time.Hour)
+	inPrev, inCur := since.Add(-24*time.Hour), since.Add(24*time.Hour)
+	put := func(kind, id string, v any) {
+		b, _ := json.Marshal(v)
+		if err := st.PutObject(ctx, &sekisho.Object{Kind: kind, ID: id, Version: 1, Body: b, Updated: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	revoked := inCur
+	put(access.KindGrant, "g-old", access.Grant{ID: "g-old", GrantorOrg: "operator", GranteeOrg: "affiliate", Status: access.StatusActive, CreatedAt: inPrev, Expires: now.Add(time.Hour)})
+	put(access.KindGrant, "g-new1", access.Grant{ID: "g-new1", GrantorOrg: "operator", GranteeOrg: "affiliate", Status: access.StatusActive, CreatedAt: inCur, Expires: inCur.Add(time.Hour)})
+	put(access.KindGrant, "g-new2", access.Grant{ID: "g-new2", GrantorOrg: "operator", GranteeOrg: "affiliate", Status: access.StatusRevoked, CreatedAt: inCur, RevokedAt: &revoked, Expires: now.Add(time.Hour)})
+	put(access.KindDevice, "d1", access.Device{ID: "d1", Principal: "bob", Org: "affiliate", Status: access.StatusApproved, EnrolledAt: inPrev, ApprovedAt: &inPrev})
+	put(report.KindQuarantine, "principal:bob", map[string]any{"status": "active", "since": inCur})
+	for _, ev := range []audit.Event{
+		{Time: inPrev, Org: "affiliate", Principal: "bob", Action: "read", Collection: "users", Records: []string{"r1"}, Decision: audit.Allow, Policy: "grant:g-old"},
+		{Time: inCur, Org: "affiliate", Principal: "bob", Action: "read", Collection: "users", Records: []string{"r1"}, Decision: audit.Deny, Policy: "guard:honeytoken"},
+		{Time: inCur, Org: "affiliate", Principal: "bob", Action: "read", Collection: "users", Records: []string{"r1"}, Decision: audit.Deny, Policy: "guard:volume-budget"},
+		{Time: inCur.Add(time.Minute), Org: "affiliate", Principal: "bob", Action: "read", Collection: "users", Records: []string{"r2"}, Decision: audit.Deny, Policy: "guard:volume-budget"},
+	} {
+		if _, err := log.Append(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := report.Progress(ctx, st, report.Config{Now: now, Since: since})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr *report.Table
+	for i := range r.Tables {
+		if strings.HasPrefix(r.Tables[i].Title, "Trend") {
+			tr = &r.Tables[i]
+		}
+	}
+	if tr == nil {
+		t.Fatal("no trend table")
+	}
+	want := map[string][3]string{
+		"grants added":   {"1", "2", "+1"},
+		"grants expired": {"0", "1", "+1"},
+		"grants revoked": {"0", "1", "+1"},
+		"grants stale at the end (expired, not revoked)": {"0", "1", "+1"},
+		"grants in force and unused":                     {"0", "2", "+2"}, // g-old used before, not now; g-new1 never
+		"quarantines started":                            {"0", "1", "+1"},
+		"devices enrolled":                               {"1", "0", "-1"},
+		"guard refusals: honeytoken":                     {"0", "1", "+1"},
+		"guard refusals: volume-budget":                  {"0", "2", "+2"},
+	}
+	got := map[string][3]string{}
+	for _, row := range tr.Rows {
+		got[row[0]] = [3]string{row[1], row[2], row[3]}
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: %v, want %v", k, got[k], w)
+		}
+	}
+	// Without --since there is no trend.
+	r, _ = report.Progress(ctx, st, report.Config{Now: now})
+	for _, tb := range r.Tables {
+		if strings.HasPrefix(tb.Title, "Trend") {
+			t.Error("a trend without since")
 		}
 	}
 }

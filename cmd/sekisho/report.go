@@ -31,7 +31,8 @@ store's configuration:
   pdp-id    Indonesia, PDP Law art. 46: notice to persons and authority, 3 x 24 hours
   pdpa-tw   Taiwan, PDPA art. 12: notice to the persons
   gdpr      GDPR art. 33 notification (reference form)
-  progress  the periodic progress report: controls in place and their coverage
+  progress  the periodic progress report: controls in place and their coverage;
+            with --since T, the trend of [T, now) against the period before it
   provision the record of provision to third parties (APPI arts. 29/30) of
             --org from --since to --until, from the cross-org events of the
             log: date, recipient org, purpose, persons (count and ids), items;
@@ -94,6 +95,11 @@ Through a running server with the profile's credential, or offline with
 					ctl.Contact = contact
 				}
 				cfg := report.Config{Controller: ctl, Lang: lang, Now: time.Now(), Logs: regions.LogStores(st)}
+				if kind == report.KindProgress {
+					if cfg.Since, err = parseTimeFlag("since", since); err != nil {
+						return err
+					}
+				}
 				var r *report.Report
 				if kind == report.KindProgress {
 					r, err = report.Progress(ctx, st, cfg)
@@ -124,6 +130,9 @@ Through a running server with the profile's credential, or offline with
 				if lang != "" {
 					q.Set("lang", lang)
 				}
+				if since != "" && kind == report.KindProgress {
+					q.Set("since", since)
+				}
 				if b, err = src.get(ctx, path+"?"+q.Encode()); err != nil {
 					return err
 				}
@@ -144,7 +153,7 @@ Through a running server with the profile's credential, or offline with
 	addFormatFlag(cmd.Flags(), &format, "md", append(slices.Clone(report.Formats), "csv")...)
 	cmd.Flags().StringVarP(&out, "out", "o", "", "write to FILE instead of standard output")
 	cmd.Flags().StringVar(&org, "org", "", "provision: the providing org (default: the caller's)")
-	cmd.Flags().StringVar(&since, "since", "", "provision: start of the period, RFC 3339")
+	cmd.Flags().StringVar(&since, "since", "", "provision: start of the period; progress: start of the period compared with the one before it (RFC 3339)")
 	cmd.Flags().StringVar(&until, "until", "", "provision: end of the period, RFC 3339 (default: now)")
 	cmd.Flags().StringVar(&lang, "lang", "", "language: appi ja (default) or en; pdpa th (default) or en; the others en")
 	cmd.Flags().StringVar(&controller, "controller", "", "offline: the business operator's name in English (wins over --config's)")
