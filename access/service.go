@@ -251,7 +251,7 @@ func (s *Service) put(ctx context.Context, kind, id, org string, version int64, 
 // event records one control-plane decision; an admin action is refused when
 // it cannot be audited.
 func (s *Service) event(ctx context.Context, c vault.Caller, action, detail string, err error) error {
-	ev := audit.Event{Time: s.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
+	ev := audit.Event{Time: s.now(), RequestID: c.RequestID, ClientRequestID: c.ClientRequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
 		Source: c.Source, Purpose: c.Purpose, Action: action, Decision: audit.Allow, Policy: "access-admin", Detail: detail}
 	if err != nil {
 		ev.Decision = audit.Deny

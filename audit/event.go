@@ -46,6 +46,9 @@ type Event struct {
 	RecordOrgs []string         // owning orgs of the records touched
 	Budget     map[string]int64 // optional counters (volume budgets) at decision time
 	Detail     string           // optional free text
+	// ClientRequestID is the X-Request-Id the client sent, kept beside the
+	// server's own RequestID (which stays the event's key); optional.
+	ClientRequestID string
 }
 
 // wireEvent fixes the key order of the canonical form. encoding/json writes
@@ -71,6 +74,9 @@ type wireEvent struct {
 	RecordOrgs []string         `json:"record_orgs"`
 	Budget     map[string]int64 `json:"budget,omitempty"`
 	Detail     string           `json:"detail,omitempty"`
+	// Added after v1 events were written: omitted when empty, so that the
+	// canonical form (and the hash) of every earlier event is unchanged.
+	ClientRequestID string `json:"client_request_id,omitempty"`
 }
 
 // Canonical returns e in canonical form: version set, time in UTC truncated to
@@ -142,6 +148,8 @@ func Marshal(e Event) []byte {
 		RecordOrgs: e.RecordOrgs,
 		Budget:     e.Budget,
 		Detail:     e.Detail,
+
+		ClientRequestID: e.ClientRequestID,
 	}
 	b, err := json.Marshal(w)
 	if err != nil {
@@ -194,6 +202,8 @@ func Unmarshal(b []byte) (Event, error) {
 		RecordOrgs: w.RecordOrgs,
 		Budget:     w.Budget,
 		Detail:     w.Detail,
+
+		ClientRequestID: w.ClientRequestID,
 	}
 	if err := e.Validate(); err != nil {
 		return Event{}, err

@@ -52,7 +52,7 @@ func (s *Server) accessRoutes() []route {
 // accessCaller fills the request id and source of an unauthenticated
 // control-plane request (bootstrap, enrolment).
 func accessCaller(r *http.Request) vault.Caller {
-	return vault.Caller{RequestID: requestID(r.Context()), Source: sourceAddr(r)}
+	return vault.Caller{RequestID: requestID(r.Context()), ClientRequestID: clientRequestID(r), Source: sourceAddr(r)}
 }
 
 func (s *Server) needAccess() error {

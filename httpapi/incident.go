@@ -90,7 +90,7 @@ func (s *Server) createIncident(w http.ResponseWriter, r *http.Request, c vault.
 	// Write-ahead: the event is durable before the incident exists.
 	in.ID = incident.NewID()
 	if s.auditLog != nil {
-		ev := audit.Event{Time: s.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
+		ev := audit.Event{Time: s.now(), RequestID: c.RequestID, ClientRequestID: c.ClientRequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
 			Action: "incident.create", Decision: audit.Allow, Policy: "incident", Detail: "incident " + in.ID}
 		if _, err := s.auditLog.Append(r.Context(), ev); err != nil {
 			return &sekisho.Error{Code: sekisho.EUnavailable, Message: "the audit log is unavailable", Err: err}
@@ -287,7 +287,7 @@ func (s *Server) putOrgProfile(w http.ResponseWriter, r *http.Request, c vault.C
 		return err
 	}
 	if s.auditLog != nil {
-		ev := audit.Event{Time: s.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
+		ev := audit.Event{Time: s.now(), RequestID: c.RequestID, ClientRequestID: c.ClientRequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
 			Action: "org.profile", Decision: audit.Allow, Policy: "org-admin", Detail: "profile of org " + org}
 		if _, err := s.auditLog.Append(r.Context(), ev); err != nil {
 			return &sekisho.Error{Code: sekisho.EUnavailable, Message: "the audit log is unavailable", Err: err}

@@ -261,7 +261,7 @@ func (s *Server) recordSchemaChange(r *http.Request, c vault.Caller, collection,
 	if s.auditLog == nil {
 		return
 	}
-	ev := audit.Event{Time: s.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
+	ev := audit.Event{Time: s.now(), RequestID: c.RequestID, ClientRequestID: c.ClientRequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
 		Source: c.Source, Action: "schema.put", Collection: collection, Decision: decision, Policy: "schema-admin", Reason: reason}
 	if _, err := s.auditLog.Append(r.Context(), ev); err != nil {
 		s.log.Error("audit append failed", "request_id", c.RequestID, "error", err.Error())

@@ -14,12 +14,17 @@ import (
 	"net/http"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
@@ -70,6 +75,7 @@ type Server struct {
 	now         func() time.Time
 	anon        anonLimiter
 	proxies     edge.Proxies
+	tracer      trace.Tracer
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -106,6 +112,9 @@ type Config struct {
 	// Reports names the controller (the configuration file's controller
 	// section) in generated reports, for orgs without a profile.
 	Reports report.Config
+	// Tracer, when set, makes a span of every request (continuing a W3C
+	// traceparent); serve sets one that exports over OTLP.
+	Tracer trace.Tracer
 	// Proxies are the trusted proxies whose X-Forwarded-For or Forwarded
 	// header names the source address of audit events; the zero value
 	// trusts none (the source is the connection's peer).
@@ -115,7 +124,7 @@ type Config struct {
 // New returns a Server.
 func New(c Config) *Server {
 	s := &Server{vault: c.Vault, auditLog: c.AuditLog, verifierKey: c.VerifierKey, auth: c.Auth, log: c.Logger,
-		reg: c.Registry, purposes: c.KnownPurpose, access: c.Access, guard: c.Guard, reports: c.Reports, now: c.Now, proxies: c.Proxies}
+		reg: c.Registry, purposes: c.KnownPurpose, access: c.Access, guard: c.Guard, reports: c.Reports, now: c.Now, proxies: c.Proxies, tracer: c.Tracer}
 	switch {
 	case c.AuditLogs != nil:
 		s.auditLogs = c.AuditLogs
@@ -241,6 +250,15 @@ func (s *Server) wrap(rt route) http.Handler {
 		id := newRequestID()
 		ctx := withRequestID(r.Context(), id)
 		ctx = context.WithValue(ctx, keySource, s.proxies.ClientAddr(r))
+		clientID := clientRequestID(r)
+		var span trace.Span
+		if s.tracer != nil {
+			// W3C traceparent: the span continues the caller's trace.
+			ctx = propagation.TraceContext{}.Extract(ctx, propagation.HeaderCarrier(r.Header))
+			ctx, span = s.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer),
+				trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("http.route", rt.Pattern),
+					attribute.String("sekisho.request_id", id)))
+		}
 		r = r.WithContext(ctx)
 		w.Header().Set(HeaderRequestID, id)
 		if s.access != nil {
@@ -249,6 +267,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			}
 		}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		var c vault.Caller
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.Error("panic", "request_id", id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
@@ -256,13 +275,14 @@ func (s *Server) wrap(rt route) http.Handler {
 					s.writeError(rec, r, sekisho.Errorf(sekisho.EInternal, "internal error"))
 				}
 			}
-			s.requests.WithLabelValues(name, fmt.Sprint(rec.status)).Inc()
-			s.latency.WithLabelValues(name).Observe(time.Since(start).Seconds())
+			d := time.Since(start)
+			s.requests.WithLabelValues(name, strconv.Itoa(rec.status)).Inc()
+			s.latency.WithLabelValues(name).Observe(d.Seconds())
+			s.logRequest(r, rt, rec.status, d, id, clientID, c, span)
 		}()
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(rec, r.Body, MaxBodyBytes)
 		}
-		var c vault.Caller
 		if rt.Auth {
 			var err error
 			c, err = s.auth.Authenticate(r)
@@ -271,7 +291,7 @@ func (s *Server) wrap(rt route) http.Handler {
 				s.writeError(rec, r, err)
 				return
 			}
-			c.RequestID = id
+			c.RequestID, c.ClientRequestID = id, clientID
 			c.Source = sourceAddr(r)
 		}
 		if rt.Purpose {
@@ -299,6 +319,52 @@ func (s *Server) wrap(rt route) http.Handler {
 	})
 }
 
+// clientRequestID is the client's own X-Request-Id, when it is a short
+// printable token (anything else is dropped: it goes into the signed log).
+func clientRequestID(r *http.Request) string {
+	v := r.Header.Get(HeaderRequestID)
+	if len(v) == 0 || len(v) > 128 {
+		return ""
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x21 || v[i] > 0x7e {
+			return ""
+		}
+	}
+	return v
+}
+
+// logRequest writes the request's one log line (and ends its span): what
+// was asked and by whom, never a field value, token or proof.
+func (s *Server) logRequest(r *http.Request, rt route, status int, d time.Duration, id, clientID string, c vault.Caller, span trace.Span) {
+	attrs := []slog.Attr{
+		slog.String("method", r.Method), slog.String("route", rt.Pattern), slog.Int("status", status),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000), slog.String("request_id", id),
+	}
+	if clientID != "" {
+		attrs = append(attrs, slog.String("client_request_id", clientID))
+	}
+	if c.Principal != "" {
+		attrs = append(attrs, slog.String("principal", c.Principal), slog.String("org", c.Org))
+	}
+	if c.Purpose != "" {
+		attrs = append(attrs, slog.String("purpose", c.Purpose))
+	}
+	if span != nil {
+		sc := span.SpanContext()
+		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		if c.Principal != "" {
+			span.SetAttributes(attribute.String("sekisho.principal", c.Principal), attribute.String("sekisho.org", c.Org))
+		}
+		if status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(status))
+		}
+		span.End()
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+}
+
 // recordAuthFailure audits a refused credential: an authentication failure
 // is a decision too, and bursts of them are what the guard looks for.
 //
@@ -311,7 +377,7 @@ func (s *Server) recordAuthFailure(r *http.Request, rt route, c vault.Caller, er
 		return
 	}
 	src := sourceAddr(r)
-	ev := audit.Event{Time: s.now(), RequestID: requestID(r.Context()), Source: src,
+	ev := audit.Event{Time: s.now(), RequestID: requestID(r.Context()), ClientRequestID: clientRequestID(r), Source: src,
 		Purpose: r.Header.Get(HeaderPurpose), Action: "authenticate", Decision: audit.Deny, Policy: "authentication",
 		Reason: sekisho.Message(err), Detail: rt.Method + " " + rt.Pattern,
 		Principal: c.Principal, Org: c.Org, Device: c.Device}

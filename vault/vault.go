@@ -33,6 +33,9 @@ type Caller struct {
 	Source    string
 	Purpose   string
 	RequestID string
+	// ClientRequestID is the client's own X-Request-Id, kept in audit
+	// events as client_request_id.
+	ClientRequestID string
 }
 
 // Actions, as they appear in audit events and policies.
@@ -302,7 +305,7 @@ type RegionalAuditor interface {
 // event builds the audit event of a decision.
 func (v *Vault) event(c Caller, action, collection string, recs []*sekisho.SealedRecord, ids []string, fields []string, d Decision, masked bool) decisionEvent {
 	ev := audit.Event{
-		Time: v.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
+		Time: v.now(), RequestID: c.RequestID, ClientRequestID: c.ClientRequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
 		Source: c.Source, Purpose: c.Purpose, Action: action, Collection: collection,
 		Records: ids, Fields: fields, Masked: masked, Policy: d.Policy, Reason: d.Reason,
 		Decision: audit.Deny,

@@ -39,6 +39,7 @@ type fileConfig struct {
 	TrustedProxies     string            `yaml:"trusted_proxies"`
 	DPoPNonce          string            `yaml:"dpop_nonce"`
 	ClientCA           string            `yaml:"client_ca"`
+	OTLPEndpoint       string            `yaml:"otlp_endpoint"`
 	Regions            map[string]string `yaml:"regions"`
 	RetentionInterval  string            `yaml:"retention_interval"`
 	// Controller names the business operator in every report (serve's API
@@ -67,7 +68,7 @@ func applyConfig(fs *pflag.FlagSet, c *fileConfig) error {
 	for name, val := range map[string]string{
 		"addr": c.Addr, "data": c.Data, "store": c.Store, "master-key-file": c.MasterKeyFile,
 		"org": c.Org, "region": c.Region, "checkpoint-interval": c.CheckpointInterval, "log-format": c.LogFormat, "witness-dir": c.WitnessDir,
-		"tls-cert": c.TLSCert, "tls-key": c.TLSKey, "public-url": c.PublicURL, "trusted-proxies": c.TrustedProxies, "dpop-nonce": c.DPoPNonce, "client-ca": c.ClientCA,
+		"tls-cert": c.TLSCert, "tls-key": c.TLSKey, "public-url": c.PublicURL, "trusted-proxies": c.TrustedProxies, "dpop-nonce": c.DPoPNonce, "client-ca": c.ClientCA, "otlp-endpoint": c.OTLPEndpoint,
 		"retention-interval": c.RetentionInterval,
 		"log-origin":         c.LogOrigin,
 	} {

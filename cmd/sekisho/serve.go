@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/edge"
@@ -51,6 +52,7 @@ type serveFlags struct {
 	dpopNonce     bool
 	controller    report.Controller
 	clientCA      string
+	otlpEndpoint  string
 }
 
 func newServeCmd() *cobra.Command {
@@ -99,6 +101,7 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.StringVar(&f.publicURL, "public-url", "", "URL clients reach the server at behind a proxy (https://vault.example.jp): DPoP proofs' htu is checked against it")
 	fl.StringVar(&f.proxies, "trusted-proxies", "", "CIDRs of proxies whose X-Forwarded-For/Forwarded header sets the audit event's source address (comma-separated)")
 	fl.StringVar(&f.clientCA, "client-ca", "", "PEM file of the CAs of services' TLS client certificates: enables certificate-bound tokens (RFC 8705); needs --tls-cert")
+	fl.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "OTLP/HTTP collector URL (http://127.0.0.1:4318): export a trace span of every request, W3C traceparent honoured")
 	fl.BoolVar(&f.dpopNonce, "dpop-nonce", false, "require a server nonce in every DPoP proof (RFC 9449 §8-9; clients get it from the DPoP-Nonce header)")
 	fl.StringVar(&f.config, "config", "", "configuration file (YAML: the flags' settings and a regions: map of region to store URL)")
 	return cmd
@@ -129,6 +132,20 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	var tracer trace.Tracer
+	if f.otlpEndpoint != "" {
+		var stop func(context.Context) error
+		if tracer, stop, err = newTracer(ctx, f.otlpEndpoint); err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := stop(sctx); err != nil {
+				logger.Warn("trace export did not finish", "error", err.Error())
+			}
+		}()
+	}
 	if f.publicURL != "" {
 		if _, err := access.ParsePublicURL(f.publicURL); err != nil {
 			return fmt.Errorf("--public-url: %w", err)
@@ -158,7 +175,8 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		return err
 	}
 	nd, err := newNode(ctx, in, nodeConfig{Token: token, Org: f.org, Region: f.region, Logger: logger, Registry: reg, Webhooks: hooks,
-		PublicURL: f.publicURL, Proxies: proxies, DPoPNonce: f.dpopNonce, Controller: f.controller, ClientCertificates: f.clientCA != ""})
+		PublicURL: f.publicURL, Proxies: proxies, DPoPNonce: f.dpopNonce, Controller: f.controller, ClientCertificates: f.clientCA != "",
+		Tracer: tracer})
 	if err != nil {
 		return err
 	}
@@ -264,6 +282,8 @@ type nodeConfig struct {
 	// ClientCertificates: the listener verifies TLS client certificates
 	// (--client-ca), so services get certificate-bound tokens.
 	ClientCertificates bool
+	// Tracer makes a span of every request (nil: none).
+	Tracer trace.Tracer
 }
 
 // node is the request path over an opened instance: access control, the
@@ -289,7 +309,7 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 	in.vault.SetAuthorizer(acc.Authorizer())
 	n := &node{acc: acc}
 	hc := httpapi.Config{Vault: in.vault, AuditLog: in.log, AuditLogs: in.logs, VerifierKey: in.verifier, Logger: c.Logger, Registry: c.Registry,
-		Auth: acc, Access: acc, KnownPurpose: acc.KnownPurpose, Now: c.Now, Proxies: c.Proxies, Reports: report.Config{Controller: c.Controller}}
+		Auth: acc, Access: acc, KnownPurpose: acc.KnownPurpose, Now: c.Now, Proxies: c.Proxies, Tracer: c.Tracer, Reports: report.Config{Controller: c.Controller}}
 	if !c.NoGuard {
 		n.grd = guard.New(guard.Config{Store: in.store, Logs: in.logs.Stores(), Audit: in.log, RootOrg: c.Org, Logger: c.Logger, Registry: c.Registry,
 			Webhooks: c.Webhooks, Now: c.Now})
