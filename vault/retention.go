@@ -432,9 +432,17 @@ func (v *Vault) holdEvent(ctx context.Context, c Caller, action string, r *sekis
 
 // RunRetention sweeps every collection every interval until ctx ends,
 // logging each batch that erased something and each sweep's totals. A
-// failed sweep is logged and the next one goes on.
+// failed sweep is logged and the next one goes on. Nodes that share a store
+// take turns: a sweep runs only under the retention lease (an object in the
+// store, taken with a version check), so two nodes never sweep at once and
+// never record one erasure twice.
 func (v *Vault) RunRetention(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	if interval <= 0 {
+		return
+	}
+	holder, err := NewID()
+	if err != nil {
+		log.Error("retention sweeper not started", "error", err.Error())
 		return
 	}
 	t := time.NewTicker(interval)
@@ -445,12 +453,23 @@ func (v *Vault) RunRetention(ctx context.Context, interval time.Duration, log *s
 			return
 		case <-t.C:
 		}
+		took, err := v.takeLease(ctx, holder, RetentionLease)
+		if err != nil {
+			log.Error("retention lease", "error", err.Error())
+			continue
+		}
+		if !took {
+			continue // another node is sweeping
+		}
 		start := time.Now()
 		total, err := v.SweepRetention(ctx, "", SweepOptions{Progress: func(p SweepProgress) {
 			if p.Erased > 0 {
 				log.Info("retention sweep progress", "collection", p.Collection, "batches", p.Batches, "scanned", p.Scanned, "erased", p.Erased, "held", p.Held)
 			}
 		}})
+		if rerr := v.releaseLease(ctx, holder); rerr != nil && ctx.Err() == nil {
+			log.Warn("retention lease not released; it expires by itself", "error", rerr.Error())
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -464,4 +483,67 @@ func (v *Vault) RunRetention(ctx context.Context, interval time.Duration, log *s
 		}
 		log.Log(ctx, level, "retention sweep done", "scanned", total.Scanned, "erased", total.Erased, "held", total.Held, "took", time.Since(start).Round(time.Millisecond).String())
 	}
+}
+
+// RetentionLease is how long a node may sweep before another may take
+// over; a sweep of 500,000 records takes well under a minute.
+const RetentionLease = 15 * time.Minute
+
+// kindLease is the object kind of leases; the retention lease's id is
+// "retention".
+const kindLease = "lease"
+
+type lease struct {
+	Holder string    `json:"holder"`
+	Until  time.Time `json:"until"`
+}
+
+// takeLease takes (or renews) the retention lease for holder, for ttl. It
+// reports false when another holder has it. The store's version check makes
+// taking it atomic.
+func (v *Vault) takeLease(ctx context.Context, holder string, ttl time.Duration) (bool, error) {
+	now := v.now().UTC()
+	version := int64(1)
+	o, err := v.store.GetObject(ctx, kindLease, "retention")
+	switch {
+	case sekisho.Code(err) == sekisho.ENotFound:
+	case err != nil:
+		return false, err
+	default:
+		var l lease
+		if err := json.Unmarshal(o.Body, &l); err != nil {
+			return false, fmt.Errorf("retention lease: %w", err)
+		}
+		if l.Holder != holder && l.Until.After(now) {
+			return false, nil
+		}
+		version = o.Version + 1
+	}
+	body, err := json.Marshal(lease{Holder: holder, Until: now.Add(ttl)})
+	if err != nil {
+		return false, err
+	}
+	err = v.store.PutObject(ctx, &sekisho.Object{Kind: kindLease, ID: "retention", Version: version, Body: body, Updated: now})
+	if sekisho.Code(err) == sekisho.EConflict {
+		return false, nil // another node took it first
+	}
+	return err == nil, err
+}
+
+// releaseLease ends holder's lease (it stays in the store, expired, so that
+// its version only grows).
+func (v *Vault) releaseLease(ctx context.Context, holder string) error {
+	o, err := v.store.GetObject(ctx, kindLease, "retention")
+	if err != nil {
+		return err
+	}
+	var l lease
+	if err := json.Unmarshal(o.Body, &l); err != nil || l.Holder != holder {
+		return err
+	}
+	body, err := json.Marshal(lease{Holder: holder, Until: v.now().UTC()})
+	if err != nil {
+		return err
+	}
+	return v.store.PutObject(ctx, &sekisho.Object{Kind: kindLease, ID: "retention", Version: o.Version + 1, Body: body, Updated: v.now().UTC()})
 }

@@ -250,3 +250,56 @@ func TestRunRetention(t *testing.T) {
 		t.Fatalf("a record without retention: %v", err)
 	}
 }
+
+// Two nodes over one store sweep in turn: every expired record is erased
+// once, with one audit event.
+func TestRunRetentionTwoNodes(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	past := time.Now().Add(-time.Hour)
+	in := make([]*sekisho.RecordInput, 40)
+	for i := range in {
+		in[i] = &sekisho.RecordInput{Region: "jp", Fields: fields("display_name", "Old"), RetainUntil: &past}
+	}
+	items, err := e.v.CreateBatch(ctx, operator, "users", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node2 := vault.New(e.store, e.keys, e.log, vault.Options{})
+	rctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, v := range []*vault.Vault{e.v, node2} {
+		wg.Add(1)
+		go func() { defer wg.Done(); v.RunRetention(rctx, 2*time.Millisecond, slog.New(slog.DiscardHandler)) }()
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		n, err := e.store.CountRecords(ctx, "users", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d records left: the sweepers do not run", n)
+		}
+	}
+	stop()
+	wg.Wait()
+	for _, it := range items {
+		evs, err := e.store.QueryAudit(ctx, sekisho.AuditFilter{Record: it.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, en := range evs {
+			ev, _ := audit.Unmarshal(en.Leaf)
+			if ev.Action == vault.ActionErase && ev.Reason == vault.ReasonRetention {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("record %s: %d retention erasure events, want 1", it.ID, n)
+		}
+	}
+}
