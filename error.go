@@ -28,6 +28,10 @@ const (
 // freed; nothing already committed is lost.
 const ProblemStorageFull = "storage-full"
 
+// ProblemStoreUnavailable refines EUnavailable: the store cannot be
+// reached (a database that is down, restarting or failing over).
+const ProblemStoreUnavailable = "store-unavailable"
+
 // IsStorageFull reports whether err is, or wraps, the storage-full problem.
 func IsStorageFull(err error) bool {
 	var e *Error

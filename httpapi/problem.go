@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
@@ -51,6 +53,19 @@ var codeStatus = map[sekisho.ErrorCode]int{
 // message; internal causes go to the log only.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := sekisho.Code(err)
+	if (code == sekisho.EInternal || (code == sekisho.EUnavailable && !sekisho.IsStorageFull(err))) && s.vault != nil {
+		// A failure while the store cannot be reached is the store's
+		// absence (a database down or failing over), not a bug, whatever
+		// part met it first (the DPoP replay state, the audit log, a read):
+		// store-unavailable, 503 with Retry-After.
+		pctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		if perr := s.vault.Store().Ping(pctx); perr != nil {
+			err = &sekisho.Error{Code: sekisho.EUnavailable, Type: sekisho.ProblemStoreUnavailable,
+				Message: "the store cannot be reached; retry shortly", Err: err}
+			code = sekisho.EUnavailable
+		}
+		cancel()
+	}
 	status, ok := codeStatus[code]
 	if !ok {
 		status = http.StatusInternalServerError

@@ -494,7 +494,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ vault.Caller) 
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.vault.Store().Ping(ctx); err != nil {
-		return &sekisho.Error{Code: sekisho.EUnavailable, Message: "store is not reachable", Err: err}
+		return &sekisho.Error{Code: sekisho.EUnavailable, Type: sekisho.ProblemStoreUnavailable, Message: "store is not reachable", Err: err}
 	}
 	w.Header().Set("Content-Type", "text/plain")
 	_, err := w.Write([]byte("ready\n"))

@@ -100,7 +100,12 @@ start() {
 			as_pg "$bin/initdb" -D "$dir/data" -U "$user" --auth=trust --encoding=UTF8 --no-locale >"$dir/initdb.log" 2>&1 ||
 			die "initdb failed; see $dir/initdb.log"
 	fi
-	port=$(free_port)
+	# A restarted cluster keeps its port, so its clients reconnect to it.
+	if [[ -f $dir/port ]] && ! (exec 3<>"/dev/tcp/127.0.0.1/$(cat "$dir/port")") 2>/dev/null; then
+		port=$(cat "$dir/port")
+	else
+		port=$(free_port)
+	fi
 	# Sockets go to DIR, not /var/run/postgresql, which may not exist or be ours.
 	as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
 		-o "-h 127.0.0.1 -p $port -k $dir -c max_connections=200" start >/dev/null ||
