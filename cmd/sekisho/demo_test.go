@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -123,4 +126,108 @@ func TestDemoNumbersEqualTheAuditLog(t *testing.T) {
 	if again.SubjectsExposed != res.ZeroTrust.SubjectsExposed || again.DeniedAttempts != res.ZeroTrust.DeniedAttempts {
 		t.Errorf("recomputed scope %d/%d differs from the demo's %d/%d", again.SubjectsExposed, again.DeniedAttempts, res.ZeroTrust.SubjectsExposed, res.ZeroTrust.DeniedAttempts)
 	}
+	st.Close()
+
+	// The notices for the demo's incident: one list per region, only the
+	// contact fields, each person's read audited under breach-notification.
+	notices := filepath.Join(t.TempDir(), "notices")
+	out2, code := runCLI(t, "incident", "notices", "--data", data, "--incident", res.IncidentID, "--out", notices)
+	if code != 0 {
+		t.Fatalf("incident notices: %d %s", code, out2)
+	}
+	regionsSeen := again.Regions()
+	sch, err := sqlite.OpenReadOnly(context.Background(), filepath.Join(data, dbFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	emp, err := sch.GetSchema(context.Background(), "employees")
+	sch.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var contact []string
+	for _, f := range emp.Fields {
+		if f.Classification == sekisho.ClassContact {
+			contact = append(contact, f.Name)
+		}
+	}
+	slices.Sort(contact)
+	emailCol := 3 + slices.Index(contact, "email")
+	files, _ := filepath.Glob(filepath.Join(notices, "notify-*.csv"))
+	if len(files) != len(regionsSeen) || len(files) == 0 {
+		t.Errorf("notify files %v, regions of the scope %v", files, regionsSeen)
+	}
+	listed := map[string]bool{}
+	for _, f := range files {
+		rows, err := csv.NewReader(mustOpen(t, f)).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(rows[0], append([]string{"collection", "record_id", "region"}, contact...)) {
+			t.Errorf("%s header %v: want the contact fields only (employees: %v)", f, rows[0], contact)
+		}
+		for _, r := range rows[1:] {
+			if emailCol < 3 || !strings.Contains(r[emailCol], "@") {
+				t.Errorf("%s: no email for %v", f, r)
+			}
+			listed[r[0]+"/"+r[1]] = true
+		}
+		region := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "notify-"), ".csv")
+		for _, lang := range incident.RegionLangs(region) {
+			b, err := os.ReadFile(filepath.Join(notices, "notice-"+region+"."+lang+".txt"))
+			if err != nil || !strings.Contains(string(b), res.IncidentID) {
+				t.Errorf("notice %s.%s: %v", region, lang, err)
+			}
+		}
+	}
+	if len(listed) != len(again.Subjects) {
+		t.Errorf("%d persons listed, the scope has %d", len(listed), len(again.Subjects))
+	}
+	// An independent count of the audit events: every listed person was
+	// read under breach-notification, and only its contact fields.
+	st2, err := sqlite.Open(context.Background(), filepath.Join(data, dbFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	readFor := map[string]bool{}
+	for from := uint64(0); ; {
+		entries, err := st2.AuditLeaves(context.Background(), from, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) == 0 {
+			break
+		}
+		for _, e := range entries {
+			from = e.Index + 1
+			ev, _ := audit.Unmarshal(e.Leaf)
+			if ev.Purpose != "breach-notification" {
+				continue
+			}
+			if ev.Decision != audit.Allow || !slices.Equal(ev.Fields, contact) {
+				t.Errorf("event %d under breach-notification: %s %v", e.Index, ev.Decision, ev.Fields)
+			}
+			for _, id := range ev.Records {
+				readFor[ev.Collection+"/"+id] = true
+			}
+		}
+	}
+	if len(readFor) != len(listed) {
+		t.Errorf("%d persons read under breach-notification, %d listed", len(readFor), len(listed))
+	}
+	for k := range listed {
+		if !readFor[k] {
+			t.Errorf("%s listed without an audited read", k)
+		}
+	}
+}
+
+func mustOpen(t *testing.T, path string) io.Reader {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.NewReader(b)
 }

@@ -174,7 +174,7 @@ Every subject links back to the audit events that count it.
 Through a running server (the profile's credential, like 'sekisho api') or
 offline from a data directory with --data (read-only, beside a running server).`,
 	}
-	cmd.AddCommand(newIncidentOpenCmd(), newIncidentScopeCmd(), newIncidentListCmd())
+	cmd.AddCommand(newIncidentOpenCmd(), newIncidentScopeCmd(), newIncidentListCmd(), newIncidentNoticesCmd())
 	return cmd
 }
 

@@ -207,6 +207,20 @@ func TestIncidentThroughTheAPI(t *testing.T) {
 	if out, code = cli(t, "subject", "report", "users", rec.ID, "--profile", admin, "--lang", "ja"); code != 0 || !strings.Contains(out, "# 保有個人データの開示及びアクセス記録の報告") {
 		t.Errorf("subject report ja: %d %s", code, out)
 	}
+	// Notices through the API: the th person, its contact fields, the texts in Thai and English.
+	ndir := filepath.Join(t.TempDir(), "notices")
+	if out, code = cli(t, "incident", "notices", "--profile", admin, "--incident", id, "--out", ndir); code != 0 {
+		t.Fatalf("notices: %d %s", code, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(ndir, "notify-th.csv")); err != nil || !strings.Contains(string(b), rec.ID+",th,") || !strings.Contains(string(b), "s@example.com") || strings.Contains(string(b), "Somchai") {
+		t.Errorf("notify-th.csv: %v %s", err, b)
+	}
+	if b, err := os.ReadFile(filepath.Join(ndir, "notice-th.th.txt")); err != nil || !strings.Contains(string(b), "การแจ้งเหตุการละเมิดข้อมูลส่วนบุคคล") {
+		t.Errorf("notice-th.th.txt: %v %s", err, b)
+	}
+	if _, err := os.Stat(filepath.Join(ndir, "notice-th.en.txt")); err != nil {
+		t.Error(err)
+	}
 	out, code = cli(t, "report", "provision", "--profile", admin, "--since", since, "--format", "csv")
 	if code != 0 || out != "date,recipient_org,purpose,via,collection,subjects,subject_ids,items,log,event_index\n" {
 		t.Errorf("provision (none across orgs): %d %q", code, out)

@@ -1,0 +1,322 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/client"
+	"github.com/sekisho/sekisho/incident"
+	"github.com/sekisho/sekisho/regions"
+	"github.com/sekisho/sekisho/report"
+	"github.com/sekisho/sekisho/vault"
+)
+
+// purposeBreachNotification is the purpose the contact fields are read under.
+const purposeBreachNotification = "breach-notification"
+
+// noticeSubject is one person of an incident's scope to notify.
+type noticeSubject struct{ collection, id, org, region string }
+
+// noticeReader opens the contact fields of records (audited by the vault).
+type noticeReader interface {
+	schema(ctx context.Context, collection string) (*sekisho.Schema, error)
+	read(ctx context.Context, collection, org string, ids, fields []string) ([]*sekisho.Record, error)
+}
+
+func newIncidentNoticesCmd() *cobra.Command {
+	var src incidentSource
+	var id, region, out, templates, contact string
+	cmd := &cobra.Command{
+		Use:   "notices --incident ID [--region R] --out DIR",
+		Short: "Write, per region, the persons to notify with their contact channel and the notice texts",
+		Long: `Write the notices to individuals of an incident (APPI art. 26(2), GDPR art. 34,
+PDPA s. 37(4), UU PDP art. 46, Taiwan PDPA art. 12): per region of the
+exposed and possibly exposed persons,
+
+  DIR/notify-REGION.csv       collection, record id and the contact fields only
+                              (the fields classified contact), opened under
+                              purpose breach-notification: every read is audited
+  DIR/notice-REGION.LANG.txt  the notice text in the region's language (jp ja,
+                              th th, tw zh-TW, id id) and in English
+
+The texts come from templates (en, ja, th, zh-TW, id) that an operator edits:
+copy incident/templates/notice.LANG.txt into a directory, change it, and give
+--templates DIR. Through a running server (the profile's credential: an admin
+of the records' org or an auditor), or offline from a stopped instance's
+data directory (--data, which takes its lock).`,
+		Example: `  sekisho incident notices --incident inc-0123456789abcdef --out ./notices
+  sekisho incident notices --data ./breach-demo --incident inc-0123456789abcdef --region jp --out ./notices`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if id == "" || out == "" {
+				return usageErrorf("give --incident ID and --out DIR")
+			}
+			ctx := cmd.Context()
+			var (
+				in       *incident.Incident
+				subjects []noticeSubject
+				items    []string
+				rd       noticeReader
+				ctl      report.Controller
+			)
+			if src.offline() {
+				if src.data == "" {
+					return usageErrorf("offline, notices need --data DIR (the instance's keys open the contact fields)")
+				}
+				inst, err := openInstance(ctx, instanceOptions{DataDir: src.data, Store: src.store, Stderr: cmd.ErrOrStderr()})
+				if err != nil {
+					return err
+				}
+				defer inst.Close()
+				if in, err = incident.Get(ctx, inst.store, id); err != nil {
+					return err
+				}
+				sc, err := incident.Compute(ctx, inst.store, regions.LogStores(inst.store), in)
+				if err != nil {
+					return err
+				}
+				for _, s := range sc.Subjects {
+					subjects = append(subjects, noticeSubject{s.Collection, s.ID, s.Org, s.Region})
+				}
+				items = scopeItems(sc)
+				if ctl, err = configController(src.config); err != nil {
+					return err
+				}
+				host, _ := os.Hostname()
+				rd = &localNoticeReader{v: inst.vault, device: "local:" + host}
+			} else {
+				ins, err := src.get(ctx, "/v1/incidents/"+url.PathEscape(id))
+				if err != nil {
+					return err
+				}
+				in = &incident.Incident{}
+				if err := json.Unmarshal(ins, in); err != nil {
+					return err
+				}
+				b, err := src.get(ctx, "/v1/incidents/"+url.PathEscape(id)+"/scope?format=subjects")
+				if err != nil {
+					return err
+				}
+				rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+				if err != nil || len(rows) == 0 {
+					return fmt.Errorf("subjects list: %v", err)
+				}
+				seen := map[string]bool{}
+				for _, r := range rows[1:] {
+					subjects = append(subjects, noticeSubject{r[0], r[1], r[2], r[3]})
+					for _, f := range strings.Fields(r[6]) {
+						if !seen[r[0]+"."+f] {
+							seen[r[0]+"."+f] = true
+							items = append(items, r[0]+"."+f)
+						}
+					}
+				}
+				slices.Sort(items)
+				dir, c, err := src.client()
+				if err != nil {
+					return err
+				}
+				defer client.SaveToken(dir, c)
+				rd = &apiNoticeReader{c: c}
+			}
+			if contact != "" {
+				ctl.Contact = contact
+			}
+			return writeNotices(ctx, cmd, rd, in, subjects, items, ctl, region, out, templates)
+		},
+	}
+	src.flags(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&id, "incident", "", "the incident's id")
+	fl.StringVar(&region, "region", "", "only this region's persons")
+	fl.StringVar(&out, "out", "", "directory to write the lists and notices into (created, mode 0700)")
+	fl.StringVar(&templates, "templates", "", "directory of edited templates notice.LANG.txt (default: the built-in ones)")
+	fl.StringVar(&contact, "contact", "", "the contact point named in the notices (default: the controller's contact)")
+	return cmd
+}
+
+func scopeItems(sc *incident.Scope) []string {
+	var out []string
+	for c, cc := range sc.ByCollection {
+		for _, f := range cc.Fields {
+			out = append(out, c+"."+f)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// writeNotices reads the contact fields of the persons, per collection and
+// org in batches (each batch one audited read under breach-notification),
+// and writes one list and the notice texts per region.
+func writeNotices(ctx context.Context, cmd *cobra.Command, rd noticeReader, in *incident.Incident, subjects []noticeSubject, items []string,
+	ctl report.Controller, only, out, templates string) error {
+	byRegion := map[string][]noticeSubject{}
+	for _, s := range subjects {
+		if only == "" || s.region == only {
+			byRegion[s.region] = append(byRegion[s.region], s)
+		}
+	}
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		return err
+	}
+	contactFields := map[string][]string{}
+	for _, region := range sortedKeys(byRegion) {
+		ss := byRegion[region]
+		// The contact fields of the region's collections.
+		var cols []string
+		for _, s := range ss {
+			if _, ok := contactFields[s.collection]; !ok {
+				sch, err := rd.schema(ctx, s.collection)
+				if err != nil {
+					return err
+				}
+				var fs []string
+				for _, f := range sch.Fields {
+					if f.Classification == sekisho.ClassContact {
+						fs = append(fs, f.Name)
+					}
+				}
+				slices.Sort(fs)
+				contactFields[s.collection] = fs
+			}
+			for _, f := range contactFields[s.collection] {
+				if !slices.Contains(cols, f) {
+					cols = append(cols, f)
+				}
+			}
+		}
+		slices.Sort(cols)
+		values := map[string]map[string]json.RawMessage{}
+		groups := map[[2]string][]string{}
+		for _, s := range ss {
+			if len(contactFields[s.collection]) > 0 {
+				k := [2]string{s.collection, s.org}
+				groups[k] = append(groups[k], s.id)
+			}
+		}
+		for k, ids := range groups {
+			for start := 0; start < len(ids); start += sekisho.MaxBatch {
+				recs, err := rd.read(ctx, k[0], k[1], ids[start:min(len(ids), start+sekisho.MaxBatch)], contactFields[k[0]])
+				if err != nil {
+					return fmt.Errorf("contact fields of %s: %w", k[0], err)
+				}
+				for _, r := range recs {
+					values[k[0]+"/"+r.ID] = r.Fields
+				}
+			}
+		}
+		var b bytes.Buffer
+		w := csv.NewWriter(&b)
+		w.Write(append([]string{"collection", "record_id", "region"}, cols...))
+		n := 0
+		for _, s := range ss {
+			row := []string{s.collection, s.id, s.region}
+			v := values[s.collection+"/"+s.id]
+			for _, c := range cols {
+				cell := ""
+				if raw, ok := v[c]; ok {
+					var str string
+					if json.Unmarshal(raw, &str) == nil {
+						cell = str
+					} else {
+						cell = string(raw)
+					}
+				}
+				row = append(row, cell)
+			}
+			w.Write(row)
+			n++
+		}
+		w.Flush()
+		path := filepath.Join(out, "notify-"+region+".csv")
+		if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s: %d persons (contact fields: %s)\n", path, n, strings.Join(cols, ", "))
+		for _, lang := range incident.RegionLangs(region) {
+			name := ctl.Name[lang]
+			if name == "" {
+				name = ctl.NameIn("en")
+			}
+			if name == "" {
+				name = "[controller]"
+			}
+			contact := ctl.Contact
+			if contact == "" {
+				contact = "[contact point]"
+			}
+			text, err := incident.Notice(lang, templates, incident.NoticeData{Controller: name, Contact: contact, Incident: in.ID,
+				Since: in.Since.Format(time.RFC3339), Until: in.Until.Format(time.RFC3339), Discovered: in.DiscoveredAt.Format(time.RFC3339),
+				Items: strings.Join(items, ", ")})
+			if err != nil {
+				return err
+			}
+			np := filepath.Join(out, "notice-"+region+"."+lang+".txt")
+			if err := os.WriteFile(np, text, 0o600); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\n", np)
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// localNoticeReader reads through a stopped instance's vault, as the local
+// operator of each record's org (audited like any read).
+type localNoticeReader struct {
+	v      *vault.Vault
+	device string
+}
+
+func (l *localNoticeReader) schema(ctx context.Context, collection string) (*sekisho.Schema, error) {
+	return l.v.Schema(ctx, collection)
+}
+
+func (l *localNoticeReader) read(ctx context.Context, collection, org string, ids, fields []string) ([]*sekisho.Record, error) {
+	c := vault.Caller{Principal: "cli-notices", Org: org, Device: l.device, Source: "local", Roles: []string{"admin"},
+		Purpose: purposeBreachNotification, RequestID: "notices-" + time.Now().UTC().Format("20060102T150405.000000Z")}
+	return l.v.BatchGet(ctx, c, collection, ids, fields)
+}
+
+// apiNoticeReader reads through the API with the profile's credential.
+type apiNoticeReader struct{ c *client.Client }
+
+func (a *apiNoticeReader) schema(ctx context.Context, collection string) (*sekisho.Schema, error) {
+	var s sekisho.Schema
+	if err := a.c.JSON(ctx, http.MethodGet, "/v1/collections/"+url.PathEscape(collection), "", nil, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+func (a *apiNoticeReader) read(ctx context.Context, collection, _ string, ids, fields []string) ([]*sekisho.Record, error) {
+	var out struct {
+		Records []*sekisho.Record `json:"records"`
+	}
+	err := a.c.JSON(ctx, http.MethodPost, "/v1/collections/"+url.PathEscape(collection)+"/records:batchGet", purposeBreachNotification,
+		map[string]any{"ids": ids, "fields": fields}, &out)
+	return out.Records, err
+}
