@@ -281,9 +281,9 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, c vault.Cal
 			resp.Events = append(resp.Events, item)
 		}
 		if more {
-			next := entries[len(entries)-1].Index + 1
-			if len(entries) == 0 {
-				next = f.From
+			next := f.From // the page filled up at the end of the previous log
+			if len(entries) > 0 {
+				next = entries[len(entries)-1].Index + 1
 			}
 			resp.Next = &next
 			if all {
