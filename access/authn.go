@@ -222,7 +222,11 @@ func (s *Service) Authenticate(r *http.Request) (vault.Caller, error) {
 		return vault.Caller{}, err
 	}
 	if tc.Cnf.JKT == "" || v.Thumbprint != tc.Cnf.JKT {
-		return vault.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, "token-key-mismatch",
+		// The token's MAC checked out: it is this principal's and device's
+		// token, used with another key (stolen). The refusal is returned with
+		// them, so that it is audited as their denied attempt and an
+		// incident's scope of the suspect counts it.
+		return vault.Caller{Principal: tc.Sub, Org: tc.Org, Device: tc.Dev}, sekisho.TypedErrorf(sekisho.EUnauthorized, "token-key-mismatch",
 			"the access token is bound to another device key than the one that signed the proof")
 	}
 	d, p, err := s.deviceState(r.Context(), tc.Dev)

@@ -402,3 +402,47 @@ func TestHardeningDuplicateKeysRefused(t *testing.T) {
 		t.Fatalf("email %v", f["email"])
 	}
 }
+
+// TestHardeningStolenTokenAttributed (issue 13 point 13): a request whose
+// token's MAC checks out but whose proof is signed by another key is
+// refused and recorded under the token's principal and device, so that an
+// incident's scope of that principal counts it as a denied attempt. On the
+// old code the event named nobody and the scope did not count it.
+func TestHardeningStolenTokenAttributed(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	since := w.clk.Now().Add(-time.Minute)
+	// Control: bob's own request.
+	var who struct{ Device string }
+	must(t, w.bob.JSON(ctx, "GET", "/v1/whoami", "", nil, &who))
+	tok, exp := w.bob.CurrentToken()
+	thief := w.client(w.srv)
+	thief.SetToken(tok, exp)
+	for range 3 {
+		_, err := w.read(thief, w.recJP, "support", "phone")
+		refused(t, err, "token-key-mismatch")
+	}
+	var evs struct {
+		Events []httpapi.EventItem `json:"events"`
+	}
+	must(t, w.admin.JSON(ctx, "GET", "/v1/audit/events?principal=bob&decision=deny", "", nil, &evs))
+	n := 0
+	for _, it := range evs.Events {
+		if it.Event.Action == "authenticate" && it.Event.Device == who.Device && it.Event.Org == "affiliate" {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Fatalf("%d denied authentications recorded under bob's principal and device, want 3: %+v", n, evs.Events)
+	}
+	var inc struct{ ID string }
+	must(t, w.admin.JSON(ctx, "POST", "/v1/incidents", "", map[string]any{"principals": []string{"bob"}, "since": since.Format(time.RFC3339),
+		"until": w.clk.Now().Add(time.Minute).Format(time.RFC3339), "cause": "unauthorized-access"}, &inc))
+	var sc struct {
+		DeniedAttempts int `json:"denied_attempts"`
+	}
+	must(t, w.admin.JSON(ctx, "GET", "/v1/incidents/"+inc.ID+"/scope", "", nil, &sc))
+	if sc.DeniedAttempts < 3 {
+		t.Fatalf("scope counts %d denied attempts of bob, want at least the 3 stolen-token requests", sc.DeniedAttempts)
+	}
+}
