@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -298,3 +299,26 @@ func TestAttackProofReplayedOnSecondNode(t *testing.T) {
 
 // jsonDecode decodes a response body.
 func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
+
+// TestAttackMetricsNotOnDataListener (issue 13 point 8): the data listener
+// does not serve /metrics (route-not-found); the metrics listener
+// (--metrics-addr) does.
+func TestAttackMetricsNotOnDataListener(t *testing.T) {
+	maddr := freeAddr(t)
+	srv := startServer(t, filepath.Join(t.TempDir(), "data"), masterKey(), "--metrics-addr", maddr)
+	resp, err := srv.http.Get(srv.base + "/metrics")
+	ok(t, "GET data /metrics", err)
+	p := &client.Problem{}
+	_ = jsonDecode(resp, p)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || !strings.HasSuffix(p.Type, "/route-not-found") {
+		t.Fatalf("data listener /metrics: %d %s, want 404 route-not-found", resp.StatusCode, p.Type)
+	}
+	resp, err = srv.http.Get("http://" + maddr + "/metrics")
+	ok(t, "GET metrics listener", err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "sekisho_http_requests_total") {
+		t.Fatalf("metrics listener: %d\n%.300s", resp.StatusCode, b)
+	}
+}

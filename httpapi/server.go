@@ -94,7 +94,7 @@ type Config struct {
 	VerifierKey string
 	Auth        Authenticator
 	Logger      *slog.Logger
-	// Registry receives the server's metrics; /metrics serves it.
+	// Registry receives the server's metrics; MetricsHandler serves it.
 	Registry *prometheus.Registry
 	// Now is the clock of the events the server records itself (default
 	// time.Now; the demo replays 2023 on a clock of its own).
@@ -174,7 +174,6 @@ func (s *Server) routes() []route {
 	return append([]route{
 		{"GET", "/healthz", false, false, s.healthz},
 		{"GET", "/readyz", false, false, s.readyz},
-		{"GET", "/metrics", false, false, s.metrics},
 		{"GET", "/openapi.json", false, false, s.openapi},
 
 		{"GET", "/v1/collections", true, false, s.listCollections},
@@ -501,9 +500,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ vault.Caller) 
 	return err
 }
 
-func (s *Server) metrics(w http.ResponseWriter, r *http.Request, _ vault.Caller) error {
-	promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
-	return nil
+// MetricsHandler serves the server's Prometheus metrics. It is not a route
+// of the API: serve puts it on a listener of its own (--metrics-addr), so
+// that the data listener does not inform an attacker.
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
 }
 
 func hasRole(c vault.Caller, role string) bool {

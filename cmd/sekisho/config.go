@@ -33,6 +33,7 @@ type fileConfig struct {
 	LogFormat          string            `yaml:"log_format"`
 	WitnessDir         string            `yaml:"witness_dir"`
 	LogOrigin          string            `yaml:"log_origin"`
+	MetricsAddr        string            `yaml:"metrics_addr"`
 	TLSCert            string            `yaml:"tls_cert"`
 	TLSKey             string            `yaml:"tls_key"`
 	PublicURL          string            `yaml:"public_url"`
@@ -69,6 +70,7 @@ func applyConfig(fs *pflag.FlagSet, c *fileConfig) error {
 		"addr": c.Addr, "data": c.Data, "store": c.Store, "master-key-file": c.MasterKeyFile,
 		"org": c.Org, "region": c.Region, "checkpoint-interval": c.CheckpointInterval, "log-format": c.LogFormat, "witness-dir": c.WitnessDir,
 		"tls-cert": c.TLSCert, "tls-key": c.TLSKey, "public-url": c.PublicURL, "trusted-proxies": c.TrustedProxies, "dpop-nonce": c.DPoPNonce, "client-ca": c.ClientCA, "otlp-endpoint": c.OTLPEndpoint,
+		"metrics-addr":       c.MetricsAddr,
 		"retention-interval": c.RetentionInterval,
 		"log-origin":         c.LogOrigin,
 	} {

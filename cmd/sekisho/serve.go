@@ -50,6 +50,7 @@ type serveFlags struct {
 	publicURL     string
 	proxies       string
 	dpopNonce     bool
+	metricsAddr   string
 	controller    report.Controller
 	clientCA      string
 	otlpEndpoint  string
@@ -103,6 +104,7 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.StringVar(&f.clientCA, "client-ca", "", "PEM file of the CAs of services' TLS client certificates: enables certificate-bound tokens (RFC 8705); needs --tls-cert")
 	fl.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "OTLP/HTTP collector URL (http://127.0.0.1:4318): export a trace span of every request, W3C traceparent honoured")
 	fl.BoolVar(&f.dpopNonce, "dpop-nonce", false, "require a server nonce in every DPoP proof (RFC 9449 §8-9; clients get it from the DPoP-Nonce header)")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:9700", "address of the Prometheus /metrics listener, apart from the data listener (\"\": none)")
 	fl.StringVar(&f.config, "config", "", "configuration file (YAML: the flags' settings and a regions: map of region to store URL)")
 	return cmd
 }
@@ -193,6 +195,23 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10, TLSConfig: tlsConf}
+
+	// /metrics has a listener of its own (loopback by default): the data
+	// listener does not serve it, so that nobody who reaches the API learns
+	// from it (request rates by route, guard rules fired, process state).
+	var ms *http.Server
+	if f.metricsAddr != "" {
+		mln, err := net.Listen("tcp", f.metricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen on --metrics-addr %s: %w", f.metricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srv.MetricsHandler())
+		ms = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
+		logger.Info("metrics listening", "url", "http://"+mln.Addr().String()+"/metrics")
+		go ms.Serve(mln)
+		defer ms.Close()
+	}
 
 	cpCtx, cpStop := context.WithCancel(context.Background())
 	defer cpStop()
