@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -104,8 +105,9 @@ func (s *Service) CreateOrg(ctx context.Context, c vault.Caller, o *Org) (*Org, 
 	if !ValidID(o.ID) {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "id", "org id %q: use lower-case letters, digits, '-' and '_'", o.ID)
 	}
-	if !sekisho.ValidRegion(o.HomeRegion) {
-		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "home_region", "home region %q must be a country code such as jp, th, tw or id", o.HomeRegion)
+	if !s.regions[o.HomeRegion] {
+		return nil, &sekisho.Error{Code: sekisho.EInvalid, Type: "region-unknown", Field: "home_region",
+			Message: fmt.Sprintf("home region %q is not one of this instance's regions (%s)", o.HomeRegion, strings.Join(s.cfg.Regions, ", "))}
 	}
 	o.Root, o.Status, o.CreatedAt, o.CreatedBy = false, StatusActive, s.now(), c.Principal
 	if err := s.put(ctx, KindOrg, o.ID, o.ID, 1, o); err != nil {

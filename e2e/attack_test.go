@@ -322,3 +322,30 @@ func TestAttackMetricsNotOnDataListener(t *testing.T) {
 		t.Fatalf("metrics listener: %d\n%.300s", resp.StatusCode, b)
 	}
 }
+
+// TestAttackRegionsClosedList (issue 13 point 11): serve --regions sets the
+// closed list: a record pinned to a listed region is stored, anything else
+// is region-unknown.
+func TestAttackRegionsClosedList(t *testing.T) {
+	srv := startServer(t, filepath.Join(t.TempDir(), "data"), masterKey(), "--regions", "jp,kr")
+	c := newCastRegions(t, srv)
+	ctx := context.Background()
+	for r, want := range map[string]string{"jp": "", "kr": "", "th": "region-unknown", "xx": "region-unknown"} {
+		err := c.JSON(ctx, "POST", "/v1/collections/users/records", "support", map[string]any{"region": r,
+			"fields": map[string]any{"country": strings.ToUpper(r)}}, nil)
+		if got := client.ProblemType(err); got != want {
+			t.Fatalf("region %s: %q (%v), want %q", r, got, err, want)
+		}
+	}
+}
+
+// newCastRegions bootstraps only the first admin.
+func newCastRegions(t *testing.T, srv *server) *client.Client {
+	t.Helper()
+	tok, err := os.ReadFile(filepath.Join(srv.dir, "bootstrap-admin-token"))
+	ok(t, "bootstrap token", err)
+	admin := newClient(t, srv, nil)
+	_, err = admin.Bootstrap(context.Background(), strings.TrimSpace(string(tok)), "admin", "admin's laptop")
+	ok(t, "bootstrap", err)
+	return admin
+}

@@ -147,7 +147,7 @@ func TestProblems(t *testing.T) {
 		{"unknown collection", "POST", "/v1/collections/nope/records", `{"region":"jp","fields":{"a":"b"}}`, nil, 404, "not-found"},
 		{"invalid phone", "POST", "/v1/collections/users/records", `{"region":"jp","fields":{"phone":"12"}}`, nil, 400, "invalid"},
 		{"unknown field", "POST", "/v1/collections/users/records", `{"region":"jp","fields":{"shoe_size":"12"}}`, nil, 400, "invalid"},
-		{"bad region", "POST", "/v1/collections/users/records", `{"region":"Japan","fields":{"country":"JP"}}`, nil, 400, "invalid"},
+		{"bad region", "POST", "/v1/collections/users/records", `{"region":"Japan","fields":{"country":"JP"}}`, nil, 400, "region-unknown"},
 		{"not json", "POST", "/v1/collections/users/records", `region=jp`, nil, 400, "invalid"},
 		{"form content type", "POST", "/v1/collections/users/records", `{}`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, "unsupported"},
 		{"too large", "POST", "/v1/collections/users/records", `{"region":"jp","fields":{"display_name":"` + strings.Repeat("a", 2<<20) + `"}}`, nil, 413, "too-large"},

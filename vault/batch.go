@@ -73,8 +73,8 @@ func (v *Vault) PrepareBatch(ctx context.Context, c Caller, collection string, i
 			defer wg.Done()
 			for i := w; i < len(inputs); i += workers {
 				in := inputs[i]
-				if !sekisho.ValidRegion(in.Region) {
-					out[i].Err = sekisho.FieldErrorf(sekisho.EInvalid, "region", "region %q must be a lower-case country code such as jp, th, tw or id", in.Region)
+				if err := v.checkRegion(in.Region); err != nil {
+					out[i].Err = err
 					continue
 				}
 				values, err := normalizeFields(s, in.Region, in.Fields, true)

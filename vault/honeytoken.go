@@ -25,8 +25,8 @@ func (v *Vault) CreateHoneytokens(ctx context.Context, c Caller, collection stri
 	now := v.now().UTC()
 	var d Decision
 	for i, in := range inputs {
-		if !sekisho.ValidRegion(in.Region) {
-			return nil, sekisho.FieldErrorf(sekisho.EInvalid, "region", "region %q must be a lower-case country code such as jp, th, tw or id", in.Region)
+		if err := v.checkRegion(in.Region); err != nil {
+			return nil, err
 		}
 		values, err := normalizeFields(s, in.Region, in.Fields, true)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"encoding/base32"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -114,6 +115,8 @@ type Vault struct {
 	authz Authorizer
 	guard Guard
 	now   func() time.Time
+	// regions is the closed list of regions records are pinned to.
+	regions []string
 
 	mu      sync.RWMutex
 	schemas map[string]*sekisho.Schema
@@ -125,6 +128,10 @@ type Options struct {
 	Authorizer Authorizer // default OwnOrg
 	Guard      Guard      // default none
 	Now        func() time.Time
+	// Regions is the closed list of residency regions a record may be
+	// pinned to (default sekisho.DefaultRegions); anything else is
+	// region-unknown.
+	Regions []string
 }
 
 // New returns a vault over store, with keys and audit.
@@ -137,7 +144,28 @@ func New(store sekisho.Store, kp keys.Provider, aud Auditor, opts Options) *Vaul
 	if v.now == nil {
 		v.now = time.Now
 	}
+	if len(opts.Regions) == 0 {
+		opts.Regions = sekisho.DefaultRegions
+	}
+	v.regions = slices.Clone(opts.Regions)
 	return v
+}
+
+// ProblemRegionUnknown is the problem type of a region that is not one of
+// the instance's regions.
+const ProblemRegionUnknown = "region-unknown"
+
+// Regions returns the instance's regions, the closed list records are
+// pinned to.
+func (v *Vault) Regions() []string { return slices.Clone(v.regions) }
+
+// checkRegion refuses a region that is not one of the instance's.
+func (v *Vault) checkRegion(region string) error {
+	if slices.Contains(v.regions, region) {
+		return nil
+	}
+	return &sekisho.Error{Code: sekisho.EInvalid, Type: ProblemRegionUnknown, Field: "region",
+		Message: fmt.Sprintf("region %q is not one of this instance's regions (%s; serve --regions)", region, strings.Join(v.regions, ", "))}
 }
 
 // SetAuthorizer and SetGuard replace the authoriser or guard (used in wiring).

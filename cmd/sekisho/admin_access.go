@@ -31,6 +31,7 @@ func newAccessWith(ctx context.Context, in *instance, cfg access.Config) (*acces
 	m := hmac.New(sha256.New, root)
 	m.Write([]byte("sekisho access token MAC v1"))
 	cfg.Store, cfg.Schema, cfg.Audit, cfg.TokenKey = in.store, in.vault.Schema, in.log, m.Sum(nil)
+	cfg.Regions = in.vault.Regions()
 	acc, err := access.New(cfg)
 	if err != nil {
 		return nil, err

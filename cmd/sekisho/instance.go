@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -43,8 +44,12 @@ type instanceOptions struct {
 	// Regions maps a residency region to the store URL that keeps its
 	// records and events; regions not listed use Store.
 	Regions map[string]string
-	Stderr  io.Writer
-	Logger  *slog.Logger
+	// RegionList is the closed list of regions records may be pinned to
+	// (serve --regions; default sekisho.DefaultRegions); the regions of
+	// Regions are added to it.
+	RegionList []string
+	Stderr     io.Writer
+	Logger     *slog.Logger
 	// WitnessDir receives a copy of every checkpoint: the default log's as
 	// DIR/checkpoint-<size>, a region's as DIR/<region>/checkpoint-<size>.
 	WitnessDir string
@@ -173,7 +178,7 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 			return nil, err
 		}
 	}
-	in.vault = vault.New(in.store, in.keys, in.logs, vault.Options{Now: o.Now})
+	in.vault = vault.New(in.store, in.keys, in.logs, vault.Options{Now: o.Now, Regions: regionList(o.RegionList, o.Regions)})
 	defaults, err := schemas.Defaults()
 	if err != nil {
 		return nil, err
@@ -233,6 +238,21 @@ func logOrigin(ctx context.Context, st sekisho.Store, flag string) (string, erro
 		return "", fmt.Errorf("keep the log origin: %w", err)
 	}
 	return origin, nil
+}
+
+// regionList is the closed list of regions: list (default
+// sekisho.DefaultRegions) and every region with a store of its own.
+func regionList(list []string, stores map[string]string) []string {
+	if len(list) == 0 {
+		list = sekisho.DefaultRegions
+	}
+	out := slices.Clone(list)
+	for _, r := range sortedRegions(stores) {
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // openStore opens the embedded SQLite of dataDir ("" or "sqlite"), another

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/edge"
 	"github.com/sekisho/sekisho/guard"
@@ -51,6 +53,7 @@ type serveFlags struct {
 	proxies       string
 	dpopNonce     bool
 	metricsAddr   string
+	regionList    []string
 	controller    report.Controller
 	clientCA      string
 	otlpEndpoint  string
@@ -104,6 +107,7 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.StringVar(&f.clientCA, "client-ca", "", "PEM file of the CAs of services' TLS client certificates: enables certificate-bound tokens (RFC 8705); needs --tls-cert")
 	fl.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "OTLP/HTTP collector URL (http://127.0.0.1:4318): export a trace span of every request, W3C traceparent honoured")
 	fl.BoolVar(&f.dpopNonce, "dpop-nonce", false, "require a server nonce in every DPoP proof (RFC 9449 §8-9; clients get it from the DPoP-Nonce header)")
+	fl.StringSliceVar(&f.regionList, "regions", sekisho.DefaultRegions, "the closed list of residency regions records may be pinned to (comma-separated; regions with a store of their own in --config are added)")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:9700", "address of the Prometheus /metrics listener, apart from the data listener (\"\": none)")
 	fl.StringVar(&f.config, "config", "", "configuration file (YAML: the flags' settings and a regions: map of region to store URL)")
 	return cmd
@@ -134,6 +138,9 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	if !slices.Contains(regionList(f.regionList, f.regions), f.region) {
+		return fmt.Errorf("--region %s is not one of --regions (%s)", f.region, strings.Join(f.regionList, ","))
+	}
 	var tracer trace.Tracer
 	if f.otlpEndpoint != "" {
 		var stop func(context.Context) error
@@ -153,7 +160,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 			return fmt.Errorf("--public-url: %w", err)
 		}
 	}
-	in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile, Regions: f.regions, WitnessDir: f.witnessDir, LogOrigin: f.logOrigin,
+	in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile, Regions: f.regions, RegionList: f.regionList, WitnessDir: f.witnessDir, LogOrigin: f.logOrigin,
 		Stderr: cmd.ErrOrStderr(), Logger: logger})
 	if err != nil {
 		return err
