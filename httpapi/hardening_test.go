@@ -446,3 +446,94 @@ func TestHardeningStolenTokenAttributed(t *testing.T) {
 		t.Fatalf("scope counts %d denied attempts of bob, want at least the 3 stolen-token requests", sc.DeniedAttempts)
 	}
 }
+
+// TestHardeningRegionsClosedList (issue 13 point 11): a record's region is
+// one of the configured regions (default jp, th, tw, id); anything else,
+// well-formed or not, is region-unknown, for records, lookups, orgs' home
+// regions and grants. On the old code any two-to-eight-letter code was a
+// region.
+func TestHardeningRegionsClosedList(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	for _, r := range []string{"kr", "us", "zz", "Japan", "jp ", ""} {
+		err := w.admin.JSON(ctx, "POST", "/v1/collections/users/records", "support", map[string]any{"region": r,
+			"fields": map[string]any{"country": "JP"}}, nil)
+		refused(t, err, "region-unknown")
+	}
+	err := w.admin.JSON(ctx, "POST", "/v1/collections/users/lookup", "support", map[string]any{"field": "email", "value": "hanako@example.jp", "region": "kr"}, nil)
+	refused(t, err, "region-unknown")
+	refused(t, w.admin.JSON(ctx, "POST", "/v1/orgs", "", map[string]any{"id": "korea-co", "home_region": "kr"}, nil), "region-unknown")
+	_, err = w.grant(w.admin, w.grantToAffiliate("kr"))
+	refused(t, err, "grant-invalid")
+	// Controls: every configured region.
+	for _, r := range sekisho.DefaultRegions {
+		must(t, w.admin.JSON(ctx, "POST", "/v1/collections/users/records", "support", map[string]any{"region": r,
+			"fields": map[string]any{"country": strings.ToUpper(r)}}, nil))
+	}
+	must(t, w.admin.JSON(ctx, "POST", "/v1/orgs", "", map[string]any{"id": "thai-co", "home_region": "th"}, nil))
+}
+
+// TestHardeningTamperedRecordRecorded (issue 13 point 6): a read of a row
+// whose ciphertext or wrapped data key was swapped with another record's
+// (someone with the database) answers record-integrity with nothing of the
+// record, is audited (deny, the reason naming the record and field) and
+// raises a tamper alert. On the old code it answered 500 with no event.
+func TestHardeningTamperedRecordRecorded(t *testing.T) {
+	w := newGuardWorld(t, 4)
+	ctx := context.Background()
+	recs, err := w.store.GetRecords(ctx, "users", w.ids[:3])
+	must(t, err)
+	a, b, c := recs[0], recs[1], recs[2]
+	// Control: a untouched reads.
+	if _, err := w.read(w.agent, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	// b's phone replaced by a's (a valid ciphertext, of another record);
+	// c's wrapped data key replaced by a's.
+	b.Fields["phone"] = a.Fields["phone"]
+	b.Version++
+	must(t, w.store.UpdateRecord(ctx, b))
+	c.WrappedDEK = a.WrappedDEK
+	c.Version++
+	must(t, w.store.UpdateRecord(ctx, c))
+	for _, tc := range []struct{ id, what string }{{b.ID, "field phone"}, {c.ID, "the data key"}} {
+		resp, err := w.agent.Do(ctx, "GET", "/v1/collections/users/records/"+tc.id+"?fields=display_name,phone", nil, http.Header{"Sekisho-Purpose": {"support"}})
+		must(t, err)
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if body["type"] != httpapi.ProblemBase+"record-integrity" || body["fields"] != nil {
+			t.Fatalf("tampered %s: %d %v", tc.id, resp.StatusCode, body)
+		}
+		if d, _ := body["detail"].(string); !strings.Contains(d, tc.id) || !strings.Contains(d, tc.what) {
+			t.Fatalf("detail %q does not name the record and %s", d, tc.what)
+		}
+	}
+	var evs struct {
+		Events []httpapi.EventItem `json:"events"`
+	}
+	must(t, w.admin.JSON(ctx, "GET", "/v1/audit/events?decision=deny&limit=1000", "", nil, &evs))
+	seen := map[string]bool{}
+	for _, it := range evs.Events {
+		e := it.Event
+		if e.Policy == "integrity" && e.Principal == "sam" && len(e.Records) == 1 && strings.Contains(e.Reason, "does not authenticate") {
+			seen[e.Records[0]] = true
+		}
+	}
+	if !seen[b.ID] || !seen[c.ID] {
+		t.Fatalf("integrity denials recorded for %v, want %s and %s", seen, b.ID, c.ID)
+	}
+	n := 0
+	for _, r := range w.waitAlerts(2) {
+		if r == "tamper" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("alerts %v, want two tamper alerts", w.hooks.rules())
+	}
+	// The untouched record still reads.
+	if _, err := w.read(w.agent, a.ID); err != nil {
+		t.Fatal(err)
+	}
+}

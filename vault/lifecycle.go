@@ -70,7 +70,7 @@ func openMeta(rk *keys.RecordKey, r *sekisho.SealedRecord) (meta, error) {
 	if ct, ok := r.Fields[metaRetainUntil]; ok {
 		pt, err := rk.Open(keys.FieldAD{Collection: r.Collection, RecordID: r.ID, Field: metaRetainUntil, KeyVersion: dekVersion}, ct)
 		if err != nil {
-			return m, &sekisho.Error{Code: sekisho.EInternal, Message: fmt.Sprintf("retain_until of record %s does not open", r.ID), Err: err}
+			return m, integrityErr(r, "retain_until", err)
 		}
 		if err := json.Unmarshal(pt, &m.RetainUntil); err != nil {
 			return m, &sekisho.Error{Code: sekisho.EInternal, Message: fmt.Sprintf("retain_until of record %s does not decode", r.ID), Err: err}
@@ -79,7 +79,7 @@ func openMeta(rk *keys.RecordKey, r *sekisho.SealedRecord) (meta, error) {
 	if ct, ok := r.Fields[metaConsents]; ok {
 		pt, err := rk.Open(keys.FieldAD{Collection: r.Collection, RecordID: r.ID, Field: metaConsents, KeyVersion: dekVersion}, ct)
 		if err != nil {
-			return m, &sekisho.Error{Code: sekisho.EInternal, Message: fmt.Sprintf("consents of record %s do not open", r.ID), Err: err}
+			return m, integrityErr(r, "consents", err)
 		}
 		if err := json.Unmarshal(pt, &m.Consents); err != nil {
 			return m, &sekisho.Error{Code: sekisho.EInternal, Message: fmt.Sprintf("consents of record %s do not decode", r.ID), Err: err}

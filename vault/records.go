@@ -69,7 +69,7 @@ func (v *Vault) dek(ctx context.Context, r *sekisho.SealedRecord) ([]byte, error
 	}
 	dek, err := keys.UnwrapDEK(kek, keys.DEKAD{Org: r.Org, Region: r.Region, Collection: r.Collection, RecordID: r.ID, KEKVersion: r.KEKVersion}, r.WrappedDEK)
 	if err != nil {
-		return nil, &sekisho.Error{Code: sekisho.EInternal, Message: "record key does not open", Err: err}
+		return nil, integrityErr(r, "the data key", err)
 	}
 	return dek, nil
 }
@@ -105,7 +105,7 @@ func (v *Vault) open(ctx context.Context, s *sekisho.Schema, r *sekisho.SealedRe
 		}
 		pt, err := rk.Open(keys.FieldAD{Collection: r.Collection, RecordID: r.ID, Field: name, KeyVersion: dekVersion}, ct)
 		if err != nil {
-			return nil, &sekisho.Error{Code: sekisho.EInternal, Message: fmt.Sprintf("field %s of record %s does not open", name, r.ID), Err: err}
+			return nil, integrityErr(r, "field "+name, err)
 		}
 		if masked[name] {
 			f, _ := s.Field(name)
@@ -126,8 +126,8 @@ func (v *Vault) Create(ctx context.Context, c Caller, collection string, in *sek
 	if err != nil {
 		return nil, err
 	}
-	if !sekisho.ValidRegion(in.Region) {
-		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "region", "region %q must be a lower-case country code such as jp, th, tw or id", in.Region)
+	if err := v.checkRegion(in.Region); err != nil {
+		return nil, err
 	}
 	values, err := normalizeFields(s, in.Region, in.Fields, true)
 	if err != nil {
@@ -271,7 +271,7 @@ func (v *Vault) read(ctx context.Context, c Caller, action, collection string, i
 	for _, r := range recs {
 		rec, err := v.open(ctx, s, r, fields, masked)
 		if err != nil {
-			return nil, err
+			return nil, v.integrity(ctx, c, action, collection, r, err)
 		}
 		out = append(out, rec)
 	}
@@ -341,7 +341,7 @@ func (v *Vault) Patch(ctx context.Context, c Caller, collection, id string, p *s
 	}
 	dek, err := v.dek(ctx, r)
 	if err != nil {
-		return nil, err
+		return nil, v.integrity(ctx, c, ActionUpdate, collection, r, err)
 	}
 	rk, err := keys.NewRecordKey(dek)
 	if err != nil {
@@ -349,7 +349,7 @@ func (v *Vault) Patch(ctx context.Context, c Caller, collection, id string, p *s
 	}
 	m, err := openMeta(rk, r)
 	if err != nil {
-		return nil, err
+		return nil, v.integrity(ctx, c, ActionUpdate, collection, r, err)
 	}
 	if len(p.Consents) > 0 {
 		m.Consents.Apply(p.Consents, v.now(), c.Principal)
@@ -368,7 +368,7 @@ func (v *Vault) Patch(ctx context.Context, c Caller, collection, id string, p *s
 				if _, has := r.Fields[f.Name]; has {
 					pt, err := rk.Open(keys.FieldAD{Collection: collection, RecordID: id, Field: f.Name, KeyVersion: dekVersion}, r.Fields[f.Name])
 					if err != nil {
-						return nil, &sekisho.Error{Code: sekisho.EInternal, Message: "field does not open", Err: err}
+						return nil, v.integrity(ctx, c, ActionUpdate, collection, r, integrityErr(r, "field "+f.Name, err))
 					}
 					k, err := v.indexKey(ctx, r.Org, collection, f.Name)
 					if err != nil {
@@ -471,8 +471,10 @@ func (v *Vault) Lookup(ctx context.Context, c Caller, collection string, lr Look
 	if !ok || !f.Lookup {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "field", "field %q of %s is not a lookup field", lr.Field, collection)
 	}
-	if lr.Region != "" && !sekisho.ValidRegion(lr.Region) {
-		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "region", "region %q is not a region code", lr.Region)
+	if lr.Region != "" {
+		if err := v.checkRegion(lr.Region); err != nil {
+			return nil, err
+		}
 	}
 	val, err := sekisho.Normalize(f, lr.Value, lr.Region)
 	if err != nil {
