@@ -21,6 +21,7 @@ const (
 	EUnavailable  ErrorCode = "unavailable"     // the store or a dependency is not ready
 	EInternal     ErrorCode = "internal"        // a bug or an unexpected failure
 	EUnsupported  ErrorCode = "unsupported"     // media type or method not supported
+	ERateLimited  ErrorCode = "rate-limited"    // too many requests from one source; retry later
 )
 
 // ProblemStorageFull refines EUnavailable: the store's disk is full, so

@@ -273,38 +273,17 @@ func (s *Service) EnrolDevice(ctx context.Context, c vault.Caller, principal, na
 	if err != nil {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "key", "%v", err)
 	}
-	p, _, err := get[Principal](ctx, s, KindPrincipal, principal)
-	if err != nil {
-		return nil, sekisho.FieldErrorf(sekisho.ENotFound, "principal", "principal %q not found", principal)
-	}
-	c.Org = p.Org
-	detail := "device " + key.Thumbprint() + " for " + principal
-	if p.Status != StatusActive {
-		return nil, s.event(ctx, c, "device.enrol", detail, sekisho.TypedErrorf(sekisho.EForbidden, "principal-revoked", "principal %s is revoked", principal))
-	}
 	if len(name) > 100 {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "name", "device name is longer than 100 characters")
 	}
-	devs, err := list[Device](ctx, s, KindDevice, p.Org)
-	if err != nil {
-		return nil, err
-	}
 	now := s.now()
-	pending := 0
-	for _, d := range devs {
-		if d.Principal == principal && d.Status == StatusPending && !d.expired(now) {
-			pending++
-		}
-	}
-	if pending >= MaxPendingDevices {
-		return nil, s.event(ctx, c, "device.enrol", detail, sekisho.TypedErrorf(sekisho.EConflict, "too-many-pending-devices",
-			"principal %s has %d devices waiting for approval (each for at most %s); ask an admin to approve or revoke them", principal, pending, PendingDeviceTTL))
-	}
+	detail := "device " + key.Thumbprint() + " for " + principal
 	// A device is its public key: one key is one device across every
 	// principal and org, for ever. A key that is or was enrolled (approved,
 	// revoked, quarantined, or pending) never enrols again, under anyone;
 	// only an enrolment that expired unapproved is replaced. Devices are
-	// never deleted, so a revoked key stays known.
+	// never deleted, so a revoked key stays known. (This answer tells the
+	// key's holder about its own key, whatever principal it names.)
 	version := int64(1)
 	if old, v, err := get[Device](ctx, s, KindDevice, key.Thumbprint()); err == nil {
 		if !old.expired(now) {
@@ -313,6 +292,43 @@ func (s *Service) EnrolDevice(ctx context.Context, c vault.Caller, principal, na
 		version = v + 1
 	} else if sekisho.Code(err) != sekisho.ENotFound {
 		return nil, err
+	}
+	// The caller is anonymous: whether the principal exists, is revoked or
+	// has too many enrolments waiting is audited, never answered. Every
+	// such enrolment answers like a stored one (pending), so that
+	// enrolment does not tell who exists; only an admin of the org sees
+	// what is really pending.
+	stub := &Device{ID: key.Thumbprint(), Principal: principal, Name: name, Status: StatusPending, EnrolledAt: now}
+	hidden := func(err error) (*Device, error) {
+		if aerr := s.event(ctx, c, "device.enrol", detail, err); sekisho.Code(aerr) == sekisho.EUnavailable {
+			return nil, aerr
+		}
+		return stub, nil
+	}
+	p, _, err := get[Principal](ctx, s, KindPrincipal, principal)
+	if sekisho.Code(err) == sekisho.ENotFound {
+		return hidden(sekisho.TypedErrorf(sekisho.ENotFound, "principal-unknown", "principal %q does not exist (not told to the caller)", principal))
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.Org = p.Org
+	if p.Status != StatusActive {
+		return hidden(sekisho.TypedErrorf(sekisho.EForbidden, "principal-revoked", "principal %s is revoked (not told to the caller)", principal))
+	}
+	devs, err := list[Device](ctx, s, KindDevice, p.Org)
+	if err != nil {
+		return nil, err
+	}
+	pending := 0
+	for _, d := range devs {
+		if d.Principal == principal && d.Status == StatusPending && !d.expired(now) {
+			pending++
+		}
+	}
+	if pending >= MaxPendingDevices {
+		return hidden(sekisho.TypedErrorf(sekisho.EConflict, "too-many-pending-devices",
+			"principal %s has %d devices waiting for approval (each for at most %s); not stored, not told to the caller", principal, pending, PendingDeviceTTL))
 	}
 	d := &Device{ID: key.Thumbprint(), Principal: principal, Org: p.Org, Name: name, Key: key, Status: StatusPending, EnrolledAt: now}
 	if err := s.put(ctx, KindDevice, d.ID, d.Org, version, d); err != nil {

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
@@ -231,6 +232,16 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, c vault.Cal
 	return writeJSON(w, http.StatusOK, map[string]any{"devices": l})
 }
 
+// EnrolAnswer is the answer of POST /v1/devices, the same for a principal
+// that exists and one that does not.
+type EnrolAnswer struct {
+	ID         string    `json:"id"`
+	Principal  string    `json:"principal"`
+	Name       string    `json:"name,omitempty"`
+	Status     string    `json:"status"`
+	EnrolledAt time.Time `json:"enrolled_at"`
+}
+
 // enrolRequest is the body of POST /v1/devices; the key is the one that
 // signed the request's DPoP proof.
 type enrolRequest struct {
@@ -260,7 +271,9 @@ func (s *Server) enrolDevice(w http.ResponseWriter, r *http.Request, _ vault.Cal
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, d)
+	// The same answer whether the principal exists or not: the device's
+	// id, the principal asked for, pending. Nothing of its org.
+	return writeJSON(w, http.StatusCreated, EnrolAnswer{ID: d.ID, Principal: d.Principal, Name: d.Name, Status: d.Status, EnrolledAt: d.EnrolledAt})
 }
 
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, c vault.Caller) error {

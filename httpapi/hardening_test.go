@@ -8,7 +8,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +21,7 @@ import (
 	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/httpapi"
+	"github.com/sekisho/sekisho/schemas"
 	"github.com/sekisho/sekisho/vault"
 )
 
@@ -536,4 +540,120 @@ func TestHardeningTamperedRecordRecorded(t *testing.T) {
 	if _, err := w.read(w.agent, a.ID); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestHardeningEnrolmentRevealsNothing (issue 13 point 10): enrolment
+// answers the same for a principal that exists, one that does not and one
+// that is revoked (status pending, no org); the difference is audited,
+// not told. On the old code an unknown principal was 404 and a known one's
+// answer named its org.
+func TestHardeningEnrolmentRevealsNothing(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	must(t, w.affAdmin.JSON(ctx, "POST", "/v1/principals", "", map[string]any{"id": "carol", "roles": []string{"member"}}, nil))
+	must(t, w.affAdmin.JSON(ctx, "POST", "/v1/principals", "", map[string]any{"id": "dave", "roles": []string{"member"}}, nil))
+	must(t, w.affAdmin.JSON(ctx, "POST", "/v1/principals/dave/revoke", "", nil, nil))
+	answer := func(principal string) (map[string]any, string) {
+		c := w.client(w.srv)
+		body, _ := json.Marshal(map[string]string{"principal": principal, "name": "laptop"})
+		req, _ := http.NewRequest("POST", w.srv.URL+"/v1/devices", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		p, err := c.Key.Proof("POST", w.srv.URL+"/v1/devices", "", w.clk.Now())
+		must(t, err)
+		req.Header.Set("DPoP", p)
+		resp, err := http.DefaultClient.Do(req)
+		must(t, err)
+		defer resp.Body.Close()
+		var m map[string]any
+		json.NewDecoder(resp.Body).Decode(&m)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("enrol for %s: %d %v", principal, resp.StatusCode, m)
+		}
+		id := m["id"].(string)
+		if id != c.Key.Thumbprint() || m["principal"] != principal {
+			t.Fatalf("enrol for %s: %v", principal, m)
+		}
+		delete(m, "id")
+		delete(m, "principal")
+		delete(m, "enrolled_at")
+		return m, id
+	}
+	known, knownID := answer("carol")
+	for _, p := range []string{"nobody", "dave"} {
+		got, id := answer(p)
+		if fmt.Sprint(got) != fmt.Sprint(known) {
+			t.Fatalf("enrol for %s answers %v, for an existing principal %v", p, got, known)
+		}
+		// Nothing was stored: there is no such device to approve.
+		refused(t, w.admin.JSON(ctx, "POST", "/v1/devices/"+id+"/approve", "", nil, nil), "not-found")
+	}
+	if _, ok := known["org"]; ok {
+		t.Fatalf("the answer names the org: %v", known)
+	}
+	// Positive control: carol's enrolment is real and its admin approves it.
+	must(t, w.affAdmin.JSON(ctx, "POST", "/v1/devices/"+knownID+"/approve", "", nil, nil))
+	// The refusals are audited.
+	var evs struct {
+		Events []httpapi.EventItem `json:"events"`
+	}
+	must(t, w.admin.JSON(ctx, "GET", "/v1/audit/events?decision=deny&limit=1000", "", nil, &evs))
+	seen := 0
+	for _, it := range evs.Events {
+		if it.Event.Action == "device.enrol" && (strings.Contains(it.Event.Detail, " for nobody") || strings.Contains(it.Event.Detail, " for dave")) {
+			seen++
+		}
+	}
+	if seen != 2 {
+		t.Fatalf("%d audited refused enrolments, want 2", seen)
+	}
+}
+
+// TestHardeningAnonymousRateLimited (issue 13 point 10): anonymous requests
+// (enrolment, token, bootstrap) are limited per source address: past the
+// configured rate, 429 rate-limited with Retry-After; a minute later the
+// same request is served. On the old code there was no limit.
+func TestHardeningAnonymousRateLimited(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Vault: w.vaultOf(t), AuditLog: w.log, Auth: w.acc, Access: w.acc,
+		KnownPurpose: w.acc.KnownPurpose, Now: w.clk.Now, AnonymousRate: 5}))
+	t.Cleanup(srv.Close)
+	must(t, w.affAdmin.JSON(ctx, "POST", "/v1/principals", "", map[string]any{"id": "carol", "roles": []string{"member"}}, nil))
+	for i := range 5 {
+		if _, err := w.client(srv).Enrol(ctx, "carol", "laptop"); err != nil {
+			t.Fatalf("enrolment %d: %v", i+1, err)
+		}
+	}
+	c := w.client(srv)
+	_, err := c.Enrol(ctx, "carol", "laptop")
+	refused(t, err, "rate-limited")
+	// The raw answer: 429 and Retry-After.
+	p, _ := c.Key.Proof("POST", srv.URL+"/v1/token", "", w.clk.Now())
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("DPoP", p)
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	resp.Body.Close()
+	if ra, _ := strconv.Atoi(resp.Header.Get("Retry-After")); resp.StatusCode != http.StatusTooManyRequests || ra < 1 || ra > 60 {
+		t.Fatalf("token past the limit: %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	// Authenticated requests are not limited by it.
+	must(t, w.admin.JSON(ctx, "GET", "/v1/whoami", "", nil, nil))
+	// A minute later the bucket has refilled.
+	w.clk.Advance(time.Minute)
+	if _, err := c.Enrol(ctx, "carol", "laptop"); err != nil {
+		t.Fatalf("after a minute: %v", err)
+	}
+}
+
+// vaultOf is a vault over the env's store, authorised by its access
+// service (for another httpapi.Server over the same state).
+func (e *env) vaultOf(t *testing.T) *vault.Vault {
+	v := vault.New(e.store, e.kp, e.log, vault.Options{Now: e.clk.Now})
+	defs, err := schemas.Defaults()
+	must(t, err)
+	must(t, v.EnsureSchemas(context.Background(), defs))
+	v.SetAuthorizer(e.acc.Authorizer())
+	return v
 }

@@ -47,6 +47,7 @@ var codeStatus = map[sekisho.ErrorCode]int{
 	sekisho.EUnavailable:  http.StatusServiceUnavailable,
 	sekisho.EUnsupported:  http.StatusUnsupportedMediaType,
 	sekisho.EInternal:     http.StatusInternalServerError,
+	sekisho.ERateLimited:  http.StatusTooManyRequests,
 }
 
 // writeError writes err as a problem. The detail is the error's client-safe

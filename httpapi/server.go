@@ -61,6 +61,7 @@ const (
 
 // Server serves the API.
 type Server struct {
+	limiter     *rateLimiter // anonymous routes, per source; nil: none
 	vault       *vault.Vault
 	log         *slog.Logger
 	auditLog    *audit.Log  // the default log (events about no record)
@@ -115,6 +116,10 @@ type Config struct {
 	// Tracer, when set, makes a span of every request (continuing a W3C
 	// traceparent); serve sets one that exports over OTLP.
 	Tracer trace.Tracer
+	// AnonymousRate limits the anonymous routes (bootstrap, device
+	// enrolment, token) to this many requests a minute per source address
+	// (0: DefaultAnonymousRate; negative: no limit).
+	AnonymousRate int
 	// Proxies are the trusted proxies whose X-Forwarded-For or Forwarded
 	// header names the source address of audit events; the zero value
 	// trusts none (the source is the connection's peer).
@@ -146,6 +151,12 @@ func New(c Config) *Server {
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sekisho_http_request_duration_seconds",
 		Help: "HTTP request latency by route.", Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}, []string{"route"})
 	s.reg.MustRegister(s.requests, s.latency)
+	switch {
+	case c.AnonymousRate == 0:
+		s.limiter = newRateLimiter(DefaultAnonymousRate)
+	case c.AnonymousRate > 0:
+		s.limiter = newRateLimiter(c.AnonymousRate)
+	}
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
 		if rt.Method == "POST" && (rt.Pattern == "/v1/token" || rt.Pattern == "/v1/devices") {
@@ -153,6 +164,9 @@ func New(c Config) *Server {
 		}
 		if rt.Method == "POST" && rt.Pattern == "/v1/token" {
 			rt.Handler = s.oauthErrors(rt.Handler)
+		}
+		if rt.Method == "POST" && (rt.Pattern == "/v1/token" || rt.Pattern == "/v1/devices" || rt.Pattern == "/v1/bootstrap") {
+			rt.Handler = s.anonLimit(rt.Handler)
 		}
 		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
 	}

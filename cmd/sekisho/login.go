@@ -109,8 +109,8 @@ it abandons (it stays enrolled until an admin revokes it).`,
 				return writeJSON(out, loginResult{Server: p.Server, Principal: p.Principal, Org: p.Org, Device: d.ID, Status: d.Status,
 					Profile: dir, Approve: "sekisho device approve -- " + d.ID, Abandoned: old.device()})
 			}
-			fmt.Fprintf(out, "Device %s enrolled for %s (org %s), pending approval.\nAsk an admin of %s to run:\n  sekisho device approve -- %s\nProfile: %s\n",
-				d.ID, d.Principal, d.Org, d.Org, d.ID, dir)
+			fmt.Fprintf(out, "Device %s enrolled for %s, pending approval.\nAsk an admin of its org to run:\n  sekisho device approve -- %s\nProfile: %s\n",
+				d.ID, d.Principal, d.ID, dir)
 			return nil
 		},
 	}

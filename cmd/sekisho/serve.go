@@ -53,6 +53,7 @@ type serveFlags struct {
 	proxies       string
 	dpopNonce     bool
 	metricsAddr   string
+	anonRate      int
 	regionList    []string
 	controller    report.Controller
 	clientCA      string
@@ -108,6 +109,7 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "OTLP/HTTP collector URL (http://127.0.0.1:4318): export a trace span of every request, W3C traceparent honoured")
 	fl.BoolVar(&f.dpopNonce, "dpop-nonce", false, "require a server nonce in every DPoP proof (RFC 9449 §8-9; clients get it from the DPoP-Nonce header)")
 	fl.StringSliceVar(&f.regionList, "regions", sekisho.DefaultRegions, "the closed list of residency regions records may be pinned to (comma-separated; regions with a store of their own in --config are added)")
+	fl.IntVar(&f.anonRate, "anonymous-rate-limit", httpapi.DefaultAnonymousRate, "anonymous requests (bootstrap, device enrolment, token) a minute per source address, past which 429 with Retry-After (negative: no limit)")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:9700", "address of the Prometheus /metrics listener, apart from the data listener (\"\": none)")
 	fl.StringVar(&f.config, "config", "", "configuration file (YAML: the flags' settings and a regions: map of region to store URL)")
 	return cmd
@@ -183,7 +185,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	nd, err := newNode(ctx, in, nodeConfig{Token: token, Org: f.org, Region: f.region, Logger: logger, Registry: reg, Webhooks: hooks,
+	nd, err := newNode(ctx, in, nodeConfig{AnonymousRate: f.anonRate, Token: token, Org: f.org, Region: f.region, Logger: logger, Registry: reg, Webhooks: hooks,
 		PublicURL: f.publicURL, Proxies: proxies, DPoPNonce: f.dpopNonce, Controller: f.controller, ClientCertificates: f.clientCA != "",
 		Tracer: tracer})
 	if err != nil {
@@ -286,12 +288,15 @@ func serveTLS(f serveFlags, logger *slog.Logger) (*tls.Config, error) {
 
 // nodeConfig configures the request path of one node.
 type nodeConfig struct {
-	Token    string // the bootstrap admin token
-	Org      string // the root org
-	Region   string // its home region
-	Logger   *slog.Logger
-	Registry *prometheus.Registry
-	Webhooks []guard.Webhook
+	// AnonymousRate limits the anonymous routes per source address
+	// (httpapi.Config.AnonymousRate).
+	AnonymousRate int
+	Token         string // the bootstrap admin token
+	Org           string // the root org
+	Region        string // its home region
+	Logger        *slog.Logger
+	Registry      *prometheus.Registry
+	Webhooks      []guard.Webhook
 	// NoGuard leaves the exfiltration guard out (the demo's "shared trust"
 	// configuration only).
 	NoGuard bool
@@ -335,7 +340,8 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 	in.vault.SetAuthorizer(acc.Authorizer())
 	n := &node{acc: acc}
 	hc := httpapi.Config{Vault: in.vault, AuditLog: in.log, AuditLogs: in.logs, VerifierKey: in.verifier, Logger: c.Logger, Registry: c.Registry,
-		Auth: acc, Access: acc, KnownPurpose: acc.KnownPurpose, Now: c.Now, Proxies: c.Proxies, Tracer: c.Tracer, Reports: report.Config{Controller: c.Controller}}
+		Auth: acc, Access: acc, KnownPurpose: acc.KnownPurpose, Now: c.Now, Proxies: c.Proxies, Tracer: c.Tracer, Reports: report.Config{Controller: c.Controller},
+		AnonymousRate: c.AnonymousRate}
 	if !c.NoGuard {
 		n.grd = guard.New(guard.Config{Store: in.store, Logs: in.logs.Stores(), Audit: in.log, RootOrg: c.Org, Logger: c.Logger, Registry: c.Registry,
 			Webhooks: c.Webhooks, Now: c.Now})
