@@ -14,7 +14,7 @@ import (
 
 // DefaultAnonymousRate is how many anonymous requests (bootstrap, device
 // enrolment, token) one source address may make a minute by default.
-const DefaultAnonymousRate = 60
+const DefaultAnonymousRate = 600
 
 // anonSourcesMax bounds the sources the limiter tracks; when full, sources
 // whose bucket has refilled are dropped, and if none has, the request is
