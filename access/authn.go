@@ -360,7 +360,7 @@ func (s *Service) deviceState(ctx context.Context, id string) (*Device, *Princip
 	switch d.Status {
 	case StatusPending:
 		return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "device-not-approved",
-			"device %s of %s is enrolled but not yet approved: ask an admin of %s to run: sekisho device approve %s", d.ID, d.Principal, d.Org, d.ID)
+			"device %s of %s is enrolled but not yet approved: ask an admin of %s to run: sekisho device approve -- %s", d.ID, d.Principal, d.Org, d.ID)
 	case StatusRevoked:
 		return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "device-revoked", "device %s was revoked", d.ID)
 	case StatusApproved:

@@ -17,6 +17,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sekisho/sekisho/access/dpop"
+	"github.com/sekisho/sekisho/client"
 )
 
 // The tests in this file run the built binary, as a script would: its exit
@@ -496,5 +499,47 @@ func TestPurposes(t *testing.T) {
 	out, _, _ = run(t, "api", "--profile", admin, "GET", "/v1/collections/users/records/aaaaaaaaaaaaaaaaaaaaaaaaaa", "-H", "Sekisho-Purpose: support")
 	if strings.Contains(out, "purpose-unknown") || !strings.Contains(out, "not-found") {
 		t.Fatalf("known purpose: %s", out)
+	}
+}
+
+// TestDeviceIDStartingWithDash: a device id is a base64url thumbprint and
+// may start with "-"; after "--" every verb takes it, and the commands the
+// CLI prints put it there.
+func TestDeviceIDStartingWithDash(t *testing.T) {
+	url, tokenFile := startNode(t)
+	admin := filepath.Join(t.TempDir(), "admin")
+	run(t, "login", "--server", url, "--bootstrap-token-file", tokenFile, "--profile", admin)
+	run(t, "principal", "create", "bob", "--role", "member", "--profile", admin)
+	var key *dpop.Key
+	for key == nil || !strings.HasPrefix(key.Thumbprint(), "-") { // 1 in 64 keys
+		var err error
+		if key, err = dpop.GenerateKey("ed25519"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := key.Thumbprint()
+	d, err := client.New(url, key).Enrol(context.Background(), "bob", "laptop")
+	if err != nil || d.ID != id {
+		t.Fatalf("enrol: %v %+v", err, d)
+	}
+	// Without "--" the id reads as flags: a usage error, nothing approved.
+	if _, errOut, code := run(t, "device", "approve", "--profile", admin, id); code != exitUsage || !strings.Contains(errOut, "unknown shorthand flag") {
+		t.Fatalf("approve %s without --: exit %d %s", id, code, errOut)
+	}
+	var dev struct{ ID, Status string }
+	var devs struct{ Devices []struct{ ID, Status string } }
+	runJSON(t, &devs, "device", "list", "--principal", "bob", "--profile", admin)
+	if len(devs.Devices) != 1 || devs.Devices[0].Status != "pending" {
+		t.Fatalf("devices: %+v", devs)
+	}
+	if runJSON(t, &dev, "device", "approve", "--profile", admin, "--", id); dev.ID != id || dev.Status != "approved" {
+		t.Fatalf("approve -- %s: %+v", id, dev)
+	}
+	var in struct{ Devices []string }
+	if runJSON(t, &in, "incident", "open", "--profile", admin, "--device="+id, "--since", "2000-01-01T00:00:00Z"); len(in.Devices) != 1 || in.Devices[0] != id {
+		t.Fatalf("incident open --device=%s: %+v", id, in)
+	}
+	if runJSON(t, &dev, "device", "revoke", "--profile", admin, "--", id); dev.Status != "revoked" {
+		t.Fatalf("revoke -- %s: %+v", id, dev)
 	}
 }
