@@ -109,6 +109,11 @@ func (s *Service) CreateOrg(ctx context.Context, c vault.Caller, o *Org) (*Org, 
 		return nil, &sekisho.Error{Code: sekisho.EInvalid, Type: "region-unknown", Field: "home_region",
 			Message: fmt.Sprintf("home region %q is not one of this instance's regions (%s)", o.HomeRegion, strings.Join(s.cfg.Regions, ", "))}
 	}
+	if o.TimeZone != "" {
+		if _, err := time.LoadLocation(o.TimeZone); err != nil || o.TimeZone == "Local" {
+			return nil, sekisho.FieldErrorf(sekisho.EInvalid, "time_zone", "time zone %q: want an IANA name such as Asia/Tokyo or Asia/Bangkok", o.TimeZone)
+		}
+	}
 	o.Root, o.Status, o.CreatedAt, o.CreatedBy = false, StatusActive, s.now(), c.Principal
 	if err := s.put(ctx, KindOrg, o.ID, o.ID, 1, o); err != nil {
 		return nil, s.event(ctx, c, "org.create", detail, err)

@@ -64,6 +64,9 @@ type Org struct {
 	// HomeRegion is where the org's own data subjects live; a grant that
 	// reaches another region needs two admins.
 	HomeRegion string `json:"home_region"`
+	// TimeZone is the org's IANA time zone ("Asia/Tokyo"): the guard
+	// learns its principals' working hours in it. Empty: the server's.
+	TimeZone string `json:"time_zone,omitempty"`
 	// Root marks the org that runs the instance (created at bootstrap); its
 	// admins create the other orgs and edit policies.
 	Root      bool      `json:"root,omitempty"`

@@ -31,8 +31,10 @@
 // DefaultRules until changed), each with an action (log, alert, step-up,
 // quarantine) and thresholds. A change is a new version, kept as a
 // guard-rule-version object, and audited before it applies. The rules are
-// new-device, new-source, off-hours (hours learned per principal, a
-// baseline for new ones), enumeration (near-sequential lookup values, seen
+// new-device, new-source, off-hours (hours learned per principal in its
+// org's time zone, Org.TimeZone, else Config.Location, the server's local
+// zone; quiet for a principal's first min_history requests, then a
+// baseline until learn_after), enumeration (near-sequential lookup values, seen
 // by ObserveLookup before the vault runs the lookup because most of an
 // enumeration's lookups match nothing; or many distinct subjects a minute
 // through lookups), denied-burst, new-purpose, volume-budget and honeytoken.

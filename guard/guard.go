@@ -37,7 +37,9 @@ type Config struct {
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // receives sekisho_guard_rule_fired_total
 	Webhooks []Webhook
-	// Location is the time zone of the off-hours baseline (default Asia/Tokyo).
+	// Location is the time zone of the off-hours baseline of an org that
+	// has not set its own (the org's time_zone); default the server's
+	// local zone.
 	Location *time.Location
 	// Budgets are the default budgets per role (default DefaultBudgets).
 	Budgets map[string]Budget
@@ -65,6 +67,9 @@ type Guard struct {
 
 	qmu    sync.Mutex
 	qcache map[string]qstate
+
+	zmu    sync.Mutex
+	zcache map[string]zoneEntry // org -> its time zone
 
 	mu       sync.Mutex
 	windows  map[string]*window     // "p:"+principal, "d:"+device, "g:"+grant, "l:"+principal (lookups)
@@ -97,11 +102,7 @@ func New(cfg Config) *Guard {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Location == nil {
-		if loc, err := time.LoadLocation("Asia/Tokyo"); err == nil {
-			cfg.Location = loc
-		} else {
-			cfg.Location = time.FixedZone("JST", 9*3600)
-		}
+		cfg.Location = time.Local
 	}
 	if cfg.Budgets == nil {
 		cfg.Budgets = DefaultBudgets
@@ -118,7 +119,7 @@ func New(cfg Config) *Guard {
 	if cfg.WebhookBackoff <= 0 {
 		cfg.WebhookBackoff = time.Second
 	}
-	g := &Guard{cfg: cfg, store: cfg.Store, log: cfg.Logger, qcache: map[string]qstate{},
+	g := &Guard{cfg: cfg, store: cfg.Store, log: cfg.Logger, qcache: map[string]qstate{}, zcache: map[string]zoneEntry{},
 		windows: map[string]*window{}, denials: map[string]*window{}, profiles: map[string]*profile{},
 		lookups: map[string][]lookupVal{}, grants: map[string]grantBudget{}, own: map[string]int64{},
 		logs: cfg.Logs, tails: map[string]uint64{}}
@@ -417,7 +418,8 @@ func (g *Guard) Check(ctx context.Context, req vault.AccessRequest, recs []*seki
 		return vault.Decision{Policy: "guard:" + RuleBudget, Reason: "volume budget exceeded (" + over + ")", Code: sekisho.EForbidden, Type: typ}
 	}
 	// Anomaly rules.
-	fired = append(fired, g.anomalies(ctx, req, rules, now, lookupSubj)...)
+	loc := g.orgLocation(ctx, c.Org)
+	fired = append(fired, g.anomalies(ctx, req, rules, now, loc, lookupSubj)...)
 	worst := ""
 	var reasons []string
 	for _, f := range fired {
@@ -447,7 +449,7 @@ func (g *Guard) Check(ctx context.Context, req vault.AccessRequest, recs []*seki
 		g.win(g.windows, "l:"+c.Principal).add(at, subj)
 	}
 	g.own[c.RequestID] = at
-	g.learnLocked(c, now)
+	g.learnLocked(c, now, loc)
 	g.mu.Unlock()
 	if len(reasons) > 0 {
 		d.Reason += "; guard: " + strings.Join(reasons, "; ")

@@ -59,7 +59,7 @@ func (g *Guard) profileLocked(ctx context.Context, c vault.Caller) *profile {
 }
 
 // anomalies evaluates the anomaly rules on an allowed request.
-func (g *Guard) anomalies(ctx context.Context, req vault.AccessRequest, rules map[string]*Rule, now time.Time, lookupSubj int64) []firing {
+func (g *Guard) anomalies(ctx context.Context, req vault.AccessRequest, rules map[string]*Rule, now time.Time, loc *time.Location, lookupSubj int64) []firing {
 	c := req.Caller
 	var out []firing
 	g.mu.Lock()
@@ -74,10 +74,12 @@ func (g *Guard) anomalies(ctx context.Context, req vault.AccessRequest, rules ma
 	if r := rules[RuleNewPurpose]; r.Enabled && !fresh && c.Purpose != "" && !slices.Contains(p.Purposes, c.Purpose) {
 		out = append(out, firing{r, fmt.Sprintf("purpose %q never used by %s (used: %s)", c.Purpose, c.Principal, strings.Join(p.Purposes, ", "))})
 	}
-	if r := rules[RuleOffHours]; r.Enabled {
-		h := now.In(g.cfg.Location).Hour()
+	// Off hours, in the org's time zone; quiet for a newcomer's first
+	// min_history requests (nothing is known of its hours yet).
+	if r := rules[RuleOffHours]; r.Enabled && float64(p.Requests) >= r.param("min_history", 50) {
+		h := now.In(loc).Hour()
 		if !usualHour(p, r, h) {
-			out = append(out, firing{r, fmt.Sprintf("request at %02d:00 (%s), outside %s's usual hours", h, g.cfg.Location, c.Principal)})
+			out = append(out, firing{r, fmt.Sprintf("request at %02d:00 (%s), outside %s's usual hours", h, loc, c.Principal)})
 		}
 	}
 	if r := rules[RuleEnumeration]; r.Enabled && req.Action == vault.ActionLookup {
@@ -109,8 +111,9 @@ func usualHour(p *profile, r *Rule, h int) bool {
 	return h >= start || h < end
 }
 
-// learnLocked adds an allowed request to the principal's profile.
-func (g *Guard) learnLocked(c vault.Caller, now time.Time) {
+// learnLocked adds an allowed request to the principal's profile (its hour
+// in loc, the org's time zone).
+func (g *Guard) learnLocked(c vault.Caller, now time.Time, loc *time.Location) {
 	p := g.profiles[c.Principal]
 	if p == nil {
 		return
@@ -124,7 +127,7 @@ func (g *Guard) learnLocked(c vault.Caller, now time.Time) {
 	add(&p.Devices, c.Device)
 	add(&p.Sources, c.Source)
 	add(&p.Purposes, c.Purpose)
-	p.Hours[now.In(g.cfg.Location).Hour()]++
+	p.Hours[now.In(loc).Hour()]++
 	p.Requests++
 	if p.Requests%50 == 0 {
 		p.dirty = true
@@ -279,4 +282,45 @@ func abs(x int64) int64 {
 		return -x
 	}
 	return x
+}
+
+// kindOrg is the object kind of orgs (package access's); the guard reads
+// only their time_zone.
+const kindOrg = "org"
+
+type zoneEntry struct {
+	loc *time.Location
+	at  time.Time
+}
+
+// orgLocation returns the time zone of org: its time_zone when it set one,
+// else the configured default (the server's local zone). A zone is cached
+// for a minute; a store failure or an unknown name falls back to the
+// default (the off-hours rule only alerts).
+func (g *Guard) orgLocation(ctx context.Context, org string) *time.Location {
+	now := g.now()
+	g.zmu.Lock()
+	e, ok := g.zcache[org]
+	g.zmu.Unlock()
+	if ok && now.Sub(e.at) < time.Minute && now.Sub(e.at) >= 0 {
+		return e.loc
+	}
+	e = zoneEntry{loc: g.cfg.Location, at: now}
+	if o, err := g.store.GetObject(ctx, kindOrg, org); err == nil {
+		var v struct {
+			TimeZone string `json:"time_zone"`
+		}
+		if json.Unmarshal(o.Body, &v) == nil && v.TimeZone != "" {
+			if loc, err := time.LoadLocation(v.TimeZone); err == nil {
+				e.loc = loc
+			}
+		}
+	}
+	g.zmu.Lock()
+	if len(g.zcache) > 10_000 {
+		clear(g.zcache)
+	}
+	g.zcache[org] = e
+	g.zmu.Unlock()
+	return e.loc
 }

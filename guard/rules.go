@@ -83,7 +83,7 @@ var DefaultRules = []Rule{
 		Description: "A device never seen for the principal (its first device is learned)."},
 	{ID: RuleNewSource, Enabled: true, Action: ActionAlert,
 		Description: "A source address never seen for the principal (its first address is learned)."},
-	{ID: RuleOffHours, Enabled: true, Action: ActionAlert, Params: map[string]float64{"baseline_start": 8, "baseline_end": 20, "learn_after": 200, "min_share": 0.01},
+	{ID: RuleOffHours, Enabled: true, Action: ActionAlert, Params: map[string]float64{"baseline_start": 8, "baseline_end": 20, "min_history": 50, "learn_after": 200, "min_share": 0.01},
 		Description: "A request outside the principal's usual hours: learned per principal once it has learn_after requests (an hour is usual when it holds min_share of them, give or take an hour); before that, the baseline [baseline_start, baseline_end) in the guard's time zone."},
 	{ID: RuleEnumeration, Enabled: true, Action: ActionQuarantine, Params: map[string]float64{"max_gap": 16, "run": 5, "lookup_subjects_per_minute": 15},
 		Description: "Sequential or near-sequential lookup values (run values in a row within max_gap of a recent one), or more than lookup_subjects_per_minute distinct subjects a minute through lookups."},

@@ -79,7 +79,15 @@ type gworld struct {
 // tuesday9 is 09:00 in Tokyo on a working day.
 var tuesday9 = time.Date(2025, 6, 10, 9, 0, 0, 0, time.FixedZone("JST", 9*3600))
 
+// newGuardWorld runs the guard with the server's zone set to Tokyo's, the
+// zone the tests' clock speaks in (tuesday9).
 func newGuardWorld(t *testing.T, records int) *gworld {
+	return newGuardWorldIn(t, records, tuesday9.Location())
+}
+
+// newGuardWorldIn runs the guard with loc as the server's local zone (the
+// off-hours baseline of orgs without a time zone of their own).
+func newGuardWorldIn(t *testing.T, records int, loc *time.Location) *gworld {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.clk.Advance(time.Until(tuesday9))
@@ -96,7 +104,7 @@ func newGuardWorld(t *testing.T, records int) *gworld {
 	must(t, acc.EnsurePolicies(ctx))
 	w.v.SetAuthorizer(acc.Authorizer())
 	reg := prometheus.NewRegistry()
-	w.g = guard.New(guard.Config{Store: e.store, Audit: e.log, RootOrg: "operator", Now: e.clk.Now, Registry: reg,
+	w.g = guard.New(guard.Config{Store: e.store, Audit: e.log, RootOrg: "operator", Now: e.clk.Now, Registry: reg, Location: loc,
 		Webhooks: []guard.Webhook{{URL: hs.URL, Secret: hookSecret}}, WebhookBackoff: 10 * time.Millisecond, SyncInterval: 200 * time.Millisecond})
 	must(t, w.g.Start(ctx))
 	t.Cleanup(w.g.Close)
@@ -413,5 +421,51 @@ func TestGrantBudgetStopsBulkRead(t *testing.T) {
 	}
 	if audited != returned {
 		t.Fatalf("records returned %d, allowed in the audit log %d", returned, audited)
+	}
+}
+
+// TestGuardOffHoursInTheOrgsTimeZone: the off-hours baseline is read in the
+// org's time zone (an org without one: the server's), and a newcomer's
+// first requests raise nothing.
+func TestGuardOffHoursInTheOrgsTimeZone(t *testing.T) {
+	w := newGuardWorldIn(t, 20, time.UTC) // the server's local zone: UTC
+	ctx := context.Background()
+	bkk, err := time.LoadLocation("Asia/Bangkok")
+	must(t, err)
+	// 09:00 in Bangkok is 02:00 UTC: working hours there, night here.
+	w.clk.Advance(time.Date(2025, 6, 11, 9, 0, 0, 0, bkk).Sub(w.clk.Now()))
+	refused(t, w.admin.JSON(ctx, "POST", "/v1/orgs", "", map[string]any{"id": "nowhere", "home_region": "th", "time_zone": "Mars/Olympus"}, nil), "invalid")
+	must(t, w.admin.JSON(ctx, "POST", "/v1/orgs", "", map[string]any{"id": "thai-co", "home_region": "th", "time_zone": "Asia/Bangkok"}, nil))
+	nok := w.principal(w.admin, w.admin, "nok", "thai-co", "admin")
+	var rec struct{ ID string }
+	must(t, nok.JSON(ctx, "POST", "/v1/collections/users/records", "support",
+		map[string]any{"region": "th", "fields": map[string]any{"display_name": "Nok", "phone": "+66 81 234 5678"}}, &rec))
+	readOwn := func(c *client.Client, id string, n int) {
+		t.Helper()
+		for range n {
+			must(t, c.JSON(ctx, "GET", "/v1/collections/users/records/"+id+"?fields=display_name", "support", nil, nil))
+			w.clk.Advance(20 * time.Second)
+		}
+	}
+	// A newcomer's first requests (fewer than min_history, 50) raise
+	// nothing, even at night in the server's zone.
+	readOwn(w.agent, w.ids[0], 30)
+	readOwn(nok, rec.ID, 70) // and in Bangkok it is morning: nothing either
+	time.Sleep(100 * time.Millisecond)
+	if r := w.hooks.rules(); len(r) != 0 {
+		t.Fatalf("alerts on newcomers' first requests or in the org's working hours: %v", r)
+	}
+	// Past min_history, sam (operator: the server's zone, UTC) is at night.
+	readOwn(w.agent, w.ids[0], 25)
+	if r := w.waitAlerts(1); len(r) == 0 || r[0] != guard.RuleOffHours {
+		t.Fatalf("sam at 02:00 UTC: alerts %v, want off-hours", r)
+	}
+	seen := len(w.hooks.rules())
+	// 02:00 in Bangkok is 19:00 UTC: usual by the server's zone, night in
+	// the org's.
+	w.clk.Advance(time.Date(2025, 6, 12, 2, 0, 0, 0, bkk).Sub(w.clk.Now()))
+	readOwn(nok, rec.ID, 1)
+	if r := w.waitAlerts(seen + 1); len(r) <= seen || r[seen] != guard.RuleOffHours {
+		t.Fatalf("nok at 02:00 Bangkok: alerts %v, want off-hours", r[seen:])
 	}
 }

@@ -84,7 +84,7 @@ func (a *adminCall) do(cmd *cobra.Command, method, path string, body any, listKe
 }
 
 var (
-	orgCols       = []string{"id", "home_region", "status", "root"}
+	orgCols       = []string{"id", "home_region", "time_zone", "status", "root"}
 	principalCols = []string{"id", "org", "kind", "roles", "status"}
 	deviceCols    = []string{"id", "principal", "org", "name", "status"}
 	grantCols     = []string{"id", "grantor_org", "grantee_org", "grantee_principal", "collections", "fields", "regions", "purposes", "expires", "status"}
@@ -95,13 +95,14 @@ func newOrgCmd() *cobra.Command {
 	a := &adminCall{}
 	cmd := &cobra.Command{Use: "org", Short: "Manage organisations (create, list, get, revoke-devices)"}
 	a.flags(cmd)
-	var region, name string
+	var region, name, zone string
 	create := &cobra.Command{Use: "create ID --home-region R", Short: "Create an org (root admins)", Args: cobra.ExactArgs(1),
-		Example: "  sekisho org create affiliate --home-region jp",
+		Example: "  sekisho org create affiliate --home-region jp\n  sekisho org create thai-partner --home-region th --time-zone Asia/Bangkok",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.do(cmd, "POST", "/v1/orgs", map[string]any{"id": args[0], "home_region": region, "name": name}, "", orgCols...)
+			return a.do(cmd, "POST", "/v1/orgs", map[string]any{"id": args[0], "home_region": region, "name": name, "time_zone": zone}, "", orgCols...)
 		}}
 	create.Flags().StringVar(&region, "home-region", "", "home region of the org's data subjects (jp, th, tw, id, …)")
+	create.Flags().StringVar(&zone, "time-zone", "", "IANA time zone of the org's working hours, for the guard's off-hours rule (default: the server's local zone)")
 	create.Flags().StringVar(&name, "name", "", "display name")
 	cmd.AddCommand(create,
 		&cobra.Command{Use: "list", Short: "List orgs", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error {

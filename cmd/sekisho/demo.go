@@ -159,7 +159,7 @@ func openWorld(ctx context.Context, dir, masterKeyFile string, clk *demoClock, w
 		w.Close()
 		return nil, err
 	}
-	if w.node, err = newNode(ctx, w.in, nodeConfig{Token: token, Org: "operator", Region: "jp", Now: clk.Now, NoGuard: !withGuard}); err != nil {
+	if w.node, err = newNode(ctx, w.in, nodeConfig{Token: token, Org: "operator", Region: "jp", Now: clk.Now, NoGuard: !withGuard, Location: jst}); err != nil {
 		w.Close()
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
+	_ "time/tzdata" // org time zones resolve on machines without a zoneinfo database
 
 	"github.com/spf13/cobra"
 )

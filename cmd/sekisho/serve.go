@@ -302,6 +302,9 @@ type nodeConfig struct {
 	NoGuard bool
 	// Now is the clock of the request path (default time.Now).
 	Now func() time.Time
+	// Location is the guard's off-hours zone for orgs without a time zone
+	// of their own (default the server's local zone).
+	Location *time.Location
 	// PublicURL is the URL proofs are checked against behind a proxy.
 	PublicURL string
 	// Proxies set the source address of audit events from their headers.
@@ -344,7 +347,7 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 		AnonymousRate: c.AnonymousRate}
 	if !c.NoGuard {
 		n.grd = guard.New(guard.Config{Store: in.store, Logs: in.logs.Stores(), Audit: in.log, RootOrg: c.Org, Logger: c.Logger, Registry: c.Registry,
-			Webhooks: c.Webhooks, Now: c.Now})
+			Webhooks: c.Webhooks, Now: c.Now, Location: c.Location})
 		if err := n.grd.Start(ctx); err != nil {
 			return nil, err
 		}
