@@ -319,7 +319,12 @@ func TestTokenRenewedAfterQuarantineLift(t *testing.T) {
 func startNode(t *testing.T) (url, tokenFile string) {
 	t.Helper()
 	setMasterKey(t)
-	dir := t.TempDir()
+	return startNodeOn(t, t.TempDir())
+}
+
+// startNodeOn is startNode on an existing data directory (serve --data DIR).
+func startNodeOn(t *testing.T, dir string) (url, tokenFile string) {
+	t.Helper()
 	ctx := context.Background()
 	in, err := openInstance(ctx, instanceOptions{DataDir: dir, Stderr: io.Discard})
 	if err != nil {

@@ -84,6 +84,7 @@ type demoResult struct {
 	Shared     *incident.Scope
 	Dirs       [2]string
 	Suspects   *incident.Incident
+	Profile    string // with --data: DIR/admin-profile
 }
 
 // jst is the operator's time zone; the replay runs on a clock in 2023.
@@ -394,10 +395,22 @@ func runDemo(ctx context.Context, o demoOptions) (*demoResult, error) {
 		return nil, err
 	}
 	out.Write(report.Markdown(rep))
-	fmt.Fprintf(out, "\nincident id: %s\n", inc.ID)
 	if o.Data != "" {
-		fmt.Fprintf(out, "The zero-trust vault is in %s (the shared-trust one in %s). Try:\n  sekisho audit verify --data %s\n  sekisho incident scope --data %s --incident %s --format json\n", dirA, dirB, dirA, dirA, inc.ID)
+		// The admin's device key, approved in the vault, as a profile: so
+		// that serve --data DIR can be explored as that admin.
+		profile := filepath.Join(dirA, "admin-profile")
+		p := &client.Profile{Server: "http://" + defaultAddr, Principal: "admin", Org: "operator", Device: w.admin.Key.Thumbprint()}
+		if err := client.SaveProfile(profile, p, w.admin.Key); err != nil {
+			return nil, fmt.Errorf("save the admin's profile: %w", err)
+		}
+		res.Profile = profile
+		fmt.Fprintf(out, "\nThe zero-trust vault is in %s (the shared-trust one in %s), with its admin's profile in %s. Try:\n"+
+			"  sekisho audit verify --data %s\n  sekisho incident scope --data %s --incident %s --format json\n"+
+			"  sekisho serve --data %s            # then, in another terminal:\n"+
+			"  sekisho incident list --profile %s\n  sekisho quarantine list --profile %s\n",
+			dirA, dirB, profile, dirA, dirA, inc.ID, dirA, profile, profile)
 	}
+	fmt.Fprintf(out, "\nincident id: %s\n", inc.ID)
 	return res, nil
 }
 

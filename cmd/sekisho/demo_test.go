@@ -114,7 +114,6 @@ func TestDemoNumbersEqualTheAuditLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
 	inc, err := incident.Get(context.Background(), st, res.IncidentID)
 	if err != nil {
 		t.Fatal(err)
@@ -220,6 +219,31 @@ func TestDemoNumbersEqualTheAuditLog(t *testing.T) {
 		if !readFor[k] {
 			t.Errorf("%s listed without an audited read", k)
 		}
+	}
+
+	// The last line is the incident id, as the README reads it.
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	if last := lines[len(lines)-1]; last != "incident id: "+res.IncidentID {
+		t.Errorf("last line %q, want the incident id", last)
+	}
+	// DIR/admin-profile holds the admin's approved device: served with
+	// serve --data DIR, the vault answers that admin.
+	if res.Profile != filepath.Join(data, "admin-profile") {
+		t.Fatalf("profile %q", res.Profile)
+	}
+	if fi, err := os.Stat(filepath.Join(res.Profile, "device-key.pem")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin-profile device key: %v", err)
+	}
+	url, _ := startNodeOn(t, data)
+	profile := filepath.Join(t.TempDir(), "admin-profile") // the same key and identity, with this test server's URL
+	copyProfile(t, res.Profile, profile, url)
+	var who struct{ Principal, Org string }
+	if runJSON(t, &who, "whoami", "--profile", profile); who.Principal != "admin" || who.Org != "operator" {
+		t.Fatalf("whoami with the demo's admin-profile: %+v", who)
+	}
+	var list struct{ Incidents []struct{ ID string } }
+	if runJSON(t, &list, "incident", "list", "--profile", profile); len(list.Incidents) == 0 || list.Incidents[0].ID != res.IncidentID {
+		t.Fatalf("incident list as the demo's admin: %+v", list)
 	}
 }
 

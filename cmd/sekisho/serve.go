@@ -60,6 +60,9 @@ type serveFlags struct {
 	otlpEndpoint  string
 }
 
+// defaultAddr is where serve listens unless --addr says otherwise.
+const defaultAddr = "127.0.0.1:8700"
+
 func newServeCmd() *cobra.Command {
 	var f serveFlags
 	cmd := &cobra.Command{
@@ -87,7 +90,7 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.addr, "addr", "127.0.0.1:8700", "address to listen on")
+	fl.StringVar(&f.addr, "addr", defaultAddr, "address to listen on")
 	fl.StringVar(&f.data, "data", "./sekisho-data", "data directory (embedded database, keyring, audit keys)")
 	fl.StringVar(&f.store, "store", "", "PostgreSQL URL (postgres://...); default: embedded SQLite in the data directory")
 	fl.StringVar(&f.masterKeyFile, "master-key-file", "", "file holding the master key (default: $SEKISHO_MASTER_KEY, $SEKISHO_MASTER_KEY_FILE, or a generated key in the user config directory)")
