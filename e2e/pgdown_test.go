@@ -39,8 +39,8 @@ func pgCluster(t *testing.T) (dir, dsn string) {
 	return dir, strings.TrimSpace(out)
 }
 
-func pgScript(verb, dir string) (string, error) {
-	cmd := exec.Command("../scripts/pg.sh", verb, dir)
+func pgScript(verb string, dirs ...string) (string, error) {
+	cmd := exec.Command("../scripts/pg.sh", append([]string{verb}, dirs...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -4,6 +4,11 @@
 #   scripts/pg.sh start DIR   initdb + pg_ctl start into DIR on a free port of
 #                             127.0.0.1 (trust auth) and print the DSN
 #   scripts/pg.sh stop DIR    stop the cluster in DIR (DIR is left for you to remove)
+#   scripts/pg.sh standby PRIMARY-DIR DIR
+#                             a synchronous streaming standby of PRIMARY-DIR's
+#                             cluster in DIR (pg_basebackup -R); prints its DSN
+#   scripts/pg.sh kill9 DIR   SIGKILL the cluster's postmaster (a crash)
+#   scripts/pg.sh promote DIR promote the standby in DIR (pg_ctl promote)
 #
 # It uses Debian's binaries (/usr/lib/postgresql/*/bin, the newest version),
 # installing the postgresql package with apt-get when they are missing and we
@@ -21,7 +26,7 @@ PG_USER=${SEKISHO_PG_USER:-sekisho-ci}
 die() { echo "pg.sh: $*" >&2; exit 1; }
 
 usage() {
-	echo "usage: $0 start DIR | stop DIR" >&2
+	echo "usage: $0 start DIR | stop DIR | standby PRIMARY-DIR DIR | kill9 DIR | promote DIR" >&2
 	exit 2
 }
 
@@ -134,9 +139,63 @@ stop() {
 	as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || die "pg_ctl stop failed"
 }
 
-[[ $# -eq 2 ]] || usage
-case $1 in
-start) start "$2" ;;
-stop) stop "$2" ;;
+# standby makes DIR a synchronous streaming standby of the running cluster in
+# PRIMARY (pg_basebackup -R), starts it on a free port, makes the primary wait
+# for it on every commit (synchronous_standby_names), waits until it is in
+# sync and prints its DSN.
+standby() {
+	local primary=$1 dir=$2 bin pport port user
+	bin=$(pg_bindir)
+	primary=$(cd "$primary" && pwd)
+	pport=$(cat "$primary/port")
+	mkdir -p "$dir"
+	dir=$(cd "$dir" && pwd)
+	if [[ $(id -u) -eq 0 ]]; then
+		chown -R "$PG_USER" "$dir"
+		user=$PG_USER
+	else
+		user=$(id -un)
+	fi
+	as_pg "$bin/pg_basebackup" -h 127.0.0.1 -p "$pport" -U "$user" -D "$dir/data" -R -X stream -c fast >"$dir/basebackup.log" 2>&1 ||
+		die "pg_basebackup failed; see $dir/basebackup.log"
+	port=$(free_port)
+	as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
+		-o "-h 127.0.0.1 -p $port -k $dir -c max_connections=200 -c cluster_name=sekisho_standby" start >/dev/null ||
+		die "pg_ctl start (standby) failed; see $dir/postgres.log"
+	echo "$port" >"$dir/port"
+	as_pg "$bin/psql" -q -h 127.0.0.1 -p "$pport" -U "$user" -d postgres \
+		-c "ALTER SYSTEM SET synchronous_standby_names = 'sekisho_standby'" -c "SELECT pg_reload_conf()" >/dev/null ||
+		die "set synchronous_standby_names failed"
+	for _ in $(seq 1 120); do
+		if [[ $(as_pg "$bin/psql" -qtA -h 127.0.0.1 -p "$pport" -U "$user" -d postgres \
+			-c "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'") == 1 ]]; then
+			echo "postgres://$user@127.0.0.1:$port/postgres?sslmode=disable"
+			return
+		fi
+		sleep 0.25
+	done
+	die "the standby in $dir did not become synchronous"
+}
+
+# kill9 SIGKILLs the postmaster of the cluster in DIR (a crash, no shutdown).
+kill9() {
+	local dir=$1 pid
+	pid=$(head -n 1 "$dir/data/postmaster.pid") || die "no postmaster.pid in $dir/data"
+	kill -KILL "$pid"
+}
+
+# promote turns the standby in DIR into a primary (pg_ctl promote).
+promote() {
+	local dir=$1 bin
+	bin=$(pg_bindir)
+	as_pg "$bin/pg_ctl" -D "$dir/data" -w -t 60 promote >/dev/null || die "pg_ctl promote failed"
+}
+
+case ${1:-} in
+start) [[ $# -eq 2 ]] || usage; start "$2" ;;
+stop) [[ $# -eq 2 ]] || usage; stop "$2" ;;
+standby) [[ $# -eq 3 ]] || usage; standby "$2" "$3" ;;
+kill9) [[ $# -eq 2 ]] || usage; kill9 "$2" ;;
+promote) [[ $# -eq 2 ]] || usage; promote "$2" ;;
 *) usage ;;
 esac
