@@ -30,6 +30,7 @@ const (
 	ProblemSignature   ProblemKind = "signature"   // a stored checkpoint is not validly signed
 	ProblemConsistency ProblemKind = "consistency" // two checkpoints are not consistent
 	ProblemTruncated   ProblemKind = "truncated"   // the log is shorter than a checkpoint
+	ProblemOrigin      ProblemKind = "origin"      // a checkpoint names another log (region) in its origin line
 )
 
 // rank orders the problems found at one index: the cause before its

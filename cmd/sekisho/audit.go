@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -203,6 +204,9 @@ func verifyLogs(ctx context.Context, out io.Writer, logs []auditLog, v note.Veri
 		if err != nil {
 			return fmt.Errorf("log %s: %w", l.name, err)
 		}
+		if err := checkOrigins(ctx, l, logs, rep); err != nil {
+			return fmt.Errorf("log %s: %w", l.name, err)
+		}
 		reps = append(reps, logReport{Region: l.name, Report: rep, Took: time.Since(start).Round(time.Millisecond).String()})
 		ok = ok && rep.OK
 	}
@@ -253,6 +257,39 @@ func verifyLogs(ctx context.Context, out io.Writer, logs []auditLog, v note.Veri
 			}
 		}
 		return &exitError{code: exitTampered, err: fmt.Errorf("audit log tampered with: %s", strings.Join(bad, "; "))}
+	}
+	return nil
+}
+
+// checkOrigins adds a problem for every stored checkpoint of a region's log
+// whose origin line does not end in /<region>, and of the default log that
+// ends in another log's /<region>: a checkpoint moved between logs.
+func checkOrigins(ctx context.Context, l auditLog, logs []auditLog, rep *audit.Report) error {
+	cps, err := l.store.Checkpoints(ctx)
+	if err != nil {
+		return err
+	}
+	for _, cp := range cps {
+		text, _, _ := bytes.Cut(cp.Note, []byte("\n\n"))
+		body, err := audit.ParseCheckpointBody(string(text) + "\n")
+		if err != nil {
+			continue // Verify reported the checkpoint already
+		}
+		wrong := false
+		if l.name == audit.DefaultLog {
+			for _, o := range logs {
+				if o.name != audit.DefaultLog && strings.HasSuffix(body.Origin, "/"+o.name) {
+					wrong = true
+				}
+			}
+		} else {
+			wrong = !strings.HasSuffix(body.Origin, "/"+l.name)
+		}
+		if wrong {
+			rep.OK = false
+			rep.Problems = append(rep.Problems, audit.Problem{Index: cp.Size, Kind: audit.ProblemOrigin,
+				Message: fmt.Sprintf("checkpoint %d names origin %q, not a checkpoint of log %s", cp.Size, body.Origin, l.name)})
+		}
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -395,5 +396,51 @@ func TestAuditReadersRunBesideTheServer(t *testing.T) {
 	out, code = runCLI(t, "audit", "checkpoint", "--data", dir)
 	if code != 0 || !strings.HasPrefix(out, in.origin+"\n301\n") || !strings.HasPrefix(in.origin, "sekisho.local/") {
 		t.Fatalf("checkpoint: exit %d: %q", code, out)
+	}
+}
+
+// A checkpoint moved from one region's log into another's is reported by
+// audit verify --config as an origin problem of the log it was put in.
+func TestAuditVerifyConfigOrigins(t *testing.T) {
+	setMasterKey(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	cfg := filepath.Join(dir, "sekisho.yaml")
+	if err := os.WriteFile(cfg, []byte("data: "+data+"\nregions:\n  jp: sqlite:jp.db\n  th: sqlite:th.db\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in, err := openInstance(ctx, instanceOptions{DataDir: data, Regions: map[string]string{"jp": "sqlite:jp.db", "th": "sqlite:th.db"}, Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := in.logs.For("jp").Append(ctx, testEvent(time.Now(), i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := in.logs.For("th").Append(ctx, testEvent(time.Now(), 9)); err != nil {
+		t.Fatal(err)
+	}
+	cps, err := in.logs.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(strings.SplitN(string(cps["jp"].Note), "\n", 2)[0], "/jp") {
+		t.Fatalf("jp checkpoint origin: %q", cps["jp"].Note)
+	}
+	if out, code := runCLI(t, "audit", "verify", "--config", cfg); code != 0 {
+		t.Fatalf("verify before the move: exit %d\n%s", code, out)
+	}
+	if err := in.logs.For("th").Store().PutCheckpoint(ctx, sekisho.Checkpoint{Size: 3, Note: cps["jp"].Note, Time: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	in.Close()
+	out, code := runCLI(t, "audit", "verify", "--config", cfg)
+	if code != exitTampered || !regexp.MustCompile(`(?m)^th\s+3\s+origin\s`).MatchString(out) {
+		t.Fatalf("verify after moving jp's checkpoint into th: exit %d, want %d and an origin problem of th at 3:\n%s", code, exitTampered, out)
+	}
+	if !regexp.MustCompile(`(?m)^jp\s+OK\s`).MatchString(out) {
+		t.Errorf("jp should still verify:\n%s", out)
 	}
 }
