@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -40,10 +41,16 @@ type IncidentRequest struct {
 	DiscoveredAt time.Time `json:"discovered_at"`
 	Cause        string    `json:"cause"`
 	Description  string    `json:"description,omitempty"`
+	// CiphertextCopy names collections whose records were reached as
+	// ciphertext only (a copy of the database without the keys).
+	CiphertextCopy *incident.CiphertextCopy `json:"ciphertext_copy,omitempty"`
 }
 
 // canIncident: incidents are for the instance's auditors, and for an org's
-// admins about their own org (its principals, devices and the org itself).
+// admins about their own org (its principals, devices and the org itself),
+// or, as the grantor (the controller that entrusted the data), about an org
+// it granted access to: such an incident is the grantor's view (Controller),
+// counting only the events about the grantor's records.
 func (s *Server) canIncident(r *http.Request, c vault.Caller, in *incident.Incident) error {
 	if err := canAudit(c); err != nil {
 		return sekisho.Errorf(sekisho.EForbidden, "incidents are for admins and auditors")
@@ -51,21 +58,55 @@ func (s *Server) canIncident(r *http.Request, c vault.Caller, in *incident.Incid
 	if hasRole(c, RoleAuditor) || in == nil {
 		return nil
 	}
-	for _, o := range in.Orgs {
-		if o != c.Org {
-			return sekisho.Errorf(sekisho.EForbidden, "an org admin may only open incidents about its own org, not %s", o)
+	st := s.vault.Store()
+	grantees := map[string]bool{}
+	if gs, err := st.ListObjects(r.Context(), "grant", ""); err == nil {
+		for _, o := range gs {
+			var g struct {
+				Grantor string `json:"grantor_org"`
+				Grantee string `json:"grantee_org"`
+			}
+			if json.Unmarshal(o.Body, &g) == nil && g.Grantor == c.Org {
+				grantees[g.Grantee] = true
+			}
 		}
 	}
-	st := s.vault.Store()
+	outside := false
+	check := func(org, what string) error {
+		switch {
+		case org == c.Org:
+			return nil
+		case grantees[org]:
+			outside = true
+			return nil
+		}
+		return sekisho.Errorf(sekisho.EForbidden, "an org admin may only open incidents about its own org, or an org it granted access to, not %s", what)
+	}
+	for _, o := range in.Orgs {
+		if err := check(o, "org "+o); err != nil {
+			return err
+		}
+	}
 	for _, kind := range []struct {
 		kind string
 		ids  []string
 	}{{"principal", in.Principals}, {"device", in.Devices}} {
 		for _, id := range kind.ids {
 			o, err := st.GetObject(r.Context(), kind.kind, id)
-			if err != nil || o.Org != c.Org {
-				return sekisho.Errorf(sekisho.EForbidden, "an org admin may only open incidents about its own org's %ss (%s)", kind.kind, id)
+			if err != nil {
+				return sekisho.Errorf(sekisho.EForbidden, "an org admin may only open incidents about known %ss (%s)", kind.kind, id)
 			}
+			if err := check(o.Org, kind.kind+" "+id); err != nil {
+				return err
+			}
+		}
+	}
+	if outside || in.Controller != "" {
+		if in.Controller == "" && in.CreatedAt.IsZero() {
+			in.Controller = c.Org // a new incident: the grantor's view
+		}
+		if in.Controller != c.Org {
+			return sekisho.Errorf(sekisho.EForbidden, "this incident is %s's view", in.Controller)
 		}
 	}
 	return nil
@@ -80,7 +121,7 @@ func (s *Server) createIncident(w http.ResponseWriter, r *http.Request, c vault.
 		return err
 	}
 	in := &incident.Incident{Principals: req.Principals, Devices: req.Devices, Orgs: req.Orgs, Since: req.Since, Until: req.Until,
-		DiscoveredAt: req.DiscoveredAt, Cause: req.Cause, Description: req.Description, CreatedBy: c.Principal}
+		DiscoveredAt: req.DiscoveredAt, Cause: req.Cause, Description: req.Description, CreatedBy: c.Principal, CiphertextCopy: req.CiphertextCopy}
 	if err := in.Validate(); err != nil {
 		return err
 	}

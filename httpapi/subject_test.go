@@ -234,3 +234,102 @@ func TestProvisionRecord(t *testing.T) {
 		t.Errorf("csv: %d %s", st, csv)
 	}
 }
+
+// Entrustment: the operator granted the affiliate access; an operator admin
+// (no auditor role) opens an incident about the affiliate's member from its
+// own side. The scope counts only the events about the operator's records,
+// and the report names the grantor and the grantee. Without a grant to the
+// suspect's org the incident is refused.
+func TestEntrustmentFromTheGrantorsLog(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	g, err := w.grant(w.admin, w.grantToAffiliate("jp"))
+	must(t, err)
+	_, err = w.read(w.bob, w.recJP, "support", "phone")
+	must(t, err)
+	own := w.create(w.affAdmin, "jp", "+81 90-5555-6666") // the affiliate's own record
+	_, err = w.read(w.bob, own, "support", "phone")
+	must(t, err)
+	now := w.clk.Now()
+	body := map[string]any{"principals": []string{"bob"}, "since": now.Add(-time.Hour), "until": now.Add(time.Hour), "cause": "insider"}
+	refused(t, w.admin2.JSON(ctx, "POST", "/v1/incidents", "", map[string]any{"principals": []string{"eve"}, "since": now.Add(-time.Hour), "until": now.Add(time.Hour)}, nil), "forbidden")
+	var in struct {
+		ID         string `json:"id"`
+		Controller string `json:"controller"`
+	}
+	must(t, w.admin2.JSON(ctx, "POST", "/v1/incidents", "", body, &in))
+	if in.Controller != "operator" {
+		t.Errorf("controller %q, want operator", in.Controller)
+	}
+	var sc struct {
+		SubjectsExposed int `json:"subjects_exposed"`
+		Entrustment     []struct {
+			Grant, Grantor, Grantee string
+		} `json:"entrustment"`
+	}
+	st, _, b := get(t, w.admin2, "/v1/incidents/"+in.ID+"/scope?format=json")
+	must(t, json.Unmarshal(b, &sc))
+	if st != 200 || sc.SubjectsExposed != 1 || len(sc.Entrustment) != 1 || sc.Entrustment[0].Grant != g.ID {
+		t.Fatalf("grantor's scope: %d %s", st, b)
+	}
+	// The positive control: the auditor's view of the same suspect counts
+	// the affiliate's own record too.
+	var all struct{ ID string }
+	must(t, w.admin.JSON(ctx, "POST", "/v1/incidents", "", body, &all))
+	_, _, b = get(t, w.admin, "/v1/incidents/"+all.ID+"/scope?format=json")
+	must(t, json.Unmarshal(b, &sc))
+	if sc.SubjectsExposed != 2 {
+		t.Errorf("auditor's scope: %s", b)
+	}
+	_, _, md := get(t, w.admin2, "/v1/incidents/"+in.ID+"/report/appi?lang=en")
+	if !strings.Contains(string(md), "grant "+g.ID+" from operator (the controller) to affiliate (the entrusted party)") {
+		t.Errorf("appi report does not name grantor and grantee:\n%s", md)
+	}
+	// The grantor's view is not the affiliate's to read.
+	if st, _, _ := get(t, w.affAdmin, "/v1/incidents/"+in.ID); st != 404 && st != 403 {
+		t.Errorf("the affiliate admin reads the operator's incident: %d", st)
+	}
+}
+
+// A copy of the database without the keys: records reached as ciphertext
+// only; the APPI report says the advanced-encryption exclusion applies and
+// the GDPR one art. 34(3)(a), while a plaintext read keeps them out.
+func TestCiphertextOnlyIncident(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	now := w.clk.Now()
+	var in struct{ ID string }
+	must(t, w.admin.JSON(ctx, "POST", "/v1/incidents", "", map[string]any{"orgs": []string{"subcontractor"}, "since": now.Add(-time.Hour), "until": now.Add(time.Hour),
+		"cause": "loss", "ciphertext_copy": map[string]any{"collections": []string{"users"}, "note": "backup copy lost; keys not on it"}}, &in))
+	var sc struct {
+		Exposed    int `json:"subjects_exposed"`
+		Ciphertext struct {
+			Records int `json:"records"`
+		} `json:"ciphertext"`
+	}
+	_, _, b := get(t, w.admin, "/v1/incidents/"+in.ID+"/scope?format=json")
+	must(t, json.Unmarshal(b, &sc))
+	if sc.Exposed != 0 || sc.Ciphertext.Records != 2 {
+		t.Fatalf("scope: %s", b)
+	}
+	_, _, appi := get(t, w.admin, "/v1/incidents/"+in.ID+"/report/appi?lang=en&format=json")
+	var rep struct {
+		Required bool `json:"required"`
+	}
+	json.Unmarshal(appi, &rep)
+	if rep.Required || !strings.Contains(string(appi), "advanced encryption and its keys did not leak") {
+		t.Errorf("appi: %s", appi)
+	}
+	if _, _, gd := get(t, w.admin, "/v1/incidents/"+in.ID+"/report/gdpr"); !strings.Contains(string(gd), "not required (GDPR art. 34(3)(a))") {
+		t.Errorf("gdpr: %s", gd)
+	}
+	// The contrast: an incident where a value was returned in plaintext.
+	_, err := w.read(w.admin, w.recJP, "support", "phone")
+	must(t, err)
+	var in2 struct{ ID string }
+	must(t, w.admin.JSON(ctx, "POST", "/v1/incidents", "", map[string]any{"principals": []string{"admin"}, "since": now.Add(-time.Hour), "until": now.Add(time.Hour),
+		"cause": "loss", "ciphertext_copy": map[string]any{"collections": []string{"users"}}}, &in2))
+	if _, _, a2 := get(t, w.admin, "/v1/incidents/"+in2.ID+"/report/appi?lang=en"); !strings.Contains(string(a2), "Values were returned in plaintext") {
+		t.Errorf("plaintext appi: %s", a2)
+	}
+}

@@ -46,9 +46,28 @@ type Incident struct {
 	DiscoveredAt time.Time `json:"discovered_at"`
 	Cause        string    `json:"cause"`
 	// Description is free text about the incident (never a data value).
-	Description string    `json:"description,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	CreatedBy   string    `json:"created_by,omitempty"`
+	Description string `json:"description,omitempty"`
+	// Controller, when set, is the org on whose behalf the incident is
+	// open (a grantor looking into a grantee's misuse): the scope counts
+	// only the events about the controller's records.
+	Controller string `json:"controller,omitempty"`
+	// CiphertextCopy, when set, says that the records of these collections
+	// were reached as ciphertext only (a copy of the database without the
+	// keys): they are counted apart from the values returned in plaintext.
+	CiphertextCopy *CiphertextCopy `json:"ciphertext_copy,omitempty"`
+	CreatedAt      time.Time       `json:"created_at"`
+	CreatedBy      string          `json:"created_by,omitempty"`
+}
+
+// CiphertextCopy describes records reached as ciphertext only.
+type CiphertextCopy struct {
+	// Collections whose stored records were copied (every org's and
+	// region's, or Orgs' only).
+	Collections []string `json:"collections"`
+	Orgs        []string `json:"orgs,omitempty"`
+	// Note says how (e.g. "backup tape of the database lost; keys held in
+	// the HSM, not on it").
+	Note string `json:"note,omitempty"`
 }
 
 // UnauthorizedAccess reports whether the cause is unauthorized access in the

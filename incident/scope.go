@@ -157,6 +157,33 @@ type Scope struct {
 	Denied []Attempt `json:"-"`
 	// WorstCase lists what the worst case counts, by collection and org.
 	WorstCase []Reach `json:"worst_case"`
+
+	// SubjectsPlaintext of the exposed subjects had at least one value
+	// returned in clear; SubjectsMaskedOnly only masked values.
+	SubjectsPlaintext  int `json:"subjects_plaintext"`
+	SubjectsMaskedOnly int `json:"subjects_masked_only"`
+	// Ciphertext counts the records reached as ciphertext only (the
+	// incident's ciphertext copy), apart from any value returned.
+	Ciphertext Ciphertext `json:"ciphertext"`
+	// Entrustment lists the grants the suspects acted through: the grantor
+	// (the controller) and the grantee (the entrusted party).
+	Entrustment []Entrustment `json:"entrustment"`
+}
+
+// Ciphertext is the part of a scope reached as ciphertext only.
+type Ciphertext struct {
+	Collections []string `json:"collections"`
+	Records     int64    `json:"records"`
+	Note        string   `json:"note,omitempty"`
+}
+
+// Entrustment is one grant the suspects' allowed events went through.
+type Entrustment struct {
+	Grant    string `json:"grant"`
+	Grantor  string `json:"grantor_org"`
+	Grantee  string `json:"grantee_org"`
+	Events   int    `json:"events"`
+	Subjects int    `json:"subjects_exposed"`
 }
 
 // leaf holds the parts of an event that the query columns do not carry.
@@ -165,6 +192,7 @@ type leaf struct {
 	Collection string   `json:"collection"`
 	Fields     []string `json:"fields"`
 	Masked     bool     `json:"masked"`
+	Policy     string   `json:"policy"`
 	Reason     string   `json:"reason"`
 }
 
@@ -212,6 +240,12 @@ func Compute(ctx context.Context, st sekisho.Store, logs []sekisho.LogStore, in 
 	if err := c.worstCase(ctx); err != nil {
 		return nil, err
 	}
+	if err := c.entrustment(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.ciphertext(ctx); err != nil {
+		return nil, err
+	}
 	return sc, nil
 }
 
@@ -225,8 +259,15 @@ func logName(region string) string {
 	return region
 }
 
+// grantUse is what the suspects did through one grant.
+type grantUse struct {
+	events   int
+	subjects map[subjectKey]bool
+}
+
 type computer struct {
-	st sekisho.Store
+	grants map[string]*grantUse
+	st     sekisho.Store
 	// audit, log and size are the log being read, its name and the size
 	// read up to.
 	audit    sekisho.AuditStore
@@ -375,6 +416,10 @@ func (c *computer) event(e *sekisho.AuditEntry) error {
 	if err := json.Unmarshal(e.Leaf, &l); err != nil {
 		return fmt.Errorf("audit event %d of log %s does not decode: %w", e.Index, c.log, err)
 	}
+	if ctl := c.in.Controller; ctl != "" && e.Org != ctl && !slices.Contains(e.RecordOrgs, ctl) {
+		// The controller's view: only the events about its records.
+		return nil
+	}
 	c.sc.Events++
 	if e.Principal != "" {
 		c.actors[e.Principal] = e.Org
@@ -401,6 +446,22 @@ func (c *computer) event(e *sekisho.AuditEntry) error {
 	var mask []uint64
 	if status == StatusExposed {
 		mask = c.fieldMask(l.Collection, l.Fields)
+	}
+	if g, ok := strings.CutPrefix(l.Policy, "grant:"); ok {
+		if c.grants == nil {
+			c.grants = map[string]*grantUse{}
+		}
+		u := c.grants[g]
+		if u == nil {
+			u = &grantUse{subjects: map[subjectKey]bool{}}
+			c.grants[g] = u
+		}
+		u.events++
+		if status == StatusExposed {
+			for _, id := range e.Records {
+				u.subjects[subjectKey{l.Collection, id}] = true
+			}
+		}
 	}
 	t := e.Time.UTC()
 	for _, id := range e.Records {
@@ -521,6 +582,13 @@ func (c *computer) count(ctx context.Context) error {
 			s.OtherLogs[k] = slices.Compact(idx)
 		}
 		s.Masked = s.Status == StatusExposed && !s.clear
+		if s.Status == StatusExposed {
+			if s.clear {
+				sc.SubjectsPlaintext++
+			} else {
+				sc.SubjectsMaskedOnly++
+			}
+		}
 		sc.Subjects = append(sc.Subjects, s)
 		cc := coll(s.Collection)
 		rc := sc.ByRegion[s.Region]
@@ -640,4 +708,53 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// entrustment names the grantor and grantee of each grant used.
+func (c *computer) entrustment(ctx context.Context) error {
+	c.sc.Entrustment = []Entrustment{}
+	ids := make([]string, 0, len(c.grants))
+	for id := range c.grants {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		u := c.grants[id]
+		en := Entrustment{Grant: id, Events: u.events, Subjects: len(u.subjects)}
+		if o, err := c.st.GetObject(ctx, "grant", id); err == nil {
+			var g struct {
+				Grantor string `json:"grantor_org"`
+				Grantee string `json:"grantee_org"`
+			}
+			if json.Unmarshal(o.Body, &g) == nil {
+				en.Grantor, en.Grantee = g.Grantor, g.Grantee
+			}
+		}
+		c.sc.Entrustment = append(c.sc.Entrustment, en)
+	}
+	return nil
+}
+
+// ciphertext counts the live records of the ciphertext copy.
+func (c *computer) ciphertext(ctx context.Context) error {
+	c.sc.Ciphertext = Ciphertext{Collections: []string{}}
+	cc := c.in.CiphertextCopy
+	if cc == nil {
+		return nil
+	}
+	c.sc.Ciphertext.Collections, c.sc.Ciphertext.Note = sortedSet(cc.Collections), cc.Note
+	orgs := cc.Orgs
+	if len(orgs) == 0 {
+		orgs = []string{""}
+	}
+	for _, coll := range c.sc.Ciphertext.Collections {
+		for _, o := range orgs {
+			n, err := c.st.CountRecords(ctx, coll, o)
+			if err != nil {
+				return fmt.Errorf("count %s: %w", coll, err)
+			}
+			c.sc.Ciphertext.Records += n
+		}
+	}
+	return nil
 }

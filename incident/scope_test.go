@@ -436,7 +436,8 @@ func TestScopeDeterministicAndKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"incident", "suspects", "window", "subjects_exposed", "fields_exposed", "by_collection", "by_region",
-		"by_classification", "subjects_possible", "denied_attempts", "worst_case_subjects", "log_size", "events_read", "worst_case"}
+		"by_classification", "subjects_possible", "denied_attempts", "worst_case_subjects", "log_size", "events_read", "worst_case",
+		"subjects_plaintext", "subjects_masked_only", "ciphertext", "entrustment"}
 	var got []string
 	for k := range top {
 		got = append(got, k)

@@ -154,6 +154,7 @@ func Breach(kind string, in *incident.Incident, sc *incident.Scope, cfg Config) 
 		r.Deadline[i].Due = r.Deadline[i].Due.UTC()
 		r.Deadline[i].Overdue = r.Deadline[i].Due.Before(r.GeneratedAt)
 	}
+	r.Items = append(r.Items, b.encryption(kind), b.entrustment())
 	r.Tables = append(r.Tables, b.tables()...)
 	r.Notes = append(r.Notes, b.t("note.numbers", sc.Events, sc.LogSize, in.ID, sc.LogSize))
 	if len(sc.LogSizes) > 1 {
@@ -274,6 +275,10 @@ func (b *builder) appi() *Report {
 		r.Because = append(r.Because, b.t("appi.why.unauth", b.in.Cause))
 	}
 	r.Required = len(r.Because) > 0
+	if b.ciphertextOnly() {
+		// Advanced encryption, keys not leaked: excluded from the duty.
+		r.Required, r.Because = false, []string{}
+	}
 	final, basis := 30, b.t("appi.final.30")
 	if b.in.UnauthorizedAccess() {
 		final, basis = 60, b.t("appi.final.60")
@@ -464,4 +469,56 @@ func logSizes(sc *incident.Scope) string {
 		parts[i] = fmt.Sprintf("%s=%d", k, sc.LogSizes[k])
 	}
 	return strings.Join(parts, ", ")
+}
+
+// encryption says which values were returned in plaintext and which
+// records were only reached as ciphertext, and which exemption applies:
+// APPI's for data under advanced encryption whose keys were not leaked,
+// GDPR art. 34(3)(a) for data unintelligible to anyone not authorised.
+func (b *builder) encryption(kind string) Item {
+	sc := b.sc
+	it := Item{Key: "encryption", Title: b.t("enc.title"), Source: SourceScope}
+	it.Text = b.t("enc.counts", sc.SubjectsPlaintext, sc.SubjectsMaskedOnly)
+	if sc.Ciphertext.Records > 0 {
+		it.Text += b.t("enc.ciphertext", sc.Ciphertext.Records, strings.Join(sc.Ciphertext.Collections, ", "))
+		if sc.Ciphertext.Note != "" {
+			it.Text += " (" + sc.Ciphertext.Note + ")"
+		}
+	}
+	switch {
+	case b.ciphertextOnly():
+		key := "enc.exempt." + kind
+		if _, ok := messages[b.lang][key]; !ok {
+			key = "enc.exempt"
+		}
+		it.Text += b.t(key)
+	case sc.SubjectsPlaintext > 0:
+		it.Text += b.t("enc.notexempt")
+	}
+	it.ToComplete = b.t("enc.todo")
+	return it
+}
+
+// entrustment names, for each grant the suspects acted through, the
+// grantor (the controller) and the grantee (the entrusted party, 委託先).
+func (b *builder) entrustment() Item {
+	it := Item{Key: "entrustment", Title: b.t("ent.title"), Source: SourceScope}
+	if len(b.sc.Entrustment) == 0 {
+		it.Text = b.t("ent.none")
+		return it
+	}
+	var parts []string
+	for _, e := range b.sc.Entrustment {
+		parts = append(parts, b.t("ent.part", e.Grant, e.Grantor, e.Grantee, e.Events, e.Subjects))
+	}
+	it.Text = b.t("ent.some", strings.Join(parts, "; "))
+	it.ToComplete = b.t("ent.todo")
+	return it
+}
+
+// ciphertextOnly reports whether the incident reached ciphertext only: no
+// value returned or touched, records of a copy without keys.
+func (b *builder) ciphertextOnly() bool {
+	sc := b.sc
+	return sc.SubjectsExposed == 0 && sc.SubjectsPossible == 0 && sc.Ciphertext.Records > 0
 }

@@ -98,6 +98,8 @@ func (s *incidentSource) get(ctx context.Context, path string) ([]byte, error) {
 // suspectFlags are the flags that describe an incident.
 type suspectFlags struct {
 	principals, devices, orgs             []string
+	cipherColls                           []string
+	cipherNote                            string
 	since, until, discovered, cause, desc string
 }
 
@@ -111,6 +113,8 @@ func (f *suspectFlags) flags(cmd *cobra.Command) {
 	fl.StringVar(&f.discovered, "discovered", "", "when the incident was discovered, RFC 3339 (default: until); regulators' deadlines run from it")
 	fl.StringVar(&f.cause, "cause", "", "cause: "+strings.Join(incident.Causes, ", "))
 	fl.StringVar(&f.desc, "description", "", "free text about the incident (no personal data)")
+	fl.StringSliceVar(&f.cipherColls, "ciphertext-copy", nil, "collections whose records were reached as ciphertext only (a copy of the database without the keys)")
+	fl.StringVar(&f.cipherNote, "ciphertext-note", "", "with --ciphertext-copy: how (e.g. backup lost, keys not on it)")
 }
 
 func (f *suspectFlags) given() bool {
@@ -130,6 +134,9 @@ func parseTimeFlag(name, v string) (time.Time, error) {
 
 func (f *suspectFlags) incident() (*incident.Incident, error) {
 	in := &incident.Incident{Principals: f.principals, Devices: f.devices, Orgs: f.orgs, Cause: f.cause, Description: f.desc}
+	if len(f.cipherColls) > 0 {
+		in.CiphertextCopy = &incident.CiphertextCopy{Collections: f.cipherColls, Note: f.cipherNote}
+	}
 	var err error
 	if in.Since, err = parseTimeFlag("since", f.since); err != nil {
 		return nil, err
@@ -156,6 +163,9 @@ func (f *suspectFlags) body(in *incident.Incident) map[string]any {
 		"since": in.Since, "until": in.Until, "discovered_at": in.DiscoveredAt, "cause": in.Cause}
 	if in.Description != "" {
 		b["description"] = in.Description
+	}
+	if in.CiphertextCopy != nil {
+		b["ciphertext_copy"] = in.CiphertextCopy
 	}
 	return b
 }
