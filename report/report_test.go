@@ -56,7 +56,7 @@ func fixture() (*incident.Incident, *incident.Scope) {
 		},
 		LogSize: 1234567, Events: 5120,
 		SubjectsPlaintext: 2388, SubjectsMaskedOnly: 12,
-		Ciphertext: incident.Ciphertext{Collections: []string{}},
+		Ciphertext:  incident.Ciphertext{Collections: []string{}},
 		Entrustment: []incident.Entrustment{{Grant: "g-personnel", Grantor: "operator", Grantee: "subcontractor", Events: 4800, Subjects: 2400}},
 	}
 	return in, sc
