@@ -32,6 +32,36 @@ func TestSmoke(t *testing.T) {
 	if dsn := os.Getenv("SEKISHO_TEST_POSTGRES"); dsn != "" {
 		stores["postgres"] = dsn
 	}
+	t.Run("tls", func(t *testing.T) {
+		// -tls: floor_tls, hot_read over TLS and hot_read_mtls in one run.
+		out := filepath.Join(dir, "out-tls")
+		args := []string{"-bin", sek, "-records", "300", "-duration", "1s", "-concurrency", "4", "-tls", "-principals", "4",
+			"-only", "floor_tls,hot_read,hot_read_mtls", "-out", out}
+		if b, err := exec.Command(bench, args...).CombinedOutput(); err != nil {
+			t.Fatalf("bench %v: %v\n%s", args, err, b)
+		}
+		b, err := os.ReadFile(filepath.Join(out, "results.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct {
+			TLS       bool                      `json:"tls"`
+			MTLSRatio float64                   `json:"hot_read_mtls_floor_ratio"`
+			Ratio     float64                   `json:"hot_read_floor_ratio"`
+			Workloads map[string]map[string]any `json:"workloads"`
+		}
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		if !r.TLS || r.MTLSRatio <= 0 || r.Ratio <= 0 {
+			t.Fatalf("results: %s", b)
+		}
+		for _, w := range []string{"floor_tls", "hot_read", "hot_read_mtls"} {
+			if r.Workloads[w] == nil || r.Workloads[w]["errors"] != float64(0) {
+				t.Fatalf("workload %s: %v", w, r.Workloads[w])
+			}
+		}
+	})
 	for name, dsn := range stores {
 		t.Run(name, func(t *testing.T) {
 			out := filepath.Join(dir, "out-"+name)

@@ -15,8 +15,8 @@ import (
 const floorCommand = "__floor"
 
 func floorMain(args []string) {
-	if len(args) != 2 {
-		log.Fatalf("usage: bench %s BODYFILE ADDR", floorCommand)
+	if len(args) != 2 && len(args) != 4 {
+		log.Fatalf("usage: bench %s BODYFILE ADDR [CERTFILE KEYFILE]", floorCommand)
 	}
 	body, err := os.ReadFile(args[0])
 	if err != nil {
@@ -33,5 +33,9 @@ func floorMain(args []string) {
 	})
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+	if len(args) == 4 {
+		// floor_tls: the same handler over TLS with the server's certificate.
+		log.Fatal(hs.ServeTLS(ln, args[2], args[3]))
+	}
 	log.Fatal(hs.Serve(ln))
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -32,10 +33,10 @@ type loader struct {
 	purpose string
 }
 
-func newHTTPClient(conns int) *http.Client {
+func newHTTPClient(conns int, tlsConf *tls.Config) *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns,
-		DisableCompression: true, IdleConnTimeout: 90 * time.Second,
+		DisableCompression: true, IdleConnTimeout: 90 * time.Second, TLSClientConfig: tlsConf,
 	}}
 }
 

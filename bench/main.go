@@ -17,6 +17,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -57,6 +58,7 @@ type options struct {
 	soak        time.Duration
 	soakRate    float64
 	soakEvery   time.Duration
+	tls         bool
 }
 
 func main() {
@@ -81,6 +83,7 @@ func main() {
 	flag.DurationVar(&o.soak, "soak", 0, "soak mode: instead of the workloads, a mixed open-loop load for this long (e.g. 1h), the server sampled every -soak-every; writes soak.json and soak.csv")
 	flag.Float64Var(&o.soakRate, "soak-rate", 40, "soak mode: requests a second (80% reads, 10% lookups, 8% creates, 2% admin actions)")
 	flag.DurationVar(&o.soakEvery, "soak-every", 30*time.Second, "soak mode: how often RSS, heap, goroutines and open files are sampled")
+	flag.BoolVar(&o.tls, "tls", false, "serve over TLS (--tls-cert, --client-ca): the floor is floor_tls, and hot_read_mtls runs services over mTLS with certificate-bound tokens")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		log.Fatalf("unexpected arguments %q", flag.Args())
@@ -222,12 +225,23 @@ func runBench(ctx context.Context, o options) (*results, error) {
 		return res, err
 	}
 	base := "http://" + addr
+	var pki *benchPKI
+	var tlsConf *tls.Config
+	if o.tls {
+		if pki, err = newBenchPKI(filepath.Join(out, "pki")); err != nil {
+			return res, err
+		}
+		base, tlsConf, res.TLS = "https://"+addr, &tls.Config{RootCAs: pki.ca.Pool()}, true
+	}
 	senv := env
 	if o.profile {
 		senv = append(senv, "SEKISHO_CPUPROFILE="+filepath.Join(out, "server.cpu.pprof"))
 	}
 	org := "operator"
 	serveArgs := append([]string{"serve", "--addr", addr, "--data", data, "--org", org, "--log-format", "json"}, storeArgs...)
+	if pki != nil {
+		serveArgs = append(serveArgs, "--tls-cert", pki.certFile, "--tls-key", pki.keyFile, "--client-ca", pki.caPEM)
+	}
 	metricsURL := base + "/metrics"
 	if help, _ := exec.Command(bin, "serve", "--help").Output(); strings.Contains(string(help), "--metrics-addr") {
 		maddr, err := freeAddr()
@@ -247,7 +261,7 @@ func runBench(ctx context.Context, o options) (*results, error) {
 			srv.stop(30 * time.Second)
 		}
 	}()
-	if err := srv.waitReady(base+"/readyz", 60*time.Second); err != nil {
+	if err := srv.waitReadyWith(newHTTPClient(1, tlsConf), base+"/readyz", 60*time.Second); err != nil {
 		return res, err
 	}
 	tok, err := os.ReadFile(filepath.Join(data, "bootstrap-admin-token"))
@@ -261,7 +275,7 @@ func runBench(ctx context.Context, o options) (*results, error) {
 		// connections the client opened during a slow spell.
 		conns = o.conc
 	}
-	hc := newHTTPClient(conns)
+	hc := newHTTPClient(conns, tlsConf)
 	cred, admin, notes, err := enrol(ctx, hc, base, strings.TrimSpace(string(tok)), org, o.principals)
 	if err != nil {
 		return res, err
@@ -270,6 +284,15 @@ func runBench(ctx context.Context, o options) (*results, error) {
 	res.Credential = cred.String()
 	logf("credential: %s", res.Credential)
 	cl := &loader{hc: hc, cred: cred, purpose: benchPurpose}
+	var mcl *loader // hot_read_mtls's
+	if pki != nil && o.soak == 0 {
+		mcred, mhc, err := enrolMTLS(ctx, base, pki, admin, org, min(o.principals, 16), conns)
+		if err != nil {
+			return res, err
+		}
+		mcl = &loader{hc: mhc, cred: mcred, purpose: benchPurpose}
+		res.Credential += "; hot_read_mtls: " + mcred.String()
+	}
 
 	// The workloads.
 	fieldsQ := "?fields=" + strings.Join(readFields, ",")
@@ -324,22 +347,30 @@ func runBench(ctx context.Context, o options) (*results, error) {
 	if err != nil {
 		return res, err
 	}
-	floor, err := start(self, []string{floorCommand, bodyFile, floorAddr}, nil, filepath.Join(out, "floor.log"))
+	floorArgs, floorScheme, floorName := []string{floorCommand, bodyFile, floorAddr}, "http://", "floor"
+	if pki != nil {
+		floorArgs, floorScheme, floorName = append(floorArgs, pki.certFile, pki.keyFile), "https://", "floor_tls"
+	}
+	floor, err := start(self, floorArgs, nil, filepath.Join(out, "floor.log"))
 	if err != nil {
 		return res, err
 	}
 	defer floor.stop(5 * time.Second)
-	if err := floor.waitReady("http://"+floorAddr+"/healthz", 30*time.Second); err != nil {
+	if err := floor.waitReadyWith(newHTTPClient(1, tlsConf), floorScheme+floorAddr+"/healthz", 30*time.Second); err != nil {
 		return res, err
 	}
 	floorWL := func(rng *mrand.Rand) request {
-		return request{method: "GET", url: "http://" + floorAddr + "/v1/collections/users/records/" + ids[rng.IntN(len(ids))] + fieldsQ, want: 200}
+		return request{method: "GET", url: floorScheme + floorAddr + "/v1/collections/users/records/" + ids[rng.IntN(len(ids))] + fieldsQ, want: 200}
 	}
 
 	want := func(name string) bool {
 		return o.only == "" || strings.Contains(","+o.only+",", ","+name+",")
 	}
+	var measureWith func(cl *loader, name string, pid int, wl workload, closed bool, rate float64) error
 	measure := func(name string, pid int, wl workload, closed bool, rate float64) error {
+		return measureWith(cl, name, pid, wl, closed, rate)
+	}
+	measureWith = func(cl *loader, name string, pid int, wl workload, closed bool, rate float64) error {
 		if !want(name) {
 			return nil
 		}
@@ -377,7 +408,7 @@ func runBench(ctx context.Context, o options) (*results, error) {
 		wl     workload
 		closed bool
 	}{
-		{"floor", floor.pid(), floorWL, true},
+		{floorName, floor.pid(), floorWL, true},
 		{"hot_read", srv.pid(), hot, true},
 	}
 	for _, s := range steps {
@@ -385,8 +416,16 @@ func runBench(ctx context.Context, o options) (*results, error) {
 			return res, err
 		}
 	}
-	if f, h := res.Workloads["floor"], res.Workloads["hot_read"]; f != nil && h != nil && f.ThroughputRPS > 0 {
+	if mcl != nil {
+		if err := measureWith(mcl, "hot_read_mtls", srv.pid(), hot, true, 0); err != nil {
+			return res, err
+		}
+	}
+	if f, h := res.Workloads[floorName], res.Workloads["hot_read"]; f != nil && h != nil && f.ThroughputRPS > 0 {
 		res.HotReadFloorRatio = h.ThroughputRPS / f.ThroughputRPS
+	}
+	if f, h := res.Workloads[floorName], res.Workloads["hot_read_mtls"]; f != nil && h != nil && f.ThroughputRPS > 0 {
+		res.HotReadMTLSFloorRatio = h.ThroughputRPS / f.ThroughputRPS
 	}
 	if h := res.Workloads["hot_read"]; h != nil {
 		if err := measure("hot_read_half_peak", srv.pid(), hot, false, h.ThroughputRPS/2); err != nil {
@@ -415,7 +454,7 @@ func runBench(ctx context.Context, o options) (*results, error) {
 	_, hwm, _ := memMiB(srv.pid())
 	res.RSSPeakMiB = hwm
 	for _, w := range res.Workloads {
-		if w != res.Workloads["floor"] && w != res.Workloads["floor_half_peak"] {
+		if w != res.Workloads["floor"] && w != res.Workloads["floor_tls"] && w != res.Workloads["floor_half_peak"] {
 			res.RSSMiB = max(res.RSSMiB, w.RSSMiB)
 		}
 	}

@@ -203,6 +203,11 @@ func start(bin string, args, env []string, logPath string) (*proc, error) {
 // waitReady polls url until it answers 200, the process exits or the
 // timeout passes.
 func (p *proc) waitReady(url string, timeout time.Duration) error {
+	return p.waitReadyWith(http.DefaultClient, url, timeout)
+}
+
+// waitReadyWith is waitReady through hc (one that trusts a TLS server).
+func (p *proc) waitReadyWith(hc *http.Client, url string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		select {
@@ -211,7 +216,7 @@ func (p *proc) waitReady(url string, timeout time.Duration) error {
 			return fmt.Errorf("%s exited before it was ready: %v (see %s)", p.cmd.Path, err, p.log.Name())
 		default:
 		}
-		resp, err := http.Get(url)
+		resp, err := hc.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
