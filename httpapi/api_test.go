@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -196,8 +197,17 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			}
 		}
 	}
+	// The document names path parameters for generated clients ({collection});
+	// the mux's names ({c}) are its own: compare the shapes.
+	params := regexp.MustCompile(`\{[^}]*\}`)
+	for i := range documented {
+		documented[i] = params.ReplaceAllString(documented[i], "{}")
+	}
 	sort.Strings(documented)
 	served := httpapi.Routes()
+	for i := range served {
+		served[i] = params.ReplaceAllString(served[i], "{}")
+	}
 	sort.Strings(served)
 	if strings.Join(documented, "\n") != strings.Join(served, "\n") {
 		t.Fatalf("openapi.json and the routes differ:\ndocumented:\n%s\nserved:\n%s", strings.Join(documented, "\n"), strings.Join(served, "\n"))
@@ -206,7 +216,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	// not-found or method-not-allowed fallback.
 	for _, op := range documented {
 		method, path, _ := strings.Cut(op, " ")
-		path = strings.NewReplacer("{c}", "users", "{id}", "aaaaaaaaaaaaaaaaaaaaaaaaaa").Replace(path)
+		path = strings.Replace(path, "{}", "users", 1)
+		path = strings.ReplaceAll(path, "{}", "aaaaaaaaaaaaaaaaaaaaaaaaaa")
 		got := do(t, ts, method, path, "{}")
 		if typ, _ := got.body["type"].(string); strings.HasSuffix(typ, "route-not-found") || strings.HasSuffix(typ, "method-not-allowed") {
 			t.Errorf("%s is documented but not served: %s", op, got.raw)
