@@ -200,13 +200,9 @@ func start(bin string, args, env []string, logPath string) (*proc, error) {
 	return p, nil
 }
 
-// waitReady polls url until it answers 200, the process exits or the
-// timeout passes.
-func (p *proc) waitReady(url string, timeout time.Duration) error {
-	return p.waitReadyWith(http.DefaultClient, url, timeout)
-}
-
-// waitReadyWith is waitReady through hc (one that trusts a TLS server).
+// waitReadyWith polls url until it answers 200, the process exits or the
+// timeout passes. It asks through hc (one that trusts the server's TLS
+// certificate).
 func (p *proc) waitReadyWith(hc *http.Client, url string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
