@@ -56,7 +56,7 @@ type backupFile struct {
 var backupFiles = []string{keys.KeyringFile, audit.SigningKeyFile, audit.VerifierKeyFile}
 
 func newBackupCmd() *cobra.Command {
-	var data, out string
+	var data, out, format string
 	cmd := &cobra.Command{
 		Use:   "backup",
 		Short: "Write an online, consistent backup of a data directory (SQLite) to a file",
@@ -75,11 +75,14 @@ For PostgreSQL, use pg_dump or PITR (see the README).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if data == "" || out == "" {
-				return errors.New("--data DIR and --out FILE are required")
+				return usageErrorf("--data DIR and --out FILE are required")
 			}
 			m, err := runBackup(cmd.Context(), data, out)
 			if err != nil {
 				return err
+			}
+			if format == "json" {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"file": out, "manifest": m})
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "backup %s: %d audit events (checkpoint at %d), %d files\n", out, m.AuditSize, m.CheckpointSize, len(m.Files))
 			return err
@@ -87,11 +90,12 @@ For PostgreSQL, use pg_dump or PITR (see the README).`,
 	}
 	cmd.Flags().StringVar(&data, "data", os.Getenv("SEKISHO_DATA"), "data directory to back up (it may be in use by sekisho serve)")
 	cmd.Flags().StringVar(&out, "out", "", "backup file to write (must not exist)")
+	addFormatFlag(cmd.Flags(), &format, "table", "table", "json")
 	return cmd
 }
 
 func newRestoreCmd() *cobra.Command {
-	var from, data string
+	var from, data, format string
 	cmd := &cobra.Command{
 		Use:   "restore",
 		Short: "Restore a backup file into a new data directory, and verify it",
@@ -107,11 +111,14 @@ To check the restored log against a checkpoint kept outside the backup:
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if from == "" || data == "" {
-				return errors.New("--from FILE and --data DIR are required")
+				return usageErrorf("--from FILE and --data DIR are required")
 			}
 			m, keyNote, err := runRestore(cmd.Context(), from, data)
 			if err != nil {
 				return err
+			}
+			if format == "json" {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"from": from, "data": data, "manifest": m, "master_key": keyNote})
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "restored %s into %s: %d audit events verified (checkpoint at %d); %s\n",
 				from, data, m.AuditSize, m.CheckpointSize, keyNote)
@@ -120,6 +127,7 @@ To check the restored log against a checkpoint kept outside the backup:
 	}
 	cmd.Flags().StringVar(&from, "from", "", "backup file (from sekisho backup)")
 	cmd.Flags().StringVar(&data, "data", "", "data directory to create")
+	addFormatFlag(cmd.Flags(), &format, "table", "table", "json")
 	return cmd
 }
 

@@ -433,6 +433,26 @@ func TestJSONOutput(t *testing.T) {
 	if runJSON(t, &vr, "audit", "verify", "--data", data); !vr.OK {
 		t.Fatal("audit verify: not OK")
 	}
+	var bk struct {
+		File     string
+		Manifest struct {
+			AuditSize uint64 `json:"audit_size"`
+		}
+	}
+	backupFile := filepath.Join(t.TempDir(), "b.tar.gz")
+	if runJSON(t, &bk, "backup", "--data", data, "--out", backupFile); bk.File != backupFile || bk.Manifest.AuditSize == 0 {
+		t.Fatalf("backup: %+v", bk)
+	}
+	var rs struct {
+		Data     string
+		Manifest struct {
+			AuditSize uint64 `json:"audit_size"`
+		}
+	}
+	restored := filepath.Join(t.TempDir(), "restored")
+	if runJSON(t, &rs, "restore", "--from", backupFile, "--data", restored); rs.Data != restored || rs.Manifest.AuditSize != bk.Manifest.AuditSize {
+		t.Fatalf("restore: %+v", rs)
+	}
 	// Unknown formats are usage errors, on every verb.
 	for _, args := range [][]string{{"whoami"}, {"version"}, {"incident", "list"}, {"login", "--server", url, "--principal", "bob"}, {"org", "list"}, {"audit", "verify", "--data", data}} {
 		if _, errOut, code := run(t, append(args, "--format", "yaml")...); code != exitUsage || !strings.Contains(errOut, `invalid argument "yaml" for "--format"`) {

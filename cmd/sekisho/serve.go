@@ -372,7 +372,7 @@ func (n *node) Close() {
 }
 
 func newMigrateCmd() *cobra.Command {
-	var store string
+	var store, format string
 	cmd := &cobra.Command{
 		Use:     "migrate",
 		Short:   "Run the PostgreSQL store's migrations (serve also runs them on start)",
@@ -380,15 +380,19 @@ func newMigrateCmd() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if store == "" {
-				return errors.New("--store postgres://... is required")
+				return usageErrorf("--store postgres://... is required")
 			}
 			if err := postgres.Migrate(cmd.Context(), store); err != nil {
 				return err
+			}
+			if format == "json" {
+				return writeJSON(cmd.OutOrStdout(), map[string]bool{"migrated": true})
 			}
 			_, err := fmt.Fprintln(cmd.OutOrStdout(), "migrations applied")
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&store, "store", os.Getenv("SEKISHO_STORE"), "PostgreSQL URL")
+	addFormatFlag(cmd.Flags(), &format, "table", "table", "json")
 	return cmd
 }
