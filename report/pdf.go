@@ -273,6 +273,12 @@ func (d *pdfDoc) table(header []string, rows [][]string) {
 }
 
 func (d *pdfDoc) heading(s string) {
+	// Keep a heading with what follows it: no heading alone at a page's foot.
+	_, ph := d.p.GetPageSize()
+	_, _, _, bm := d.p.GetMargins()
+	if d.p.GetY()+22 > ph-bm {
+		d.p.AddPage()
+	}
 	d.p.Ln(3)
 	d.setStyle("B", 11)
 	d.text(s, 6, 0)
