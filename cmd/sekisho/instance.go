@@ -199,7 +199,8 @@ const (
 // logOrigin returns the checkpoint origin of the default log: flag when it
 // is set (--log-origin), else the deployment's own, made on first use as
 // sekisho.local/<random id> and kept in the default store, so that every
-// node of a deployment signs the same origin and no two installs do.
+// node of a deployment signs the same origin and no two installs do. A store
+// with checkpoints from before keeps the origin they were signed with.
 func logOrigin(ctx context.Context, st sekisho.Store, flag string) (string, error) {
 	if flag != "" {
 		if strings.ContainsAny(flag, "\n\r") || strings.TrimSpace(flag) != flag {
@@ -224,11 +225,30 @@ func logOrigin(ctx context.Context, st sekisho.Store, flag string) (string, erro
 	if sekisho.Code(err) != sekisho.ENotFound {
 		return origin, err
 	}
-	var raw [8]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", err
+	// A store that already holds signed checkpoints is an install from
+	// before origins were per deployment: it keeps the origin its witnesses
+	// know (the first line of its latest checkpoint), so upgrading does not
+	// change what they check.
+	cps, err := st.Checkpoints(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read checkpoints for the log origin: %w", err)
 	}
-	origin = "sekisho.local/" + hex.EncodeToString(raw[:])
+	if len(cps) > 0 {
+		latest := cps[0]
+		for _, c := range cps[1:] {
+			if c.Size > latest.Size {
+				latest = c
+			}
+		}
+		origin, _, _ = strings.Cut(string(latest.Note), "\n")
+	}
+	if origin == "" {
+		var raw [8]byte
+		if _, err := rand.Read(raw[:]); err != nil {
+			return "", err
+		}
+		origin = "sekisho.local/" + hex.EncodeToString(raw[:])
+	}
 	body, _ := json.Marshal(map[string]string{"origin": origin})
 	err = st.PutObject(ctx, &sekisho.Object{Kind: originKind, ID: originID, Version: 1, Body: body, Updated: time.Now().UTC()})
 	if sekisho.Code(err) == sekisho.EConflict {
