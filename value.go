@@ -132,7 +132,9 @@ func normalizeString(f Field, s, region string) (string, error) {
 		}
 		return strings.ToLower(a.Address), nil
 	case TypePhone:
-		if len(s) > 32 {
+		// Bounded in characters, not bytes: full-width digits (three bytes
+		// each in UTF-8) spell a valid number that phonenumbers reads.
+		if utf8.RuneCountInString(s) > 32 || len(s) > 128 {
 			return "", FieldErrorf(EInvalid, f.Name, "field %s: not a valid phone number", f.Name)
 		}
 		num, err := phonenumbers.Parse(s, strings.ToUpper(region))

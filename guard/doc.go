@@ -34,10 +34,13 @@
 // new-device, new-source, off-hours (hours learned per principal in its
 // org's time zone, Org.TimeZone, else Config.Location, the server's local
 // zone; quiet for a principal's first min_history requests, then a
-// baseline until learn_after), enumeration (near-sequential lookup values, seen
-// by ObserveLookup before the vault runs the lookup because most of an
-// enumeration's lookups match nothing; or many distinct subjects a minute
-// through lookups), denied-burst, new-purpose, volume-budget and honeytoken.
+// baseline until learn_after), enumeration (lookup values in arithmetic
+// progression with any stride, or near-sequential, or many distinct values
+// a minute, seen by ObserveLookup, which the vault calls with the value
+// after normalisation before it runs the lookup, on every path, because
+// most of an enumeration's lookups match nothing; or many distinct
+// subjects a minute through lookups), denied-burst, new-purpose,
+// volume-budget and honeytoken.
 // What is learned of a principal (devices, addresses, purposes, hours) is a
 // guard-profile object, written when something new is learned.
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"slices"
 	"strings"
@@ -170,14 +171,20 @@ func (g *Guard) saveProfiles(ctx context.Context) error {
 // lookupVal is one lookup value a principal asked for.
 type lookupVal struct {
 	field string
-	num   int64 // the value's digits as a number; -1 when it has none
+	num   int64  // the value's digits as a number; -1 when it has none
+	sum   uint64 // a hash of the whole value (distinct values per minute)
 	at    int64
 }
 
-// ObserveLookup sees the field and value of a lookup before the vault
-// runs it, matched or not (a lookup that matches nothing never reaches
-// Check, and enumeration is mostly misses). It returns the refusal of a
-// step-up or quarantine, audited here; nil lets the lookup go on.
+// ObserveLookup sees the field and value of a lookup before the vault runs
+// it: the vault calls it with the value after normalisation (so full-width
+// or Arabic-Indic digits, spaces and dashes are seen as the number they
+// spell), on every path (HTTP, CLI, import). It refuses a quarantined
+// caller, and raises the enumeration rule on a run of values in arithmetic
+// progression with any stride (run values with one common difference), on
+// values each within max_gap of a recent one, and on more than
+// lookup_values_per_minute distinct values in a minute (most of an
+// enumeration's lookups match nothing, so matched subjects alone miss it).
 func (g *Guard) ObserveLookup(ctx context.Context, c vault.Caller, collection, field, value string) error {
 	if err := g.Quarantined(ctx, c.Principal, c.Device, time.Time{}); err != nil {
 		return err
@@ -186,17 +193,15 @@ func (g *Guard) ObserveLookup(ctx context.Context, c vault.Caller, collection, f
 	if !r.Enabled {
 		return nil
 	}
-	lv := lookupVal{field: collection + "." + field, num: digits(value)}
-	if lv.num < 0 {
-		return nil
-	}
+	h := fnv.New64a()
+	h.Write([]byte(value))
+	lv := lookupVal{field: collection + "." + field, num: digits(value), sum: h.Sum64()}
 	g.mu.Lock()
-	n := g.sequentialLocked(c.Principal, lv, g.now(), r)
+	detail := g.enumerationLocked(c.Principal, lv, g.now(), r)
 	g.mu.Unlock()
-	if n < int(r.param("run", 5)) {
+	if detail == "" {
 		return nil
 	}
-	detail := fmt.Sprintf("%d near-sequential values of %s looked up in a row", n, lv.field)
 	g.fire(ctx, c, r, r.Action, detail)
 	var err error
 	switch r.Action {
@@ -242,9 +247,16 @@ func digits(s string) int64 {
 // sequentialLocked adds lv to the principal's recent lookups and returns
 // how many lookups in a row (within ten minutes) were each within max_gap
 // of an earlier recent value of the same field.
-func (g *Guard) sequentialLocked(principal string, lv lookupVal, now time.Time, r *Rule) int {
+// maxLookupsKept bounds the recent lookups kept per principal.
+const maxLookupsKept = 64
+
+// enumerationLocked records lv and says why the principal's recent
+// lookups look like an enumeration, or "".
+func (g *Guard) enumerationLocked(principal string, lv lookupVal, now time.Time, r *Rule) string {
 	lv.at = now.UnixNano()
 	gap := int64(r.param("max_gap", 16))
+	run := int(r.param("run", 5))
+	perMinute := int(r.param("lookup_values_per_minute", 30))
 	recent := g.lookups[principal]
 	cut := lv.at - int64(10*time.Minute)
 	kept := recent[:0]
@@ -254,17 +266,47 @@ func (g *Guard) sequentialLocked(principal string, lv lookupVal, now time.Time, 
 		}
 	}
 	kept = append(kept, lv)
-	if len(kept) > 32 {
-		kept = kept[len(kept)-32:]
+	if len(kept) > maxLookupsKept {
+		kept = kept[len(kept)-maxLookupsKept:]
 	}
 	g.lookups[principal] = kept
-	// Count back how many consecutive lookups each had a near neighbour
-	// among the ones before them.
-	run := 0
-	for i := len(kept) - 1; i >= 0; i-- {
+	// Distinct values of this field in the last minute.
+	minute := lv.at - int64(time.Minute)
+	distinct := map[uint64]bool{}
+	var nums []int64 // this field's numeric values, oldest first
+	for _, x := range kept {
+		if x.field != lv.field {
+			continue
+		}
+		if x.at > minute {
+			distinct[x.sum] = true
+		}
+		if x.num >= 0 {
+			nums = append(nums, x.num)
+		}
+	}
+	if len(distinct) > perMinute {
+		return fmt.Sprintf("%d distinct values of %s looked up in a minute", len(distinct), lv.field)
+	}
+	if lv.num < 0 || len(nums) < run {
+		return ""
+	}
+	// The last run values in arithmetic progression, any stride.
+	last := nums[len(nums)-run:]
+	step := last[1] - last[0]
+	progression := step != 0
+	for i := 2; i < len(last) && progression; i++ {
+		progression = last[i]-last[i-1] == step
+	}
+	if progression {
+		return fmt.Sprintf("%d values of %s looked up in a row with stride %d", run, lv.field, abs(step))
+	}
+	// Or each within max_gap of one before it.
+	near := 0
+	for i := len(nums) - 1; i >= 0; i-- {
 		ok := false
 		for j := 0; j < i; j++ {
-			if kept[j].field == kept[i].field && kept[j].num != kept[i].num && abs(kept[j].num-kept[i].num) <= gap {
+			if nums[j] != nums[i] && abs(nums[j]-nums[i]) <= gap {
 				ok = true
 				break
 			}
@@ -272,9 +314,12 @@ func (g *Guard) sequentialLocked(principal string, lv lookupVal, now time.Time, 
 		if !ok {
 			break
 		}
-		run++
+		near++
 	}
-	return run + 1
+	if near+1 >= run {
+		return fmt.Sprintf("%d near-sequential values of %s looked up in a row", near+1, lv.field)
+	}
+	return ""
 }
 
 func abs(x int64) int64 {

@@ -1,11 +1,7 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/sekisho/sekisho"
@@ -117,34 +113,9 @@ func (s *Server) listHoneytokens(w http.ResponseWriter, r *http.Request, c vault
 	return writeJSON(w, http.StatusOK, map[string]any{"honeytokens": l})
 }
 
-// guardedLookup shows the guard a lookup's field and value before the vault
-// runs it (the guard looks for enumeration, and most of an enumeration's
-// lookups match nothing), then serves it as usual.
+// guardedLookup serves a lookup; the vault shows the guard its field and
+// normalised value before running it (on every path, not only HTTP).
 func (s *Server) guardedLookup(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
-	if s.guard == nil {
-		return s.lookup(w, r, c)
-	}
-	b, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	if err := checkDuplicateKeys(b); err != nil {
-		return err
-	}
-	var peek struct {
-		Field string          `json:"field"`
-		Value json.RawMessage `json:"value"`
-	}
-	if json.Unmarshal(b, &peek) == nil && peek.Field != "" {
-		var v string
-		if json.Unmarshal(peek.Value, &v) != nil {
-			v = strings.TrimSpace(string(peek.Value))
-		}
-		if err := s.guard.ObserveLookup(r.Context(), c, r.PathValue("c"), peek.Field, v); err != nil {
-			return err
-		}
-	}
-	r.Body = io.NopCloser(bytes.NewReader(b))
 	return s.lookup(w, r, c)
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/client"
+	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/httpapi"
 	"github.com/sekisho/sekisho/schemas"
 	"github.com/sekisho/sekisho/vault"
@@ -656,4 +657,79 @@ func (e *env) vaultOf(t *testing.T) *vault.Vault {
 	must(t, v.EnsureSchemas(context.Background(), defs))
 	v.SetAuthorizer(e.acc.Authorizer())
 	return v
+}
+
+// TestHardeningEnumerationOnNormalisedValue (issue 13 point 5): the guard
+// sees a lookup's value after normalisation, so full-width or Arabic-Indic
+// digits, spaces and dashes do not hide a sequence; a run with any stride
+// (1, 17, 100) raises the enumeration rule, and so do many distinct values
+// a minute that match nothing. Each attacker is a fresh support agent;
+// the control is an agent looking up a few real, unrelated numbers.
+func TestHardeningEnumerationOnNormalisedValue(t *testing.T) {
+	w := newGuardWorld(t, 20)
+	ctx := context.Background()
+	fullWidth := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return r - '0' + '０'
+			}
+			return r
+		}, s)
+	}
+	arabicIndic := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return r - '0' + '٠'
+			}
+			return r
+		}, s)
+	}
+	spaced := func(s string) string { return s[:3] + " " + s[3:5] + "-" + s[5:9] + " " + s[9:] }
+	cases := []struct {
+		name   string
+		stride int
+		spell  func(string) string
+	}{
+		{"stride 1, full-width digits", 1, fullWidth},
+		{"stride 17, Arabic-Indic digits", 17, arabicIndic},
+		{"stride 100, spaces and dashes", 100, spaced},
+		{"stride 1000, plain", 1000, func(s string) string { return s }},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			agent := w.principal(w.admin, w.admin, fmt.Sprintf("enum%d", i), "operator", "support", "member")
+			w.clk.Advance(2 * time.Minute)
+			var last error
+			for k := range 8 {
+				v := c.spell(fmt.Sprintf("+8190%08d", 20000000+k*c.stride))
+				last = agent.JSON(ctx, "POST", "/v1/collections/users/lookup", "support", map[string]any{"field": "phone", "value": v}, nil)
+				if last != nil {
+					break
+				}
+				w.clk.Advance(20 * time.Second)
+			}
+			refused(t, last, guard.ProblemQuarantined)
+		})
+	}
+	t.Run("many distinct values a minute", func(t *testing.T) {
+		agent := w.principal(w.admin, w.admin, "enum-many", "operator", "support", "member")
+		w.clk.Advance(2 * time.Minute)
+		var last error
+		for k := range 40 {
+			// Unrelated random-looking numbers, no progression, no match.
+			v := fmt.Sprintf("+8180%08d", (k*7919*104729)%100000000)
+			last = agent.JSON(ctx, "POST", "/v1/collections/users/lookup", "support", map[string]any{"field": "phone", "value": v}, nil)
+			if last != nil {
+				break
+			}
+			w.clk.Advance(time.Second)
+		}
+		refused(t, last, guard.ProblemQuarantined)
+	})
+	// Control: a few real, unrelated lookups spread over minutes.
+	agent := w.principal(w.admin, w.admin, "enum-control", "operator", "support", "member")
+	for k := range 6 {
+		w.clk.Advance(3 * time.Minute)
+		must(t, agent.JSON(ctx, "POST", "/v1/collections/users/lookup", "support", map[string]any{"field": "phone", "value": w.phones[k*3]}, nil))
+	}
 }

@@ -447,6 +447,12 @@ func (v *Vault) Erase(ctx context.Context, c Caller, collection, id string) erro
 	return v.store.EraseRecord(ctx, collection, id, v.now().UTC())
 }
 
+// LookupObserver is the part of a guard that sees every lookup's field and
+// normalised value before it runs, and may refuse it (guard.Guard).
+type LookupObserver interface {
+	ObserveLookup(ctx context.Context, c Caller, collection, field, value string) error
+}
+
 // LookupRequest is the body of a lookup.
 type LookupRequest struct {
 	Field string          `json:"field"`
@@ -482,6 +488,13 @@ func (v *Vault) Lookup(ctx context.Context, c Caller, collection string, lr Look
 	}
 	if _, err := fieldList(s, lr.Fields); err != nil {
 		return nil, err
+	}
+	// The guard sees the value after normalisation, on every path, before
+	// the lookup runs (most of an enumeration's lookups match nothing).
+	if o, ok := v.guard.(LookupObserver); ok {
+		if err := o.ObserveLookup(ctx, c, collection, f.Name, string(val)); err != nil {
+			return nil, err
+		}
 	}
 	k, err := v.indexKey(ctx, c.Org, collection, f.Name)
 	if err != nil {
