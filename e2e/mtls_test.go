@@ -167,3 +167,75 @@ func TestMTLSCertificateBoundTokens(t *testing.T) {
 		t.Fatalf("metadata: %s", b)
 	}
 }
+
+// TestMTLSQuarantine: a service over mTLS that touches a honeytoken is
+// quarantined within that request; its certificate-bound token is refused
+// on the next request, and its certificate gets no new token.
+func TestMTLSQuarantine(t *testing.T) {
+	ca, err := testpki.NewCA("e2e client CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "client-ca.pem")
+	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv, serverCA, _, _ := tlsServer(t, "--client-ca", caFile)
+	admin := enrol(t, srv)
+	auth := admin.authorize(t, srv)
+	if resp, b, err := do(srv.http, auth, "POST", srv.base+"/v1/principals", "", []byte(`{"id":"svc","org":"operator","kind":"service","roles":["service"]}`)); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create principal: %v %s", err, b)
+	}
+	resp, b, err := do(srv.http, auth, "POST", srv.base+"/v1/collections/users/honeytokens", "", []byte(`{"region":"jp","count":1}`))
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("honeytoken: %v %s", err, b)
+	}
+	var made struct{ Honeytokens []struct{ ID string } }
+	json.Unmarshal(b, &made)
+	leaf, _ := ca.Client("svc", "ed25519")
+	svc := certClient(serverCA, leaf)
+	key, _ := dpop.NewKey(leaf.Key)
+	if resp, b, _ := do(svc, noAuth, "POST", srv.base+"/v1/devices", "", []byte(`{"principal":"svc"}`)); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("enrol: %s %s", resp.Status, b)
+	}
+	if resp, b, _ := do(srv.http, auth, "POST", srv.base+"/v1/devices/"+key.Thumbprint()+"/approve", "", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("approve: %s %s", resp.Status, b)
+	}
+	tokenOf := func() (*http.Response, map[string]any) {
+		req, _ := http.NewRequest("POST", srv.base+"/v1/token", strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := svc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		json.NewDecoder(resp.Body).Decode(&m)
+		return resp, m
+	}
+	resp, m := tokenOf()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("token: %v", m)
+	}
+	tok := m["access_token"].(string)
+	// A real record first: the positive control.
+	resp, b, _ = do(svc, bearer(tok), "POST", srv.base+"/v1/collections/users/records", "ops", []byte(`{"region":"jp","fields":{"display_name":"Aoi"}}`))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %s %s", resp.Status, b)
+	}
+	var rec struct{ ID string }
+	json.Unmarshal(b, &rec)
+	if resp, b, _ := do(svc, bearer(tok), "GET", srv.base+"/v1/collections/users/records/"+rec.ID, "ops", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("read: %s %s", resp.Status, b)
+	}
+	// The decoy: refused, and the service quarantined.
+	if resp, b, _ := do(svc, bearer(tok), "GET", srv.base+"/v1/collections/users/records/"+made.Honeytokens[0].ID, "ops", nil); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("decoy read: %s %s", resp.Status, b)
+	}
+	if resp, b, _ := do(svc, bearer(tok), "GET", srv.base+"/v1/collections/users/records/"+rec.ID, "ops", nil); resp.StatusCode/100 != 4 || problemOf(b) != "quarantined" {
+		t.Fatalf("read after the quarantine: %s %s", resp.Status, b)
+	}
+	if resp, m := tokenOf(); resp.StatusCode != http.StatusBadRequest || m["error"] != "invalid_grant" || !strings.HasSuffix(m["type"].(string), "/quarantined") {
+		t.Fatalf("token after the quarantine: %d %v", resp.StatusCode, m)
+	}
+}
