@@ -34,7 +34,7 @@ These commands only read: they open the database read-only and do not take the
 data directory's lock, so they run beside a running server as well as after it
 stopped or crashed.`,
 	}
-	cmd.AddCommand(newAuditVerifyCmd(), newAuditEventsCmd(), newAuditCheckpointCmd())
+	cmd.AddCommand(newAuditVerifyCmd(), newAuditEventsCmd(), newAuditCheckpointCmd(), newAuditTailCmd())
 	return cmd
 }
 
