@@ -36,10 +36,13 @@ func (d *Device) expired(now time.Time) bool {
 
 // Bootstrap is the request that spends the bootstrap token.
 type Bootstrap struct {
-	Principal string   `json:"principal"`
-	Name      string   `json:"name,omitempty"`
-	Device    string   `json:"device_name,omitempty"`
-	Key       dpop.JWK `json:"-"` // from the DPoP proof
+	Principal string `json:"principal"`
+	Name      string `json:"name,omitempty"`
+	Device    string `json:"device_name,omitempty"`
+	// KeyStorage is where the device key lives, as the client claims it
+	// (file when empty).
+	KeyStorage string   `json:"key_storage,omitempty"`
+	Key        dpop.JWK `json:"-"` // from the DPoP proof
 }
 
 // BootstrapResult is what the bootstrap returns.
@@ -64,6 +67,10 @@ func (s *Service) SpendBootstrap(ctx context.Context, c vault.Caller, token stri
 	if !ValidID(b.Principal) {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "principal", "principal id %q: use lower-case letters, digits, '-' and '_'", b.Principal)
 	}
+	storage, err := checkKeyStorage(b.KeyStorage)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now()
 	// Spending first, with version 1, makes the bootstrap single-use even
 	// when two requests race: the second gets a conflict.
@@ -83,7 +90,7 @@ func (s *Service) SpendBootstrap(ctx context.Context, c vault.Caller, token stri
 		return nil, err
 	}
 	d := &Device{ID: b.Key.Thumbprint(), Principal: p.ID, Org: p.Org, Name: b.Device, Key: b.Key, Status: StatusApproved,
-		EnrolledAt: now, ApprovedAt: &now, ApprovedBy: "bootstrap"}
+		EnrolledAt: now, ApprovedAt: &now, ApprovedBy: "bootstrap", KeyStorage: storage}
 	if err := s.put(ctx, KindDevice, d.ID, d.Org, 1, d); err != nil {
 		return nil, err
 	}
@@ -272,11 +279,16 @@ func (s *Service) RevokePrincipal(ctx context.Context, c vault.Caller, id string
 // EnrolDevice records a new device key for a principal, pending an admin's
 // approval for PendingDeviceTTL. The caller has proven possession of the
 // key (a DPoP proof) but is anonymous: enrolment should be rate-limited at
-// the edge.
-func (s *Service) EnrolDevice(ctx context.Context, c vault.Caller, principal, name string, key dpop.JWK) (*Device, error) {
+// the edge. keyStorage is where the client says the key lives (file when
+// empty); the device is not attested (no evidence was verified).
+func (s *Service) EnrolDevice(ctx context.Context, c vault.Caller, principal, name, keyStorage string, key dpop.JWK) (*Device, error) {
 	key, err := key.Canonical()
 	if err != nil {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "key", "%v", err)
+	}
+	storage, err := checkKeyStorage(keyStorage)
+	if err != nil {
+		return nil, err
 	}
 	if len(name) > 100 {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "name", "device name is longer than 100 characters")
@@ -303,7 +315,7 @@ func (s *Service) EnrolDevice(ctx context.Context, c vault.Caller, principal, na
 	// such enrolment answers like a stored one (pending), so that
 	// enrolment does not tell who exists; only an admin of the org sees
 	// what is really pending.
-	stub := &Device{ID: key.Thumbprint(), Principal: principal, Name: name, Status: StatusPending, EnrolledAt: now}
+	stub := &Device{ID: key.Thumbprint(), Principal: principal, Name: name, Status: StatusPending, EnrolledAt: now, KeyStorage: storage}
 	hidden := func(err error) (*Device, error) {
 		if aerr := s.event(ctx, c, "device.enrol", detail, err); sekisho.Code(aerr) == sekisho.EUnavailable {
 			return nil, aerr
@@ -335,7 +347,7 @@ func (s *Service) EnrolDevice(ctx context.Context, c vault.Caller, principal, na
 		return hidden(sekisho.TypedErrorf(sekisho.EConflict, "too-many-pending-devices",
 			"principal %s has %d devices waiting for approval (each for at most %s); not stored, not told to the caller", principal, pending, PendingDeviceTTL))
 	}
-	d := &Device{ID: key.Thumbprint(), Principal: principal, Org: p.Org, Name: name, Key: key, Status: StatusPending, EnrolledAt: now}
+	d := &Device{ID: key.Thumbprint(), Principal: principal, Org: p.Org, Name: name, Key: key, Status: StatusPending, EnrolledAt: now, KeyStorage: storage}
 	if err := s.put(ctx, KindDevice, d.ID, d.Org, version, d); err != nil {
 		if sekisho.Code(err) == sekisho.EConflict {
 			err = errKeyKnown() // enrolled concurrently

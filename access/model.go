@@ -106,6 +106,47 @@ type Device struct {
 	ApprovedBy string     `json:"approved_by,omitempty"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
 	RevokedBy  string     `json:"revoked_by,omitempty"`
+	// KeyStorage is where the enrolment said the key lives: file, tpm,
+	// pkcs11 or webauthn (a claim, until Attested).
+	KeyStorage string `json:"key_storage"`
+	// Attested says evidence of KeyStorage (a TPM key attestation, a
+	// WebAuthn attestation) was verified; false for a claim alone.
+	Attested bool `json:"attested"`
+}
+
+// Where a device key lives (Device.KeyStorage).
+const (
+	KeyStorageFile     = "file"
+	KeyStorageTPM      = "tpm"
+	KeyStoragePKCS11   = "pkcs11"
+	KeyStorageWebAuthn = "webauthn"
+)
+
+// KeyStorages lists the values of Device.KeyStorage.
+var KeyStorages = []string{KeyStorageFile, KeyStorageTPM, KeyStoragePKCS11, KeyStorageWebAuthn}
+
+// checkKeyStorage checks an enrolment's key_storage claim; "" claims a file key.
+func checkKeyStorage(claim string) (string, error) {
+	if claim == "" {
+		return KeyStorageFile, nil
+	}
+	if !slices.Contains(KeyStorages, claim) {
+		return "", sekisho.FieldErrorf(sekisho.EInvalid, "key_storage", "key_storage %q: want one of file, tpm, pkcs11, webauthn", claim)
+	}
+	return claim, nil
+}
+
+// UnmarshalJSON reads a device; one stored before devices said where
+// their key lives (nothing claimed) is a file key.
+func (d *Device) UnmarshalJSON(b []byte) error {
+	type plain Device
+	if err := json.Unmarshal(b, (*plain)(d)); err != nil {
+		return err
+	}
+	if d.KeyStorage == "" {
+		d.KeyStorage = KeyStorageFile
+	}
+	return nil
 }
 
 // Approval is one admin's approval of a grant.

@@ -104,11 +104,11 @@ func (s *Service) requireService(ctx context.Context, principal string) error {
 
 // EnrolCertDevice enrols the key of a verified client certificate as a
 // device of a service principal.
-func (s *Service) EnrolCertDevice(ctx context.Context, c vault.Caller, principal, name string, key dpop.JWK) (*Device, error) {
+func (s *Service) EnrolCertDevice(ctx context.Context, c vault.Caller, principal, name, keyStorage string, key dpop.JWK) (*Device, error) {
 	if err := s.requireService(ctx, principal); err != nil {
 		return nil, err
 	}
-	return s.EnrolDevice(ctx, c, principal, name, key)
+	return s.EnrolDevice(ctx, c, principal, name, keyStorage, key)
 }
 
 // issueCertToken issues a token bound to the client certificate of r.

@@ -32,6 +32,9 @@ type Client struct {
 	// refused (the CLI's profiles set it; tests of the server leave it off
 	// to see the refusal itself).
 	Renew bool
+	// KeyStorage is where Key lives (file, tpm), claimed at enrolment and
+	// bootstrap as the device's key_storage; "" claims nothing (file).
+	KeyStorage string
 
 	mu      sync.Mutex
 	token   string
@@ -359,7 +362,11 @@ type BootstrapResult struct {
 // with this client's key as its device, approved.
 func (c *Client) Bootstrap(ctx context.Context, token, principal, deviceName string) (*BootstrapResult, error) {
 	var out BootstrapResult
-	err := c.unauthenticated(ctx, "POST", "/v1/bootstrap", map[string]string{"principal": principal, "device_name": deviceName}, token, &out)
+	body := map[string]string{"principal": principal, "device_name": deviceName}
+	if c.KeyStorage != "" {
+		body["key_storage"] = c.KeyStorage
+	}
+	err := c.unauthenticated(ctx, "POST", "/v1/bootstrap", body, token, &out)
 	if err != nil {
 		return nil, err
 	}
@@ -373,13 +380,21 @@ type Device struct {
 	Org       string `json:"org"`
 	Name      string `json:"name"`
 	Status    string `json:"status"`
+	// KeyStorage is where the enrolment said the key lives (file, tpm,
+	// pkcs11, webauthn); Attested whether evidence of it was verified.
+	KeyStorage string `json:"key_storage"`
+	Attested   bool   `json:"attested"`
 }
 
 // Enrol enrols this client's key as a device of principal (pending until an
 // admin of its org approves it).
 func (c *Client) Enrol(ctx context.Context, principal, deviceName string) (*Device, error) {
 	var out Device
-	if err := c.unauthenticated(ctx, "POST", "/v1/devices", map[string]string{"principal": principal, "name": deviceName}, "", &out); err != nil {
+	body := map[string]string{"principal": principal, "name": deviceName}
+	if c.KeyStorage != "" {
+		body["key_storage"] = c.KeyStorage
+	}
+	if err := c.unauthenticated(ctx, "POST", "/v1/devices", body, "", &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

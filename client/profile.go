@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/access/dpop"
+	"github.com/sekisho/sekisho/client/tpmkey"
 )
 
 // Files of a profile directory. The device key and the cached token are
@@ -17,7 +18,11 @@ import (
 const (
 	ProfileFile = "profile.json"
 	KeyFile     = "device-key.pem"
-	TokenFile   = "token.json"
+	// TPMKeyFile holds a key_storage tpm profile's key blob (public area,
+	// private area wrapped by the TPM, parent template): useless without
+	// the TPM that made it.
+	TPMKeyFile = "device-key.tpm.json"
+	TokenFile  = "token.json"
 )
 
 // Profile is what `sekisho login` stores: which server, as whom, with which
@@ -27,6 +32,43 @@ type Profile struct {
 	Principal string `json:"principal"`
 	Org       string `json:"org,omitempty"`
 	Device    string `json:"device"`
+	// KeyStorage says where the device key lives: file (default, the
+	// PKCS #8 PEM in KeyFile) or tpm (inside the TPM named by TPM).
+	KeyStorage string `json:"key_storage,omitempty"`
+	// TPM is the TCTI string of the TPM of a key_storage tpm profile; every
+	// verb signs there.
+	TPM string `json:"tpm,omitempty"`
+}
+
+// Where a device key lives (the device record's key_storage).
+const (
+	KeyStorageFile = "file"
+	KeyStorageTPM  = "tpm"
+)
+
+// HasKey reports whether dir holds a device key (a file or a TPM blob).
+func HasKey(dir string) (bool, error) {
+	for _, f := range []string{KeyFile, TPMKeyFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			return true, nil
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// SaveTPMKey writes a TPM key's blob to dir; SaveProfile (with the
+// profile's key_storage tpm) follows.
+func SaveTPMKey(dir string, b *tpmkey.Blob) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create profile directory: %w", err)
+	}
+	j, _ := json.MarshalIndent(b, "", "  ")
+	if err := writeFile(filepath.Join(dir, TPMKeyFile), append(j, '\n')); err != nil {
+		return fmt.Errorf("write TPM key blob: %w", err)
+	}
+	return nil
 }
 
 // DefaultProfileDir is sekisho's directory under the user's config directory.
@@ -49,17 +91,27 @@ func writeFile(path string, b []byte) error {
 	return os.Rename(tmp, path)
 }
 
-// SaveProfile writes the profile and the device key to dir.
+// SaveProfile writes the profile and, for a file key, the device key to
+// dir. A key that lives in a TPM is not written (it cannot be): its blob
+// was written by SaveTPMKey, and a file key of an earlier profile is
+// removed.
 func SaveProfile(dir string, p *Profile, key *dpop.Key) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create profile directory: %w", err)
 	}
-	pem, err := key.MarshalPEM()
-	if err != nil {
-		return err
-	}
-	if err := writeFile(filepath.Join(dir, KeyFile), pem); err != nil {
-		return fmt.Errorf("write device key: %w", err)
+	if key.Exportable() {
+		pem, err := key.MarshalPEM()
+		if err != nil {
+			return err
+		}
+		if err := writeFile(filepath.Join(dir, KeyFile), pem); err != nil {
+			return fmt.Errorf("write device key: %w", err)
+		}
+		if err := os.Remove(filepath.Join(dir, TPMKeyFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove the earlier TPM key blob: %w", err)
+		}
+	} else if err := os.Remove(filepath.Join(dir, KeyFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove the earlier device key: %w", err)
 	}
 	b, _ := json.MarshalIndent(p, "", "  ")
 	if err := writeFile(filepath.Join(dir, ProfileFile), append(b, '\n')); err != nil {
@@ -82,15 +134,12 @@ func LoadProfile(dir string) (*Profile, *Client, error) {
 	if err := json.Unmarshal(b, &p); err != nil {
 		return nil, nil, fmt.Errorf("profile %s: %w", dir, err)
 	}
-	kb, err := os.ReadFile(filepath.Join(dir, KeyFile))
+	key, err := loadKey(dir, &p)
 	if err != nil {
-		return nil, nil, fmt.Errorf("device key: %w", err)
-	}
-	key, err := dpop.ParsePEM(kb)
-	if err != nil {
-		return nil, nil, fmt.Errorf("device key %s: %w", filepath.Join(dir, KeyFile), err)
+		return nil, nil, err
 	}
 	c := New(p.Server, key)
+	c.KeyStorage = p.KeyStorage
 	c.Renew = true // a revoked or outdated cached token is renewed with the key
 	if tb, err := os.ReadFile(filepath.Join(dir, TokenFile)); err == nil {
 		var t Token
@@ -110,4 +159,45 @@ func SaveToken(dir string, c *Client) error {
 	}
 	b, _ := json.Marshal(Token{AccessToken: tok, TokenType: "DPoP", ExpiresAt: exp, ExpiresIn: int64(time.Until(exp) / time.Second)})
 	return writeFile(filepath.Join(dir, TokenFile), b)
+}
+
+// loadKey returns the device key of profile p in dir: the PEM file, or a
+// signer of the key inside the profile's TPM.
+func loadKey(dir string, p *Profile) (*dpop.Key, error) {
+	switch p.KeyStorage {
+	case "", KeyStorageFile:
+		kb, err := os.ReadFile(filepath.Join(dir, KeyFile))
+		if err != nil {
+			return nil, fmt.Errorf("device key: %w", err)
+		}
+		key, err := dpop.ParsePEM(kb)
+		if err != nil {
+			return nil, fmt.Errorf("device key %s: %w", filepath.Join(dir, KeyFile), err)
+		}
+		return key, nil
+	case KeyStorageTPM:
+		path := filepath.Join(dir, TPMKeyFile)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("TPM device key: %w", err)
+		}
+		var blob tpmkey.Blob
+		if err := json.Unmarshal(b, &blob); err != nil {
+			return nil, fmt.Errorf("TPM device key %s: %w", path, err)
+		}
+		blob.TPM = p.TPM
+		s, err := blob.Signer()
+		if err != nil {
+			return nil, fmt.Errorf("TPM device key %s: %w", path, err)
+		}
+		key, err := dpop.NewKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("TPM device key %s: %w", path, err)
+		}
+		if p.Device != "" && key.Thumbprint() != p.Device {
+			return nil, fmt.Errorf("TPM device key %s is not device %s of the profile", path, p.Device)
+		}
+		return key, nil
+	}
+	return nil, fmt.Errorf("profile %s: key_storage %q is not supported by this sekisho (want file or tpm)", dir, p.KeyStorage)
 }

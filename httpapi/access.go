@@ -247,6 +247,9 @@ type EnrolAnswer struct {
 type enrolRequest struct {
 	Principal string `json:"principal"`
 	Name      string `json:"name,omitempty"`
+	// KeyStorage is where the client says the key lives: file (default),
+	// tpm, pkcs11 or webauthn.
+	KeyStorage string `json:"key_storage,omitempty"`
 }
 
 func (s *Server) enrolDevice(w http.ResponseWriter, r *http.Request, _ vault.Caller) error {
@@ -267,7 +270,7 @@ func (s *Server) enrolDevice(w http.ResponseWriter, r *http.Request, _ vault.Cal
 	if viaCert {
 		enrol = s.access.EnrolCertDevice
 	}
-	d, err := enrol(r.Context(), accessCaller(r), req.Principal, req.Name, key)
+	d, err := enrol(r.Context(), accessCaller(r), req.Principal, req.Name, req.KeyStorage, key)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
@@ -176,7 +177,10 @@ func GenerateKey(kind string) (*Key, error) {
 	return nil, fmt.Errorf("key type %q: want ed25519 or p256", kind)
 }
 
-// NewKey wraps an ed25519.PrivateKey or a P-256 *ecdsa.PrivateKey.
+// NewKey wraps an ed25519.PrivateKey, a P-256 *ecdsa.PrivateKey, or any
+// crypto.Signer of a P-256 public key whose Sign returns an ASN.1 ECDSA
+// signature of a SHA-256 digest (a key inside a TPM or a PKCS #11 token,
+// which never leaves it: such a key does not MarshalPEM).
 func NewKey(s crypto.Signer) (*Key, error) {
 	switch k := s.(type) {
 	case ed25519.PrivateKey:
@@ -191,6 +195,16 @@ func NewKey(s crypto.Signer) (*Key, error) {
 		}
 		return &Key{signer: k, alg: AlgES256, jwk: JWK{Kty: "EC", Crv: "P-256", X: b64.EncodeToString(raw[1:33]), Y: b64.EncodeToString(raw[33:])}}, nil
 	}
+	if pub, ok := s.Public().(*ecdsa.PublicKey); ok {
+		if pub.Curve != elliptic.P256() {
+			return nil, errors.New("ecdsa key is not P-256")
+		}
+		raw, err := pub.Bytes() // 0x04 || X || Y
+		if err != nil {
+			return nil, err
+		}
+		return &Key{signer: s, alg: AlgES256, jwk: JWK{Kty: "EC", Crv: "P-256", X: b64.EncodeToString(raw[1:33]), Y: b64.EncodeToString(raw[33:])}}, nil
+	}
 	return nil, fmt.Errorf("unsupported key %T", s)
 }
 
@@ -203,8 +217,25 @@ func (k *Key) Thumbprint() string { return k.jwk.Thumbprint() }
 // Alg returns the JWS algorithm of the key.
 func (k *Key) Alg() string { return k.alg }
 
+// ErrNotExportable is MarshalPEM's answer for a key that lives in a TPM or
+// a token.
+var ErrNotExportable = errors.New("the device key is not exportable (it lives in a TPM or a token)")
+
+// Exportable reports whether the private key is in memory (and MarshalPEM
+// can write it).
+func (k *Key) Exportable() bool {
+	switch k.signer.(type) {
+	case ed25519.PrivateKey, *ecdsa.PrivateKey:
+		return true
+	}
+	return false
+}
+
 // MarshalPEM encodes the private key as PKCS #8 PEM.
 func (k *Key) MarshalPEM() ([]byte, error) {
+	if !k.Exportable() {
+		return nil, ErrNotExportable
+	}
 	der, err := x509.MarshalPKCS8PrivateKey(k.signer)
 	if err != nil {
 		return nil, err
@@ -236,9 +267,23 @@ func (k *Key) sign(input []byte) ([]byte, error) {
 		return k.signer.Sign(rand.Reader, input, crypto.Hash(0))
 	default:
 		h := sha256.Sum256(input)
-		r, s, err := ecdsa.Sign(rand.Reader, k.signer.(*ecdsa.PrivateKey), h[:])
-		if err != nil {
-			return nil, err
+		var r, s *big.Int
+		if priv, ok := k.signer.(*ecdsa.PrivateKey); ok {
+			var err error
+			if r, s, err = ecdsa.Sign(rand.Reader, priv, h[:]); err != nil {
+				return nil, err
+			}
+		} else {
+			der, err := k.signer.Sign(rand.Reader, h[:], crypto.SHA256)
+			if err != nil {
+				return nil, fmt.Errorf("device key: sign: %w", err)
+			}
+			var sig struct{ R, S *big.Int }
+			if rest, err := asn1.Unmarshal(der, &sig); err != nil || len(rest) != 0 || sig.R == nil || sig.S == nil ||
+				sig.R.Sign() <= 0 || sig.S.Sign() <= 0 || sig.R.BitLen() > 256 || sig.S.BitLen() > 256 {
+				return nil, errors.New("device key: the signer returned a malformed ECDSA signature")
+			}
+			r, s = sig.R, sig.S
 		}
 		// JWS ES256 signatures are R || S, each 32 bytes (RFC 7518 §3.4).
 		sig := make([]byte, 64)

@@ -86,7 +86,7 @@ func (a *adminCall) do(cmd *cobra.Command, method, path string, body any, listKe
 var (
 	orgCols       = []string{"id", "home_region", "time_zone", "status", "root"}
 	principalCols = []string{"id", "org", "kind", "roles", "status"}
-	deviceCols    = []string{"id", "principal", "org", "name", "status"}
+	deviceCols    = []string{"id", "principal", "org", "name", "status", "key_storage", "attested"}
 	grantCols     = []string{"id", "grantor_org", "grantee_org", "grantee_principal", "collections", "fields", "regions", "purposes", "expires", "status"}
 	policyCols    = []string{"id", "version", "updated_by", "description"}
 )

@@ -2,9 +2,7 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,10 +11,11 @@ import (
 
 	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/client"
+	"github.com/sekisho/sekisho/client/tpmkey"
 )
 
 func newLoginCmd() *cobra.Command {
-	var server, bootFile, principal, profile, keyType, deviceName, format string
+	var server, bootFile, principal, profile, keyType, deviceName, format, keyStore, tpm string
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "login",
@@ -32,9 +31,22 @@ created; an admin of its org then approves it (sekisho device approve -- ID).
 
 A profile directory that already holds a device key is never overwritten
 silently: login refuses unless --force, and with --force says which device
-it abandons (it stays enrolled until an admin revokes it).`,
+it abandons (it stays enrolled until an admin revokes it).
+
+--key-store says where the device key lives. file (the default, for
+development) writes it as a PKCS #8 PEM file that anything able to read
+the profile can copy. tpm creates it inside the machine's TPM 2.0 (ECDSA
+P-256, fixedTPM: it cannot leave that TPM) and keeps only the key's blob
+(useless without that TPM) in the profile; every proof is signed by the
+TPM. --tpm names the TPM as a TCTI string (default $SEKISHO_TPM, else
+/dev/tpmrm0; swtpm:host=127.0.0.1,port=2321 for a software TPM); the
+profile records it, so api and every verb sign with the same TPM. The
+device record says key_storage: tpm (claimed; attested: false until an
+attestation is verified).`,
 		Example: `  sekisho login --server http://127.0.0.1:8700 --bootstrap-token-file ./sekisho-data/bootstrap-admin-token
-  sekisho login --server http://127.0.0.1:8700 --principal bob --profile ~/.config/sekisho-bob`,
+  sekisho login --server http://127.0.0.1:8700 --principal bob --profile ~/.config/sekisho-bob
+  sekisho login --server http://127.0.0.1:8700 --principal bob --key-store tpm
+  sekisho login --server http://127.0.0.1:8700 --principal bob --key-store tpm --tpm swtpm:host=127.0.0.1,port=2321`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -60,16 +72,45 @@ it abandons (it stays enrolled until an admin revokes it).`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "sekisho: replacing profile %s: %s is abandoned here but stays enrolled; an admin of %s revokes it with\n  sekisho device revoke -- %s\n",
 					dir, old.describe(), orDefault(old.Org, "its org"), old.Device)
 			}
-			key, err := dpop.GenerateKey(keyType)
-			if err != nil {
-				return err
+			if tpm != "" && keyStore != client.KeyStorageTPM {
+				return usageErrorf("--tpm is for --key-store tpm")
 			}
+			p := &client.Profile{Server: strings.TrimRight(server, "/")}
+			var key *dpop.Key
+			var blob *tpmkey.Blob // the TPM key's, written with the profile
+			switch keyStore {
+			case client.KeyStorageFile:
+				if key, err = dpop.GenerateKey(keyType); err != nil {
+					return err
+				}
+			case client.KeyStorageTPM:
+				if cmd.Flags().Changed("key-type") && keyType != "p256" {
+					return usageErrorf("--key-store tpm makes a P-256 key (--key-type p256), not %s", keyType)
+				}
+				if tpm == "" {
+					tpm = tpmkey.TCTIFromEnv()
+				}
+				if blob, err = tpmkey.Create(ctx, tpm); err != nil {
+					return fmt.Errorf("create the device key in the TPM: %w", err)
+				}
+				s, err := blob.Signer()
+				if err != nil {
+					return err
+				}
+				if key, err = dpop.NewKey(s); err != nil {
+					return err
+				}
+				p.KeyStorage, p.TPM = client.KeyStorageTPM, tpm
+			default:
+				return usageErrorf("--key-store %q: want file or tpm (pkcs11 is not built yet)", keyStore)
+			}
+			p.Device = key.Thumbprint()
 			if deviceName == "" {
 				deviceName, _ = os.Hostname()
 			}
 			c := client.New(server, key)
+			c.KeyStorage = keyStore
 			out := cmd.OutOrStdout()
-			p := &client.Profile{Server: strings.TrimRight(server, "/"), Device: key.Thumbprint()}
 			if bootFile != "" {
 				b, err := os.ReadFile(bootFile)
 				if err != nil {
@@ -86,15 +127,15 @@ it abandons (it stays enrolled until an admin revokes it).`,
 				if _, err := c.Refresh(ctx); err != nil {
 					return err
 				}
-				if err := saveProfile(dir, p, key, c); err != nil {
+				if err := saveProfile(dir, p, key, blob, c); err != nil {
 					return err
 				}
 				if format == "json" {
 					return writeJSON(out, loginResult{Server: p.Server, Principal: p.Principal, Org: p.Org, Roles: []string{"admin", "auditor"},
-						Device: p.Device, Status: res.Device.Status, Profile: dir, Abandoned: old.device()})
+						Device: p.Device, Status: res.Device.Status, Profile: dir, Abandoned: old.device(), KeyStorage: keyStore, TPM: p.TPM})
 				}
-				fmt.Fprintf(out, "Logged in as %s (org %s, roles admin and auditor); the bootstrap token is now spent.\nDevice %s, approved.\nProfile: %s\n",
-					p.Principal, p.Org, p.Device, dir)
+				fmt.Fprintf(out, "Logged in as %s (org %s, roles admin and auditor); the bootstrap token is now spent.\nDevice %s, approved.\n%sProfile: %s\n",
+					p.Principal, p.Org, p.Device, keyLine(p), dir)
 				return nil
 			}
 			d, err := c.Enrol(ctx, principal, deviceName)
@@ -102,15 +143,15 @@ it abandons (it stays enrolled until an admin revokes it).`,
 				return err
 			}
 			p.Principal, p.Org = d.Principal, d.Org
-			if err := saveProfile(dir, p, key, c); err != nil {
+			if err := saveProfile(dir, p, key, blob, c); err != nil {
 				return err
 			}
 			if format == "json" {
 				return writeJSON(out, loginResult{Server: p.Server, Principal: p.Principal, Org: p.Org, Device: d.ID, Status: d.Status,
-					Profile: dir, Approve: "sekisho device approve -- " + d.ID, Abandoned: old.device()})
+					Profile: dir, Approve: "sekisho device approve -- " + d.ID, Abandoned: old.device(), KeyStorage: keyStore, TPM: p.TPM})
 			}
-			fmt.Fprintf(out, "Device %s enrolled for %s, pending approval.\nAsk an admin of its org to run:\n  sekisho device approve -- %s\nProfile: %s\n",
-				d.ID, d.Principal, d.ID, dir)
+			fmt.Fprintf(out, "Device %s enrolled for %s, pending approval.\n%sAsk an admin of its org to run:\n  sekisho device approve -- %s\nProfile: %s\n",
+				d.ID, d.Principal, keyLine(p), d.ID, dir)
 			return nil
 		},
 	}
@@ -121,6 +162,8 @@ it abandons (it stays enrolled until an admin revokes it).`,
 	f.StringVar(&profile, "profile", "", "profile directory (default: $SEKISHO_PROFILE or sekisho under the user config directory)")
 	f.StringVar(&keyType, "key-type", "ed25519", "device key type: ed25519 or p256")
 	f.StringVar(&deviceName, "device-name", "", "device name shown to admins (default: host name)")
+	f.StringVar(&keyStore, "key-store", client.KeyStorageFile, "where the device key lives: file (PEM in the profile, for development) or tpm (inside the TPM, not exportable)")
+	f.StringVar(&tpm, "tpm", "", "TPM of --key-store tpm as a TCTI string: /dev/tpmrm0, device:PATH, swtpm:host=H,port=P (default $SEKISHO_TPM, else /dev/tpmrm0)")
 	f.BoolVar(&force, "force", false, "replace a profile that already holds a device key (the old device stays enrolled until revoked)")
 	addFormatFlag(f, &format, "table", "table", "json")
 	return cmd
@@ -139,6 +182,17 @@ type loginResult struct {
 	Approve string `json:"approve,omitempty"`
 	// Abandoned is the device of the profile that --force replaced.
 	Abandoned string `json:"abandoned_device,omitempty"`
+	// KeyStorage is where the device key lives (file, tpm); TPM the TPM.
+	KeyStorage string `json:"key_storage"`
+	TPM        string `json:"tpm,omitempty"`
+}
+
+// keyLine says where a TPM profile's key lives ("" for a file key).
+func keyLine(p *client.Profile) string {
+	if p.KeyStorage != client.KeyStorageTPM {
+		return ""
+	}
+	return fmt.Sprintf("The device key lives in the TPM %s and cannot leave it; every proof is signed there.\n", p.TPM)
 }
 
 // oldProfile is what a profile directory held before login.
@@ -165,11 +219,10 @@ func (o *oldProfile) describe() string {
 	return s
 }
 
-// existingProfile returns what dir holds when it holds a device key, else nil.
+// existingProfile returns what dir holds when it holds a device key (a
+// file or a TPM blob), else nil.
 func existingProfile(dir string) (*oldProfile, error) {
-	if _, err := os.Stat(filepath.Join(dir, client.KeyFile)); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
+	if has, err := client.HasKey(dir); err != nil || !has {
 		return nil, err
 	}
 	o := &oldProfile{}
@@ -197,7 +250,12 @@ func profileDir(flag string) (string, error) {
 	return client.DefaultProfileDir()
 }
 
-func saveProfile(dir string, p *client.Profile, key *dpop.Key, c *client.Client) error {
+func saveProfile(dir string, p *client.Profile, key *dpop.Key, blob *tpmkey.Blob, c *client.Client) error {
+	if blob != nil {
+		if err := client.SaveTPMKey(dir, blob); err != nil {
+			return err
+		}
+	}
 	if err := client.SaveProfile(dir, p, key); err != nil {
 		return err
 	}
