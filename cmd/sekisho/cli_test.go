@@ -377,7 +377,8 @@ func TestJSONOutput(t *testing.T) {
 		t.Fatalf("principal create: %+v", pr)
 	}
 	var bobLogin loginResult
-	runJSON(t, &bobLogin, "login", "--server", url, "--principal", "bob", "--profile", filepath.Join(t.TempDir(), "bob"))
+	bob := filepath.Join(t.TempDir(), "bob")
+	runJSON(t, &bobLogin, "login", "--server", url, "--principal", "bob", "--profile", bob)
 	if bobLogin.Status != "pending" || bobLogin.Approve != "sekisho device approve -- "+bobLogin.Device {
 		t.Fatalf("login --principal: %+v", bobLogin)
 	}
@@ -394,6 +395,16 @@ func TestJSONOutput(t *testing.T) {
 		t.Fatal("guard rules list: none")
 	}
 
+	// bob reads one of the operator's records under the grant.
+	var rec struct{ ID string }
+	recOut, _, _ := run(t, "api", "--profile", admin, "POST", "/v1/collections/users/records", "-H", "Sekisho-Purpose: support",
+		"--data", `{"region":"jp","fields":{"display_name":"Hanako","phone":"+81 90-1111-2222","email":"hanako@example.jp"}}`)
+	if err := json.Unmarshal([]byte(recOut), &rec); err != nil || rec.ID == "" {
+		t.Fatalf("create record: %v %s", err, recOut)
+	}
+	if _, _, code := run(t, "api", "--profile", bob, "GET", "/v1/collections/users/records/"+rec.ID+"?fields=phone", "-H", "Sekisho-Purpose: support"); code != 0 {
+		t.Fatalf("bob's read under the grant: exit %d", code)
+	}
 	var in struct {
 		ID         string
 		Principals []string
@@ -424,6 +435,18 @@ func TestJSONOutput(t *testing.T) {
 	json.Unmarshal(sc["worst_case"], &worst)
 	if len(worst) == 0 || !strings.Contains(table, "WORST CASE") {
 		t.Errorf("worst_case %v, table:\n%s", worst, table)
+	}
+	var notices struct {
+		Incident string
+		Regions  []struct {
+			Region, List string
+			Persons      int
+			Notices      []string
+		}
+	}
+	runJSON(t, &notices, append([]string{"incident", "notices", "--incident", in.ID, "--out", filepath.Join(t.TempDir(), "notices")}, p...)...)
+	if notices.Incident != in.ID || len(notices.Regions) != 1 || notices.Regions[0].Region != "jp" || notices.Regions[0].Persons != 1 || len(notices.Regions[0].Notices) == 0 {
+		t.Fatalf("incident notices: %+v", notices)
 	}
 	var rep struct{ Kind string }
 	runJSON(t, &rep, append([]string{"report", "appi", "--incident", in.ID}, p...)...)

@@ -38,7 +38,7 @@ type noticeReader interface {
 
 func newIncidentNoticesCmd() *cobra.Command {
 	var src incidentSource
-	var id, region, out, templates, contact string
+	var id, region, out, templates, contact, format string
 	cmd := &cobra.Command{
 		Use:   "notices --incident ID [--region R] --out DIR",
 		Short: "Write, per region, the persons to notify with their contact channel and the notice texts",
@@ -135,7 +135,11 @@ data directory (--data, which takes its lock).`,
 			if contact != "" {
 				ctl.Contact = contact
 			}
-			return writeNotices(ctx, cmd, rd, in, subjects, items, ctl, region, out, templates)
+			res, err := writeNotices(ctx, cmd, rd, in, subjects, items, ctl, region, out, templates, format == "json")
+			if err != nil || format != "json" {
+				return err
+			}
+			return writeJSON(cmd.OutOrStdout(), map[string]any{"incident": in.ID, "regions": res})
 		},
 	}
 	src.flags(cmd)
@@ -145,6 +149,7 @@ data directory (--data, which takes its lock).`,
 	fl.StringVar(&out, "out", "", "directory to write the lists and notices into (created, mode 0700)")
 	fl.StringVar(&templates, "templates", "", "directory of edited templates notice.LANG.txt (default: the built-in ones)")
 	fl.StringVar(&contact, "contact", "", "the contact point named in the notices (default: the controller's contact)")
+	addFormatFlag(fl, &format, "table", "table", "json")
 	return cmd
 }
 
@@ -163,7 +168,13 @@ func scopeItems(sc *incident.Scope) []string {
 // org in batches (each batch one audited read under breach-notification),
 // and writes one list and the notice texts per region.
 func writeNotices(ctx context.Context, cmd *cobra.Command, rd noticeReader, in *incident.Incident, subjects []noticeSubject, items []string,
-	ctl report.Controller, only, out, templates string) error {
+	ctl report.Controller, only, out, templates string, quiet bool) ([]noticeRegion, error) {
+	var res []noticeRegion
+	say := func(format string, args ...any) {
+		if !quiet {
+			fmt.Fprintf(cmd.OutOrStdout(), format, args...)
+		}
+	}
 	byRegion := map[string][]noticeSubject{}
 	for _, s := range subjects {
 		if only == "" || s.region == only {
@@ -171,7 +182,7 @@ func writeNotices(ctx context.Context, cmd *cobra.Command, rd noticeReader, in *
 		}
 	}
 	if err := os.MkdirAll(out, 0o700); err != nil {
-		return err
+		return nil, err
 	}
 	contactFields := map[string][]string{}
 	for _, region := range sortedKeys(byRegion) {
@@ -182,7 +193,7 @@ func writeNotices(ctx context.Context, cmd *cobra.Command, rd noticeReader, in *
 			if _, ok := contactFields[s.collection]; !ok {
 				sch, err := rd.schema(ctx, s.collection)
 				if err != nil {
-					return err
+					return nil, err
 				}
 				var fs []string
 				for _, f := range sch.Fields {
@@ -212,7 +223,7 @@ func writeNotices(ctx context.Context, cmd *cobra.Command, rd noticeReader, in *
 			for start := 0; start < len(ids); start += sekisho.MaxBatch {
 				recs, err := rd.read(ctx, k[0], k[1], ids[start:min(len(ids), start+sekisho.MaxBatch)], contactFields[k[0]])
 				if err != nil {
-					return fmt.Errorf("contact fields of %s: %w", k[0], err)
+					return nil, fmt.Errorf("contact fields of %s: %w", k[0], err)
 				}
 				for _, r := range recs {
 					values[k[0]+"/"+r.ID] = r.Fields
@@ -244,9 +255,10 @@ func writeNotices(ctx context.Context, cmd *cobra.Command, rd noticeReader, in *
 		w.Flush()
 		path := filepath.Join(out, "notify-"+region+".csv")
 		if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
-			return err
+			return nil, err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "%s: %d persons (contact fields: %s)\n", path, n, strings.Join(cols, ", "))
+		say("%s: %d persons (contact fields: %s)\n", path, n, strings.Join(cols, ", "))
+		nr := noticeRegion{Region: region, List: path, Persons: n, ContactFields: cols}
 		for _, lang := range incident.RegionLangs(region) {
 			name := ctl.Name[lang]
 			if name == "" {
@@ -263,16 +275,27 @@ func writeNotices(ctx context.Context, cmd *cobra.Command, rd noticeReader, in *
 				Since: in.Since.Format(time.RFC3339), Until: in.Until.Format(time.RFC3339), Discovered: in.DiscoveredAt.Format(time.RFC3339),
 				Items: strings.Join(items, ", ")})
 			if err != nil {
-				return err
+				return nil, err
 			}
 			np := filepath.Join(out, "notice-"+region+"."+lang+".txt")
 			if err := os.WriteFile(np, text, 0o600); err != nil {
-				return err
+				return nil, err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s\n", np)
+			say("%s\n", np)
+			nr.Notices = append(nr.Notices, np)
 		}
+		res = append(res, nr)
 	}
-	return nil
+	return res, nil
+}
+
+// noticeRegion is what incident notices wrote for one region (--format json).
+type noticeRegion struct {
+	Region        string   `json:"region"`
+	List          string   `json:"list"`
+	Persons       int      `json:"persons"`
+	ContactFields []string `json:"contact_fields"`
+	Notices       []string `json:"notices"`
 }
 
 func sortedKeys[V any](m map[string]V) []string {
