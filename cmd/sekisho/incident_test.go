@@ -120,6 +120,19 @@ func TestIncidentOfflineScopeAndReports(t *testing.T) {
 	if b, _ := os.ReadFile(pdf); !strings.HasPrefix(string(b), "%PDF") {
 		t.Errorf("not a PDF")
 	}
+	// The record of provision, offline: every event here is the operator's
+	// own (mallory and alice are operator principals), so no row; md names the period.
+	out, code = runCLI(t, "report", "provision", "--data", dir, "--org", "operator", "--since", since, "--until", until, "--format", "csv")
+	if code != 0 || out != "date,recipient_org,purpose,via,collection,subjects,subject_ids,items,log,event_index\n" {
+		t.Errorf("provision offline: %d %q", code, out)
+	}
+	out, code = runCLI(t, "report", "provision", "--data", dir, "--org", "operator", "--since", since, "--until", until, "--lang", "ja")
+	if code != 0 || !strings.Contains(out, "# 第三者提供に係る記録") || !strings.Contains(out, "提供は 0 件") {
+		t.Errorf("provision offline md: %d %s", code, out)
+	}
+	if _, code = runCLI(t, "report", "provision", "--data", dir, "--since", since); code == 0 {
+		t.Error("offline provision without --org succeeded")
+	}
 	var prog map[string]any
 	out, code = runCLI(t, "report", "progress", "--data", dir, "--format", "json")
 	if code != 0 || json.Unmarshal([]byte(out), &prog) != nil || prog["kind"] != "progress" {
