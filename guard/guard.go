@@ -353,6 +353,12 @@ func (g *Guard) Check(ctx context.Context, req vault.AccessRequest, recs []*seki
 		if r.Honeytoken {
 			rule := rules[RuleHoneytoken]
 			detail := fmt.Sprintf("decoy record %s/%s touched (%s)", req.Collection, r.ID, req.Action)
+			if r.Org != c.Org {
+				// Another org's decoy: the grantee's admins read this reason
+				// (quarantine, audit detail), and must not learn which of the
+				// grantor's records are decoys.
+				detail = fmt.Sprintf("a decoy record of org %s touched (%s)", r.Org, req.Action)
+			}
 			g.fire(ctx, c, rule, ActionQuarantine, detail)
 			return vault.Decision{Policy: "guard:" + RuleHoneytoken, Reason: "quarantined by the guard", Code: sekisho.EForbidden, Type: ProblemQuarantined}
 		}

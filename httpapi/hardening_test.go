@@ -733,3 +733,46 @@ func TestHardeningEnumerationOnNormalisedValue(t *testing.T) {
 		must(t, agent.JSON(ctx, "POST", "/v1/collections/users/lookup", "support", map[string]any{"field": "phone", "value": w.phones[k*3]}, nil))
 	}
 }
+
+// TestHardeningDecoyIDNotTold (issue 13 point 7, in part): a grantee's
+// principal quarantined for touching the grantor's decoy is told, and its
+// org's admins read, "a decoy record of org X", never the decoy's id.
+// Control: a decoy of the principal's own org is named as before.
+func TestHardeningDecoyIDNotTold(t *testing.T) {
+	w := newGuardWorld(t, 5)
+	ctx := context.Background()
+	must(t, w.admin.JSON(ctx, "POST", "/v1/orgs", "", map[string]any{"id": "affiliate", "home_region": "jp"}, nil))
+	affAdmin := w.principal(w.admin, w.admin, "aff-admin", "affiliate", "admin")
+	bob := w.principal(affAdmin, affAdmin, "bob", "affiliate", "member")
+	var made struct{ Honeytokens []guard.Honeytoken }
+	must(t, w.admin.JSON(ctx, "POST", "/v1/collections/users/honeytokens", "", map[string]any{"region": "jp", "count": 2}, &made))
+	must(t, w.admin.JSON(ctx, "POST", "/v1/grants", "", map[string]any{"grantee_org": "affiliate", "collections": []string{"users"},
+		"fields": []string{"display_name"}, "regions": []string{"jp"}, "purposes": []string{"support"}, "actions": []string{"read"},
+		"expires": w.clk.Now().Add(time.Hour).Format(time.RFC3339)}, nil))
+	decoy := made.Honeytokens[0].ID
+	err := bob.JSON(ctx, "GET", "/v1/collections/users/records/"+decoy+"?fields=display_name", "support", nil, nil)
+	refused(t, err, guard.ProblemQuarantined)
+	var l struct {
+		Quarantines []guard.Quarantine `json:"quarantines"`
+	}
+	must(t, affAdmin.JSON(ctx, "GET", "/v1/quarantines", "", nil, &l))
+	if len(l.Quarantines) == 0 {
+		t.Fatal("the affiliate's admin sees no quarantine")
+	}
+	for _, q := range l.Quarantines {
+		if strings.Contains(q.Reason, decoy) || !strings.Contains(q.Reason, "a decoy record of org operator") {
+			t.Fatalf("quarantine reason %q: names the decoy or not the org", q.Reason)
+		}
+	}
+	// Control: the operator's own agent and its own decoy: named.
+	err = w.agent.JSON(ctx, "GET", "/v1/collections/users/records/"+made.Honeytokens[1].ID+"?fields=display_name", "support", nil, nil)
+	refused(t, err, guard.ProblemQuarantined)
+	must(t, w.admin.JSON(ctx, "GET", "/v1/quarantines", "", nil, &l))
+	named := false
+	for _, q := range l.Quarantines {
+		named = named || (q.Principal == "sam" && strings.Contains(q.Reason, made.Honeytokens[1].ID))
+	}
+	if !named {
+		t.Fatalf("own-org decoy not named: %+v", l.Quarantines)
+	}
+}
