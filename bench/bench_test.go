@@ -160,6 +160,9 @@ func checkResults(t *testing.T, path string) {
 	}
 	ws, _ := r["workloads"].(map[string]any)
 	for _, name := range workloadOrder {
+		if name == "floor_tls" || name == "hot_read_mtls" {
+			continue // only with -tls; TestSmoke/tls checks them
+		}
 		w, _ := ws[name].(map[string]any)
 		if w == nil {
 			t.Errorf("workload %s missing", name)
