@@ -32,6 +32,15 @@ var buildOnce struct {
 	out  []byte
 }
 
+// TestMain removes the binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildOnce.path != "" {
+		os.RemoveAll(filepath.Dir(buildOnce.path))
+	}
+	os.Exit(code)
+}
+
 // binary builds cmd/sekisho once per test run and returns its path.
 func binary(t *testing.T) string {
 	t.Helper()
