@@ -240,6 +240,10 @@ type EnrolAnswer struct {
 	Name       string    `json:"name,omitempty"`
 	Status     string    `json:"status"`
 	EnrolledAt time.Time `json:"enrolled_at"`
+	// KeyStorage echoes where the enrolment said the key lives; Attested
+	// is false (no evidence is verified at enrolment yet).
+	KeyStorage string `json:"key_storage"`
+	Attested   bool   `json:"attested"`
 }
 
 // enrolRequest is the body of POST /v1/devices; the key is the one that
@@ -276,7 +280,8 @@ func (s *Server) enrolDevice(w http.ResponseWriter, r *http.Request, _ vault.Cal
 	}
 	// The same answer whether the principal exists or not: the device's
 	// id, the principal asked for, pending. Nothing of its org.
-	return writeJSON(w, http.StatusCreated, EnrolAnswer{ID: d.ID, Principal: d.Principal, Name: d.Name, Status: d.Status, EnrolledAt: d.EnrolledAt})
+	return writeJSON(w, http.StatusCreated, EnrolAnswer{ID: d.ID, Principal: d.Principal, Name: d.Name, Status: d.Status, EnrolledAt: d.EnrolledAt,
+		KeyStorage: d.KeyStorage, Attested: d.Attested})
 }
 
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
