@@ -162,3 +162,24 @@ type LogStore struct {
 	Region string
 	Store  AuditStore
 }
+
+// Rewrap is a record's data key wrapped anew (a KEK rotation): the record's
+// wrapped key and KEK version change, and its version grows by one, if its
+// version is still Version.
+type Rewrap struct {
+	Collection string
+	ID         string
+	Version    int64
+	KEKVersion int
+	WrappedDEK []byte
+	UpdatedAt  time.Time
+}
+
+// Rewrapper is implemented by stores that write many re-wrapped keys in one
+// transaction; a KEK rotation uses it when the store has it (else
+// UpdateRecord, one record at a time). done[i] is false for a record that
+// changed, was erased or is gone since it was read: the caller reads it
+// again.
+type Rewrapper interface {
+	RewrapRecords(ctx context.Context, rs []Rewrap) (done []bool, err error)
+}

@@ -85,7 +85,7 @@ func (e *env) node() (*httptest.Server, *access.Service) {
 func (e *env) nodeWith(edit func(*access.Config)) (*httptest.Server, *access.Service) {
 	e.t.Helper()
 	ctx := context.Background()
-	v := vault.New(e.store, e.kp, e.log, vault.Options{Now: e.clk.Now})
+	v := vault.New(e.store, e.kp, e.log, vault.Options{Now: e.clk.Now, Rotation: vault.RotationOptions{Grace: time.Millisecond}})
 	defs, err := schemas.Defaults()
 	if err != nil {
 		e.t.Fatal(err)

@@ -207,7 +207,7 @@ func (s *Server) routes() []route {
 		{"GET", "/v1/audit/proof/inclusion", true, false, s.auditInclusion},
 		{"GET", "/v1/audit/proof/consistency", true, false, s.auditConsistency},
 		{"GET", "/v1/audit/events", true, false, s.auditEvents},
-	}, slices.Concat(s.accessRoutes(), s.guardRoutes(), s.incidentRoutes(), s.lifecycleRoutes())...)
+	}, slices.Concat(s.accessRoutes(), s.guardRoutes(), s.incidentRoutes(), s.lifecycleRoutes(), s.keyRoutes())...)
 }
 
 // ServeHTTP implements http.Handler.
@@ -506,8 +506,8 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ vault.Caller)
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ vault.Caller) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.vault.Store().Ping(ctx); err != nil {
-		return &sekisho.Error{Code: sekisho.EUnavailable, Type: sekisho.ProblemStoreUnavailable, Message: "store is not reachable", Err: err}
+	if err := s.vault.Ready(ctx); err != nil {
+		return err
 	}
 	w.Header().Set("Content-Type", "text/plain")
 	_, err := w.Write([]byte("ready\n"))

@@ -15,18 +15,40 @@ import (
 	"time"
 )
 
-// Provider holds the key-encryption keys and the blind-index roots. The local
-// keyring implements it; a KMS or PKCS#11 provider would implement the same.
+// Provider holds the key-encryption keys and the blind-index roots: the
+// local keyring (Local) or an HSM behind PKCS#11 (PKCS11). A KEK is used
+// through the provider only (wrap and unwrap a data key), so that a provider
+// whose keys never leave their hardware implements it as well as one that
+// holds them in memory.
+//
+// Errors: ErrKeyUnavailable when the keys cannot be reached (the caller
+// answers key-unavailable and may retry), ErrKeyDestroyed for a version that
+// was destroyed, ErrOpen for a wrapped key that does not authenticate.
 type Provider interface {
-	// KEK returns the current KEK of (org, region) and its version, creating
-	// version 1 on first use.
-	KEK(ctx context.Context, org, region string) (key []byte, version int, err error)
-	// KEKVersion returns a given version of the KEK of (org, region).
-	KEKVersion(ctx context.Context, org, region string, version int) ([]byte, error)
+	// WrapDEK wraps dek for the record a names under KEK version
+	// a.KEKVersion of (a.Org, a.Region), or under the current version when
+	// a.KEKVersion is 0 (creating version 1 on first use). It returns the
+	// wrapped key and the version used, which is bound into it.
+	WrapDEK(ctx context.Context, a DEKAD, dek []byte) (wrapped []byte, version int, err error)
+	// UnwrapDEK opens a wrapped DEK of the record a names (a.KEKVersion is
+	// the version that wrapped it).
+	UnwrapDEK(ctx context.Context, a DEKAD, wrapped []byte) ([]byte, error)
+	// KEKVersions lists the live versions of the KEK of (org, region),
+	// oldest first; none if it has none.
+	KEKVersions(ctx context.Context, org, region string) ([]int, error)
 	// RotateKEK makes a new current version of the KEK of (org, region).
 	RotateKEK(ctx context.Context, org, region string) (version int, err error)
+	// RetireKEK destroys one version that is not the current one (after a
+	// rotation, when no data key is wrapped by it any more).
+	RetireKEK(ctx context.Context, org, region string, version int) error
+	// DestroyKEKs destroys every version of the KEK of (org, region): every
+	// data key they wrap is lost for good (crypto-shredding). It returns the
+	// highest version destroyed; later versions start above it.
+	DestroyKEKs(ctx context.Context, org, region string) (int, error)
 	// IndexRoot returns the blind-index root key of org, creating it on first use.
 	IndexRoot(ctx context.Context, org string) ([]byte, error)
+	// Ping reports whether the keys can be reached (for /readyz).
+	Ping(ctx context.Context) error
 }
 
 // Environment variables that hold the master key, or the path of a file that does.
@@ -155,6 +177,8 @@ type keyring struct {
 type orgKeys struct {
 	IndexRoot []byte                `json:"index_root"`
 	KEKs      map[string][]kekEntry `json:"keks"` // region -> versions, oldest first
+	// Destroyed is the highest destroyed version per region.
+	Destroyed map[string]int `json:"destroyed,omitempty"`
 }
 
 type kekEntry struct {
@@ -218,7 +242,8 @@ func (l *Local) orgLocked(org string) (*orgKeys, bool, error) {
 	return o, true, nil
 }
 
-// KEK implements Provider.
+// KEK returns the current KEK of (org, region) and its version, creating
+// version 1 on first use.
 func (l *Local) KEK(_ context.Context, org, region string) ([]byte, int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -238,19 +263,126 @@ func (l *Local) KEK(_ context.Context, org, region string) ([]byte, int, error) 
 	return vs[len(vs)-1].Key, v, nil
 }
 
-// KEKVersion implements Provider.
+// KEKVersion returns a given version of the KEK of (org, region).
 func (l *Local) KEKVersion(_ context.Context, org, region string, version int) ([]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.versionLocked(org, region, version)
+}
+
+func (l *Local) versionLocked(org, region string, version int) ([]byte, error) {
 	if o := l.ring.Orgs[org]; o != nil {
 		for _, e := range o.KEKs[region] {
 			if e.Version == version {
 				return e.Key, nil
 			}
 		}
+		if version <= o.Destroyed[region] {
+			return nil, ErrKeyDestroyed
+		}
 	}
-	return nil, fmt.Errorf("keys: no KEK version %d for org %s region %s", version, org, region)
+	return nil, fmt.Errorf("%w: no KEK version %d for org %s region %s", ErrKeyUnavailable, version, org, region)
 }
+
+// WrapDEK implements Provider.
+func (l *Local) WrapDEK(ctx context.Context, a DEKAD, dek []byte) ([]byte, int, error) {
+	var kek []byte
+	var err error
+	if a.KEKVersion == 0 {
+		kek, a.KEKVersion, err = l.KEK(ctx, a.Org, a.Region)
+	} else {
+		kek, err = l.KEKVersion(ctx, a.Org, a.Region, a.KEKVersion)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	w, err := WrapDEK(kek, a, dek)
+	return w, a.KEKVersion, err
+}
+
+// UnwrapDEK implements Provider.
+func (l *Local) UnwrapDEK(ctx context.Context, a DEKAD, wrapped []byte) ([]byte, error) {
+	kek, err := l.KEKVersion(ctx, a.Org, a.Region, a.KEKVersion)
+	if err != nil {
+		return nil, err
+	}
+	return UnwrapDEK(kek, a, wrapped)
+}
+
+// KEKVersions implements Provider.
+func (l *Local) KEKVersions(_ context.Context, org, region string) ([]int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []int
+	if o := l.ring.Orgs[org]; o != nil {
+		for _, e := range o.KEKs[region] {
+			out = append(out, e.Version)
+		}
+	}
+	return out, nil
+}
+
+// RetireKEK implements Provider.
+func (l *Local) RetireKEK(_ context.Context, org, region string, version int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	o := l.ring.Orgs[org]
+	if o == nil {
+		return nil
+	}
+	vs := o.KEKs[region]
+	for i, e := range vs {
+		if e.Version != version {
+			continue
+		}
+		if i == len(vs)-1 {
+			return fmt.Errorf("keys: version %d is the current KEK of %s/%s and cannot be retired", version, org, region)
+		}
+		o.KEKs[region] = append(vs[:i:i], vs[i+1:]...)
+		if err := l.saveLocked(); err != nil {
+			o.KEKs[region] = vs
+			return err
+		}
+		clear(e.Key)
+		return nil
+	}
+	return nil
+}
+
+// DestroyKEKs implements Provider. The keyring file is rewritten without
+// the keys; copies of the old file (backups) still hold them, so an operator
+// who destroys must also rotate the master key or drop those copies (see
+// the README).
+func (l *Local) DestroyKEKs(_ context.Context, org, region string) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	o, _, err := l.orgLocked(org)
+	if err != nil {
+		return 0, err
+	}
+	vs := o.KEKs[region]
+	top := o.Destroyed[region]
+	if len(vs) > 0 {
+		top = max(top, vs[len(vs)-1].Version)
+	}
+	if o.Destroyed == nil {
+		o.Destroyed = map[string]int{}
+	}
+	prev := o.Destroyed[region]
+	o.Destroyed[region] = top
+	delete(o.KEKs, region)
+	if err := l.saveLocked(); err != nil {
+		o.KEKs[region], o.Destroyed[region] = vs, prev
+		return 0, err
+	}
+	for _, e := range vs {
+		clear(e.Key)
+	}
+	return top, nil
+}
+
+// Ping implements Provider: the keyring is in memory.
+func (l *Local) Ping(context.Context) error { return nil }
 
 // RotateKEK implements Provider.
 func (l *Local) RotateKEK(_ context.Context, org, region string) (int, error) {
@@ -268,7 +400,7 @@ func (l *Local) addKEKLocked(o *orgKeys, region string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	v := 1
+	v := o.Destroyed[region] + 1
 	if vs := o.KEKs[region]; len(vs) > 0 {
 		v = vs[len(vs)-1].Version + 1
 	}

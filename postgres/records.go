@@ -222,3 +222,31 @@ func (s *Store) ids(ctx context.Context, what, query string, args ...any) ([]str
 	}
 	return out, nil
 }
+
+// RewrapRecords implements sekisho.Rewrapper: one transaction, each record
+// changed only if its version is still the one read and it is not erased.
+func (s *Store) RewrapRecords(ctx context.Context, rs []sekisho.Rewrap) ([]bool, error) {
+	done := make([]bool, len(rs))
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, r := range rs {
+			b.Queue(`UPDATE records SET kek_version = $3, wrapped_dek = $4, version = version + 1, updated_at = $5
+				WHERE collection = $1 AND id = $2 AND version = $6 AND erased_at IS NULL`,
+				r.Collection, r.ID, r.KEKVersion, r.WrappedDEK, ts(r.UpdatedAt), r.Version)
+		}
+		br := tx.SendBatch(ctx, b)
+		for i := range rs {
+			tag, err := br.Exec()
+			if err != nil {
+				br.Close()
+				return err
+			}
+			done[i] = tag.RowsAffected() == 1
+		}
+		return br.Close()
+	})
+	if err != nil {
+		return nil, wrap(err, "re-wrap records", "re-wrap records")
+	}
+	return done, nil
+}

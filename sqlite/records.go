@@ -234,3 +234,30 @@ func scanStrings(rows *sql.Rows) ([]string, error) {
 	}
 	return out, rows.Err()
 }
+
+// RewrapRecords implements sekisho.Rewrapper: one transaction, each record
+// changed only if its version is still the one read and it is not erased.
+func (s *Store) RewrapRecords(ctx context.Context, rs []sekisho.Rewrap) ([]bool, error) {
+	done := make([]bool, len(rs))
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `UPDATE records SET kek_version = ?, wrapped_dek = ?, version = version + 1, updated_at = ?
+			WHERE collection = ? AND id = ? AND version = ? AND erased_at IS NULL`)
+		if err != nil {
+			return fmt.Errorf("sqlite: re-wrap: %w", err)
+		}
+		defer st.Close()
+		for i, r := range rs {
+			res, err := st.ExecContext(ctx, r.KEKVersion, r.WrappedDEK, micros(r.UpdatedAt), r.Collection, r.ID, r.Version)
+			if err != nil {
+				return fmt.Errorf("sqlite: re-wrap record: %w", err)
+			}
+			n, _ := res.RowsAffected()
+			done[i] = n == 1
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return done, nil
+}

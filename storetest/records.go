@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/sekisho/sekisho"
 )
@@ -17,6 +18,42 @@ func testRecords(t *testing.T, open func(t *testing.T) sekisho.Store) {
 	t.Run("Erase", func(t *testing.T) { testErase(t, open(t)) })
 	t.Run("Lookup", func(t *testing.T) { testLookup(t, open(t)) })
 	t.Run("CountAndList", func(t *testing.T) { testCountAndList(t, open(t)) })
+	t.Run("Rewrap", func(t *testing.T) { testRewrap(t, open(t)) })
+}
+
+// testRewrap: a store that implements sekisho.Rewrapper changes the wrapped
+// key, the KEK version, the version (+1) and UpdatedAt of each record whose
+// version is still the one given, in one call; a record changed since, an
+// erased one or a missing one is reported not done and left as it is.
+func testRewrap(t *testing.T, s sekisho.Store) {
+	rw, ok := s.(sekisho.Rewrapper)
+	if !ok {
+		t.Skip("the store does not implement sekisho.Rewrapper (rotation uses UpdateRecord)")
+	}
+	ctx := t.Context()
+	a, b, c := NewRecord("users", "a", "acme", "jp"), NewRecord("users", "b", "acme", "jp"), NewRecord("users", "c", "acme", "jp")
+	must(t, "CreateRecords", s.CreateRecords(ctx, []*sekisho.SealedRecord{a, b, c}))
+	bu := updated(b, "moved-on")
+	must(t, "UpdateRecord", s.UpdateRecord(ctx, bu))
+	must(t, "EraseRecord", s.EraseRecord(ctx, "users", "c", c.UpdatedAt.Add(time.Minute)))
+	at := a.UpdatedAt.Add(time.Hour)
+	done, err := rw.RewrapRecords(ctx, []sekisho.Rewrap{
+		{Collection: "users", ID: "a", Version: a.Version, KEKVersion: 7, WrappedDEK: []byte("rewrapped-a"), UpdatedAt: at},
+		{Collection: "users", ID: "b", Version: b.Version, KEKVersion: 7, WrappedDEK: []byte("rewrapped-b"), UpdatedAt: at},
+		{Collection: "users", ID: "c", Version: c.Version, KEKVersion: 7, WrappedDEK: []byte("rewrapped-c"), UpdatedAt: at},
+		{Collection: "users", ID: "nope", Version: 1, KEKVersion: 7, WrappedDEK: []byte("x"), UpdatedAt: at},
+	})
+	must(t, "RewrapRecords", err)
+	if !slices.Equal(done, []bool{true, false, false, false}) {
+		t.Fatalf("RewrapRecords done = %v, want [true false false false]", done)
+	}
+	want := *a
+	want.KEKVersion, want.WrappedDEK, want.Version, want.UpdatedAt = 7, []byte("rewrapped-a"), a.Version+1, at
+	wantRecord(t, s, &want)
+	wantRecord(t, s, bu)
+	if got := getOne(t, s, "users", "c"); got == nil || !got.Erased() {
+		t.Fatalf("the erased record came back: %+v", got)
+	}
 }
 
 // getOne returns the record collection/id, or nil if GetRecords skips it.

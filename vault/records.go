@@ -1,9 +1,12 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"sort"
 
 	"github.com/sekisho/sekisho"
@@ -17,18 +20,16 @@ const dekVersion = 1
 
 // seal builds a sealed record from normalised values.
 func (v *Vault) seal(ctx context.Context, s *sekisho.Schema, id, org, region string, values map[string][]byte) (*sekisho.SealedRecord, error) {
-	kek, kv, err := v.keys.KEK(ctx, org, region)
-	if err != nil {
-		return nil, fmt.Errorf("KEK of %s/%s: %w", org, region, err)
-	}
 	dek, err := keys.NewKey()
 	if err != nil {
 		return nil, err
 	}
-	wrapped, err := keys.WrapDEK(kek, keys.DEKAD{Org: org, Region: region, Collection: s.Collection, RecordID: id, KEKVersion: kv}, dek)
+	defer clear(dek)
+	wrapped, kv, err := v.keys.WrapDEK(ctx, keys.DEKAD{Org: org, Region: region, Collection: s.Collection, RecordID: id}, dek)
 	if err != nil {
-		return nil, err
+		return nil, keyError(err, fmt.Sprintf("the key of %s/%s", org, region))
 	}
+	v.deks.put(keys.DEKAD{Org: org, Region: region, Collection: s.Collection, RecordID: id, KEKVersion: kv}, wrapped, dek)
 	r := &sekisho.SealedRecord{ID: id, Collection: s.Collection, Org: org, Region: region, KEKVersion: kv, WrappedDEK: wrapped,
 		Fields: make(map[string][]byte, len(values)), Index: map[string][]byte{}}
 	if err := v.sealInto(ctx, s, r, dek, values); err != nil {
@@ -63,15 +64,56 @@ func (v *Vault) dek(ctx context.Context, r *sekisho.SealedRecord) ([]byte, error
 	if r.Erased() {
 		return nil, sekisho.Errorf(sekisho.EGone, "record %s was erased", r.ID)
 	}
-	kek, err := v.keys.KEKVersion(ctx, r.Org, r.Region, r.KEKVersion)
-	if err != nil {
-		return nil, err
+	a := keys.DEKAD{Org: r.Org, Region: r.Region, Collection: r.Collection, RecordID: r.ID, KEKVersion: r.KEKVersion}
+	if dek := v.deks.get(a, r.WrappedDEK); dek != nil {
+		return dek, nil
 	}
-	dek, err := keys.UnwrapDEK(kek, keys.DEKAD{Org: r.Org, Region: r.Region, Collection: r.Collection, RecordID: r.ID, KEKVersion: r.KEKVersion}, r.WrappedDEK)
+	dek, err := v.keys.UnwrapDEK(ctx, a, r.WrappedDEK)
 	if err != nil {
-		return nil, integrityErr(r, "the data key", err)
+		if errors.Is(err, keys.ErrOpen) {
+			return nil, integrityErr(r, "the data key", err)
+		}
+		return nil, keyError(err, "the key of record "+r.ID)
 	}
+	v.deks.put(a, r.WrappedDEK, dek)
 	return dek, nil
+}
+
+// openFailed records a read that could not open its records because their
+// keys are out of reach (key-unavailable) or destroyed (erased), as a denial
+// naming them, and returns the error; nothing of the records is returned.
+func (v *Vault) openFailed(ctx context.Context, c Caller, action, collection string, recs []*sekisho.SealedRecord, d Decision, err error) error {
+	var e *sekisho.Error
+	if !errors.As(err, &e) || (e.Type != ProblemKeyUnavailable && e.Code != sekisho.EGone) {
+		return err
+	}
+	if e.Type == ProblemKeyUnavailable {
+		v.deks.purge("", "")
+	}
+	dd := Decision{Policy: d.Policy, Reason: e.Message, Code: e.Code, Type: e.Type}
+	if rerr := v.record(ctx, v.event(c, action, collection, recs, nil, nil, dd, false)); rerr != nil {
+		return rerr
+	}
+	return err
+}
+
+// ProblemKeyUnavailable is the problem type of a request refused because
+// the keys are out of reach (the HSM is down or a key is missing).
+const ProblemKeyUnavailable = "key-unavailable"
+
+// keyError turns a key provider's error into the vault's: key-unavailable
+// (503) while the keys cannot be reached, erased (410) for a destroyed KEK.
+// The provider's detail goes to the log only.
+func keyError(err error, what string) error {
+	switch {
+	case errors.Is(err, keys.ErrKeyDestroyed):
+		return &sekisho.Error{Code: sekisho.EGone, Message: what + " was destroyed: the record is erased", Err: err}
+	case errors.Is(err, keys.ErrKeyUnavailable):
+		return &sekisho.Error{Code: sekisho.EUnavailable, Type: ProblemKeyUnavailable, Message: what + " is unavailable; nothing was returned", Err: err}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	return &sekisho.Error{Code: sekisho.EUnavailable, Type: ProblemKeyUnavailable, Message: what + " is unavailable; nothing was returned", Err: err}
 }
 
 // open opens the given fields of a sealed record and masks those in masked.
@@ -82,6 +124,7 @@ func (v *Vault) open(ctx context.Context, s *sekisho.Schema, r *sekisho.SealedRe
 	if err != nil {
 		return nil, err
 	}
+	defer clear(dek)
 	rk, err := keys.NewRecordKey(dek)
 	if err != nil {
 		return nil, err
@@ -271,7 +314,10 @@ func (v *Vault) read(ctx context.Context, c Caller, action, collection string, i
 	for _, r := range recs {
 		rec, err := v.open(ctx, s, r, fields, masked)
 		if err != nil {
-			return nil, v.integrity(ctx, c, action, collection, r, err)
+			if e := (*sekisho.Error)(nil); errors.As(err, &e) && e.Type == ProblemRecordIntegrity {
+				return nil, v.integrity(ctx, c, action, collection, r, err)
+			}
+			return nil, v.openFailed(ctx, c, action, collection, recs, d, err)
 		}
 		out = append(out, rec)
 	}
@@ -343,6 +389,7 @@ func (v *Vault) Patch(ctx context.Context, c Caller, collection, id string, p *s
 	if err != nil {
 		return nil, v.integrity(ctx, c, ActionUpdate, collection, r, err)
 	}
+	defer clear(dek)
 	rk, err := keys.NewRecordKey(dek)
 	if err != nil {
 		return nil, err
@@ -379,6 +426,8 @@ func (v *Vault) Patch(ctx context.Context, c Caller, collection, id string, p *s
 			}
 		}
 	}
+	orig := *r
+	orig.Fields = maps.Clone(r.Fields)
 	r.Index = index
 	if err := v.sealInto(ctx, s, r, dek, values); err != nil {
 		return nil, err
@@ -388,8 +437,22 @@ func (v *Vault) Patch(ctx context.Context, c Caller, collection, id string, p *s
 	if err := v.record(ctx, v.event(c, ActionUpdate, collection, recs, nil, evFields, d, false)); err != nil {
 		return nil, err
 	}
-	if err := v.store.UpdateRecord(ctx, r); err != nil {
-		return nil, err
+	for attempt := 0; ; attempt++ {
+		err := v.store.UpdateRecord(ctx, r)
+		if err == nil {
+			break
+		}
+		if sekisho.Code(err) != sekisho.EConflict || attempt >= 10 {
+			return nil, err
+		}
+		// A KEK rotation re-wraps the record's data key (the same key)
+		// and bumps its version: take its wrapping and write again. Any
+		// other concurrent change is a conflict.
+		fresh, gerr := v.store.GetRecords(ctx, collection, []string{id})
+		if gerr != nil || len(fresh) != 1 || !sameData(&orig, fresh[0]) {
+			return nil, err
+		}
+		r.WrappedDEK, r.KEKVersion, r.Version = fresh[0].WrappedDEK, fresh[0].KEKVersion, fresh[0].Version+1
 	}
 	out := &sekisho.Record{ID: id, Collection: collection, Org: r.Org, Region: r.Region, Version: r.Version,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, Fields: map[string]json.RawMessage{}}
@@ -451,6 +514,13 @@ func (v *Vault) Erase(ctx context.Context, c Caller, collection, id string) erro
 // normalised value before it runs, and may refuse it (guard.Guard).
 type LookupObserver interface {
 	ObserveLookup(ctx context.Context, c Caller, collection, field, value string) error
+}
+
+// sameData reports whether two versions of a record hold the same data
+// (fields and index): they differ at most in the wrapping of their key.
+func sameData(a, b *sekisho.SealedRecord) bool {
+	eq := func(x, y map[string][]byte) bool { return maps.EqualFunc(x, y, bytes.Equal) }
+	return a.Org == b.Org && a.Region == b.Region && !b.Erased() && eq(a.Fields, b.Fields) && eq(a.Index, b.Index)
 }
 
 // LookupRequest is the body of a lookup.

@@ -118,6 +118,9 @@ type Vault struct {
 	// regions is the closed list of regions records are pinned to.
 	regions []string
 
+	deks     *dekCache
+	rotation RotationOptions
+
 	mu      sync.RWMutex
 	schemas map[string]*sekisho.Schema
 	idxKeys map[string][]byte // org/collection/field -> blind index key
@@ -132,6 +135,13 @@ type Options struct {
 	// pinned to (default sekisho.DefaultRegions); anything else is
 	// region-unknown.
 	Regions []string
+	// DEKCacheSize bounds the unwrapped data keys kept in memory (default
+	// DefaultDEKCacheSize; negative: no cache). DEKCacheTTL bounds how long
+	// one is kept (default DefaultDEKCacheTTL; negative: no cache).
+	DEKCacheSize int
+	DEKCacheTTL  time.Duration
+	// Rotation tunes online KEK rotations.
+	Rotation RotationOptions
 }
 
 // New returns a vault over store, with keys and audit.
@@ -148,6 +158,8 @@ func New(store sekisho.Store, kp keys.Provider, aud Auditor, opts Options) *Vaul
 		opts.Regions = sekisho.DefaultRegions
 	}
 	v.regions = slices.Clone(opts.Regions)
+	v.deks = newDEKCache(opts.DEKCacheSize, opts.DEKCacheTTL, v.now)
+	v.rotation = opts.Rotation
 	return v
 }
 
@@ -289,6 +301,26 @@ func (v *Vault) EnsureSchemas(ctx context.Context, schemas []*sekisho.Schema) er
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// RotationOptions returns the options online rotations run with.
+func (v *Vault) RotationOptions() RotationOptions { return v.rotation }
+
+// Keys returns the vault's key provider.
+func (v *Vault) Keys() keys.Provider { return v.keys }
+
+// Ready reports whether the store and the keys can be reached (for
+// /readyz). While the keys cannot, cached data keys are dropped too, so
+// that no record opens while its KEK is out of reach.
+func (v *Vault) Ready(ctx context.Context) error {
+	if err := v.store.Ping(ctx); err != nil {
+		return &sekisho.Error{Code: sekisho.EUnavailable, Type: sekisho.ProblemStoreUnavailable, Message: "store is not reachable", Err: err}
+	}
+	if err := v.keys.Ping(ctx); err != nil {
+		v.deks.purge("", "")
+		return &sekisho.Error{Code: sekisho.EUnavailable, Type: ProblemKeyUnavailable, Message: "the keys are not reachable", Err: err}
 	}
 	return nil
 }

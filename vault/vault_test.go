@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/mattn/go-sqlite3"
 
@@ -436,6 +437,7 @@ func TestRotateKEK(t *testing.T) {
 		t.Fatal(err)
 	}
 	putOrg(t, e, "operator")
+	kek1, _ := e.keys.KEKVersion(ctx, "operator", "jp", 1)
 	var seen []int
 	version, done, err := e.v.RotateKEK(ctx, operator, "operator", "jp", func(n int) { seen = append(seen, n) })
 	if err != nil || version != 2 || done != 1 || len(seen) == 0 {
@@ -450,8 +452,11 @@ func TestRotateKEK(t *testing.T) {
 			t.Fatalf("read %s after rotation: %v", id, err)
 		}
 	}
-	// The new wrapping is bound to the new version: claiming the old one fails.
-	kek1, _ := e.keys.KEKVersion(ctx, "operator", "jp", 1)
+	// The new wrapping is bound to the new version: claiming the old one
+	// fails. The old version is retired: nothing uses it any more.
+	if _, err := e.keys.KEKVersion(ctx, "operator", "jp", 1); err == nil {
+		t.Fatal("KEK version 1 of operator/jp was not retired")
+	}
 	if _, err := keys.UnwrapDEK(kek1, keys.DEKAD{Org: "operator", Region: "jp", Collection: "users", RecordID: jp.ID, KEKVersion: 1}, recs[0].WrappedDEK); err == nil {
 		t.Fatal("the re-wrapped DEK opened with the old KEK")
 	}
@@ -525,9 +530,13 @@ func TestRotateKEKWriteAheadAndUnknownOrg(t *testing.T) {
 	if n := len(actions(t, e)); n != before {
 		t.Fatalf("a refused rotation wrote %d events", n-before)
 	}
-	// Positive control: the same rotation of an existing org finishes.
-	if _, done, err := e.v.RotateKEK(ctx, operator, "operator", "jp", nil); err != nil || done != 3 {
-		t.Fatalf("rotate operator/jp: %d re-wrapped, %v", done, err)
+	// A second rotation of the same org and region waits for the first.
+	if _, err := e.v.StartRotation(ctx, operator, "operator", "jp"); sekisho.Code(err) != sekisho.EConflict {
+		t.Fatalf("a second rotation while one runs: %v, want conflict", err)
+	}
+	// Positive control: the interrupted rotation resumes and finishes.
+	if err := e.v.ResumeRotations(ctx, vault.RotationOptions{Grace: time.Nanosecond}); err != nil {
+		t.Fatal(err)
 	}
 	if got := actions(t, e); !slices.Contains(got, "keys.rotate.finished") {
 		t.Fatalf("finished rotation not in the log: %v", got)

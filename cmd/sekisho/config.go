@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -46,6 +47,10 @@ type fileConfig struct {
 	// Controller names the business operator in every report (serve's API
 	// and the offline report commands).
 	Controller report.Controller `yaml:"controller"`
+	// Keys is the key provider (keys: section); RegionKeys the providers
+	// of regions that have their own (regions: {jp: {store: ..., keys: ...}}).
+	Keys       keysConfig            `yaml:"keys"`
+	RegionKeys map[string]keysConfig `yaml:"-"`
 }
 
 // loadConfig reads a configuration file strictly: an unknown key is an
@@ -55,13 +60,79 @@ func loadConfig(path string) (*fileConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
+	regionKeys, b, err := splitRegions(b)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
 	var c fileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
+	if err := dec.Decode(&c); err != nil && err != io.EOF {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	c.RegionKeys = regionKeys
 	return &c, nil
+}
+
+// splitRegions reads the long form of a region, {store: URL, keys: {...}},
+// into its key provider, and leaves the plain form (region: URL) in the
+// document for the strict decoder. A region with keys and no store keeps
+// its records in the default store.
+func splitRegions(b []byte) (map[string]keysConfig, []byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, nil, err
+	}
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, b, nil
+	}
+	top := doc.Content[0]
+	out := map[string]keysConfig{}
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		if top.Content[i].Value != "regions" || top.Content[i+1].Kind != yaml.MappingNode {
+			continue
+		}
+		regions := top.Content[i+1]
+		var keep []*yaml.Node
+		for j := 0; j+1 < len(regions.Content); j += 2 {
+			name, val := regions.Content[j], regions.Content[j+1]
+			if val.Kind != yaml.MappingNode {
+				keep = append(keep, name, val)
+				continue
+			}
+			var rc struct {
+				Store string     `yaml:"store"`
+				Keys  keysConfig `yaml:"keys"`
+			}
+			if err := decodeStrict(val, &rc); err != nil {
+				return nil, nil, fmt.Errorf("regions: %s: %w", name.Value, err)
+			}
+			if rc.Keys != (keysConfig{}) {
+				out[name.Value] = rc.Keys
+			}
+			if rc.Store != "" {
+				keep = append(keep, name, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: rc.Store})
+			}
+		}
+		regions.Content = keep
+	}
+	if len(out) == 0 {
+		out = nil
+	}
+	nb, err := yaml.Marshal(&doc)
+	return out, nb, err
+}
+
+// decodeStrict decodes a node refusing unknown keys (Node.Decode alone
+// would ignore them).
+func decodeStrict(n *yaml.Node, v any) error {
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	return dec.Decode(v)
 }
 
 // applyConfig sets every flag the command line did not set from the file.
@@ -73,6 +144,8 @@ func applyConfig(fs *pflag.FlagSet, c *fileConfig) error {
 		"metrics-addr":       c.MetricsAddr,
 		"retention-interval": c.RetentionInterval,
 		"log-origin":         c.LogOrigin,
+		"key-provider":       c.Keys.Provider, "pkcs11-module": c.Keys.Module, "pkcs11-token": c.Keys.TokenLabel, "pkcs11-pin-file": c.Keys.PINFile,
+		"dek-cache-size": c.Keys.CacheSize, "dek-cache-ttl": c.Keys.CacheTTL,
 	} {
 		f := fs.Lookup(name)
 		if val == "" || f == nil || f.Changed {

@@ -32,6 +32,7 @@ type importFlags struct {
 	org, format                string
 	batch, maxRejects          int
 	idempotent                 bool
+	keys                       keyFlags
 }
 
 func newImportCmd() *cobra.Command {
@@ -62,6 +63,9 @@ same import again with --idempotent (or keyed rows) to finish it.`,
 			if f.regions, err = fromConfigFile(cmd, f.config); err != nil {
 				return err
 			}
+			if err := f.keys.fromConfig(f.config); err != nil {
+				return err
+			}
 			return runImport(cmd.Context(), cmd, f, args[0], args[1])
 		},
 	}
@@ -77,6 +81,7 @@ same import again with --idempotent (or keyed rows) to finish it.`,
 	fl.IntVar(&f.batch, "batch", 5000, "records per batch (one transaction and one audit event each)")
 	fl.IntVar(&f.maxRejects, "max-rejects", 0, "stop after this many bad rows (0: never)")
 	fl.BoolVar(&f.idempotent, "idempotent", false, "give every row without a key of its own the key of its bytes, so that running the same file again (after an interruption) writes no record twice")
+	f.keys.flags(cmd)
 	return cmd
 }
 
@@ -112,7 +117,8 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 	var sink importer.Sink
 	var schema *sekisho.Schema
 	if f.data != "" {
-		in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile, Regions: f.regions, Stderr: cmd.ErrOrStderr()})
+		in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile, Regions: f.regions, Stderr: cmd.ErrOrStderr(),
+			Keys: f.keys.keysConfig, RegionKeys: f.keys.regions})
 		if err != nil {
 			return err
 		}

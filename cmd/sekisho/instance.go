@@ -58,6 +58,13 @@ type instanceOptions struct {
 	LogOrigin string
 	// Now is the clock of the vault and the audit log (default time.Now).
 	Now func() time.Time
+	// Keys is the key provider; RegionKeys the regions' own providers.
+	Keys       keysConfig
+	RegionKeys map[string]keysConfig
+	// DEKCacheSize and DEKCacheTTL bound the vault's cache of unwrapped
+	// data keys (0: the defaults).
+	DEKCacheSize int
+	DEKCacheTTL  time.Duration
 }
 
 // instance is an opened data directory: the store, the keyring, the audit log
@@ -65,9 +72,11 @@ type instanceOptions struct {
 type instance struct {
 	dir   string
 	store sekisho.Store
-	keys  *keys.Local
-	log   *audit.Log // the default store's log
-	vault *vault.Vault
+	keys  keys.Provider
+	// closeKeys closes the key providers (HSM sessions).
+	closeKeys func()
+	log       *audit.Log // the default store's log
+	vault     *vault.Vault
 	// regionLogs are the logs of regions with a store of their own.
 	regionLogs map[string]*audit.Log
 	// logs is the set of every log: the default and regionLogs. Every
@@ -94,26 +103,7 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 	if in.lock, err = lockDir(o.DataDir); err != nil {
 		return nil, err
 	}
-	defaultKey, err := keys.DefaultMasterKeyFile(o.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	// A master key is generated only for a data directory without a keyring:
-	// for an existing keyring, a missing key is an error, never a new key.
-	_, statErr := os.Stat(filepath.Join(o.DataDir, keys.KeyringFile))
-	generate := errors.Is(statErr, fs.ErrNotExist)
-	master, src, err := keys.LoadMasterKey(o.DataDir, o.MasterKeyFile, defaultKey, generate)
-	if err != nil {
-		return nil, fmt.Errorf("master key: %w (set %s, or %s / --master-key-file)", err, keys.EnvMasterKey, keys.EnvMasterKeyFile)
-	}
-	if src.Generated {
-		fmt.Fprintf(o.Stderr, "\n*** WARNING: no master key was configured, so one was generated at\n***   %s\n"+
-			"*** It seals the keyring in %s. Anyone with both can read every record.\n"+
-			"*** For production, move it off this machine's disk: a secrets manager that sets %s,\n"+
-			"*** or a file on separate storage named by %s or --master-key-file.\n\n",
-			src.Where, o.DataDir, keys.EnvMasterKey, keys.EnvMasterKeyFile)
-	}
-	if in.keys, err = keys.OpenLocal(o.DataDir, master); err != nil {
+	if in.keys, in.closeKeys, err = openProviders(o, o.Stderr); err != nil {
 		return nil, err
 	}
 	if in.store, err = openStore(ctx, o.DataDir, o.Store); err != nil {
@@ -178,7 +168,8 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 			return nil, err
 		}
 	}
-	in.vault = vault.New(in.store, in.keys, in.logs, vault.Options{Now: o.Now, Regions: regionList(o.RegionList, o.Regions)})
+	in.vault = vault.New(in.store, in.keys, in.logs, vault.Options{Now: o.Now, Regions: regionList(o.RegionList, o.Regions),
+		DEKCacheSize: o.DEKCacheSize, DEKCacheTTL: o.DEKCacheTTL})
 	defaults, err := schemas.Defaults()
 	if err != nil {
 		return nil, err
@@ -329,6 +320,9 @@ func (in *instance) Close() error {
 	}
 	if in.store != nil {
 		errs = append(errs, in.store.Close())
+	}
+	if in.closeKeys != nil {
+		in.closeKeys()
 	}
 	if in.lock != nil {
 		errs = append(errs, in.lock.Close())

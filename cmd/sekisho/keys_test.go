@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/internal/softhsm"
+	"github.com/sekisho/sekisho/keys"
 	"github.com/sekisho/sekisho/sqlite"
 	"github.com/sekisho/sekisho/vault"
 )
@@ -116,5 +119,61 @@ func TestIncidentOpenOfflineIsAudited(t *testing.T) {
 	}
 	if _, code := runCLI(t, "incident", "open", "--store", "postgres://nobody@127.0.0.1:1/x", "--principal", "mallory", "--since", since); code == 0 {
 		t.Fatal("incident open --store without --data succeeded without an audit log")
+	}
+}
+
+// Per-region keys: the long form of a region in the config file gives it a
+// key provider of its own (the plain form keeps working), and a vault opened
+// with it keeps that region's KEKs in that region's HSM only.
+func TestRegionKeysInTheirOwnHSM(t *testing.T) {
+	tok := softhsm.New(t, "sekisho-th")
+	setMasterKey(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "sekisho.yaml")
+	cfg := "regions:\n  jp: sqlite\n  th:\n    keys:\n      provider: pkcs11\n      module: " + tok.Module +
+		"\n      token_label: " + tok.Label + "\n      pin_file: " + tok.PINFile + "\n"
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Regions["jp"] != "sqlite" || c.RegionKeys["th"].TokenLabel != tok.Label || c.RegionKeys["jp"] != (keysConfig{}) {
+		t.Fatalf("regions %v, region keys %+v", c.Regions, c.RegionKeys)
+	}
+	if err := os.WriteFile(cfgPath, []byte("regions:\n  th:\n    keys: {provider: pkcs11, modul: x}\n"), 0o600); err == nil {
+		if _, err := loadConfig(cfgPath); err == nil || !strings.Contains(err.Error(), "modul") {
+			t.Fatalf("a misspelt key of a region's keys was accepted: %v", err)
+		}
+	}
+	ctx := context.Background()
+	data := filepath.Join(dir, "data")
+	in, err := openInstance(ctx, instanceOptions{DataDir: data, Stderr: io.Discard, RegionKeys: c.RegionKeys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	u := vault.Caller{Principal: "alice", Org: "operator", Device: "d1", Purpose: "support"}
+	for _, region := range []string{"jp", "th"} {
+		if _, err := in.vault.Create(ctx, u, "users", &sekisho.RecordInput{Region: region,
+			Fields: map[string]json.RawMessage{"display_name": json.RawMessage(`"User"`)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hsm, err := keys.OpenPKCS11(tok.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hsm.Close()
+	if vs, _ := hsm.KEKVersions(ctx, "operator", "th"); len(vs) != 1 {
+		t.Fatalf("th's KEK is not in th's HSM: %v", vs)
+	}
+	if vs, _ := hsm.KEKVersions(ctx, "operator", "jp"); len(vs) != 0 {
+		t.Fatalf("jp's KEK is in th's HSM: %v", vs)
+	}
+	b, _ := os.ReadFile(filepath.Join(data, custodyFile))
+	if string(b) != "default local\nregion th pkcs11 token="+tok.Label+"\n" {
+		t.Fatalf("custody file: %q", b)
 	}
 }

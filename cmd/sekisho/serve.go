@@ -58,6 +58,7 @@ type serveFlags struct {
 	controller    report.Controller
 	clientCA      string
 	otlpEndpoint  string
+	keys          keyFlags
 }
 
 // defaultAddr is where serve listens unless --addr says otherwise.
@@ -84,6 +85,9 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 				return err
 			}
 			if f.controller, err = configController(f.config); err != nil {
+				return err
+			}
+			if err := f.keys.fromConfig(f.config); err != nil {
 				return err
 			}
 			return runServe(cmd.Context(), cmd, f)
@@ -114,6 +118,7 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.StringSliceVar(&f.regionList, "regions", sekisho.DefaultRegions, "the closed list of residency regions records may be pinned to (comma-separated; regions with a store of their own in --config are added)")
 	fl.IntVar(&f.anonRate, "anonymous-rate-limit", httpapi.DefaultAnonymousRate, "anonymous requests (bootstrap, device enrolment, token) a minute per source address, past which 429 with Retry-After (negative: no limit)")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:9700", "address of the Prometheus /metrics listener, apart from the data listener (\"\": none)")
+	f.keys.flags(cmd)
 	fl.StringVar(&f.config, "config", "", "configuration file (YAML: the flags' settings and a regions: map of region to store URL)")
 	return cmd
 }
@@ -166,7 +171,8 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		}
 	}
 	in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile, Regions: f.regions, RegionList: f.regionList, WitnessDir: f.witnessDir, LogOrigin: f.logOrigin,
-		Stderr: cmd.ErrOrStderr(), Logger: logger})
+		Stderr: cmd.ErrOrStderr(), Logger: logger, Keys: f.keys.keysConfig, RegionKeys: f.keys.regions,
+		DEKCacheSize: f.keys.cacheSize, DEKCacheTTL: f.keys.cacheTTL})
 	if err != nil {
 		return err
 	}
@@ -229,6 +235,25 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	defer cpStop()
 	go in.logs.RunCheckpointer(cpCtx, f.checkpoint)
 	go in.vault.RunRetention(cpCtx, f.retention, logger)
+	// The keys' health, every few seconds: while the HSM is out of reach the
+	// cached data keys are dropped, so no record opens without its KEK.
+	go func() {
+		for t := time.NewTicker(5 * time.Second); ; {
+			select {
+			case <-cpCtx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+				in.vault.Ready(cpCtx)
+			}
+		}
+	}()
+	// Rotations a crash or a stop left running go on where they stopped.
+	go func() {
+		if err := in.vault.ResumeRotations(cpCtx, in.vault.RotationOptions()); err != nil && cpCtx.Err() == nil {
+			logger.Warn("resuming key rotations", "error", err.Error())
+		}
+	}()
 
 	store := "sqlite " + filepath.Join(f.data, dbFile)
 	if f.store != "" {
