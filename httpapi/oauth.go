@@ -28,23 +28,21 @@ const MetadataPath = "/.well-known/oauth-authorization-server"
 var dpopAlgs = strings.Join(dpop.Algs, " ")
 
 // challenge is the WWW-Authenticate value of a 401 for the refusal err:
-// the DPoP scheme with the algorithms accepted and, unless no credential
-// was sent at all (RFC 6750 §3.1: then no error code), the OAuth error.
+// the DPoP scheme with the OAuth error and the algorithms accepted. Every
+// 401 names an error, invalid_request when no credential was sent at all
+// (RFC 6750 §3.1 only says SHOULD NOT there; clients that read the code
+// always find one).
 func challenge(err error) string {
-	code := ""
+	var code string
 	switch typ := problemType(err); {
-	case typ == "credential-missing":
 	case typ == access.ProblemNonce:
 		code = "use_dpop_nonce"
 	case strings.HasPrefix(typ, "dpop-proof-"):
 		code = "invalid_dpop_proof"
-	case typ == "token-not-bearer" || typ == "credential-invalid":
+	case typ == "credential-missing" || typ == "token-not-bearer" || typ == "credential-invalid":
 		code = "invalid_request"
 	default:
 		code = "invalid_token"
-	}
-	if code == "" {
-		return `DPoP algs="` + dpopAlgs + `"`
 	}
 	return `DPoP error="` + code + `", algs="` + dpopAlgs + `"`
 }

@@ -116,7 +116,7 @@ test('an npm dpop/jose client enrols, is approved, reads, and is refused as the 
 
   await t.test('refusals carry WWW-Authenticate', async () => {
     const cases = [
-      ['no credential', null, {}, `DPoP ${algs}`],
+      ['no credential', null, {}, `DPoP error="invalid_request", ${algs}`],
       ['bearer', null, { token: svcToken, scheme: 'Bearer' }, `DPoP error="invalid_request", ${algs}`],
       ['proof by another key', admin, { token: svcToken }, `DPoP error="invalid_token", ${algs}`],
       ['proof for another URL', svc, { token: svcToken, proofURL: base + '/v1/orgs' }, `DPoP error="invalid_dpop_proof", ${algs}`],
