@@ -354,3 +354,15 @@ func csvReader(r io.Reader, s *sekisho.Schema, keyLines bool) (func() (Item, *Re
 		}
 	}, nil
 }
+
+// ResolveFormat is the format named by flag ("ndjson", "csv"), or when flag
+// is empty the one the file name says.
+func ResolveFormat(flag, file string) (Format, error) {
+	switch f := Format(flag); f {
+	case "":
+		return FormatOf(file)
+	case NDJSON, CSV:
+		return f, nil
+	}
+	return "", fmt.Errorf("--format %q: want ndjson or csv", flag)
+}

@@ -240,7 +240,7 @@ func load(ctx context.Context, v *vault.Vault, n int, seed uint64, out io.Writer
 	start := time.Now()
 	for _, p := range parts {
 		// The import command's pipeline: batch k is sealed while k-1 commits.
-		sink := &vaultSink{v: v, collection: p.collection, caller: loader(p.org)}
+		sink := importer.NewVaultSink(v, loader(p.org), p.collection)
 		for done := 0; done < p.n; {
 			items := make([]importer.Item, min(5000, p.n-done))
 			for i := range items {

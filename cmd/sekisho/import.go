@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -20,7 +17,6 @@ import (
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/importer"
-	"github.com/sekisho/sekisho/regions"
 	"github.com/sekisho/sekisho/vault"
 )
 
@@ -95,14 +91,9 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 	if f.batch < 1 || f.batch > sekisho.MaxBatch*10 {
 		return fmt.Errorf("--batch must be between 1 and %d", sekisho.MaxBatch*10)
 	}
-	format := importer.Format(f.format)
-	if format == "" {
-		var err error
-		if format, err = importer.FormatOf(file); err != nil {
-			return err
-		}
-	} else if format != importer.NDJSON && format != importer.CSV {
-		return fmt.Errorf("--format %q: want ndjson or csv", f.format)
+	format, err := importer.ResolveFormat(f.format, file)
+	if err != nil {
+		return err
 	}
 	fh, err := os.Open(file)
 	if err != nil {
@@ -127,8 +118,8 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 			return err
 		}
 		host, _ := os.Hostname()
-		sink = &vaultSink{v: in.vault, collection: collection, caller: vault.Caller{Principal: "cli-import", Org: f.org,
-			Device: "local:" + host, Source: "local", Purpose: "import", RequestID: "import-" + time.Now().UTC().Format("20060102T150405Z")}}
+		sink = importer.NewVaultSink(in.vault, vault.Caller{Principal: "cli-import", Org: f.org,
+			Device: "local:" + host, Source: "local", Purpose: "import", RequestID: "import-" + time.Now().UTC().Format("20060102T150405Z")}, collection)
 	} else {
 		dir, err := profileDir(f.profile)
 		if err != nil {
@@ -141,8 +132,8 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 		c.Server = strings.TrimRight(f.server, "/")
 		c.HTTP = &http.Client{Timeout: 60 * time.Second}
 		defer client.SaveToken(dir, c)
-		hs := &httpSink{collection: collection, c: c}
-		if schema, err = hs.schema(ctx); err != nil {
+		hs := importer.NewHTTPSink(c, collection)
+		if schema, err = hs.Schema(ctx); err != nil {
 			return err
 		}
 		sink = hs
@@ -180,8 +171,8 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 		bar.Finish()
 	}
 	fmt.Fprintln(cmd.OutOrStdout(), sum.String())
-	if ex, ok := sink.(interface{ existing() int }); ok && ex.existing() > 0 {
-		fmt.Fprintf(cmd.OutOrStdout(), "%d of them were already stored (same key) and were not written again\n", ex.existing())
+	if ex, ok := sink.(interface{ Existing() int }); ok && ex.Existing() > 0 {
+		fmt.Fprintf(cmd.OutOrStdout(), "%d of them were already stored (same key) and were not written again\n", ex.Existing())
 	}
 	if err != nil {
 		return err
@@ -190,157 +181,4 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 		return &exitError{code: exitPartial, err: fmt.Errorf("%d rows were rejected (see above); the others were imported", sum.Rejected)}
 	}
 	return nil
-}
-
-// vaultSink writes batches straight into a vault, as a two-stage pipeline:
-// batch k is validated and sealed on all cores while batch k-1 commits.
-type vaultSink struct {
-	v          *vault.Vault
-	collection string
-	caller     vault.Caller
-
-	inflight chan error // result of the commit in flight, if any
-	pending  int        // rows of the batch in flight
-	batch    *vault.PreparedBatch
-	skipped  int // rows whose keyed record was already stored
-}
-
-func (s *vaultSink) existing() int { return s.skipped }
-
-func (s *vaultSink) Write(ctx context.Context, items []importer.Item) ([]error, error) {
-	inputs := make([]*sekisho.RecordInput, len(items))
-	for i, it := range items {
-		inputs[i] = it.Input
-	}
-	p, err := s.v.PrepareBatch(ctx, s.caller, s.collection, inputs)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.Flush(ctx); err != nil {
-		return nil, err
-	}
-	errs := make([]error, len(p.Items))
-	for i, r := range p.Items {
-		errs[i] = r.Err
-		if r.Err == nil {
-			s.pending++
-		}
-	}
-	s.inflight = make(chan error, 1)
-	s.batch = p
-	go func(done chan<- error) { done <- s.v.CommitBatch(ctx, p) }(s.inflight)
-	return errs, nil
-}
-
-// Flush waits for the commit in flight.
-func (s *vaultSink) Flush(ctx context.Context) error {
-	if s.inflight == nil {
-		return nil
-	}
-	err := <-s.inflight
-	s.inflight = nil
-	n := s.pending
-	s.pending = 0
-	for _, it := range s.batch.Items {
-		if it.Existing {
-			s.skipped++
-		}
-	}
-	s.batch = nil
-	var pe *regions.PartialWriteError
-	if errors.As(err, &pe) {
-		// Some regions committed: only the others' rows are lost.
-		lost := 0
-		for _, ids := range pe.Failed {
-			lost += len(ids)
-		}
-		return &importer.LostError{Rows: lost, Err: err}
-	}
-	if err != nil {
-		return &importer.LostError{Rows: n, Err: err}
-	}
-	return nil
-}
-
-// httpSink writes through a server's API with the profile's device-bound
-// credential, several requests at a time.
-type httpSink struct {
-	collection string
-	c          *client.Client
-	skipped    int // keyed rows whose record was already stored (409)
-}
-
-func (s *httpSink) existing() int { return s.skipped }
-
-func (s *httpSink) do(ctx context.Context, method, path string, body []byte) (*http.Response, []byte, error) {
-	h := http.Header{}
-	h.Set("Content-Type", "application/json")
-	h.Set("Sekisho-Purpose", "import")
-	resp, err := s.c.Do(ctx, method, path, body, h)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp, b, err
-}
-
-func (s *httpSink) schema(ctx context.Context) (*sekisho.Schema, error) {
-	resp, b, err := s.do(ctx, "GET", "/v1/collections/"+s.collection, nil)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("get schema of %s: %s", s.collection, problemText(resp, b))
-	}
-	var sc sekisho.Schema
-	if err := json.Unmarshal(b, &sc); err != nil {
-		return nil, fmt.Errorf("get schema: %w", err)
-	}
-	return &sc, nil
-}
-
-func problemText(resp *http.Response, b []byte) string {
-	var p struct{ Detail, Type string }
-	if json.Unmarshal(b, &p) == nil && p.Detail != "" {
-		return fmt.Sprintf("%s: %s", resp.Status, p.Detail)
-	}
-	return resp.Status
-}
-
-func (s *httpSink) Write(ctx context.Context, items []importer.Item) ([]error, error) {
-	errs := make([]error, len(items))
-	var fatal error
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	for i, it := range items {
-		body, err := json.Marshal(it.Input)
-		if err != nil {
-			errs[i] = err
-			continue
-		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			resp, b, err := s.do(ctx, "POST", "/v1/collections/"+s.collection+"/records", body)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err != nil:
-				fatal = err
-			case resp.StatusCode == http.StatusCreated:
-			case resp.StatusCode == http.StatusConflict && it.Input.Key != "":
-				s.skipped++ // the keyed record is already stored
-			case resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusForbidden:
-				errs[i] = errors.New(problemText(resp, b))
-			default:
-				fatal = errors.New(problemText(resp, b))
-			}
-		}()
-	}
-	wg.Wait()
-	return errs, fatal
 }
