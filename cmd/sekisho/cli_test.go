@@ -493,6 +493,74 @@ func TestJSONOutput(t *testing.T) {
 	}
 }
 
+// TestImportJSONSummary: import --format json prints its summary as one
+// JSON document (also when rows were rejected: exit 3, with each rejected
+// row's line), the input's format is --input-format, and a --format csv is
+// a usage error that points at --input-format.
+func TestImportJSONSummary(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "import-data")
+	nd := filepath.Join(dir, "users.ndjson")
+	os.WriteFile(nd, []byte(`{"region":"jp","fields":{"display_name":"Hanako","phone":"+81 90-1234-5678"}}`+"\n"+
+		`{"region":"jp","fields":{"display_name":"Taro","phone":"not a phone"}}`+"\n"+
+		`{"region":"jp","fields":{"display_name":"Jiro"}}`+"\n"), 0o600)
+	type summary struct {
+		Imported, Rejected, Existing int
+		Complete                     bool
+		Format                       string `json:"input_format"`
+		Rejections                   []struct {
+			Line  int
+			Error string
+		}
+	}
+	out, errOut, code := run(t, "import", "--data", data, "--format", "json", "users", nd)
+	if code != exitPartial || !strings.Contains(errOut, "line 2: ") {
+		t.Fatalf("exit %d, stderr %q; want exit %d and line 2 reported", code, errOut, exitPartial)
+	}
+	var s summary
+	dec := json.NewDecoder(strings.NewReader(out))
+	if err := dec.Decode(&s); err != nil || dec.More() {
+		t.Fatalf("stdout is not one JSON document: %v\n%s", err, out)
+	}
+	if s.Imported != 2 || s.Rejected != 1 || !s.Complete || s.Format != "ndjson" || len(s.Rejections) != 1 || s.Rejections[0].Line != 2 ||
+		!strings.Contains(s.Rejections[0].Error, "phone") {
+		t.Fatalf("summary %+v", s)
+	}
+	var keys map[string]json.RawMessage
+	json.Unmarshal([]byte(out), &keys)
+	for _, k := range []string{"collection", "file", "input_format", "imported", "rejected", "existing", "elapsed_seconds", "records_per_second", "complete", "rejections"} {
+		if keys[k] == nil {
+			t.Errorf("summary has no %q: %s", k, out)
+		}
+	}
+	// CSV named by --input-format (the name says nothing), exit 0.
+	csvFile := filepath.Join(dir, "users.export")
+	os.WriteFile(csvFile, []byte("region,display_name\njp,Saburo\n"), 0o600)
+	out, errOut, code = run(t, "import", "--data", data, "--input-format", "csv", "--format", "json", "users", csvFile)
+	s = summary{}
+	if code != exitOK || json.Unmarshal([]byte(out), &s) != nil || s.Imported != 1 || s.Rejected != 0 || s.Format != "csv" || len(s.Rejections) != 0 {
+		t.Fatalf("csv: exit %d %+v\n%s%s", code, s, out, errOut)
+	}
+	// The table summary is unchanged (the positive control of the format).
+	out, _, code = run(t, "import", "--data", data, "--input-format", "csv", "users", csvFile)
+	if code != exitOK || !strings.HasPrefix(out, "imported 1 records, rejected 0") {
+		t.Fatalf("table: exit %d %q", code, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--format", "csv"}, "--input-format csv"},
+		{[]string{"--format", "yaml"}, `invalid argument "yaml" for "--format"`},
+		{[]string{"--input-format", "xml"}, `--input-format "xml"`},
+	} {
+		args := append(append([]string{"import", "--data", data}, tc.args...), "users", csvFile)
+		if out, errOut, code := run(t, args...); code != exitUsage || !strings.Contains(errOut, tc.want) || out != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and %q", tc.args, code, out, errOut, tc.want)
+		}
+	}
+}
+
 // TestPurposes: sekisho purposes says which roles and grants allow each
 // purpose, and a request with an unknown purpose is refused with the list.
 func TestPurposes(t *testing.T) {

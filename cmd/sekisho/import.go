@@ -25,7 +25,7 @@ type importFlags struct {
 	regions                    map[string]string
 	data, store, masterKeyFile string
 	server, profile            string
-	org, format                string
+	org, inputFormat, format   string
 	batch, maxRejects          int
 	idempotent                 bool
 	keys                       keyFlags
@@ -42,6 +42,9 @@ func newImportCmd() *cobra.Command {
 With --data, writes into a data directory directly (refused while a server holds it);
 with --server, goes through a running server's API. Every import is recorded in the
 audit log. A bad row is reported with its line number and the rest are imported.
+The summary (imported, rejected, already stored, time, rate) is a line of text, or
+with --format json one JSON document on stdout that also lists every rejected row;
+the input's own format is --input-format (default: from the file name).
 
 A row may carry an idempotency key ("key" in NDJSON, a key column in CSV): the
 record's id is derived from it, and a row whose record is already stored is
@@ -52,7 +55,8 @@ committed, the error says which regions committed how many records; run the
 same import again with --idempotent (or keyed rows) to finish it.`,
 		Example: `  sekisho import --data ./sekisho-data users users.ndjson
   sekisho import --config sekisho.yaml --data ./sekisho-data --idempotent users users.ndjson
-  sekisho import --server http://127.0.0.1:8700 --profile ./admin-profile partners partners.csv`,
+  sekisho import --server http://127.0.0.1:8700 --profile ./admin-profile partners partners.csv
+  sekisho import --data ./sekisho-data --input-format csv --format json users export.txt`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
@@ -73,7 +77,11 @@ same import again with --idempotent (or keyed rows) to finish it.`,
 	fl.StringVar(&f.server, "server", "", "URL of a running server to import through")
 	fl.StringVar(&f.profile, "profile", "", "profile directory of sekisho login (device key and credentials), with --server")
 	fl.StringVar(&f.org, "org", "operator", "owning organisation of the imported records, with --data")
-	fl.StringVar(&f.format, "format", "", "ndjson or csv (default: from the file name)")
+	fl.StringVar(&f.inputFormat, "input-format", "", "format of FILE: ndjson or csv (default: from the file name)")
+	// --format is the output's, as on every verb; the input's is
+	// --input-format, and a --format csv or ndjson says so.
+	f.format = "table"
+	fl.Var(importFormatFlag{formatFlag{value: &f.format, allowed: []string{"table", "json"}}}, "format", "output: table, json")
 	fl.IntVar(&f.batch, "batch", 5000, "records per batch (one transaction and one audit event each)")
 	fl.IntVar(&f.maxRejects, "max-rejects", 0, "stop after this many bad rows (0: never)")
 	fl.BoolVar(&f.idempotent, "idempotent", false, "give every row without a key of its own the key of its bytes, so that running the same file again (after an interruption) writes no record twice")
@@ -91,9 +99,12 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 	if f.batch < 1 || f.batch > sekisho.MaxBatch*10 {
 		return fmt.Errorf("--batch must be between 1 and %d", sekisho.MaxBatch*10)
 	}
-	format, err := importer.ResolveFormat(f.format, file)
+	format, err := importer.ResolveFormat(f.inputFormat, file)
 	if err != nil {
-		return err
+		if f.inputFormat != "" {
+			return usageErrorf("--input-format %q: want ndjson or csv", f.inputFormat)
+		}
+		return usageErrorf("cannot tell the format of %s from its name: give --input-format ndjson or --input-format csv", file)
 	}
 	fh, err := os.Open(file)
 	if err != nil {
@@ -149,12 +160,17 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 			progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
 	}
 	lastLine := time.Now()
+	out := importSummary{Collection: collection, File: file, InputFormat: string(format), Rejections: []importRejection{}}
 	opts := importer.Options{Format: format, Schema: schema, BatchSize: f.batch, MaxRejects: f.maxRejects, KeyLines: f.idempotent,
 		OnReject: func(r importer.Rejection) {
 			if bar != nil {
 				bar.Clear()
 			}
 			fmt.Fprintln(stderr, r.String())
+			if f.format == "json" {
+				msg := strings.TrimPrefix(r.String(), fmt.Sprintf("line %d: ", r.Line))
+				out.Rejections = append(out.Rejections, importRejection{Line: r.Line, Error: msg})
+			}
 		},
 		OnProgress: func(n int64, s importer.Summary) {
 			if isTTY {
@@ -170,9 +186,21 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 	if bar != nil {
 		bar.Finish()
 	}
-	fmt.Fprintln(cmd.OutOrStdout(), sum.String())
-	if ex, ok := sink.(interface{ Existing() int }); ok && ex.Existing() > 0 {
-		fmt.Fprintf(cmd.OutOrStdout(), "%d of them were already stored (same key) and were not written again\n", ex.Existing())
+	if ex, ok := sink.(interface{ Existing() int }); ok {
+		out.Existing = ex.Existing()
+	}
+	if f.format == "json" {
+		out.Imported, out.Rejected = sum.Imported, sum.Rejected
+		out.ElapsedSeconds, out.RecordsPerSecond = sum.Elapsed.Seconds(), sum.Rate()
+		out.Complete = err == nil
+		if werr := writeJSON(cmd.OutOrStdout(), out); werr != nil && err == nil {
+			err = werr
+		}
+	} else {
+		fmt.Fprintln(cmd.OutOrStdout(), sum.String())
+		if out.Existing > 0 {
+			fmt.Fprintf(cmd.OutOrStdout(), "%d of them were already stored (same key) and were not written again\n", out.Existing)
+		}
 	}
 	if err != nil {
 		return err
@@ -181,4 +209,38 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 		return &exitError{code: exitPartial, err: fmt.Errorf("%d rows were rejected (see above); the others were imported", sum.Rejected)}
 	}
 	return nil
+}
+
+// importFormatFlag is import's --format (table or json), which points a
+// --format ndjson or csv at --input-format.
+type importFormatFlag struct{ formatFlag }
+
+func (f importFormatFlag) Set(s string) error {
+	if s == string(importer.NDJSON) || s == string(importer.CSV) {
+		return fmt.Errorf("--format is the output's (table or json); the input's is --input-format %s", s)
+	}
+	return f.formatFlag.Set(s)
+}
+
+// importSummary is what import --format json prints on stdout when it is
+// done (the rejected rows are on stderr as well, one a line, as in table
+// format). Complete is false when the import stopped early (--max-rejects
+// reached, or the store or server failed): then the exit status says why.
+type importSummary struct {
+	Collection       string            `json:"collection"`
+	File             string            `json:"file"`
+	InputFormat      string            `json:"input_format"`
+	Imported         int               `json:"imported"`
+	Rejected         int               `json:"rejected"`
+	Existing         int               `json:"existing"`
+	ElapsedSeconds   float64           `json:"elapsed_seconds"`
+	RecordsPerSecond float64           `json:"records_per_second"`
+	Complete         bool              `json:"complete"`
+	Rejections       []importRejection `json:"rejections"`
+}
+
+// importRejection is one bad row: its line number in FILE and why.
+type importRejection struct {
+	Line  int    `json:"line"`
+	Error string `json:"error"`
 }
