@@ -1,0 +1,157 @@
+// The client's own tests, against a real `sekisho serve` (e2e
+// TestTypeScriptClient starts one that requires server nonces and runs
+// `npm ci && npm run build && npm test` here):
+//
+//   SEKISHO_URL=http://127.0.0.1:8700 SEKISHO_BOOTSTRAP_TOKEN_FILE=sekisho-data/bootstrap-admin-token npm test
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { Client, ProblemError, UnreachableError, generateDeviceKey, proof, thumbprint } from '../dist/index.js'
+
+const base = process.env.SEKISHO_URL
+const tokenFile = process.env.SEKISHO_BOOTSTRAP_TOKEN_FILE
+if (!base || !tokenFile) throw new Error('set SEKISHO_URL and SEKISHO_BOOTSTRAP_TOKEN_FILE')
+
+// countingFetch counts the requests to each path that were answered 2xx
+// (a first request without the server's nonce is refused and sent again).
+function countingFetch() {
+  const counts = {}
+  const f = async (input, init) => {
+    const res = await fetch(input, init)
+    const p = new URL(String(input)).pathname
+    if (res.ok) counts[p] = (counts[p] ?? 0) + 1
+    return res
+  }
+  return { f, counts }
+}
+
+let admin // the first admin's client
+
+test('bootstrap: the first admin with a non-extractable P-256 key; whoami says who', async () => {
+  const key = await generateDeviceKey()
+  assert.equal(key.privateKey.extractable, false)
+  // The private key cannot be read, not even as a JWK.
+  await assert.rejects(crypto.subtle.exportKey('jwk', key.privateKey))
+  admin = new Client({ baseUrl: base, key })
+  const boot = await admin.bootstrap(readFileSync(tokenFile, 'utf8').trim(), 'ts-admin', 'node test')
+  assert.equal(boot.device.id, await thumbprint(key))
+  assert.equal(boot.device.status, 'approved')
+  const me = await admin.whoami()
+  assert.equal(me.principal, 'ts-admin')
+  assert.equal(me.device, await admin.deviceId())
+  assert.ok(me.roles.includes('admin'))
+})
+
+test('a new device is refused a token until an admin approves it (typed problem), then works', async () => {
+  await admin.json('POST', '/v1/principals', { body: { id: 'ts-person', org: 'operator', kind: 'person', roles: ['member'] } })
+  const c = new Client({ baseUrl: base, key: await generateDeviceKey() })
+  const d = await c.enrol('ts-person', 'laptop')
+  assert.equal(d.status, 'pending')
+  assert.equal(d.id, await c.deviceId())
+  const err = await c.whoami().then(() => null, (e) => e)
+  assert.ok(err instanceof ProblemError, String(err))
+  assert.equal(err.code, 'device-not-approved')
+  assert.equal(err.type, 'https://sekisho.dev/problems/device-not-approved')
+  assert.equal(err.status, 400)
+  assert.equal(err.oauthError, 'invalid_grant')
+  assert.ok(!c.hasToken(), 'no token held after a refusal')
+
+  await admin.approveDevice(d.id)
+  const me = await c.whoami() // positive control: the same client, approved
+  assert.equal(me.principal, 'ts-person')
+  assert.equal(me.device, d.id)
+})
+
+test('problem details are typed errors with the stable type and the field', async () => {
+  // A data request without a purpose.
+  const err = await admin.json('GET', '/v1/collections/users/records/nope').then(() => null, (e) => e)
+  assert.ok(err instanceof ProblemError)
+  assert.equal(err.code, 'purpose-required')
+  assert.equal(err.status, 400)
+  assert.ok(err.requestId, 'request id')
+  // Invalid input names its field.
+  const bad = await admin.json('POST', '/v1/collections/users/records', { purpose: 'support', body: { region: 'jp', fields: { phone: 'not a phone' } } }).then(() => null, (e) => e)
+  assert.ok(bad instanceof ProblemError)
+  assert.equal(bad.code, 'invalid')
+  assert.equal(bad.status, 400)
+  assert.match(bad.field ?? '', /phone/)
+  // The same request done right succeeds (positive control).
+  const rec = await admin.json('POST', '/v1/collections/users/records', { purpose: 'support', body: { region: 'jp', fields: { display_name: 'Test', phone: '+81 90 1234 5678' } } })
+  assert.ok(rec.id)
+  const back = await admin.json('GET', `/v1/collections/users/records/${rec.id}`, { purpose: 'support', query: { fields: 'phone' } })
+  assert.equal(back.fields.phone, '+819012345678')
+})
+
+test('token refresh: before expiry, and once when a held token is refused', async () => {
+  const { f, counts } = countingFetch()
+  const c = new Client({ baseUrl: base, key: admin.key, fetch: f })
+  await c.whoami()
+  await c.whoami()
+  assert.equal(counts['/v1/token'], 1, 'one token for two requests')
+  // A token within renewBefore of its expiry is renewed before the request
+  // (tokens live 5 minutes: with 6 minutes, every request renews).
+  const r = countingFetch()
+  const early = new Client({ baseUrl: base, key: admin.key, fetch: r.f, renewBefore: 6 * 60_000 })
+  await early.whoami()
+  await early.whoami()
+  assert.equal(r.counts['/v1/token'], 2, 'renewed before expiry')
+  assert.equal(r.counts['/v1/whoami'], 2)
+
+  // A held token the server refuses (here: one whose bytes were changed on
+  // the way) is dropped, a new one fetched, the request sent once more.
+  let spoil = false
+  const g = countingFetch()
+  const spoiler = (input, init) => {
+    if (spoil && init?.headers?.Authorization?.startsWith('DPoP ') && new URL(String(input)).pathname === '/v1/whoami') {
+      spoil = false
+      init = { ...init, headers: { ...init.headers, Authorization: init.headers.Authorization.slice(0, -4) + 'AAAA' } }
+    }
+    return g.f(input, init)
+  }
+  const d = new Client({ baseUrl: base, key: admin.key, fetch: spoiler })
+  await d.whoami() // fetches a token and uses it
+  assert.equal(g.counts['/v1/token'], 1)
+  spoil = true
+  const me = await d.whoami() // the held token spoiled: refused, renewed, resent
+  assert.equal(spoil, false, 'the spoiled request was sent')
+  assert.equal(me.principal, 'ts-admin')
+  assert.equal(g.counts['/v1/token'], 2, 'a new token after the refusal')
+  assert.equal(g.counts['/v1/whoami'], 2, 'two whoami answered')
+})
+
+test('a proof by another key with the admin token is refused (token bound to its key)', async () => {
+  const { f, counts } = countingFetch()
+  const c = new Client({ baseUrl: base, key: admin.key, fetch: f })
+  await c.whoami()
+  // The token the client holds, sent with a proof of another key.
+  let token
+  const peek = (input, init) => {
+    token ??= init?.headers?.Authorization?.slice('DPoP '.length)
+    return fetch(input, init)
+  }
+  await new Client({ baseUrl: base, key: admin.key, fetch: peek }).whoami()
+  assert.ok(token)
+  const url = base + '/v1/whoami'
+  const other = await generateDeviceKey()
+  const send = async (key) => {
+    for (let i = 0; ; i++) {
+      const r = await fetch(url, { headers: { Authorization: `DPoP ${token}`, DPoP: await proof(key, 'GET', url, { accessToken: token, nonce }) } })
+      const n = r.headers.get('DPoP-Nonce')
+      if (n && n !== nonce && i === 0 && r.status === 401 && (await r.clone().text()).includes('nonce')) { nonce = n; continue }
+      if (n) nonce = n
+      return r
+    }
+  }
+  let nonce
+  const refused = await send(other)
+  assert.equal(refused.status, 401)
+  assert.equal((await refused.json()).type, 'https://sekisho.dev/problems/token-key-mismatch')
+  const ok = await send(admin.key) // positive control: the token's own key
+  assert.equal(ok.status, 200)
+  assert.equal(counts['/v1/token'], 1)
+})
+
+test('an unreachable server is an UnreachableError', async () => {
+  const c = new Client({ baseUrl: 'http://127.0.0.1:1', key: admin.key })
+  await assert.rejects(c.whoami(), (e) => e instanceof UnreachableError && /127\.0\.0\.1:1/.test(e.message))
+})
