@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -353,13 +354,16 @@ func (g *Guard) Check(ctx context.Context, req vault.AccessRequest, recs []*seki
 		if r.Honeytoken {
 			rule := rules[RuleHoneytoken]
 			detail := fmt.Sprintf("decoy record %s/%s touched (%s)", req.Collection, r.ID, req.Action)
+			var dataOrgs []string
 			if r.Org != c.Org {
 				// Another org's decoy: the grantee's admins read this reason
 				// (quarantine, audit detail), and must not learn which of the
-				// grantor's records are decoys.
+				// grantor's records are decoys. The grantor's admin must lift
+				// the quarantine too.
 				detail = fmt.Sprintf("a decoy record of org %s touched (%s)", r.Org, req.Action)
+				dataOrgs = []string{r.Org}
 			}
-			g.fire(ctx, c, rule, ActionQuarantine, detail)
+			g.fireOn(ctx, c, rule, ActionQuarantine, detail, dataOrgs)
 			return vault.Decision{Policy: "guard:" + RuleHoneytoken, Reason: "quarantined by the guard", Code: sekisho.EForbidden, Type: ProblemQuarantined}
 		}
 	}
@@ -384,6 +388,15 @@ func (g *Guard) Check(ctx context.Context, req vault.AccessRequest, recs []*seki
 		ids = append(ids, r.ID)
 	}
 	subj := subjects(req.Collection, ids)
+	// The other orgs whose records these are (a grantee reading a
+	// grantor's): a quarantine earned here needs their admins' lift too.
+	var dataOrgs []string
+	for _, r := range recs {
+		if r.Org != c.Org && !slices.Contains(dataOrgs, r.Org) {
+			dataOrgs = append(dataOrgs, r.Org)
+		}
+	}
+	sort.Strings(dataOrgs)
 	var fired []firing
 	// Volume budgets: the principal's role, its device, and the grant used.
 	grant := grantOf(d.Policy)
@@ -414,7 +427,7 @@ func (g *Guard) Check(ctx context.Context, req vault.AccessRequest, recs []*seki
 		if !r.Enabled {
 			act = ActionLog // a budget always holds; the rule only says what else happens
 		}
-		g.fire(ctx, c, r, act, "volume budget exceeded: "+over)
+		g.fireOn(ctx, c, r, act, "volume budget exceeded: "+over, dataOrgs)
 		typ := ProblemBudget
 		if act == ActionStepUp {
 			typ = ProblemStepUp
@@ -429,7 +442,7 @@ func (g *Guard) Check(ctx context.Context, req vault.AccessRequest, recs []*seki
 	worst := ""
 	var reasons []string
 	for _, f := range fired {
-		g.fire(ctx, c, f.rule, f.rule.Action, f.detail)
+		g.fireOn(ctx, c, f.rule, f.rule.Action, f.detail, dataOrgs)
 		reasons = append(reasons, f.rule.ID+": "+f.detail)
 		if severity(f.rule.Action) > severity(worst) {
 			worst = f.rule.Action
@@ -475,6 +488,12 @@ func severity(action string) int {
 // fire records that rule fired: a log line, the metric, and per action an
 // alert or a quarantine.
 func (g *Guard) fire(ctx context.Context, c vault.Caller, rule *Rule, action, detail string) {
+	g.fireOn(ctx, c, rule, action, detail, nil)
+}
+
+// fireOn is fire on a request that touched the records of dataOrgs (orgs
+// other than c's): a quarantine it makes needs their admins' lift too.
+func (g *Guard) fireOn(ctx context.Context, c vault.Caller, rule *Rule, action, detail string, dataOrgs []string) {
 	g.fired.WithLabelValues(rule.ID, action).Inc()
 	g.log.LogAttrs(ctx, slog.LevelWarn, "guard rule fired", slog.String("rule", rule.ID), slog.String("action", action),
 		slog.String("principal", c.Principal), slog.String("org", c.Org), slog.String("device", c.Device),
@@ -483,7 +502,7 @@ func (g *Guard) fire(ctx context.Context, c vault.Caller, rule *Rule, action, de
 		return
 	}
 	if action == ActionQuarantine {
-		if err := g.quarantine(ctx, c, rule.ID, detail); err != nil {
+		if err := g.quarantine(ctx, c, rule.ID, detail, dataOrgs); err != nil {
 			g.log.Error("guard quarantine could not be stored", "principal", c.Principal, "error", err.Error())
 		}
 	}

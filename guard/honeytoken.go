@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/sekisho/sekisho"
@@ -95,4 +96,26 @@ func (g *Guard) ListHoneytokens(ctx context.Context, c vault.Caller, collection 
 		}
 	}
 	return out, nil
+}
+
+// DecoyHidden reports whether viewer, an admin of an org (not an auditor),
+// must not see the record ids of a decision's audit event: the decision of
+// a touched decoy (policy guard:honeytoken) about the records of another
+// org (recordOrgs). A grantee's admin must not learn which of the
+// grantor's records are decoys; the grantor's admins see its own.
+func DecoyHidden(policy string, recordOrgs []string, viewer string) bool {
+	if policy != "guard:"+RuleHoneytoken {
+		return false
+	}
+	for _, o := range recordOrgs {
+		if o != viewer {
+			return true
+		}
+	}
+	return false
+}
+
+// DecoyHiddenText replaces the hidden record ids (see DecoyHidden).
+func DecoyHiddenText(recordOrgs []string) string {
+	return "a decoy record of org " + strings.Join(recordOrgs, ", ") + " touched; its id is not shown to another org"
 }

@@ -31,6 +31,50 @@ type Quarantine struct {
 	Since     time.Time  `json:"since"`
 	LiftedAt  *time.Time `json:"lifted_at,omitempty"`
 	LiftedBy  string     `json:"lifted_by,omitempty"`
+	// DataOrgs are the orgs, other than the principal's own, whose data
+	// the quarantine was earned on (a grantee's principal that touched a
+	// grantor's decoy, or went over a budget reading its records). An
+	// admin of each of them must lift it, as well as an admin of Org.
+	DataOrgs []string `json:"data_orgs,omitempty"`
+	// Lifts are the lifts recorded so far (at most one per org); the
+	// quarantine is lifted when every org of LiftOrgs has one.
+	Lifts []Lift `json:"lifts,omitempty"`
+	// LiftsNeeded names, while the quarantine is active, the orgs whose
+	// admin must still lift it.
+	LiftsNeeded []string `json:"lifts_needed,omitempty"`
+}
+
+// Lift is one admin's lift of a quarantine.
+type Lift struct {
+	Org string    `json:"org"`
+	By  string    `json:"by"`
+	At  time.Time `json:"at"`
+}
+
+// LiftOrgs are the orgs whose admins must each lift q: the principal's
+// own, then the orgs whose data it was earned on.
+func (q *Quarantine) LiftOrgs() []string {
+	return append([]string{q.Org}, q.DataOrgs...)
+}
+
+// needed returns the orgs of LiftOrgs without a recorded lift.
+func (q *Quarantine) needed() []string {
+	var out []string
+	for _, org := range q.LiftOrgs() {
+		if !slices.ContainsFunc(q.Lifts, func(l Lift) bool { return l.Org == org }) {
+			out = append(out, org)
+		}
+	}
+	return out
+}
+
+// liftersText says who must still lift a quarantine of the principal's
+// org own: needed are the orgs without a lift yet.
+func liftersText(own string, needed []string) string {
+	if len(needed) == 0 || len(needed) == 1 && needed[0] == own {
+		return "an admin of its org must review and lift it"
+	}
+	return "an admin of org " + strings.Join(needed, " and an admin of org ") + " must still review and lift it (it was earned on another org's data)"
 }
 
 // Quarantine statuses.
@@ -45,7 +89,9 @@ func deviceQID(d string) string    { return "device:" + d }
 // quarantine stores the quarantine of c's principal and device and raises an
 // alert. It returns when both are durable, so the next request on any node
 // (after at most the cache TTL; at once on this one) is refused.
-func (g *Guard) quarantine(ctx context.Context, c vault.Caller, rule, reason string) error {
+// dataOrgs are the other orgs whose data it was earned on (see
+// Quarantine.DataOrgs).
+func (g *Guard) quarantine(ctx context.Context, c vault.Caller, rule, reason string, dataOrgs []string) error {
 	now := g.now().UTC()
 	var firstErr error
 	for _, q := range []Quarantine{
@@ -56,16 +102,23 @@ func (g *Guard) quarantine(ctx context.Context, c vault.Caller, rule, reason str
 			continue
 		}
 		q.Org, q.Rule, q.Reason, q.RequestID, q.Status, q.Since = c.Org, rule, reason, c.RequestID, StatusActive, now
+		q.DataOrgs = dataOrgs
+		q.LiftsNeeded = q.needed()
 		if err := g.putQuarantine(ctx, &q); err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}
 	g.dropQuarantineCache(c.Principal, c.Device)
-	g.event(ctx, c, "guard.quarantine", "principal "+c.Principal+" device "+c.Device+" rule "+rule+": "+reason, nil)
+	detail := "principal " + c.Principal + " device " + c.Device + " rule " + rule + ": " + reason
+	if len(dataOrgs) > 0 {
+		detail += "; to be lifted by an admin of org " + strings.Join(append([]string{c.Org}, dataOrgs...), " and an admin of org ")
+	}
+	g.event(ctx, c, "guard.quarantine", detail, nil)
 	return firstErr
 }
 
-// putQuarantine creates or re-activates a quarantine object.
+// putQuarantine creates or re-activates a quarantine object. An active one
+// keeps its first reason, and gains the data orgs it did not name yet.
 func (g *Guard) putQuarantine(ctx context.Context, q *Quarantine) error {
 	for range 3 {
 		var version int64 = 1
@@ -73,7 +126,17 @@ func (g *Guard) putQuarantine(ctx context.Context, q *Quarantine) error {
 		if err == nil {
 			var old Quarantine
 			if json.Unmarshal(o.Body, &old) == nil && old.Status == StatusActive {
-				return nil // already quarantined; keep the first reason
+				grown := false
+				for _, org := range q.DataOrgs {
+					if org != old.Org && !slices.Contains(old.DataOrgs, org) {
+						old.DataOrgs, grown = append(old.DataOrgs, org), true
+					}
+				}
+				if !grown {
+					return nil // already quarantined; keep the first reason
+				}
+				old.LiftsNeeded = old.needed()
+				q = &old
 			}
 			version = o.Version + 1
 		} else if sekisho.Code(err) != sekisho.ENotFound {
@@ -88,17 +151,15 @@ func (g *Guard) putQuarantine(ctx context.Context, q *Quarantine) error {
 	return sekisho.Errorf(sekisho.EConflict, "quarantine %s changed concurrently", q.ID)
 }
 
-// ListQuarantines lists quarantines (active and lifted) of the caller's org;
-// an admin of the root org or an auditor sees every org's.
+// ListQuarantines lists quarantines (active and lifted) of the caller's org
+// and the ones its admins must lift as the org whose data they were earned
+// on; an admin of the root org or an auditor sees every org's.
 func (g *Guard) ListQuarantines(ctx context.Context, c vault.Caller) ([]*Quarantine, error) {
 	if !hasRole(c, "admin") && !hasRole(c, "auditor") {
 		return nil, sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "listing quarantines needs an admin")
 	}
-	org := c.Org
-	if g.isRootAdmin(c) || hasRole(c, "auditor") {
-		org = ""
-	}
-	objs, err := g.store.ListObjects(ctx, KindQuarantine, org)
+	all := g.isRootAdmin(c) || hasRole(c, "auditor")
+	objs, err := g.store.ListObjects(ctx, KindQuarantine, "")
 	if err != nil {
 		return nil, err
 	}
@@ -108,49 +169,80 @@ func (g *Guard) ListQuarantines(ctx context.Context, c vault.Caller) ([]*Quarant
 		if err := json.Unmarshal(o.Body, &q); err != nil {
 			return nil, &sekisho.Error{Code: sekisho.EInternal, Message: "stored quarantine does not decode", Err: err}
 		}
-		out = append(out, &q)
+		if all || slices.Contains(q.LiftOrgs(), c.Org) {
+			out = append(out, &q)
+		}
 	}
 	return out, nil
 }
 
-// Lift lifts a quarantine. Only an admin of the quarantined principal's own
-// org may, and not for itself; the lift is audited first. Access tokens
-// issued before the quarantine stay refused.
+// Lift records the lift of a quarantine by the admin c. Only an admin of
+// the quarantined principal's own org may lift it, and not for itself;
+// when it was earned on another org's data (Quarantine.DataOrgs), an admin
+// of that org must lift it as well: it stays active, answering what is
+// still needed (LiftsNeeded), until every org of LiftOrgs has lifted it.
+// Each lift is audited first. Access tokens issued before the quarantine
+// stay refused.
 func (g *Guard) Lift(ctx context.Context, c vault.Caller, id string) (*Quarantine, error) {
 	detail := "quarantine " + id
-	o, err := g.store.GetObject(ctx, KindQuarantine, id)
-	if err != nil {
-		if sekisho.Code(err) == sekisho.ENotFound {
-			return nil, sekisho.Errorf(sekisho.ENotFound, "quarantine %q not found", id)
+	for range 3 {
+		o, err := g.store.GetObject(ctx, KindQuarantine, id)
+		if err != nil {
+			if sekisho.Code(err) == sekisho.ENotFound {
+				return nil, sekisho.Errorf(sekisho.ENotFound, "quarantine %q not found", id)
+			}
+			return nil, err
 		}
-		return nil, err
+		var q Quarantine
+		if err := json.Unmarshal(o.Body, &q); err != nil {
+			return nil, &sekisho.Error{Code: sekisho.EInternal, Message: "stored quarantine does not decode", Err: err}
+		}
+		orgs := q.LiftOrgs()
+		if !hasRole(c, "admin") || !slices.Contains(orgs, c.Org) {
+			msg := "lifting a quarantine needs an admin of the principal's own org " + q.Org
+			if len(orgs) > 1 {
+				msg = "lifting this quarantine needs an admin of org " + strings.Join(orgs, " and an admin of org ")
+			}
+			return nil, g.event(ctx, c, "guard.quarantine.lift", detail, sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "%s", msg))
+		}
+		if c.Principal == q.Principal {
+			return nil, g.event(ctx, c, "guard.quarantine.lift", detail, sekisho.TypedErrorf(sekisho.EForbidden, "two-person-rule",
+				"a quarantined principal cannot lift its own quarantine"))
+		}
+		if q.Status != StatusActive {
+			return nil, sekisho.TypedErrorf(sekisho.EConflict, "quarantine-not-active", "quarantine %s is %s", id, q.Status)
+		}
+		if slices.ContainsFunc(q.Lifts, func(l Lift) bool { return l.Org == c.Org }) {
+			return nil, sekisho.TypedErrorf(sekisho.EConflict, ProblemLiftPending,
+				"org %s has lifted quarantine %s already; it stays until an admin of org %s lifts it too", c.Org, id, strings.Join(q.needed(), " and of org "))
+		}
+		now := g.now().UTC()
+		q.Lifts = append(q.Lifts, Lift{Org: c.Org, By: c.Principal, At: now})
+		q.LiftsNeeded = q.needed()
+		ev := detail + " of " + q.Principal
+		if len(q.LiftsNeeded) == 0 {
+			q.Status, q.LiftedAt, q.LiftedBy = StatusLifted, &now, c.Principal
+			if len(orgs) > 1 {
+				ev += ": lifted by org " + strings.Join(orgs, " and org ")
+			}
+		} else {
+			ev += ": lift by org " + c.Org + " recorded; still needs an admin of org " + strings.Join(q.LiftsNeeded, " and of org ")
+		}
+		if err := g.event(ctx, c, "guard.quarantine.lift", ev, nil); err != nil {
+			return nil, err
+		}
+		b, _ := json.Marshal(q)
+		err = g.store.PutObject(ctx, &sekisho.Object{Kind: KindQuarantine, ID: id, Org: q.Org, Version: o.Version + 1, Body: b, Updated: now})
+		if sekisho.Code(err) == sekisho.EConflict {
+			continue // another lift (of the other org) came first: read it again
+		}
+		if err != nil {
+			return nil, err
+		}
+		g.dropQuarantineCache(q.Principal, q.Device)
+		return &q, nil
 	}
-	var q Quarantine
-	if err := json.Unmarshal(o.Body, &q); err != nil {
-		return nil, &sekisho.Error{Code: sekisho.EInternal, Message: "stored quarantine does not decode", Err: err}
-	}
-	if !hasRole(c, "admin") || c.Org != q.Org {
-		return nil, g.event(ctx, c, "guard.quarantine.lift", detail, sekisho.TypedErrorf(sekisho.EForbidden, "admin-required",
-			"lifting a quarantine needs an admin of the principal's own org %s", q.Org))
-	}
-	if c.Principal == q.Principal {
-		return nil, g.event(ctx, c, "guard.quarantine.lift", detail, sekisho.TypedErrorf(sekisho.EForbidden, "two-person-rule",
-			"a quarantined principal cannot lift its own quarantine"))
-	}
-	if q.Status != StatusActive {
-		return nil, sekisho.TypedErrorf(sekisho.EConflict, "quarantine-not-active", "quarantine %s is %s", id, q.Status)
-	}
-	now := g.now().UTC()
-	q.Status, q.LiftedAt, q.LiftedBy = StatusLifted, &now, c.Principal
-	if err := g.event(ctx, c, "guard.quarantine.lift", detail+" of "+q.Principal, nil); err != nil {
-		return nil, err
-	}
-	b, _ := json.Marshal(q)
-	if err := g.store.PutObject(ctx, &sekisho.Object{Kind: KindQuarantine, ID: id, Org: q.Org, Version: o.Version + 1, Body: b, Updated: now}); err != nil {
-		return nil, err
-	}
-	g.dropQuarantineCache(q.Principal, q.Device)
-	return &q, nil
+	return nil, sekisho.Errorf(sekisho.EConflict, "quarantine %s changed concurrently; try again", id)
 }
 
 // qstate is a cached quarantine lookup: active, and the time before which
@@ -159,6 +251,8 @@ type qstate struct {
 	active bool
 	since  time.Time // zero: never quarantined
 	rule   string
+	org    string    // the principal's org
+	needed []string  // whose admins must still lift it
 	at     time.Time // when this entry was read
 }
 
@@ -186,7 +280,7 @@ func (g *Guard) qlookup(ctx context.Context, id string) (qstate, error) {
 	case err == nil:
 		var q Quarantine
 		if json.Unmarshal(o.Body, &q) == nil {
-			s.active, s.since, s.rule = q.Status == StatusActive, q.Since, q.Rule
+			s.active, s.since, s.rule, s.org, s.needed = q.Status == StatusActive, q.Since, q.Rule, q.Org, q.needed()
 		}
 	case sekisho.Code(err) != sekisho.ENotFound:
 		return s, err
@@ -214,7 +308,7 @@ func (g *Guard) Quarantined(ctx context.Context, principal, device string, iat t
 		}
 		if s.active {
 			return sekisho.TypedErrorf(sekisho.EUnauthorized, ProblemQuarantined,
-				"%s is quarantined by the guard; an admin of its org must review and lift it (sekisho quarantine lift %s)", id, id)
+				"%s is quarantined by the guard; %s (sekisho quarantine lift %s)", id, liftersText(s.org, s.needed), id)
 		}
 		if !s.since.IsZero() && !iat.IsZero() && iat.Before(s.since) {
 			return sekisho.TypedErrorf(sekisho.EUnauthorized, ProblemQuarantined,

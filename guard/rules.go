@@ -50,6 +50,9 @@ const (
 const (
 	ProblemStepUp      = "step-up-required"
 	ProblemQuarantined = "quarantined"
+	// ProblemLiftPending: this org's admin has lifted the quarantine
+	// already; an admin of the other org must lift it too.
+	ProblemLiftPending = "quarantine-lift-pending"
 	ProblemBudget      = "budget-exceeded"
 )
 

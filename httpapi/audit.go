@@ -11,6 +11,7 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/vault"
 )
 
@@ -157,6 +158,11 @@ type EventItem struct {
 	Index  uint64      `json:"index"`
 	Leaf   string      `json:"leaf"`
 	Event  audit.Event `json:"event"`
+	// Redacted is set when the event's record ids are not shown to the
+	// caller (then records is empty and leaf is empty too, since the leaf
+	// spells them): an org's admin reading its principal's touch of
+	// another org's decoy (guard.DecoyHidden).
+	Redacted string `json:"redacted,omitempty"`
 }
 
 type eventsResponse struct {
@@ -275,6 +281,14 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, c vault.Cal
 				return &sekisho.Error{Code: sekisho.EInternal, Message: "a stored audit event does not decode; run sekisho audit verify", Err: err}
 			}
 			item := EventItem{Index: e.Index, Leaf: base64.StdEncoding.EncodeToString(e.Leaf), Event: ev}
+			if !hasRole(c, RoleAuditor) && guard.DecoyHidden(ev.Policy, ev.RecordOrgs, c.Org) {
+				if f.Record != "" {
+					// Asked by record id: answered as for a record never
+					// touched, so that the answer tells no decoy's id.
+					continue
+				}
+				item.Leaf, item.Event.Records, item.Redacted = "", []string{}, guard.DecoyHiddenText(ev.RecordOrgs)
+			}
 			if all {
 				item.Region = rl.Name()
 			}

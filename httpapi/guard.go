@@ -78,6 +78,10 @@ func (s *Server) liftQuarantine(w http.ResponseWriter, r *http.Request, c vault.
 	if err != nil {
 		return err
 	}
+	if q.Status == guard.StatusActive {
+		// This org's lift is recorded; lifts_needed says whose is missing.
+		return writeJSON(w, http.StatusAccepted, q)
+	}
 	return writeJSON(w, http.StatusOK, q)
 }
 

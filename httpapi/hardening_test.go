@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/access/dpop"
+	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/httpapi"
@@ -734,10 +737,14 @@ func TestHardeningEnumerationOnNormalisedValue(t *testing.T) {
 	}
 }
 
-// TestHardeningDecoyIDNotTold (issue 13 point 7, in part): a grantee's
-// principal quarantined for touching the grantor's decoy is told, and its
-// org's admins read, "a decoy record of org X", never the decoy's id.
-// Control: a decoy of the principal's own org is named as before.
+// TestHardeningDecoyIDNotTold (issue 13 point 7): a grantee's principal
+// quarantined for touching the grantor's decoy is told, and its org's
+// admins read, "a decoy record of org X", never the decoy's id: not in the
+// quarantine, not in the audit events (the vault's deny event of the read
+// is shown without its records and leaf, and is not found by the id), not
+// in the incident scope or reports of that principal. Controls: the
+// grantor's admin reads the id in the event and its scope; a decoy of the
+// principal's own org is named as before.
 func TestHardeningDecoyIDNotTold(t *testing.T) {
 	w := newGuardWorld(t, 5)
 	ctx := context.Background()
@@ -764,15 +771,279 @@ func TestHardeningDecoyIDNotTold(t *testing.T) {
 			t.Fatalf("quarantine reason %q: names the decoy or not the org", q.Reason)
 		}
 	}
+	// The vault's deny event of that read names the decoy: the grantee's
+	// admin reads it without the id (records and leaf empty, redacted
+	// says why), cannot find it by asking for the id, and the incident
+	// scope of bob counts the attempt without naming the record.
+	opAdmin := w.principal(w.admin, w.admin, "op-admin", "operator", "admin") // the grantor's admin, not an auditor
+	type events struct {
+		Events []struct {
+			Leaf     string
+			Redacted string
+			Event    struct {
+				Action, Policy, Decision string
+				Records                  []string
+			}
+		}
+	}
+	// decoyEvents returns how many decoy decisions c reads, whether one
+	// names the decoy (in records or with its leaf, which spells them).
+	decoyEvents := func(c *client.Client, query string) (n int, named bool, raw string) {
+		t.Helper()
+		resp, err := c.Do(ctx, "GET", "/v1/audit/events?"+query, nil, nil)
+		must(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("audit events %s: %d %s", query, resp.StatusCode, b)
+		}
+		var evs events
+		must(t, json.Unmarshal(b, &evs))
+		for _, e := range evs.Events {
+			if e.Event.Policy == "guard:honeytoken" {
+				n++
+				named = named || slices.Contains(e.Event.Records, decoy)
+				if leaf, _ := base64.StdEncoding.DecodeString(e.Leaf); strings.Contains(string(leaf), decoy) {
+					named = true
+				} else if e.Leaf != "" || e.Redacted == "" {
+					t.Fatalf("a decoy event with a leaf without the id, or hidden without saying so: %+v", e)
+				}
+			}
+		}
+		return n, named, string(b)
+	}
+	n, named, raw := decoyEvents(affAdmin, "principal=bob")
+	if n != 1 || named || strings.Contains(raw, decoy) || !strings.Contains(raw, "a decoy record of org operator") {
+		t.Fatalf("the grantee's admin reads %d decoy events (named %v): %s", n, named, raw)
+	}
+	if n, _, raw := decoyEvents(affAdmin, "record="+decoy); n != 0 || strings.Contains(raw, decoy) {
+		t.Fatalf("asked by the decoy's id, the grantee's admin reads %s", raw)
+	}
+	// Control: the grantor's admin (no auditor role) reads the id.
+	if n, named, raw := decoyEvents(opAdmin, "principal=bob"); n != 1 || !named {
+		t.Fatalf("the grantor's admin does not read the decoy's id: %s", raw)
+	}
+	if n, named, _ := decoyEvents(opAdmin, "record="+decoy); n != 1 || !named {
+		t.Fatal("the grantor's admin does not find the event by the decoy's id")
+	}
+	scope := func(c *client.Client) string {
+		t.Helper()
+		var inc struct{ ID string }
+		must(t, c.JSON(ctx, "POST", "/v1/incidents", "", map[string]any{"principals": []string{"bob"},
+			"since": w.clk.Now().Add(-time.Hour).Format(time.RFC3339), "until": w.clk.Now().Add(time.Minute).Format(time.RFC3339)}, &inc))
+		var out strings.Builder
+		for _, f := range []string{"denied", "json", "csv", "table"} {
+			resp, err := c.Do(ctx, "GET", "/v1/incidents/"+inc.ID+"/scope?format="+f, nil, nil)
+			must(t, err)
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("scope %s: %d %s", f, resp.StatusCode, b)
+			}
+			out.Write(b)
+		}
+		for _, kind := range []string{"appi", "gdpr"} {
+			resp, err := c.Do(ctx, "GET", "/v1/incidents/"+inc.ID+"/report/"+kind+"?format=json", nil, nil)
+			must(t, err)
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			out.Write(b)
+		}
+		return out.String()
+	}
+	if sc := scope(affAdmin); strings.Contains(sc, decoy) || !strings.Contains(sc, "a decoy record of org operator") {
+		t.Fatalf("the grantee's admin's scope of bob names the decoy or not the attempt:\n%s", sc)
+	}
+	if sc := scope(opAdmin); !strings.Contains(sc, decoy) {
+		t.Fatalf("the grantor's scope of bob does not name its decoy:\n%s", sc)
+	}
+
 	// Control: the operator's own agent and its own decoy: named.
 	err = w.agent.JSON(ctx, "GET", "/v1/collections/users/records/"+made.Honeytokens[1].ID+"?fields=display_name", "support", nil, nil)
 	refused(t, err, guard.ProblemQuarantined)
 	must(t, w.admin.JSON(ctx, "GET", "/v1/quarantines", "", nil, &l))
-	named := false
+	named = false
 	for _, q := range l.Quarantines {
 		named = named || (q.Principal == "sam" && strings.Contains(q.Reason, made.Honeytokens[1].ID))
 	}
 	if !named {
 		t.Fatalf("own-org decoy not named: %+v", l.Quarantines)
 	}
+}
+
+// liftAnswer lifts quarantine id as c over HTTP and returns the status
+// code and the quarantine answered (zero on a refusal, with its error).
+func liftAnswer(t *testing.T, c *client.Client, id string) (int, guard.Quarantine, error) {
+	t.Helper()
+	resp, err := c.Do(context.Background(), "POST", "/v1/quarantines/"+id+"/lift", nil, nil)
+	if err != nil {
+		return 0, guard.Quarantine{}, err
+	}
+	defer resp.Body.Close()
+	var q guard.Quarantine
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		p := &client.Problem{Status: resp.StatusCode}
+		json.Unmarshal(b, p)
+		return resp.StatusCode, q, p
+	}
+	must(t, json.Unmarshal(b, &q))
+	return resp.StatusCode, q, nil
+}
+
+// TestHardeningQuarantineTwoSided (issue 13 point 7): a grantee's principal
+// quarantined for touching the grantor's decoy, or for going over the
+// grant's budget on the grantor's records, is lifted only when an admin of
+// the grantor and an admin of its own org have both lifted it (principal
+// and device alike, in either order). One lift alone leaves it refused and
+// says which org must still lift it; a third org's admin cannot; the same
+// org cannot lift twice; every lift is audited. Positive controls: both
+// lifts -> the principal reads again; an own-org quarantine is lifted by
+// its own org's admin alone.
+func TestHardeningQuarantineTwoSided(t *testing.T) {
+	w := newGuardWorld(t, 30)
+	ctx := context.Background()
+	must(t, w.admin.JSON(ctx, "POST", "/v1/orgs", "", map[string]any{"id": "affiliate", "home_region": "jp"}, nil))
+	must(t, w.admin.JSON(ctx, "POST", "/v1/orgs", "", map[string]any{"id": "subcontractor", "home_region": "jp"}, nil))
+	affAdmin := w.principal(w.admin, w.admin, "aff-admin", "affiliate", "admin")
+	subAdmin := w.principal(w.admin, w.admin, "sub-admin", "subcontractor", "admin")
+	bob := w.principal(affAdmin, affAdmin, "bob", "affiliate", "member")
+	carol := w.principal(affAdmin, affAdmin, "carol", "affiliate", "member")
+	var made struct{ Honeytokens []guard.Honeytoken }
+	must(t, w.admin.JSON(ctx, "POST", "/v1/collections/users/honeytokens", "", map[string]any{"region": "jp", "count": 2}, &made))
+	must(t, w.admin.JSON(ctx, "POST", "/v1/grants", "", map[string]any{"grantee_org": "affiliate", "collections": []string{"users"},
+		"fields": []string{"display_name"}, "regions": []string{"jp"}, "purposes": []string{"support"}, "actions": []string{"read"},
+		"expires": w.clk.Now().Add(24 * time.Hour).Format(time.RFC3339)}, nil))
+	recs, err := w.store.GetRecords(ctx, "users", w.ids)
+	must(t, err)
+	var jp []string
+	for _, r := range recs {
+		if r.Region == "jp" {
+			jp = append(jp, r.ID)
+		}
+	}
+	if len(jp) < 5 {
+		t.Fatalf("only %d of the generated records are in jp", len(jp))
+	}
+	read := func(c *client.Client, id string) error {
+		return c.JSON(ctx, "GET", "/v1/collections/users/records/"+id+"?fields=display_name", "support", nil, nil)
+	}
+	// Positive control before: bob reads a grantor's record under the grant.
+	must(t, read(bob, jp[0]))
+	// bob touches the grantor's decoy: quarantined, two-sided.
+	refused(t, read(bob, made.Honeytokens[0].ID), guard.ProblemQuarantined)
+	bobDevice := "device:" + bob.Key.Thumbprint()
+	var l struct{ Quarantines []guard.Quarantine }
+	must(t, affAdmin.JSON(ctx, "GET", "/v1/quarantines", "", nil, &l))
+	if len(l.Quarantines) != 2 {
+		t.Fatalf("the affiliate's admin sees %d quarantines, want bob's principal and device: %+v", len(l.Quarantines), l.Quarantines)
+	}
+	for _, q := range l.Quarantines {
+		if !slices.Equal(q.DataOrgs, []string{"operator"}) || !slices.Equal(q.LiftsNeeded, []string{"affiliate", "operator"}) || q.Status != guard.StatusActive {
+			t.Fatalf("quarantine %s: data_orgs %v, lifts_needed %v, status %s", q.ID, q.DataOrgs, q.LiftsNeeded, q.Status)
+		}
+	}
+	// A third org's admin neither sees nor lifts it.
+	must(t, subAdmin.JSON(ctx, "GET", "/v1/quarantines", "", nil, &l))
+	if len(l.Quarantines) != 0 {
+		t.Fatalf("the subcontractor's admin sees %+v", l.Quarantines)
+	}
+	_, _, err = liftAnswer(t, subAdmin, "principal:bob")
+	refused(t, err, "admin-required")
+	// The grantee's own admin alone: recorded (202), still quarantined, and
+	// the answer and the refusal name the org that must still lift it.
+	code, q, err := liftAnswer(t, affAdmin, "principal:bob")
+	must(t, err)
+	if code != http.StatusAccepted || q.Status != guard.StatusActive || !slices.Equal(q.LiftsNeeded, []string{"operator"}) ||
+		len(q.Lifts) != 1 || q.Lifts[0].Org != "affiliate" || q.Lifts[0].By != "aff-admin" {
+		t.Fatalf("one lift by the grantee's admin answered %d %+v", code, q)
+	}
+	_, _, err = liftAnswer(t, affAdmin, "principal:bob")
+	refused(t, err, guard.ProblemLiftPending)
+	// The device: the grantor's admin first this time.
+	code, q, err = liftAnswer(t, w.admin, bobDevice)
+	must(t, err)
+	if code != http.StatusAccepted || q.Status != guard.StatusActive || !slices.Equal(q.LiftsNeeded, []string{"affiliate"}) {
+		t.Fatalf("one lift by the grantor's admin answered %d %+v", code, q)
+	}
+	w.clk.Advance(2 * time.Second)
+	_, err = bob.Refresh(ctx)
+	refused(t, err, guard.ProblemQuarantined)
+	if !strings.Contains(err.Error(), "an admin of its org") {
+		t.Fatalf("the device's refusal does not say its own org must still lift it: %v", err)
+	}
+	err = read(bob, jp[1])
+	refused(t, err, guard.ProblemQuarantined)
+	if !strings.Contains(err.Error(), "an admin of org operator must still") {
+		t.Fatalf("the principal's refusal does not say the grantor must still lift it: %v", err)
+	}
+	// Both sides of both: lifted.
+	code, q, err = liftAnswer(t, w.admin, "principal:bob")
+	must(t, err)
+	if code != http.StatusOK || q.Status != guard.StatusLifted || len(q.LiftsNeeded) != 0 || len(q.Lifts) != 2 {
+		t.Fatalf("the second lift answered %d %+v", code, q)
+	}
+	code, q, err = liftAnswer(t, affAdmin, bobDevice)
+	must(t, err)
+	if code != http.StatusOK || q.Status != guard.StatusLifted {
+		t.Fatalf("the device's second lift answered %d %+v", code, q)
+	}
+	_, _, err = liftAnswer(t, affAdmin, bobDevice)
+	refused(t, err, "quarantine-not-active")
+	// Positive control: bob works again (with a new token).
+	w.clk.Advance(2 * time.Second)
+	_, err = bob.Refresh(ctx)
+	must(t, err)
+	must(t, read(bob, jp[1]))
+	// Every lift is audited under the admin who made it, the first ones
+	// saying what was still needed; the third org's refusal too.
+	lifts := map[string][]string{}
+	for _, who := range []string{"aff-admin", "admin", "sub-admin"} {
+		entries, err := w.store.QueryAudit(ctx, sekisho.AuditFilter{Principal: who})
+		must(t, err)
+		for _, e := range entries {
+			ev, _ := audit.Unmarshal(e.Leaf)
+			if ev.Action == "guard.quarantine.lift" {
+				lifts[who] = append(lifts[who], ev.Decision+" "+ev.Detail)
+			}
+		}
+	}
+	if len(lifts["aff-admin"]) != 2 || len(lifts["admin"]) != 2 || len(lifts["sub-admin"]) != 1 ||
+		!strings.Contains(lifts["aff-admin"][0], "still needs an admin of org operator") ||
+		!strings.Contains(lifts["admin"][0], "still needs an admin of org affiliate") ||
+		!strings.HasPrefix(lifts["sub-admin"][0], audit.Deny) {
+		t.Fatalf("lifts audited: %q", lifts)
+	}
+
+	// The volume budget (a member's: 60 records a minute) spent on the
+	// grantor's records: the volume-budget rule quarantines carol, and
+	// that too is two-sided.
+	var last error
+	for i := range 100 {
+		if last = read(carol, jp[i%len(jp)]); last != nil {
+			break
+		}
+	}
+	refused(t, last, guard.ProblemQuarantined)
+	code, q, err = liftAnswer(t, affAdmin, "principal:carol")
+	must(t, err)
+	if code != http.StatusAccepted || q.Rule != guard.RuleBudget || !slices.Equal(q.DataOrgs, []string{"operator"}) {
+		t.Fatalf("carol's budget quarantine after her org's lift: %d %+v", code, q)
+	}
+	code, q, err = liftAnswer(t, w.admin, "principal:carol")
+	must(t, err)
+	if code != http.StatusOK || q.Status != guard.StatusLifted {
+		t.Fatalf("carol's budget quarantine after both lifts: %d %+v", code, q)
+	}
+
+	// Control: an own-org quarantine (the operator's agent, the operator's
+	// decoy) is lifted by its own org's admin alone, at once.
+	refused(t, read(w.agent, made.Honeytokens[1].ID), guard.ProblemQuarantined)
+	code, q, err = liftAnswer(t, w.admin, "principal:sam")
+	must(t, err)
+	if code != http.StatusOK || q.Status != guard.StatusLifted || len(q.DataOrgs) != 0 {
+		t.Fatalf("own-org quarantine after its admin's lift: %d %+v", code, q)
+	}
+	_, _, err = liftAnswer(t, affAdmin, "device:"+w.agent.Key.Thumbprint())
+	refused(t, err, "admin-required")
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/incident"
 	"github.com/sekisho/sekisho/report"
 	"github.com/sekisho/sekisho/vault"
@@ -200,6 +201,7 @@ func (s *Server) incidentScope(w http.ResponseWriter, r *http.Request, c vault.C
 	if err != nil {
 		return err
 	}
+	hideDecoys(sc, c)
 	var b bytes.Buffer
 	if err := incident.Render(&b, sc, format, r.URL.Query().Get("region")); err != nil {
 		return err
@@ -216,6 +218,21 @@ func (s *Server) incidentScope(w http.ResponseWriter, r *http.Request, c vault.C
 	}
 	_, err = w.Write(b.Bytes())
 	return err
+}
+
+// hideDecoys drops from an org admin's scope the record ids of its
+// principals' touches of another org's decoys (guard.DecoyHidden): the
+// attempts stay counted, their records are not named.
+func hideDecoys(sc *incident.Scope, c vault.Caller) {
+	if hasRole(c, RoleAuditor) {
+		return
+	}
+	for i := range sc.Denied {
+		a := &sc.Denied[i]
+		if guard.DecoyHidden(a.Policy, a.RecordOrgs, c.Org) {
+			a.Records, a.Reason = nil, guard.DecoyHiddenText(a.RecordOrgs)
+		}
+	}
 }
 
 func (s *Server) incidentReport(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
@@ -242,6 +259,7 @@ func (s *Server) incidentReport(w http.ResponseWriter, r *http.Request, c vault.
 	if err != nil {
 		return err
 	}
+	hideDecoys(sc, c)
 	rep, err := report.Breach(kind, in, sc, cfg)
 	if err != nil {
 		return err

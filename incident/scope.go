@@ -108,6 +108,10 @@ type Attempt struct {
 	Collection string
 	Records    []string
 	Reason     string
+	// Policy is the policy that denied it; RecordOrgs the owning orgs of
+	// Records (an org's view hides another org's decoys by them).
+	Policy     string
+	RecordOrgs []string
 }
 
 // Reach is one part of the worst case: the live records of Org in Collection
@@ -426,7 +430,8 @@ func (c *computer) event(e *sekisho.AuditEntry) error {
 	}
 	if e.Decision == audit.Deny {
 		c.sc.Denied = append(c.sc.Denied, Attempt{Log: c.log, Index: e.Index, Time: e.Time.UTC(), Principal: e.Principal, Device: e.Device,
-			Action: l.Action, Collection: l.Collection, Records: slices.Clone(e.Records), Reason: l.Reason})
+			Action: l.Action, Collection: l.Collection, Records: slices.Clone(e.Records), Reason: l.Reason,
+			Policy: l.Policy, RecordOrgs: slices.Clone(e.RecordOrgs)})
 		return nil
 	}
 	var status string

@@ -10,7 +10,7 @@ import (
 
 var (
 	ruleCols       = []string{"id", "enabled", "action", "version", "updated_by", "params"}
-	quarantineCols = []string{"id", "status", "org", "rule", "since", "lifted_by", "reason"}
+	quarantineCols = []string{"id", "status", "org", "rule", "since", "lifted_by", "lifts_needed", "reason"}
 	honeytokenCols = []string{"id", "collection", "region", "created_at", "created_by"}
 )
 
@@ -72,7 +72,11 @@ func newQuarantineCmd() *cobra.Command {
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				return a.do(cmd, "GET", "/v1/quarantines", nil, "quarantines", quarantineCols...)
 			}},
-		&cobra.Command{Use: "lift ID", Short: "Lift a quarantine (an admin of the principal's own org; audited)", Args: cobra.ExactArgs(1),
+		&cobra.Command{Use: "lift ID", Short: "Lift a quarantine (an admin of the principal's own org, and of the org whose data it was earned on; audited)", Args: cobra.ExactArgs(1),
+			Long: `Lift a quarantine. An admin of the quarantined principal's own org lifts it, and the lift is audited.
+A quarantine earned on another org's data (data_orgs: a grantee's principal that touched a grantor's
+decoy, or went over a budget reading its records) needs a lift by an admin of that org as well: after the
+first lift it stays active and lifts_needed names the orgs still to lift it.`,
 			Example: "  sekisho quarantine lift principal:bob\n  sekisho quarantine lift device:Jt6…",
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return a.do(cmd, "POST", "/v1/quarantines/"+args[0]+"/lift", nil, "", quarantineCols...)
