@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sekisho/sekisho/audit/export"
 	"github.com/sekisho/sekisho/report"
 )
 
@@ -51,6 +52,34 @@ type fileConfig struct {
 	// of regions that have their own (regions: {jp: {store: ..., keys: ...}}).
 	Keys       keysConfig            `yaml:"keys"`
 	RegionKeys map[string]keysConfig `yaml:"-"`
+	// AuditExport streams the audit logs to outside sinks (serve only).
+	AuditExport auditExportConfig `yaml:"audit_export"`
+}
+
+// auditExportConfig is the audit_export: section: the sinks, and where
+// their cursors are kept (default DATA/audit-export).
+//
+//	audit_export:
+//	  sinks:
+//	    - {name: siem, type: json-lines, address: siem.example:6514, ca_file: /etc/sekisho/siem-ca.pem}
+//	    - {name: rsyslog, type: syslog, address: logs.example:6514}
+//	    - {name: otel, type: otlp, endpoint: https://collector.example:4318/v1/logs}
+type auditExportConfig struct {
+	CursorDir string          `yaml:"cursor_dir"`
+	Sinks     []export.Config `yaml:"sinks"`
+}
+
+// configAuditExport returns the audit_export section of the configuration
+// file at path (none when path is "").
+func configAuditExport(path string) (auditExportConfig, error) {
+	if path == "" {
+		return auditExportConfig{}, nil
+	}
+	c, err := loadConfig(path)
+	if err != nil {
+		return auditExportConfig{}, err
+	}
+	return c.AuditExport, nil
 }
 
 // loadConfig reads a configuration file strictly: an unknown key is an

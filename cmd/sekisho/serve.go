@@ -22,6 +22,7 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
+	"github.com/sekisho/sekisho/audit/export"
 	"github.com/sekisho/sekisho/edge"
 	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/httpapi"
@@ -59,6 +60,7 @@ type serveFlags struct {
 	clientCA      string
 	otlpEndpoint  string
 	keys          keyFlags
+	auditExport   auditExportConfig
 }
 
 // defaultAddr is where serve listens unless --addr says otherwise.
@@ -88,6 +90,9 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 				return err
 			}
 			if err := f.keys.fromConfig(f.config); err != nil {
+				return err
+			}
+			if f.auditExport, err = configAuditExport(f.config); err != nil {
 				return err
 			}
 			return runServe(cmd.Context(), cmd, f)
@@ -170,6 +175,13 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 			return fmt.Errorf("--public-url: %w", err)
 		}
 	}
+	exportOpts := export.Options{Sinks: f.auditExport.Sinks, CursorDir: f.auditExport.CursorDir, Logger: logger}
+	if exportOpts.CursorDir == "" {
+		exportOpts.CursorDir = filepath.Join(f.data, "audit-export")
+	}
+	if err := export.Check(exportOpts); err != nil {
+		return fmt.Errorf("config %s: %w", f.config, err)
+	}
 	in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile, Regions: f.regions, RegionList: f.regionList, WitnessDir: f.witnessDir, LogOrigin: f.logOrigin,
 		Stderr: cmd.ErrOrStderr(), Logger: logger, Keys: f.keys.keysConfig, RegionKeys: f.keys.regions,
 		DEKCacheSize: f.keys.cacheSize, DEKCacheTTL: f.keys.cacheTTL})
@@ -235,6 +247,17 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	defer cpStop()
 	go in.logs.RunCheckpointer(cpCtx, f.checkpoint)
 	go in.vault.RunRetention(cpCtx, f.retention, logger)
+	// Audit export reads the stored logs on its own goroutines: a sink that
+	// is down or slow never touches a request (audit/export).
+	exportOpts.Logs, exportOpts.Registry = in.logs.Stores(), reg
+	exportDone := make(chan struct{})
+	go func() {
+		defer close(exportDone)
+		if err := export.Run(cpCtx, exportOpts); err != nil {
+			logger.Error("audit export stopped", "error", err.Error())
+		}
+	}()
+	defer func() { cpStop(); <-exportDone }()
 	// The keys' health, every few seconds: while the HSM is out of reach the
 	// cached data keys are dropped, so no record opens without its KEK.
 	go func() {
