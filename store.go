@@ -41,9 +41,22 @@ type RecordStore interface {
 	Lookup(ctx context.Context, collection, field string, token []byte, limit int) ([]string, error)
 	// CountRecords counts the live records of a collection (an org's, if org != "").
 	CountRecords(ctx context.Context, collection, org string) (int64, error)
+	// CountRecordsByPlace counts the live records of a collection per
+	// owning org and residency region (only those created before
+	// createdBefore, when it is not zero), ordered by org then region. The
+	// progress report uses it for the share of records whose keys are held
+	// in an HSM (key providers are chosen per region).
+	CountRecordsByPlace(ctx context.Context, collection string, createdBefore time.Time) ([]PlaceCount, error)
 	// ListRecordIDs pages through the ids of a collection's live records, in id
 	// order, after the id after (used by reports, worst-case scopes and key rotation).
 	ListRecordIDs(ctx context.Context, collection, org, after string, limit int) ([]string, error)
+}
+
+// PlaceCount is the number of live records of one org in one region.
+type PlaceCount struct {
+	Org     string `json:"org"`
+	Region  string `json:"region"`
+	Records int64  `json:"records"`
 }
 
 // SchemaStore keeps collection schemas.

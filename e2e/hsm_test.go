@@ -59,6 +59,12 @@ func TestHSMCustody(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "keyring.sealed")); err == nil {
 		t.Fatal("the data directory has a keyring")
 	}
+	// The progress report counts the records sealed under HSM-held keys
+	// (issue 21 point 8): here every one.
+	if got := hsmShare(t, srv, auth); !strings.HasPrefix(got, "2 of 2 live records (100.0%) are sealed under data keys wrapped by key-encryption keys held in an HSM") ||
+		!strings.Contains(got, "pkcs11 token="+tok.Label) {
+		t.Fatalf("progress report, keys in the HSM: %q", got)
+	}
 
 	// Token removed: readiness fails, reads answer key-unavailable, audited.
 	tok.Remove(t)
@@ -111,4 +117,28 @@ func TestHSMCustody(t *testing.T) {
 			t.Fatalf("record %s opened without the HSM: %d %v", id, code, m)
 		}
 	}
+	// The same records served with the local provider: none under an HSM.
+	if got := hsmShare(t, local, lauth); !strings.HasPrefix(got, "0 of 2 live records (0.0%)") {
+		t.Fatalf("progress report, local keys: %q", got)
+	}
+}
+
+// hsmShare is the text of the progress report's item on keys held in an HSM.
+func hsmShare(t *testing.T, srv *server, auth func(*http.Request)) string {
+	t.Helper()
+	resp, b, err := do(srv.http, auth, "GET", srv.base+"/v1/reports/progress?format=json", "", nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("progress report: %v %s", err, b)
+	}
+	var r struct{ Items []struct{ Key, Text string } }
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range r.Items {
+		if it.Key == "hsm" {
+			return it.Text
+		}
+	}
+	t.Fatalf("progress report without the hsm item: %s", b)
+	return ""
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/incident"
+	"github.com/sekisho/sekisho/keys"
 	"github.com/sekisho/sekisho/report"
 	"github.com/sekisho/sekisho/vault"
 )
@@ -289,6 +290,11 @@ func (s *Server) progressReport(w http.ResponseWriter, r *http.Request, c vault.
 		if !cfg.Since.Before(cfg.Now) {
 			return sekisho.FieldErrorf(sekisho.EInvalid, "since", "since must be in the past")
 		}
+	}
+	// Where the keys live, per region: the providers this server runs with.
+	custody := keys.CustodyOf(s.vault.Keys())
+	if custody.Default.Provider != "" {
+		cfg.Keys = &custody
 	}
 	rep, err := report.Progress(r.Context(), s.vault.Store(), cfg)
 	if err != nil {

@@ -197,6 +197,34 @@ func (s *Store) CountRecords(ctx context.Context, collection, org string) (int64
 	return n, nil
 }
 
+// CountRecordsByPlace implements sekisho.RecordStore.
+func (s *Store) CountRecordsByPlace(ctx context.Context, collection string, createdBefore time.Time) ([]sekisho.PlaceCount, error) {
+	var before *time.Time
+	if !createdBefore.IsZero() {
+		b := createdBefore.UTC()
+		before = &b
+	}
+	rows, err := s.pool.Query(ctx, `SELECT org, region, count(*) FROM records
+		WHERE collection = $1 AND erased_at IS NULL AND ($2::timestamptz IS NULL OR created_at < $2)
+		GROUP BY org, region ORDER BY org, region`, collection, before)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: count records by place: %w", err)
+	}
+	defer rows.Close()
+	out := []sekisho.PlaceCount{}
+	for rows.Next() {
+		var c sekisho.PlaceCount
+		if err := rows.Scan(&c.Org, &c.Region, &c.Records); err != nil {
+			return nil, fmt.Errorf("postgres: count records by place: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: count records by place: %w", err)
+	}
+	return out, nil
+}
+
 // ListRecordIDs implements sekisho.RecordStore.
 func (s *Store) ListRecordIDs(ctx context.Context, collection, org, after string, limit int) ([]string, error) {
 	if limit <= 0 {

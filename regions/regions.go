@@ -20,6 +20,7 @@
 package regions
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -336,6 +337,34 @@ func (r *Router) CountRecords(ctx context.Context, collection, org string) (int6
 		n += c
 	}
 	return n, err
+}
+
+// CountRecordsByPlace implements sekisho.RecordStore: every store's counts,
+// summed per org and region.
+func (r *Router) CountRecordsByPlace(ctx context.Context, collection string, createdBefore time.Time) ([]sekisho.PlaceCount, error) {
+	parts := make([][]sekisho.PlaceCount, len(r.all))
+	err := r.fanOut(func(i int, s sekisho.Store) error {
+		var err error
+		parts[i], err = s.CountRecordsByPlace(ctx, collection, createdBefore)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	sum := map[[2]string]int64{}
+	for _, p := range parts {
+		for _, c := range p {
+			sum[[2]string{c.Org, c.Region}] += c.Records
+		}
+	}
+	out := make([]sekisho.PlaceCount, 0, len(sum))
+	for k, n := range sum {
+		out = append(out, sekisho.PlaceCount{Org: k[0], Region: k[1], Records: n})
+	}
+	slices.SortFunc(out, func(a, b sekisho.PlaceCount) int {
+		return cmp.Or(cmp.Compare(a.Org, b.Org), cmp.Compare(a.Region, b.Region))
+	})
+	return out, nil
 }
 
 // ListRecordIDs implements sekisho.RecordStore.

@@ -42,7 +42,7 @@ func (c Controller) NameIn(lang string) string {
 	if n := c.Name[LangEN]; n != "" {
 		return n
 	}
-	for _, k := range keys(c.Name) {
+	for _, k := range sortedKeys(c.Name) {
 		if c.Name[k] != "" {
 			return c.Name[k]
 		}

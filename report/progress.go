@@ -1,9 +1,11 @@
 package report
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,9 +32,14 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 		cfg.Now = time.Now()
 	}
 	now := cfg.Now.UTC()
-	r := &Report{Kind: KindProgress, Lang: LangEN, Title: "Progress report on the protection of personal data", Controller: cfg.Controller.NameIn(LangEN),
-		Law: "Periodic report on the measures the regulator demanded (for Japan: the PPC's guidance and recommendation under APPI arts. 147 and 148)", Recipient: "The regulator that asked for regular progress reports",
-		GeneratedAt: now, Required: true, Because: []string{"the regulator asked for regular reports of progress"}, Deadline: []Deadline{}}
+	lang, err := Lang(KindProgress, cfg.Lang)
+	if err != nil {
+		return nil, err
+	}
+	b := &builder{cfg: cfg, lang: lang}
+	r := &Report{Kind: KindProgress, Lang: lang, Title: b.t("pg.title"), Controller: cfg.Controller.NameIn(lang),
+		Law: b.t("pg.law"), Recipient: b.t("pg.to"),
+		GeneratedAt: now, Required: true, Because: []string{b.t("pg.because")}, Deadline: []Deadline{}}
 
 	// Encryption coverage: every record the store holds is sealed (the store
 	// has no column for a plaintext value), so coverage is all live records.
@@ -40,7 +47,7 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 	if err != nil {
 		return nil, fmt.Errorf("schemas: %w", err)
 	}
-	enc := Table{Title: "Records sealed under a per-record key", Header: []string{"collection", "live records", "sealed", "share"}}
+	enc := Table{Title: b.t("pg.enc.table"), Header: []string{b.t("col.collection"), b.t("pg.col.live"), b.t("pg.col.sealed"), b.t("pg.col.share")}}
 	var total int64
 	for _, s := range schemas {
 		n, err := st.CountRecords(ctx, s.Collection, "")
@@ -51,8 +58,19 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 		enc.Rows = append(enc.Rows, []string{s.Collection, fmt.Sprint(n), fmt.Sprint(n), "100%"})
 	}
 	r.Tables = append(r.Tables, enc)
-	r.Items = append(r.Items, Item{Key: "encryption", Title: "Field-level encryption", Source: SourceStore,
-		Text: fmt.Sprintf("%d live records in %d collections, all sealed (100%%): the store keeps only ciphertexts, each record under its own data key wrapped by the key of its organisation and region.", total, len(schemas))})
+	r.Items = append(r.Items, Item{Key: "encryption", Title: b.t("pg.enc"), Source: SourceStore, Text: b.t("pg.enc.text", total, len(schemas))})
+
+	// Keys held in an HSM: key providers are chosen per region (#18's
+	// keys: section, a region's own keys:), so the share is that of the
+	// live records of the regions whose provider is an HSM.
+	hsmItem, hsmTable, err := b.hsmShare(ctx, st, schemas)
+	if err != nil {
+		return nil, err
+	}
+	r.Items = append(r.Items, hsmItem)
+	if hsmTable != nil {
+		r.Tables = append(r.Tables, *hsmTable)
+	}
 
 	// Devices and principals.
 	devices, err := decodeAll[access.Device](ctx, st, access.KindDevice)
@@ -77,11 +95,11 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 			withDevice[d.Principal] = true
 		}
 	}
-	dev := Item{Key: "devices", Title: "Device-bound credentials", Source: SourceStore}
+	dev := Item{Key: "devices", Title: b.t("pg.dev"), Source: SourceStore}
 	if len(principals) == 0 && len(devices) == 0 {
-		dev.Text = "Not available: the store holds no principals or devices (access control not configured)."
+		dev.Text = b.t("pg.dev.none")
 	} else {
-		dev.Text = fmt.Sprintf("%d devices enrolled: %d approved, %d pending, %d revoked. %d principals (%d active, %d suspended or revoked); %d active principals have an approved device.",
+		dev.Text = b.t("pg.dev.text",
 			len(devices), dc[access.StatusApproved], dc[access.StatusPending], dc[access.StatusRevoked],
 			len(principals), pc[access.StatusActive], pc[access.StatusSuspended]+pc[access.StatusRevoked], countActiveWith(principals, withDevice))
 	}
@@ -92,7 +110,8 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 	if err != nil {
 		return nil, err
 	}
-	gt := Table{Title: "Grants across organisations", Header: []string{"grant", "grantor", "grantee", "status", "expires", "budget per hour", "budget total", "stale"}}
+	gt := Table{Title: b.t("pg.grants.table"), Header: []string{b.t("pg.col.grant"), b.t("pg.col.grantor"), b.t("pg.col.grantee"), b.t("pg.col.status"),
+		b.t("pg.col.expires"), b.t("pg.col.budget.hour"), b.t("pg.col.budget.total"), b.t("pg.col.stale")}}
 	var active, withExpiry, withBudget, stale, pending int
 	for _, g := range grants {
 		st := ""
@@ -107,18 +126,17 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 			}
 			if !g.Expires.IsZero() && g.Expires.Before(now) {
 				stale++
-				st = "expired, not revoked"
+				st = b.t("pg.stale")
 			}
 		case access.StatusPending:
 			pending++
 		}
-		gt.Rows = append(gt.Rows, []string{g.ID, g.GrantorOrg, grantee(g), g.Status, dateOr(g.Expires), budget(g.BudgetPerHour), budget(g.BudgetTotal), st})
+		gt.Rows = append(gt.Rows, []string{g.ID, g.GrantorOrg, grantee(g), g.Status, b.dateOr(g.Expires), b.budget(g.BudgetPerHour), b.budget(g.BudgetTotal), st})
 	}
 	r.Tables = append(r.Tables, gt)
-	gi := Item{Key: "grants", Title: "Grants: expiry, budgets, stale grants", Source: SourceStore,
-		Text: fmt.Sprintf("%d grants: %d active (%d with an expiry, %d with a volume budget), %d pending a second admin; %d active grants past their expiry and not revoked (stale).",
-			len(grants), active, withExpiry, withBudget, pending, stale),
-		ToComplete: "Grants not used for a long time: the usage of each grant is in the audit log (policy of the events) but is not summarised here yet."}
+	gi := Item{Key: "grants", Title: b.t("pg.grants"), Source: SourceStore,
+		Text:       b.t("pg.grants.text", len(grants), active, withExpiry, withBudget, pending, stale),
+		ToComplete: b.t("pg.grants.todo")}
 	r.Items = append(r.Items, gi)
 
 	// The guard: its rules, honeytokens and quarantines are stored; its
@@ -135,8 +153,7 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 	if err != nil {
 		return nil, fmt.Errorf("quarantines: %w", err)
 	}
-	ai := Item{Key: "alerts", Title: "Detection, alerts and their handling", Source: SourceStore,
-		ToComplete: "The alerts raised (they go to the alert webhook, the log and the sekisho_guard metrics, not to the store) and how each was handled."}
+	ai := Item{Key: "alerts", Title: b.t("pg.alerts"), Source: SourceStore, ToComplete: b.t("pg.alerts.todo")}
 	// The guard runs its default rules until an admin changes one (only
 	// changed rules are stored): the rules in force are the defaults with
 	// the stored ones over them.
@@ -151,7 +168,7 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 		}
 	}
 	var enabled []string
-	for _, id := range keys(inForce) {
+	for _, id := range sortedKeys(inForce) {
 		if inForce[id] {
 			enabled = append(enabled, id)
 		}
@@ -164,7 +181,7 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 		json.Unmarshal(o.Body, &q)
 		by[q.Status]++
 	}
-	ai.Text = fmt.Sprintf("The guard is installed: %d rules in force, %d enabled (%s; %d changed from the defaults by an admin), %d honeytoken records; %d quarantines of principals or devices (%d active, %d lifted after review).",
+	ai.Text = b.t("pg.alerts.text",
 		len(inForce), len(enabled), strings.Join(enabled, ", "), len(rules), len(honey), len(quars), by["active"], by["lifted"])
 	r.Items = append(r.Items, ai)
 
@@ -173,7 +190,7 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 	if len(logs) == 0 {
 		logs = []sekisho.LogStore{{Store: st}}
 	}
-	au := Item{Key: "audit", Title: "Tamper-evident audit log", Source: SourceStore}
+	au := Item{Key: "audit", Title: b.t("pg.audit"), Source: SourceStore}
 	var parts []string
 	for _, l := range logs {
 		size, err := l.Store.AuditSize(ctx)
@@ -184,45 +201,45 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 		if err != nil {
 			return nil, fmt.Errorf("checkpoints: %w", err)
 		}
-		text := fmt.Sprintf("%d events (every access decision, allowed or denied) in a Merkle tree with %d signed checkpoints", size, len(cps))
+		text := b.t("pg.audit.log", size, len(cps))
 		if len(cps) > 0 {
 			last := cps[len(cps)-1]
-			text += fmt.Sprintf("; the latest covers %d events, signed at %s", last.Size, ts(last.Time))
+			text += b.t("pg.audit.latest", last.Size, ts(last.Time))
 		}
 		if len(logs) > 1 {
 			name := l.Region
 			if name == "" {
 				name = "default"
 			}
-			text = "log " + name + ": " + text
+			text = b.t("pg.audit.name", name) + text
 		}
 		parts = append(parts, text)
 	}
-	au.Text = strings.Join(parts, "; ") + ". `sekisho audit verify` checks every event against them."
+	au.Text = b.t("pg.audit.text", strings.Join(parts, b.t("pg.sep")))
 	r.Items = append(r.Items, au)
 	incs, err := incident.List(ctx, st)
 	if err != nil {
 		return nil, err
 	}
-	it := Table{Title: "Incidents", Header: []string{"incident", "window since", "window until", "discovered", "cause"}}
+	it := Table{Title: b.t("pg.incidents"), Header: []string{b.t("pg.col.incident"), b.t("pg.col.since"), b.t("pg.col.until"), b.t("pg.col.discovered"), b.t("pg.col.cause")}}
 	for _, in := range incs {
 		it.Rows = append(it.Rows, []string{in.ID, ts(in.Since), ts(in.Until), ts(in.DiscoveredAt), in.Cause})
 	}
 	r.Tables = append(r.Tables, it)
 	r.Items = append(r.Items,
-		Item{Key: "incidents", Title: "Incidents", Source: SourceStore, Text: fmt.Sprintf("%d incidents recorded; their scopes and reports come from the audit log.", len(incs))},
-		person("dependence", "Reduced dependence on affiliates and subcontractors", "Organisational measures (contracts, separation of shared systems) and their dates."),
-		person("training", "Staff training and audits", "Training given, internal and external audits done, with dates."),
+		Item{Key: "incidents", Title: b.t("pg.incidents"), Source: SourceStore, Text: b.t("pg.incidents.text", len(incs))},
+		person("dependence", b.t("pg.dependence"), b.t("pg.dependence.todo")),
+		person("training", b.t("pg.training"), b.t("pg.training.todo")),
 	)
 	if !cfg.Since.IsZero() {
-		tt, ti, err := trend(ctx, st, logs, grants, devices, quars, cfg.Since.UTC(), now)
+		tt, ti, err := b.trend(ctx, st, schemas, logs, grants, devices, quars, cfg.Since.UTC(), now)
 		if err != nil {
 			return nil, err
 		}
 		r.Tables = append([]Table{tt}, r.Tables...)
 		r.Items = append([]Item{ti}, r.Items...)
 	}
-	r.Notes = []string{"Every number is read from the store at the time shown; nothing is estimated."}
+	r.Notes = []string{b.t("pg.note")}
 	return r, nil
 }
 
@@ -243,16 +260,16 @@ func grantee(g *access.Grant) string {
 	return g.GranteeOrg
 }
 
-func dateOr(t time.Time) string {
+func (b *builder) dateOr(t time.Time) string {
 	if t.IsZero() {
-		return "none"
+		return b.t("pg.nolimit")
 	}
 	return ts(t)
 }
 
-func budget(n int64) string {
+func (b *builder) budget(n int64) string {
 	if n == 0 {
-		return "none"
+		return b.t("pg.nolimit")
 	}
 	return fmt.Sprint(n)
 }
@@ -283,7 +300,7 @@ func (p period) hasPtr(t *time.Time) bool { return t != nil && p.has(*t) }
 // trend compares the period [since, now) with the one of the same length
 // before it: grants added, expired, revoked, stale and unused; quarantines;
 // the guard's refusals by rule (from the audit log); devices.
-func trend(ctx context.Context, st sekisho.Store, logs []sekisho.LogStore, grants []*access.Grant, devices []*access.Device,
+func (b *builder) trend(ctx context.Context, st sekisho.Store, schemas []*sekisho.Schema, logs []sekisho.LogStore, grants []*access.Grant, devices []*access.Device,
 	quars []*sekisho.Object, since, now time.Time) (Table, Item, error) {
 	cur := period{since, now}
 	prev := period{since.Add(-now.Sub(since)), since}
@@ -314,7 +331,7 @@ func trend(ctx context.Context, st sekisho.Store, logs []sekisho.LogStore, grant
 					if ev.Decision == audit.Deny && strings.HasPrefix(ev.Policy, "guard:") {
 						rule := strings.TrimPrefix(ev.Policy, "guard:")
 						rules[rule] = true
-						c[p]["guard refusals: "+rule]++
+						c[p]["guard:"+rule]++
 					}
 				}
 			}
@@ -328,20 +345,20 @@ func trend(ctx context.Context, st sekisho.Store, logs []sekisho.LogStore, grant
 		k := c[p]
 		for _, g := range grants {
 			if p.has(g.CreatedAt) {
-				k["grants added"]++
+				k["grants.added"]++
 			}
 			if p.has(g.Expires) {
-				k["grants expired"]++
+				k["grants.expired"]++
 			}
 			if p.hasPtr(g.RevokedAt) {
-				k["grants revoked"]++
+				k["grants.revoked"]++
 			}
 			inForce := g.CreatedAt.Before(p.to) && (g.RevokedAt == nil || !g.RevokedAt.Before(p.to)) && g.Status != access.StatusPending
 			if inForce && !g.Expires.IsZero() && g.Expires.Before(p.to) {
-				k["grants stale at the end (expired, not revoked)"]++
+				k["grants.stale"]++
 			}
 			if inForce && (g.Expires.IsZero() || !g.Expires.Before(p.from)) && !used[p][g.ID] {
-				k["grants in force and unused"]++
+				k["grants.unused"]++
 			}
 		}
 		for _, o := range quars {
@@ -351,37 +368,151 @@ func trend(ctx context.Context, st sekisho.Store, logs []sekisho.LogStore, grant
 			}
 			json.Unmarshal(o.Body, &q)
 			if p.has(q.Since) {
-				k["quarantines started"]++
+				k["quarantines.started"]++
 			}
 			if p.hasPtr(q.LiftedAt) {
-				k["quarantines lifted"]++
+				k["quarantines.lifted"]++
 			}
 		}
 		for _, d := range devices {
 			if p.has(d.EnrolledAt) {
-				k["devices enrolled"]++
+				k["devices.enrolled"]++
 			}
 			if p.hasPtr(d.ApprovedAt) {
-				k["devices approved"]++
+				k["devices.approved"]++
 			}
 			if p.hasPtr(d.RevokedAt) {
-				k["devices revoked"]++
+				k["devices.revoked"]++
 			}
 		}
 	}
-	rows := []string{"grants added", "grants expired", "grants revoked", "grants stale at the end (expired, not revoked)", "grants in force and unused",
-		"quarantines started", "quarantines lifted", "devices enrolled", "devices approved", "devices revoked"}
-	for _, r := range keys(rules) {
-		rows = append(rows, "guard refusals: "+r)
+	rows := []string{"grants.added", "grants.expired", "grants.revoked", "grants.stale", "grants.unused",
+		"quarantines.started", "quarantines.lifted", "devices.enrolled", "devices.approved", "devices.revoked"}
+	for _, r := range sortedKeys(rules) {
+		rows = append(rows, "guard:"+r)
 	}
-	t := Table{Title: "Trend: this period against the previous one", Header: []string{"measure", "previous " + ts(prev.from) + " to " + ts(prev.to), "this period " + ts(cur.from) + " to " + ts(cur.to), "change"}}
+	t := Table{Title: b.t("pg.trend.table"), Header: []string{b.t("pg.col.measure"), b.t("pg.col.previous", ts(prev.from), ts(prev.to)),
+		b.t("pg.col.current", ts(cur.from), ts(cur.to)), b.t("pg.col.change")}}
 	for _, m := range rows {
-		a, b := c[prev][m], c[cur][m]
-		t.Rows = append(t.Rows, []string{m, fmt.Sprint(a), fmt.Sprint(b), fmt.Sprintf("%+d", b-a)})
+		label := b.t("pg.m." + m)
+		if rule, ok := strings.CutPrefix(m, "guard:"); ok {
+			label = b.t("pg.m.guard", rule)
+		}
+		x, y := c[prev][m], c[cur][m]
+		t.Rows = append(t.Rows, []string{label, fmt.Sprint(x), fmt.Sprint(y), fmt.Sprintf("%+d", y-x)})
 	}
-	t.Rows = append(t.Rows, []string{"records sealed under HSM-held keys", "not available", "not available", ""})
-	it := Item{Key: "trend", Title: "Trend since the previous report", Source: SourceStore,
-		Text: fmt.Sprintf("This report covers %s to %s and compares it with %s to %s (the same length before it): grants, quarantines, devices from the store; grants used and the guard's refusals by rule from the audit log (alerts that refused nothing go to webhooks and metrics, not to the log).",
-			ts(cur.from), ts(cur.to), ts(prev.from), ts(prev.to))}
+	// The share under HSM-held keys: now, and of the records live now that
+	// were created before the period (the store keeps no history of erased
+	// records, and a data directory never changes its providers).
+	if b.cfg.Keys != nil {
+		ph, pt, err := b.countHSM(ctx, st, schemas, since)
+		if err != nil {
+			return Table{}, Item{}, err
+		}
+		ch, ct, err := b.countHSM(ctx, st, schemas, time.Time{})
+		if err != nil {
+			return Table{}, Item{}, err
+		}
+		t.Rows = append(t.Rows, []string{b.t("pg.m.hsm"), share(ph, pt), share(ch, ct), fmt.Sprintf("%+.1f pt", pct(ch, ct)-pct(ph, pt))})
+	} else {
+		t.Rows = append(t.Rows, []string{b.t("pg.m.hsm"), b.t("pg.na"), b.t("pg.na"), ""})
+	}
+	it := Item{Key: "trend", Title: b.t("pg.trend"), Source: SourceStore,
+		Text: b.t("pg.trend.text", ts(cur.from), ts(cur.to), ts(prev.from), ts(prev.to))}
 	return t, it, nil
+}
+
+// countHSM counts the live records (created before before, when it is not
+// zero) and those of them in regions whose keys are held in an HSM.
+func (b *builder) countHSM(ctx context.Context, st sekisho.Store, schemas []*sekisho.Schema, before time.Time) (hsm, total int64, err error) {
+	places, err := countPlaces(ctx, st, schemas, before)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, p := range places {
+		total += p.Records
+		if b.cfg.Keys.Of(p.Region).HSM() {
+			hsm += p.Records
+		}
+	}
+	return hsm, total, nil
+}
+
+// countPlaces sums the live records of every collection per org and region.
+func countPlaces(ctx context.Context, st sekisho.Store, schemas []*sekisho.Schema, before time.Time) ([]sekisho.PlaceCount, error) {
+	sum := map[[2]string]int64{}
+	for _, s := range schemas {
+		ps, err := st.CountRecordsByPlace(ctx, s.Collection, before)
+		if err != nil {
+			return nil, fmt.Errorf("count %s by org and region: %w", s.Collection, err)
+		}
+		for _, p := range ps {
+			sum[[2]string{p.Org, p.Region}] += p.Records
+		}
+	}
+	out := make([]sekisho.PlaceCount, 0, len(sum))
+	for k, n := range sum {
+		out = append(out, sekisho.PlaceCount{Org: k[0], Region: k[1], Records: n})
+	}
+	slices.SortFunc(out, func(a, b sekisho.PlaceCount) int {
+		return cmp.Or(cmp.Compare(a.Org, b.Org), cmp.Compare(a.Region, b.Region))
+	})
+	return out, nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func pct(n, of int64) float64 {
+	if of == 0 {
+		return 0
+	}
+	return float64(n) * 100 / float64(of)
+}
+
+func share(n, of int64) string { return fmt.Sprintf("%d / %d (%.1f%%)", n, of, pct(n, of)) }
+
+// hsmShare is the item (and, when the key providers are known, the table by
+// org and region) of the share of live records sealed under data keys
+// wrapped by KEKs held in an HSM.
+func (b *builder) hsmShare(ctx context.Context, st sekisho.Store, schemas []*sekisho.Schema) (Item, *Table, error) {
+	it := Item{Key: "hsm", Title: b.t("pg.hsm"), Source: SourceConfig}
+	kc := b.cfg.Keys
+	if kc == nil {
+		it.Text = b.t("pg.hsm.na")
+		return it, nil, nil
+	}
+	places, err := countPlaces(ctx, st, schemas, time.Time{})
+	if err != nil {
+		return Item{}, nil, err
+	}
+	t := Table{Title: b.t("pg.hsm.table"), Header: []string{b.t("pg.col.org"), b.t("col.region"), b.t("pg.col.live"), b.t("pg.col.provider"), b.t("pg.col.hsm")}}
+	var hsm, total int64
+	hsmRegions, localRegions := map[string]bool{}, map[string]bool{}
+	for _, p := range places {
+		h := kc.Of(p.Region)
+		total += p.Records
+		yes := b.t("pg.no")
+		if h.HSM() {
+			hsm += p.Records
+			hsmRegions[p.Region] = true
+			yes = b.t("pg.yes")
+		} else {
+			localRegions[p.Region] = true
+		}
+		t.Rows = append(t.Rows, []string{p.Org, p.Region, fmt.Sprint(p.Records), h.String(), yes})
+	}
+	var homes []string
+	for _, h := range kc.Homes() {
+		homes = append(homes, h.String())
+	}
+	it.Text = b.t("pg.hsm.text", hsm, total, pct(hsm, total), dash(strings.Join(sortedKeys(hsmRegions), ", ")), dash(strings.Join(sortedKeys(localRegions), ", ")), strings.Join(homes, "; "))
+	if hsm < total {
+		it.ToComplete = b.t("pg.hsm.todo")
+	}
+	return it, &t, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/incident"
+	"github.com/sekisho/sekisho/keys"
 )
 
 // Kinds of report.
@@ -53,6 +54,9 @@ type Config struct {
 	// Since starts the period of a progress report: the report compares
 	// [Since, Now) with the period of the same length before it.
 	Since time.Time `json:"-"`
+	// Keys says where the deployment's key-encryption keys live, per
+	// region (nil: not known, and the progress report says so).
+	Keys *keys.Custody `json:"-"`
 }
 
 // Deadline is one time limit of a report.
@@ -224,7 +228,7 @@ func (b *builder) kinds() string {
 		return b.t("kinds.none")
 	}
 	var parts []string
-	for _, cl := range keys(b.sc.ByClassification) {
+	for _, cl := range sortedKeys(b.sc.ByClassification) {
 		c := b.sc.ByClassification[cl]
 		parts = append(parts, b.t("kinds.part", cl, c.SubjectsExposed, strings.Join(c.Fields, ", ")))
 	}
@@ -426,17 +430,17 @@ func (b *builder) contact() Item {
 func (b *builder) tables() []Table {
 	sc := b.sc
 	coll := Table{Title: b.t("table.collection"), Header: []string{b.t("col.collection"), b.t("col.persons.confirmed"), b.t("col.fields"), b.t("col.persons.possible"), b.t("col.denied"), b.t("col.fieldnames")}}
-	for _, k := range keys(sc.ByCollection) {
+	for _, k := range sortedKeys(sc.ByCollection) {
 		c := sc.ByCollection[k]
 		coll.Rows = append(coll.Rows, []string{k, itoa(c.SubjectsExposed), itoa(c.FieldsExposed), itoa(c.SubjectsPossible), itoa(c.DeniedAttempts), strings.Join(c.Fields, ", ")})
 	}
 	reg := Table{Title: b.t("table.region"), Header: []string{b.t("col.region"), b.t("col.country"), b.t("col.persons.confirmed"), b.t("col.fields"), b.t("col.persons.possible")}}
-	for _, k := range keys(sc.ByRegion) {
+	for _, k := range sortedKeys(sc.ByRegion) {
 		c := sc.ByRegion[k]
 		reg.Rows = append(reg.Rows, []string{k, c.Country, itoa(c.SubjectsExposed), itoa(c.FieldsExposed), itoa(c.SubjectsPossible)})
 	}
 	cls := Table{Title: b.t("table.class"), Header: []string{b.t("col.class"), b.t("col.persons.confirmed"), b.t("col.fields"), b.t("col.fieldnames")}}
-	for _, k := range keys(sc.ByClassification) {
+	for _, k := range sortedKeys(sc.ByClassification) {
 		c := sc.ByClassification[k]
 		cls.Rows = append(cls.Rows, []string{k, itoa(c.SubjectsExposed), itoa(c.FieldsExposed), strings.Join(c.Fields, ", ")})
 	}
@@ -445,7 +449,7 @@ func (b *builder) tables() []Table {
 
 func itoa(n int) string { return fmt.Sprint(n) }
 
-func keys[V any](m map[string]V) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

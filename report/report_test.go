@@ -16,6 +16,7 @@ import (
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/incident"
+	"github.com/sekisho/sekisho/keys"
 	"github.com/sekisho/sekisho/report"
 	"github.com/sekisho/sekisho/schemas"
 	"github.com/sekisho/sekisho/sqlite"
@@ -220,14 +221,18 @@ func TestProgressGolden(t *testing.T) {
 	if err := incident.Create(ctx, st, in, generated); err != nil {
 		t.Fatal(err)
 	}
-	r, err := report.Progress(ctx, st, report.Config{Controller: controller, Now: generated})
+	// th's keys are in an HSM, the other regions' in the local keyring.
+	custody := &keys.Custody{Default: keys.Home{Provider: keys.ProviderLocal}, Regions: map[string]keys.Home{"th": {Provider: keys.ProviderPKCS11, Token: "sekisho-th"}}}
+	r, err := report.Progress(ctx, st, report.Config{Controller: controller, Now: generated, Keys: custody})
 	if err != nil {
 		t.Fatal(err)
 	}
 	md := report.Markdown(r)
 	golden(t, "progress.md", md)
 	for _, want := range []string{"3 live records in 3 collections, all sealed (100%)", "2 devices enrolled: 1 approved, 1 pending",
-		"1 active grants past their expiry", "The guard is installed: 8 rules in force, 8 enabled"} {
+		"1 active grants past their expiry", "The guard is installed: 8 rules in force, 8 enabled",
+		"1 of 3 live records (33.3%) are sealed under data keys wrapped by key-encryption keys held in an HSM (PKCS#11) (regions th); the others (regions jp, tw)",
+		"| operator | th | 1 | pkcs11 token=sekisho-th | yes |", "| operator | jp | 1 | local | no |"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("progress report lacks %q", want)
 		}
@@ -235,6 +240,14 @@ func TestProgressGolden(t *testing.T) {
 	pdf, err := report.PDF(r)
 	if err != nil || !bytes.HasPrefix(pdf, []byte("%PDF")) {
 		t.Errorf("progress pdf: %v", err)
+	}
+	// Every key in an HSM: 100%; none known: the report says it cannot tell.
+	all := &keys.Custody{Default: keys.Home{Provider: keys.ProviderPKCS11, Token: "t"}}
+	if r, err = report.Progress(ctx, st, report.Config{Now: generated, Keys: all}); err != nil || !strings.Contains(string(report.Markdown(r)), "3 of 3 live records (100.0%)") {
+		t.Errorf("all keys in an HSM: %v\n%s", err, report.Markdown(r))
+	}
+	if r, err = report.Progress(ctx, st, report.Config{Now: generated}); err != nil || !strings.Contains(string(report.Markdown(r)), "Not available: the report was not told where") {
+		t.Errorf("no key custody: %v", err)
 	}
 }
 
@@ -387,7 +400,22 @@ func TestProgressTrend(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r, err := report.Progress(ctx, st, report.Config{Now: now, Since: since})
+	// Records: one jp record from before the period (jp's keys are in an
+	// HSM) and one th record created in it (th's are local).
+	if err := st.PutSchema(ctx, &sekisho.Schema{Collection: "users", Version: 1, Fields: []sekisho.Field{{Name: "country", Type: sekisho.TypeString, Classification: sekisho.ClassUsage}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, rc := range []struct {
+		id, region string
+		at         time.Time
+	}{{"r1", "jp", inPrev}, {"r2", "th", inCur}} {
+		if err := st.CreateRecords(ctx, []*sekisho.SealedRecord{{ID: rc.id, Collection: "users", Org: "operator", Region: rc.region, KEKVersion: 1,
+			WrappedDEK: []byte("k"), Fields: map[string][]byte{}, Index: map[string][]byte{}, Version: 1, CreatedAt: rc.at, UpdatedAt: rc.at}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	custody := &keys.Custody{Default: keys.Home{Provider: keys.ProviderLocal}, Regions: map[string]keys.Home{"jp": {Provider: keys.ProviderPKCS11, Token: "jp"}}}
+	r, err := report.Progress(ctx, st, report.Config{Now: now, Since: since, Keys: custody})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,6 +438,7 @@ func TestProgressTrend(t *testing.T) {
 		"devices enrolled":                               {"1", "0", "-1"},
 		"guard refusals: honeytoken":                     {"0", "1", "+1"},
 		"guard refusals: volume-budget":                  {"0", "2", "+2"},
+		"live records sealed under HSM-held keys":        {"1 / 1 (100.0%)", "1 / 2 (50.0%)", "-50.0 pt"},
 	}
 	got := map[string][3]string{}
 	for _, row := range tr.Rows {

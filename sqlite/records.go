@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/sekisho/sekisho"
@@ -205,6 +206,32 @@ func (s *Store) CountRecords(ctx context.Context, collection, org string) (int64
 		return 0, fmt.Errorf("sqlite: count records: %w", err)
 	}
 	return n, nil
+}
+
+// CountRecordsByPlace implements sekisho.RecordStore.
+func (s *Store) CountRecordsByPlace(ctx context.Context, collection string, createdBefore time.Time) ([]sekisho.PlaceCount, error) {
+	before := int64(math.MaxInt64)
+	if !createdBefore.IsZero() {
+		before = micros(createdBefore)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT org, region, count(*) FROM records
+		WHERE collection = ? AND erased_at IS NULL AND created_at < ? GROUP BY org, region ORDER BY org, region`, collection, before)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: count records by place: %w", err)
+	}
+	defer rows.Close()
+	out := []sekisho.PlaceCount{}
+	for rows.Next() {
+		var c sekisho.PlaceCount
+		if err := rows.Scan(&c.Org, &c.Region, &c.Records); err != nil {
+			return nil, fmt.Errorf("sqlite: count records by place: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: count records by place: %w", err)
+	}
+	return out, nil
 }
 
 // ListRecordIDs implements sekisho.RecordStore.

@@ -343,6 +343,20 @@ func testErase(t *testing.T, s sekisho.Store) {
 	if n != 1 {
 		t.Errorf("CountRecords after erasure = %d, want 1", n)
 	}
+	places, err := s.CountRecordsByPlace(ctx, "users", time.Time{})
+	must(t, "CountRecordsByPlace", err)
+	if len(places) != 1 || places[0].Records != 1 {
+		t.Errorf("CountRecordsByPlace after erasure = %+v, want one place with 1 record", places)
+	}
+	// Only records created before the time given: none before their
+	// creation, the one after it.
+	if places, err = s.CountRecordsByPlace(ctx, "users", keep.CreatedAt); err != nil || len(places) != 0 {
+		t.Errorf("CountRecordsByPlace before the records' creation = %+v, %v; want none", places, err)
+	}
+	if places, err = s.CountRecordsByPlace(ctx, "users", keep.CreatedAt.Add(time.Second)); err != nil || len(places) != 1 || places[0].Records != 1 ||
+		places[0].Org != keep.Org || places[0].Region != keep.Region {
+		t.Errorf("CountRecordsByPlace after the records' creation = %+v, %v; want %s/%s: 1", places, err, keep.Org, keep.Region)
+	}
 	list, err := s.ListRecordIDs(ctx, "users", "", "", 10)
 	must(t, "ListRecordIDs", err)
 	if !equalStrings(list, []string{"b"}) {

@@ -23,6 +23,7 @@ import (
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/incident"
+	"github.com/sekisho/sekisho/keys"
 	"github.com/sekisho/sekisho/regions"
 )
 
@@ -58,6 +59,20 @@ func (s *incidentSource) openReadOnly(ctx context.Context) (sekisho.Store, error
 		return nil, err
 	}
 	return d.open(ctx)
+}
+
+// keyCustody is where the data directory's KEKs live (nil when there is no
+// data directory: a --store URL alone).
+func (s *incidentSource) keyCustody() (*keys.Custody, error) {
+	d := deployment{data: s.data, store: s.store}
+	dataSet, storeSet := s.data != "", s.store != ""
+	if s.cmd != nil {
+		dataSet, storeSet = s.cmd.Flags().Changed("data"), s.cmd.Flags().Changed("store")
+	}
+	if err := d.fromConfig(s.config, dataSet, storeSet); err != nil {
+		return nil, err
+	}
+	return readCustody(d.data)
 }
 
 // client loads the profile's client.

@@ -214,3 +214,49 @@ func openLocalKeyring(o instanceOptions, stderr io.Writer) (*keys.Local, error) 
 	}
 	return keys.OpenLocal(o.DataDir, master)
 }
+
+// readCustody reads where a data directory's KEKs live from its custody
+// file (written by checkCustody); a directory from before that file with a
+// keyring keeps them locally. nil: not known (no data directory, or
+// nothing there).
+func readCustody(dataDir string) (*keys.Custody, error) {
+	if dataDir == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(filepath.Join(dataDir, custodyFile))
+	if errors.Is(err, os.ErrNotExist) {
+		if _, serr := os.Stat(filepath.Join(dataDir, keys.KeyringFile)); serr == nil {
+			return &keys.Custody{Default: keys.Home{Provider: keys.ProviderLocal}}, nil
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", custodyFile, err)
+	}
+	home := func(f []string) (keys.Home, error) {
+		switch {
+		case len(f) == 1 && f[0] == providerLocal:
+			return keys.Home{Provider: keys.ProviderLocal}, nil
+		case len(f) == 2 && f[0] == providerPKCS11 && strings.HasPrefix(f[1], "token="):
+			return keys.Home{Provider: keys.ProviderPKCS11, Token: strings.TrimPrefix(f[1], "token=")}, nil
+		}
+		return keys.Home{}, fmt.Errorf("%s in %s: %q is not a key provider", custodyFile, dataDir, strings.Join(f, " "))
+	}
+	c := &keys.Custody{Regions: map[string]keys.Home{}}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		var err error
+		switch {
+		case len(f) >= 2 && f[0] == "default":
+			c.Default, err = home(f[1:])
+		case len(f) >= 3 && f[0] == "region":
+			c.Regions[f[1]], err = home(f[2:])
+		default:
+			err = fmt.Errorf("%s in %s: line %q", custodyFile, dataDir, line)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}

@@ -176,4 +176,13 @@ func TestRegionKeysInTheirOwnHSM(t *testing.T) {
 	if string(b) != "default local\nregion th pkcs11 token="+tok.Label+"\n" {
 		t.Fatalf("custody file: %q", b)
 	}
+	// The progress report, offline, reads the custody file: th's record is
+	// under HSM-held keys, jp's is not (issue 21 point 8).
+	out, code := runCLI(t, "report", "progress", "--data", data, "--format", "md")
+	for _, want := range []string{"1 of 2 live records (50.0%) are sealed under data keys wrapped by key-encryption keys held in an HSM (PKCS#11) (regions th); the others (regions jp)",
+		"| operator | th | 1 | pkcs11 token=" + tok.Label + " | yes |", "| operator | jp | 1 | local | no |"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("report progress --data: exit %d, lacks %q:\n%s", code, want, out)
+		}
+	}
 }

@@ -99,6 +99,9 @@ Through a running server with the profile's credential, or offline with
 					if cfg.Since, err = parseTimeFlag("since", since); err != nil {
 						return err
 					}
+					if cfg.Keys, err = src.keyCustody(); err != nil {
+						return err
+					}
 				}
 				var r *report.Report
 				if kind == report.KindProgress {
