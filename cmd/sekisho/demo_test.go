@@ -15,6 +15,7 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho/demo"
 	"github.com/sekisho/sekisho/incident"
 	"github.com/sekisho/sekisho/sqlite"
 )
@@ -78,7 +79,7 @@ func TestDemoNumbersEqualTheAuditLog(t *testing.T) {
 	setMasterKey(t)
 	data := filepath.Join(t.TempDir(), "demo")
 	var out bytes.Buffer
-	res, err := runDemo(context.Background(), demoOptions{Data: data, Records: 4000, Seed: 7, Out: &out})
+	res, err := runDemo(context.Background(), demo.Options{Data: data, Records: 4000, Seed: 7, Out: &out})
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
