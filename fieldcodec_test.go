@@ -1,4 +1,4 @@
-package postgres
+package sekisho
 
 import (
 	"bytes"
@@ -6,7 +6,9 @@ import (
 	"testing"
 )
 
-func TestMapEncoding(t *testing.T) {
+// The stores' one field encoding (both SQLite and PostgreSQL write it): a
+// round trip keeps every map, and the encoding is deterministic.
+func TestFieldEncoding(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		m    map[string][]byte
@@ -18,36 +20,49 @@ func TestMapEncoding(t *testing.T) {
 		{"Binary", map[string][]byte{"a": {0, 0xff, 0}, "b": bytes.Repeat([]byte{7}, 300), "日本": {1}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			enc := encodeMap(tc.m)
-			got, err := decodeMap(enc)
+			enc := EncodeFields(tc.m)
+			got, err := DecodeFields(enc, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !maps.EqualFunc(got, tc.m, bytes.Equal) {
+			if len(got) != len(tc.m) || !maps.EqualFunc(got, tc.m, bytes.Equal) {
 				t.Fatalf("decode(encode(%q)) = %q", tc.m, got)
 			}
-			if !bytes.Equal(encodeMap(got), enc) {
+			if !bytes.Equal(EncodeFields(got), enc) {
 				t.Fatal("encoding is not deterministic")
 			}
 		})
 	}
 }
 
-func TestMapDecodingRejectsCorruption(t *testing.T) {
-	good := encodeMap(map[string][]byte{"name": []byte("value")})
+// DecodeFields with a want set keeps only those names.
+func TestFieldDecodingWant(t *testing.T) {
+	enc := EncodeFields(map[string][]byte{"a": {1}, "b": {2}, "c": {3}})
+	got, err := DecodeFields(enc, map[string]bool{"b": true, "z": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !bytes.Equal(got["b"], []byte{2}) {
+		t.Fatalf("want b only, got %q", got)
+	}
+}
+
+func TestFieldDecodingRejectsCorruption(t *testing.T) {
+	good := EncodeFields(map[string][]byte{"name": []byte("value")})
 	for _, tc := range []struct {
 		name string
 		b    []byte
 	}{
-		{"UnknownFormat", append([]byte{2}, good[1:]...)},
 		{"Truncated", good[:len(good)-1]},
-		{"Trailing", append(bytes.Clone(good), 0)},
-		{"HugeCount", []byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f}},
-		{"HugeLength", []byte{1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f}},
+		{"TruncatedName", good[:3]},
+		{"NoValueLength", good[:5]},
+		{"HugeLength", []byte{0xff, 0xff, 0xff, 0xff, 0x0f}},
+		{"HugeValueLength", []byte{1, 'a', 0xff, 0xff, 0xff, 0xff, 0x0f}},
+		{"BadVarint", []byte{0xff}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := decodeMap(tc.b); err == nil {
-				t.Fatalf("decodeMap(%x) succeeded", tc.b)
+			if _, err := DecodeFields(tc.b, nil); err == nil {
+				t.Fatalf("DecodeFields(%x) succeeded", tc.b)
 			}
 		})
 	}

@@ -33,10 +33,11 @@
 //
 // # Encoding
 //
-// A record's Fields and Index maps are stored as BYTEA in a compact binary
-// encoding (see encodeMap): a format byte (1), then the number of entries,
-// then for each entry in name order its name and value, every length and
-// count an unsigned varint. It is smaller than JSON of base64 and needs no
+// A record's Fields and Index maps are stored as BYTEA in the stores' one
+// compact binary encoding (sekisho.EncodeFields, the SQLite store's too):
+// for each entry in name order its name and value, every length an unsigned
+// varint. (Databases created before migration 3 held a header of their own
+// before the entries; migration 3 strips it.) It is smaller than JSON of base64 and needs no
 // JSON support; the ciphertexts are opaque to the database anyway. Index
 // tokens are also stored one per row in record_index, which is what Lookup
 // searches. Control-plane object bodies and schemas are BYTEA holding the JSON

@@ -106,6 +106,24 @@ CREATE TABLE replay (
 );
 CREATE INDEX replay_expires ON replay (expires);
 `,
+	// 3: one field encoding for both stores (sekisho.EncodeFields). The
+	// maps were written with a header of their own (a format byte 1, then
+	// the number of entries as an unsigned varint) before the entries, which
+	// are the same bytes in both encodings: strip the header. The count is
+	// below 2^21, so its varint is one to three bytes.
+	`
+UPDATE records SET
+	fields = CASE
+		WHEN fields IS NULL OR length(fields) < 2 THEN fields
+		WHEN substring(fields from 2 for 1) < '\x80'::bytea THEN substring(fields from 3)
+		WHEN substring(fields from 3 for 1) < '\x80'::bytea THEN substring(fields from 4)
+		ELSE substring(fields from 5) END,
+	index_tokens = CASE
+		WHEN index_tokens IS NULL OR length(index_tokens) < 2 THEN index_tokens
+		WHEN substring(index_tokens from 2 for 1) < '\x80'::bytea THEN substring(index_tokens from 3)
+		WHEN substring(index_tokens from 3 for 1) < '\x80'::bytea THEN substring(index_tokens from 4)
+		ELSE substring(index_tokens from 5) END;
+`,
 }
 
 // migrate applies the missing migrations, each in a transaction that first

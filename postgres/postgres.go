@@ -2,10 +2,8 @@ package postgres
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -132,71 +130,4 @@ func utc(t *time.Time) time.Time {
 		return time.Time{}
 	}
 	return t.UTC()
-}
-
-// mapFormat is the first byte of an encoded map.
-const mapFormat = 1
-
-// encodeMap encodes m compactly: the format byte, the number of entries, and
-// each entry in name order as name length, name, value length, value, every
-// number an unsigned varint. A nil or empty map encodes as two bytes.
-func encodeMap(m map[string][]byte) []byte {
-	names := make([]string, 0, len(m))
-	size := 2
-	for k, v := range m {
-		names = append(names, k)
-		size += len(k) + len(v) + 2*binary.MaxVarintLen32
-	}
-	slices.Sort(names)
-	b := make([]byte, 0, size)
-	b = append(b, mapFormat)
-	b = binary.AppendUvarint(b, uint64(len(names)))
-	for _, k := range names {
-		b = binary.AppendUvarint(b, uint64(len(k)))
-		b = append(b, k...)
-		b = binary.AppendUvarint(b, uint64(len(m[k])))
-		b = append(b, m[k]...)
-	}
-	return b
-}
-
-// decodeMap decodes what encodeMap encoded. NULL decodes as an empty map.
-func decodeMap(b []byte) (map[string][]byte, error) {
-	if len(b) == 0 {
-		return map[string][]byte{}, nil
-	}
-	if b[0] != mapFormat {
-		return nil, fmt.Errorf("postgres: unknown map encoding %d", b[0])
-	}
-	b = b[1:]
-	next := func() ([]byte, error) {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
-			return nil, errors.New("postgres: corrupt map encoding")
-		}
-		v := b[k : k+int(n) : k+int(n)]
-		b = b[k+int(n):]
-		return v, nil
-	}
-	count, k := binary.Uvarint(b)
-	if k <= 0 || count > uint64(len(b)) {
-		return nil, errors.New("postgres: corrupt map encoding")
-	}
-	b = b[k:]
-	m := make(map[string][]byte, count)
-	for range count {
-		name, err := next()
-		if err != nil {
-			return nil, err
-		}
-		val, err := next()
-		if err != nil {
-			return nil, err
-		}
-		m[string(name)] = slices.Clone(val)
-	}
-	if len(b) != 0 {
-		return nil, errors.New("postgres: trailing bytes after map encoding")
-	}
-	return m, nil
 }

@@ -35,8 +35,8 @@ func (s *Store) CreateRecords(ctx context.Context, recs []*sekisho.SealedRecord)
 			return sekisho.Errorf(sekisho.EConflict, "record %s/%s appears twice in the batch", r.Collection, r.ID)
 		}
 		seen[key] = true
-		rows[i] = []any{r.Collection, r.ID, r.Org, r.Region, r.KEKVersion, r.WrappedDEK, encodeMap(r.Fields),
-			encodeMap(r.Index), r.Honeytoken, r.Version, ts(r.CreatedAt), ts(r.UpdatedAt), nullTS(r.ErasedAt)}
+		rows[i] = []any{r.Collection, r.ID, r.Org, r.Region, r.KEKVersion, r.WrappedDEK, sekisho.EncodeFields(r.Fields),
+			sekisho.EncodeFields(r.Index), r.Honeytoken, r.Version, ts(r.CreatedAt), ts(r.UpdatedAt), nullTS(r.ErasedAt)}
 	}
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"records"}, recordColumns, pgx.CopyFromRows(rows)); err != nil {
@@ -88,11 +88,11 @@ func (s *Store) GetRecords(ctx context.Context, collection string, ids []string)
 			return nil, fmt.Errorf("postgres: get records: %w", err)
 		}
 		r.CreatedAt, r.UpdatedAt, r.ErasedAt = created.UTC(), updated.UTC(), utc(erased)
-		if r.Fields, err = decodeMap(fields); err != nil {
+		if r.Fields, err = sekisho.DecodeFields(fields, nil); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("record %s/%s fields: %w", collection, r.ID, err)
 		}
-		if r.Index, err = decodeMap(index); err != nil {
+		if r.Index, err = sekisho.DecodeFields(index, nil); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("record %s/%s index: %w", collection, r.ID, err)
 		}
@@ -121,7 +121,7 @@ func (s *Store) UpdateRecord(ctx context.Context, r *sekisho.SealedRecord) error
 		tag, err := tx.Exec(ctx, `UPDATE records SET kek_version = $3, wrapped_dek = $4, fields = $5,
 			index_tokens = $6, version = $7, updated_at = $8
 			WHERE collection = $1 AND id = $2 AND version = $7 - 1 AND erased_at IS NULL`,
-			r.Collection, r.ID, r.KEKVersion, r.WrappedDEK, encodeMap(r.Fields), encodeMap(r.Index), r.Version, ts(r.UpdatedAt))
+			r.Collection, r.ID, r.KEKVersion, r.WrappedDEK, sekisho.EncodeFields(r.Fields), sekisho.EncodeFields(r.Index), r.Version, ts(r.UpdatedAt))
 		if err != nil {
 			return err
 		}
