@@ -261,25 +261,56 @@ func TestEntrustmentFromTheGrantorsLog(t *testing.T) {
 	if in.Controller != "operator" {
 		t.Errorf("controller %q, want operator", in.Controller)
 	}
-	var sc struct {
+	type scope struct {
 		SubjectsExposed int `json:"subjects_exposed"`
 		Entrustment     []struct {
 			Grant, Grantor, Grantee string
 		} `json:"entrustment"`
+		WorstCaseSubjects int64 `json:"worst_case_subjects"`
+		WorstCase         []struct {
+			Collection, Org string
+			Records         int64
+		} `json:"worst_case"`
 	}
+	var sc scope
 	st, _, b := get(t, w.admin2, "/v1/incidents/"+in.ID+"/scope?format=json")
 	must(t, json.Unmarshal(b, &sc))
 	if st != 200 || sc.SubjectsExposed != 1 || len(sc.Entrustment) != 1 || sc.Entrustment[0].Grant != g.ID {
 		t.Fatalf("grantor's scope: %d %s", st, b)
 	}
+	grantorView := sc
 	// The positive control: the auditor's view of the same suspect counts
 	// the affiliate's own record too.
 	var all struct{ ID string }
 	must(t, w.admin.JSON(ctx, "POST", "/v1/incidents", "", body, &all))
 	_, _, b = get(t, w.admin, "/v1/incidents/"+all.ID+"/scope?format=json")
+	sc = scope{}
 	must(t, json.Unmarshal(b, &sc))
 	if sc.SubjectsExposed != 2 {
 		t.Errorf("auditor's scope: %s", b)
+	}
+	// The worst case is narrowed like the scope: the grantor's view counts
+	// only the grantor's records (what the grant reached), the auditor's
+	// also the affiliate's own records that bob's role reads.
+	var operatorRecords, affiliateRecords int64
+	for _, r := range sc.WorstCase {
+		switch r.Org {
+		case "operator":
+			operatorRecords += r.Records
+		case "affiliate":
+			affiliateRecords += r.Records
+		}
+	}
+	if affiliateRecords == 0 || operatorRecords == 0 || sc.WorstCaseSubjects != operatorRecords+affiliateRecords {
+		t.Fatalf("auditor's worst case: %+v", sc.WorstCase)
+	}
+	for _, r := range grantorView.WorstCase {
+		if r.Org != "operator" {
+			t.Errorf("the grantor's worst case counts records of org %s: %+v", r.Org, grantorView.WorstCase)
+		}
+	}
+	if grantorView.WorstCaseSubjects != operatorRecords {
+		t.Errorf("the grantor's worst case is %d records, want the operator's %d (the auditor's view: %d)", grantorView.WorstCaseSubjects, operatorRecords, sc.WorstCaseSubjects)
 	}
 	_, _, md := get(t, w.admin2, "/v1/incidents/"+in.ID+"/report/appi?lang=en")
 	if !strings.Contains(string(md), "grant "+g.ID+" from operator (the controller) to affiliate (the entrusted party)") {

@@ -148,6 +148,16 @@ func (c *computer) worstCase(ctx context.Context) error {
 		}
 	}
 
+	// The controller's view (a grantor looking into a grantee's misuse)
+	// counts, like its events, only the controller's records: not the
+	// grantee's own, nor what other grantors gave.
+	if ctl := c.in.Controller; ctl != "" {
+		for k := range cells {
+			if k.org != ctl {
+				delete(cells, k)
+			}
+		}
+	}
 	keys := make([]cellKey, 0, len(cells))
 	for k := range cells {
 		keys = append(keys, k)
@@ -176,6 +186,9 @@ func (c *computer) worstCase(ctx context.Context) error {
 	// touched is in the worst case whatever the configuration says now.
 	var extra int64
 	for _, s := range c.sc.Subjects {
+		if ctl := c.in.Controller; ctl != "" && s.Org != ctl {
+			continue
+		}
 		cl := cells[cellKey{s.Collection, s.Org}]
 		if s.erased || cl == nil || !(cl.all || cl.regions[s.Region]) {
 			extra++
