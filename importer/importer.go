@@ -5,6 +5,7 @@ package importer
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/csv"
@@ -13,7 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sekisho/sekisho"
@@ -92,7 +95,10 @@ func describe(err error) string {
 type Summary struct {
 	Imported int
 	Rejected int
-	Elapsed  time.Duration
+	// Resumed is the number of rows of batches that an earlier, interrupted
+	// run of the same import had stored: they were skipped.
+	Resumed int
+	Elapsed time.Duration
 }
 
 // Rate is the number of rows (imported or rejected) per second.
@@ -104,15 +110,19 @@ func (s Summary) Rate() float64 {
 }
 
 func (s Summary) String() string {
-	return fmt.Sprintf("imported %d records, rejected %d, in %s (%.0f records/s)",
+	out := fmt.Sprintf("imported %d records, rejected %d, in %s (%.0f records/s)",
 		s.Imported, s.Rejected, s.Elapsed.Round(time.Millisecond), s.Rate())
+	if s.Resumed > 0 {
+		out += fmt.Sprintf("; %d rows were stored by the interrupted run before and were skipped", s.Resumed)
+	}
+	return out
 }
 
 // Options configure Run.
 type Options struct {
 	Format    Format
 	Schema    *sekisho.Schema // needed for CSV, to type the cells
-	BatchSize int             // default 1000
+	BatchSize int             // rows per batch (bad rows included); default 1000
 	// OnReject is called for every bad row, in line order.
 	OnReject func(Rejection)
 	// OnProgress is called after every batch with the bytes read so far and
@@ -125,6 +135,47 @@ type Options struct {
 	// "line:" + SHA-256 of its bytes, so that running the same file again
 	// (after an interruption) writes no record twice.
 	KeyLines bool
+	// Job names this import for resuming (see JobID): with a sink that is a
+	// Resumer, the batches an interrupted run with the same Job stored are
+	// skipped. Empty: no resuming.
+	Job string
+}
+
+// Batch is a batch of rows as a Resumer writes it.
+type Batch struct {
+	Job   string
+	N     int      // 0 for the first batch of the input
+	Sum   [32]byte // SHA-256 of the batch's rows, good and bad
+	Rows  int      // rows read, good and bad
+	Lines [2]int   // first and last line
+	Items []Item   // the good rows
+}
+
+// Resumer is a Sink that stores, with each batch, a mark of it (in the same
+// transaction as its records), so that an import interrupted at any point
+// can be run again and continue where it stopped, without duplicates.
+type Resumer interface {
+	Sink
+	// Stored returns the sums of the batches of job already stored, by batch
+	// number.
+	Stored(ctx context.Context, job string) (map[int][32]byte, error)
+	// WriteBatch is Write with the batch's mark.
+	WriteBatch(ctx context.Context, b Batch) ([]error, error)
+	// Finished is called after the whole input is stored: the marks of job
+	// may be forgotten (running the same file again imports it again).
+	Finished(ctx context.Context, job string) error
+}
+
+// JobID names the import of the file of size bytes whose first MiB is head
+// into what parts say (collection, org, ...), with batches of batch rows.
+func JobID(head []byte, size int64, batch int, parts ...string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "sekisho-import\x00%d\x00%d\x00", size, batch)
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s\x00", len(p), p)
+	}
+	h.Write(head)
+	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 // lineKey is the idempotency key of a row's bytes.
@@ -145,7 +196,16 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Run imports everything r holds into sink.
+// row is one raw row of the input, decoded later (in parallel).
+type row struct {
+	line int
+	raw  []byte   // NDJSON: the line; CSV: the cells joined by 0x1f
+	csv  []string // CSV cells
+	rej  *Rejection
+}
+
+// Run imports everything r holds into sink. Rows are read in batches of
+// BatchSize; a batch is decoded on all cores, then written.
 func Run(ctx context.Context, r io.Reader, sink Sink, o Options) (Summary, error) {
 	start := time.Now()
 	if o.BatchSize <= 0 {
@@ -153,51 +213,102 @@ func Run(ctx context.Context, r io.Reader, sink Sink, o Options) (Summary, error
 	}
 	cr := &countingReader{r: r}
 	var sum Summary
-	var next func() (Item, *Rejection, error)
+	var next func() (row, error)
+	var decode func(row) (Item, *Rejection)
 	switch o.Format {
 	case NDJSON:
-		next = ndjsonReader(cr, o.KeyLines)
+		next, decode = ndjsonReader(cr, o.KeyLines)
 	case CSV:
 		if o.Schema == nil {
 			return sum, errors.New("importer: CSV needs the collection's schema")
 		}
 		var err error
-		if next, err = csvReader(cr, o.Schema, o.KeyLines); err != nil {
+		if next, decode, err = csvReader(cr, o.Schema, o.KeyLines); err != nil {
 			return sum, err
 		}
 	default:
 		return sum, fmt.Errorf("importer: unknown format %q", o.Format)
 	}
-	reject := func(rj Rejection) {
-		sum.Rejected++
-		if o.OnReject != nil {
-			o.OnReject(rj)
+	res, _ := sink.(Resumer)
+	var stored map[int][32]byte
+	if res != nil && o.Job != "" {
+		var err error
+		if stored, err = res.Stored(ctx, o.Job); err != nil {
+			return sum, fmt.Errorf("read the marks of an earlier run: %w", err)
 		}
 	}
-	batch := make([]Item, 0, o.BatchSize)
+	rows := make([]row, 0, o.BatchSize)
+	n := 0
 	flush := func() error {
-		if len(batch) == 0 {
+		if len(rows) == 0 {
 			return nil
 		}
-		errs, err := sink.Write(ctx, batch)
+		defer func() { rows, n = rows[:0], n+1 }()
+		b := Batch{Job: o.Job, N: n, Rows: len(rows), Lines: [2]int{rows[0].line, rows[len(rows)-1].line}}
+		h := sha256.New()
+		for _, rw := range rows {
+			fmt.Fprintf(h, "%d\x00", len(rw.raw))
+			h.Write(rw.raw)
+		}
+		copy(b.Sum[:], h.Sum(nil))
+		if s, ok := stored[n]; ok && s == b.Sum {
+			sum.Resumed += len(rows)
+			return nil
+		}
+		// Decode on all cores; report the bad rows in line order.
+		items := make([]Item, len(rows))
+		rejs := make([]*Rejection, len(rows))
+		parallel(len(rows), func(i int) {
+			if rows[i].rej != nil {
+				rejs[i] = rows[i].rej
+				return
+			}
+			items[i], rejs[i] = decode(rows[i])
+		})
+		good := make([]Item, 0, len(rows))
+		at := make([]int, 0, len(rows))
+		for i := range rows {
+			if rejs[i] == nil {
+				good = append(good, items[i])
+				at = append(at, i)
+			}
+		}
+		b.Items = good
+		var errs []error
+		var err error
+		if res != nil && o.Job != "" {
+			errs, err = res.WriteBatch(ctx, b)
+		} else if len(good) > 0 {
+			errs, err = sink.Write(ctx, good)
+		}
 		if err != nil {
 			var lost *LostError
 			if errors.As(err, &lost) {
 				sum.Imported -= lost.Rows
 			}
-			return fmt.Errorf("write batch ending at line %d: %w", batch[len(batch)-1].Line, err)
+			return fmt.Errorf("write batch ending at line %d: %w", b.Lines[1], err)
 		}
-		for i, e := range errs {
+		for j, e := range errs {
 			if e != nil {
-				reject(Rejection{Line: batch[i].Line, Err: e})
+				rejs[at[j]] = &Rejection{Line: good[j].Line, Err: e}
+			}
+		}
+		for i := range rows {
+			if rejs[i] != nil {
+				sum.Rejected++
+				if o.OnReject != nil {
+					o.OnReject(*rejs[i])
+				}
 			} else {
 				sum.Imported++
 			}
 		}
-		batch = batch[:0]
 		sum.Elapsed = time.Since(start)
 		if o.OnProgress != nil {
 			o.OnProgress(cr.n, sum)
+		}
+		if o.MaxRejects > 0 && sum.Rejected >= o.MaxRejects {
+			return fmt.Errorf("stopped after %d rejected rows", sum.Rejected)
 		}
 		return nil
 	}
@@ -205,22 +316,15 @@ func Run(ctx context.Context, r io.Reader, sink Sink, o Options) (Summary, error
 		if err := ctx.Err(); err != nil {
 			return sum, err
 		}
-		it, rj, err := next()
+		rw, err := next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return sum, err
 		}
-		if rj != nil {
-			reject(*rj)
-		} else {
-			batch = append(batch, it)
-		}
-		if o.MaxRejects > 0 && sum.Rejected >= o.MaxRejects {
-			return sum, fmt.Errorf("stopped after %d rejected rows", sum.Rejected)
-		}
-		if len(batch) == o.BatchSize {
+		rows = append(rows, rw)
+		if len(rows) == o.BatchSize {
 			if err := flush(); err != nil {
 				return sum, err
 			}
@@ -239,50 +343,81 @@ func Run(ctx context.Context, r io.Reader, sink Sink, o Options) (Summary, error
 			return sum, err
 		}
 	}
+	if res != nil && o.Job != "" {
+		if err := res.Finished(ctx, o.Job); err != nil {
+			return sum, err
+		}
+	}
 	sum.Elapsed = time.Since(start)
 	return sum, nil
+}
+
+// parallel runs fn(0..n-1) on all cores.
+func parallel(n int, fn func(int)) {
+	workers := min(runtime.GOMAXPROCS(0), max(1, n/64))
+	if workers == 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // maxLine bounds one NDJSON line (one record).
 const maxLine = sekisho.MaxRecordBytes
 
-func ndjsonReader(r io.Reader, keyLines bool) func() (Item, *Rejection, error) {
+func ndjsonReader(r io.Reader, keyLines bool) (func() (row, error), func(row) (Item, *Rejection)) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLine+1)
 	line := 0
-	return func() (Item, *Rejection, error) {
+	next := func() (row, error) {
 		for sc.Scan() {
 			line++
 			b := sc.Bytes()
-			if len(strings.TrimSpace(string(b))) == 0 {
+			if len(bytes.TrimSpace(b)) == 0 {
 				continue
 			}
-			in, err := sekisho.DecodeRecordInput(b)
-			if err != nil {
-				return Item{}, &Rejection{Line: line, Err: err}, nil
-			}
-			if keyLines && in.Key == "" {
-				in.Key = lineKey(b)
-			}
-			return Item{Line: line, Input: in}, nil, nil
+			return row{line: line, raw: bytes.Clone(b)}, nil
 		}
 		if err := sc.Err(); err != nil {
 			if errors.Is(err, bufio.ErrTooLong) {
-				return Item{}, nil, fmt.Errorf("line %d is longer than %d bytes", line+1, maxLine)
+				return row{}, fmt.Errorf("line %d is longer than %d bytes", line+1, maxLine)
 			}
-			return Item{}, nil, err
+			return row{}, err
 		}
-		return Item{}, nil, io.EOF
+		return row{}, io.EOF
 	}
+	decode := func(rw row) (Item, *Rejection) {
+		in, err := sekisho.DecodeRecordInput(rw.raw)
+		if err != nil {
+			return Item{}, &Rejection{Line: rw.line, Err: err}
+		}
+		if keyLines && in.Key == "" {
+			in.Key = lineKey(rw.raw)
+		}
+		return Item{Line: rw.line, Input: in}, nil
+	}
+	return next, decode
 }
 
-func csvReader(r io.Reader, s *sekisho.Schema, keyLines bool) (func() (Item, *Rejection, error), error) {
+func csvReader(r io.Reader, s *sekisho.Schema, keyLines bool) (func() (row, error), func(row) (Item, *Rejection), error) {
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = false
 	cr.FieldsPerRecord = -1
 	header, err := cr.Read()
 	if err != nil {
-		return nil, fmt.Errorf("CSV header: %w", err)
+		return nil, nil, fmt.Errorf("CSV header: %w", err)
 	}
 	regionCol, keyCol := -1, -1
 	fields := make([]sekisho.Field, len(header))
@@ -298,25 +433,26 @@ func csvReader(r io.Reader, s *sekisho.Schema, keyLines bool) (func() (Item, *Re
 		}
 		f, ok := s.Field(h)
 		if !ok {
-			return nil, fmt.Errorf("CSV header: collection %s has no field %q", s.Collection, h)
+			return nil, nil, fmt.Errorf("CSV header: collection %s has no field %q", s.Collection, h)
 		}
 		fields[i] = f
 	}
 	if regionCol < 0 {
-		return nil, errors.New("CSV header: a region column is required")
+		return nil, nil, errors.New("CSV header: a region column is required")
 	}
-	return func() (Item, *Rejection, error) {
+	next := func() (row, error) {
 		for {
 			rec, err := cr.Read()
 			if err == io.EOF {
-				return Item{}, nil, io.EOF
+				return row{}, io.EOF
 			}
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				return Item{}, &Rejection{Line: pe.StartLine, Err: sekisho.Errorf(sekisho.EInvalid, "CSV: %v", pe.Err)}, nil
+				return row{line: pe.StartLine, raw: []byte(pe.Error()),
+					rej: &Rejection{Line: pe.StartLine, Err: sekisho.Errorf(sekisho.EInvalid, "CSV: %v", pe.Err)}}, nil
 			}
 			if err != nil {
-				return Item{}, nil, err
+				return row{}, err
 			}
 			// FieldPos only after a record was read: after an error it
 			// panics (found by FuzzCSVLine: an unterminated quote at the end).
@@ -324,35 +460,40 @@ func csvReader(r io.Reader, s *sekisho.Schema, keyLines bool) (func() (Item, *Re
 			if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 				continue
 			}
-			if len(rec) != len(header) {
-				return Item{}, &Rejection{Line: line, Err: sekisho.Errorf(sekisho.EInvalid, "row has %d cells, the header %d", len(rec), len(header))}, nil
-			}
-			in := &sekisho.RecordInput{Fields: map[string]json.RawMessage{}}
-			for i, cell := range rec {
-				if i == regionCol {
-					in.Region = strings.TrimSpace(cell)
-					continue
-				}
-				if i == keyCol {
-					in.Key = cell
-					continue
-				}
-				if cell == "" {
-					continue
-				}
-				if fields[i].Type == sekisho.TypeJSON {
-					in.Fields[fields[i].Name] = json.RawMessage(cell)
-				} else {
-					b, _ := json.Marshal(cell)
-					in.Fields[fields[i].Name] = b
-				}
-			}
-			if keyLines && in.Key == "" {
-				in.Key = lineKey([]byte(strings.Join(rec, "\x1f")))
-			}
-			return Item{Line: line, Input: in}, nil, nil
+			return row{line: line, raw: []byte(strings.Join(rec, "\x1f")), csv: rec}, nil
 		}
-	}, nil
+	}
+	decode := func(rw row) (Item, *Rejection) {
+		rec := rw.csv
+		if len(rec) != len(header) {
+			return Item{}, &Rejection{Line: rw.line, Err: sekisho.Errorf(sekisho.EInvalid, "row has %d cells, the header %d", len(rec), len(header))}
+		}
+		in := &sekisho.RecordInput{Fields: map[string]json.RawMessage{}}
+		for i, cell := range rec {
+			if i == regionCol {
+				in.Region = strings.TrimSpace(cell)
+				continue
+			}
+			if i == keyCol {
+				in.Key = cell
+				continue
+			}
+			if cell == "" {
+				continue
+			}
+			if fields[i].Type == sekisho.TypeJSON {
+				in.Fields[fields[i].Name] = json.RawMessage(cell)
+			} else {
+				b, _ := json.Marshal(cell)
+				in.Fields[fields[i].Name] = b
+			}
+		}
+		if keyLines && in.Key == "" {
+			in.Key = lineKey(rw.raw)
+		}
+		return Item{Line: rw.line, Input: in}, nil
+	}
+	return next, decode, nil
 }
 
 // ResolveFormat is the format named by flag ("ndjson", "csv"), or when flag

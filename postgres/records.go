@@ -24,6 +24,10 @@ func (s *Store) CreateRecords(ctx context.Context, recs []*sekisho.SealedRecord)
 	if len(recs) == 0 {
 		return nil
 	}
+	return s.createRecords(ctx, recs, nil)
+}
+
+func (s *Store) createRecords(ctx context.Context, recs []*sekisho.SealedRecord, mark *sekisho.Object) error {
 	seen := make(map[[2]string]bool, len(recs))
 	rows := make([][]any, len(recs))
 	for i, r := range recs {
@@ -39,10 +43,18 @@ func (s *Store) CreateRecords(ctx context.Context, recs []*sekisho.SealedRecord)
 			sekisho.EncodeFields(r.Index), r.Honeytoken, r.Version, ts(r.CreatedAt), ts(r.UpdatedAt), nullTS(r.ErasedAt)}
 	}
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"records"}, recordColumns, pgx.CopyFromRows(rows)); err != nil {
-			return err
+		if len(rows) > 0 {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"records"}, recordColumns, pgx.CopyFromRows(rows)); err != nil {
+				return err
+			}
+			if err := insertIndex(ctx, tx, recs); err != nil {
+				return err
+			}
 		}
-		return insertIndex(ctx, tx, recs)
+		if mark != nil {
+			return putMark(ctx, tx, mark)
+		}
+		return nil
 	})
 	if len(recs) == 1 {
 		return wrap(err, fmt.Sprintf("record %s/%s exists", recs[0].Collection, recs[0].ID), "create records")

@@ -12,6 +12,10 @@ import (
 
 // CreateRecords implements sekisho.RecordStore.
 func (s *Store) CreateRecords(ctx context.Context, recs []*sekisho.SealedRecord) error {
+	return s.createRecords(ctx, recs, nil)
+}
+
+func (s *Store) createRecords(ctx context.Context, recs []*sekisho.SealedRecord, mark *sekisho.Object) error {
 	// Prepared before the transaction: the writer pool has one connection,
 	// which the transaction holds.
 	insP, err := s.prep(ctx, s.w, `INSERT INTO records
@@ -20,7 +24,12 @@ func (s *Store) CreateRecords(ctx context.Context, recs []*sekisho.SealedRecord)
 	if err != nil {
 		return err
 	}
-	idxP, err := s.prep(ctx, s.w, `INSERT INTO lookup_index (collection, field, token, id) VALUES (?,?,?,?)`)
+	bulk := s.bulk.Load()
+	idxQ := `INSERT INTO lookup_index (collection, field, token, id) VALUES (?,?,?,?)`
+	if bulk {
+		idxQ = `INSERT INTO lookup_stage (collection, field, token, id) VALUES (?,?,?,?)`
+	}
+	idxP, err := s.prep(ctx, s.w, idxQ)
 	if err != nil {
 		return err
 	}
@@ -40,6 +49,9 @@ func (s *Store) CreateRecords(ctx context.Context, recs []*sekisho.SealedRecord)
 					return fmt.Errorf("sqlite: insert index: %w", err)
 				}
 			}
+		}
+		if mark != nil {
+			return putMark(ctx, tx, mark)
 		}
 		return nil
 	})
@@ -129,7 +141,8 @@ func (s *Store) UpdateRecord(ctx context.Context, r *sekisho.SealedRecord) error
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		var version int64
 		var erased sql.NullInt64
-		err := tx.QueryRowContext(ctx, `SELECT version, erased_at FROM records WHERE collection = ? AND id = ?`, r.Collection, r.ID).Scan(&version, &erased)
+		var oldTokens []byte
+		err := tx.QueryRowContext(ctx, `SELECT version, erased_at, tokens FROM records WHERE collection = ? AND id = ?`, r.Collection, r.ID).Scan(&version, &erased, &oldTokens)
 		if err == sql.ErrNoRows {
 			return sekisho.Errorf(sekisho.ENotFound, "record %s/%s not found", r.Collection, r.ID)
 		}
@@ -146,8 +159,8 @@ func (s *Store) UpdateRecord(ctx context.Context, r *sekisho.SealedRecord) error
 			WHERE collection = ? AND id = ?`, sekisho.EncodeFields(r.Fields), sekisho.EncodeFields(r.Index), r.KEKVersion, r.WrappedDEK, r.Version, micros(r.UpdatedAt), r.Collection, r.ID); err != nil {
 			return fmt.Errorf("sqlite: update record: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM lookup_index WHERE collection = ? AND id = ?`, r.Collection, r.ID); err != nil {
-			return fmt.Errorf("sqlite: update index: %w", err)
+		if err := deleteIndex(ctx, tx, r.Collection, r.ID, oldTokens); err != nil {
+			return err
 		}
 		for f, tok := range r.Index {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO lookup_index (collection, field, token, id) VALUES (?,?,?,?)`, r.Collection, f, tok, r.ID); err != nil {
@@ -161,6 +174,10 @@ func (s *Store) UpdateRecord(ctx context.Context, r *sekisho.SealedRecord) error
 // EraseRecord implements sekisho.RecordStore.
 func (s *Store) EraseRecord(ctx context.Context, collection, id string, at time.Time) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		var oldTokens []byte
+		if err := tx.QueryRowContext(ctx, `SELECT tokens FROM records WHERE collection = ? AND id = ?`, collection, id).Scan(&oldTokens); err != nil && err != sql.ErrNoRows {
+			return fmt.Errorf("sqlite: erase record: %w", err)
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE records SET wrapped_dek = NULL, fields = NULL, tokens = NULL, erased_at = ?, updated_at = ?, version = version + 1
 			WHERE collection = ? AND id = ? AND erased_at IS NULL`, micros(at), micros(at), collection, id)
 		if err != nil {
@@ -173,11 +190,24 @@ func (s *Store) EraseRecord(ctx context.Context, collection, id string, at time.
 			}
 			return sekisho.Errorf(sekisho.EGone, "record %s/%s was already erased", collection, id)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM lookup_index WHERE collection = ? AND id = ?`, collection, id); err != nil {
-			return fmt.Errorf("sqlite: erase index: %w", err)
-		}
-		return nil
+		return deleteIndex(ctx, tx, collection, id, oldTokens)
 	})
+}
+
+// deleteIndex removes a record's blind-index entries: those its tokens
+// column names (written with them in one transaction), each by its key, so
+// that lookup_index needs no second index by record id.
+func deleteIndex(ctx context.Context, tx *sql.Tx, collection, id string, tokens []byte) error {
+	toks, err := sekisho.DecodeFields(tokens, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: read index tokens of %s/%s: %w", collection, id, err)
+	}
+	for f, tok := range toks {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM lookup_index WHERE collection = ? AND field = ? AND token = ? AND id = ?`, collection, f, tok, id); err != nil {
+			return fmt.Errorf("sqlite: delete index: %w", err)
+		}
+	}
+	return nil
 }
 
 // Lookup implements sekisho.RecordStore.

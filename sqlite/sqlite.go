@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,6 +37,9 @@ type Store struct {
 	// stmts caches prepared statements of the hot paths, per pool and
 	// query text: database/sql keeps one prepared copy per connection.
 	stmts sync.Map // stmtKey -> *sql.Stmt
+
+	// bulk is set between BeginBulk and EndBulk: index entries are staged.
+	bulk atomic.Bool
 }
 
 type stmtKey struct {
@@ -79,6 +83,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetConnMaxIdleTime(0)
 	s := &Store{w: w}
 	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	// A bulk load that was interrupted is finished before anything reads.
+	if err := s.finishBulk(ctx); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -208,6 +217,11 @@ CREATE TABLE replay (
 	expires INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX replay_expires ON replay (expires);
+`, `
+-- A record's blind-index entries are deleted by their keys (the record's
+-- tokens column names them), so lookup_index needs no index by record id:
+-- one random B-tree insert less per entry.
+DROP INDEX IF EXISTS lookup_index_record;
 `}
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -66,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T) sekisho.Store) {
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
 	t.Run("Replay", func(t *testing.T) { testReplay(t, open) })
+	t.Run("Bulk", func(t *testing.T) { testBulk(t, open) })
 }
 
 // Base is the time the suite's fixtures start at: whole microseconds, with a

@@ -129,6 +129,15 @@ func (v *Vault) PrepareBatch(ctx context.Context, c Caller, collection string, i
 // CommitBatch writes a prepared batch: its audit events first, then the
 // records, in one transaction.
 func (v *Vault) CommitBatch(ctx context.Context, p *PreparedBatch) error {
+	return v.commitBatch(ctx, p, func(ctx context.Context, recs []*sekisho.SealedRecord) error {
+		if len(recs) == 0 {
+			return nil
+		}
+		return v.store.CreateRecords(ctx, recs)
+	})
+}
+
+func (v *Vault) commitBatch(ctx context.Context, p *PreparedBatch, write func(context.Context, []*sekisho.SealedRecord) error) error {
 	c, collection, recs, decisions := p.caller, p.collection, p.recs, p.decisions
 	if err := v.skipExisting(ctx, p); err != nil {
 		return err
@@ -156,7 +165,7 @@ func (v *Vault) CommitBatch(ctx context.Context, p *PreparedBatch) error {
 		}
 	}
 	if len(ok) == 0 {
-		return nil
+		return write(ctx, nil)
 	}
 	d := Decision{Allow: true, Policy: "own-org", Reason: "batch import"}
 	for _, dd := range decisions {
@@ -174,7 +183,7 @@ func (v *Vault) CommitBatch(ctx context.Context, p *PreparedBatch) error {
 	if err := v.record(ctx, v.event(c, ActionImport, collection, ok, nil, fields, d, false)); err != nil {
 		return err
 	}
-	return v.store.CreateRecords(ctx, ok)
+	return write(ctx, ok)
 }
 
 // skipExisting marks the rows whose keyed id is already stored (an import

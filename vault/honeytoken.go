@@ -39,7 +39,7 @@ func (v *Vault) CreateHoneytokens(ctx context.Context, c Caller, collection stri
 				return nil, v.deny(ctx, v.event(c, "honeytoken.create", collection, nil, []string{}, nil, d, false), d)
 			}
 		}
-		id, err := NewID()
+		id, err := NewRecordID(v.now()) // the shape and order of any record's id
 		if err != nil {
 			return nil, err
 		}

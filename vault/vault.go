@@ -199,13 +199,38 @@ func NewID() (string, error) {
 	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), nil
 }
 
+// sortedBase32 is the alphabet of record ids (the letters of ValidID) in
+// byte order, so that ids compare like the bits they encode.
+const sortedBase32 = "234567abcdefghijklmnopqrstuvwxyz"
+
+var sortedEncoding = base32.NewEncoding(sortedBase32).WithPadding(base32.NoPadding)
+
+// NewRecordID returns the id of a new record made at t: 48 bits of
+// milliseconds since 1970, then 80 random bits, in the record-id alphabet
+// in byte order. Ids made later sort after (ids of one millisecond in random
+// order), so that the stores' indexes keyed by id are appended to instead of
+// written at random places (what made a million-record import slow). An id
+// reveals when its record was made, as created_at does to a reader; its 80
+// random bits keep it unguessable.
+func NewRecordID(t time.Time) (string, error) {
+	var b [16]byte
+	ms := uint64(t.UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (8 * (5 - i)))
+	}
+	if _, err := rand.Read(b[6:]); err != nil {
+		return "", fmt.Errorf("record id: %w", err)
+	}
+	return sortedEncoding.EncodeToString(b[:]), nil
+}
+
 // recordID returns the id of a new record: random, or derived from the
 // caller's idempotency key (HMAC-SHA256 under a key of the org's index
 // root, so that the same key gives the same id and the id does not reveal
 // the key).
 func (v *Vault) recordID(ctx context.Context, org, collection, key string) (string, error) {
 	if key == "" {
-		return NewID()
+		return NewRecordID(v.now())
 	}
 	if len(key) > sekisho.MaxKeyBytes {
 		return "", sekisho.FieldErrorf(sekisho.EInvalid, "key", "key is longer than %d bytes", sekisho.MaxKeyBytes)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"runtime/debug"
@@ -118,6 +119,7 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 
 	var sink importer.Sink
 	var schema *sekisho.Schema
+	job := ""
 	if f.data != "" {
 		in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile, Regions: f.regions, Stderr: cmd.ErrOrStderr(),
 			Keys: f.keys.keysConfig, RegionKeys: f.keys.regions})
@@ -129,8 +131,28 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 			return err
 		}
 		host, _ := os.Hostname()
-		sink = importer.NewVaultSink(in.vault, vault.Caller{Principal: "cli-import", Org: f.org,
+		vs := importer.NewVaultSink(in.vault, vault.Caller{Principal: "cli-import", Org: f.org,
 			Device: "local:" + host, Source: "local", Purpose: "import", RequestID: "import-" + time.Now().UTC().Format("20060102T150405Z")}, collection)
+		// The bulk path: this process holds the data directory. Batches are
+		// marked as they are stored, so running the same import again after
+		// an interruption continues where it stopped.
+		if vs.Bulk() {
+			defer func() {
+				if cerr := vs.Close(context.WithoutCancel(ctx)); cerr != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "finishing the bulk load: %v\n", cerr)
+				}
+			}()
+			head := make([]byte, 1<<20)
+			n, err := io.ReadFull(fh, head)
+			if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("read %s: %w", file, err)
+			}
+			if _, err := fh.Seek(0, io.SeekStart); err != nil {
+				return fmt.Errorf("read %s: %w", file, err)
+			}
+			job = importer.JobID(head[:n], st.Size(), f.batch, collection, f.org, string(format), fmt.Sprint(f.idempotent))
+		}
+		sink = vs
 	} else {
 		dir, err := profileDir(f.profile)
 		if err != nil {
@@ -161,7 +183,7 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 	}
 	lastLine := time.Now()
 	out := importSummary{Collection: collection, File: file, InputFormat: string(format), Rejections: []importRejection{}}
-	opts := importer.Options{Format: format, Schema: schema, BatchSize: f.batch, MaxRejects: f.maxRejects, KeyLines: f.idempotent,
+	opts := importer.Options{Format: format, Schema: schema, BatchSize: f.batch, MaxRejects: f.maxRejects, KeyLines: f.idempotent, Job: job,
 		OnReject: func(r importer.Rejection) {
 			if bar != nil {
 				bar.Clear()
@@ -190,7 +212,7 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 		out.Existing = ex.Existing()
 	}
 	if f.format == "json" {
-		out.Imported, out.Rejected = sum.Imported, sum.Rejected
+		out.Imported, out.Rejected, out.Resumed = sum.Imported, sum.Rejected, sum.Resumed
 		out.ElapsedSeconds, out.RecordsPerSecond = sum.Elapsed.Seconds(), sum.Rate()
 		out.Complete = err == nil
 		if werr := writeJSON(cmd.OutOrStdout(), out); werr != nil && err == nil {
@@ -233,6 +255,7 @@ type importSummary struct {
 	Imported         int               `json:"imported"`
 	Rejected         int               `json:"rejected"`
 	Existing         int               `json:"existing"`
+	Resumed          int               `json:"resumed"`
 	ElapsedSeconds   float64           `json:"elapsed_seconds"`
 	RecordsPerSecond float64           `json:"records_per_second"`
 	Complete         bool              `json:"complete"`
