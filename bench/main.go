@@ -59,6 +59,7 @@ type options struct {
 	soakRate    float64
 	soakEvery   time.Duration
 	tls         bool
+	export      bool
 }
 
 func main() {
@@ -84,6 +85,7 @@ func main() {
 	flag.Float64Var(&o.soakRate, "soak-rate", 40, "soak mode: requests a second (80% reads, 10% lookups, 8% creates, 2% admin actions)")
 	flag.DurationVar(&o.soakEvery, "soak-every", 30*time.Second, "soak mode: how often RSS, heap, goroutines and open files are sampled")
 	flag.BoolVar(&o.tls, "tls", false, "serve over TLS (--tls-cert, --client-ca): the floor is floor_tls, and hot_read_mtls runs services over mTLS with certificate-bound tokens")
+	flag.BoolVar(&o.export, "export", false, "export mode: serve streams its audit log to a JSON-lines-over-TLS receiver in this process; hot_read runs with the sink up, down and up again (export.down_up_ratio), then the receiver must catch up with every event")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		log.Fatalf("unexpected arguments %q", flag.Args())
@@ -241,6 +243,27 @@ func runBench(ctx context.Context, o options) (*results, error) {
 	serveArgs := append([]string{"serve", "--addr", addr, "--data", data, "--org", org, "--log-format", "json"}, storeArgs...)
 	if pki != nil {
 		serveArgs = append(serveArgs, "--tls-cert", pki.certFile, "--tls-key", pki.keyFile, "--client-ca", pki.caPEM)
+	}
+	var recv *sinkReceiver
+	if o.export {
+		epki, err := newBenchPKI(filepath.Join(out, "export-pki"))
+		if err != nil {
+			return res, err
+		}
+		cert, err := tls.LoadX509KeyPair(epki.certFile, epki.keyFile)
+		if err != nil {
+			return res, err
+		}
+		recv = &sinkReceiver{cert: cert}
+		if err := recv.start(); err != nil {
+			return res, err
+		}
+		defer recv.stop()
+		conf, err := exportConfig(out, recv.addr, epki.caPEM)
+		if err != nil {
+			return res, err
+		}
+		serveArgs = append(serveArgs, "--config", conf)
 	}
 	metricsURL := base + "/metrics"
 	if help, _ := exec.Command(bin, "serve", "--help").Output(); strings.Contains(string(help), "--metrics-addr") {
@@ -400,6 +423,42 @@ func runBench(ctx context.Context, o options) (*results, error) {
 			res.Notes = append(res.Notes, fmt.Sprintf("%s: %d of %d requests failed, first: %v", name, r.Errors, r.Requests, r.FirstErr))
 		}
 		return ctx.Err()
+	}
+
+	if o.export {
+		// The same closed loop with the sink up, down, up again: requests
+		// wait for the store, never for the sink.
+		if err := measure("hot_read_sink_up", srv.pid(), hot, true, 0); err != nil {
+			return res, err
+		}
+		recv.stop()
+		if err := measure("hot_read_sink_down", srv.pid(), hot, true, 0); err != nil {
+			return res, err
+		}
+		if err := recv.start(); err != nil {
+			return res, err
+		}
+		if err := measure("hot_read_sink_up_again", srv.pid(), hot, true, 0); err != nil {
+			return res, err
+		}
+		size := func() (uint64, error) { return logSize(ctx, bin, data, storeArgs, env) }
+		er, err := waitCaughtUp(ctx, recv, size, 5*time.Minute)
+		if err != nil {
+			return res, err
+		}
+		up, down, up2 := res.Workloads["hot_read_sink_up"], res.Workloads["hot_read_sink_down"], res.Workloads["hot_read_sink_up_again"]
+		if up != nil && down != nil && up2 != nil && up.ThroughputRPS+up2.ThroughputRPS > 0 {
+			er.DownUpRatio = down.ThroughputRPS / ((up.ThroughputRPS + up2.ThroughputRPS) / 2)
+		}
+		res.Export = er
+		logf("export: down/up throughput %.3f; log %d events, receiver %d distinct (%d lines), %d missing, caught up in %.1fs",
+			er.DownUpRatio, er.LogSize, er.Received, er.Lines, er.Missing, er.CatchUpS)
+		serverStopped = true
+		if err := srv.stop(60 * time.Second); err != nil {
+			res.Notes = append(res.Notes, "server stop: "+err.Error())
+		}
+		res.Finished = time.Now().UTC()
+		return res, nil
 	}
 
 	steps := []struct {

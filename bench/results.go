@@ -42,6 +42,7 @@ type results struct {
 	Workloads     map[string]*workloadResult `json:"workloads"`
 	Import        *importResult              `json:"import"`
 	IncidentScope *scopeResult               `json:"incident_scope,omitempty"`
+	Export        *exportResult              `json:"export,omitempty"`
 	Targets       []target                   `json:"targets"`
 	Notes         []string                   `json:"notes"`
 }
