@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	sk "github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/guard"
@@ -53,8 +55,10 @@ func via(addr string) (*http.Client, *recorder) {
 // public URL. A DPoP proof used on node 1 is refused on node 3 (a fresh one
 // is accepted there); a volume budget spent on node 1 counts on node 2; a
 // device revoked through node 1 is refused on node 3 within a second or
-// two; a node SIGKILLed in the middle of a stream of creates loses none
-// that it acknowledged, and the audit log verifies.
+// two; a node SIGKILLed in the middle of a stream of creates, reads and
+// updates loses none that it acknowledged (every record holds its last
+// acknowledged value or the in-flight update's), every answer it gave has
+// its audit event, and the audit log verifies.
 func TestThreeNodes(t *testing.T) {
 	_, dsn := pgCluster(t)
 	ctx := context.Background()
@@ -204,38 +208,128 @@ func TestThreeNodes(t *testing.T) {
 		d, err := s3.Enrol(ctx, "svc", "svc")
 		ok(t, "enrol svc", err)
 		ok(t, "approve svc", admin.JSON(ctx, "POST", "/v1/devices/"+d.ID+"/approve", "", nil, nil))
-		var mu sync.Mutex
-		var acked []string
+		// Four workers on node 3, each creating records, reading them and
+		// updating them (its own, so that each record's last value is
+		// known); node 3 is SIGKILLed while creates, reads and updates are
+		// in flight.
+		type state struct {
+			acked   string // the value of the last acknowledged create or update
+			pending string // an update sent whose answer never came ("" none)
+		}
+		var (
+			mu       sync.Mutex
+			records  = map[string]*state{}
+			answered []string // X-Request-Id of every 2xx answer
+			counts   = map[string]int{}
+			cut      = map[string]int{} // requests in flight when the node died
+		)
+		h := http.Header{"Sekisho-Purpose": {"ops"}, "Content-Type": {"application/json"}}
 		var wg sync.WaitGroup
 		for w := range 4 {
 			wg.Go(func() {
-				for i := 0; i < 200; i++ {
-					var rec struct{ ID string }
-					if s3.JSON(ctx, "POST", "/v1/collections/users/records", "ops", map[string]any{"region": "jp",
-						"fields": map[string]any{"display_name": fmt.Sprintf("stream %d-%d", w, i)}}, &rec) != nil {
+				var own []string
+				for i := 0; i < 300; i++ {
+					op, method, path, val := "create", "POST", "/v1/collections/users/records", fmt.Sprintf("stream %d-%d", w, i)
+					var body []byte
+					if len(own) > 0 && i%3 == 1 {
+						op, method, path, val = "read", "GET", "/v1/collections/users/records/"+own[i%len(own)]+"?fields=display_name", ""
+					} else if len(own) > 0 && i%3 == 2 {
+						op, method, path = "update", "PATCH", "/v1/collections/users/records/"+own[i%len(own)]
+					}
+					if op != "read" {
+						f := map[string]any{"fields": map[string]any{"display_name": val}}
+						if op == "create" {
+							f["region"] = "jp"
+						}
+						body, _ = json.Marshal(f)
+					}
+					var id string
+					if op != "create" {
+						id = strings.TrimPrefix(strings.SplitN(path, "?", 2)[0], "/v1/collections/users/records/")
+						if op == "update" {
+							mu.Lock()
+							records[id].pending = val
+							mu.Unlock()
+						}
+					}
+					resp, err := s3.Do(ctx, method, path, body, h)
+					if err != nil {
+						// The node died under the request: no answer, nothing
+						// owed (an update's outcome stays unknown: pending).
+						mu.Lock()
+						cut[op]++
+						mu.Unlock()
+						return
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode/100 != 2 {
+						t.Errorf("%s on node 3: %s %s", op, resp.Status, b)
+						return
+					}
+					var rec struct {
+						ID     string
+						Fields map[string]string
+					}
+					if err := json.Unmarshal(b, &rec); err != nil {
+						t.Errorf("%s: %v: %s", op, err, b)
 						return
 					}
 					mu.Lock()
-					acked = append(acked, rec.ID)
+					answered = append(answered, resp.Header.Get("X-Request-Id"))
+					counts[op]++
+					switch op {
+					case "create":
+						records[rec.ID] = &state{acked: val}
+						own = append(own, rec.ID)
+					case "update":
+						records[id].acked, records[id].pending = val, ""
+					case "read":
+						if got := rec.Fields["display_name"]; got != records[id].acked {
+							t.Errorf("read %s on node 3 = %q, want the last acknowledged %q", id, got, records[id].acked)
+						}
+					}
 					mu.Unlock()
 				}
 			})
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(1500 * time.Millisecond)
 		nodes[2].kill()
 		wg.Wait()
-		st, err := postgres.Open(ctx, dsn)
-		ok(t, "open store", err)
-		defer st.Close()
-		for _, id := range acked {
-			if recs, err := st.GetRecords(ctx, "users", []string{id}); err != nil || len(recs) != 1 {
-				t.Errorf("record %s acknowledged by the killed node is missing: %v", id, err)
+		if len(cut) == 0 {
+			t.Fatal("no request was in flight when node 3 was killed")
+		}
+		if counts["create"] == 0 || counts["read"] == 0 || counts["update"] == 0 {
+			t.Fatalf("node 3 answered %v before it was killed: want creates, reads and updates", counts)
+		}
+		// Every record holds its last acknowledged value, or the value of
+		// the update in flight when node 3 died (which may or may not have
+		// committed), read through node 1.
+		s1, _ := on(0, svcKey)
+		inFlight := 0
+		for id, st := range records {
+			var rec struct{ Fields map[string]string }
+			ok(t, "read "+id+" on node 1", s1.JSON(ctx, "GET", "/v1/collections/users/records/"+id+"?fields=display_name", "ops", nil, &rec))
+			switch got := rec.Fields["display_name"]; {
+			case got == st.acked:
+			case st.pending != "" && got == st.pending:
+				inFlight++
+			default:
+				t.Errorf("record %s = %q after the kill, want %q (acknowledged) or %q (in flight)", id, got, st.acked, st.pending)
 			}
 		}
-		if len(acked) == 0 {
-			t.Fatal("node 3 acknowledged nothing before it was killed")
+		// Every answer node 3 gave has its audit event.
+		pg, err := postgres.Open(ctx, dsn)
+		ok(t, "open store", err)
+		defer pg.Close()
+		for _, rid := range answered {
+			evs, err := pg.QueryAudit(ctx, sk.AuditFilter{RequestID: rid})
+			if err != nil || len(evs) == 0 {
+				t.Errorf("answer %s of node 3 has no audit event: %v", rid, err)
+			}
 		}
-		t.Logf("node 3 acknowledged %d creates before SIGKILL; all present", len(acked))
+		t.Logf("node 3 answered %v before SIGKILL, %v were in flight (%d records); every record holds its acknowledged value (%d the in-flight update's); %d answers, each with its audit event",
+			counts, cut, len(records), inFlight, len(answered))
 	})
 
 	for _, n := range nodes[:2] {
