@@ -239,6 +239,10 @@ func runBench(ctx context.Context, o options) (*results, error) {
 	if o.profile {
 		senv = append(senv, "SEKISHO_CPUPROFILE="+filepath.Join(out, "server.cpu.pprof"))
 	}
+	if o.soak > 0 {
+		// The soak takes heap profiles from the metrics listener.
+		senv = append(senv, "SEKISHO_PPROF=1")
+	}
 	org := "operator"
 	serveArgs := append([]string{"serve", "--addr", addr, "--data", data, "--org", org, "--log-format", "json"}, storeArgs...)
 	if pki != nil {

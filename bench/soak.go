@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -33,6 +34,10 @@ type soakSample struct {
 	RSSMiB       float64 `json:"rss_mib"`
 	HeapInuseMiB float64 `json:"heap_inuse_mib"`
 	HeapAllocMiB float64 `json:"heap_alloc_mib"`
+	// HeapLiveMiB is the heap just after a forced GC (HeapAlloc of the
+	// server's /debug/pprof/heap?gc=1): the live heap, without the
+	// garbage that heap_inuse holds at a random point of the GC cycle.
+	HeapLiveMiB float64 `json:"heap_live_mib"`
 	Goroutines   float64 `json:"goroutines"`
 	FDs          float64 `json:"fds"`
 	Requests     int64   `json:"requests"` // in the interval
@@ -127,6 +132,8 @@ func runSoak(ctx context.Context, o options, pid int, metricsURL string, ops []s
 		} else if res.MetricsNote == "" {
 			res.MetricsNote = "heap and goroutines from " + metricsURL + " failed: " + err.Error()
 		}
+		s.HeapLiveMiB = heapProfile(ctx, hc, strings.TrimSuffix(metricsURL, "/metrics")+"/debug/pprof/heap",
+			filepath.Join(out, "heap", fmt.Sprintf("heap-%05.0f.pprof", s.ElapsedS)))
 		mu.Lock()
 		s.Requests, s.Errors = reqs, errs
 		if dt := now.Sub(last).Seconds(); dt >= 0.5 {
@@ -140,8 +147,8 @@ func runSoak(ctx context.Context, o options, pid int, metricsURL string, ops []s
 		mu.Unlock()
 		last = now
 		res.Samples = append(res.Samples, s)
-		logf("soak %6.0fs  rss %6.1f MiB  heap %6.1f MiB  goroutines %4.0f  fds %4.0f  %6.1f req/s  %d errors  p99 %.1f ms",
-			s.ElapsedS, s.RSSMiB, s.HeapInuseMiB, s.Goroutines, s.FDs, s.RPS, s.Errors, s.P99ms)
+		logf("soak %6.0fs  rss %6.1f MiB  heap %6.1f MiB  live %6.1f MiB  goroutines %4.0f  fds %4.0f  %6.1f req/s  %d errors  p99 %.1f ms",
+			s.ElapsedS, s.RSSMiB, s.HeapInuseMiB, s.HeapLiveMiB, s.Goroutines, s.FDs, s.RPS, s.Errors, s.P99ms)
 	}
 
 	sctx, cancel := context.WithCancel(ctx)
@@ -232,6 +239,7 @@ func summarise(res *soakResult) {
 	get := map[string]func(s soakSample) float64{
 		"rss_mib":        func(s soakSample) float64 { return s.RSSMiB },
 		"heap_inuse_mib": func(s soakSample) float64 { return s.HeapInuseMiB },
+		"heap_live_mib":  func(s soakSample) float64 { return s.HeapLiveMiB },
 		"goroutines":     func(s soakSample) float64 { return s.Goroutines },
 		"fds":            func(s soakSample) float64 { return s.FDs },
 	}
@@ -271,16 +279,16 @@ func writeSoak(dir string, res *soakResult) error {
 		return err
 	}
 	var sb strings.Builder
-	sb.WriteString("elapsed_s,rss_mib,heap_inuse_mib,heap_alloc_mib,goroutines,fds,requests,errors,rps,p99_ms\n")
+	sb.WriteString("elapsed_s,rss_mib,heap_inuse_mib,heap_alloc_mib,heap_live_mib,goroutines,fds,requests,errors,rps,p99_ms\n")
 	for _, s := range res.Samples {
-		fmt.Fprintf(&sb, "%.0f,%.1f,%.1f,%.1f,%.0f,%.0f,%d,%d,%.1f,%.1f\n", s.ElapsedS, s.RSSMiB, s.HeapInuseMiB, s.HeapAllocMiB,
+		fmt.Fprintf(&sb, "%.0f,%.1f,%.1f,%.1f,%.1f,%.0f,%.0f,%d,%d,%.1f,%.1f\n", s.ElapsedS, s.RSSMiB, s.HeapInuseMiB, s.HeapAllocMiB, s.HeapLiveMiB,
 			s.Goroutines, s.FDs, s.Requests, s.Errors, s.RPS, s.P99ms)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "soak.csv"), []byte(sb.String()), 0o644); err != nil {
 		return err
 	}
 	logf("soak: %d requests, %d errors, flat %v; series in %s", res.Requests, res.Errors, res.Flat, filepath.Join(dir, "soak.csv"))
-	for _, name := range []string{"rss_mib", "heap_inuse_mib", "goroutines", "fds"} {
+	for _, name := range []string{"rss_mib", "heap_inuse_mib", "heap_live_mib", "goroutines", "fds"} {
 		if s := res.Series[name]; s != nil {
 			logf("soak: %-15s first %.1f last %.1f min %.1f max %.1f drift %+.1f%%", name, s.First, s.Last, s.Min, s.Max, s.DriftPct)
 		}
@@ -333,6 +341,10 @@ func soakOps(cl *loader, admin *client.Client, hot, lookup, create workload) []s
 			return err
 		}
 	}
+	// One admin, one action at a time, as a person works: concurrent PUTs
+	// of one rule by the same admin would conflict with each other (409,
+	// optimistic concurrency), which is the bench's doing, not the server's.
+	var adminMu sync.Mutex
 	adminOps := []func(ctx context.Context) error{
 		func(ctx context.Context) error { return admin.JSON(ctx, "GET", "/v1/audit/checkpoint", "", nil, nil) },
 		func(ctx context.Context) error {
@@ -347,6 +359,51 @@ func soakOps(cl *loader, admin *client.Client, hot, lookup, create workload) []s
 		{"hot_read", 80, data(hot)},
 		{"lookup_phone", 10, data(lookup)},
 		{"create", 8, data(create)},
-		{"admin", 2, func(ctx context.Context, rng *rand.Rand) error { return adminOps[rng.IntN(len(adminOps))](ctx) }},
+		{"admin", 2, func(ctx context.Context, rng *rand.Rand) error {
+			adminMu.Lock()
+			defer adminMu.Unlock()
+			return adminOps[rng.IntN(len(adminOps))](ctx)
+		}},
 	}
+}
+
+// heapProfile saves the server's heap profile (after a forced GC) at path
+// and returns its live heap in MiB, or 0 when the server does not serve
+// profiles (started without SEKISHO_PPROF=1).
+func heapProfile(ctx context.Context, hc *http.Client, url, path string) float64 {
+	get := func(q string) ([]byte, error) {
+		req, err := http.NewRequestWithContext(ctx, "GET", url+q, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		return io.ReadAll(resp.Body)
+	}
+	b, err := get("?gc=1")
+	if err != nil {
+		return 0
+	}
+	if os.MkdirAll(filepath.Dir(path), 0o755) == nil {
+		os.WriteFile(path, b, 0o644)
+	}
+	// The text form ends with runtime.MemStats; HeapAlloc right after the
+	// GC is the live heap.
+	txt, err := get("?debug=1&gc=1")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(txt), "\n") {
+		if v, ok := strings.CutPrefix(l, "# HeapAlloc = "); ok {
+			n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return n / (1 << 20)
+		}
+	}
+	return 0
 }

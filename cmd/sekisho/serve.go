@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"slices"
@@ -237,6 +238,12 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", srv.MetricsHandler())
+		// SEKISHO_PPROF=1 adds Go's profiles (/debug/pprof/) to this
+		// listener, never to the data listener: the soak takes heap
+		// profiles from it (bench/README.md).
+		if os.Getenv("SEKISHO_PPROF") == "1" {
+			mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		}
 		ms = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
 		logger.Info("metrics listening", "url", "http://"+mln.Addr().String()+"/metrics")
 		go ms.Serve(mln)
