@@ -38,12 +38,12 @@ type soakSample struct {
 	// server's /debug/pprof/heap?gc=1): the live heap, without the
 	// garbage that heap_inuse holds at a random point of the GC cycle.
 	HeapLiveMiB float64 `json:"heap_live_mib"`
-	Goroutines   float64 `json:"goroutines"`
-	FDs          float64 `json:"fds"`
-	Requests     int64   `json:"requests"` // in the interval
-	Errors       int64   `json:"errors"`   // in the interval
-	RPS          float64 `json:"rps"`
-	P99ms        float64 `json:"p99_ms"`
+	Goroutines  float64 `json:"goroutines"`
+	FDs         float64 `json:"fds"`
+	Requests    int64   `json:"requests"` // in the interval
+	Errors      int64   `json:"errors"`   // in the interval
+	RPS         float64 `json:"rps"`
+	P99ms       float64 `json:"p99_ms"`
 }
 
 // soakSeries sums one series after the warm-up.
