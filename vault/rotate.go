@@ -68,6 +68,10 @@ type Rotation struct {
 // rotationBatch is the number of records read and re-wrapped per batch.
 const rotationBatch = 500
 
+// DefaultRotationGrace is the grace of an online rotation unless
+// RotationOptions.Grace (serve --key-rotation-grace) says otherwise.
+const DefaultRotationGrace = time.Minute
+
 // RotationOptions tune rotations (tests make them quick).
 type RotationOptions struct {
 	// Grace is the least time between making the new version and the walk
@@ -215,7 +219,7 @@ func (v *Vault) RunRotation(ctx context.Context, id string, opts RotationOptions
 		return rot, nil
 	}
 	if opts.Grace <= 0 {
-		opts.Grace = time.Minute
+		opts.Grace = DefaultRotationGrace
 	}
 	if opts.ProgressEvery <= 0 {
 		opts.ProgressEvery = 10 * time.Second

@@ -65,6 +65,9 @@ type instanceOptions struct {
 	// data keys (0: the defaults).
 	DEKCacheSize int
 	DEKCacheTTL  time.Duration
+	// RotationGrace is the grace of online key rotations (serve
+	// --key-rotation-grace; 0: the vault's default, one minute).
+	RotationGrace time.Duration
 }
 
 // instance is an opened data directory: the store, the keyring, the audit log
@@ -169,7 +172,7 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 		}
 	}
 	in.vault = vault.New(in.store, in.keys, in.logs, vault.Options{Now: o.Now, Regions: regionList(o.RegionList, o.Regions),
-		DEKCacheSize: o.DEKCacheSize, DEKCacheTTL: o.DEKCacheTTL})
+		DEKCacheSize: o.DEKCacheSize, DEKCacheTTL: o.DEKCacheTTL, Rotation: vault.RotationOptions{Grace: o.RotationGrace}})
 	defaults, err := schemas.Defaults()
 	if err != nil {
 		return nil, err

@@ -44,7 +44,7 @@ Offline with --data: writes into a stopped server's data directory directly.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if org == "" || region == "" {
-				return errors.New("--org and --region are required")
+				return &exitError{code: exitUsage, err: errors.New("--org and --region are required")}
 			}
 			if data == "" {
 				return rotateOnline(cmd, profile, org, region, format)
@@ -168,7 +168,7 @@ approval reports how many records were erased.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (approve == "") == (org == "" && region == "") || (approve == "" && (org == "" || region == "")) {
-				return errors.New("give --org and --region to request a destruction, or --approve ID to approve one")
+				return &exitError{code: exitUsage, err: errors.New("give --org and --region to request a destruction, or --approve ID to approve one")}
 			}
 			dir, _, c, err := loadProfile(profile)
 			if err != nil {

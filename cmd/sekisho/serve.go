@@ -62,6 +62,7 @@ type serveFlags struct {
 	otlpEndpoint  string
 	keys          keyFlags
 	auditExport   auditExportConfig
+	rotationGrace time.Duration
 }
 
 // defaultAddr is where serve listens unless --addr says otherwise.
@@ -125,6 +126,7 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.IntVar(&f.anonRate, "anonymous-rate-limit", httpapi.DefaultAnonymousRate, "anonymous requests (bootstrap, device enrolment, token) a minute per source address, past which 429 with Retry-After (negative: no limit)")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:9700", "address of the Prometheus /metrics listener, apart from the data listener (\"\": none)")
 	f.keys.flags(cmd)
+	fl.DurationVar(&f.rotationGrace, "key-rotation-grace", vault.DefaultRotationGrace, "an online key rotation retires the old KEK version only after a walk begun this long after the new one finds nothing under it (writes in flight when it began have committed by then)")
 	fl.StringVar(&f.config, "config", "", "configuration file (YAML: the flags' settings and a regions: map of region to store URL)")
 	return cmd
 }
@@ -171,6 +173,9 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 			}
 		}()
 	}
+	if f.rotationGrace <= 0 {
+		return fmt.Errorf("--key-rotation-grace %s: want a positive duration (default %s)", f.rotationGrace, vault.DefaultRotationGrace)
+	}
 	if f.publicURL != "" {
 		if _, err := access.ParsePublicURL(f.publicURL); err != nil {
 			return fmt.Errorf("--public-url: %w", err)
@@ -185,7 +190,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	}
 	in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile, Regions: f.regions, RegionList: f.regionList, WitnessDir: f.witnessDir, LogOrigin: f.logOrigin,
 		Stderr: cmd.ErrOrStderr(), Logger: logger, Keys: f.keys.keysConfig, RegionKeys: f.keys.regions,
-		DEKCacheSize: f.keys.cacheSize, DEKCacheTTL: f.keys.cacheTTL})
+		DEKCacheSize: f.keys.cacheSize, DEKCacheTTL: f.keys.cacheTTL, RotationGrace: f.rotationGrace})
 	if err != nil {
 		return err
 	}
