@@ -65,7 +65,7 @@ func (s *Store) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, n
 		}
 	}
 	evP, recP, rorgP, ndP := ps[0], ps[1], ps[2], ps[3]
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.grouped(ctx, func(tx *sql.Tx) error {
 		var size uint64
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM audit_events`).Scan(&size); err != nil {
 			return fmt.Errorf("sqlite: audit size: %w", err)

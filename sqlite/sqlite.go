@@ -40,6 +40,12 @@ type Store struct {
 
 	// bulk is set between BeginBulk and EndBulk: index entries are staged.
 	bulk atomic.Bool
+
+	// The group writer (group.go).
+	ops       chan *groupOp
+	quit      chan struct{}
+	groupDone chan struct{}
+	closeOnce sync.Once
 }
 
 type stmtKey struct {
@@ -81,7 +87,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w}
+	s := &Store{w: w, ops: make(chan *groupOp), quit: make(chan struct{}), groupDone: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -106,6 +112,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	s.r = r
+	go s.groupWriter()
 	return s, nil
 }
 
@@ -252,6 +259,12 @@ func (s *Store) Ping(ctx context.Context) error { return s.r.PingContext(ctx) }
 
 // Close implements sekisho.Store.
 func (s *Store) Close() error {
+	if s.quit != nil { // the group writer runs (not OpenReadOnly)
+		s.closeOnce.Do(func() {
+			close(s.quit)
+			<-s.groupDone
+		})
+	}
 	s.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
 	var err error
 	if s.r != nil {

@@ -1,0 +1,113 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// Group commit. The hot read's durable writes are small: the DPoP proof's
+// replay record (UseOnce) and the audit log's append. Each of them alone
+// would be a transaction with its own WAL sync; SQLite has one writer, so
+// under concurrent requests they queue for it anyway. The group writer takes
+// every such write waiting when the writer is free and commits them in one
+// transaction, one sync for all: each write still returns only after its
+// commit is durable (synchronous=FULL), and each runs inside a savepoint, so
+// one write's failure (a replayed proof is not a failure; an audit append
+// at a stale index is) rolls back that write alone.
+
+// maxGroup bounds the writes of one group transaction.
+const maxGroup = 256
+
+type groupOp struct {
+	ctx  context.Context
+	fn   func(*sql.Tx) error
+	done chan error
+}
+
+// grouped runs fn in the next group transaction and returns once that
+// transaction is committed (fn's own error, or the commit's).
+func (s *Store) grouped(ctx context.Context, fn func(*sql.Tx) error) error {
+	if s.ops == nil {
+		return s.tx(ctx, fn)
+	}
+	op := &groupOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case s.ops <- op:
+	case <-s.quit:
+		return fmt.Errorf("sqlite: store closed")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Wait even if ctx ends: the write may be committing.
+	return <-op.done
+}
+
+// groupWriter is the goroutine that commits the grouped writes.
+func (s *Store) groupWriter() {
+	defer close(s.groupDone)
+	batch := make([]*groupOp, 0, maxGroup)
+	for {
+		batch = batch[:0]
+		select {
+		case op := <-s.ops:
+			batch = append(batch, op)
+		case <-s.quit:
+			return
+		}
+	collect:
+		for len(batch) < maxGroup {
+			select {
+			case op := <-s.ops:
+				batch = append(batch, op)
+			default:
+				break collect
+			}
+		}
+		s.commitGroup(batch)
+	}
+}
+
+func (s *Store) commitGroup(batch []*groupOp) {
+	// Writes whose caller has gone are not made.
+	live := batch[:0]
+	for _, op := range batch {
+		if err := op.ctx.Err(); err != nil {
+			op.done <- err
+			continue
+		}
+		live = append(live, op)
+	}
+	if len(live) == 0 {
+		return
+	}
+	errs := make([]error, len(live))
+	err := s.tx(context.Background(), func(tx *sql.Tx) error {
+		if len(live) == 1 {
+			errs[0] = live[0].fn(tx)
+			return errs[0]
+		}
+		for i, op := range live {
+			if _, err := tx.Exec("SAVEPOINT g"); err != nil {
+				return fmt.Errorf("sqlite: savepoint: %w", err)
+			}
+			if errs[i] = op.fn(tx); errs[i] != nil {
+				if _, err := tx.Exec("ROLLBACK TO g"); err != nil {
+					return fmt.Errorf("sqlite: rollback to savepoint: %w", err)
+				}
+			}
+			if _, err := tx.Exec("RELEASE g"); err != nil {
+				return fmt.Errorf("sqlite: release savepoint: %w", err)
+			}
+		}
+		return nil
+	})
+	for i, op := range live {
+		switch {
+		case errs[i] != nil:
+			op.done <- full(errs[i])
+		default:
+			op.done <- err
+		}
+	}
+}
