@@ -103,10 +103,19 @@ func nonNil(s []string) []string {
 	return s
 }
 
+// querier is what the audit reads need: the pool, or the transaction of a
+// Snapshot.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // AuditSize implements sekisho.AuditStore.
-func (s *Store) AuditSize(ctx context.Context) (uint64, error) {
+func (s *Store) AuditSize(ctx context.Context) (uint64, error) { return auditSize(ctx, s.pool) }
+
+func auditSize(ctx context.Context, q querier) (uint64, error) {
 	var n int64
-	if err := s.pool.QueryRow(ctx, `SELECT size FROM audit_head WHERE one`).Scan(&n); err != nil {
+	if err := q.QueryRow(ctx, `SELECT size FROM audit_head WHERE one`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("postgres: audit size: %w", err)
 	}
 	return uint64(n), nil
@@ -124,7 +133,11 @@ func scanEntry(row pgx.CollectableRow) (sekisho.AuditEntry, error) {
 }
 
 func (s *Store) entries(ctx context.Context, query string, args ...any) ([]sekisho.AuditEntry, error) {
-	rows, err := s.pool.Query(ctx, query, args...)
+	return entries(ctx, s.pool, query, args...)
+}
+
+func entries(ctx context.Context, q querier, query string, args ...any) ([]sekisho.AuditEntry, error) {
+	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read audit: %w", err)
 	}
@@ -145,10 +158,14 @@ func clampIndex(i uint64) int64 {
 
 // AuditLeaves implements sekisho.AuditStore.
 func (s *Store) AuditLeaves(ctx context.Context, from uint64, limit int) ([]sekisho.AuditEntry, error) {
+	return auditLeaves(ctx, s.pool, from, limit)
+}
+
+func auditLeaves(ctx context.Context, q querier, from uint64, limit int) ([]sekisho.AuditEntry, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	return s.entries(ctx, entrySelect+` WHERE e.idx >= $1 ORDER BY e.idx LIMIT $2`, clampIndex(from), limit)
+	return entries(ctx, q, entrySelect+` WHERE e.idx >= $1 ORDER BY e.idx LIMIT $2`, clampIndex(from), limit)
 }
 
 // QueryAudit implements sekisho.AuditStore. Filters combine with AND; the
@@ -218,6 +235,10 @@ func (s *Store) QueryAudit(ctx context.Context, f sekisho.AuditFilter) ([]sekish
 // AuditNodes implements sekisho.AuditStore: the hashes in the order asked,
 // ENotFound if one is missing.
 func (s *Store) AuditNodes(ctx context.Context, ids []sekisho.AuditNode) ([][]byte, error) {
+	return auditNodes(ctx, s.pool, ids)
+}
+
+func auditNodes(ctx context.Context, q querier, ids []sekisho.AuditNode) ([][]byte, error) {
 	if len(ids) == 0 {
 		return [][]byte{}, nil
 	}
@@ -226,7 +247,7 @@ func (s *Store) AuditNodes(ctx context.Context, ids []sekisho.AuditNode) ([][]by
 	for i, n := range ids {
 		levels[i], idxs[i] = int32(n.Level), clampIndex(n.Index)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT n.level, n.idx, n.hash FROM audit_nodes n
+	rows, err := q.Query(ctx, `SELECT n.level, n.idx, n.hash FROM audit_nodes n
 		JOIN unnest($1::INT[], $2::BIGINT[]) AS want (level, idx) ON n.level = want.level AND n.idx = want.idx`, levels, idxs)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: audit nodes: %w", err)
@@ -265,7 +286,11 @@ func (s *Store) PutCheckpoint(ctx context.Context, c sekisho.Checkpoint) error {
 
 // Checkpoints implements sekisho.AuditStore.
 func (s *Store) Checkpoints(ctx context.Context) ([]sekisho.Checkpoint, error) {
-	rows, err := s.pool.Query(ctx, `SELECT size, note, signed_at FROM audit_checkpoints ORDER BY size`)
+	return checkpoints(ctx, s.pool)
+}
+
+func checkpoints(ctx context.Context, q querier) ([]sekisho.Checkpoint, error) {
+	rows, err := q.Query(ctx, `SELECT size, note, signed_at FROM audit_checkpoints ORDER BY size`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: checkpoints: %w", err)
 	}

@@ -13,6 +13,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,6 +44,9 @@ type backupManifest struct {
 	// the size of its newest signed checkpoint (0 if none).
 	AuditSize      uint64 `json:"audit_size"`
 	CheckpointSize uint64 `json:"checkpoint_size"`
+	// Stores are the stores in the backup, the default one first, then
+	// each region's with a store of its own (--config).
+	Stores []*backupStore `json:"stores,omitempty"`
 }
 
 type backupFile struct {
@@ -56,7 +61,7 @@ type backupFile struct {
 var backupFiles = []string{keys.KeyringFile, audit.SigningKeyFile, audit.VerifierKeyFile}
 
 func newBackupCmd() *cobra.Command {
-	var data, out, format string
+	var data, out, format, store, config string
 	cmd := &cobra.Command{
 		Use:   "backup",
 		Short: "Write an online, consistent backup of a data directory (SQLite) to a file",
@@ -69,27 +74,59 @@ integrity_check and its audit log verified before the file is written.
 The master key is NOT in the backup: keep it apart (a secrets manager, or the
 HSM for a PKCS#11 key), with the audit verifier key pinned by your auditors and
 a recent checkpoint (sekisho audit checkpoint), to check a restore against.
-For PostgreSQL, use pg_dump or PITR (see the README).`,
+With --store URL the store is PostgreSQL: pg_dump dumps it from a snapshot
+exported by a REPEATABLE READ transaction, and the dump is checked against that
+snapshot (the snapshot's audit log verifies; every table of the dump holds the
+snapshot's row count; the dumped audit log holds the same events); --data gives
+the keyring and audit keys. With --config, the configuration file's data and
+store and every region's own store (PostgreSQL or sqlite:PATH) are backed up
+into the one file, each checked the same way. For point-in-time recovery of
+PostgreSQL, use continuous archiving (see the README).`,
 		Example: `  sekisho backup --data ./sekisho-data --out /backups/sekisho-$(date +%F).tar.gz
+  sekisho backup --store postgres://sekisho@db/sekisho --data /var/lib/sekisho --out /backups/sekisho-pg.tar.gz
+  sekisho backup --config sekisho.yaml --out /backups/sekisho-all.tar.gz
   sekisho restore --from /backups/sekisho-2026-12-03.tar.gz --data ./restored`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if data == "" || out == "" {
-				return usageErrorf("--data DIR and --out FILE are required")
+			src := backupSource{data: data, store: store}
+			if config != "" {
+				c, err := loadConfig(config)
+				if err != nil {
+					return err
+				}
+				if !cmd.Flags().Changed("data") && c.Data != "" {
+					src.data = c.Data
+				}
+				if src.store == "" {
+					src.store = c.Store
+				}
+				src.regions = c.Regions
 			}
-			m, err := runBackup(cmd.Context(), data, out)
+			if src.data == "" || out == "" {
+				return usageErrorf("--data DIR (or --config FILE) and --out FILE are required")
+			}
+			m, err := runBackup(cmd.Context(), src, out)
 			if err != nil {
 				return err
 			}
 			if format == "json" {
 				return writeJSON(cmd.OutOrStdout(), map[string]any{"file": out, "manifest": m})
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "backup %s: %d audit events (checkpoint at %d), %d files\n", out, m.AuditSize, m.CheckpointSize, len(m.Files))
-			return err
+			if _, err = fmt.Fprintf(cmd.OutOrStdout(), "backup %s: %d audit events (checkpoint at %d), %d files\n", out, m.AuditSize, m.CheckpointSize, len(m.Files)); err != nil {
+				return err
+			}
+			for _, st := range m.Stores {
+				if _, err := fmt.Fprintf(cmd.OutOrStdout(), "  %-8s %-8s %-22s %d audit events (checkpoint at %d)%s\n", st.Log, st.Kind, st.File, st.AuditSize, st.CheckpointSize, tableNote(st)); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&data, "data", os.Getenv("SEKISHO_DATA"), "data directory to back up (it may be in use by sekisho serve)")
 	cmd.Flags().StringVar(&out, "out", "", "backup file to write (must not exist)")
+	cmd.Flags().StringVar(&store, "store", "", "PostgreSQL URL of the store to back up (pg_dump from one snapshot, checked against it); --data still gives the keyring and audit keys")
+	cmd.Flags().StringVar(&config, "config", "", "serve's configuration file: back up its data, store and every region's own store")
 	addFormatFlag(cmd.Flags(), &format, "table", "table", "json")
 	return cmd
 }
@@ -132,39 +169,104 @@ To check the restored log against a checkpoint kept outside the backup:
 }
 
 // runBackup writes the backup of the data directory dir to out.
-func runBackup(ctx context.Context, dir, out string) (*backupManifest, error) {
+// backupSource is what a backup copies: the data directory (keyring,
+// audit keys and, without store, the embedded database), the default store
+// (a PostgreSQL URL, or "" for the embedded SQLite) and the regions' own
+// stores.
+type backupSource struct {
+	data    string
+	store   string
+	regions map[string]string
+}
+
+func tableNote(st *backupStore) string {
+	if len(st.Tables) == 0 {
+		return ""
+	}
+	var n int64
+	for _, c := range st.Tables {
+		n += c
+	}
+	return fmt.Sprintf(", %d tables, %d rows checked in the dump", len(st.Tables), n)
+}
+
+func runBackup(ctx context.Context, src backupSource, out string) (*backupManifest, error) {
+	dir := src.data
 	if _, err := os.Stat(out); err == nil {
 		return nil, fmt.Errorf("backup: %s exists", out)
 	}
 	db := filepath.Join(dir, dbFile)
-	if _, err := os.Stat(db); err != nil {
-		return nil, fmt.Errorf("backup: no embedded database in %s (for PostgreSQL use pg_dump): %w", dir, err)
+	if src.store == "" || src.store == "sqlite" {
+		if _, err := os.Stat(db); err != nil {
+			return nil, fmt.Errorf("backup: no embedded database in %s (for PostgreSQL give --store): %w", dir, err)
+		}
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(out), ".sekisho-backup-")
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	if err := sqlite.Backup(ctx, db, filepath.Join(tmp, dbFile)); err != nil {
-		return nil, err
-	}
 	for _, f := range backupFiles {
 		if err := copyFile(filepath.Join(dir, f), filepath.Join(tmp, f)); err != nil {
 			return nil, fmt.Errorf("backup: %w", err)
 		}
 	}
+	verifierFile := filepath.Join(tmp, audit.VerifierKeyFile)
 	m := &backupManifest{Format: backupFormat, Created: time.Now().UTC(), Version: version}
-	// The copy's audit log must verify before it is called a backup.
-	cp, err := verifyCopy(ctx, tmp, nil, m)
-	if err != nil {
-		return nil, fmt.Errorf("backup: the copy does not verify: %w", err)
+	names := slices.Clone(backupFiles)
+	// The default store, then each region's own.
+	type source struct{ log, url string }
+	sources := []source{{audit.DefaultLog, src.store}}
+	for _, r := range sortedRegions(src.regions) {
+		sources = append(sources, source{r, src.regions[r]})
 	}
-	names := append([]string{dbFile}, backupFiles...)
-	if cp != nil {
-		if err := os.WriteFile(filepath.Join(tmp, checkpointName), cp, 0o600); err != nil {
-			return nil, err
+	for _, so := range sources {
+		var st *backupStore
+		switch {
+		case so.url == "" || so.url == "sqlite" || strings.HasPrefix(so.url, "sqlite:"):
+			path, file := db, dbFile
+			if so.log != audit.DefaultLog {
+				path, file = sqlitePath(dir, so.url), "region-"+so.log+".db"
+			}
+			if err := sqlite.Backup(ctx, path, filepath.Join(tmp, file)); err != nil {
+				return nil, err
+			}
+			// The copy's audit log must verify before it is called a backup.
+			st = &backupStore{Kind: "sqlite", File: file}
+			var sm backupManifest
+			cp, err := verifyCopy(ctx, filepath.Join(tmp, file), verifierFile, nil, &sm)
+			if err != nil {
+				return nil, fmt.Errorf("backup: the copy of the %s store does not verify: %w", so.log, err)
+			}
+			st.AuditSize, st.CheckpointSize = sm.AuditSize, sm.CheckpointSize
+			if cp != nil && so.log == audit.DefaultLog {
+				if err := os.WriteFile(filepath.Join(tmp, checkpointName), cp, 0o600); err != nil {
+					return nil, err
+				}
+				names = append(names, checkpointName)
+			}
+		case strings.HasPrefix(so.url, "postgres://") || strings.HasPrefix(so.url, "postgresql://"):
+			file := "store.dump"
+			if so.log != audit.DefaultLog {
+				file = "region-" + so.log + ".dump"
+			}
+			v, err := audit.LoadVerifier(verifierFile)
+			if err != nil {
+				return nil, err
+			}
+			if st, err = dumpPostgres(ctx, so.url, filepath.Join(tmp, file), v); err != nil {
+				return nil, fmt.Errorf("backup: the %s store (%s): %w", so.log, redactDSN(so.url), err)
+			}
+		default:
+			return nil, fmt.Errorf("backup: the %s store %q: want a postgres:// URL, sqlite:PATH, or nothing for the embedded SQLite", so.log, redactDSN(so.url))
 		}
-		names = append(names, checkpointName)
+		st.Log = so.log
+		m.Stores = append(m.Stores, st)
+		names = append(names, st.File)
+	}
+	m.AuditSize, m.CheckpointSize = m.Stores[0].AuditSize, m.Stores[0].CheckpointSize
+	if len(m.Stores) == 1 && m.Stores[0].Kind == "sqlite" {
+		m.Stores = nil // the plain data-directory backup, as before --store and --config
 	}
 	for _, n := range names {
 		bf, err := hashFile(filepath.Join(tmp, n))
@@ -181,15 +283,15 @@ func runBackup(ctx context.Context, dir, out string) (*backupManifest, error) {
 	return m, nil
 }
 
-// verifyCopy verifies the audit log of the database in dir with the
-// verifier key in dir, against external (a checkpoint note) if given, and
-// returns the newest checkpoint stored in it, filling m's sizes.
-func verifyCopy(ctx context.Context, dir string, external []byte, m *backupManifest) ([]byte, error) {
-	v, err := audit.LoadVerifier(filepath.Join(dir, audit.VerifierKeyFile))
+// verifyCopy verifies the audit log of the SQLite database at db with the
+// verifier key at verifierFile, against external (a checkpoint note) if
+// given, and returns the newest checkpoint stored in it, filling m's sizes.
+func verifyCopy(ctx context.Context, db, verifierFile string, external []byte, m *backupManifest) ([]byte, error) {
+	v, err := audit.LoadVerifier(verifierFile)
 	if err != nil {
 		return nil, err
 	}
-	st, err := sqlite.OpenReadOnly(ctx, filepath.Join(dir, dbFile))
+	st, err := sqlite.OpenReadOnly(ctx, db)
 	if err != nil {
 		return nil, err
 	}
@@ -235,19 +337,34 @@ func runRestore(ctx context.Context, from, dir string) (*backupManifest, string,
 	if err != nil {
 		return nil, "", fmt.Errorf("restore %s: %w", from, err)
 	}
-	if err := sqlite.CheckFile(ctx, filepath.Join(tmp, dbFile)); err != nil {
-		return nil, "", fmt.Errorf("restore %s: database: %w", from, err)
+	stores := m.Stores
+	if len(stores) == 0 { // a data-directory backup
+		stores = []*backupStore{{Log: audit.DefaultLog, Kind: "sqlite", File: dbFile, AuditSize: m.AuditSize}}
 	}
-	var external []byte
-	if b, err := os.ReadFile(filepath.Join(tmp, checkpointName)); err == nil {
-		external = b
-	}
-	var got backupManifest
-	if _, err := verifyCopy(ctx, tmp, external, &got); err != nil {
-		return nil, "", fmt.Errorf("restore %s: %w", from, err)
-	}
-	if got.AuditSize != m.AuditSize {
-		return nil, "", fmt.Errorf("restore %s: the manifest says %d audit events, the database holds %d", from, m.AuditSize, got.AuditSize)
+	var dumps []string
+	for _, st := range stores {
+		if st.Kind != "sqlite" {
+			// A PostgreSQL dump was checked against its snapshot when it
+			// was made, and here against its SHA-256; it is restored with
+			// pg_restore (README), then checked with audit verify --store.
+			dumps = append(dumps, st.File)
+			continue
+		}
+		db := filepath.Join(tmp, st.File)
+		if err := sqlite.CheckFile(ctx, db); err != nil {
+			return nil, "", fmt.Errorf("restore %s: database %s: %w", from, st.File, err)
+		}
+		var external []byte
+		if b, err := os.ReadFile(filepath.Join(tmp, checkpointName)); err == nil && st.Log == audit.DefaultLog {
+			external = b
+		}
+		var got backupManifest
+		if _, err := verifyCopy(ctx, db, filepath.Join(tmp, audit.VerifierKeyFile), external, &got); err != nil {
+			return nil, "", fmt.Errorf("restore %s: %s: %w", from, st.File, err)
+		}
+		if got.AuditSize != st.AuditSize {
+			return nil, "", fmt.Errorf("restore %s: the manifest says %d audit events in %s, the database holds %d", from, st.AuditSize, st.File, got.AuditSize)
+		}
 	}
 	os.Remove(filepath.Join(tmp, checkpointName))
 	keyNote := "the master key was not checked (none configured): start serve with the key this backup was made under"
@@ -257,6 +374,9 @@ func runRestore(ctx context.Context, from, dir string) (*backupManifest, string,
 			return nil, "", fmt.Errorf("restore %s: the configured master key does not open the backup's keyring: %w", from, err)
 		}
 		keyNote = "the configured master key opens the keyring"
+	}
+	if len(dumps) > 0 {
+		keyNote += fmt.Sprintf("; PostgreSQL dumps to load with pg_restore into empty databases, then check with sekisho audit verify --store URL: %s", strings.Join(dumps, ", "))
 	}
 	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, "", fmt.Errorf("restore: %w", err)

@@ -86,7 +86,7 @@ func TestBackupRestore(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	out := filepath.Join(root, "backup.tar.gz")
-	m, err := runBackup(ctx, src, out)
+	m, err := runBackup(ctx, backupSource{data: src}, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestBackupRestore(t *testing.T) {
 	if m.AuditSize < cp.Size {
 		t.Fatalf("backup holds %d events, the checkpoint before it %d", m.AuditSize, cp.Size)
 	}
-	if _, err := runBackup(ctx, src, out); err == nil {
+	if _, err := runBackup(ctx, backupSource{data: src}, out); err == nil {
 		t.Error("a backup overwrote an existing file")
 	}
 
