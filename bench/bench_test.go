@@ -62,6 +62,38 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 	})
+	t.Run("pkcs11", func(t *testing.T) {
+		// -key-provider pkcs11: import and serve keep the KEKs in a
+		// SoftHSM2 token; hot_read runs without errors and the results
+		// name the provider.
+		if _, err := exec.LookPath("softhsm2-util"); err != nil {
+			if os.Getenv("SEKISHO_REQUIRE_SOFTHSM") != "" {
+				t.Fatalf("softhsm2-util not found (Debian's softhsm2): %v", err)
+			}
+			t.Skip("softhsm2-util not found; set SEKISHO_REQUIRE_SOFTHSM=1 to make this a failure")
+		}
+		out := filepath.Join(dir, "out-pkcs11")
+		args := []string{"-bin", sek, "-records", "300", "-duration", "1s", "-concurrency", "4", "-principals", "4",
+			"-key-provider", "pkcs11", "-only", "floor,hot_read", "-out", out}
+		if b, err := exec.Command(bench, args...).CombinedOutput(); err != nil {
+			t.Fatalf("bench %v: %v\n%s", args, err, b)
+		}
+		b, err := os.ReadFile(filepath.Join(out, "results.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct {
+			KeyProvider string                    `json:"key_provider"`
+			Ratio       float64                   `json:"hot_read_floor_ratio"`
+			Workloads   map[string]map[string]any `json:"workloads"`
+		}
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.KeyProvider != "pkcs11 (SoftHSM2)" || r.Ratio <= 0 || r.Workloads["hot_read"] == nil || r.Workloads["hot_read"]["errors"] != float64(0) {
+			t.Fatalf("results: %s", b)
+		}
+	})
 	for name, dsn := range stores {
 		t.Run(name, func(t *testing.T) {
 			out := filepath.Join(dir, "out-"+name)

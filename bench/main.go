@@ -60,6 +60,8 @@ type options struct {
 	soakEvery   time.Duration
 	tls         bool
 	export      bool
+	keyProvider string
+	pkcs11Mod   string
 }
 
 func main() {
@@ -86,7 +88,12 @@ func main() {
 	flag.DurationVar(&o.soakEvery, "soak-every", 30*time.Second, "soak mode: how often RSS, heap, goroutines and open files are sampled")
 	flag.BoolVar(&o.tls, "tls", false, "serve over TLS (--tls-cert, --client-ca): the floor is floor_tls, and hot_read_mtls runs services over mTLS with certificate-bound tokens")
 	flag.BoolVar(&o.export, "export", false, "export mode: serve streams its audit log to a JSON-lines-over-TLS receiver in this process; hot_read runs with the sink up, down and up again (export.down_up_ratio), then the receiver must catch up with every event")
+	flag.StringVar(&o.keyProvider, "key-provider", "local", "where the server's KEKs live: local (the keyring) or pkcs11 (a SoftHSM2 token the bench makes in -out; import and serve run with --key-provider pkcs11): run once with each and compare hot_read / floor")
+	flag.StringVar(&o.pkcs11Mod, "pkcs11-module", "/usr/lib/softhsm/libsofthsm2.so", "PKCS#11 module, with -key-provider pkcs11")
 	flag.Parse()
+	if o.keyProvider != "local" && o.keyProvider != "pkcs11" {
+		log.Fatalf("-key-provider %q: want local or pkcs11", o.keyProvider)
+	}
 	if flag.NArg() > 0 {
 		log.Fatalf("unexpected arguments %q", flag.Args())
 	}
@@ -165,6 +172,18 @@ func runBench(ctx context.Context, o options) (*results, error) {
 	rand.Read(mk[:])
 	env := []string{"SEKISHO_MASTER_KEY=" + base64.StdEncoding.EncodeToString(mk[:])}
 	storeArgs := []string{}
+	var keyArgs []string // import's and serve's
+	res.KeyProvider = o.keyProvider
+	if o.keyProvider == "pkcs11" {
+		// The KEKs in a SoftHSM2 token of the run's own.
+		var kenv []string
+		var err error
+		if keyArgs, kenv, err = softHSMToken(filepath.Join(out, "softhsm"), o.pkcs11Mod); err != nil {
+			return nil, err
+		}
+		env = append(env, kenv...)
+		res.KeyProvider = "pkcs11 (SoftHSM2)"
+	}
 	if o.store != "" {
 		res.Store = "postgres"
 		dsn, drop, err := freshDatabase(ctx, o.store)
@@ -189,7 +208,7 @@ func runBench(ctx context.Context, o options) (*results, error) {
 	imp := &importResult{Records: o.records, Batch: o.importBatch}
 	for _, c := range []string{"users", "partners", "employees"} {
 		logf("importing %d %s", counts[c], c)
-		args := append([]string{"import", "--data", data}, storeArgs...)
+		args := append(append([]string{"import", "--data", data}, storeArgs...), keyArgs...)
 		if o.importBatch > 0 {
 			args = append(args, "--batch", fmt.Sprint(o.importBatch))
 		}
@@ -244,7 +263,7 @@ func runBench(ctx context.Context, o options) (*results, error) {
 		senv = append(senv, "SEKISHO_PPROF=1")
 	}
 	org := "operator"
-	serveArgs := append([]string{"serve", "--addr", addr, "--data", data, "--org", org, "--log-format", "json"}, storeArgs...)
+	serveArgs := append(append([]string{"serve", "--addr", addr, "--data", data, "--org", org, "--log-format", "json"}, storeArgs...), keyArgs...)
 	if pki != nil {
 		serveArgs = append(serveArgs, "--tls-cert", pki.certFile, "--tls-key", pki.keyFile, "--client-ca", pki.caPEM)
 	}
@@ -664,4 +683,32 @@ func incidentScope(ctx context.Context, bin, data string, storeArgs, env []strin
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return s
+}
+
+// softHSMToken makes a SoftHSM2 token (label bench) in dir and returns the
+// flags of import and serve that keep the KEKs in it, and the environment
+// that points SoftHSM2 at it.
+func softHSMToken(dir, module string) (args, env []string, err error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, nil, err
+	}
+	tokens := filepath.Join(dir, "tokens")
+	if err := os.MkdirAll(tokens, 0o700); err != nil {
+		return nil, nil, err
+	}
+	conf := filepath.Join(dir, "softhsm2.conf")
+	if err := os.WriteFile(conf, []byte("directories.tokendir = "+tokens+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600); err != nil {
+		return nil, nil, err
+	}
+	env = []string{"SOFTHSM2_CONF=" + conf}
+	init := exec.Command("softhsm2-util", "--init-token", "--free", "--label", "bench", "--pin", "1234", "--so-pin", "5678")
+	init.Env = append(os.Environ(), env...)
+	if out, err := init.CombinedOutput(); err != nil {
+		return nil, nil, fmt.Errorf("softhsm2-util --init-token (Debian's softhsm2): %w: %s", err, out)
+	}
+	pin := filepath.Join(dir, "pin")
+	if err := os.WriteFile(pin, []byte("1234\n"), 0o600); err != nil {
+		return nil, nil, err
+	}
+	return []string{"--key-provider", "pkcs11", "--pkcs11-module", module, "--pkcs11-token", "bench", "--pkcs11-pin-file", pin}, env, nil
 }

@@ -11,10 +11,13 @@ import (
 
 // results is results.json.
 type results struct {
-	Commit      string    `json:"commit"`
-	Version     string    `json:"version,omitempty"`
-	Machine     machine   `json:"machine"`
-	Store       string    `json:"store"`
+	Commit  string  `json:"commit"`
+	Version string  `json:"version,omitempty"`
+	Machine machine `json:"machine"`
+	Store   string  `json:"store"`
+	// KeyProvider is where the server's KEKs were (-key-provider): local,
+	// or pkcs11 (SoftHSM2).
+	KeyProvider string    `json:"key_provider,omitempty"`
 	Records     int       `json:"records"`
 	DurationS   float64   `json:"duration_s"`
 	Concurrency int       `json:"concurrency"`
@@ -131,8 +134,12 @@ var workloadOrder = []string{"floor", "floor_tls", "hot_read", "hot_read_mtls", 
 // markdown is results.md: the table for the README.
 func markdown(r *results) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s, %s store, %d records, %s per workload, %d closed-loop connections; %s (%d cores); commit %s\n\n",
-		r.Version, r.Store, r.Records, time.Duration(r.DurationS*float64(time.Second)), r.Concurrency, r.Machine.CPUModel, r.Machine.Cores, r.Commit)
+	keys := ""
+	if r.KeyProvider != "" {
+		keys = ", keys: " + r.KeyProvider
+	}
+	fmt.Fprintf(&b, "%s, %s store%s, %d records, %s per workload, %d closed-loop connections; %s (%d cores); commit %s\n\n",
+		r.Version, r.Store, keys, r.Records, time.Duration(r.DurationS*float64(time.Second)), r.Concurrency, r.Machine.CPUModel, r.Machine.Cores, r.Commit)
 	fmt.Fprintf(&b, "| workload | load | throughput | p50 ms | p99 ms | p99.9 ms | server CPU s / 1k | server RSS MiB |\n")
 	fmt.Fprintf(&b, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, name := range workloadOrder {

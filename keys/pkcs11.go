@@ -64,6 +64,11 @@ type PKCS11 struct {
 	// writing by a reconnection, which finalises the module: a call never
 	// runs into a module being torn down.
 	opMu sync.RWMutex
+	// genMu makes the first key of an (org, region) or an org once in this
+	// process: concurrent first uses would each generate one under the same
+	// label, and records wrapped under the one a scan does not pick would
+	// not open.
+	genMu sync.Mutex
 }
 
 type p11conn struct {
@@ -490,6 +495,25 @@ func (p *PKCS11) generate(c *p11conn, sh pkcs11.SessionHandle, org, region strin
 	return h, nil
 }
 
+// firstKEK returns the current KEK of (org, region), generating it when the
+// token has none: once, under genMu, after reading the token again (another
+// caller may have made it meanwhile).
+func (p *PKCS11) firstKEK(c *p11conn, sh pkcs11.SessionHandle, org, region string) (int, pkcs11.ObjectHandle, error) {
+	p.genMu.Lock()
+	defer p.genMu.Unlock()
+	if err := c.scan(sh); err != nil {
+		return 0, 0, err
+	}
+	c.mu.Lock()
+	vs, dead := c.keks[ro(org, region)], c.dead[ro(org, region)]
+	c.mu.Unlock()
+	if v := current(vs); v > 0 {
+		return v, vs[v], nil
+	}
+	h, err := p.generate(c, sh, org, region, dead+1)
+	return dead + 1, h, err
+}
+
 // WrapDEK implements Provider.
 func (p *PKCS11) WrapDEK(ctx context.Context, a DEKAD, dek []byte) ([]byte, int, error) {
 	var out []byte
@@ -507,8 +531,7 @@ func (p *PKCS11) WrapDEK(ctx context.Context, a DEKAD, dek []byte) ([]byte, int,
 		case a.KEKVersion == 0 && v == 0:
 			// The first key of (org, region); after a destruction the
 			// versions go on from the destroyed ones.
-			v = dead + 1
-			if h, err = p.generate(c, sh, a.Org, a.Region, v); err != nil {
+			if v, h, err = p.firstKEK(c, sh, a.Org, a.Region); err != nil {
 				return err
 			}
 		case v <= dead:
@@ -703,6 +726,10 @@ func (p *PKCS11) IndexRoot(ctx context.Context, org string) ([]byte, error) {
 		h, ok := c.indexes[org]
 		c.mu.Unlock()
 		if !ok {
+			// Read the token again, and make the key if it is still not
+			// there, once (see genMu).
+			p.genMu.Lock()
+			defer p.genMu.Unlock()
 			if err := c.scan(sh); err != nil {
 				return err
 			}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,5 +192,79 @@ func TestPKCS11ConcurrentLoss(t *testing.T) {
 			t.Fatalf("no recovery: %v", err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestPKCS11FirstKeyOnce: many callers using an (org, region) and an org
+// for the first time at once (a parallel import, a busy server) make one
+// KEK and one index key between them, not one each: every DEK they wrapped
+// opens on a fresh connection to the token, and every index root is the
+// same. On the old code each racing caller generated its own "v1" KEK and
+// index key under the same label, and the records wrapped under the one a
+// later scan did not pick read as tampered (found by go run ./bench
+// -key-provider pkcs11).
+func TestPKCS11FirstKeyOnce(t *testing.T) {
+	ctx := context.Background()
+	tok := softhsm.New(t, "sekisho-first")
+	p := openHSM(t, tok)
+	const n = 16
+	type wrapped struct {
+		a keys.DEKAD
+		w []byte
+	}
+	var (
+		mu    sync.Mutex
+		deks  = map[string][]byte{}
+		ws    []wrapped
+		roots [][]byte
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			dek, _ := keys.NewKey()
+			a := keys.DEKAD{Org: "operator", Region: "id", Collection: "users", RecordID: fmt.Sprint("r", i)}
+			w, v, err := p.WrapDEK(ctx, a, dek)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			a.KEKVersion = v
+			root, err := p.IndexRoot(ctx, "operator")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			deks[a.RecordID], ws, roots = dek, append(ws, wrapped{a, w}), append(roots, root)
+			mu.Unlock()
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	fresh := openHSM(t, tok)
+	for _, x := range ws {
+		if x.a.KEKVersion != 1 {
+			t.Errorf("%s wrapped under KEK v%d, want v1", x.a.RecordID, x.a.KEKVersion)
+		}
+		got, err := fresh.UnwrapDEK(ctx, x.a, x.w)
+		if err != nil || !bytes.Equal(got, deks[x.a.RecordID]) {
+			t.Errorf("%s does not open on a fresh connection: %v", x.a.RecordID, err)
+		}
+	}
+	want, err := fresh.IndexRoot(ctx, "operator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range roots {
+		if !bytes.Equal(r, want) {
+			t.Errorf("caller %d got another index root than a fresh connection", i)
+		}
 	}
 }
