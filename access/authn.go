@@ -368,13 +368,19 @@ func (s *Service) deviceState(ctx context.Context, id string) (*Device, *Princip
 		return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "device-revoked", "device %s is %s", d.ID, d.Status)
 	}
 	p, err := cachedGet[Principal](ctx, s, KindPrincipal, d.Principal)
-	if err != nil {
+	if sekisho.Code(err) == sekisho.ENotFound {
 		return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "principal-revoked", "principal %s no longer exists", d.Principal)
+	}
+	if err != nil {
+		return nil, nil, err // the store, not the principal: 503, retried
 	}
 	if p.Status != StatusActive {
 		return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "principal-revoked", "principal %s was revoked", p.ID)
 	}
 	o, err := cachedGet[Org](ctx, s, KindOrg, p.Org)
+	if err != nil && sekisho.Code(err) != sekisho.ENotFound {
+		return nil, nil, err // the store, not the org: 503, retried
+	}
 	if err != nil || o.Status != StatusActive {
 		return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "org-suspended", "org %s is not active", p.Org)
 	}

@@ -51,3 +51,17 @@ func FuzzDuplicateKey(f *testing.F) {
 		}
 	})
 }
+
+// TestOpenAPIHasNoDuplicateKeys: the served OpenAPI document is JSON that
+// every generator reads; a key written twice in one object (two helpers
+// adding a description to one operation) is refused by YAML-based tools
+// such as openapi-typescript. Control: the same check finds a duplicate.
+func TestOpenAPIHasNoDuplicateKeys(t *testing.T) {
+	if key, dup, err := duplicateKey(openapiDoc); err != nil || dup {
+		t.Fatalf("openapi.json: duplicate key %q (%v)", key, err)
+	}
+	bad := strings.Replace(string(openapiDoc), `"operationId": "liftQuarantine",`, `"operationId": "liftQuarantine", "operationId": "x",`, 1)
+	if key, dup, _ := duplicateKey([]byte(bad)); !dup || key != "operationId" {
+		t.Fatalf("control: a doubled operationId is not found (%q, %v)", key, dup)
+	}
+}
