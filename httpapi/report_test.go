@@ -63,7 +63,17 @@ func TestReportLanguagesOverHTTP(t *testing.T) {
 	if th.status != 200 || !strings.Contains(th.raw, "สำนักงานคณะกรรมการคุ้มครองข้อมูลส่วนบุคคล") {
 		t.Errorf("pdpa (default th): %d %.200s", th.status, th.raw)
 	}
-	for _, bad := range []string{"/report/appi?lang=th", "/report/gdpr?lang=ja", "/report/appi?lang=xx"} {
+	// GDPR in Japanese, the progress report in Thai (issue 21 point 1: every
+	// report in ja, th and en).
+	gj := do(t, ts, "GET", "/v1/incidents/"+inc+"/report/gdpr?lang=ja", "")
+	if gj.status != 200 || !strings.Contains(gj.raw, "監督機関に対する個人データ侵害の通知") || !strings.Contains(gj.raw, "## データ主体の数") {
+		t.Errorf("gdpr ja: %d %.300s", gj.status, gj.raw)
+	}
+	pt := do(t, ts, "GET", "/v1/reports/progress?lang=th&format=json", "")
+	if pt.status != 200 || pt.body["lang"] != "th" || !strings.Contains(pt.raw, "รายงานความคืบหน้าการคุ้มครองข้อมูลส่วนบุคคล") || !strings.Contains(pt.raw, "กุญแจที่เก็บใน HSM") {
+		t.Errorf("progress th: %d %.300s", pt.status, pt.raw)
+	}
+	for _, bad := range []string{"/report/appi?lang=th", "/report/gdpr?lang=zh-TW", "/report/appi?lang=xx"} {
 		if r := do(t, ts, "GET", "/v1/incidents/"+inc+bad, ""); r.status != 400 || !strings.Contains(r.raw, "lang") {
 			t.Errorf("%s: %d %s, want 400 naming lang", bad, r.status, r.raw)
 		}

@@ -131,13 +131,11 @@ func nonNilStrings(s []string) []string {
 // SubjectAccess builds the subject access report (APPI art. 33, GDPR art.
 // 15) of an opened record and the accesses the log shows.
 func SubjectAccess(rec *sekisho.Record, accesses []Access, cp sekisho.Checkpoint, cfg Config) (*Report, error) {
-	lang, err := Lang(KindAccess, cfg.Lang)
+	b, r, err := start(KindAccess, cfg)
 	if err != nil {
 		return nil, err
 	}
-	b := &builder{cfg: cfg, lang: lang}
-	r := &Report{Kind: KindAccess, Lang: lang, Title: b.t("sa.title"), Law: b.t("sa.law"), Recipient: b.t("sa.to"),
-		Controller: cfg.Controller.NameIn(lang), GeneratedAt: cfg.Now.UTC(), Required: true, Because: []string{b.t("sa.because")}, Deadline: []Deadline{}}
+	r.Required, r.Because, r.Deadline = true, []string{b.t("sa.because")}, []Deadline{}
 	sd := &SubjectData{Collection: rec.Collection, ID: rec.ID, Org: rec.Org, Region: rec.Region, Fields: rec.Fields, Consents: rec.Consents, ConsentHistory: rec.ConsentHistory,
 		Accesses: accesses, CheckpointSize: cp.Size, Checkpoint: string(cp.Note)}
 	if sd.Accesses == nil {

@@ -28,18 +28,12 @@ const (
 // in place and their coverage. What the store does not hold is marked as not
 // available, never estimated.
 func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error) {
-	if cfg.Now.IsZero() {
-		cfg.Now = time.Now()
-	}
-	now := cfg.Now.UTC()
-	lang, err := Lang(KindProgress, cfg.Lang)
+	b, r, err := start(KindProgress, cfg)
 	if err != nil {
 		return nil, err
 	}
-	b := &builder{cfg: cfg, lang: lang}
-	r := &Report{Kind: KindProgress, Lang: lang, Title: b.t("pg.title"), Controller: cfg.Controller.NameIn(lang),
-		Law: b.t("pg.law"), Recipient: b.t("pg.to"),
-		GeneratedAt: now, Required: true, Because: []string{b.t("pg.because")}, Deadline: []Deadline{}}
+	now := r.GeneratedAt
+	r.Required, r.Because, r.Deadline = true, []string{b.t("pg.because")}, []Deadline{}
 
 	// Encryption coverage: every record the store holds is sealed (the store
 	// has no column for a plaintext value), so coverage is all live records.

@@ -101,13 +101,11 @@ func provisions(ctx context.Context, st sekisho.AuditStore, name, org string, si
 // ProvisionReport builds the record of provision to third parties (APPI
 // arts. 29 and 30, 第三者提供記録) of org in [since, until).
 func ProvisionReport(org string, since, until time.Time, rows []Provision, sizes map[string]uint64, cfg Config) (*Report, error) {
-	lang, err := Lang(KindProvide, cfg.Lang)
+	b, r, err := start(KindProvide, cfg)
 	if err != nil {
 		return nil, err
 	}
-	b := &builder{cfg: cfg, lang: lang}
-	r := &Report{Kind: KindProvide, Lang: lang, Title: b.t("pr.title"), Law: b.t("pr.law"), Recipient: b.t("pr.to"),
-		Controller: cfg.Controller.NameIn(lang), GeneratedAt: cfg.Now.UTC(), Required: true, Because: []string{}, Deadline: []Deadline{}}
+	r.Required, r.Because, r.Deadline = true, []string{}, []Deadline{}
 	if rows == nil {
 		rows = []Provision{}
 	}

@@ -48,7 +48,7 @@ func Markdown(r *Report) []byte {
 	}
 	b.WriteString("\n")
 	if p := r.Persons; p != nil {
-		fmt.Fprintf(&b, "## %s\n\n| %s | %s | %s | ", msg(l, "persons"), msg(l, "persons.confirmed"), msg(l, "persons.possible"), msg(l, "persons.total"))
+		fmt.Fprintf(&b, "## %s\n\n| %s | %s | %s | ", label(l, r.Kind, "persons"), msg(l, "persons.confirmed"), msg(l, "persons.possible"), msg(l, "persons.total"))
 		if p.Region != "" {
 			fmt.Fprintf(&b, "%s | ", msg(l, "persons.in", strings.ToUpper(p.Region)))
 		}
@@ -73,7 +73,7 @@ func Markdown(r *Report) []byte {
 		}
 		b.WriteString("\n")
 	}
-	mark := toCompleteMark(l)
+	mark := msg(l, "mark")
 	for _, it := range r.Items {
 		fmt.Fprintf(&b, "## %s\n\n", it.Title)
 		if it.Text != "" {
@@ -155,7 +155,7 @@ func PDF(r *Report) ([]byte, error) {
 		d.text(m[1], 5, 36)
 	}
 	if pp := r.Persons; pp != nil {
-		d.heading(msg(l, "persons"))
+		d.heading(label(l, r.Kind, "persons"))
 		h := []string{msg(l, "persons.confirmed.short"), msg(l, "persons.possible.short"), msg(l, "persons.total")}
 		v := []string{itoa(pp.Confirmed), itoa(pp.Possible), itoa(pp.Total)}
 		if pp.Region != "" {
@@ -176,7 +176,7 @@ func PDF(r *Report) ([]byte, error) {
 			d.text(dl.Name+": "+due+" - "+dl.Basis, 5, 0)
 		}
 	}
-	mark := toCompleteMark(l)
+	mark := msg(l, "mark")
 	for _, it := range r.Items {
 		d.heading(it.Title)
 		if it.Text != "" {
@@ -208,10 +208,20 @@ func PDF(r *Report) ([]byte, error) {
 	return d.bytes()
 }
 
+// label is the word key in lang as the law of kind says it (PREFIX.label.key,
+// as "gdpr.label.controller": 管理者, not APPI's 個人情報取扱事業者), else the
+// common one.
+func label(lang, kind, key string) string {
+	if k := prefixes[kind] + ".label." + key; has(lang, k) {
+		return msg(lang, k)
+	}
+	return msg(lang, key)
+}
+
 // metaRows are the key-value lines under a report's title.
 func metaRows(r *Report) [][2]string {
 	l := r.Lang
-	meta := [][2]string{{msg(l, "law"), r.Law}, {msg(l, "to"), r.Recipient}, {msg(l, "controller"), r.Controller},
+	meta := [][2]string{{msg(l, "law"), r.Law}, {msg(l, "to"), r.Recipient}, {label(l, r.Kind, "controller"), r.Controller},
 		{msg(l, "incident"), r.Incident}, {msg(l, "generated"), ts(r.GeneratedAt)}}
 	if r.Kind != KindProgress && r.Kind != KindAccess && r.Kind != KindProvide {
 		req := msg(l, "required.no")
@@ -227,11 +237,4 @@ func metaRows(r *Report) [][2]string {
 		}
 	}
 	return out
-}
-
-func toCompleteMark(lang string) string {
-	if m := ToCompleteMarks[lang]; m != "" {
-		return m
-	}
-	return ToCompleteMark
 }

@@ -129,31 +129,18 @@ type Persons struct {
 // Breach builds the breach report of kind (any kind but progress) for an
 // incident and its scope.
 func Breach(kind string, in *incident.Incident, sc *incident.Scope, cfg Config) (*Report, error) {
-	if cfg.Now.IsZero() {
-		cfg.Now = time.Now()
-	}
-	lang, err := Lang(kind, cfg.Lang)
-	if err != nil && kind != KindProgress && slices.Contains(Kinds, kind) {
-		return nil, err
-	}
-	b := &builder{in: in, sc: sc, cfg: cfg, lang: lang}
-	var r *Report
-	switch kind {
-	case KindAPPI:
-		r = b.appi()
-	case KindPDPA:
-		r = b.pdpa()
-	case KindPDPID:
-		r = b.pdpID()
-	case KindPDPATW:
-		r = b.pdpaTW()
-	case KindGDPR:
-		r = b.gdpr()
-	default:
+	fill := map[string]func(*builder, *Report){KindAPPI: (*builder).appi, KindPDPA: (*builder).pdpa,
+		KindPDPID: (*builder).pdpID, KindPDPATW: (*builder).pdpaTW, KindGDPR: (*builder).gdpr}[kind]
+	if fill == nil {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "kind", "report kind %q is not one of %s", kind, strings.Join(Kinds, ", "))
 	}
-	r.Kind, r.Lang, r.Incident, r.Controller = kind, lang, in.ID, cfg.Controller.NameIn(lang)
-	r.GeneratedAt = cfg.Now.UTC()
+	b, r, err := start(kind, cfg)
+	if err != nil {
+		return nil, err
+	}
+	b.in, b.sc = in, sc
+	r.Incident = in.ID
+	fill(b, r)
 	for i := range r.Deadline {
 		r.Deadline[i].Due = r.Deadline[i].Due.UTC()
 		r.Deadline[i].Overdue = r.Deadline[i].Due.Before(r.GeneratedAt)
@@ -166,6 +153,28 @@ func Breach(kind string, in *incident.Incident, sc *incident.Scope, cfg Config) 
 	}
 	r.Notes = append(r.Notes, b.t("note.draft"))
 	return r, nil
+}
+
+// prefixes are the message keys' prefix of each kind's title, law and
+// recipient (PREFIX.title, PREFIX.law, PREFIX.to).
+var prefixes = map[string]string{KindAPPI: "appi", KindPDPA: "pdpa", KindPDPID: "id", KindPDPATW: "tw", KindGDPR: "gdpr",
+	KindProgress: "pg", KindAccess: "sa", KindProvide: "pr"}
+
+// start checks the report's language and returns its builder and the
+// header every report has: kind, language, title, law, recipient,
+// controller (named in the language) and the time of generation.
+func start(kind string, cfg Config) (*builder, *Report, error) {
+	if cfg.Now.IsZero() {
+		cfg.Now = time.Now()
+	}
+	lang, err := Lang(kind, cfg.Lang)
+	if err != nil {
+		return nil, nil, err
+	}
+	b := &builder{cfg: cfg, lang: lang}
+	p := prefixes[kind]
+	return b, &Report{Kind: kind, Lang: lang, Title: b.t(p + ".title"), Law: b.t(p + ".law"), Recipient: b.t(p + ".to"),
+		Controller: cfg.Controller.NameIn(lang), GeneratedAt: cfg.Now.UTC()}, nil
 }
 
 type builder struct {
@@ -265,8 +274,7 @@ func (b *builder) measures() Item {
 		ToComplete: b.t("measures.todo")}
 }
 
-func (b *builder) appi() *Report {
-	r := &Report{Title: b.t("appi.title"), Law: b.t("appi.law"), Recipient: b.t("appi.to")}
+func (b *builder) appi(r *Report) {
 	p := b.persons("")
 	r.Persons = p
 	if p.Total > 1000 {
@@ -309,7 +317,6 @@ func (b *builder) appi() *Report {
 	if !r.Required {
 		r.Notes = append(r.Notes, b.t("note.appi.notrequired"))
 	}
-	return r
 }
 
 // reporter is the controller as configured: name, address, representative
@@ -345,8 +352,7 @@ func withTitle(it Item, title string) Item {
 	return it
 }
 
-func (b *builder) pdpa() *Report {
-	r := &Report{Title: b.t("pdpa.title"), Law: b.t("pdpa.law"), Recipient: b.t("pdpa.to")}
+func (b *builder) pdpa(r *Report) {
 	r.Persons = b.persons("th")
 	r.Required = r.Persons.InScope > 0
 	if r.Required {
@@ -362,61 +368,51 @@ func (b *builder) pdpa() *Report {
 		person("consequences", b.t("pdpa.consequences"), b.t("pdpa.consequences.todo")),
 		withTitle(b.measures(), b.t("pdpa.measures")),
 	}
-	return r
 }
 
-func (b *builder) pdpID() *Report {
-	r := &Report{Title: "Notification of a failure of personal data protection",
-		Law: "Indonesia: Law No. 27 of 2022 on Personal Data Protection (UU PDP) art. 46", Recipient: "The data subjects and the personal data protection authority (lembaga)"}
+func (b *builder) pdpID(r *Report) {
 	r.Persons = b.persons("id")
 	r.Required = r.Persons.InScope > 0
 	if r.Required {
-		r.Because = []string{fmt.Sprintf("%d data subjects resident in Indonesia are concerned", r.Persons.InScope)}
+		r.Because = []string{b.t("id.why", r.Persons.InScope)}
 	}
-	r.Deadline = []Deadline{{Name: "Written notice to the data subjects and the authority", Due: b.in.DiscoveredAt.Add(72 * time.Hour), Basis: "art. 46(1): at the latest 3 x 24 hours"}}
+	r.Deadline = []Deadline{{Name: b.t("id.deadline"), Due: b.in.DiscoveredAt.Add(72 * time.Hour), Basis: b.t("id.basis")}}
 	r.Items = []Item{
-		{Key: "data", Title: "Personal data disclosed", Text: b.kinds() + " " + b.number("id"), Source: SourceScope},
-		{Key: "when-how", Title: "When and how the data was disclosed", Text: b.overview(), Source: SourceScope},
-		withTitle(b.measures(), "Efforts to handle and recover from the failure"),
-		person("public", "Announcement to the public", "Art. 46(3): whether the failure must also be announced to the public."),
+		{Key: "data", Title: b.t("id.data"), Text: b.kinds() + b.t("join") + b.number("id"), Source: SourceScope},
+		{Key: "when-how", Title: b.t("id.whenhow"), Text: b.overview(), Source: SourceScope},
+		withTitle(b.measures(), b.t("id.measures")),
+		person("public", b.t("id.public"), b.t("id.public.todo")),
 	}
-	return r
 }
 
-func (b *builder) pdpaTW() *Report {
-	r := &Report{Title: "Notice to the data subjects of a personal data breach",
-		Law: "Taiwan: Personal Data Protection Act art. 12; Enforcement Rules art. 22", Recipient: "The data subjects concerned"}
+func (b *builder) pdpaTW(r *Report) {
 	r.Persons = b.persons("tw")
 	r.Required = r.Persons.InScope > 0
 	if r.Required {
-		r.Because = []string{fmt.Sprintf("%d data subjects resident in Taiwan are concerned", r.Persons.InScope)}
+		r.Because = []string{b.t("tw.why", r.Persons.InScope)}
 	}
 	r.Deadline = []Deadline{}
 	r.Items = []Item{
-		{Key: "facts", Title: "The facts of the breach", Text: b.overview() + " " + b.kinds(), Source: SourceScope},
-		{Key: "persons", Title: "Persons to notify", Text: b.number("tw") + " The notification list: `sekisho incident scope --format subjects --region tw`.", Source: SourceScope},
-		withTitle(b.measures(), "Measures taken"),
-		person("timing", "Timing and means of the notice", "Art. 12: notify by appropriate means once the facts are clarified; check whether the sector's competent authority also requires a report (some require one within 72 hours)."),
+		{Key: "facts", Title: b.t("tw.facts"), Text: b.overview() + b.t("join") + b.kinds(), Source: SourceScope},
+		{Key: "persons", Title: b.t("tw.persons"), Text: b.number("tw") + b.t("tw.persons.list"), Source: SourceScope},
+		withTitle(b.measures(), b.t("tw.measures")),
+		person("timing", b.t("tw.timing"), b.t("tw.timing.todo")),
 	}
-	return r
 }
 
-func (b *builder) gdpr() *Report {
-	r := &Report{Title: "Notification of a personal data breach to the supervisory authority",
-		Law: "GDPR art. 33 (reference form)", Recipient: "The competent supervisory authority"}
+func (b *builder) gdpr(r *Report) {
 	r.Persons = b.persons("")
 	r.Required = r.Persons.Total > 0
 	if r.Required {
-		r.Because = []string{"personal data was or may have been disclosed; notify unless the breach is unlikely to result in a risk to the rights and freedoms of natural persons"}
+		r.Because = []string{b.t("gdpr.why")}
 	}
-	r.Deadline = []Deadline{{Name: "Notification to the supervisory authority", Due: b.in.DiscoveredAt.Add(72 * time.Hour), Basis: "art. 33(1): without undue delay and, where feasible, not later than 72 hours after becoming aware"}}
+	r.Deadline = []Deadline{{Name: b.t("gdpr.deadline"), Due: b.in.DiscoveredAt.Add(72 * time.Hour), Basis: b.t("gdpr.basis")}}
 	r.Items = []Item{
-		{Key: "nature", Title: "(a) Nature of the breach, categories and approximate number of data subjects and records", Text: b.overview() + " " + b.kinds() + " " + b.number(""), Source: SourceScope},
+		{Key: "nature", Title: b.t("gdpr.nature"), Text: b.overview() + b.t("join") + b.kinds() + b.t("join") + b.number(""), Source: SourceScope},
 		b.contact(),
-		person("consequences", "(c) Likely consequences", "The likely consequences for the data subjects; whether the risk is high (art. 34: then they are told too)."),
-		withTitle(b.measures(), "(d) Measures taken or proposed"),
+		person("consequences", b.t("gdpr.consequences"), b.t("gdpr.consequences.todo")),
+		withTitle(b.measures(), b.t("gdpr.measures")),
 	}
-	return r
 }
 
 func (b *builder) contact() Item {
@@ -492,7 +488,7 @@ func (b *builder) encryption(kind string) Item {
 	switch {
 	case b.ciphertextOnly():
 		key := "enc.exempt." + kind
-		if _, ok := messages[b.lang][key]; !ok {
+		if !has(b.lang, key) {
 			key = "enc.exempt"
 		}
 		it.Text += b.t(key)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -249,6 +250,80 @@ func TestProgressGolden(t *testing.T) {
 	if r, err = report.Progress(ctx, st, report.Config{Now: generated}); err != nil || !strings.Contains(string(report.Markdown(r)), "Not available: the report was not told where") {
 		t.Errorf("no key custody: %v", err)
 	}
+	// In Japanese and Thai: golden Markdown, and the PDF's text.
+	for _, tc := range []struct {
+		lang string
+		want []string
+	}{
+		{report.LangJA, []string{"個人データの保護に関する進捗報告", "個人情報の保護に関する法律第147条", "HSMに保管された鍵", "有効なレコード3件のうち1件（33.3%）",
+			"ガードは稼働している", "要記入", "株式会社エグザンプル・オペレーター"}},
+		{report.LangTH, []string{"รายงานความคืบหน้าการคุ้มครองข้อมูลส่วนบุคคล", "กุญแจที่เก็บใน HSM", "1 จาก 3 รายการ (33.3%)", "ผู้รับผิดชอบต้องกรอก"}},
+	} {
+		r, err := report.Progress(ctx, st, report.Config{Controller: controller, Now: generated, Keys: custody, Lang: tc.lang})
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "progress-"+tc.lang+".md", report.Markdown(r))
+		pdf, err := report.PDF(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		flat := flatten(pdfText(t, pdf))
+		for _, w := range tc.want {
+			if !strings.Contains(flat, flatten(w)) {
+				t.Errorf("progress %s: the PDF's text lacks %q", tc.lang, w)
+			}
+		}
+	}
+}
+
+// Every translated message has an English one, and takes the arguments the
+// English text takes (a translation with a verb too many, too few or of
+// another type would print %!d(MISSING) or the like).
+func TestMessagesMatchEnglish(t *testing.T) {
+	for _, lang := range []string{report.LangJA, report.LangTH} {
+		for key, text := range report.Messages(lang) {
+			en, ok := report.Messages(report.LangEN)[key]
+			if !ok {
+				t.Errorf("%s: %q has no English text", lang, key)
+				continue
+			}
+			args := sampleArgs(en)
+			if got := fmt.Sprintf(text, args...); strings.Contains(got, "%!") {
+				t.Errorf("%s %q: %s", lang, key, got)
+			}
+			if got := fmt.Sprintf(en, args...); strings.Contains(got, "%!") {
+				t.Errorf("en %q: %s", key, got)
+			}
+		}
+	}
+}
+
+// sampleArgs are arguments for the verbs of an English format.
+func sampleArgs(format string) []any {
+	var args []any
+	for i := 0; i < len(format); i++ {
+		if format[i] != '%' {
+			continue
+		}
+		j := i + 1
+		for j < len(format) && strings.IndexByte("0123456789.+-# ", format[j]) >= 0 {
+			j++
+		}
+		if j >= len(format) {
+			break
+		}
+		switch format[j] {
+		case 'd':
+			args = append(args, 1)
+		case 's', 'q':
+			args = append(args, "x")
+		case 'f':
+			args = append(args, 1.5)
+		}
+		i = j
+	}
+	return args
 }
 
 // pdfText extracts a PDF's text with poppler's pdftotext. The tool is
@@ -291,6 +366,15 @@ func TestLanguagesGolden(t *testing.T) {
 		{report.KindPDPA, "", []string{"การแจ้งเหตุการละเมิดข้อมูลส่วนบุคคล", "สำนักงานคณะกรรมการคุ้มครองข้อมูลส่วนบุคคล", "ผู้รับผิดชอบต้องกรอก",
 			"บริษัท เอ็กแซมเพิล โอเปอเรเตอร์ จำกัด", "72 ชั่วโมง", "700"}},
 		{report.KindPDPA, report.LangEN, []string{"Office of the Personal Data Protection Committee", "Example Operator K.K."}},
+		// GDPR, Indonesia and Taiwan in Japanese (the PPC's translation of
+		// the GDPR's terms) and in Thai (the PDPA's terms).
+		{report.KindGDPR, report.LangJA, []string{"監督機関に対する個人データ侵害の通知", "所轄の監督機関", "不当な遅滞なく", "(a)個人データ侵害の性質",
+			"(c)個人データ侵害の結果として発生する可能性のある事態", "(d)管理者が講じた措置又は講ずることを提案する措置", "株式会社エグザンプル・オペレーター", "要記入", "データ主体の数"}},
+		{report.KindGDPR, report.LangTH, []string{"การแจ้งเหตุการละเมิดข้อมูลส่วนบุคคลต่อหน่วยงานกำกับดูแล", "หน่วยงานกำกับดูแลที่มีอำนาจ", "72 ชั่วโมง", "ผู้รับผิดชอบต้องกรอก"}},
+		{report.KindPDPID, report.LangJA, []string{"個人データ保護の不備", "個人データ保護に関する2022年法律第27号", "3×24時間", "インドネシアに居住するデータ主体220人", "管理者"}},
+		{report.KindPDPID, report.LangTH, []string{"การแจ้งความล้มเหลวในการคุ้มครองข้อมูลส่วนบุคคล", "มาตรา 46", "3 x 24 ชั่วโมง"}},
+		{report.KindPDPATW, report.LangJA, []string{"個人資料の漏えい等に関する当事者への通知", "台湾：個人資料保護法第12条", "通知の時期及び方法"}},
+		{report.KindPDPATW, report.LangTH, []string{"การแจ้งเจ้าของข้อมูลส่วนบุคคลเกี่ยวกับการละเมิดข้อมูลส่วนบุคคล", "ไต้หวัน", "เวลาและช่องทางการแจ้ง"}},
 	}
 	for _, tc := range cases {
 		name := tc.kind + "-" + tc.lang

@@ -158,7 +158,7 @@ Through a running server with the profile's credential, or offline with
 	cmd.Flags().StringVar(&org, "org", "", "provision: the providing org (default: the caller's)")
 	cmd.Flags().StringVar(&since, "since", "", "provision: start of the period; progress: start of the period compared with the one before it (RFC 3339)")
 	cmd.Flags().StringVar(&until, "until", "", "provision: end of the period, RFC 3339 (default: now)")
-	cmd.Flags().StringVar(&lang, "lang", "", "language: appi ja (default) or en; pdpa th (default) or en; the others en")
+	cmd.Flags().StringVar(&lang, "lang", "", "language: appi ja (default) or en; pdpa th (default) or en; gdpr, pdp-id, pdpa-tw, progress en (default), ja or th; provision en (default) or ja")
 	cmd.Flags().StringVar(&controller, "controller", "", "offline: the business operator's name in English (wins over --config's)")
 	cmd.Flags().StringVar(&contact, "contact", "", "offline: the contact point (data protection officer) (wins over --config's)")
 	return cmd
