@@ -349,3 +349,67 @@ func newCastRegions(t *testing.T, srv *server) *client.Client {
 	ok(t, "bootstrap", err)
 	return admin
 }
+
+// TestAttackDecoyQuarantineTwoSided (issue 13 point 7): the affiliate's
+// personnel-sync account, driven by the attacker, touches one of the
+// operator's decoys among the employees it may read: it is quarantined,
+// and the affiliate's admin alone cannot lift it (the lift is recorded,
+// the account stays refused, lifts_needed names the operator). Nor does the
+// affiliate's admin learn which record was the decoy: not in the
+// quarantine's reason, not in the audit events. Positive control: once the
+// operator's admin lifts it too, the account is served again.
+func TestAttackDecoyQuarantineTwoSided(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	srv := startServer(t, dir, masterKey())
+	c := newCast(t, srv)
+	ctx := context.Background()
+	var made struct{ Honeytokens []struct{ ID string } }
+	ok(t, "honeytokens", c.admin.JSON(ctx, "POST", "/v1/collections/employees/honeytokens", "", map[string]any{"region": "jp", "count": 1}, &made))
+	decoy := made.Honeytokens[0].ID
+	ok(t, "sync reads a real employee", c.readEmployee(c.sync, "name"))
+	err := c.sync.JSON(ctx, "POST", "/v1/collections/employees/records:batchGet", "ops", map[string]any{"ids": []string{c.employee, decoy}, "fields": []string{"name"}}, nil)
+	refusedWith(t, "sync touches the decoy", err, "quarantined")
+
+	type quarantine struct {
+		ID, Status, Reason string
+		LiftsNeeded        []string `json:"lifts_needed"`
+	}
+	var l struct{ Quarantines []quarantine }
+	ok(t, "the affiliate's quarantines", c.affAdmin.JSON(ctx, "GET", "/v1/quarantines", "", nil, &l))
+	if len(l.Quarantines) != 2 {
+		t.Fatalf("the affiliate's admin sees %+v", l.Quarantines)
+	}
+	for _, q := range l.Quarantines {
+		if strings.Contains(q.Reason, decoy) || !strings.Contains(q.Reason, "a decoy record of org operator") {
+			t.Fatalf("quarantine reason %q", q.Reason)
+		}
+	}
+	device := "device:" + c.sync.Key.Thumbprint()
+	var q quarantine
+	for _, id := range []string{"principal:personnel-sync", device} {
+		ok(t, "the affiliate lifts "+id, c.affAdmin.JSON(ctx, "POST", "/v1/quarantines/"+id+"/lift", "", nil, &q))
+		if q.Status != "active" || len(q.LiftsNeeded) != 1 || q.LiftsNeeded[0] != "operator" {
+			t.Fatalf("after the affiliate's lift of %s: %+v", id, q)
+		}
+	}
+	time.Sleep(1100 * time.Millisecond) // a new token's iat (whole seconds) after the quarantine
+	_, err = c.sync.Refresh(ctx)
+	refusedWith(t, "sync after the affiliate's lift alone", err, "quarantined")
+	resp, err := c.affAdmin.Do(ctx, "GET", "/v1/audit/events?principal=personnel-sync&limit=1000", nil, nil)
+	ok(t, "the affiliate's audit events", err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.Contains(string(b), decoy) || !strings.Contains(string(b), `"redacted"`) {
+		t.Fatalf("the affiliate's admin reads the audit events: %d %s", resp.StatusCode, b)
+	}
+
+	for _, id := range []string{"principal:personnel-sync", device} {
+		ok(t, "the operator lifts "+id, c.admin.JSON(ctx, "POST", "/v1/quarantines/"+id+"/lift", "", nil, &q))
+		if q.Status != "lifted" {
+			t.Fatalf("after both lifts of %s: %+v", id, q)
+		}
+	}
+	_, err = c.sync.Refresh(ctx)
+	ok(t, "sync gets a token after both lifts", err)
+	ok(t, "sync reads again", c.readEmployee(c.sync, "name"))
+}
