@@ -184,6 +184,23 @@ func checkResults(t *testing.T, path string) {
 	if c, _ := r["commit"].(string); c == "" {
 		t.Error("commit is empty")
 	}
+	// The 194M projection: the four regions, each with hours and disk.
+	p, _ := r["projection_194m"].(map[string]any)
+	if p == nil {
+		t.Error("projection_194m missing")
+	} else {
+		positive(p, "projection_194m", "bytes_per_record")
+		positive(p, "projection_194m", "wall_hours")
+		regs, _ := p["regions"].([]any)
+		if len(regs) != 4 {
+			t.Errorf("projection_194m: %d regions, want jp th tw id", len(regs))
+		}
+		for _, rg := range regs {
+			m, _ := rg.(map[string]any)
+			positive(m, "projection region", "hours")
+			positive(m, "projection region", "disk_gib")
+		}
+	}
 	m, _ := r["machine"].(map[string]any)
 	if m == nil || m["cpu_model"] == "" {
 		t.Errorf("machine: %v", r["machine"])

@@ -228,8 +228,14 @@ func runBench(ctx context.Context, o options) (*results, error) {
 	}
 	imp.RecordsPerS = float64(o.records) / imp.Seconds
 	imp.CPUsPer1k = imp.CPUSeconds / float64(o.records) * 1000
+	if n, err := storeSize(ctx, o.store, data); err == nil {
+		imp.StoreBytes = n
+	} else {
+		res.Notes = append(res.Notes, "store size: "+err.Error())
+	}
 	res.Import = imp
 	res.ImportRPS = imp.RecordsPerS
+	res.Projection = project(storeName(o.store), imp, imp.StoreBytes)
 	logf("import: %.0f records/s", imp.RecordsPerS)
 
 	ids, err := sampleIDs(ctx, o.store, filepath.Join(data, "sekisho.db"), "users", 20_000)

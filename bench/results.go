@@ -44,6 +44,7 @@ type results struct {
 
 	Workloads     map[string]*workloadResult `json:"workloads"`
 	Import        *importResult              `json:"import"`
+	Projection    *projection                `json:"projection_194m,omitempty"`
 	IncidentScope *scopeResult               `json:"incident_scope,omitempty"`
 	Export        *exportResult              `json:"export,omitempty"`
 	Targets       []target                   `json:"targets"`
@@ -85,6 +86,7 @@ type importResult struct {
 	RecordsPerS float64 `json:"records_per_s"`
 	CPUsPer1k   float64 `json:"cpu_s_per_1k"`
 	PeakRSSMiB  float64 `json:"peak_rss_mib"`
+	StoreBytes  int64   `json:"store_bytes,omitempty"` // the store's size after the import
 }
 
 type scopeResult struct {
@@ -184,6 +186,10 @@ func markdown(r *results) string {
 	if r.TLS {
 		fmt.Fprintf(&b, "Over TLS (floor = floor_tls): **hot_read_mtls / floor_tls = %.3f**, hot_read (DPoP) / floor_tls = %.3f.\n\n",
 			r.HotReadMTLSFloorRatio, r.HotReadFloorRatio)
+	}
+	if r.Projection != nil {
+		b.WriteString(r.Projection.markdown())
+		b.WriteString("\n")
 	}
 	fmt.Fprintf(&b, "| target | want | got | met |\n| --- | --- | ---: | --- |\n")
 	for _, t := range r.Targets {

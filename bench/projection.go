@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The case's 194 million users by region (issue 22 point 2): each region's
+// store is its own database, loaded in parallel on its own machine, so the
+// whole load takes as long as the largest region's.
+var caseRegions = []struct {
+	Region  string
+	Records int64
+}{{"jp", 93_000_000}, {"th", 53_000_000}, {"tw", 22_000_000}, {"id", 8_000_000}}
+
+// projection is the 194M projection from this run's import: time at the
+// measured rate (and at the CPU-bound rate of two dedicated cores), disk at
+// the measured bytes per record.
+type projection struct {
+	Basis          string             `json:"basis"`
+	BytesPerRecord float64            `json:"bytes_per_record"`
+	Regions        []projectionRegion `json:"regions"`
+	TotalRecords   int64              `json:"total_records"`
+	WallHours      float64            `json:"wall_hours"`      // the largest region at the measured rate
+	CPUBoundHours  float64            `json:"cpu_bound_hours"` // the same at 2 dedicated cores' worth of the measured CPU per record
+	TotalDiskGiB   float64            `json:"total_disk_gib"`
+}
+
+type projectionRegion struct {
+	Region        string  `json:"region"`
+	Records       int64   `json:"records"`
+	Hours         float64 `json:"hours"`
+	CPUBoundHours float64 `json:"cpu_bound_hours"`
+	DiskGiB       float64 `json:"disk_gib"`
+}
+
+func project(store string, imp *importResult, storeBytes int64) *projection {
+	if imp == nil || imp.RecordsPerS <= 0 || imp.Records <= 0 {
+		return nil
+	}
+	p := &projection{Basis: fmt.Sprintf("%s import of %d records: %.0f records/s, %.3f CPU s per 1k records, %d bytes on disk",
+		store, imp.Records, imp.RecordsPerS, imp.CPUsPer1k, storeBytes),
+		BytesPerRecord: float64(storeBytes) / float64(imp.Records)}
+	cpuRate := 0.0
+	if imp.CPUsPer1k > 0 {
+		cpuRate = 2 / (imp.CPUsPer1k / 1000) // records/s on 2 dedicated cores
+	}
+	for _, r := range caseRegions {
+		pr := projectionRegion{Region: r.Region, Records: r.Records,
+			Hours:   float64(r.Records) / imp.RecordsPerS / 3600,
+			DiskGiB: float64(r.Records) * p.BytesPerRecord / (1 << 30)}
+		if cpuRate > 0 {
+			pr.CPUBoundHours = float64(r.Records) / cpuRate / 3600
+		}
+		p.Regions = append(p.Regions, pr)
+		p.TotalRecords += r.Records
+		p.WallHours = max(p.WallHours, pr.Hours)
+		p.CPUBoundHours = max(p.CPUBoundHours, pr.CPUBoundHours)
+		p.TotalDiskGiB += pr.DiskGiB
+	}
+	return p
+}
+
+func (p *projection) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n194M projection (%s; each region's store loaded in parallel, so the load takes the largest region's time):\n\n", p.Basis)
+	b.WriteString("| region | records | hours at the measured rate | hours CPU-bound on 2 dedicated cores | disk GiB |\n| --- | ---: | ---: | ---: | ---: |\n")
+	for _, r := range p.Regions {
+		fmt.Fprintf(&b, "| %s | %d | %.1f | %.1f | %.0f |\n", r.Region, r.Records, r.Hours, r.CPUBoundHours, r.DiskGiB)
+	}
+	fmt.Fprintf(&b, "| all (parallel) | %d | %.1f | %.1f | %.0f |\n", p.TotalRecords, p.WallHours, p.CPUBoundHours, p.TotalDiskGiB)
+	return b.String()
+}
+
+// storeSize is the bytes the store holds: the SQLite files of the data
+// directory, or the PostgreSQL database's size.
+func storeSize(ctx context.Context, dsn, dataDir string) (int64, error) {
+	if dsn != "" {
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close(ctx)
+		var n int64
+		err = c.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&n)
+		return n, err
+	}
+	var n int64
+	err := filepath.WalkDir(dataDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.Contains(d.Name(), ".db") {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+func storeName(dsn string) string {
+	if dsn != "" {
+		return "PostgreSQL"
+	}
+	return "SQLite"
+}
