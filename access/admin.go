@@ -121,6 +121,14 @@ func (s *Service) CreateOrg(ctx context.Context, c vault.Caller, o *Org) (*Org, 
 			return nil, sekisho.FieldErrorf(sekisho.EInvalid, "time_zone", "time zone %q: want an IANA name such as Asia/Tokyo or Asia/Bangkok", o.TimeZone)
 		}
 	}
+	if r := o.DeviceRequirements; r != nil {
+		if err := checkDeviceLevel("cross_org", r.CrossOrg); err != nil {
+			return nil, err
+		}
+		if err := checkDeviceLevel("sensitive", r.Sensitive); err != nil {
+			return nil, err
+		}
+	}
 	o.Root, o.Status, o.CreatedAt, o.CreatedBy = false, StatusActive, s.now(), c.Principal
 	if err := s.put(ctx, KindOrg, o.ID, o.ID, 1, o); err != nil {
 		return nil, s.event(ctx, c, "org.create", detail, err)

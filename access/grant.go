@@ -169,6 +169,9 @@ func (s *Service) validateGrant(ctx context.Context, g *Grant) error {
 	if !g.Expires.After(g.NotBefore) || g.Expires.Sub(g.NotBefore) > MaxGrantLifetime {
 		return badGrant("expires", "expires must be after not_before and at most %d days later", int(MaxGrantLifetime.Hours()/24))
 	}
+	if err := checkDeviceLevel("device_requirement", g.DeviceRequirement); err != nil {
+		return badGrant("device_requirement", "%s", sekisho.Message(err))
+	}
 	if g.BudgetPerHour < 0 || g.BudgetTotal < 0 {
 		return badGrant("budget_per_hour", "budgets are record counts (0 means none)")
 	}
@@ -304,6 +307,12 @@ func grantCedar(g *Grant) string {
 	fmt.Fprintf(&b, "  %s.contains(context.region) &&\n", cedarSet(g.Regions))
 	if len(g.Fields) > 0 {
 		fmt.Fprintf(&b, "  %s.containsAll(context.fields) &&\n", cedarSet(g.Fields))
+	}
+	switch g.DeviceRequirement {
+	case DeviceHardwareBound:
+		b.WriteString("  context.device_key_storage != \"file\" &&\n")
+	case DeviceAttested:
+		b.WriteString("  context.device_key_storage != \"file\" && context.device_attested &&\n")
 	}
 	fmt.Fprintf(&b, "  context.now >= %d && context.now < %d\n};\n", g.NotBefore.Unix(), g.Expires.Unix())
 	return b.String()

@@ -69,10 +69,14 @@ type Org struct {
 	TimeZone string `json:"time_zone,omitempty"`
 	// Root marks the org that runs the instance (created at bootstrap); its
 	// admins create the other orgs and edit policies.
-	Root      bool      `json:"root,omitempty"`
-	Status    string    `json:"status"`
-	CreatedAt time.Time `json:"created_at"`
-	CreatedBy string    `json:"created_by"`
+	Root bool `json:"root,omitempty"`
+	// DeviceRequirements are the devices this org's records may be read
+	// from: across orgs (under grants) and for sensitive fields. Nil or
+	// an empty level: the instance's default (Config.DeviceDefault).
+	DeviceRequirements *DeviceRequirements `json:"device_requirements,omitempty"`
+	Status             string              `json:"status"`
+	CreatedAt          time.Time           `json:"created_at"`
+	CreatedBy          string              `json:"created_by"`
 }
 
 // Principal is a person or a service of one org.
@@ -184,6 +188,10 @@ type Grant struct {
 	CreatedAt time.Time  `json:"created_at"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 	RevokedBy string     `json:"revoked_by,omitempty"`
+	// DeviceRequirement is the device the grantee must use: any,
+	// hardware-bound or attested ("": the grantor org's cross-org
+	// requirement alone, which applies to every grant anyway).
+	DeviceRequirement string `json:"device_requirement,omitempty"`
 	// Cedar is the policy the grant compiles to (read-only).
 	Cedar string `json:"cedar,omitempty"`
 }

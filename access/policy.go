@@ -299,7 +299,7 @@ func (a authorizer) Authorize(ctx context.Context, req vault.AccessRequest) vaul
 }
 
 // cedarRequest builds the Cedar request and entities of an access request.
-func cedarRequest(req vault.AccessRequest, owner, purpose string, now time.Time) (cedar.EntityMap, cedar.Request) {
+func cedarRequest(req vault.AccessRequest, owner, purpose string, dev deviceFacts, now time.Time) (cedar.EntityMap, cedar.Request) {
 	c := req.Caller
 	uid := cedar.NewEntityUID("Principal", cedar.String(c.Principal))
 	parents := []cedar.EntityUID{cedar.NewEntityUID("Org", cedar.String(c.Org))}
@@ -320,6 +320,7 @@ func cedarRequest(req vault.AccessRequest, owner, purpose string, now time.Time)
 			"owner": cedar.String(owner), "region": cedar.String(req.Region), "purpose": cedar.String(purpose),
 			"collection": cedar.String(req.Collection), "fields": cedar.NewSet(fields...),
 			"device": cedar.String(c.Device), "now": cedar.Long(now.Unix()),
+			"device_key_storage": cedar.String(dev.storage), "device_attested": cedar.Boolean(dev.attested),
 		}),
 	}
 }
@@ -348,10 +349,17 @@ func (s *Service) Authorize(ctx context.Context, req vault.AccessRequest) vault.
 		ps = sn.cross
 	}
 	now := s.cfg.Now()
-	ents, creq := cedarRequest(req, owner, req.Caller.Purpose, now)
+	dev := s.deviceOf(ctx, req.Caller.Device)
+	ents, creq := cedarRequest(req, owner, req.Caller.Purpose, dev, now)
 	dec, diag := cedar.Authorize(ps, ents, creq)
 	if dec == cedar.Allow {
+		if d, ok := s.checkDevice(ctx, req, owner, dev); !ok {
+			return d
+		}
 		return s.allow(req, sn, diag, now)
+	}
+	if d, ok := s.deniedForDevice(ps, req, owner, dev, sn, diag, now); ok {
+		return d
 	}
 	if len(diag.Reasons) > 0 {
 		id := diag.Reasons[0].PolicyID
@@ -364,7 +372,7 @@ func (s *Service) Authorize(ctx context.Context, req vault.AccessRequest) vault.
 		if p == req.Caller.Purpose {
 			continue
 		}
-		_, alt := cedarRequest(req, owner, p, now)
+		_, alt := cedarRequest(req, owner, p, dev, now)
 		if d, _ := cedar.Authorize(ps, ents, alt); d == cedar.Allow {
 			return deny("default-deny", "purpose-not-permitted", "your roles (%s) do not permit purpose %q for %s on %s",
 				strings.Join(req.Caller.Roles, ", "), req.Caller.Purpose, req.Action, req.Collection)

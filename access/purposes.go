@@ -57,7 +57,7 @@ func (s *Service) Purposes(ctx context.Context, c vault.Caller, collections []st
 			var actions []string
 			for _, a := range Actions {
 				for _, coll := range collections {
-					ents, req := cedarRequest(vault.AccessRequest{Caller: caller, Action: a, Collection: coll}, probeOrg, p, now)
+					ents, req := cedarRequest(vault.AccessRequest{Caller: caller, Action: a, Collection: coll}, probeOrg, p, hardware, now)
 					if d, _ := cedar.Authorize(sn.own, ents, req); d == cedar.Allow {
 						actions = append(actions, a)
 						break

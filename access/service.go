@@ -76,6 +76,10 @@ type Config struct {
 	// certificates (--client-ca): a device can then be a certificate's key,
 	// and gets certificate-bound tokens (RFC 8705).
 	ClientCertificates bool
+	// DeviceDefault is the device requirement (any, hardware-bound,
+	// attested) of orgs that set none of their own, across orgs and for
+	// sensitive fields; "" is hardware-bound.
+	DeviceDefault string
 }
 
 // Service is the access control plane: orgs, principals, devices, grants
@@ -108,6 +112,9 @@ type Service struct {
 func New(cfg Config) (*Service, error) {
 	if len(cfg.TokenKey) < 32 {
 		return nil, fmt.Errorf("access: token key must be at least 32 bytes")
+	}
+	if err := checkDeviceLevel("device requirement default", cfg.DeviceDefault); err != nil {
+		return nil, fmt.Errorf("access: %w", err)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -26,6 +26,7 @@ func (s *Server) accessRoutes() []route {
 		{"POST", "/v1/orgs", true, false, s.createOrg},
 		{"GET", "/v1/orgs/{id}", true, false, s.getOrg},
 		{"POST", "/v1/orgs/{id}/revoke-devices", true, false, s.revokeOrgDevices},
+		{"PUT", "/v1/orgs/{id}/device-requirements", true, false, s.putDeviceRequirements},
 
 		{"GET", "/v1/principals", true, false, s.listPrincipals},
 		{"POST", "/v1/principals", true, false, s.createPrincipal},

@@ -94,7 +94,10 @@ func (e *env) nodeWith(edit func(*access.Config)) (*httptest.Server, *access.Ser
 		e.t.Fatal(err)
 	}
 	cfg := access.Config{Store: e.store, Schema: v.Schema, Audit: e.log, TokenKey: bytes.Repeat([]byte{7}, 32),
-		BootstrapToken: bootToken, RootOrg: "operator", RootRegion: "jp", Now: e.clk.Now}
+		BootstrapToken: bootToken, RootOrg: "operator", RootRegion: "jp", Now: e.clk.Now,
+		// These tests' devices are file keys; TestDeviceRequirementsOverHTTP
+		// tests the default requirement (hardware-bound).
+		DeviceDefault: access.DeviceAny}
 	if edit != nil {
 		edit(&cfg)
 	}

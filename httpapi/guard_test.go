@@ -99,7 +99,7 @@ func newGuardWorldIn(t *testing.T, records int, loc *time.Location) *gworld {
 	must(t, err)
 	must(t, w.v.EnsureSchemas(ctx, defs))
 	acc, err := access.New(access.Config{Store: e.store, Schema: w.v.Schema, Audit: e.log, TokenKey: make([]byte, 32),
-		BootstrapToken: bootToken, RootOrg: "operator", RootRegion: "jp", Now: e.clk.Now})
+		BootstrapToken: bootToken, RootOrg: "operator", RootRegion: "jp", Now: e.clk.Now, DeviceDefault: access.DeviceAny})
 	must(t, err)
 	must(t, acc.EnsurePolicies(ctx))
 	w.v.SetAuthorizer(acc.Authorizer())

@@ -114,7 +114,8 @@ func newOrgCmd() *cobra.Command {
 		&cobra.Command{Use: "revoke-devices ID", Short: "Revoke every device of an org (takes effect within one second)", Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return a.do(cmd, "POST", "/v1/orgs/"+args[0]+"/revoke-devices", nil, "")
-			}})
+			}},
+		newOrgDeviceRequirementsCmd(a))
 	return cmd
 }
 
@@ -185,6 +186,7 @@ func newGrantCmd() *cobra.Command {
 		collections, fields, masked, regions, purposes, act []string
 		expires                                             time.Duration
 		perHour, total                                      int64
+		device                                              string
 	}
 	create := &cobra.Command{Use: "create --to ORG ...", Short: "Create a grant of your org's records",
 		Long:    "Create a grant. One that reaches a region other than the grantee's home region, or an\nunmasked sensitive field, is pending until a second admin runs sekisho grant approve ID.",
@@ -193,7 +195,8 @@ func newGrantCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			body := map[string]any{"grantee_org": g.grantee, "grantee_principal": g.principal, "collections": g.collections,
 				"fields": g.fields, "masked_fields": g.masked, "regions": g.regions, "purposes": g.purposes, "actions": g.act,
-				"expires": time.Now().Add(g.expires).UTC().Format(time.RFC3339), "budget_per_hour": g.perHour, "budget_total": g.total}
+				"expires": time.Now().Add(g.expires).UTC().Format(time.RFC3339), "budget_per_hour": g.perHour, "budget_total": g.total,
+				"device_requirement": g.device}
 			return a.do(cmd, "POST", "/v1/grants", body, "", append(grantCols, "two_person")...)
 		}}
 	f := create.Flags()
@@ -208,6 +211,7 @@ func newGrantCmd() *cobra.Command {
 	f.DurationVar(&g.expires, "expires", 30*24*time.Hour, "lifetime")
 	f.Int64Var(&g.perHour, "budget-per-hour", 0, "records per hour (0: none)")
 	f.Int64Var(&g.total, "budget-total", 0, "records in total (0: none)")
+	f.StringVar(&g.device, "device-requirement", "", "the grantee's device: any, hardware-bound or attested (default: the org's cross-org requirement)")
 	var listOrg string
 	list := &cobra.Command{Use: "list", Short: "List the grants your org gives or holds", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/client"
 )
@@ -344,7 +345,9 @@ func startNodeOn(t *testing.T, dir string) (url, tokenFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := newNode(ctx, in, nodeConfig{Token: token, Org: "operator", Region: "jp"})
+	// The tests' devices are file keys (the default device requirement is
+	// tested by TestDevicePolicyTPM).
+	n, err := newNode(ctx, in, nodeConfig{Token: token, Org: "operator", Region: "jp", DeviceDefault: access.DeviceAny})
 	if err != nil {
 		t.Fatal(err)
 	}

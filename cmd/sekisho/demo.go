@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/demo"
 )
 
@@ -66,7 +67,9 @@ func openDemoNode(ctx context.Context, o demo.NodeOptions) (*demo.Node, error) {
 		in.Close()
 		return nil, err
 	}
-	n, err := newNode(ctx, in, nodeConfig{Token: token, Org: o.Org, Region: o.Region, Now: o.Now, NoGuard: !o.Guard, Location: o.Location})
+	n, err := newNode(ctx, in, nodeConfig{Token: token, Org: o.Org, Region: o.Region, Now: o.Now, NoGuard: !o.Guard, Location: o.Location,
+		// The demo's devices are file keys.
+		DeviceDefault: access.DeviceAny})
 	if err != nil {
 		in.Close()
 		return nil, err

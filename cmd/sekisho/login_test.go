@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/httpapi"
 )
 
@@ -28,7 +29,9 @@ func startServer(t *testing.T) (url, tokenFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acc, err := newAccess(ctx, in, token, "operator", "jp", nil)
+	// The tests' devices are file keys (the default device requirement is
+	// tested by TestDevicePolicyTPM).
+	acc, err := newAccessWith(ctx, in, access.Config{BootstrapToken: token, RootOrg: "operator", RootRegion: "jp", DeviceDefault: access.DeviceAny})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,6 +56,7 @@ type serveFlags struct {
 	dpopNonce     bool
 	metricsAddr   string
 	anonRate      int
+	deviceDefault string
 	regionList    []string
 	controller    report.Controller
 	clientCA      string
@@ -123,6 +124,7 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "OTLP/HTTP collector URL (http://127.0.0.1:4318): export a trace span of every request, W3C traceparent honoured")
 	fl.BoolVar(&f.dpopNonce, "dpop-nonce", false, "require a server nonce in every DPoP proof (RFC 9449 §8-9; clients get it from the DPoP-Nonce header)")
 	fl.StringSliceVar(&f.regionList, "regions", sekisho.DefaultRegions, "the closed list of residency regions records may be pinned to (comma-separated; regions with a store of their own in --config are added)")
+	fl.StringVar(&f.deviceDefault, "device-requirement-default", "hardware-bound", "devices other orgs' principals and reads of sensitive fields need, for orgs that set none (sekisho org device-requirements): any, hardware-bound, attested")
 	fl.IntVar(&f.anonRate, "anonymous-rate-limit", httpapi.DefaultAnonymousRate, "anonymous requests (bootstrap, device enrolment, token) a minute per source address, past which 429 with Retry-After (negative: no limit)")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:9700", "address of the Prometheus /metrics listener, apart from the data listener (\"\": none)")
 	f.keys.flags(cmd)
@@ -214,7 +216,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	}
 	nd, err := newNode(ctx, in, nodeConfig{AnonymousRate: f.anonRate, Token: token, Org: f.org, Region: f.region, Logger: logger, Registry: reg, Webhooks: hooks,
 		PublicURL: f.publicURL, Proxies: proxies, DPoPNonce: f.dpopNonce, Controller: f.controller, ClientCertificates: f.clientCA != "",
-		Tracer: tracer})
+		Tracer: tracer, DeviceDefault: f.deviceDefault})
 	if err != nil {
 		return err
 	}
@@ -374,6 +376,9 @@ type nodeConfig struct {
 	Proxies edge.Proxies
 	// DPoPNonce requires server nonces in proofs.
 	DPoPNonce bool
+	// DeviceDefault is the device requirement of orgs that set none
+	// (access.Config.DeviceDefault; "" is hardware-bound).
+	DeviceDefault string
 	// Controller is the configuration file's controller, named in reports.
 	Controller report.Controller
 	// ClientCertificates: the listener verifies TLS client certificates
@@ -399,7 +404,8 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	acc, err := newAccessWith(ctx, in, access.Config{BootstrapToken: c.Token, RootOrg: c.Org, RootRegion: c.Region, Now: c.Now,
-		PublicURL: c.PublicURL, RequireNonce: c.DPoPNonce, ClientCertificates: c.ClientCertificates})
+		PublicURL: c.PublicURL, RequireNonce: c.DPoPNonce, ClientCertificates: c.ClientCertificates,
+		DeviceDefault: c.DeviceDefault})
 	if err != nil {
 		return nil, err
 	}
