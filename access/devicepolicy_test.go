@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,8 +116,8 @@ func TestDeviceRequirements(t *testing.T) {
 	// decides: any (set above), then back to the default (hardware-bound).
 	g, err = s.CreateGrant(ctx, admin, &access.Grant{GranteeOrg: "affiliate", Collections: []string{"users"}, Fields: []string{"phone"},
 		Regions: []string{"jp"}, Purposes: []string{"support"}, Expires: clk.now().Add(24 * time.Hour)})
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || g.DeviceRequirement != "" || strings.Contains(g.Cedar, "device_key_storage") {
+		t.Fatalf("grant without a requirement: %v %+v", err, g)
 	}
 	settle()
 	expect("org cross_org any, bob's file key", read(bob(bobFile), "phone"), true)

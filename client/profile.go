@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/access/dpop"
+	"github.com/sekisho/sekisho/client/pkcs11key"
 	"github.com/sekisho/sekisho/client/tpmkey"
 )
 
@@ -22,7 +23,10 @@ const (
 	// private area wrapped by the TPM, parent template): useless without
 	// the TPM that made it.
 	TPMKeyFile = "device-key.tpm.json"
-	TokenFile  = "token.json"
+	// PKCS11KeyFile holds a key_storage pkcs11 profile's key reference
+	// (module, token label, CKA_ID, public key): useless without the token.
+	PKCS11KeyFile = "device-key.pkcs11.json"
+	TokenFile     = "token.json"
 )
 
 // Profile is what `sekisho login` stores: which server, as whom, with which
@@ -44,11 +48,14 @@ type Profile struct {
 const (
 	KeyStorageFile = "file"
 	KeyStorageTPM  = "tpm"
+	// KeyStoragePKCS11: the key lives in a PKCS#11 token (smart card,
+	// YubiKey PIV, HSM; SoftHSM2 in tests).
+	KeyStoragePKCS11 = "pkcs11"
 )
 
 // HasKey reports whether dir holds a device key (a file or a TPM blob).
 func HasKey(dir string) (bool, error) {
-	for _, f := range []string{KeyFile, TPMKeyFile} {
+	for _, f := range []string{KeyFile, TPMKeyFile, PKCS11KeyFile} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 			return true, nil
 		} else if !errors.Is(err, fs.ErrNotExist) {
@@ -67,6 +74,19 @@ func SaveTPMKey(dir string, b *tpmkey.Blob) error {
 	j, _ := json.MarshalIndent(b, "", "  ")
 	if err := writeFile(filepath.Join(dir, TPMKeyFile), append(j, '\n')); err != nil {
 		return fmt.Errorf("write TPM key blob: %w", err)
+	}
+	return nil
+}
+
+// SavePKCS11Key writes a token key's reference to dir; SaveProfile (with
+// the profile's key_storage pkcs11) follows.
+func SavePKCS11Key(dir string, r *pkcs11key.Ref) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create profile directory: %w", err)
+	}
+	j, _ := json.MarshalIndent(r, "", "  ")
+	if err := writeFile(filepath.Join(dir, PKCS11KeyFile), append(j, '\n')); err != nil {
+		return fmt.Errorf("write PKCS#11 key reference: %w", err)
 	}
 	return nil
 }
@@ -107,8 +127,10 @@ func SaveProfile(dir string, p *Profile, key *dpop.Key) error {
 		if err := writeFile(filepath.Join(dir, KeyFile), pem); err != nil {
 			return fmt.Errorf("write device key: %w", err)
 		}
-		if err := os.Remove(filepath.Join(dir, TPMKeyFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove the earlier TPM key blob: %w", err)
+		for _, f := range []string{TPMKeyFile, PKCS11KeyFile} {
+			if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove the earlier key reference %s: %w", f, err)
+			}
 		}
 	} else if err := os.Remove(filepath.Join(dir, KeyFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove the earlier device key: %w", err)
@@ -198,6 +220,28 @@ func loadKey(dir string, p *Profile) (*dpop.Key, error) {
 			return nil, fmt.Errorf("TPM device key %s is not device %s of the profile", path, p.Device)
 		}
 		return key, nil
+	case KeyStoragePKCS11:
+		path := filepath.Join(dir, PKCS11KeyFile)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("PKCS#11 device key: %w", err)
+		}
+		var ref pkcs11key.Ref
+		if err := json.Unmarshal(b, &ref); err != nil {
+			return nil, fmt.Errorf("PKCS#11 device key %s: %w", path, err)
+		}
+		s, err := ref.Signer()
+		if err != nil {
+			return nil, fmt.Errorf("PKCS#11 device key %s: %w", path, err)
+		}
+		key, err := dpop.NewKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("PKCS#11 device key %s: %w", path, err)
+		}
+		if p.Device != "" && key.Thumbprint() != p.Device {
+			return nil, fmt.Errorf("PKCS#11 device key %s is not device %s of the profile", path, p.Device)
+		}
+		return key, nil
 	}
-	return nil, fmt.Errorf("profile %s: key_storage %q is not supported by this sekisho (want file or tpm)", dir, p.KeyStorage)
+	return nil, fmt.Errorf("profile %s: key_storage %q is not supported by this sekisho (want file, tpm or pkcs11)", dir, p.KeyStorage)
 }

@@ -11,11 +11,13 @@ import (
 
 	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/client"
+	"github.com/sekisho/sekisho/client/pkcs11key"
 	"github.com/sekisho/sekisho/client/tpmkey"
 )
 
 func newLoginCmd() *cobra.Command {
 	var server, bootFile, principal, profile, keyType, deviceName, format, keyStore, tpm string
+	var p11 pkcs11Flags
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "login",
@@ -42,11 +44,20 @@ TPM. --tpm names the TPM as a TCTI string (default $SEKISHO_TPM, else
 /dev/tpmrm0; swtpm:host=127.0.0.1,port=2321 for a software TPM); the
 profile records it, so api and every verb sign with the same TPM. The
 device record says key_storage: tpm (claimed; attested: false until an
-attestation is verified).`,
+attestation is verified).
+
+pkcs11 creates it inside a PKCS#11 token (smart card, YubiKey PIV, HSM;
+SoftHSM2 for tests): ECDSA P-256, sensitive and not extractable. Name the
+token with --pkcs11-module LIB --pkcs11-token LABEL and its user PIN with
+--pkcs11-pin-file FILE (mode 0600) or $SEKISHO_PKCS11_PIN; the profile keeps
+the module, the label, the key's CKA_ID and public key and the PIN file's
+path (never the PIN), and every proof is signed by the token.`,
 		Example: `  sekisho login --server http://127.0.0.1:8700 --bootstrap-token-file ./sekisho-data/bootstrap-admin-token
   sekisho login --server http://127.0.0.1:8700 --principal bob --profile ~/.config/sekisho-bob
   sekisho login --server http://127.0.0.1:8700 --principal bob --key-store tpm
-  sekisho login --server http://127.0.0.1:8700 --principal bob --key-store tpm --tpm swtpm:host=127.0.0.1,port=2321`,
+  sekisho login --server http://127.0.0.1:8700 --principal bob --key-store tpm --tpm swtpm:host=127.0.0.1,port=2321
+  sekisho login --server http://127.0.0.1:8700 --principal bob --key-store pkcs11 \
+    --pkcs11-module /usr/lib/softhsm/libsofthsm2.so --pkcs11-token bob --pkcs11-pin-file ~/.config/bob.pin`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -75,9 +86,13 @@ attestation is verified).`,
 			if tpm != "" && keyStore != client.KeyStorageTPM {
 				return usageErrorf("--tpm is for --key-store tpm")
 			}
+			if p11.given(cmd) && keyStore != client.KeyStoragePKCS11 {
+				return usageErrorf("--pkcs11-module, --pkcs11-token and --pkcs11-pin-file are for --key-store pkcs11")
+			}
 			p := &client.Profile{Server: strings.TrimRight(server, "/")}
 			var key *dpop.Key
-			var blob *tpmkey.Blob // the TPM key's, written with the profile
+			var blob *tpmkey.Blob  // the TPM key's, written with the profile
+			var ref *pkcs11key.Ref // the token key's, written with the profile
 			switch keyStore {
 			case client.KeyStorageFile:
 				if key, err = dpop.GenerateKey(keyType); err != nil {
@@ -101,8 +116,16 @@ attestation is verified).`,
 					return err
 				}
 				p.KeyStorage, p.TPM = client.KeyStorageTPM, tpm
+			case client.KeyStoragePKCS11:
+				if cmd.Flags().Changed("key-type") && keyType != "p256" {
+					return usageErrorf("--key-store pkcs11 makes a P-256 key (--key-type p256), not %s", keyType)
+				}
+				if ref, key, err = p11.create(); err != nil {
+					return err
+				}
+				p.KeyStorage = client.KeyStoragePKCS11
 			default:
-				return usageErrorf("--key-store %q: want file or tpm (pkcs11 is not built yet)", keyStore)
+				return usageErrorf("--key-store %q: want file, tpm or pkcs11", keyStore)
 			}
 			p.Device = key.Thumbprint()
 			if deviceName == "" {
@@ -127,7 +150,7 @@ attestation is verified).`,
 				if _, err := c.Refresh(ctx); err != nil {
 					return err
 				}
-				if err := saveProfile(dir, p, key, blob, c); err != nil {
+				if err := saveProfile(dir, p, key, blob, ref, c); err != nil {
 					return err
 				}
 				if format == "json" {
@@ -143,7 +166,7 @@ attestation is verified).`,
 				return err
 			}
 			p.Principal, p.Org = d.Principal, d.Org
-			if err := saveProfile(dir, p, key, blob, c); err != nil {
+			if err := saveProfile(dir, p, key, blob, ref, c); err != nil {
 				return err
 			}
 			if format == "json" {
@@ -162,7 +185,8 @@ attestation is verified).`,
 	f.StringVar(&profile, "profile", "", "profile directory (default: $SEKISHO_PROFILE or sekisho under the user config directory)")
 	f.StringVar(&keyType, "key-type", "ed25519", "device key type: ed25519 or p256")
 	f.StringVar(&deviceName, "device-name", "", "device name shown to admins (default: host name)")
-	f.StringVar(&keyStore, "key-store", client.KeyStorageFile, "where the device key lives: file (PEM in the profile, for development) or tpm (inside the TPM, not exportable)")
+	f.StringVar(&keyStore, "key-store", client.KeyStorageFile, "where the device key lives: file (PEM in the profile, for development), tpm (inside the TPM, not exportable) or pkcs11 (inside a PKCS#11 token, not exportable)")
+	p11.flags(f)
 	f.StringVar(&tpm, "tpm", "", "TPM of --key-store tpm as a TCTI string: /dev/tpmrm0, device:PATH, swtpm:host=H,port=P (default $SEKISHO_TPM, else /dev/tpmrm0)")
 	f.BoolVar(&force, "force", false, "replace a profile that already holds a device key (the old device stays enrolled until revoked)")
 	addFormatFlag(f, &format, "table", "table", "json")
@@ -187,8 +211,11 @@ type loginResult struct {
 	TPM        string `json:"tpm,omitempty"`
 }
 
-// keyLine says where a TPM profile's key lives ("" for a file key).
+// keyLine says where a TPM or PKCS#11 profile's key lives ("" for a file key).
 func keyLine(p *client.Profile) string {
+	if p.KeyStorage == client.KeyStoragePKCS11 {
+		return "The device key lives in a PKCS#11 token and cannot leave it; every proof is signed there.\n"
+	}
 	if p.KeyStorage != client.KeyStorageTPM {
 		return ""
 	}
@@ -250,7 +277,12 @@ func profileDir(flag string) (string, error) {
 	return client.DefaultProfileDir()
 }
 
-func saveProfile(dir string, p *client.Profile, key *dpop.Key, blob *tpmkey.Blob, c *client.Client) error {
+func saveProfile(dir string, p *client.Profile, key *dpop.Key, blob *tpmkey.Blob, ref *pkcs11key.Ref, c *client.Client) error {
+	if ref != nil {
+		if err := client.SavePKCS11Key(dir, ref); err != nil {
+			return err
+		}
+	}
 	if blob != nil {
 		if err := client.SaveTPMKey(dir, blob); err != nil {
 			return err
