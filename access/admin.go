@@ -290,6 +290,12 @@ func (s *Service) RevokePrincipal(ctx context.Context, c vault.Caller, id string
 // the edge. keyStorage is where the client says the key lives (file when
 // empty); the device is not attested (no evidence was verified).
 func (s *Service) EnrolDevice(ctx context.Context, c vault.Caller, principal, name, keyStorage string, key dpop.JWK) (*Device, error) {
+	return s.enrolDevice(ctx, c, principal, name, keyStorage, false, key)
+}
+
+// enrolDevice is EnrolDevice; attested says the caller verified evidence of
+// keyStorage (EnrolAttestedDevice).
+func (s *Service) enrolDevice(ctx context.Context, c vault.Caller, principal, name, keyStorage string, attested bool, key dpop.JWK) (*Device, error) {
 	key, err := key.Canonical()
 	if err != nil {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "key", "%v", err)
@@ -323,7 +329,7 @@ func (s *Service) EnrolDevice(ctx context.Context, c vault.Caller, principal, na
 	// such enrolment answers like a stored one (pending), so that
 	// enrolment does not tell who exists; only an admin of the org sees
 	// what is really pending.
-	stub := &Device{ID: key.Thumbprint(), Principal: principal, Name: name, Status: StatusPending, EnrolledAt: now, KeyStorage: storage}
+	stub := &Device{ID: key.Thumbprint(), Principal: principal, Name: name, Status: StatusPending, EnrolledAt: now, KeyStorage: storage, Attested: attested}
 	hidden := func(err error) (*Device, error) {
 		if aerr := s.event(ctx, c, "device.enrol", detail, err); sekisho.Code(aerr) == sekisho.EUnavailable {
 			return nil, aerr
@@ -355,7 +361,7 @@ func (s *Service) EnrolDevice(ctx context.Context, c vault.Caller, principal, na
 		return hidden(sekisho.TypedErrorf(sekisho.EConflict, "too-many-pending-devices",
 			"principal %s has %d devices waiting for approval (each for at most %s); not stored, not told to the caller", principal, pending, PendingDeviceTTL))
 	}
-	d := &Device{ID: key.Thumbprint(), Principal: principal, Org: p.Org, Name: name, Key: key, Status: StatusPending, EnrolledAt: now, KeyStorage: storage}
+	d := &Device{ID: key.Thumbprint(), Principal: principal, Org: p.Org, Name: name, Key: key, Status: StatusPending, EnrolledAt: now, KeyStorage: storage, Attested: attested}
 	if err := s.put(ctx, KindDevice, d.ID, d.Org, version, d); err != nil {
 		if sekisho.Code(err) == sekisho.EConflict {
 			err = errKeyKnown() // enrolled concurrently

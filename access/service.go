@@ -3,6 +3,7 @@ package access
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -80,6 +81,10 @@ type Config struct {
 	// attested) of orgs that set none of their own, across orgs and for
 	// sensitive fields; "" is hardware-bound.
 	DeviceDefault string
+	// TPMRoots are the trusted roots of TPM endorsement key certificates
+	// (the TPM manufacturers' CAs): a TPM key attestation is verified
+	// against them (nil: attestations are refused, attestation-invalid).
+	TPMRoots *x509.CertPool
 }
 
 // Service is the access control plane: orgs, principals, devices, grants

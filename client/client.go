@@ -35,6 +35,9 @@ type Client struct {
 	// KeyStorage is where Key lives (file, tpm), claimed at enrolment and
 	// bootstrap as the device's key_storage; "" claims nothing (file).
 	KeyStorage string
+	// Attestation, when set, is sent with Enrol: evidence of where Key
+	// lives (a TPM key attestation, AttestTPM).
+	Attestation any
 
 	mu      sync.Mutex
 	token   string
@@ -390,9 +393,12 @@ type Device struct {
 // admin of its org approves it).
 func (c *Client) Enrol(ctx context.Context, principal, deviceName string) (*Device, error) {
 	var out Device
-	body := map[string]string{"principal": principal, "name": deviceName}
+	body := map[string]any{"principal": principal, "name": deviceName}
 	if c.KeyStorage != "" {
 		body["key_storage"] = c.KeyStorage
+	}
+	if c.Attestation != nil {
+		body["attestation"] = c.Attestation
 	}
 	if err := c.unauthenticated(ctx, "POST", "/v1/devices", body, "", &out); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
+	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/vault"
 )
 
@@ -35,6 +37,7 @@ func (s *Server) accessRoutes() []route {
 
 		{"GET", "/v1/devices", true, false, s.listDevices},
 		{"POST", "/v1/devices", false, false, s.enrolDevice},
+		{"POST", "/v1/devices/attestation-challenge", false, false, s.attestationChallenge},
 		{"GET", "/v1/devices/{id}", true, false, s.getDevice},
 		{"POST", "/v1/devices/{id}/approve", true, false, s.approveDevice},
 		{"POST", "/v1/devices/{id}/revoke", true, false, s.revokeDevice},
@@ -255,6 +258,9 @@ type enrolRequest struct {
 	// KeyStorage is where the client says the key lives: file (default),
 	// tpm, pkcs11 or webauthn.
 	KeyStorage string `json:"key_storage,omitempty"`
+	// Attestation is evidence of where the key lives (a TPM key
+	// attestation, issue 16); verified, it makes the device attested.
+	Attestation *access.TPMEvidence `json:"attestation,omitempty"`
 }
 
 func (s *Server) enrolDevice(w http.ResponseWriter, r *http.Request, _ vault.Caller) error {
@@ -274,6 +280,19 @@ func (s *Server) enrolDevice(w http.ResponseWriter, r *http.Request, _ vault.Cal
 	enrol := s.access.EnrolDevice
 	if viaCert {
 		enrol = s.access.EnrolCertDevice
+	}
+	if req.Attestation != nil {
+		if viaCert {
+			return &sekisho.Error{Code: sekisho.EInvalid, Type: access.ProblemAttestationInvalid, Field: "attestation",
+				Message: "a TPM attestation is for a DPoP device key, not a client certificate's"}
+		}
+		enrol = func(ctx context.Context, c vault.Caller, principal, name, keyStorage string, key dpop.JWK) (*access.Device, error) {
+			if keyStorage != "" && keyStorage != access.KeyStorageTPM {
+				return nil, &sekisho.Error{Code: sekisho.EInvalid, Type: access.ProblemAttestationInvalid, Field: "key_storage",
+					Message: "a TPM attestation attests key_storage tpm, not " + keyStorage}
+			}
+			return s.access.EnrolAttestedDevice(ctx, c, principal, name, key, req.Attestation)
+		}
 	}
 	d, err := enrol(r.Context(), accessCaller(r), req.Principal, req.Name, req.KeyStorage, key)
 	if err != nil {

@@ -24,3 +24,20 @@ func (s *Server) putDeviceRequirements(w http.ResponseWriter, r *http.Request, c
 	}
 	return writeJSON(w, http.StatusOK, o)
 }
+
+// attestationChallenge answers POST /v1/devices/attestation-challenge: a
+// TPM credential-activation challenge for an attestation key (issue 16).
+func (s *Server) attestationChallenge(w http.ResponseWriter, r *http.Request, _ vault.Caller) error {
+	if err := s.needAccess(); err != nil {
+		return err
+	}
+	var req access.ChallengeRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	ch, err := s.access.AttestationChallenge(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, ch)
+}

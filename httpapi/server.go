@@ -168,6 +168,9 @@ func New(c Config) *Server {
 		if rt.Method == "POST" && (rt.Pattern == "/v1/token" || rt.Pattern == "/v1/devices" || rt.Pattern == "/v1/bootstrap") {
 			rt.Handler = s.anonLimit(rt.Handler)
 		}
+		if rt.Method == "POST" && rt.Pattern == "/v1/devices/attestation-challenge" {
+			rt.Handler = s.anonLimit(rt.Handler)
+		}
 		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
 	}
 	return s

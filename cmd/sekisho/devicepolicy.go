@@ -1,6 +1,10 @@
 package main
 
 import (
+	"crypto/x509"
+	"fmt"
+	"os"
+
 	"github.com/spf13/cobra"
 )
 
@@ -24,4 +28,21 @@ func newOrgDeviceRequirementsCmd(a *adminCall) *cobra.Command {
 	cmd.Flags().StringVar(&cross, "cross-org", "", "requirement for other orgs' principals: any, hardware-bound, attested")
 	cmd.Flags().StringVar(&sensitive, "sensitive", "", "requirement for reads of sensitive fields: any, hardware-bound, attested")
 	return cmd
+}
+
+// loadTPMRoots reads serve --tpm-ek-roots: a PEM file of the CAs that issue
+// TPM endorsement key certificates (nil when none is given).
+func loadTPMRoots(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--tpm-ek-roots: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("--tpm-ek-roots %s: no PEM certificate in it", file)
+	}
+	return pool, nil
 }

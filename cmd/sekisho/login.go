@@ -18,6 +18,7 @@ import (
 func newLoginCmd() *cobra.Command {
 	var server, bootFile, principal, profile, keyType, deviceName, format, keyStore, tpm string
 	var p11 pkcs11Flags
+	var attest bool
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "login",
@@ -51,7 +52,14 @@ SoftHSM2 for tests): ECDSA P-256, sensitive and not extractable. Name the
 token with --pkcs11-module LIB --pkcs11-token LABEL and its user PIN with
 --pkcs11-pin-file FILE (mode 0600) or $SEKISHO_PKCS11_PIN; the profile keeps
 the module, the label, the key's CKA_ID and public key and the PIN file's
-path (never the PIN), and every proof is signed by the token.`,
+path (never the PIN), and every proof is signed by the token.
+
+With --key-store tpm and --principal, login also attests the key when the
+TPM holds an endorsement key certificate: an attestation key of the same
+TPM certifies the device key, the server proves the attestation key lives
+in that TPM (credential activation) and checks the EK certificate against
+its trusted roots (serve --tpm-ek-roots); the device record then says
+attested: true. --attest makes a failed attestation fail the login.`,
 		Example: `  sekisho login --server http://127.0.0.1:8700 --bootstrap-token-file ./sekisho-data/bootstrap-admin-token
   sekisho login --server http://127.0.0.1:8700 --principal bob --profile ~/.config/sekisho-bob
   sekisho login --server http://127.0.0.1:8700 --principal bob --key-store tpm
@@ -85,6 +93,9 @@ path (never the PIN), and every proof is signed by the token.`,
 			}
 			if tpm != "" && keyStore != client.KeyStorageTPM {
 				return usageErrorf("--tpm is for --key-store tpm")
+			}
+			if attest && (keyStore != client.KeyStorageTPM || bootFile != "") {
+				return usageErrorf("--attest is for --key-store tpm with --principal (the bootstrap enrolment is not attested)")
 			}
 			if p11.given(cmd) && keyStore != client.KeyStoragePKCS11 {
 				return usageErrorf("--pkcs11-module, --pkcs11-token and --pkcs11-pin-file are for --key-store pkcs11")
@@ -161,6 +172,11 @@ path (never the PIN), and every proof is signed by the token.`,
 					p.Principal, p.Org, p.Device, keyLine(p), dir)
 				return nil
 			}
+			if blob != nil {
+				if err := attestLogin(cmd, c, blob, p.Device, attest); err != nil {
+					return err
+				}
+			}
 			d, err := c.Enrol(ctx, principal, deviceName)
 			if err != nil {
 				return err
@@ -171,7 +187,7 @@ path (never the PIN), and every proof is signed by the token.`,
 			}
 			if format == "json" {
 				return writeJSON(out, loginResult{Server: p.Server, Principal: p.Principal, Org: p.Org, Device: d.ID, Status: d.Status,
-					Profile: dir, Approve: "sekisho device approve -- " + d.ID, Abandoned: old.device(), KeyStorage: keyStore, TPM: p.TPM})
+					Profile: dir, Approve: "sekisho device approve -- " + d.ID, Abandoned: old.device(), KeyStorage: keyStore, TPM: p.TPM, Attested: d.Attested})
 			}
 			fmt.Fprintf(out, "Device %s enrolled for %s, pending approval.\n%sAsk an admin of its org to run:\n  sekisho device approve -- %s\nProfile: %s\n",
 				d.ID, d.Principal, keyLine(p), d.ID, dir)
@@ -187,6 +203,7 @@ path (never the PIN), and every proof is signed by the token.`,
 	f.StringVar(&deviceName, "device-name", "", "device name shown to admins (default: host name)")
 	f.StringVar(&keyStore, "key-store", client.KeyStorageFile, "where the device key lives: file (PEM in the profile, for development), tpm (inside the TPM, not exportable) or pkcs11 (inside a PKCS#11 token, not exportable)")
 	p11.flags(f)
+	f.BoolVar(&attest, "attest", false, "with --key-store tpm: require the enrolment to be attested (the TPM's EK certificate and a certification of the key, verified by the server); without it, attestation is tried and login goes on unattested when the TPM or the server cannot")
 	f.StringVar(&tpm, "tpm", "", "TPM of --key-store tpm as a TCTI string: /dev/tpmrm0, device:PATH, swtpm:host=H,port=P (default $SEKISHO_TPM, else /dev/tpmrm0)")
 	f.BoolVar(&force, "force", false, "replace a profile that already holds a device key (the old device stays enrolled until revoked)")
 	addFormatFlag(f, &format, "table", "table", "json")
@@ -209,6 +226,8 @@ type loginResult struct {
 	// KeyStorage is where the device key lives (file, tpm); TPM the TPM.
 	KeyStorage string `json:"key_storage"`
 	TPM        string `json:"tpm,omitempty"`
+	// Attested says the server verified the TPM's attestation of the key.
+	Attested bool `json:"attested"`
 }
 
 // keyLine says where a TPM or PKCS#11 profile's key lives ("" for a file key).

@@ -7,8 +7,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/access/dpop"
+	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/client/pkcs11key"
+	"github.com/sekisho/sekisho/client/tpmkey"
 )
 
 // pkcs11Flags are login's flags of --key-store pkcs11.
@@ -54,4 +57,21 @@ func orEnv(v, env string) string {
 		return v
 	}
 	return os.Getenv(env)
+}
+
+// attestLogin attests a TPM key before enrolment (c.Attestation): required
+// with --attest, else tried, and login goes on unattested (saying why)
+// when the TPM has no EK certificate or the server does not take the
+// attestation challenge.
+func attestLogin(cmd *cobra.Command, c *client.Client, blob *tpmkey.Blob, device string, require bool) error {
+	_, err := c.AttestTPM(cmd.Context(), blob, access.AttestationQualifyingData(device))
+	if err == nil {
+		return nil
+	}
+	if require {
+		return fmt.Errorf("--attest: %w", err)
+	}
+	c.Attestation = nil
+	fmt.Fprintf(cmd.ErrOrStderr(), "sekisho: the device is enrolled unattested: %v\n", err)
+	return nil
 }

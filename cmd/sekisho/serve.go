@@ -57,6 +57,7 @@ type serveFlags struct {
 	metricsAddr   string
 	anonRate      int
 	deviceDefault string
+	tpmEKRoots    string
 	regionList    []string
 	controller    report.Controller
 	clientCA      string
@@ -125,6 +126,7 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.BoolVar(&f.dpopNonce, "dpop-nonce", false, "require a server nonce in every DPoP proof (RFC 9449 §8-9; clients get it from the DPoP-Nonce header)")
 	fl.StringSliceVar(&f.regionList, "regions", sekisho.DefaultRegions, "the closed list of residency regions records may be pinned to (comma-separated; regions with a store of their own in --config are added)")
 	fl.StringVar(&f.deviceDefault, "device-requirement-default", "hardware-bound", "devices other orgs' principals and reads of sensitive fields need, for orgs that set none (sekisho org device-requirements): any, hardware-bound, attested")
+	fl.StringVar(&f.tpmEKRoots, "tpm-ek-roots", "", "PEM file of the trusted roots of TPM endorsement key certificates (TPM manufacturers' CAs): enrolments with a TPM key attestation are verified against them (none: attestations are refused)")
 	fl.IntVar(&f.anonRate, "anonymous-rate-limit", httpapi.DefaultAnonymousRate, "anonymous requests (bootstrap, device enrolment, token) a minute per source address, past which 429 with Retry-After (negative: no limit)")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:9700", "address of the Prometheus /metrics listener, apart from the data listener (\"\": none)")
 	f.keys.flags(cmd)
@@ -214,9 +216,13 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	tpmRoots, err := loadTPMRoots(f.tpmEKRoots)
+	if err != nil {
+		return err
+	}
 	nd, err := newNode(ctx, in, nodeConfig{AnonymousRate: f.anonRate, Token: token, Org: f.org, Region: f.region, Logger: logger, Registry: reg, Webhooks: hooks,
 		PublicURL: f.publicURL, Proxies: proxies, DPoPNonce: f.dpopNonce, Controller: f.controller, ClientCertificates: f.clientCA != "",
-		Tracer: tracer, DeviceDefault: f.deviceDefault})
+		Tracer: tracer, DeviceDefault: f.deviceDefault, TPMRoots: tpmRoots})
 	if err != nil {
 		return err
 	}
@@ -379,6 +385,8 @@ type nodeConfig struct {
 	// DeviceDefault is the device requirement of orgs that set none
 	// (access.Config.DeviceDefault; "" is hardware-bound).
 	DeviceDefault string
+	// TPMRoots are the trusted TPM EK certificate roots (--tpm-ek-roots).
+	TPMRoots *x509.CertPool
 	// Controller is the configuration file's controller, named in reports.
 	Controller report.Controller
 	// ClientCertificates: the listener verifies TLS client certificates
@@ -405,7 +413,7 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 	}
 	acc, err := newAccessWith(ctx, in, access.Config{BootstrapToken: c.Token, RootOrg: c.Org, RootRegion: c.Region, Now: c.Now,
 		PublicURL: c.PublicURL, RequireNonce: c.DPoPNonce, ClientCertificates: c.ClientCertificates,
-		DeviceDefault: c.DeviceDefault})
+		DeviceDefault: c.DeviceDefault, TPMRoots: c.TPMRoots})
 	if err != nil {
 		return nil, err
 	}
