@@ -45,6 +45,10 @@ type fileConfig struct {
 	OTLPEndpoint       string            `yaml:"otlp_endpoint"`
 	Regions            map[string]string `yaml:"regions"`
 	RetentionInterval  string            `yaml:"retention_interval"`
+	// DeviceRequirementDefault and TPMEKRoots are serve's
+	// --device-requirement-default and --tpm-ek-roots (issue 16).
+	DeviceRequirementDefault string `yaml:"device_requirement_default"`
+	TPMEKRoots               string `yaml:"tpm_ek_roots"`
 	// Controller names the business operator in every report (serve's API
 	// and the offline report commands).
 	Controller report.Controller `yaml:"controller"`
@@ -175,6 +179,7 @@ func applyConfig(fs *pflag.FlagSet, c *fileConfig) error {
 		"log-origin":         c.LogOrigin,
 		"key-provider":       c.Keys.Provider, "pkcs11-module": c.Keys.Module, "pkcs11-token": c.Keys.TokenLabel, "pkcs11-pin-file": c.Keys.PINFile,
 		"dek-cache-size": c.Keys.CacheSize, "dek-cache-ttl": c.Keys.CacheTTL,
+		"device-requirement-default": c.DeviceRequirementDefault, "tpm-ek-roots": c.TPMEKRoots,
 	} {
 		f := fs.Lookup(name)
 		if val == "" || f == nil || f.Changed {
