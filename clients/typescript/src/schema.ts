@@ -487,6 +487,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orgs/{id}/device-requirements": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set the devices an org's records may be read from
+         * @description Set an org's device requirements (an admin of the org or a root admin): cross_org for other orgs' principals reading its records under grants, sensitive for reads of its sensitive fields. Levels: any, hardware-bound (key_storage tpm, pkcs11 or webauthn), attested; an empty level is the server's default (serve --device-requirement-default, hardware-bound unless set). A request from a device below a requirement is refused 403 device-not-hardware-bound. Needs a device-bound credential: Authorization: DPoP <token> with a DPoP proof, or a certificate-bound Bearer token over mTLS (RFC 8705).
+         */
+        put: operations["putOrgDeviceRequirements"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/principals": {
         parameters: {
             query?: never;
@@ -569,6 +589,26 @@ export interface paths {
          * @description Enrol the device key that signed the DPoP proof for a principal (pending until an admin approves). Authenticated by a DPoP proof of the key concerned (or, for a service over mTLS, its client certificate).
          */
         post: operations["enrolDevice"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/devices/attestation-challenge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A TPM credential-activation challenge for an attestation key
+         * @description Anonymous, like enrolment (rate-limited per source address). Checks the EK certificate against the server's trusted roots (serve --tpm-ek-roots) and the AK, and answers TPM2_MakeCredential done in software. The client opens it with TPM2_ActivateCredential and sends the secret with its enrolment's attestation. Evidence that does not verify is 400 attestation-invalid.
+         */
+        post: operations["deviceAttestationChallenge"];
         delete?: never;
         options?: never;
         head?: never;
@@ -834,7 +874,7 @@ export interface paths {
         put?: never;
         /**
          * Lift a quarantine (an admin of the principal's own org; audited)
-         * @description Lift a quarantine (an admin of the principal's own org; audited). Needs a device-bound credential: Authorization: DPoP <token> with a DPoP proof, or a certificate-bound Bearer token over mTLS (RFC 8705).
+         * @description Records one admin's lift. A quarantine earned on another org's data (a grantee's principal that touched a grantor's decoy or went over a budget on its records: data_orgs) needs a lift by an admin of each org of org and data_orgs: after the first, it stays active and the answer is 202 with lifts_needed naming the orgs still to lift; the last lift answers 200 with status lifted. A second lift by the same org is 409 quarantine-lift-pending. Needs a device-bound credential: Authorization: DPoP <token> with a DPoP proof, or a certificate-bound Bearer token over mTLS (RFC 8705).
          */
         post: operations["liftQuarantine"];
         delete?: never;
@@ -1350,6 +1390,35 @@ export interface components {
             reason: string;
             record_orgs?: string[];
         };
+        /** @description A TPM 2.0 key attestation of the enrolled key (format tpm); TPM structures in the TPM's wire format, base64. Verified: the device is key_storage tpm, attested true; not verified: 400 attestation-invalid and nothing stored. */
+        TPMEvidence: {
+            /** @enum {string} */
+            format: "tpm";
+            ek_cert: string;
+            ek_public: string;
+            ak_public: string;
+            /** @description the device key's TPMT_PUBLIC */
+            key_public: string;
+            /** @description the TPMS_ATTEST of TPM2_Certify of the device key by the AK, qualifying data SHA-256("sekisho device " + thumbprint) */
+            certify_info: string;
+            /** @description the AK's TPMT_SIGNATURE over certify_info */
+            certify_signature: string;
+            activation_secret: string;
+            challenge: string;
+        };
+        /** @description The devices an org's records may be read from; an empty level is the server's default (hardware-bound unless serve --device-requirement-default says otherwise). */
+        DeviceRequirements: {
+            /**
+             * @description for other orgs' principals (under grants)
+             * @enum {string}
+             */
+            cross_org?: "" | "any" | "hardware-bound" | "attested";
+            /**
+             * @description for reads of sensitive fields (the org's own principals too)
+             * @enum {string}
+             */
+            sensitive?: "" | "any" | "hardware-bound" | "attested";
+        };
         Org: {
             id: string;
             name?: string;
@@ -1357,6 +1426,7 @@ export interface components {
             /** @description IANA time zone of the org's working hours (the guard's off-hours rule); empty: the server's local zone */
             time_zone?: string;
             root?: boolean;
+            device_requirements?: components["schemas"]["DeviceRequirements"];
             status?: string;
             /** Format: date-time */
             created_at?: string;
@@ -1425,6 +1495,11 @@ export interface components {
             expires: string;
             budget_per_hour?: number;
             budget_total?: number;
+            /**
+             * @description the grantee's device: hardware-bound wants key_storage tpm, pkcs11 or webauthn, attested also attested: true (compiled into the grant's Cedar policy on context.device_key_storage and context.device_attested); the grantor org's cross_org requirement applies as well
+             * @enum {string}
+             */
+            device_requirement?: "" | "any" | "hardware-bound" | "attested";
             /** @enum {string} */
             status?: "pending" | "active" | "revoked";
             two_person?: string;
@@ -1503,6 +1578,17 @@ export interface components {
             since?: string;
             /** Format: date-time */
             lifted_at?: string;
+            /** @description orgs other than org whose data the quarantine was earned on; an admin of each must lift it too */
+            data_orgs?: string[];
+            /** @description the lifts recorded so far, one per org */
+            lifts?: {
+                org?: string;
+                by?: string;
+                /** Format: date-time */
+                at?: string;
+            }[];
+            /** @description while active: the orgs whose admin must still lift it */
+            lifts_needed?: string[];
         };
         Honeytoken: {
             id?: string;
@@ -2337,6 +2423,8 @@ export interface operations {
                             index?: number;
                             leaf?: string;
                             event?: components["schemas"]["AuditEvent"];
+                            /** @description set when the event's record ids are hidden from this caller (records and leaf empty): an org admin reading its principal's touch of another org's decoy */
+                            redacted?: string;
                         }[];
                         next?: number;
                         /** @description with region=all: the log where the next page starts, at index next */
@@ -2607,6 +2695,37 @@ export interface operations {
             default: components["responses"]["Problem"];
         };
     };
+    putOrgDeviceRequirements: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeviceRequirements"];
+            };
+        };
+        responses: {
+            /** @description the org with its device requirements */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Org"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            default: components["responses"]["Problem"];
+        };
+    };
     listPrincipals: {
         parameters: {
             query?: {
@@ -2772,6 +2891,7 @@ export interface operations {
                      * @enum {string}
                      */
                     key_storage?: "file" | "tpm" | "pkcs11" | "webauthn";
+                    attestation?: components["schemas"]["TPMEvidence"];
                 };
             };
         };
@@ -2789,6 +2909,45 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    deviceAttestationChallenge: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description DER of the TPM's endorsement key certificate */
+                    ek_cert: string;
+                    /** @description the EK's TPMT_PUBLIC */
+                    ek_public: string;
+                    /** @description the attestation key's TPMT_PUBLIC (restricted ECDSA P-256 signing key, fixedTPM) */
+                    ak_public: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the challenge: a credential only the TPM of the EK can activate, for that AK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        challenge?: string;
+                        credential_blob?: string;
+                        encrypted_secret?: string;
+                        /** Format: date-time */
+                        expires_at?: string;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
             default: components["responses"]["Problem"];
         };
     };
@@ -3210,6 +3369,15 @@ export interface operations {
         responses: {
             /** @description quarantine */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Quarantine"];
+                };
+            };
+            /** @description this org's lift is recorded; the quarantine stays active until the orgs of lifts_needed lift it */
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
