@@ -15,10 +15,22 @@ const replaySweep = 8
 // only if it is absent or expired, in the next group transaction (shared with
 // the other requests' replay records and audit appends waiting then).
 func (s *Store) UseOnce(ctx context.Context, key []byte, expires, now time.Time) (bool, error) {
+	// Prepared once on the writer (its one connection), outside the
+	// transaction that holds it.
+	var ps [3]*sql.Stmt
+	for i, q := range []string{
+		`INSERT INTO replay (key, expires) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET expires = excluded.expires WHERE replay.expires <= ?`,
+		`SELECT key FROM replay WHERE expires <= ? LIMIT ?`,
+		`DELETE FROM replay WHERE key = ? AND expires <= ?`,
+	} {
+		var err error
+		if ps[i], err = s.prep(ctx, s.w, q); err != nil {
+			return false, err
+		}
+	}
 	var fresh bool
 	err := s.grouped(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO replay (key, expires) VALUES (?, ?)
-			ON CONFLICT (key) DO UPDATE SET expires = excluded.expires WHERE replay.expires <= ?`, key, micros(expires), micros(now))
+		res, err := tx.StmtContext(ctx, ps[0]).ExecContext(ctx, key, micros(expires), micros(now))
 		if err != nil {
 			return fmt.Errorf("sqlite: use once: %w", err)
 		}
@@ -31,7 +43,7 @@ func (s *Store) UseOnce(ctx context.Context, key []byte, expires, now time.Time)
 		// each by its key: a DELETE ... WHERE key IN (subquery) cost SQLite
 		// 1-3 ms a call here (measured inside a transaction that had just
 		// inserted), against tens of microseconds for this.
-		rows, err := tx.QueryContext(ctx, `SELECT key FROM replay WHERE expires <= ? LIMIT ?`, micros(now), replaySweep)
+		rows, err := tx.StmtContext(ctx, ps[1]).QueryContext(ctx, micros(now), replaySweep)
 		if err != nil {
 			return fmt.Errorf("sqlite: sweep replay: %w", err)
 		}
@@ -47,8 +59,9 @@ func (s *Store) UseOnce(ctx context.Context, key []byte, expires, now time.Time)
 		if err := rows.Close(); err != nil {
 			return fmt.Errorf("sqlite: sweep replay: %w", err)
 		}
+		del := tx.StmtContext(ctx, ps[2])
 		for _, k := range expired {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM replay WHERE key = ? AND expires <= ?`, k, micros(now)); err != nil {
+			if _, err := del.ExecContext(ctx, k, micros(now)); err != nil {
 				return fmt.Errorf("sqlite: sweep replay: %w", err)
 			}
 		}
