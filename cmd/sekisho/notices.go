@@ -76,6 +76,9 @@ data directory (--data, which takes its lock).`,
 				if src.data == "" {
 					return usageErrorf("offline, notices need --data DIR (the instance's keys open the contact fields)")
 				}
+				if err := existingDataDir(src.data); err != nil {
+					return err
+				}
 				inst, err := openInstance(ctx, instanceOptions{DataDir: src.data, Store: src.store, Stderr: cmd.ErrOrStderr()})
 				if err != nil {
 					return err

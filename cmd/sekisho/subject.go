@@ -86,6 +86,9 @@ func subjectReportOffline(cmd *cobra.Command, src incidentSource, collection, id
 	if src.data == "" {
 		return nil, usageErrorf("offline, a subject report needs --data DIR (the instance's keys open the record)")
 	}
+	if err := existingDataDir(src.data); err != nil {
+		return nil, err
+	}
 	ctx := cmd.Context()
 	inst, err := openInstance(ctx, instanceOptions{DataDir: src.data, Store: src.store, Stderr: cmd.ErrOrStderr()})
 	if err != nil {
@@ -131,6 +134,15 @@ func subjectReportOffline(cmd *cobra.Command, src incidentSource, collection, id
 	}
 	b, _, err := report.Render(rep, format)
 	return b, err
+}
+
+// existingDataDir refuses a data directory that does not exist: a verb
+// that reads an instance must not create an empty one (openInstance would).
+func existingDataDir(dir string) error {
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return usageErrorf("data directory %s does not exist", dir)
+	}
+	return nil
 }
 
 // writeOut writes b to the file out (0600), or to standard output.

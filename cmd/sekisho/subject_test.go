@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -124,6 +125,18 @@ func TestSubjectReportOffline(t *testing.T) {
 	}
 	if out, code := runCLI(t, "subject", "report", "users", id, "--store", "postgres://nobody@127.0.0.1:1/x"); code != exitUsage {
 		t.Errorf("--store without --data: exit %d %s", code, out)
+	}
+	// A data directory that does not exist is refused, not created (the
+	// same for incident notices --data).
+	none := filepath.Join(t.TempDir(), "none")
+	if _, code := runCLI(t, "subject", "report", "users", id, "--data", none); code != exitUsage {
+		t.Errorf("subject report of a missing data directory: exit %d", code)
+	}
+	if _, code := runCLI(t, "incident", "notices", "--data", none, "--incident", "inc-x", "--out", filepath.Join(t.TempDir(), "n")); code != exitUsage {
+		t.Errorf("incident notices of a missing data directory: exit %d", code)
+	}
+	if _, err := os.Stat(none); err == nil {
+		t.Error("a missing data directory was created")
 	}
 	lock, err := lockDir(dir)
 	if err != nil {
