@@ -124,6 +124,9 @@ type Config struct {
 	// header names the source address of audit events; the zero value
 	// trusts none (the source is the connection's peer).
 	Proxies edge.Proxies
+	// Console, when set, serves the web console at GET /console and
+	// /console/ (package console); it is not an API route.
+	Console http.Handler
 }
 
 // New returns a Server.
@@ -172,6 +175,10 @@ func New(c Config) *Server {
 			rt.Handler = s.anonLimit(rt.Handler)
 		}
 		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
+	}
+	if c.Console != nil {
+		s.mux.Handle("GET /console", c.Console)
+		s.mux.Handle("GET /console/", c.Console)
 	}
 	return s
 }

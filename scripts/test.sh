@@ -31,6 +31,9 @@ export SEKISHO_REQUIRE_ROOT=1
 export SEKISHO_REQUIRE_NODE=1
 # The report tests extract the PDFs' text with pdftotext (poppler-utils).
 export SEKISHO_REQUIRE_POPPLER=1
+# The web console's browser test (e2e TestConsole) drives Debian's chromium
+# headless: missing, it fails instead of skipping.
+export SEKISHO_REQUIRE_CHROMIUM=1
 # The TPM device-key tests start a software TPM (swtpm): missing, they fail.
 export SEKISHO_REQUIRE_SWTPM=1
 # The PKCS#11 tests run against SoftHSM2 (Debian's softhsm2; .ci/run installs

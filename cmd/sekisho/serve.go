@@ -24,6 +24,7 @@ import (
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/audit/export"
+	"github.com/sekisho/sekisho/console"
 	"github.com/sekisho/sekisho/edge"
 	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/httpapi"
@@ -421,7 +422,7 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 	n := &node{acc: acc}
 	hc := httpapi.Config{Vault: in.vault, AuditLog: in.log, AuditLogs: in.logs, VerifierKey: in.verifier, Logger: c.Logger, Registry: c.Registry,
 		Auth: acc, Access: acc, KnownPurpose: acc.KnownPurpose, Now: c.Now, Proxies: c.Proxies, Tracer: c.Tracer, Reports: report.Config{Controller: c.Controller},
-		AnonymousRate: c.AnonymousRate}
+		AnonymousRate: c.AnonymousRate, Console: console.Handler()}
 	if !c.NoGuard {
 		n.grd = guard.New(guard.Config{Store: in.store, Logs: in.logs.Stores(), Audit: in.log, RootOrg: c.Org, Logger: c.Logger, Registry: c.Registry,
 			Webhooks: c.Webhooks, Now: c.Now, Location: c.Location})

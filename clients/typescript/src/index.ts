@@ -299,8 +299,8 @@ export class Client {
   async listQuarantines(): Promise<Quarantine[]> {
     return (await this.json<{ quarantines?: Quarantine[] }>('GET', '/v1/quarantines')).quarantines ?? []
   }
-  liftQuarantine(id: string, reason: string): Promise<Quarantine> {
-    return this.json('POST', `/v1/quarantines/${enc(id)}/lift`, { body: { reason } })
+  liftQuarantine(id: string): Promise<Quarantine> {
+    return this.json('POST', `/v1/quarantines/${enc(id)}/lift`)
   }
   async listRules(): Promise<GuardRule[]> {
     return (await this.json<{ rules?: GuardRule[] }>('GET', '/v1/guard/rules')).rules ?? []

@@ -1,0 +1,213 @@
+// Approvals, quarantines, guard, audit and grants.
+import { ProblemError, type AuditEventEntry, type Client, type Grant } from '../../../clients/typescript/src/index'
+import { download, h, list, mono, status, table, timeEl } from './dom'
+import { t } from './i18n'
+
+function problemText(e: unknown): string {
+  return e instanceof ProblemError ? `${e.code}: ${e.detail ?? e.title}` : String(e)
+}
+
+/** recentEvents reads the audit events of every log this caller may see (at most max). */
+export async function recentEvents(c: Client, max = 5000): Promise<AuditEventEntry[]> {
+  const out: AuditEventEntry[] = []
+  let from: number | undefined, fromRegion: string | undefined
+  while (out.length < max) {
+    const r = await c.auditEvents({ region: 'all', limit: 1000, from, from_region: fromRegion })
+    out.push(...(r.events ?? []))
+    if (r.next === undefined || r.next === null || (r.events ?? []).length === 0) break
+    from = r.next
+    fromRegion = r.next_region
+  }
+  return out
+}
+
+export async function approvalsPage(c: Client, rerender: () => void): Promise<HTMLElement> {
+  const [grants, devices] = await Promise.all([c.listGrants(), c.listDevices()])
+  const pendingGrants = grants.filter((g) => g.status === 'pending')
+  const pendingDevices = devices.filter((d) => d.status === 'pending')
+  const act = async (f: () => Promise<unknown>, ok: string) => {
+    try {
+      await f()
+      status(ok, 'ok')
+      rerender()
+    } catch (e) {
+      status(problemText(e), 'error')
+    }
+  }
+  return h('section', { 'aria-labelledby': 'page-title' },
+    h('h1', { id: 'page-title' }, t('approvals')),
+    table('pending-grants', t('pending_grants'), [t('id'), t('grantor'), t('grantee'), t('collections'), t('fields'), t('regions'), t('purposes'), t('why_two'), t('created_by'), t('expires'), ''],
+      pendingGrants.map((g) => [mono(g.id), g.grantor_org ?? '', g.grantee_principal ? `${g.grantee_org} / ${g.grantee_principal}` : g.grantee_org, list(g.collections), list(g.fields), list(g.regions), list(g.purposes), g.two_person ?? '', g.created_by ?? '', timeEl(g.expires),
+        h('button', { type: 'button', 'data-approve-grant': g.id, 'aria-label': `${t('approve_grant_label')} ${g.id}`, onclick: () => act(() => c.approveGrant(g.id!), `${t('approved')}: ${g.id}`) }, t('approve'))]),
+      pendingGrants.map((g) => g.id ?? '')),
+    table('pending-devices', t('pending_devices'), [t('device_id'), t('principal_col'), t('org'), t('name'), t('key_storage'), t('enrolled'), ''],
+      pendingDevices.map((d) => [mono(d.id), d.principal ?? '', d.org ?? '', d.name ?? '', d.key_storage ?? '', timeEl(d.enrolled_at),
+        h('button', { type: 'button', 'data-approve-device': d.id, 'aria-label': `${t('approve_device_label')} ${d.id}`, onclick: () => act(() => c.approveDevice(d.id!), `${t('approved')}: ${d.id}`) }, t('approve'))]),
+      pendingDevices.map((d) => d.id ?? '')))
+}
+
+export async function quarantinesPage(c: Client, rerender: () => void): Promise<HTMLElement> {
+  const qs = await c.listQuarantines()
+  qs.sort((a, b) => (a.status === 'active' ? 0 : 1) - (b.status === 'active' ? 0 : 1) || (b.since ?? '').localeCompare(a.since ?? ''))
+  const lift = (id: string, who: string, cell: HTMLElement) => {
+    // A second step, so that a stray key press does not lift a quarantine.
+    const yes = h('button', { type: 'button', 'data-lift-confirm': id }, t('lift_confirm'))
+    const no = h('button', { type: 'button', class: 'secondary' }, t('cancel'))
+    const box = h('div', { role: 'group', 'aria-label': `${t('lift_label')} ${who}` }, yes, no)
+    const before = [...cell.childNodes]
+    cell.replaceChildren(box)
+    yes.focus()
+    no.addEventListener('click', () => cell.replaceChildren(...before))
+    yes.addEventListener('click', async () => {
+      try {
+        await c.liftQuarantine(id)
+        status(`${t('lifted')}: ${who}`, 'ok')
+        rerender()
+      } catch (e) {
+        status(problemText(e), 'error')
+      }
+    })
+  }
+  return h('section', { 'aria-labelledby': 'page-title' },
+    h('h1', { id: 'page-title' }, t('quarantines')),
+    table('quarantines', t('quarantines'), [t('subject'), t('device'), t('org'), t('rule'), t('reason'), t('since'), t('status'), t('lifted_by'), ''],
+      qs.map((q) => {
+        const cell = h('span')
+        if (q.status === 'active') {
+          const b = h('button', { type: 'button', 'data-lift': q.id, 'aria-label': `${t('lift_label')} ${q.subject ?? q.principal}` }, t('lift'))
+          b.addEventListener('click', () => lift(q.id!, q.subject ?? q.principal ?? q.id!, cell))
+          cell.append(b)
+        }
+        return [q.subject ?? q.principal ?? '', mono(q.device), q.org ?? '', q.rule ?? '', q.reason ?? '', timeEl(q.since), h('span', { class: `qstatus ${q.status}`, 'data-status': q.status }, q.status ?? ''),
+          q.lifted_by ? h('span', {}, q.lifted_by, ' ', timeEl(q.lifted_at)) : '—', cell]
+      }), qs.map((q) => q.id ?? '')))
+}
+
+function isGuardEvent(e: AuditEventEntry): boolean {
+  const ev = e.event
+  return !!ev && ((ev.policy ?? '').startsWith('guard') || (ev.action ?? '').startsWith('guard.'))
+}
+
+export async function guardPage(c: Client, onLeave: (f: () => void) => void): Promise<HTMLElement> {
+  const rules = await c.listRules()
+  const alertsBox = h('div', { id: 'alerts', 'aria-live': 'polite' })
+  const known = new Set<string>()
+  const poll = async () => {
+    const evs = (await recentEvents(c)).filter(isGuardEvent)
+    evs.sort((a, b) => (b.event?.time ?? '').localeCompare(a.event?.time ?? ''))
+    const fresh = known.size > 0
+    alertsBox.replaceChildren(table('alerts-table', t('alerts'), [t('time'), t('principal_col'), t('org'), t('action'), t('decision'), t('rule'), t('reason')],
+      evs.slice(0, 200).map((e) => {
+        const k = `${e.region}/${e.index}`
+        const isNew = fresh && !known.has(k)
+        known.add(k)
+        return [h('span', { class: isNew ? 'new' : '' }, timeEl(e.event?.time)), e.event?.principal ?? '', e.event?.org ?? '', e.event?.action ?? '', e.event?.decision ?? '', e.event?.policy ?? '', e.event?.reason || (e.event as { detail?: string })?.detail || '']
+      })))
+  }
+  await poll()
+  const timer = setInterval(() => poll().catch(() => {}), 5000)
+  onLeave(() => clearInterval(timer))
+  return h('section', { 'aria-labelledby': 'page-title' },
+    h('h1', { id: 'page-title' }, t('guard')),
+    h('h2', {}, t('alerts')), h('p', {}, t('alerts_intro')), alertsBox,
+    h('h2', {}, t('rules')),
+    table('rules', t('rules'), [t('id'), t('description'), t('enabled'), t('action'), t('params'), t('version'), t('updated')],
+      rules.map((r) => [mono(r.id), r.description ?? '', r.enabled ? t('yes') : t('no'), r.action ?? '',
+        Object.entries(r.params ?? {}).map(([k, v]) => `${k}=${v}`).join(', ') || '—', String(r.version ?? ''), r.updated_at ? h('span', {}, timeEl(r.updated_at), ` ${r.updated_by ?? ''}`) : '—']),
+      rules.map((r) => r.id ?? '')))
+}
+
+// ---- audit: checkpoints, their signatures verified here, witness files
+
+const b64dec = (s: string) => Uint8Array.from(atob(s), (ch) => ch.charCodeAt(0))
+
+/** verifyNote checks a signed note (C2SP signed-note) against a verifier key "name+hash+base64(0x01||ed25519 key)". */
+export async function verifyNote(note: string, vkey: string): Promise<boolean> {
+  // name+hash+key: the key is base64 and may itself hold '+'.
+  const m0 = /^([^+\s]+)\+([0-9a-f]{8})\+(\S+)$/.exec(vkey.trim())
+  if (!m0) return false
+  const [, name, , keyB64] = m0 as unknown as [string, string, string, string]
+  const raw = b64dec(keyB64)
+  if (raw[0] !== 1 || raw.length !== 33) return false
+  const i = note.indexOf('\n\n')
+  if (i < 0) return false
+  const text = note.slice(0, i + 1)
+  const key = await crypto.subtle.importKey('raw', raw.slice(1), { name: 'Ed25519' }, false, ['verify'])
+  for (const line of note.slice(i + 2).split('\n')) {
+    const m = /^\u2014 (\S+) (\S+)$/.exec(line)
+    if (!m || m[1] !== name) continue
+    const sig = b64dec(m[2]!)
+    if (sig.length !== 68) continue
+    if (await crypto.subtle.verify({ name: 'Ed25519' }, key, sig.slice(4), new TextEncoder().encode(text))) return true
+  }
+  return false
+}
+
+async function regionsOf(c: Client): Promise<string[]> {
+  // The logs: the default one and every region whose events this caller sees.
+  const set = new Set<string>(['default'])
+  for (const e of await recentEvents(c)) if (e.region) set.add(e.region)
+  return [...set]
+}
+
+export async function auditPage(c: Client): Promise<HTMLElement> {
+  const vkey = (await c.verifierKey()).trim()
+  const regions = await regionsOf(c)
+  const rows: (Node | string)[][] = []
+  for (const region of regions) {
+    let note: string
+    try {
+      note = await c.checkpoint(region)
+    } catch (e) {
+      if (e instanceof ProblemError && e.status === 404) continue
+      throw e
+    }
+    const lines = note.split('\n')
+    const size = Number(lines[1])
+    const ok = await verifyNote(note, vkey)
+    // The last checkpoint this browser witnessed for the log (public data).
+    const wkey = `sekisho-witness-${region}`
+    const prev = JSON.parse(localStorage.getItem(wkey) ?? 'null') as { size: number; root: string } | null
+    let cons = t('verify_first')
+    if (prev && prev.size > 0 && prev.size <= size) {
+      cons = prev.size === size ? (prev.root === lines[2] ? t('verify_grew') : t('verify_bad')) : `${t('verify_grew')} (${prev.size} → ${size})`
+    }
+    if (ok) localStorage.setItem(wkey, JSON.stringify({ size, root: lines[2] }))
+    rows.push([region, lines[0] ?? '', String(size), mono(lines[2]),
+      h('span', { class: ok ? 'ok' : 'bad', 'data-verify': ok ? 'ok' : 'bad' }, ok ? t('verify_ok') : t('verify_bad'), ok ? `; ${cons}` : ''),
+      h('button', { type: 'button', class: 'secondary', 'data-witness': region, onclick: () => download(new Blob([note], { type: 'text/plain' }), `checkpoint-${region}-${size}`) }, t('witness_dl'))])
+  }
+  return h('section', { 'aria-labelledby': 'page-title' },
+    h('h1', { id: 'page-title' }, t('audit')),
+    table('checkpoints', t('checkpoints'), [t('region'), t('log'), t('size'), t('root_hash'), t('verify'), t('witness')], rows, rows.map((r) => String(r[0]))),
+    h('h2', {}, t('verifier_key')), h('pre', { id: 'verifier-key' }, vkey))
+}
+
+// ---- grants: expiring, unused, over budget
+
+export async function grantsPage(c: Client): Promise<HTMLElement> {
+  const [grants, events] = await Promise.all([c.listGrants(), recentEvents(c)])
+  const used = new Map<string, number>()
+  const budget = new Map<string, number>()
+  for (const e of events) {
+    const p = e.event?.policy ?? ''
+    if (!p.startsWith('grant:')) continue
+    const id = p.slice('grant:'.length)
+    if (e.event?.decision === 'allow') used.set(id, (used.get(id) ?? 0) + 1)
+    else if (/budget/.test(e.event?.reason ?? '')) budget.set(id, (budget.get(id) ?? 0) + 1)
+  }
+  const now = Date.now()
+  const active = grants.filter((g) => g.status === 'active')
+  const expiring = active.filter((g) => Date.parse(g.expires) - now < 7 * 86400_000)
+  const unused = active.filter((g) => !used.has(g.id ?? ''))
+  const over = grants.filter((g) => budget.has(g.id ?? ''))
+  const row = (g: Grant) => [mono(g.id), g.grantor_org ?? '', g.grantee_org, list(g.collections), list(g.regions), list(g.purposes), g.status ?? '', timeEl(g.expires), `${g.budget_per_hour || '—'} / ${g.budget_total || '—'}`]
+  const heads = [t('id'), t('grantor'), t('grantee'), t('collections'), t('regions'), t('purposes'), t('status'), t('expires'), t('budget')]
+  return h('section', { 'aria-labelledby': 'page-title' },
+    h('h1', { id: 'page-title' }, t('grants')),
+    h('p', {}, `${events.length} ${t('events_read')}`),
+    table('grants-expiring', t('expiring'), heads, expiring.map(row), expiring.map((g) => g.id ?? '')),
+    table('grants-unused', t('unused'), heads, unused.map(row), unused.map((g) => g.id ?? '')),
+    table('grants-over-budget', t('over_budget'), [...heads, t('refusals')], over.map((g) => [...row(g), String(budget.get(g.id ?? ''))]), over.map((g) => g.id ?? '')),
+    table('grants-all', t('all_grants'), heads, grants.map(row), grants.map((g) => g.id ?? '')))
+}
