@@ -14,7 +14,6 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access/dpop"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // MaxPendingDevices bounds the pending devices of one principal, so that
@@ -55,7 +54,7 @@ type BootstrapResult struct {
 // SpendBootstrap checks the bootstrap token and, once only, creates the root
 // org, its first admin (roles admin and auditor) and that admin's device,
 // approved. The spending is audited.
-func (s *Service) SpendBootstrap(ctx context.Context, c vault.Caller, token string, b Bootstrap) (*BootstrapResult, error) {
+func (s *Service) SpendBootstrap(ctx context.Context, c sekisho.Caller, token string, b Bootstrap) (*BootstrapResult, error) {
 	c.Principal, c.Org, c.Device = "bootstrap", s.rootOrg, "bootstrap"
 	h := sha256.Sum256([]byte(token))
 	if s.bootHash == ([32]byte{}) || subtle.ConstantTimeCompare(h[:], s.bootHash[:]) != 1 {
@@ -74,24 +73,24 @@ func (s *Service) SpendBootstrap(ctx context.Context, c vault.Caller, token stri
 	now := s.now()
 	// Spending first, with version 1, makes the bootstrap single-use even
 	// when two requests race: the second gets a conflict.
-	if err := s.put(ctx, KindBootstrap, "first-admin", s.rootOrg, 1, map[string]any{"spent_at": now, "principal": b.Principal, "device": b.Key.Thumbprint()}); err != nil {
+	if err := s.put(ctx, sekisho.KindBootstrap, "first-admin", s.rootOrg, 1, map[string]any{"spent_at": now, "principal": b.Principal, "device": b.Key.Thumbprint()}); err != nil {
 		if sekisho.Code(err) == sekisho.EConflict {
 			err = sekisho.TypedErrorf(sekisho.EUnauthorized, "bootstrap-token-spent", "the bootstrap token was already used to enrol the first admin; log in with that admin's profile")
 		}
 		return nil, s.event(ctx, c, "bootstrap.spend", "", err)
 	}
 	org := &Org{ID: s.rootOrg, HomeRegion: s.rootRegio, Root: true, Status: StatusActive, CreatedAt: now, CreatedBy: "bootstrap"}
-	if err := s.put(ctx, KindOrg, org.ID, org.ID, 1, org); err != nil && sekisho.Code(err) != sekisho.EConflict {
+	if err := s.put(ctx, sekisho.KindOrg, org.ID, org.ID, 1, org); err != nil && sekisho.Code(err) != sekisho.EConflict {
 		return nil, err
 	}
 	p := &Principal{ID: b.Principal, Org: org.ID, Name: b.Name, Kind: "person", Roles: []string{RoleAdmin, RoleAuditor},
 		Status: StatusActive, CreatedAt: now, CreatedBy: "bootstrap"}
-	if err := s.put(ctx, KindPrincipal, p.ID, p.Org, 1, p); err != nil {
+	if err := s.put(ctx, sekisho.KindPrincipal, p.ID, p.Org, 1, p); err != nil {
 		return nil, err
 	}
 	d := &Device{ID: b.Key.Thumbprint(), Principal: p.ID, Org: p.Org, Name: b.Device, Key: b.Key, Status: StatusApproved,
 		EnrolledAt: now, ApprovedAt: &now, ApprovedBy: "bootstrap", KeyStorage: storage}
-	if err := s.put(ctx, KindDevice, d.ID, d.Org, 1, d); err != nil {
+	if err := s.put(ctx, sekisho.KindDevice, d.ID, d.Org, 1, d); err != nil {
 		return nil, err
 	}
 	if err := s.EnsurePolicies(ctx); err != nil {
@@ -104,7 +103,7 @@ func (s *Service) SpendBootstrap(ctx context.Context, c vault.Caller, token stri
 }
 
 // CreateOrg creates an org (root admins only).
-func (s *Service) CreateOrg(ctx context.Context, c vault.Caller, o *Org) (*Org, error) {
+func (s *Service) CreateOrg(ctx context.Context, c sekisho.Caller, o *Org) (*Org, error) {
 	detail := "org " + o.ID
 	if !s.isRootAdmin(c) {
 		return nil, s.event(ctx, c, "org.create", detail, errAdmin("creating an org"))
@@ -130,42 +129,42 @@ func (s *Service) CreateOrg(ctx context.Context, c vault.Caller, o *Org) (*Org, 
 		}
 	}
 	o.Root, o.Status, o.CreatedAt, o.CreatedBy = false, StatusActive, s.now(), c.Principal
-	if err := s.put(ctx, KindOrg, o.ID, o.ID, 1, o); err != nil {
+	if err := s.put(ctx, sekisho.KindOrg, o.ID, o.ID, 1, o); err != nil {
 		return nil, s.event(ctx, c, "org.create", detail, err)
 	}
 	return o, s.event(ctx, c, "org.create", detail, nil)
 }
 
 // GetOrg returns an org the caller may see.
-func (s *Service) GetOrg(ctx context.Context, c vault.Caller, id string) (*Org, error) {
+func (s *Service) GetOrg(ctx context.Context, c sekisho.Caller, id string) (*Org, error) {
 	if id != c.Org && !s.seesAll(c) {
 		return nil, sekisho.Errorf(sekisho.ENotFound, "org %q not found", id)
 	}
-	o, _, err := get[Org](ctx, s, KindOrg, id)
+	o, _, err := get[Org](ctx, s, sekisho.KindOrg, id)
 	return o, err
 }
 
 // ListOrgs lists the orgs the caller may see: all for root admins and
 // auditors, its own for everyone else.
-func (s *Service) ListOrgs(ctx context.Context, c vault.Caller) ([]*Org, error) {
+func (s *Service) ListOrgs(ctx context.Context, c sekisho.Caller) ([]*Org, error) {
 	if !s.seesAll(c) {
-		o, _, err := get[Org](ctx, s, KindOrg, c.Org)
+		o, _, err := get[Org](ctx, s, sekisho.KindOrg, c.Org)
 		if err != nil {
 			return nil, err
 		}
 		return []*Org{o}, nil
 	}
-	return list[Org](ctx, s, KindOrg, "")
+	return list[Org](ctx, s, sekisho.KindOrg, "")
 }
 
 // RevokeOrgDevices revokes every device of an org (an admin of it, or a
 // root admin): the emergency stop for a compromised affiliate.
-func (s *Service) RevokeOrgDevices(ctx context.Context, c vault.Caller, org string) (int, error) {
+func (s *Service) RevokeOrgDevices(ctx context.Context, c sekisho.Caller, org string) (int, error) {
 	detail := "org " + org
 	if err := s.requireAdminOf(c, org, "revoking an org's devices", true); err != nil {
 		return 0, s.event(ctx, c, "org.revoke-devices", detail, err)
 	}
-	objs, err := s.store.ListObjects(ctx, KindDevice, org)
+	objs, err := s.store.ListObjects(ctx, sekisho.KindDevice, org)
 	if err != nil {
 		return 0, err
 	}
@@ -180,7 +179,7 @@ func (s *Service) RevokeOrgDevices(ctx context.Context, c vault.Caller, org stri
 		}
 		now := s.now()
 		d.Status, d.RevokedAt, d.RevokedBy = StatusRevoked, &now, c.Principal
-		if err := s.put(ctx, KindDevice, d.ID, d.Org, o.Version+1, d); err != nil {
+		if err := s.put(ctx, sekisho.KindDevice, d.ID, d.Org, o.Version+1, d); err != nil {
 			return n, err
 		}
 		n++
@@ -191,7 +190,7 @@ func (s *Service) RevokeOrgDevices(ctx context.Context, c vault.Caller, org stri
 // CreatePrincipal creates a principal: by an admin of its org, or by a root
 // admin (the first admin of an org that has never had one, or a principal
 // without the admin role). Only a holder of auditor grants auditor.
-func (s *Service) CreatePrincipal(ctx context.Context, c vault.Caller, p *Principal) (*Principal, error) {
+func (s *Service) CreatePrincipal(ctx context.Context, c sekisho.Caller, p *Principal) (*Principal, error) {
 	detail := "principal " + p.ID + " of " + p.Org + " roles " + strings.Join(p.Roles, ",")
 	if p.Org == "" {
 		p.Org = c.Org
@@ -210,11 +209,11 @@ func (s *Service) CreatePrincipal(ctx context.Context, c vault.Caller, p *Princi
 			return nil, sekisho.FieldErrorf(sekisho.EInvalid, "roles", "unknown role %q (known: %s)", r, strings.Join(Roles, ", "))
 		}
 	}
-	if slices.Contains(p.Roles, RoleAuditor) && !hasRole(c, RoleAuditor) {
+	if slices.Contains(p.Roles, RoleAuditor) && !c.HasRole(RoleAuditor) {
 		return nil, s.event(ctx, c, "principal.create", detail, sekisho.TypedErrorf(sekisho.EForbidden, "auditor-grant-forbidden",
 			"only a holder of the auditor role may grant it"))
 	}
-	if _, _, err := get[Org](ctx, s, KindOrg, p.Org); err != nil {
+	if _, _, err := get[Org](ctx, s, sekisho.KindOrg, p.Org); err != nil {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "org", "org %q does not exist", p.Org)
 	}
 	if p.Org != c.Org && slices.Contains(p.Roles, RoleAdmin) {
@@ -238,15 +237,15 @@ func (s *Service) CreatePrincipal(ctx context.Context, c vault.Caller, p *Princi
 	}
 	sort.Strings(p.Roles)
 	p.Status, p.CreatedAt, p.CreatedBy, p.RevokedAt, p.RevokedBy = StatusActive, s.now(), c.Principal, nil, ""
-	if err := s.put(ctx, KindPrincipal, p.ID, p.Org, 1, p); err != nil {
+	if err := s.put(ctx, sekisho.KindPrincipal, p.ID, p.Org, 1, p); err != nil {
 		return nil, s.event(ctx, c, "principal.create", detail, err)
 	}
 	return p, s.event(ctx, c, "principal.create", detail, nil)
 }
 
 // GetPrincipal returns a principal the caller may see.
-func (s *Service) GetPrincipal(ctx context.Context, c vault.Caller, id string) (*Principal, error) {
-	p, _, err := get[Principal](ctx, s, KindPrincipal, id)
+func (s *Service) GetPrincipal(ctx context.Context, c sekisho.Caller, id string) (*Principal, error) {
+	p, _, err := get[Principal](ctx, s, sekisho.KindPrincipal, id)
 	if err != nil || (p.Org != c.Org && !s.seesAll(c)) {
 		return nil, sekisho.Errorf(sekisho.ENotFound, "principal %q not found", id)
 	}
@@ -255,21 +254,21 @@ func (s *Service) GetPrincipal(ctx context.Context, c vault.Caller, id string) (
 
 // ListPrincipals lists an org's principals; only root admins and auditors
 // may list another org's. org "" means the caller's own (all for those).
-func (s *Service) ListPrincipals(ctx context.Context, c vault.Caller, org string) ([]*Principal, error) {
+func (s *Service) ListPrincipals(ctx context.Context, c sekisho.Caller, org string) ([]*Principal, error) {
 	if org != "" && org != c.Org && !s.seesAll(c) {
 		return nil, s.event(ctx, c, "principal.list", "org "+org, errScope(org))
 	}
 	if org == "" && !s.seesAll(c) {
 		org = c.Org
 	}
-	return list[Principal](ctx, s, KindPrincipal, org)
+	return list[Principal](ctx, s, sekisho.KindPrincipal, org)
 }
 
 // RevokePrincipal revokes a principal: its devices are refused from the next
 // request on.
-func (s *Service) RevokePrincipal(ctx context.Context, c vault.Caller, id string) (*Principal, error) {
+func (s *Service) RevokePrincipal(ctx context.Context, c sekisho.Caller, id string) (*Principal, error) {
 	detail := "principal " + id
-	p, v, err := get[Principal](ctx, s, KindPrincipal, id)
+	p, v, err := get[Principal](ctx, s, sekisho.KindPrincipal, id)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +277,7 @@ func (s *Service) RevokePrincipal(ctx context.Context, c vault.Caller, id string
 	}
 	now := s.now()
 	p.Status, p.RevokedAt, p.RevokedBy = StatusRevoked, &now, c.Principal
-	if err := s.put(ctx, KindPrincipal, p.ID, p.Org, v+1, p); err != nil {
+	if err := s.put(ctx, sekisho.KindPrincipal, p.ID, p.Org, v+1, p); err != nil {
 		return nil, err
 	}
 	return p, s.event(ctx, c, "principal.revoke", detail, nil)
@@ -289,13 +288,13 @@ func (s *Service) RevokePrincipal(ctx context.Context, c vault.Caller, id string
 // key (a DPoP proof) but is anonymous: enrolment should be rate-limited at
 // the edge. keyStorage is where the client says the key lives (file when
 // empty); the device is not attested (no evidence was verified).
-func (s *Service) EnrolDevice(ctx context.Context, c vault.Caller, principal, name, keyStorage string, key dpop.JWK) (*Device, error) {
+func (s *Service) EnrolDevice(ctx context.Context, c sekisho.Caller, principal, name, keyStorage string, key dpop.JWK) (*Device, error) {
 	return s.enrolDevice(ctx, c, principal, name, keyStorage, false, key)
 }
 
 // enrolDevice is EnrolDevice; attested says the caller verified evidence of
 // keyStorage (EnrolAttestedDevice).
-func (s *Service) enrolDevice(ctx context.Context, c vault.Caller, principal, name, keyStorage string, attested bool, key dpop.JWK) (*Device, error) {
+func (s *Service) enrolDevice(ctx context.Context, c sekisho.Caller, principal, name, keyStorage string, attested bool, key dpop.JWK) (*Device, error) {
 	key, err := key.Canonical()
 	if err != nil {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "key", "%v", err)
@@ -316,7 +315,7 @@ func (s *Service) enrolDevice(ctx context.Context, c vault.Caller, principal, na
 	// never deleted, so a revoked key stays known. (This answer tells the
 	// key's holder about its own key, whatever principal it names.)
 	version := int64(1)
-	if old, v, err := get[Device](ctx, s, KindDevice, key.Thumbprint()); err == nil {
+	if old, v, err := get[Device](ctx, s, sekisho.KindDevice, key.Thumbprint()); err == nil {
 		if !old.expired(now) {
 			return nil, s.event(ctx, c, "device.enrol", detail, errKeyKnown())
 		}
@@ -336,7 +335,7 @@ func (s *Service) enrolDevice(ctx context.Context, c vault.Caller, principal, na
 		}
 		return stub, nil
 	}
-	p, _, err := get[Principal](ctx, s, KindPrincipal, principal)
+	p, _, err := get[Principal](ctx, s, sekisho.KindPrincipal, principal)
 	if sekisho.Code(err) == sekisho.ENotFound {
 		return hidden(sekisho.TypedErrorf(sekisho.ENotFound, "principal-unknown", "principal %q does not exist (not told to the caller)", principal))
 	}
@@ -347,7 +346,7 @@ func (s *Service) enrolDevice(ctx context.Context, c vault.Caller, principal, na
 	if p.Status != StatusActive {
 		return hidden(sekisho.TypedErrorf(sekisho.EForbidden, "principal-revoked", "principal %s is revoked (not told to the caller)", principal))
 	}
-	devs, err := list[Device](ctx, s, KindDevice, p.Org)
+	devs, err := list[Device](ctx, s, sekisho.KindDevice, p.Org)
 	if err != nil {
 		return nil, err
 	}
@@ -362,7 +361,7 @@ func (s *Service) enrolDevice(ctx context.Context, c vault.Caller, principal, na
 			"principal %s has %d devices waiting for approval (each for at most %s); not stored, not told to the caller", principal, pending, PendingDeviceTTL))
 	}
 	d := &Device{ID: key.Thumbprint(), Principal: principal, Org: p.Org, Name: name, Key: key, Status: StatusPending, EnrolledAt: now, KeyStorage: storage, Attested: attested}
-	if err := s.put(ctx, KindDevice, d.ID, d.Org, version, d); err != nil {
+	if err := s.put(ctx, sekisho.KindDevice, d.ID, d.Org, version, d); err != nil {
 		if sekisho.Code(err) == sekisho.EConflict {
 			err = errKeyKnown() // enrolled concurrently
 		}
@@ -383,8 +382,8 @@ func errKeyKnown() error {
 // approved device (bootstrapping a new org: its first admin and the others
 // it starts with). Revoked admins and devices count: once an org has had
 // an admin, only its own admins approve its devices.
-func (s *Service) ApproveDevice(ctx context.Context, c vault.Caller, id string) (*Device, error) {
-	d, v, err := get[Device](ctx, s, KindDevice, id)
+func (s *Service) ApproveDevice(ctx context.Context, c sekisho.Caller, id string) (*Device, error) {
+	d, v, err := get[Device](ctx, s, sekisho.KindDevice, id)
 	if err != nil {
 		return nil, err
 	}
@@ -411,7 +410,7 @@ func (s *Service) ApproveDevice(ctx context.Context, c vault.Caller, id string) 
 			"device %s was enrolled at %s and not approved within %s; enrol it again", id, d.EnrolledAt.Format(time.RFC3339), PendingDeviceTTL))
 	}
 	d.Status, d.ApprovedAt, d.ApprovedBy = StatusApproved, &now, c.Principal
-	if err := s.put(ctx, KindDevice, d.ID, d.Org, v+1, d); err != nil {
+	if err := s.put(ctx, sekisho.KindDevice, d.ID, d.Org, v+1, d); err != nil {
 		return nil, err
 	}
 	return d, s.event(ctx, c, "device.approve", detail, nil)
@@ -422,7 +421,7 @@ func (s *Service) ApproveDevice(ctx context.Context, c vault.Caller, id string) 
 // never change) and whether any of them has ever had a device approved
 // (revoked devices included).
 func (s *Service) adminHistory(ctx context.Context, org string) (admin, seated bool, err error) {
-	ps, err := list[Principal](ctx, s, KindPrincipal, org)
+	ps, err := list[Principal](ctx, s, sekisho.KindPrincipal, org)
 	if err != nil {
 		return false, false, err
 	}
@@ -435,7 +434,7 @@ func (s *Service) adminHistory(ctx context.Context, org string) (admin, seated b
 	if len(admins) == 0 {
 		return false, false, nil
 	}
-	devs, err := list[Device](ctx, s, KindDevice, org)
+	devs, err := list[Device](ctx, s, sekisho.KindDevice, org)
 	if err != nil {
 		return true, false, err
 	}
@@ -449,8 +448,8 @@ func (s *Service) adminHistory(ctx context.Context, org string) (admin, seated b
 
 // RevokeDevice revokes a device (an admin of its org, a root admin, or its
 // own principal).
-func (s *Service) RevokeDevice(ctx context.Context, c vault.Caller, id string) (*Device, error) {
-	d, v, err := get[Device](ctx, s, KindDevice, id)
+func (s *Service) RevokeDevice(ctx context.Context, c sekisho.Caller, id string) (*Device, error) {
+	d, v, err := get[Device](ctx, s, sekisho.KindDevice, id)
 	if err != nil {
 		return nil, err
 	}
@@ -462,16 +461,16 @@ func (s *Service) RevokeDevice(ctx context.Context, c vault.Caller, id string) (
 	}
 	now := s.now()
 	d.Status, d.RevokedAt, d.RevokedBy = StatusRevoked, &now, c.Principal
-	if err := s.put(ctx, KindDevice, d.ID, d.Org, v+1, d); err != nil {
+	if err := s.put(ctx, sekisho.KindDevice, d.ID, d.Org, v+1, d); err != nil {
 		return nil, err
 	}
 	return d, s.event(ctx, c, "device.revoke", detail, nil)
 }
 
 // GetDevice returns a device the caller may see.
-func (s *Service) GetDevice(ctx context.Context, c vault.Caller, id string) (*Device, error) {
-	d, _, err := get[Device](ctx, s, KindDevice, id)
-	if err != nil || (d.Org != c.Org && !s.seesAll(c)) || (d.Principal != c.Principal && !hasRole(c, RoleAdmin) && !s.seesAll(c)) {
+func (s *Service) GetDevice(ctx context.Context, c sekisho.Caller, id string) (*Device, error) {
+	d, _, err := get[Device](ctx, s, sekisho.KindDevice, id)
+	if err != nil || (d.Org != c.Org && !s.seesAll(c)) || (d.Principal != c.Principal && !c.HasRole(RoleAdmin) && !s.seesAll(c)) {
 		return nil, sekisho.Errorf(sekisho.ENotFound, "device %q not found", id)
 	}
 	return d, nil
@@ -479,18 +478,18 @@ func (s *Service) GetDevice(ctx context.Context, c vault.Caller, id string) (*De
 
 // ListDevices lists devices: an org's for its admins (any org's for root
 // admins and auditors), one's own for everyone else.
-func (s *Service) ListDevices(ctx context.Context, c vault.Caller, org, principal string) ([]*Device, error) {
+func (s *Service) ListDevices(ctx context.Context, c sekisho.Caller, org, principal string) ([]*Device, error) {
 	if org != "" && org != c.Org && !s.seesAll(c) {
 		return nil, s.event(ctx, c, "device.list", "org "+org, errScope(org))
 	}
 	if org == "" && !s.seesAll(c) {
 		org = c.Org
 	}
-	devs, err := list[Device](ctx, s, KindDevice, org)
+	devs, err := list[Device](ctx, s, sekisho.KindDevice, org)
 	if err != nil {
 		return nil, err
 	}
-	own := !hasRole(c, RoleAdmin) && !s.seesAll(c)
+	own := !c.HasRole(RoleAdmin) && !s.seesAll(c)
 	out := devs[:0]
 	for _, d := range devs {
 		if (principal == "" || d.Principal == principal) && (!own || d.Principal == c.Principal) {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access/dpop"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // Header names and the token type.
@@ -198,42 +197,42 @@ func (s *Service) ProofKey(r *http.Request) (dpop.JWK, error) {
 // method and URL, fresh and never seen before; then the device, its
 // principal and its org must be in good standing (state at most
 // MaxCacheTTL old).
-func (s *Service) Authenticate(r *http.Request) (vault.Caller, error) {
+func (s *Service) Authenticate(r *http.Request) (sekisho.Caller, error) {
 	now := s.cfg.Now()
 	h := r.Header.Get("Authorization")
 	scheme, tok, _ := strings.Cut(h, " ")
 	switch {
 	case h == "":
-		return vault.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, "credential-missing",
+		return sekisho.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, "credential-missing",
 			"send a device-bound credential: Authorization: DPoP <token> and a DPoP proof (sekisho login, then sekisho api)")
 	case strings.EqualFold(scheme, "bearer"):
 		// Only a certificate-bound token (RFC 8705) is a Bearer token here.
 		return s.authenticateCert(r, tok, now)
 	case !strings.EqualFold(scheme, TokenType):
-		return vault.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, "credential-invalid", "unknown authorization scheme %q; use DPoP", scheme)
+		return sekisho.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, "credential-invalid", "unknown authorization scheme %q; use DPoP", scheme)
 	}
 	tok = strings.TrimSpace(tok)
 	tc, ath, err := s.readToken(tok, now)
 	if err != nil {
-		return vault.Caller{}, err
+		return sekisho.Caller{}, err
 	}
 	v, err := s.checkProof(r, ath, now)
 	if err != nil {
-		return vault.Caller{}, err
+		return sekisho.Caller{}, err
 	}
 	if tc.Cnf.JKT == "" || v.Thumbprint != tc.Cnf.JKT {
 		// The token's MAC checked out: it is this principal's and device's
 		// token, used with another key (stolen). The refusal is returned with
 		// them, so that it is audited as their denied attempt and an
 		// incident's scope of the suspect counts it.
-		return vault.Caller{Principal: tc.Sub, Org: tc.Org, Device: tc.Dev}, sekisho.TypedErrorf(sekisho.EUnauthorized, "token-key-mismatch",
+		return sekisho.Caller{Principal: tc.Sub, Org: tc.Org, Device: tc.Dev}, sekisho.TypedErrorf(sekisho.EUnauthorized, "token-key-mismatch",
 			"the access token is bound to another device key than the one that signed the proof")
 	}
 	d, p, err := s.deviceState(r.Context(), tc.Dev)
 	if err != nil {
-		return vault.Caller{}, err
+		return sekisho.Caller{}, err
 	}
-	return vault.Caller{Principal: p.ID, Org: p.Org, Device: d.ID, Roles: append([]string(nil), p.Roles...)}, nil
+	return sekisho.Caller{Principal: p.ID, Org: p.Org, Device: d.ID, Roles: append([]string(nil), p.Roles...)}, nil
 }
 
 // RequestURL is the htu a proof must carry for r: scheme, host and path,
@@ -350,7 +349,7 @@ func (s *Service) checkProof(r *http.Request, ath string, now time.Time) (*dpop.
 // deviceState returns an approved device and its active principal, both
 // of an active org, or the error that says which one is not.
 func (s *Service) deviceState(ctx context.Context, id string) (*Device, *Principal, error) {
-	d, err := cachedGet[Device](ctx, s, KindDevice, id)
+	d, err := cachedGet[Device](ctx, s, sekisho.KindDevice, id)
 	if sekisho.Code(err) == sekisho.ENotFound {
 		return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "device-unknown", "device key %s is not enrolled (sekisho login)", id)
 	}
@@ -367,7 +366,7 @@ func (s *Service) deviceState(ctx context.Context, id string) (*Device, *Princip
 	default:
 		return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "device-revoked", "device %s is %s", d.ID, d.Status)
 	}
-	p, err := cachedGet[Principal](ctx, s, KindPrincipal, d.Principal)
+	p, err := cachedGet[Principal](ctx, s, sekisho.KindPrincipal, d.Principal)
 	if sekisho.Code(err) == sekisho.ENotFound {
 		return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "principal-revoked", "principal %s no longer exists", d.Principal)
 	}
@@ -377,7 +376,7 @@ func (s *Service) deviceState(ctx context.Context, id string) (*Device, *Princip
 	if p.Status != StatusActive {
 		return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "principal-revoked", "principal %s was revoked", p.ID)
 	}
-	o, err := cachedGet[Org](ctx, s, KindOrg, p.Org)
+	o, err := cachedGet[Org](ctx, s, sekisho.KindOrg, p.Org)
 	if err != nil && sekisho.Code(err) != sekisho.ENotFound {
 		return nil, nil, err // the store, not the org: 503, retried
 	}

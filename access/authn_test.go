@@ -14,7 +14,6 @@ import (
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/sqlite"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // clock is a settable Config.Now.
@@ -56,7 +55,7 @@ func testAuthenticateCaches(t *testing.T, kt string) {
 	}
 	n1, n2 := node(), node()
 	key, _ := dpop.GenerateKey(kt)
-	if _, err := n1.SpendBootstrap(ctx, vault.Caller{}, "boot", access.Bootstrap{Principal: "admin", Key: key.JWK()}); err != nil {
+	if _, err := n1.SpendBootstrap(ctx, sekisho.Caller{}, "boot", access.Bootstrap{Principal: "admin", Key: key.JWK()}); err != nil {
 		t.Fatal(err)
 	}
 	const url = "http://sekisho.test/v1/whoami"
@@ -129,7 +128,7 @@ func testAuthenticateCaches(t *testing.T, kt string) {
 
 	// Revoked on node 1: refused there at once, and on node 2 within
 	// MaxCacheTTL although its token and key are cached there.
-	admin := vault.Caller{Principal: "admin", Org: n1.RootOrg(), Roles: []string{access.RoleAdmin}}
+	admin := sekisho.Caller{Principal: "admin", Org: n1.RootOrg(), Roles: []string{access.RoleAdmin}}
 	if _, err := n1.RevokeDevice(ctx, admin, key.Thumbprint()); err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/schemas"
 	"github.com/sekisho/sekisho/sqlite"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // newService returns a service over a real SQLite store, with the first
@@ -35,7 +34,7 @@ func newService(tb testing.TB, key *dpop.Key) *access.Service {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := s.SpendBootstrap(ctx, vault.Caller{}, "boot", access.Bootstrap{Principal: "admin", Key: key.JWK()}); err != nil {
+	if _, err := s.SpendBootstrap(ctx, sekisho.Caller{}, "boot", access.Bootstrap{Principal: "admin", Key: key.JWK()}); err != nil {
 		tb.Fatal(err)
 	}
 	return s
@@ -91,7 +90,7 @@ func benchAuth(b *testing.B, kt string, authz bool) {
 		}
 		if authz {
 			c.Purpose = "support"
-			d := az.Authorize(ctx, vault.AccessRequest{Caller: c, Action: vault.ActionRead, Collection: "users",
+			d := az.Authorize(ctx, sekisho.AccessRequest{Caller: c, Action: sekisho.ActionRead, Collection: "users",
 				Fields: []string{"phone", "email"}, Region: "jp", Owner: c.Org})
 			if !d.Allow {
 				b.Fatal(d.Reason)

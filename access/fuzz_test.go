@@ -13,12 +13,11 @@ import (
 	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/schemas"
 	"github.com/sekisho/sekisho/sqlite"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // fuzzService is a Service over a fresh SQLite store with the default
 // collections, a bootstrapped admin and a second org "acme".
-func fuzzService(f *testing.F) (*Service, vault.Caller) {
+func fuzzService(f *testing.F) (*Service, sekisho.Caller) {
 	f.Helper()
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, f.TempDir()+"/s.db")
@@ -50,10 +49,10 @@ func fuzzService(f *testing.F) (*Service, vault.Caller) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	if _, err := s.SpendBootstrap(ctx, vault.Caller{}, "boot", Bootstrap{Principal: "admin", Key: key.JWK()}); err != nil {
+	if _, err := s.SpendBootstrap(ctx, sekisho.Caller{}, "boot", Bootstrap{Principal: "admin", Key: key.JWK()}); err != nil {
 		f.Fatal(err)
 	}
-	admin := vault.Caller{Principal: "admin", Org: s.RootOrg(), Roles: []string{RoleAdmin}, Purpose: "support"}
+	admin := sekisho.Caller{Principal: "admin", Org: s.RootOrg(), Roles: []string{RoleAdmin}, Purpose: "support"}
 	if _, err := s.CreateOrg(ctx, admin, &Org{ID: "acme", HomeRegion: "jp"}); err != nil {
 		f.Fatal(err)
 	}

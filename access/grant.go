@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // MaxGrantLifetime bounds a grant's validity; a longer need is a new grant.
@@ -19,7 +18,7 @@ const MaxGrantLifetime = 366 * 24 * time.Hour
 // that reaches a region other than the grantee's home region, or a sensitive
 // field, is created pending: a second, distinct admin of the grantor must
 // approve it (two-person rule). Otherwise it is active at once.
-func (s *Service) CreateGrant(ctx context.Context, c vault.Caller, g *Grant) (*Grant, error) {
+func (s *Service) CreateGrant(ctx context.Context, c sekisho.Caller, g *Grant) (*Grant, error) {
 	if g.GrantorOrg == "" {
 		g.GrantorOrg = c.Org
 	}
@@ -45,7 +44,7 @@ func (s *Service) CreateGrant(ctx context.Context, c vault.Caller, g *Grant) (*G
 	if _, err := s.compile("grant:"+g.ID, g.Cedar, ProblemGrantInvalid); err != nil {
 		return nil, s.event(ctx, c, "grant.create", detail, err)
 	}
-	if err := s.put(ctx, KindGrant, g.ID, g.GrantorOrg, 1, g); err != nil {
+	if err := s.put(ctx, sekisho.KindGrant, g.ID, g.GrantorOrg, 1, g); err != nil {
 		return nil, s.event(ctx, c, "grant.create", detail, err)
 	}
 	return g, s.event(ctx, c, "grant.create", detail+" "+g.ID+" "+g.Status, nil)
@@ -68,7 +67,7 @@ func (s *Service) validateGrant(ctx context.Context, g *Grant) error {
 	if !ValidID(g.GranteeOrg) {
 		return badGrant("grantee_org", "org %q does not exist", g.GranteeOrg)
 	}
-	grantee, _, err := get[Org](ctx, s, KindOrg, g.GranteeOrg)
+	grantee, _, err := get[Org](ctx, s, sekisho.KindOrg, g.GranteeOrg)
 	if err != nil {
 		return badGrant("grantee_org", "org %q does not exist", g.GranteeOrg)
 	}
@@ -76,7 +75,7 @@ func (s *Service) validateGrant(ctx context.Context, g *Grant) error {
 		if !ValidID(g.GranteePrincipal) {
 			return badGrant("grantee_principal", "principal %q is not a principal of %s", g.GranteePrincipal, g.GranteeOrg)
 		}
-		p, _, err := get[Principal](ctx, s, KindPrincipal, g.GranteePrincipal)
+		p, _, err := get[Principal](ctx, s, sekisho.KindPrincipal, g.GranteePrincipal)
 		if err != nil || p.Org != g.GranteeOrg {
 			return badGrant("grantee_principal", "principal %q is not a principal of %s", g.GranteePrincipal, g.GranteeOrg)
 		}
@@ -91,7 +90,7 @@ func (s *Service) validateGrant(ctx context.Context, g *Grant) error {
 		return badGrant("purposes", "name at least one purpose")
 	}
 	if len(g.Actions) == 0 {
-		g.Actions = []string{vault.ActionRead, vault.ActionLookup, vault.ActionBatchGet}
+		g.Actions = []string{sekisho.ActionRead, sekisho.ActionLookup, sekisho.ActionBatchGet}
 	}
 	for _, r := range g.Regions {
 		if !s.regions[r] {
@@ -192,8 +191,8 @@ const MinApproverTenure = 24 * time.Hour
 // makes it active. The creator cannot approve their own grant, and the
 // approver must have held the admin role for MinApproverTenure before the
 // grant was created.
-func (s *Service) ApproveGrant(ctx context.Context, c vault.Caller, id string) (*Grant, error) {
-	g, v, err := get[Grant](ctx, s, KindGrant, id)
+func (s *Service) ApproveGrant(ctx context.Context, c sekisho.Caller, id string) (*Grant, error) {
+	g, v, err := get[Grant](ctx, s, sekisho.KindGrant, id)
 	if err != nil {
 		return nil, err
 	}
@@ -223,15 +222,15 @@ func (s *Service) ApproveGrant(ctx context.Context, c vault.Caller, id string) (
 	}
 	g.Approvals = append(g.Approvals, Approval{Principal: c.Principal, At: s.now()})
 	g.Status = StatusActive
-	if err := s.put(ctx, KindGrant, g.ID, g.GrantorOrg, v+1, g); err != nil {
+	if err := s.put(ctx, sekisho.KindGrant, g.ID, g.GrantorOrg, v+1, g); err != nil {
 		return nil, err
 	}
 	return g, s.event(ctx, c, "grant.approve", detail+" approved by "+g.Approvals[0].Principal+" and "+c.Principal, nil)
 }
 
 // RevokeGrant ends a grant (an admin of the grantor or of the grantee).
-func (s *Service) RevokeGrant(ctx context.Context, c vault.Caller, id string) (*Grant, error) {
-	g, v, err := get[Grant](ctx, s, KindGrant, id)
+func (s *Service) RevokeGrant(ctx context.Context, c sekisho.Caller, id string) (*Grant, error) {
+	g, v, err := get[Grant](ctx, s, sekisho.KindGrant, id)
 	if err != nil {
 		return nil, err
 	}
@@ -241,15 +240,15 @@ func (s *Service) RevokeGrant(ctx context.Context, c vault.Caller, id string) (*
 	}
 	now := s.now()
 	g.Status, g.RevokedAt, g.RevokedBy = StatusRevoked, &now, c.Principal
-	if err := s.put(ctx, KindGrant, g.ID, g.GrantorOrg, v+1, g); err != nil {
+	if err := s.put(ctx, sekisho.KindGrant, g.ID, g.GrantorOrg, v+1, g); err != nil {
 		return nil, err
 	}
 	return g, s.event(ctx, c, "grant.revoke", detail, nil)
 }
 
 // GetGrant returns a grant the caller's org gives or holds.
-func (s *Service) GetGrant(ctx context.Context, c vault.Caller, id string) (*Grant, error) {
-	g, _, err := get[Grant](ctx, s, KindGrant, id)
+func (s *Service) GetGrant(ctx context.Context, c sekisho.Caller, id string) (*Grant, error) {
+	g, _, err := get[Grant](ctx, s, sekisho.KindGrant, id)
 	if err != nil || (g.GrantorOrg != c.Org && g.GranteeOrg != c.Org && !s.seesAll(c)) {
 		return nil, sekisho.Errorf(sekisho.ENotFound, "grant %q not found", id)
 	}
@@ -258,14 +257,14 @@ func (s *Service) GetGrant(ctx context.Context, c vault.Caller, id string) (*Gra
 
 // ListGrants lists the grants the caller's org gives or holds; root admins
 // and auditors may list any org's (org "" for all).
-func (s *Service) ListGrants(ctx context.Context, c vault.Caller, org string) ([]*Grant, error) {
+func (s *Service) ListGrants(ctx context.Context, c sekisho.Caller, org string) ([]*Grant, error) {
 	if org != "" && org != c.Org && !s.seesAll(c) {
 		return nil, s.event(ctx, c, "grant.list", "org "+org, errScope(org))
 	}
 	if org == "" && !s.seesAll(c) {
 		org = c.Org
 	}
-	all, err := list[Grant](ctx, s, KindGrant, "")
+	all, err := list[Grant](ctx, s, sekisho.KindGrant, "")
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +330,7 @@ func cedarSet(l []string) string {
 // approval (revoked devices count). Zero when it is not an admin or has
 // never had a device approved.
 func (s *Service) adminSince(ctx context.Context, principal string) (time.Time, error) {
-	p, _, err := get[Principal](ctx, s, KindPrincipal, principal)
+	p, _, err := get[Principal](ctx, s, sekisho.KindPrincipal, principal)
 	if err != nil {
 		if sekisho.Code(err) == sekisho.ENotFound {
 			return time.Time{}, nil
@@ -341,7 +340,7 @@ func (s *Service) adminSince(ctx context.Context, principal string) (time.Time, 
 	if !p.HasRole(RoleAdmin) {
 		return time.Time{}, nil
 	}
-	devs, err := list[Device](ctx, s, KindDevice, p.Org)
+	devs, err := list[Device](ctx, s, sekisho.KindDevice, p.Org)
 	if err != nil {
 		return time.Time{}, err
 	}

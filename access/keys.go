@@ -5,14 +5,13 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // CheckApproverTenure applies the rule of a sensitive grant's second
 // approver to another two-person action (a key destruction): the approver
 // must have held the admin role, with an approved device, since at least
 // MinApproverTenure before the action was requested (at created).
-func (s *Service) CheckApproverTenure(ctx context.Context, c vault.Caller, what string, created time.Time) error {
+func (s *Service) CheckApproverTenure(ctx context.Context, c sekisho.Caller, what string, created time.Time) error {
 	since, err := s.adminSince(ctx, c.Principal)
 	if err != nil {
 		return err

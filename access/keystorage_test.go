@@ -11,7 +11,6 @@ import (
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/sqlite"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // TestDeviceKeyStorage (issue 16 point 2): a device records where its
@@ -31,20 +30,20 @@ func TestDeviceKeyStorage(t *testing.T) {
 		t.Fatal(err)
 	}
 	key, _ := dpop.GenerateKey("p256")
-	res, err := s.SpendBootstrap(ctx, vault.Caller{}, "boot", access.Bootstrap{Principal: "admin", Key: key.JWK(), KeyStorage: "tpm"})
+	res, err := s.SpendBootstrap(ctx, sekisho.Caller{}, "boot", access.Bootstrap{Principal: "admin", Key: key.JWK(), KeyStorage: "tpm"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Device.KeyStorage != "tpm" || res.Device.Attested {
 		t.Fatalf("bootstrap device: %q attested %v", res.Device.KeyStorage, res.Device.Attested)
 	}
-	admin := vault.Caller{Principal: "admin", Org: s.RootOrg(), Roles: []string{access.RoleAdmin}}
+	admin := sekisho.Caller{Principal: "admin", Org: s.RootOrg(), Roles: []string{access.RoleAdmin}}
 	if _, err := s.CreatePrincipal(ctx, admin, &access.Principal{ID: "bob", Org: s.RootOrg(), Kind: "person", Roles: []string{access.RoleMember}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ claim, want string }{{"", "file"}, {"file", "file"}, {"tpm", "tpm"}, {"pkcs11", "pkcs11"}, {"webauthn", "webauthn"}} {
 		k, _ := dpop.GenerateKey("ed25519")
-		d, err := s.EnrolDevice(ctx, vault.Caller{}, "bob", "laptop", tc.claim, k.JWK())
+		d, err := s.EnrolDevice(ctx, sekisho.Caller{}, "bob", "laptop", tc.claim, k.JWK())
 		if err != nil {
 			t.Fatalf("enrol claiming %q: %v", tc.claim, err)
 		}
@@ -61,7 +60,7 @@ func TestDeviceKeyStorage(t *testing.T) {
 	}
 	for _, bad := range []string{"TPM", "hsm", "file "} {
 		k, _ := dpop.GenerateKey("ed25519")
-		_, err := s.EnrolDevice(ctx, vault.Caller{}, "bob", "laptop", bad, k.JWK())
+		_, err := s.EnrolDevice(ctx, sekisho.Caller{}, "bob", "laptop", bad, k.JWK())
 		var fe *sekisho.Error
 		if sekisho.Code(err) != sekisho.EInvalid || !errors.As(err, &fe) || fe.Field != "key_storage" {
 			t.Errorf("claim %q: %v, want invalid key_storage", bad, err)

@@ -10,17 +10,6 @@ import (
 	"github.com/sekisho/sekisho/access/dpop"
 )
 
-// Object kinds of the control plane, as stored in sekisho.ObjectStore.
-const (
-	KindOrg           = "org"
-	KindPrincipal     = "principal"
-	KindDevice        = "device"
-	KindGrant         = "grant"
-	KindPolicy        = "policy"
-	KindPolicyVersion = "policy-version"
-	KindBootstrap     = "bootstrap"
-)
-
 // Roles. Admin, member, support and service are roles within one org;
 // auditor is instance-wide (reads the whole audit log), held by the first
 // admin and granted only by a holder of it.

@@ -14,7 +14,6 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access/dpop"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // Certificate-bound access tokens for services (RFC 8705). With a TLS
@@ -91,7 +90,7 @@ func (s *Service) DeviceKey(r *http.Request) (key dpop.JWK, viaCert bool, err er
 // requireService refuses certificate-bound credentials to persons:
 // persons and browsers keep DPoP.
 func (s *Service) requireService(ctx context.Context, principal string) error {
-	p, err := cachedGet[Principal](ctx, s, KindPrincipal, principal)
+	p, err := cachedGet[Principal](ctx, s, sekisho.KindPrincipal, principal)
 	if err != nil {
 		return sekisho.FieldErrorf(sekisho.ENotFound, "principal", "principal %q not found", principal)
 	}
@@ -104,7 +103,7 @@ func (s *Service) requireService(ctx context.Context, principal string) error {
 
 // EnrolCertDevice enrols the key of a verified client certificate as a
 // device of a service principal.
-func (s *Service) EnrolCertDevice(ctx context.Context, c vault.Caller, principal, name, keyStorage string, key dpop.JWK) (*Device, error) {
+func (s *Service) EnrolCertDevice(ctx context.Context, c sekisho.Caller, principal, name, keyStorage string, key dpop.JWK) (*Device, error) {
 	if err := s.requireService(ctx, principal); err != nil {
 		return nil, err
 	}
@@ -127,24 +126,24 @@ func (s *Service) issueCertToken(r *http.Request, key dpop.JWK, now time.Time) (
 
 // authenticateCert checks a Bearer token: it must be certificate-bound, and
 // this connection must present that certificate.
-func (s *Service) authenticateCert(r *http.Request, tok string, now time.Time) (vault.Caller, error) {
+func (s *Service) authenticateCert(r *http.Request, tok string, now time.Time) (sekisho.Caller, error) {
 	tc, _, err := s.readToken(strings.TrimSpace(tok), now)
 	var e *sekisho.Error
 	if err != nil && errors.As(err, &e) && e.Type == "token-expired" {
-		return vault.Caller{}, err
+		return sekisho.Caller{}, err
 	}
 	if err != nil || tc.Cnf.X5T == "" {
-		return vault.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, "token-not-bearer",
+		return sekisho.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, "token-not-bearer",
 			"bearer tokens are not accepted: credentials are bound to a device key (Authorization: DPoP <token> with a DPoP proof) or to a TLS client certificate; the bootstrap token only enrols the first admin (sekisho login --bootstrap-token-file)")
 	}
 	c := s.peerCert(r)
 	if c == nil || certThumbprint(c) != tc.Cnf.X5T {
-		return vault.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, ProblemCertMismatch,
+		return sekisho.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, ProblemCertMismatch,
 			"the access token is bound to a TLS client certificate that this connection did not present")
 	}
 	d, p, err := s.deviceState(r.Context(), tc.Dev)
 	if err != nil {
-		return vault.Caller{}, err
+		return sekisho.Caller{}, err
 	}
-	return vault.Caller{Principal: p.ID, Org: p.Org, Device: d.ID, Roles: append([]string(nil), p.Roles...)}, nil
+	return sekisho.Caller{Principal: p.ID, Org: p.Org, Device: d.ID, Roles: append([]string(nil), p.Roles...)}, nil
 }

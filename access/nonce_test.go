@@ -12,7 +12,6 @@ import (
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/sqlite"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // TestServerNonce: with RequireNonce, a proof without the server's nonce,
@@ -38,7 +37,7 @@ func TestServerNonce(t *testing.T) {
 	}
 	n1, n2, plain := node(true), node(true), node(false)
 	key, _ := dpop.GenerateKey("ed25519")
-	if _, err := plain.SpendBootstrap(ctx, vault.Caller{}, "boot", access.Bootstrap{Principal: "admin", Key: key.JWK()}); err != nil {
+	if _, err := plain.SpendBootstrap(ctx, sekisho.Caller{}, "boot", access.Bootstrap{Principal: "admin", Key: key.JWK()}); err != nil {
 		t.Fatal(err)
 	}
 	const url = "http://sekisho.test/v1/token"

@@ -12,8 +12,6 @@ import (
 	"github.com/cedar-policy/cedar-go"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/audit"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // DefaultPolicies are the role policies a new instance starts with. Each
@@ -73,16 +71,16 @@ func parsePolicy(text string) (*cedar.Policy, error) {
 // EnsurePolicies stores the default policies that do not exist yet.
 func (s *Service) EnsurePolicies(ctx context.Context) error {
 	for _, p := range DefaultPolicies {
-		if _, err := s.store.GetObject(ctx, KindPolicy, p.ID); err == nil {
+		if _, err := s.store.GetObject(ctx, sekisho.KindPolicy, p.ID); err == nil {
 			continue
 		} else if sekisho.Code(err) != sekisho.ENotFound {
 			return err
 		}
 		p.Version, p.UpdatedAt, p.UpdatedBy = 1, s.now(), "sekisho"
-		if err := s.put(ctx, KindPolicy, p.ID, "", 1, &p); err != nil && sekisho.Code(err) != sekisho.EConflict {
+		if err := s.put(ctx, sekisho.KindPolicy, p.ID, "", 1, &p); err != nil && sekisho.Code(err) != sekisho.EConflict {
 			return err
 		}
-		if err := s.put(ctx, KindPolicyVersion, fmt.Sprintf("%s@%d", p.ID, p.Version), "", 1, &p); err != nil && sekisho.Code(err) != sekisho.EConflict {
+		if err := s.put(ctx, sekisho.KindPolicyVersion, fmt.Sprintf("%s@%d", p.ID, p.Version), "", 1, &p); err != nil && sekisho.Code(err) != sekisho.EConflict {
 			return err
 		}
 	}
@@ -90,29 +88,29 @@ func (s *Service) EnsurePolicies(ctx context.Context) error {
 }
 
 // ListPolicies lists the stored policies (admins and auditors).
-func (s *Service) ListPolicies(ctx context.Context, c vault.Caller) ([]*Policy, error) {
-	if !hasRole(c, RoleAdmin) && !hasRole(c, RoleAuditor) {
+func (s *Service) ListPolicies(ctx context.Context, c sekisho.Caller) ([]*Policy, error) {
+	if !c.HasRole(RoleAdmin) && !c.HasRole(RoleAuditor) {
 		return nil, errAdmin("listing policies")
 	}
-	return list[Policy](ctx, s, KindPolicy, "")
+	return list[Policy](ctx, s, sekisho.KindPolicy, "")
 }
 
 // GetPolicy returns a policy, or one version of it when version > 0.
-func (s *Service) GetPolicy(ctx context.Context, c vault.Caller, id string, version int64) (*Policy, error) {
-	if !hasRole(c, RoleAdmin) && !hasRole(c, RoleAuditor) {
+func (s *Service) GetPolicy(ctx context.Context, c sekisho.Caller, id string, version int64) (*Policy, error) {
+	if !c.HasRole(RoleAdmin) && !c.HasRole(RoleAuditor) {
 		return nil, errAdmin("reading policies")
 	}
 	if version > 0 {
-		p, _, err := get[Policy](ctx, s, KindPolicyVersion, fmt.Sprintf("%s@%d", id, version))
+		p, _, err := get[Policy](ctx, s, sekisho.KindPolicyVersion, fmt.Sprintf("%s@%d", id, version))
 		return p, err
 	}
-	p, _, err := get[Policy](ctx, s, KindPolicy, id)
+	p, _, err := get[Policy](ctx, s, sekisho.KindPolicy, id)
 	return p, err
 }
 
 // PutPolicy creates or replaces a policy (root admins); every change is a
 // new version, and the old ones stay readable.
-func (s *Service) PutPolicy(ctx context.Context, c vault.Caller, p *Policy) (*Policy, error) {
+func (s *Service) PutPolicy(ctx context.Context, c sekisho.Caller, p *Policy) (*Policy, error) {
 	detail := "policy " + p.ID
 	if !s.isRootAdmin(c) {
 		return nil, s.event(ctx, c, "policy.put", detail, errAdmin("changing a policy"))
@@ -123,7 +121,7 @@ func (s *Service) PutPolicy(ctx context.Context, c vault.Caller, p *Policy) (*Po
 	if _, err := s.compile(p.ID, p.Cedar, ProblemPolicyInvalid); err != nil {
 		return nil, s.event(ctx, c, "policy.put", detail, err)
 	}
-	old, v, err := get[Policy](ctx, s, KindPolicy, p.ID)
+	old, v, err := get[Policy](ctx, s, sekisho.KindPolicy, p.ID)
 	switch {
 	case sekisho.Code(err) == sekisho.ENotFound:
 		v = 0
@@ -133,10 +131,10 @@ func (s *Service) PutPolicy(ctx context.Context, c vault.Caller, p *Policy) (*Po
 		_ = old
 	}
 	p.Version, p.UpdatedAt, p.UpdatedBy = v+1, s.now(), c.Principal
-	if err := s.put(ctx, KindPolicyVersion, fmt.Sprintf("%s@%d", p.ID, p.Version), "", 1, p); err != nil {
+	if err := s.put(ctx, sekisho.KindPolicyVersion, fmt.Sprintf("%s@%d", p.ID, p.Version), "", 1, p); err != nil {
 		return nil, err
 	}
-	if err := s.put(ctx, KindPolicy, p.ID, "", p.Version, p); err != nil {
+	if err := s.put(ctx, sekisho.KindPolicy, p.ID, "", p.Version, p); err != nil {
 		return nil, s.event(ctx, c, "policy.put", detail, err)
 	}
 	return p, s.event(ctx, c, "policy.put", fmt.Sprintf("%s version %d", detail, p.Version), nil)
@@ -208,7 +206,7 @@ func (s *Service) snapshot(ctx context.Context) (*snapshot, error) {
 		failed[text] = true
 		return nil
 	}
-	pols, err := list[Policy](ctx, s, KindPolicy, "")
+	pols, err := list[Policy](ctx, s, sekisho.KindPolicy, "")
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +223,7 @@ func (s *Service) snapshot(ctx context.Context) (*snapshot, error) {
 		sn.names[id] = fmt.Sprintf("%s@%d", p.ID, p.Version)
 		sn.masks[id] = maskAnnotation(cp)
 	}
-	grants, err := list[Grant](ctx, s, KindGrant, "")
+	grants, err := list[Grant](ctx, s, sekisho.KindGrant, "")
 	if err != nil {
 		return nil, err
 	}
@@ -264,9 +262,9 @@ const RuleCompileFailed = "policy-compile-failed"
 // change). It runs under the snapshot lock, once per text and node.
 func (s *Service) reportBroken(ctx context.Context, what string) {
 	detail := what + "; it is left out of every decision until it is fixed or revoked"
-	c := vault.Caller{Principal: "sekisho", Org: s.rootOrg, Device: "sekisho"}
-	ev := audit.Event{Time: s.now(), Org: c.Org, Principal: c.Principal, Device: c.Device, Action: "policy.compile",
-		Decision: audit.Deny, Policy: "access-admin", Reason: RuleCompileFailed, Detail: detail}
+	c := sekisho.Caller{Principal: "sekisho", Org: s.rootOrg, Device: "sekisho"}
+	ev := sekisho.Event{Time: s.now(), Org: c.Org, Principal: c.Principal, Device: c.Device, Action: "policy.compile",
+		Decision: sekisho.Deny, Policy: "access-admin", Reason: RuleCompileFailed, Detail: detail}
 	if s.cfg.Audit != nil {
 		s.cfg.Audit.Append(context.WithoutCancel(ctx), ev)
 	}
@@ -290,16 +288,16 @@ func maskAnnotation(p *cedar.Policy) []string {
 }
 
 // Authorizer decides the vault's requests with Cedar; see Service.Authorize.
-func (s *Service) Authorizer() vault.Authorizer { return authorizer{s} }
+func (s *Service) Authorizer() sekisho.Authorizer { return authorizer{s} }
 
 type authorizer struct{ s *Service }
 
-func (a authorizer) Authorize(ctx context.Context, req vault.AccessRequest) vault.Decision {
+func (a authorizer) Authorize(ctx context.Context, req sekisho.AccessRequest) sekisho.Decision {
 	return a.s.Authorize(ctx, req)
 }
 
 // cedarRequest builds the Cedar request and entities of an access request.
-func cedarRequest(req vault.AccessRequest, owner, purpose string, dev deviceFacts, now time.Time) (cedar.EntityMap, cedar.Request) {
+func cedarRequest(req sekisho.AccessRequest, owner, purpose string, dev deviceFacts, now time.Time) (cedar.EntityMap, cedar.Request) {
 	c := req.Caller
 	uid := cedar.NewEntityUID("Principal", cedar.String(c.Principal))
 	parents := []cedar.EntityUID{cedar.NewEntityUID("Org", cedar.String(c.Org))}
@@ -325,8 +323,8 @@ func cedarRequest(req vault.AccessRequest, owner, purpose string, dev deviceFact
 	}
 }
 
-func deny(policy, typ, format string, args ...any) vault.Decision {
-	return vault.Decision{Allow: false, Policy: policy, Type: typ, Code: sekisho.EForbidden, Reason: fmt.Sprintf(format, args...)}
+func deny(policy, typ, format string, args ...any) sekisho.Decision {
+	return sekisho.Decision{Allow: false, Policy: policy, Type: typ, Code: sekisho.EForbidden, Reason: fmt.Sprintf(format, args...)}
 }
 
 // Authorize decides one access request, default deny. Requests on the
@@ -334,10 +332,10 @@ func deny(policy, typ, format string, args ...any) vault.Decision {
 // on another org's records only by active grants (and stored forbids). The
 // decision names the policy or grant that decided; a denial carries a
 // specific problem type saying why.
-func (s *Service) Authorize(ctx context.Context, req vault.AccessRequest) vault.Decision {
+func (s *Service) Authorize(ctx context.Context, req sekisho.AccessRequest) sekisho.Decision {
 	sn, err := s.snapshot(ctx)
 	if err != nil {
-		return vault.Decision{Policy: "none", Code: sekisho.EUnavailable, Reason: "policies could not be loaded"}
+		return sekisho.Decision{Policy: "none", Code: sekisho.EUnavailable, Reason: "policies could not be loaded"}
 	}
 	owner := req.Owner
 	if owner == "" {
@@ -383,7 +381,7 @@ func (s *Service) Authorize(ctx context.Context, req vault.AccessRequest) vault.
 }
 
 // allow turns a Cedar allow into a decision: masks and grant budgets.
-func (s *Service) allow(req vault.AccessRequest, sn *snapshot, diag cedar.Diagnostic, now time.Time) vault.Decision {
+func (s *Service) allow(req sekisho.AccessRequest, sn *snapshot, diag cedar.Diagnostic, now time.Time) sekisho.Decision {
 	var names []string
 	var masked map[string]bool
 	for i, r := range diag.Reasons {
@@ -410,7 +408,7 @@ func (s *Service) allow(req vault.AccessRequest, sn *snapshot, diag cedar.Diagno
 		}
 	}
 	sort.Strings(names)
-	d := vault.Decision{Allow: true, Policy: strings.Join(names, ","), Reason: "permitted by " + strings.Join(names, ", ")}
+	d := sekisho.Decision{Allow: true, Policy: strings.Join(names, ","), Reason: "permitted by " + strings.Join(names, ", ")}
 	if len(masked) > 0 {
 		d.MaskedFields = masked
 	}
@@ -429,16 +427,16 @@ func (s *Service) allow(req vault.AccessRequest, sn *snapshot, diag cedar.Diagno
 
 // diagnoseCross explains a cross-org denial from the grants that came
 // closest to allowing it.
-func (s *Service) diagnoseCross(req vault.AccessRequest, sn *snapshot, owner string, now time.Time) vault.Decision {
+func (s *Service) diagnoseCross(req sekisho.AccessRequest, sn *snapshot, owner string, now time.Time) sekisho.Decision {
 	c := req.Caller
-	best, bestRank := vault.Decision{}, -1
+	best, bestRank := sekisho.Decision{}, -1
 	for _, g := range sn.grants {
 		if g.GrantorOrg != owner || g.GranteeOrg != c.Org || (g.GranteePrincipal != "" && g.GranteePrincipal != c.Principal) {
 			continue
 		}
 		name := "grant:" + g.ID
 		var rank int
-		var d vault.Decision
+		var d sekisho.Decision
 		// The first check a grant fails ranks it: the later, the closer it
 		// came, and the closest grant explains the denial.
 		switch {

@@ -10,7 +10,6 @@ import (
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/sqlite"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // TestPolicyChangeSeenWithinTTL checks that the compiled policies a node
@@ -35,12 +34,12 @@ func TestPolicyChangeSeenWithinTTL(t *testing.T) {
 	}
 	n1, n2 := node(), node()
 	key, _ := dpop.GenerateKey("ed25519")
-	if _, err := n1.SpendBootstrap(ctx, vault.Caller{}, "boot", access.Bootstrap{Principal: "admin", Key: key.JWK()}); err != nil {
+	if _, err := n1.SpendBootstrap(ctx, sekisho.Caller{}, "boot", access.Bootstrap{Principal: "admin", Key: key.JWK()}); err != nil {
 		t.Fatal(err)
 	}
-	admin := vault.Caller{Principal: "admin", Org: n1.RootOrg(), Roles: []string{access.RoleAdmin}, Purpose: "support"}
-	read := func() vault.Decision {
-		return n2.Authorize(ctx, vault.AccessRequest{Caller: admin, Action: vault.ActionRead, Collection: "users",
+	admin := sekisho.Caller{Principal: "admin", Org: n1.RootOrg(), Roles: []string{access.RoleAdmin}, Purpose: "support"}
+	read := func() sekisho.Decision {
+		return n2.Authorize(ctx, sekisho.AccessRequest{Caller: admin, Action: sekisho.ActionRead, Collection: "users",
 			Fields: []string{"email"}, Region: "jp", Owner: admin.Org})
 	}
 	if d := read(); !d.Allow {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/cedar-policy/cedar-go"
 
-	"github.com/sekisho/sekisho/vault"
+	"github.com/sekisho/sekisho"
 )
 
 // PurposeInfo says what allows a purpose: the roles whose stored policies
@@ -38,7 +38,7 @@ func (s *Service) PurposeNames() []string { return slices.Clone(s.cfg.Purposes) 
 // holding only that role may do each action on its own org's records of
 // each of collections; the grants are those of the caller's org (every
 // org's for root admins and auditors).
-func (s *Service) Purposes(ctx context.Context, c vault.Caller, collections []string) ([]PurposeInfo, error) {
+func (s *Service) Purposes(ctx context.Context, c sekisho.Caller, collections []string) ([]PurposeInfo, error) {
 	sn, err := s.snapshot(ctx)
 	if err != nil {
 		return nil, err
@@ -53,11 +53,11 @@ func (s *Service) Purposes(ctx context.Context, c vault.Caller, collections []st
 	for _, p := range s.cfg.Purposes {
 		info := PurposeInfo{Purpose: p, Roles: map[string][]string{}, Grants: []PurposeGrant{}}
 		for _, role := range Roles {
-			caller := vault.Caller{Principal: "sekisho.purposes", Org: probeOrg, Device: "sekisho.purposes", Roles: []string{role}}
+			caller := sekisho.Caller{Principal: "sekisho.purposes", Org: probeOrg, Device: "sekisho.purposes", Roles: []string{role}}
 			var actions []string
 			for _, a := range Actions {
 				for _, coll := range collections {
-					ents, req := cedarRequest(vault.AccessRequest{Caller: caller, Action: a, Collection: coll}, probeOrg, p, hardware, now)
+					ents, req := cedarRequest(sekisho.AccessRequest{Caller: caller, Action: a, Collection: coll}, probeOrg, p, hardware, now)
 					if d, _ := cedar.Authorize(sn.own, ents, req); d == cedar.Allow {
 						actions = append(actions, a)
 						break

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,8 +16,6 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access/dpop"
-	"github.com/sekisho/sekisho/audit"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // MaxCacheTTL is the longest any cached device, principal, org, grant or
@@ -31,7 +28,7 @@ type Config struct {
 	Store sekisho.ObjectStore
 	// Schema returns a collection's schema (the vault's, cached).
 	Schema func(ctx context.Context, collection string) (*sekisho.Schema, error)
-	Audit  vault.Auditor
+	Audit  sekisho.Auditor
 	// TokenKey MACs access tokens (at least 32 bytes). Nodes that serve one
 	// store share it; it is derived from the keyring, never stored.
 	TokenKey []byte
@@ -248,7 +245,7 @@ func (s *Service) put(ctx context.Context, kind, id, org string, version int64, 
 	}
 	err = s.store.PutObject(ctx, &sekisho.Object{Kind: kind, ID: id, Org: org, Version: version, Body: b, Updated: s.now()})
 	s.cache.drop(kind, id)
-	if kind == KindGrant || kind == KindPolicy {
+	if kind == sekisho.KindGrant || kind == sekisho.KindPolicy {
 		s.snap.invalidate()
 	}
 	if sekisho.Code(err) == sekisho.EConflict {
@@ -262,11 +259,11 @@ func (s *Service) put(ctx context.Context, kind, id, org string, version int64, 
 
 // event records one control-plane decision; an admin action is refused when
 // it cannot be audited.
-func (s *Service) event(ctx context.Context, c vault.Caller, action, detail string, err error) error {
-	ev := audit.Event{Time: s.now(), RequestID: c.RequestID, ClientRequestID: c.ClientRequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
-		Source: c.Source, Purpose: c.Purpose, Action: action, Decision: audit.Allow, Policy: "access-admin", Detail: detail}
+func (s *Service) event(ctx context.Context, c sekisho.Caller, action, detail string, err error) error {
+	ev := sekisho.Event{Time: s.now(), RequestID: c.RequestID, ClientRequestID: c.ClientRequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
+		Source: c.Source, Purpose: c.Purpose, Action: action, Decision: sekisho.Allow, Policy: "access-admin", Detail: detail}
 	if err != nil {
-		ev.Decision = audit.Deny
+		ev.Decision = sekisho.Deny
 		ev.Reason = sekisho.Message(err)
 	}
 	if s.cfg.Audit == nil {
@@ -278,15 +275,14 @@ func (s *Service) event(ctx context.Context, c vault.Caller, action, detail stri
 	return err
 }
 
-func hasRole(c vault.Caller, role string) bool { return slices.Contains(c.Roles, role) }
 
 // isRootAdmin reports whether c is an admin of the org that runs the instance.
-func (s *Service) isRootAdmin(c vault.Caller) bool {
-	return c.Org == s.rootOrg && hasRole(c, RoleAdmin)
+func (s *Service) isRootAdmin(c sekisho.Caller) bool {
+	return c.Org == s.rootOrg && c.HasRole(RoleAdmin)
 }
 
 // seesAll reports whether c may list every org's control-plane objects.
-func (s *Service) seesAll(c vault.Caller) bool { return s.isRootAdmin(c) || hasRole(c, RoleAuditor) }
+func (s *Service) seesAll(c sekisho.Caller) bool { return s.isRootAdmin(c) || c.HasRole(RoleAuditor) }
 
 func errAdmin(what string) error {
 	return sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "%s needs an admin of the org concerned", what)
@@ -298,8 +294,8 @@ func errScope(org string) error {
 
 // requireAdminOf checks that c is an admin of org (or of the root org when
 // rootToo).
-func (s *Service) requireAdminOf(c vault.Caller, org, what string, rootToo bool) error {
-	if hasRole(c, RoleAdmin) && (c.Org == org || (rootToo && s.isRootAdmin(c))) {
+func (s *Service) requireAdminOf(c sekisho.Caller, org, what string, rootToo bool) error {
+	if c.HasRole(RoleAdmin) && (c.Org == org || (rootToo && s.isRootAdmin(c))) {
 		return nil
 	}
 	return errAdmin(what)

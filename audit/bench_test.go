@@ -63,7 +63,7 @@ func BenchmarkProofs(b *testing.B) {
 	store := benchStore(b, "sqlite")
 	l := newTestLog(b, store, Options{})
 	const size = 100_000
-	evs := make([]Event, 1000)
+	evs := make([]sekisho.Event, 1000)
 	for i := range evs {
 		evs[i] = event(i)
 	}

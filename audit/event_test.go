@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"testing"
 	"time"
+
+	"github.com/sekisho/sekisho"
 )
 
-func sampleEvent() Event {
-	return Event{
+func sampleEvent() sekisho.Event {
+	return sekisho.Event{
 		Time:       time.Date(2023, 11, 27, 9, 30, 0, 123456789, time.FixedZone("JST", 9*3600)),
 		RequestID:  "req-1",
 		Org:        "line",
@@ -20,7 +22,7 @@ func sampleEvent() Event {
 		Records:    []string{"r1", "r2"},
 		Fields:     []string{"name", "phone"},
 		Masked:     true,
-		Decision:   Allow,
+		Decision:   sekisho.Allow,
 		Policy:     "grant/g1",
 		Reason:     "granted",
 		RecordOrgs: []string{"line"},
@@ -30,12 +32,12 @@ func sampleEvent() Event {
 func TestMarshalGolden(t *testing.T) {
 	tests := []struct {
 		name string
-		ev   Event
+		ev   sekisho.Event
 		want string
 	}{
 		{
 			name: "full",
-			ev: func() Event {
+			ev: func() sekisho.Event {
 				e := sampleEvent()
 				e.Budget = map[string]int64{"reads": 3, "grant_reads": 10}
 				e.Detail = "<x>"
@@ -45,21 +47,21 @@ func TestMarshalGolden(t *testing.T) {
 		},
 		{
 			name: "empty slices are [] and optional keys are left out",
-			ev:   Event{Time: time.Unix(0, 0), Decision: Deny},
+			ev:   sekisho.Event{Time: time.Unix(0, 0), Decision: sekisho.Deny},
 			want: `{"v":1,"time":"1970-01-01T00:00:00.000000Z","request_id":"","org":"","principal":"","device":"","source":"","purpose":"","action":"","collection":"","records":[],"fields":[],"masked":false,"decision":"deny","policy":"","reason":"","record_orgs":[]}`,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Marshal(tt.ev)
+			got := sekisho.MarshalEvent(tt.ev)
 			if string(got) != tt.want {
 				t.Fatalf("Marshal:\n got %s\nwant %s", got, tt.want)
 			}
-			back, err := Unmarshal(got)
+			back, err := sekisho.UnmarshalEvent(got)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if again := Marshal(back); !bytes.Equal(again, got) {
+			if again := sekisho.MarshalEvent(back); !bytes.Equal(again, got) {
 				t.Fatalf("not a fixed point:\n got %s\nwant %s", again, got)
 			}
 		})
@@ -67,7 +69,7 @@ func TestMarshalGolden(t *testing.T) {
 }
 
 func TestUnmarshalRefuses(t *testing.T) {
-	good := string(Marshal(sampleEvent()))
+	good := string(sekisho.MarshalEvent(sampleEvent()))
 	tests := []struct {
 		name, in string
 	}{
@@ -81,7 +83,7 @@ func TestUnmarshalRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := Unmarshal([]byte(tt.in)); err == nil {
+			if _, err := sekisho.UnmarshalEvent([]byte(tt.in)); err == nil {
 				t.Fatalf("Unmarshal(%s) succeeded", tt.in)
 			}
 		})
@@ -90,9 +92,9 @@ func TestUnmarshalRefuses(t *testing.T) {
 
 func TestEntryColumns(t *testing.T) {
 	ev := sampleEvent()
-	leaf := Marshal(ev)
+	leaf := sekisho.MarshalEvent(ev)
 	e := Entry(ev, leaf)
-	if e.Principal != "alice" || e.Org != "line" || e.Device != "dev-1" || e.Decision != Allow || e.RequestID != "req-1" {
+	if e.Principal != "alice" || e.Org != "line" || e.Device != "dev-1" || e.Decision != sekisho.Allow || e.RequestID != "req-1" {
 		t.Fatalf("Entry columns: %+v", e)
 	}
 	if e.Time.Location() != time.UTC || e.Time.Nanosecond() != 123456000 {
@@ -108,20 +110,20 @@ func TestEntryColumns(t *testing.T) {
 }
 
 func FuzzUnmarshal(f *testing.F) {
-	f.Add(Marshal(sampleEvent()))
+	f.Add(sekisho.MarshalEvent(sampleEvent()))
 	f.Add([]byte(`{"v":1,"time":"2023-01-01T00:00:00+09:00","decision":"deny","budget":{}}`))
 	f.Add([]byte(`{"v":1,"time":"2023-01-01T00:00:00Z","decision":"allow","records":null,"detail":"\ud800"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ev, err := Unmarshal(b)
+		ev, err := sekisho.UnmarshalEvent(b)
 		if err != nil {
 			return
 		}
-		m := Marshal(ev)
-		ev2, err := Unmarshal(m)
+		m := sekisho.MarshalEvent(ev)
+		ev2, err := sekisho.UnmarshalEvent(m)
 		if err != nil {
-			t.Fatalf("Unmarshal(Marshal(ev)) failed: %v\n%s", err, m)
+			t.Fatalf("Unmarshal(sekisho.MarshalEvent(ev)) failed: %v\n%s", err, m)
 		}
-		if m2 := Marshal(ev2); !bytes.Equal(m, m2) {
+		if m2 := sekisho.MarshalEvent(ev2); !bytes.Equal(m, m2) {
 			t.Fatalf("canonical form is not a fixed point:\n%s\n%s", m, m2)
 		}
 	})

@@ -170,14 +170,14 @@ func fetchNodes(ctx context.Context, store sekisho.AuditStore, ids []compact.Nod
 // event with a zero Time is stamped with the current time. If ctx ends first,
 // Append returns ctx's error and the event may or may not have been recorded:
 // the caller must treat it as not recorded (and return no data).
-func (l *Log) Append(ctx context.Context, ev Event) (uint64, error) {
-	return l.AppendBatch(ctx, []Event{ev})
+func (l *Log) Append(ctx context.Context, ev sekisho.Event) (uint64, error) {
+	return l.AppendBatch(ctx, []sekisho.Event{ev})
 }
 
 // AppendBatch records evs, with consecutive indexes, in one commit, and
 // returns the index of the first once all are durable. It is meant for
 // imports; the caller chooses the batch size (one store transaction).
-func (l *Log) AppendBatch(ctx context.Context, evs []Event) (uint64, error) {
+func (l *Log) AppendBatch(ctx context.Context, evs []sekisho.Event) (uint64, error) {
 	if len(evs) == 0 {
 		return 0, sekisho.Errorf(sekisho.EInvalid, "no audit events to append")
 	}
@@ -194,7 +194,7 @@ func (l *Log) AppendBatch(ctx context.Context, evs []Event) (uint64, error) {
 		if err := ev.Validate(); err != nil {
 			return 0, err
 		}
-		entries[i] = Entry(ev, Marshal(ev))
+		entries[i] = Entry(ev, sekisho.MarshalEvent(ev))
 	}
 	r := &appendReq{ctx: ctx, entries: entries, res: make(chan appendRes, 1)}
 	select {

@@ -40,7 +40,7 @@ func newTestLog(t testing.TB, store sekisho.AuditStore, opts Options) *Log {
 	return l
 }
 
-func event(i int) Event {
+func event(i int) sekisho.Event {
 	e := sampleEvent()
 	e.RequestID = fmt.Sprintf("req-%d", i)
 	e.Principal = fmt.Sprintf("p%d", i%7)
@@ -141,7 +141,7 @@ func TestAppendReturnsIndexAndStampsTime(t *testing.T) {
 			t.Fatalf("Append = %d, %v; want %d", got, err, want)
 		}
 	}
-	first, err := l.AppendBatch(ctx, []Event{event(10), event(11), event(12)})
+	first, err := l.AppendBatch(ctx, []sekisho.Event{event(10), event(11), event(12)})
 	if err != nil || first != 3 {
 		t.Fatalf("AppendBatch = %d, %v; want 3", first, err)
 	}
@@ -149,7 +149,7 @@ func TestAppendReturnsIndexAndStampsTime(t *testing.T) {
 	if !leaves[0].Time.Equal(now) {
 		t.Fatalf("time %v, want %v", leaves[0].Time, now)
 	}
-	if _, err := l.Append(ctx, Event{Time: now, Decision: "perhaps"}); sekisho.Code(err) != sekisho.EInvalid {
+	if _, err := l.Append(ctx, sekisho.Event{Time: now, Decision: "perhaps"}); sekisho.Code(err) != sekisho.EInvalid {
 		t.Fatalf("bad decision: %v", err)
 	}
 }

@@ -129,8 +129,8 @@ func (ls *Logs) Names() []string {
 func (ls *Logs) Regions() []string { return slices.Clone(ls.regions) }
 
 // Append records an event without region information in the default log
-// (vault.Auditor).
-func (ls *Logs) Append(ctx context.Context, ev Event) (uint64, error) {
+// (sekisho.Auditor).
+func (ls *Logs) Append(ctx context.Context, ev sekisho.Event) (uint64, error) {
 	return ls.def.Append(ctx, ev)
 }
 
@@ -138,7 +138,7 @@ func (ls *Logs) Append(ctx context.Context, ev Event) (uint64, error) {
 // (vault.RegionalAuditor): the event is split by log, each part listing only
 // the records that log's region keeps, and written to every log concerned
 // before it returns. An event about no record goes to the default log.
-func (ls *Logs) AppendRegional(ctx context.Context, ev Event, regionOf map[string]string) error {
+func (ls *Logs) AppendRegional(ctx context.Context, ev sekisho.Event, regionOf map[string]string) error {
 	if len(ev.Records) == 0 {
 		_, err := ls.def.Append(ctx, ev)
 		return err

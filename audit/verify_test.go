@@ -27,7 +27,7 @@ func sqliteLog(t *testing.T) (path string, l *Log, external []byte) {
 	}
 	l = newTestLog(t, st, Options{})
 	for n := 0; n < 300; n += 50 {
-		evs := make([]Event, 50)
+		evs := make([]sekisho.Event, 50)
 		for i := range evs {
 			evs[i] = event(n + i)
 		}
@@ -91,7 +91,7 @@ func rewriteNodes(t *testing.T, db *sql.DB) {
 func otherLeaf(i int) []byte {
 	e := event(i)
 	e.Principal = "nobody" // hide who read what
-	return Marshal(e)
+	return sekisho.MarshalEvent(e)
 }
 
 func TestVerifySQLiteTampering(t *testing.T) {

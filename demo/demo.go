@@ -218,8 +218,8 @@ func split(n int) (users, partners, employees int) {
 func load(ctx context.Context, node *Node, n int, seed uint64, out io.Writer) error {
 	users, partners, employees := split(n)
 	g := gen.New(seed)
-	loader := func(org string) vault.Caller {
-		return vault.Caller{Principal: "demo-loader", Org: org, Device: "local", Roles: []string{"admin"}, Source: "local", Purpose: "import", RequestID: "demo-load"}
+	loader := func(org string) sekisho.Caller {
+		return sekisho.Caller{Principal: "demo-loader", Org: org, Device: "local", Roles: []string{"admin"}, Source: "local", Purpose: "import", RequestID: "demo-load"}
 	}
 	parts := []struct {
 		collection, org string
@@ -696,16 +696,16 @@ func (w *world) detections(ctx context.Context, out io.Writer) error {
 	returned, printed := 0, 0
 	seen := map[string]bool{}
 	for _, e := range entries {
-		ev, err := audit.Unmarshal(e.Leaf)
+		ev, err := sekisho.UnmarshalEvent(e.Leaf)
 		if err != nil {
 			return err
 		}
-		if ev.Decision == audit.Allow && len(ev.Fields) > 0 {
+		if ev.Decision == sekisho.Allow && len(ev.Fields) > 0 {
 			returned += len(ev.Records)
 			continue
 		}
 		key := ev.Policy + ev.Reason
-		if ev.Decision == audit.Deny && !seen[key] && printed < 8 {
+		if ev.Decision == sekisho.Deny && !seen[key] && printed < 8 {
 			seen[key] = true
 			printed++
 			step(out, ev.Time, "  event %d: deny by %s after %d records returned: %s", e.Index, ev.Policy, returned, ev.Reason)

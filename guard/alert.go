@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/sekisho/sekisho/vault"
+	"github.com/sekisho/sekisho"
 )
 
 // Webhook is a receiver of alerts. Every delivery is a POST of an Alert as
@@ -165,6 +165,6 @@ func (a *alerter) deliver(ctx context.Context, h Webhook, al Alert) {
 // guard (a stored policy that no longer compiles, a record that does not
 // decrypt): a log line, the metric sekisho_guard_rule_fired_total with the
 // given rule name, and the webhooks. c names who the alert is about.
-func (g *Guard) Raise(ctx context.Context, c vault.Caller, rule, detail string) {
+func (g *Guard) Raise(ctx context.Context, c sekisho.Caller, rule, detail string) {
 	g.fire(ctx, c, &Rule{ID: rule}, ActionAlert, detail)
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/sqlite"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // BenchmarkCheck measures the guard's cost per request: an allowed
@@ -22,13 +21,13 @@ func BenchmarkCheck(b *testing.B) {
 	}
 	defer store.Close()
 	g := guard.New(guard.Config{Store: store})
-	var reqs []vault.AccessRequest
+	var reqs []sekisho.AccessRequest
 	for i := range 100 {
-		reqs = append(reqs, vault.AccessRequest{Caller: vault.Caller{Principal: fmt.Sprintf("p%d", i), Org: "operator",
+		reqs = append(reqs, sekisho.AccessRequest{Caller: sekisho.Caller{Principal: fmt.Sprintf("p%d", i), Org: "operator",
 			Device: fmt.Sprintf("d%d", i), Roles: []string{"service"}, Source: "10.0.0.1", Purpose: "ops"},
-			Action: vault.ActionRead, Collection: "users"})
+			Action: sekisho.ActionRead, Collection: "users"})
 	}
-	d := vault.Decision{Allow: true, Policy: "role-service"}
+	d := sekisho.Decision{Allow: true, Policy: "role-service"}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {

@@ -18,8 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/audit"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // Config configures a Guard.
@@ -32,7 +30,7 @@ type Config struct {
 	Logs []sekisho.LogStore
 	// Audit receives the guard's own events (rule changes, quarantines,
 	// lifts); the vault audits the decisions.
-	Audit    vault.Auditor
+	Audit    sekisho.Auditor
 	RootOrg  string // the org whose admins change rules (default "operator")
 	Now      func() time.Time
 	Logger   *slog.Logger
@@ -257,7 +255,7 @@ func (g *Guard) syncLog(ctx context.Context, l sekisho.LogStore) error {
 				continue
 			}
 			g.tails[l.Region]++
-			ev, err := audit.Unmarshal(e.Leaf)
+			ev, err := sekisho.UnmarshalEvent(e.Leaf)
 			if err != nil {
 				continue
 			}
@@ -271,7 +269,7 @@ func (g *Guard) syncLog(ctx context.Context, l sekisho.LogStore) error {
 }
 
 // foldLocked counts a decision recorded by another node (or before a restart).
-func (g *Guard) foldLocked(ev audit.Event) {
+func (g *Guard) foldLocked(ev sekisho.Event) {
 	if ev.Principal == "" || ev.RequestID == "" {
 		return
 	}
@@ -283,9 +281,9 @@ func (g *Guard) foldLocked(ev audit.Event) {
 	}
 	at := ev.Time.UnixNano()
 	switch {
-	case ev.Decision == audit.Deny && isDataAction(ev.Action):
+	case ev.Decision == sekisho.Deny && isDataAction(ev.Action):
 		g.win(g.denials, "p:"+ev.Principal).add(at, []string{ev.RequestID})
-	case ev.Decision == audit.Allow && isReadAction(ev.Action) && len(ev.Records) > 0:
+	case ev.Decision == sekisho.Allow && isReadAction(ev.Action) && len(ev.Records) > 0:
 		ids := subjects(ev.Collection, ev.Records)
 		g.win(g.windows, "p:"+ev.Principal).add(at, ids)
 		if ev.Device != "" {
@@ -294,18 +292,18 @@ func (g *Guard) foldLocked(ev audit.Event) {
 		if gid := grantOf(ev.Policy); gid != "" {
 			g.win(g.windows, "g:"+gid).add(at, ids)
 		}
-		if ev.Action == vault.ActionLookup {
+		if ev.Action == sekisho.ActionLookup {
 			g.win(g.windows, "l:"+ev.Principal).add(at, ids)
 		}
 	}
 }
 
 func isReadAction(a string) bool {
-	return a == vault.ActionRead || a == vault.ActionBatchGet || a == vault.ActionLookup || a == vault.ActionDetokenize
+	return a == sekisho.ActionRead || a == sekisho.ActionBatchGet || a == sekisho.ActionLookup || a == sekisho.ActionDetokenize
 }
 
 func isDataAction(a string) bool {
-	return isReadAction(a) || a == vault.ActionCreate || a == vault.ActionUpdate || a == vault.ActionErase
+	return isReadAction(a) || a == sekisho.ActionCreate || a == sekisho.ActionUpdate || a == sekisho.ActionErase
 }
 
 // grantOf returns the grant id of a decision's policy ("grant:g-…", first of
@@ -345,7 +343,7 @@ type firing struct {
 
 // Check implements vault.Guard: it runs after authorisation and before any
 // data is opened, on allowed and denied decisions alike.
-func (g *Guard) Check(ctx context.Context, req vault.AccessRequest, recs []*sekisho.SealedRecord, d vault.Decision) vault.Decision {
+func (g *Guard) Check(ctx context.Context, req sekisho.AccessRequest, recs []*sekisho.SealedRecord, d sekisho.Decision) sekisho.Decision {
 	c := req.Caller
 	rules := g.rules(ctx)
 	// Honeytokens first: a decoy touched quarantines, whatever else holds,
@@ -364,11 +362,11 @@ func (g *Guard) Check(ctx context.Context, req vault.AccessRequest, recs []*seki
 				dataOrgs = []string{r.Org}
 			}
 			g.fireOn(ctx, c, rule, ActionQuarantine, detail, dataOrgs)
-			return vault.Decision{Policy: "guard:" + RuleHoneytoken, Reason: "quarantined by the guard", Code: sekisho.EForbidden, Type: ProblemQuarantined}
+			return sekisho.Decision{Policy: "guard:" + RuleHoneytoken, Reason: "quarantined by the guard", Code: sekisho.EForbidden, Type: ProblemQuarantined}
 		}
 	}
 	if err := g.Quarantined(ctx, c.Principal, c.Device, time.Time{}); err != nil {
-		return vault.Decision{Policy: "guard:quarantine", Reason: sekisho.Message(err), Code: sekisho.EForbidden, Type: ProblemQuarantined}
+		return sekisho.Decision{Policy: "guard:quarantine", Reason: sekisho.Message(err), Code: sekisho.EForbidden, Type: ProblemQuarantined}
 	}
 	now := g.now()
 	at := now.UnixNano()
@@ -417,7 +415,7 @@ func (g *Guard) Check(ctx context.Context, req vault.AccessRequest, recs []*seki
 		}
 	}
 	var lookupSubj int64
-	if req.Action == vault.ActionLookup {
+	if req.Action == sekisho.ActionLookup {
 		lookupSubj = g.win(g.windows, "l:"+c.Principal).usage(at, subj).SubjectsMinute
 	}
 	g.mu.Unlock()
@@ -434,7 +432,7 @@ func (g *Guard) Check(ctx context.Context, req vault.AccessRequest, recs []*seki
 		} else if act == ActionQuarantine {
 			typ = ProblemQuarantined
 		}
-		return vault.Decision{Policy: "guard:" + RuleBudget, Reason: "volume budget exceeded (" + over + ")", Code: sekisho.EForbidden, Type: typ}
+		return sekisho.Decision{Policy: "guard:" + RuleBudget, Reason: "volume budget exceeded (" + over + ")", Code: sekisho.EForbidden, Type: typ}
 	}
 	// Anomaly rules.
 	loc := g.orgLocation(ctx, c.Org)
@@ -450,9 +448,9 @@ func (g *Guard) Check(ctx context.Context, req vault.AccessRequest, recs []*seki
 	}
 	switch worst {
 	case ActionQuarantine:
-		return vault.Decision{Policy: "guard:" + fired[0].rule.ID, Reason: "quarantined by the guard (" + strings.Join(reasons, "; ") + ")", Code: sekisho.EForbidden, Type: ProblemQuarantined}
+		return sekisho.Decision{Policy: "guard:" + fired[0].rule.ID, Reason: "quarantined by the guard (" + strings.Join(reasons, "; ") + ")", Code: sekisho.EForbidden, Type: ProblemQuarantined}
 	case ActionStepUp:
-		return vault.Decision{Policy: "guard:step-up", Code: sekisho.EForbidden, Type: ProblemStepUp,
+		return sekisho.Decision{Policy: "guard:step-up", Code: sekisho.EForbidden, Type: ProblemStepUp,
 			Reason: "this request is unusual for you (" + strings.Join(reasons, "; ") + "); ask an admin of your org for an approved access request, then retry"}
 	}
 	// Allowed: charge the budgets and learn.
@@ -464,7 +462,7 @@ func (g *Guard) Check(ctx context.Context, req vault.AccessRequest, recs []*seki
 	if grant != "" {
 		g.win(g.windows, "g:"+grant).add(at, subj)
 	}
-	if req.Action == vault.ActionLookup {
+	if req.Action == sekisho.ActionLookup {
 		g.win(g.windows, "l:"+c.Principal).add(at, subj)
 	}
 	g.own[c.RequestID] = at
@@ -487,13 +485,13 @@ func severity(action string) int {
 
 // fire records that rule fired: a log line, the metric, and per action an
 // alert or a quarantine.
-func (g *Guard) fire(ctx context.Context, c vault.Caller, rule *Rule, action, detail string) {
+func (g *Guard) fire(ctx context.Context, c sekisho.Caller, rule *Rule, action, detail string) {
 	g.fireOn(ctx, c, rule, action, detail, nil)
 }
 
 // fireOn is fire on a request that touched the records of dataOrgs (orgs
 // other than c's): a quarantine it makes needs their admins' lift too.
-func (g *Guard) fireOn(ctx context.Context, c vault.Caller, rule *Rule, action, detail string, dataOrgs []string) {
+func (g *Guard) fireOn(ctx context.Context, c sekisho.Caller, rule *Rule, action, detail string, dataOrgs []string) {
 	g.fired.WithLabelValues(rule.ID, action).Inc()
 	g.log.LogAttrs(ctx, slog.LevelWarn, "guard rule fired", slog.String("rule", rule.ID), slog.String("action", action),
 		slog.String("principal", c.Principal), slog.String("org", c.Org), slog.String("device", c.Device),

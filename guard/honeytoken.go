@@ -10,7 +10,6 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/gen"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // Honeytoken is the admin's record of one decoy. The decoy itself is a
@@ -29,11 +28,17 @@ type Honeytoken struct {
 // MaxHoneytokens bounds one creation.
 const MaxHoneytokens = 100
 
+// DecoyWriter writes decoy records as the vault does (*vault.Vault
+// implements it): through the authoriser and into the audit log.
+type DecoyWriter interface {
+	CreateHoneytokens(ctx context.Context, c sekisho.Caller, collection string, inputs []*sekisho.RecordInput) ([]string, error)
+}
+
 // CreateHoneytokens creates count decoy records in collection, region, with
 // values generated to look real for the schema (package gen). Only an
 // admin may.
-func (g *Guard) CreateHoneytokens(ctx context.Context, v *vault.Vault, c vault.Caller, collection, region string, count int) ([]*Honeytoken, error) {
-	if !hasRole(c, "admin") {
+func (g *Guard) CreateHoneytokens(ctx context.Context, v DecoyWriter, c sekisho.Caller, collection, region string, count int) ([]*Honeytoken, error) {
+	if !c.HasRole("admin") {
 		return nil, g.event(ctx, c, "honeytoken.create", "collection "+collection, sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "creating honeytokens needs an admin"))
 	}
 	if count < 1 || count > MaxHoneytokens {
@@ -71,7 +76,7 @@ func (g *Guard) CreateHoneytokens(ctx context.Context, v *vault.Vault, c vault.C
 	for _, id := range ids {
 		h := &Honeytoken{ID: id, Collection: collection, Org: c.Org, Region: region, CreatedAt: now, CreatedBy: c.Principal}
 		b, _ := json.Marshal(h)
-		if err := g.store.PutObject(ctx, &sekisho.Object{Kind: KindHoneytoken, ID: collection + "/" + id, Org: c.Org, Version: 1, Body: b, Updated: now}); err != nil {
+		if err := g.store.PutObject(ctx, &sekisho.Object{Kind: sekisho.KindHoneytoken, ID: collection + "/" + id, Org: c.Org, Version: 1, Body: b, Updated: now}); err != nil {
 			return nil, err
 		}
 		out = append(out, h)
@@ -80,11 +85,11 @@ func (g *Guard) CreateHoneytokens(ctx context.Context, v *vault.Vault, c vault.C
 }
 
 // ListHoneytokens lists the decoys of collection of the caller's org (admins only).
-func (g *Guard) ListHoneytokens(ctx context.Context, c vault.Caller, collection string) ([]*Honeytoken, error) {
-	if !hasRole(c, "admin") {
+func (g *Guard) ListHoneytokens(ctx context.Context, c sekisho.Caller, collection string) ([]*Honeytoken, error) {
+	if !c.HasRole("admin") {
 		return nil, sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "listing honeytokens needs an admin")
 	}
-	objs, err := g.store.ListObjects(ctx, KindHoneytoken, c.Org)
+	objs, err := g.store.ListObjects(ctx, sekisho.KindHoneytoken, c.Org)
 	if err != nil {
 		return nil, err
 	}

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/audit"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // profile is what the guard has learned of one principal: its devices,
@@ -37,13 +35,13 @@ const maxProfileList = 64
 
 // profileLocked returns the principal's profile, loading it from the store
 // the first time (g.mu is released while reading).
-func (g *Guard) profileLocked(ctx context.Context, c vault.Caller) *profile {
+func (g *Guard) profileLocked(ctx context.Context, c sekisho.Caller) *profile {
 	p := g.profiles[c.Principal]
 	if p != nil && p.loaded {
 		return p
 	}
 	g.mu.Unlock()
-	o, err := g.store.GetObject(ctx, KindProfile, c.Principal)
+	o, err := g.store.GetObject(ctx, sekisho.KindGuardProfile, c.Principal)
 	g.mu.Lock()
 	if p = g.profiles[c.Principal]; p != nil && p.loaded {
 		return p
@@ -60,7 +58,7 @@ func (g *Guard) profileLocked(ctx context.Context, c vault.Caller) *profile {
 }
 
 // anomalies evaluates the anomaly rules on an allowed request.
-func (g *Guard) anomalies(ctx context.Context, req vault.AccessRequest, rules map[string]*Rule, now time.Time, loc *time.Location, lookupSubj int64) []firing {
+func (g *Guard) anomalies(ctx context.Context, req sekisho.AccessRequest, rules map[string]*Rule, now time.Time, loc *time.Location, lookupSubj int64) []firing {
 	c := req.Caller
 	var out []firing
 	g.mu.Lock()
@@ -83,7 +81,7 @@ func (g *Guard) anomalies(ctx context.Context, req vault.AccessRequest, rules ma
 			out = append(out, firing{r, fmt.Sprintf("request at %02d:00 (%s), outside %s's usual hours", h, loc, c.Principal)})
 		}
 	}
-	if r := rules[RuleEnumeration]; r.Enabled && req.Action == vault.ActionLookup {
+	if r := rules[RuleEnumeration]; r.Enabled && req.Action == sekisho.ActionLookup {
 		if lookupSubj > int64(r.param("lookup_subjects_per_minute", 15)) {
 			out = append(out, firing{r, fmt.Sprintf("%d distinct subjects in a minute through lookups", lookupSubj)})
 		}
@@ -114,7 +112,7 @@ func usualHour(p *profile, r *Rule, h int) bool {
 
 // learnLocked adds an allowed request to the principal's profile (its hour
 // in loc, the org's time zone).
-func (g *Guard) learnLocked(c vault.Caller, now time.Time, loc *time.Location) {
+func (g *Guard) learnLocked(c sekisho.Caller, now time.Time, loc *time.Location) {
 	p := g.profiles[c.Principal]
 	if p == nil {
 		return
@@ -151,7 +149,7 @@ func (g *Guard) saveProfiles(ctx context.Context) error {
 	g.mu.Unlock()
 	for _, p := range todo {
 		b, _ := json.Marshal(p)
-		err := g.store.PutObject(ctx, &sekisho.Object{Kind: KindProfile, ID: p.Principal, Org: p.Org, Version: p.version + 1, Body: b, Updated: g.now().UTC()})
+		err := g.store.PutObject(ctx, &sekisho.Object{Kind: sekisho.KindGuardProfile, ID: p.Principal, Org: p.Org, Version: p.version + 1, Body: b, Updated: g.now().UTC()})
 		g.mu.Lock()
 		if cur := g.profiles[p.Principal]; cur != nil {
 			if err == nil {
@@ -185,7 +183,7 @@ type lookupVal struct {
 // values each within max_gap of a recent one, and on more than
 // lookup_values_per_minute distinct values in a minute (most of an
 // enumeration's lookups match nothing, so matched subjects alone miss it).
-func (g *Guard) ObserveLookup(ctx context.Context, c vault.Caller, collection, field, value string) error {
+func (g *Guard) ObserveLookup(ctx context.Context, c sekisho.Caller, collection, field, value string) error {
 	if err := g.Quarantined(ctx, c.Principal, c.Device, time.Time{}); err != nil {
 		return err
 	}
@@ -212,8 +210,8 @@ func (g *Guard) ObserveLookup(ctx context.Context, c vault.Caller, collection, f
 	default:
 		return nil
 	}
-	ev := audit.Event{Time: g.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
-		Purpose: c.Purpose, Action: vault.ActionLookup, Collection: collection, Decision: audit.Deny, Policy: "guard:" + RuleEnumeration, Reason: sekisho.Message(err)}
+	ev := sekisho.Event{Time: g.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
+		Purpose: c.Purpose, Action: sekisho.ActionLookup, Collection: collection, Decision: sekisho.Deny, Policy: "guard:" + RuleEnumeration, Reason: sekisho.Message(err)}
 	if g.cfg.Audit != nil {
 		if _, aerr := g.cfg.Audit.Append(ctx, ev); aerr != nil {
 			return &sekisho.Error{Code: sekisho.EUnavailable, Message: "the audit log is unavailable; nothing was returned", Err: aerr}

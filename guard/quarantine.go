@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // Quarantine is the quarantine of one principal or one device, stored as a
@@ -91,7 +90,7 @@ func deviceQID(d string) string    { return "device:" + d }
 // (after at most the cache TTL; at once on this one) is refused.
 // dataOrgs are the other orgs whose data it was earned on (see
 // Quarantine.DataOrgs).
-func (g *Guard) quarantine(ctx context.Context, c vault.Caller, rule, reason string, dataOrgs []string) error {
+func (g *Guard) quarantine(ctx context.Context, c sekisho.Caller, rule, reason string, dataOrgs []string) error {
 	now := g.now().UTC()
 	var firstErr error
 	for _, q := range []Quarantine{
@@ -122,7 +121,7 @@ func (g *Guard) quarantine(ctx context.Context, c vault.Caller, rule, reason str
 func (g *Guard) putQuarantine(ctx context.Context, q *Quarantine) error {
 	for range 3 {
 		var version int64 = 1
-		o, err := g.store.GetObject(ctx, KindQuarantine, q.ID)
+		o, err := g.store.GetObject(ctx, sekisho.KindQuarantine, q.ID)
 		if err == nil {
 			var old Quarantine
 			if json.Unmarshal(o.Body, &old) == nil && old.Status == StatusActive {
@@ -143,7 +142,7 @@ func (g *Guard) putQuarantine(ctx context.Context, q *Quarantine) error {
 			return err
 		}
 		b, _ := json.Marshal(q)
-		err = g.store.PutObject(ctx, &sekisho.Object{Kind: KindQuarantine, ID: q.ID, Org: q.Org, Version: version, Body: b, Updated: q.Since})
+		err = g.store.PutObject(ctx, &sekisho.Object{Kind: sekisho.KindQuarantine, ID: q.ID, Org: q.Org, Version: version, Body: b, Updated: q.Since})
 		if sekisho.Code(err) != sekisho.EConflict {
 			return err
 		}
@@ -154,12 +153,12 @@ func (g *Guard) putQuarantine(ctx context.Context, q *Quarantine) error {
 // ListQuarantines lists quarantines (active and lifted) of the caller's org
 // and the ones its admins must lift as the org whose data they were earned
 // on; an admin of the root org or an auditor sees every org's.
-func (g *Guard) ListQuarantines(ctx context.Context, c vault.Caller) ([]*Quarantine, error) {
-	if !hasRole(c, "admin") && !hasRole(c, "auditor") {
+func (g *Guard) ListQuarantines(ctx context.Context, c sekisho.Caller) ([]*Quarantine, error) {
+	if !c.HasRole("admin") && !c.HasRole("auditor") {
 		return nil, sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "listing quarantines needs an admin")
 	}
-	all := g.isRootAdmin(c) || hasRole(c, "auditor")
-	objs, err := g.store.ListObjects(ctx, KindQuarantine, "")
+	all := g.isRootAdmin(c) || c.HasRole("auditor")
+	objs, err := g.store.ListObjects(ctx, sekisho.KindQuarantine, "")
 	if err != nil {
 		return nil, err
 	}
@@ -183,10 +182,10 @@ func (g *Guard) ListQuarantines(ctx context.Context, c vault.Caller) ([]*Quarant
 // still needed (LiftsNeeded), until every org of LiftOrgs has lifted it.
 // Each lift is audited first. Access tokens issued before the quarantine
 // stay refused.
-func (g *Guard) Lift(ctx context.Context, c vault.Caller, id string) (*Quarantine, error) {
+func (g *Guard) Lift(ctx context.Context, c sekisho.Caller, id string) (*Quarantine, error) {
 	detail := "quarantine " + id
 	for range 3 {
-		o, err := g.store.GetObject(ctx, KindQuarantine, id)
+		o, err := g.store.GetObject(ctx, sekisho.KindQuarantine, id)
 		if err != nil {
 			if sekisho.Code(err) == sekisho.ENotFound {
 				return nil, sekisho.Errorf(sekisho.ENotFound, "quarantine %q not found", id)
@@ -198,7 +197,7 @@ func (g *Guard) Lift(ctx context.Context, c vault.Caller, id string) (*Quarantin
 			return nil, &sekisho.Error{Code: sekisho.EInternal, Message: "stored quarantine does not decode", Err: err}
 		}
 		orgs := q.LiftOrgs()
-		if !hasRole(c, "admin") || !slices.Contains(orgs, c.Org) {
+		if !c.HasRole("admin") || !slices.Contains(orgs, c.Org) {
 			msg := "lifting a quarantine needs an admin of the principal's own org " + q.Org
 			if len(orgs) > 1 {
 				msg = "lifting this quarantine needs an admin of org " + strings.Join(orgs, " and an admin of org ")
@@ -232,7 +231,7 @@ func (g *Guard) Lift(ctx context.Context, c vault.Caller, id string) (*Quarantin
 			return nil, err
 		}
 		b, _ := json.Marshal(q)
-		err = g.store.PutObject(ctx, &sekisho.Object{Kind: KindQuarantine, ID: id, Org: q.Org, Version: o.Version + 1, Body: b, Updated: now})
+		err = g.store.PutObject(ctx, &sekisho.Object{Kind: sekisho.KindQuarantine, ID: id, Org: q.Org, Version: o.Version + 1, Body: b, Updated: now})
 		if sekisho.Code(err) == sekisho.EConflict {
 			continue // another lift (of the other org) came first: read it again
 		}
@@ -275,7 +274,7 @@ func (g *Guard) qlookup(ctx context.Context, id string) (qstate, error) {
 		return s, nil
 	}
 	s = qstate{at: now}
-	o, err := g.store.GetObject(ctx, KindQuarantine, id)
+	o, err := g.store.GetObject(ctx, sekisho.KindQuarantine, id)
 	switch {
 	case err == nil:
 		var q Quarantine
@@ -320,7 +319,7 @@ func (g *Guard) Quarantined(ctx context.Context, principal, device string, iat t
 
 // Authenticator is what httpapi calls to authenticate a request.
 type Authenticator interface {
-	Authenticate(r *http.Request) (vault.Caller, error)
+	Authenticate(r *http.Request) (sekisho.Caller, error)
 }
 
 // Authenticator wraps inner: a caller whose principal or device is
@@ -334,7 +333,7 @@ type quarantineAuth struct {
 	inner Authenticator
 }
 
-func (a quarantineAuth) Authenticate(r *http.Request) (vault.Caller, error) {
+func (a quarantineAuth) Authenticate(r *http.Request) (sekisho.Caller, error) {
 	c, err := a.inner.Authenticate(r)
 	if err != nil {
 		return c, err
@@ -367,8 +366,7 @@ func tokenIAT(r *http.Request) time.Time {
 	return time.Unix(c.IAT, 0)
 }
 
-func hasRole(c vault.Caller, role string) bool { return slices.Contains(c.Roles, role) }
 
-func (g *Guard) isRootAdmin(c vault.Caller) bool {
-	return c.Org == g.cfg.RootOrg && hasRole(c, "admin")
+func (g *Guard) isRootAdmin(c sekisho.Caller) bool {
+	return c.Org == g.cfg.RootOrg && c.HasRole("admin")
 }

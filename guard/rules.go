@@ -9,18 +9,6 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/audit"
-	"github.com/sekisho/sekisho/vault"
-)
-
-// Object kinds the guard keeps in the store.
-const (
-	KindRule        = "guard-rule"
-	KindRuleVersion = "guard-rule-version"
-	KindQuarantine  = "quarantine"
-	KindProfile     = "guard-profile"
-	KindHoneytoken  = "honeytoken"
-	KindState       = "guard-state"
 )
 
 // Actions a rule takes when it fires.
@@ -127,7 +115,7 @@ func (g *Guard) rules(ctx context.Context) map[string]*Rule {
 		r := r
 		m[r.ID] = &r
 	}
-	objs, err := g.store.ListObjects(ctx, KindRule, "")
+	objs, err := g.store.ListObjects(ctx, sekisho.KindGuardRule, "")
 	if err != nil {
 		if rs != nil {
 			return rs.rules // keep the last known rules while the store is away
@@ -149,7 +137,7 @@ func (g *Guard) rules(ctx context.Context) map[string]*Rule {
 
 // ListRules returns every rule, stored or default, by id.
 func (g *Guard) ListRules(ctx context.Context) ([]*Rule, error) {
-	if _, err := g.store.ListObjects(ctx, KindRule, ""); err != nil {
+	if _, err := g.store.ListObjects(ctx, sekisho.KindGuardRule, ""); err != nil {
 		return nil, err
 	}
 	g.invalidateRules()
@@ -164,7 +152,7 @@ func (g *Guard) ListRules(ctx context.Context) ([]*Rule, error) {
 
 // RuleVersions returns the stored versions of a rule, oldest first.
 func (g *Guard) RuleVersions(ctx context.Context, id string) ([]*Rule, error) {
-	objs, err := g.store.ListObjects(ctx, KindRuleVersion, "")
+	objs, err := g.store.ListObjects(ctx, sekisho.KindGuardRuleVersion, "")
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +184,7 @@ type RuleChange struct {
 
 // SetRule changes a rule (an admin of the root org). The change is a new
 // version, kept beside the old ones, and is audited before it applies.
-func (g *Guard) SetRule(ctx context.Context, c vault.Caller, id string, ch RuleChange) (*Rule, error) {
+func (g *Guard) SetRule(ctx context.Context, c sekisho.Caller, id string, ch RuleChange) (*Rule, error) {
 	detail := "rule " + id
 	if !g.isRootAdmin(c) {
 		return nil, g.event(ctx, c, "guard.rule.set", detail, sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "changing a guard rule needs an admin of the root org %s", g.cfg.RootOrg))
@@ -207,7 +195,7 @@ func (g *Guard) SetRule(ctx context.Context, c vault.Caller, id string, ch RuleC
 	}
 	cur := def
 	var version int64
-	o, err := g.store.GetObject(ctx, KindRule, id)
+	o, err := g.store.GetObject(ctx, sekisho.KindGuardRule, id)
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(o.Body, &cur); err != nil {
@@ -255,13 +243,13 @@ func (g *Guard) SetRule(ctx context.Context, c vault.Caller, id string, ch RuleC
 	if err := g.event(ctx, c, "guard.rule.set", detail, nil); err != nil {
 		return nil, err
 	}
-	if err := g.store.PutObject(ctx, &sekisho.Object{Kind: KindRule, ID: id, Version: cur.Version, Body: b, Updated: cur.UpdatedAt}); err != nil {
+	if err := g.store.PutObject(ctx, &sekisho.Object{Kind: sekisho.KindGuardRule, ID: id, Version: cur.Version, Body: b, Updated: cur.UpdatedAt}); err != nil {
 		if sekisho.Code(err) == sekisho.EConflict {
 			return nil, sekisho.Errorf(sekisho.EConflict, "guard rule %s changed concurrently; retry", id)
 		}
 		return nil, err
 	}
-	if err := g.store.PutObject(ctx, &sekisho.Object{Kind: KindRuleVersion, ID: fmt.Sprintf("%s@%06d", id, cur.Version), Version: 1, Body: b, Updated: cur.UpdatedAt}); err != nil {
+	if err := g.store.PutObject(ctx, &sekisho.Object{Kind: sekisho.KindGuardRuleVersion, ID: fmt.Sprintf("%s@%06d", id, cur.Version), Version: 1, Body: b, Updated: cur.UpdatedAt}); err != nil {
 		return nil, err
 	}
 	g.invalidateRules()
@@ -280,11 +268,11 @@ func ruleIDs() string {
 }
 
 // event audits one guard administration action or decision.
-func (g *Guard) event(ctx context.Context, c vault.Caller, action, detail string, err error) error {
-	ev := audit.Event{Time: g.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
-		Source: c.Source, Purpose: c.Purpose, Action: action, Decision: audit.Allow, Policy: "guard", Detail: detail}
+func (g *Guard) event(ctx context.Context, c sekisho.Caller, action, detail string, err error) error {
+	ev := sekisho.Event{Time: g.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
+		Source: c.Source, Purpose: c.Purpose, Action: action, Decision: sekisho.Allow, Policy: "guard", Detail: detail}
 	if err != nil {
-		ev.Decision, ev.Reason = audit.Deny, sekisho.Message(err)
+		ev.Decision, ev.Reason = sekisho.Deny, sekisho.Message(err)
 	}
 	if g.cfg.Audit == nil {
 		return err

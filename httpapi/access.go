@@ -10,7 +10,6 @@ import (
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/access/dpop"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // accessRoutes are the control-plane routes of package access. Token,
@@ -56,8 +55,8 @@ func (s *Server) accessRoutes() []route {
 
 // accessCaller fills the request id and source of an unauthenticated
 // control-plane request (bootstrap, enrolment).
-func accessCaller(r *http.Request) vault.Caller {
-	return vault.Caller{RequestID: requestID(r.Context()), ClientRequestID: clientRequestID(r), Source: sourceAddr(r)}
+func accessCaller(r *http.Request) sekisho.Caller {
+	return sekisho.Caller{RequestID: requestID(r.Context()), ClientRequestID: clientRequestID(r), Source: sourceAddr(r)}
 }
 
 func (s *Server) needAccess() error {
@@ -79,7 +78,7 @@ func decodeBody(r *http.Request, v any) error {
 	return decodeStrict(b, v)
 }
 
-func (s *Server) bootstrap(w http.ResponseWriter, r *http.Request, _ vault.Caller) error {
+func (s *Server) bootstrap(w http.ResponseWriter, r *http.Request, _ sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -103,13 +102,13 @@ func (s *Server) bootstrap(w http.ResponseWriter, r *http.Request, _ vault.Calle
 	return writeJSON(w, http.StatusCreated, res)
 }
 
-func (s *Server) whoami(w http.ResponseWriter, _ *http.Request, c vault.Caller) error {
+func (s *Server) whoami(w http.ResponseWriter, _ *http.Request, c sekisho.Caller) error {
 	return writeJSON(w, http.StatusOK, map[string]any{"principal": c.Principal, "org": c.Org, "device": c.Device, "roles": c.Roles})
 }
 
 // listPurposes answers GET /v1/purposes: the known purposes, the roles
 // whose policies allow each (with their actions) and the grants that list it.
-func (s *Server) listPurposes(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) listPurposes(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -128,7 +127,7 @@ func (s *Server) listPurposes(w http.ResponseWriter, r *http.Request, c vault.Ca
 	return writeJSON(w, http.StatusOK, map[string]any{"purposes": l})
 }
 
-func (s *Server) listOrgs(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) listOrgs(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -139,7 +138,7 @@ func (s *Server) listOrgs(w http.ResponseWriter, r *http.Request, c vault.Caller
 	return writeJSON(w, http.StatusOK, map[string]any{"orgs": l})
 }
 
-func (s *Server) createOrg(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) createOrg(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -154,7 +153,7 @@ func (s *Server) createOrg(w http.ResponseWriter, r *http.Request, c vault.Calle
 	return writeJSON(w, http.StatusCreated, out)
 }
 
-func (s *Server) getOrg(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) getOrg(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -165,7 +164,7 @@ func (s *Server) getOrg(w http.ResponseWriter, r *http.Request, c vault.Caller) 
 	return writeJSON(w, http.StatusOK, o)
 }
 
-func (s *Server) revokeOrgDevices(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) revokeOrgDevices(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -176,7 +175,7 @@ func (s *Server) revokeOrgDevices(w http.ResponseWriter, r *http.Request, c vaul
 	return writeJSON(w, http.StatusOK, map[string]any{"org": r.PathValue("id"), "revoked": n})
 }
 
-func (s *Server) listPrincipals(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) listPrincipals(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -187,7 +186,7 @@ func (s *Server) listPrincipals(w http.ResponseWriter, r *http.Request, c vault.
 	return writeJSON(w, http.StatusOK, map[string]any{"principals": l})
 }
 
-func (s *Server) createPrincipal(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) createPrincipal(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -202,7 +201,7 @@ func (s *Server) createPrincipal(w http.ResponseWriter, r *http.Request, c vault
 	return writeJSON(w, http.StatusCreated, out)
 }
 
-func (s *Server) getPrincipal(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) getPrincipal(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -213,7 +212,7 @@ func (s *Server) getPrincipal(w http.ResponseWriter, r *http.Request, c vault.Ca
 	return writeJSON(w, http.StatusOK, p)
 }
 
-func (s *Server) revokePrincipal(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) revokePrincipal(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -224,7 +223,7 @@ func (s *Server) revokePrincipal(w http.ResponseWriter, r *http.Request, c vault
 	return writeJSON(w, http.StatusOK, p)
 }
 
-func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -263,7 +262,7 @@ type enrolRequest struct {
 	Attestation *access.TPMEvidence `json:"attestation,omitempty"`
 }
 
-func (s *Server) enrolDevice(w http.ResponseWriter, r *http.Request, _ vault.Caller) error {
+func (s *Server) enrolDevice(w http.ResponseWriter, r *http.Request, _ sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -286,7 +285,7 @@ func (s *Server) enrolDevice(w http.ResponseWriter, r *http.Request, _ vault.Cal
 			return &sekisho.Error{Code: sekisho.EInvalid, Type: access.ProblemAttestationInvalid, Field: "attestation",
 				Message: "a TPM attestation is for a DPoP device key, not a client certificate's"}
 		}
-		enrol = func(ctx context.Context, c vault.Caller, principal, name, keyStorage string, key dpop.JWK) (*access.Device, error) {
+		enrol = func(ctx context.Context, c sekisho.Caller, principal, name, keyStorage string, key dpop.JWK) (*access.Device, error) {
 			if keyStorage != "" && keyStorage != access.KeyStorageTPM {
 				return nil, &sekisho.Error{Code: sekisho.EInvalid, Type: access.ProblemAttestationInvalid, Field: "key_storage",
 					Message: "a TPM attestation attests key_storage tpm, not " + keyStorage}
@@ -304,7 +303,7 @@ func (s *Server) enrolDevice(w http.ResponseWriter, r *http.Request, _ vault.Cal
 		KeyStorage: d.KeyStorage, Attested: d.Attested})
 }
 
-func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -315,7 +314,7 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, c vault.Calle
 	return writeJSON(w, http.StatusOK, d)
 }
 
-func (s *Server) approveDevice(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) approveDevice(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -326,7 +325,7 @@ func (s *Server) approveDevice(w http.ResponseWriter, r *http.Request, c vault.C
 	return writeJSON(w, http.StatusOK, d)
 }
 
-func (s *Server) revokeDevice(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) revokeDevice(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -337,7 +336,7 @@ func (s *Server) revokeDevice(w http.ResponseWriter, r *http.Request, c vault.Ca
 	return writeJSON(w, http.StatusOK, d)
 }
 
-func (s *Server) listGrants(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) listGrants(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -348,7 +347,7 @@ func (s *Server) listGrants(w http.ResponseWriter, r *http.Request, c vault.Call
 	return writeJSON(w, http.StatusOK, map[string]any{"grants": l})
 }
 
-func (s *Server) createGrant(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) createGrant(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -367,7 +366,7 @@ func (s *Server) createGrant(w http.ResponseWriter, r *http.Request, c vault.Cal
 	return writeJSON(w, status, out)
 }
 
-func (s *Server) getGrant(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) getGrant(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -378,7 +377,7 @@ func (s *Server) getGrant(w http.ResponseWriter, r *http.Request, c vault.Caller
 	return writeJSON(w, http.StatusOK, g)
 }
 
-func (s *Server) approveGrant(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) approveGrant(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -389,7 +388,7 @@ func (s *Server) approveGrant(w http.ResponseWriter, r *http.Request, c vault.Ca
 	return writeJSON(w, http.StatusOK, g)
 }
 
-func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -400,7 +399,7 @@ func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request, c vault.Cal
 	return writeJSON(w, http.StatusOK, g)
 }
 
-func (s *Server) listPolicies(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) listPolicies(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -411,7 +410,7 @@ func (s *Server) listPolicies(w http.ResponseWriter, r *http.Request, c vault.Ca
 	return writeJSON(w, http.StatusOK, map[string]any{"policies": l})
 }
 
-func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -436,7 +435,7 @@ type policyRequest struct {
 	Cedar       string `json:"cedar"`
 }
 
-func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}

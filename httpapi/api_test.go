@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/httpapi"
 	"github.com/sekisho/sekisho/keys"
@@ -24,10 +25,10 @@ const token = "test-bootstrap-token"
 
 func newServer(t *testing.T) *httptest.Server {
 	t.Helper()
-	return newServerAs(t, vault.Caller{Principal: "admin", Org: "operator", Device: "bootstrap", Roles: []string{"admin", "auditor"}})
+	return newServerAs(t, sekisho.Caller{Principal: "admin", Org: "operator", Device: "bootstrap", Roles: []string{"admin", "auditor"}})
 }
 
-func newServerAs(t *testing.T, caller vault.Caller) *httptest.Server {
+func newServerAs(t *testing.T, caller sekisho.Caller) *httptest.Server {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -254,7 +255,7 @@ func TestSchemaChangesAreAdminOnlyAndAudited(t *testing.T) {
 		t.Fatalf("%d allowed schema.put events, want 2", n)
 	}
 
-	member := newServerAs(t, vault.Caller{Principal: "sam", Org: "operator", Device: "d", Roles: []string{"support"}})
+	member := newServerAs(t, sekisho.Caller{Principal: "sam", Org: "operator", Device: "d", Roles: []string{"support"}})
 	if r := do(t, member, "PUT", "/v1/collections/users", schema); r.status != 403 || r.body["type"] != httpapi.ProblemBase+"admin-required" {
 		t.Fatalf("support changing a schema: %d %s", r.status, r.raw)
 	}

@@ -12,13 +12,12 @@ import (
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/guard"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // canAudit: the auditor's interface is for admins (scoped to their org) and
 // for the instance's auditor role (the whole log).
-func canAudit(c vault.Caller) error {
-	if hasRole(c, RoleAuditor) || hasRole(c, RoleAdmin) {
+func canAudit(c sekisho.Caller) error {
+	if c.HasRole(RoleAuditor) || c.HasRole(RoleAdmin) {
 		return nil
 	}
 	return sekisho.Errorf(sekisho.EForbidden, "the audit log is for admins and auditors")
@@ -40,7 +39,7 @@ func (s *Server) logOf(q url.Values) (*audit.Log, error) {
 	return l, nil
 }
 
-func (s *Server) auditCheckpoint(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) auditCheckpoint(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := canAudit(c); err != nil {
 		return err
 	}
@@ -58,7 +57,7 @@ func (s *Server) auditCheckpoint(w http.ResponseWriter, r *http.Request, c vault
 	return err
 }
 
-func (s *Server) auditVerifierKey(w http.ResponseWriter, _ *http.Request, c vault.Caller) error {
+func (s *Server) auditVerifierKey(w http.ResponseWriter, _ *http.Request, c sekisho.Caller) error {
 	if err := canAudit(c); err != nil {
 		return err
 	}
@@ -96,7 +95,7 @@ type inclusionResponse struct {
 	Hashes   []string `json:"hashes"`
 }
 
-func (s *Server) auditInclusion(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) auditInclusion(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := canAudit(c); err != nil {
 		return err
 	}
@@ -126,7 +125,7 @@ type consistencyResponse struct {
 	Hashes []string `json:"hashes"`
 }
 
-func (s *Server) auditConsistency(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) auditConsistency(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := canAudit(c); err != nil {
 		return err
 	}
@@ -154,10 +153,10 @@ func (s *Server) auditConsistency(w http.ResponseWriter, r *http.Request, c vaul
 type EventItem struct {
 	// Region names the log the event is in ("default" or a region), with
 	// region=all only; Index is its index in that log.
-	Region string      `json:"region,omitempty"`
-	Index  uint64      `json:"index"`
-	Leaf   string      `json:"leaf"`
-	Event  audit.Event `json:"event"`
+	Region string        `json:"region,omitempty"`
+	Index  uint64        `json:"index"`
+	Leaf   string        `json:"leaf"`
+	Event  sekisho.Event `json:"event"`
 	// Redacted is set when the event's record ids are not shown to the
 	// caller (then records is empty and leaf is empty too, since the leaf
 	// spells them): an org's admin reading its principal's touch of
@@ -201,7 +200,7 @@ func ParseAuditFilter(q url.Values) (sekisho.AuditFilter, error) {
 	}
 	f.Principal, f.Device, f.Org = q.Get("principal"), q.Get("device"), q.Get("org")
 	f.Record, f.RequestID, f.Decision = q.Get("record"), q.Get("request_id"), q.Get("decision")
-	if f.Decision != "" && f.Decision != audit.Allow && f.Decision != audit.Deny {
+	if f.Decision != "" && f.Decision != sekisho.Allow && f.Decision != sekisho.Deny {
 		return f, sekisho.FieldErrorf(sekisho.EInvalid, "decision", "decision is allow or deny")
 	}
 	for _, p := range []struct {
@@ -219,7 +218,7 @@ func ParseAuditFilter(q url.Values) (sekisho.AuditFilter, error) {
 	return f, nil
 }
 
-func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := canAudit(c); err != nil {
 		return err
 	}
@@ -227,7 +226,7 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, c vault.Cal
 	if err != nil {
 		return err
 	}
-	if !hasRole(c, RoleAuditor) {
+	if !c.HasRole(RoleAuditor) {
 		// An org's admin sees the events of its own principals and about its
 		// own records, and nothing of another org's.
 		if f.Org != "" && f.Org != c.Org {
@@ -276,12 +275,12 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, c vault.Cal
 			entries = entries[:limit-len(resp.Events)]
 		}
 		for _, e := range entries {
-			ev, err := audit.Unmarshal(e.Leaf)
+			ev, err := sekisho.UnmarshalEvent(e.Leaf)
 			if err != nil {
 				return &sekisho.Error{Code: sekisho.EInternal, Message: "a stored audit event does not decode; run sekisho audit verify", Err: err}
 			}
 			item := EventItem{Index: e.Index, Leaf: base64.StdEncoding.EncodeToString(e.Leaf), Event: ev}
-			if !hasRole(c, RoleAuditor) && guard.DecoyHidden(ev.Policy, ev.RecordOrgs, c.Org) {
+			if !c.HasRole(RoleAuditor) && guard.DecoyHidden(ev.Policy, ev.RecordOrgs, c.Org) {
 				if f.Record != "" {
 					// Asked by record id: answered as for a record never
 					// touched, so that the answer tells no decoy's id.

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // BearerToken returns the bearer token of a request, or "".
@@ -23,23 +22,23 @@ func BearerToken(r *http.Request) string {
 // bootstrap admin token of the first serve. Only its SHA-256 is kept.
 type TokenAuth struct {
 	hash   [32]byte
-	caller vault.Caller
+	caller sekisho.Caller
 }
 
 // NewTokenAuth returns a TokenAuth for token, acting as caller.
-func NewTokenAuth(token string, caller vault.Caller) *TokenAuth {
+func NewTokenAuth(token string, caller sekisho.Caller) *TokenAuth {
 	return &TokenAuth{hash: sha256.Sum256([]byte(token)), caller: caller}
 }
 
 // Authenticate implements Authenticator.
-func (a *TokenAuth) Authenticate(r *http.Request) (vault.Caller, error) {
+func (a *TokenAuth) Authenticate(r *http.Request) (sekisho.Caller, error) {
 	tok := BearerToken(r)
 	if tok == "" {
-		return vault.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, "credential-missing", "send a credential: Authorization: Bearer <token>")
+		return sekisho.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, "credential-missing", "send a credential: Authorization: Bearer <token>")
 	}
 	h := sha256.Sum256([]byte(tok))
 	if subtle.ConstantTimeCompare(h[:], a.hash[:]) != 1 {
-		return vault.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, "credential-invalid", "the credential is not valid")
+		return sekisho.Caller{}, sekisho.TypedErrorf(sekisho.EUnauthorized, "credential-invalid", "the credential is not valid")
 	}
 	return a.caller, nil
 }

@@ -7,7 +7,6 @@ import (
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/guard"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // guardRoutes are the routes of the exfiltration guard: rules,
@@ -30,11 +29,11 @@ func (s *Server) needGuard() error {
 	return nil
 }
 
-func (s *Server) listRules(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) listRules(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needGuard(); err != nil {
 		return err
 	}
-	if !hasRole(c, RoleAdmin) && !hasRole(c, RoleAuditor) {
+	if !c.HasRole(RoleAdmin) && !c.HasRole(RoleAuditor) {
 		return sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "listing guard rules needs an admin or an auditor")
 	}
 	l, err := s.guard.ListRules(r.Context())
@@ -44,7 +43,7 @@ func (s *Server) listRules(w http.ResponseWriter, r *http.Request, c vault.Calle
 	return writeJSON(w, http.StatusOK, map[string]any{"rules": l})
 }
 
-func (s *Server) setRule(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) setRule(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needGuard(); err != nil {
 		return err
 	}
@@ -59,7 +58,7 @@ func (s *Server) setRule(w http.ResponseWriter, r *http.Request, c vault.Caller)
 	return writeJSON(w, http.StatusOK, rule)
 }
 
-func (s *Server) listQuarantines(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) listQuarantines(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needGuard(); err != nil {
 		return err
 	}
@@ -70,7 +69,7 @@ func (s *Server) listQuarantines(w http.ResponseWriter, r *http.Request, c vault
 	return writeJSON(w, http.StatusOK, map[string]any{"quarantines": l})
 }
 
-func (s *Server) liftQuarantine(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) liftQuarantine(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needGuard(); err != nil {
 		return err
 	}
@@ -90,7 +89,7 @@ type honeytokenRequest struct {
 	Count  int    `json:"count"`
 }
 
-func (s *Server) createHoneytokens(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) createHoneytokens(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needGuard(); err != nil {
 		return err
 	}
@@ -106,7 +105,7 @@ func (s *Server) createHoneytokens(w http.ResponseWriter, r *http.Request, c vau
 	return writeJSON(w, http.StatusCreated, map[string]any{"honeytokens": l})
 }
 
-func (s *Server) listHoneytokens(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) listHoneytokens(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needGuard(); err != nil {
 		return err
 	}
@@ -119,15 +118,15 @@ func (s *Server) listHoneytokens(w http.ResponseWriter, r *http.Request, c vault
 
 // guardedLookup serves a lookup; the vault shows the guard its field and
 // normalised value before running it (on every path, not only HTTP).
-func (s *Server) guardedLookup(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) guardedLookup(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	return s.lookup(w, r, c)
 }
 
 // keyGate refuses the token and enrolment routes to a quarantined device
 // key: the key of the proof is read (its signature checked) without
 // spending the proof, which the access layer then verifies in full.
-func (s *Server) keyGate(h func(http.ResponseWriter, *http.Request, vault.Caller) error) func(http.ResponseWriter, *http.Request, vault.Caller) error {
-	return func(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) keyGate(h func(http.ResponseWriter, *http.Request, sekisho.Caller) error) func(http.ResponseWriter, *http.Request, sekisho.Caller) error {
+	return func(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 		if s.guard != nil {
 			thumb := ""
 			if v, err := dpop.Verify(r.Header.Get("DPoP")); err == nil {

@@ -19,7 +19,6 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
-	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/gen"
 	"github.com/sekisho/sekisho/guard"
@@ -128,7 +127,7 @@ func newGuardWorldIn(t *testing.T, records int, loc *time.Location) *gworld {
 		json.Unmarshal(u.Fields["phone"], &p)
 		w.phones = append(w.phones, p)
 	}
-	items, err := w.v.CreateBatch(ctx, vault.Caller{Principal: "admin", Org: "operator", Roles: []string{"admin"}, Purpose: "import"}, "users", inputs)
+	items, err := w.v.CreateBatch(ctx, sekisho.Caller{Principal: "admin", Org: "operator", Roles: []string{"admin"}, Purpose: "import"}, "users", inputs)
 	must(t, err)
 	for _, it := range items {
 		must(t, it.Err)
@@ -353,8 +352,8 @@ func TestHoneytokenQuarantinesInTheSameRequest(t *testing.T) {
 	must(t, err)
 	lifts := 0
 	for _, e := range entries {
-		ev, _ := audit.Unmarshal(e.Leaf)
-		if ev.Action == "guard.quarantine.lift" && ev.Decision == audit.Allow {
+		ev, _ := sekisho.UnmarshalEvent(e.Leaf)
+		if ev.Action == "guard.quarantine.lift" && ev.Decision == sekisho.Allow {
 			lifts++
 		}
 	}
@@ -413,9 +412,9 @@ func TestGrantBudgetStopsBulkRead(t *testing.T) {
 	must(t, err)
 	audited := 0
 	for _, e := range entries {
-		ev, err := audit.Unmarshal(e.Leaf)
+		ev, err := sekisho.UnmarshalEvent(e.Leaf)
 		must(t, err)
-		if ev.Decision == audit.Allow && ev.Action == vault.ActionBatchGet {
+		if ev.Decision == sekisho.Allow && ev.Action == sekisho.ActionBatchGet {
 			audited += len(ev.Records)
 		}
 	}

@@ -21,7 +21,6 @@ import (
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/access/dpop"
-	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/httpapi"
@@ -29,8 +28,8 @@ import (
 	"github.com/sekisho/sekisho/vault"
 )
 
-func vaultCaller(principal, org string) vault.Caller {
-	return vault.Caller{Principal: principal, Org: org}
+func vaultCaller(principal, org string) sekisho.Caller {
+	return sekisho.Caller{Principal: principal, Org: org}
 }
 
 // TestHardeningGrantNamesValidated (issue 13 point 1): a grant whose names
@@ -114,7 +113,7 @@ func TestHardeningBrokenStoredPolicyLeftOut(t *testing.T) {
 		{ID: "unparsable", Cedar: "permit (principal, action, resource) when { context.purpose == \"\\a\" };", Version: 1},
 	} {
 		b, _ := json.Marshal(bad)
-		must(t, w.store.PutObject(ctx, &sekisho.Object{Kind: access.KindPolicy, ID: bad.ID, Version: 1, Body: b, Updated: w.clk.Now()}))
+		must(t, w.store.PutObject(ctx, &sekisho.Object{Kind: sekisho.KindPolicy, ID: bad.ID, Version: 1, Body: b, Updated: w.clk.Now()}))
 	}
 	w.clk.Advance(2 * time.Second) // past the snapshot cache
 	for range 3 {
@@ -1002,7 +1001,7 @@ func TestHardeningQuarantineTwoSided(t *testing.T) {
 		entries, err := w.store.QueryAudit(ctx, sekisho.AuditFilter{Principal: who})
 		must(t, err)
 		for _, e := range entries {
-			ev, _ := audit.Unmarshal(e.Leaf)
+			ev, _ := sekisho.UnmarshalEvent(e.Leaf)
 			if ev.Action == "guard.quarantine.lift" {
 				lifts[who] = append(lifts[who], ev.Decision+" "+ev.Detail)
 			}
@@ -1011,7 +1010,7 @@ func TestHardeningQuarantineTwoSided(t *testing.T) {
 	if len(lifts["aff-admin"]) != 2 || len(lifts["admin"]) != 2 || len(lifts["sub-admin"]) != 1 ||
 		!strings.Contains(lifts["aff-admin"][0], "still needs an admin of org operator") ||
 		!strings.Contains(lifts["admin"][0], "still needs an admin of org affiliate") ||
-		!strings.HasPrefix(lifts["sub-admin"][0], audit.Deny) {
+		!strings.HasPrefix(lifts["sub-admin"][0], sekisho.Deny) {
 		t.Fatalf("lifts audited: %q", lifts)
 	}
 

@@ -10,12 +10,10 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/incident"
 	"github.com/sekisho/sekisho/keys"
 	"github.com/sekisho/sekisho/report"
-	"github.com/sekisho/sekisho/vault"
 )
 
 func (s *Server) incidentRoutes() []route {
@@ -53,11 +51,11 @@ type IncidentRequest struct {
 // or, as the grantor (the controller that entrusted the data), about an org
 // it granted access to: such an incident is the grantor's view (Controller),
 // counting only the events about the grantor's records.
-func (s *Server) canIncident(r *http.Request, c vault.Caller, in *incident.Incident) error {
+func (s *Server) canIncident(r *http.Request, c sekisho.Caller, in *incident.Incident) error {
 	if err := canAudit(c); err != nil {
 		return sekisho.Errorf(sekisho.EForbidden, "incidents are for admins and auditors")
 	}
-	if hasRole(c, RoleAuditor) || in == nil {
+	if c.HasRole(RoleAuditor) || in == nil {
 		return nil
 	}
 	st := s.vault.Store()
@@ -114,7 +112,7 @@ func (s *Server) canIncident(r *http.Request, c vault.Caller, in *incident.Incid
 	return nil
 }
 
-func (s *Server) createIncident(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) createIncident(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.canIncident(r, c, nil); err != nil {
 		return err
 	}
@@ -133,8 +131,8 @@ func (s *Server) createIncident(w http.ResponseWriter, r *http.Request, c vault.
 	// Write-ahead: the event is durable before the incident exists.
 	in.ID = incident.NewID()
 	if s.auditLog != nil {
-		ev := audit.Event{Time: s.now(), RequestID: c.RequestID, ClientRequestID: c.ClientRequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
-			Action: "incident.create", Decision: audit.Allow, Policy: "incident", Detail: "incident " + in.ID}
+		ev := sekisho.Event{Time: s.now(), RequestID: c.RequestID, ClientRequestID: c.ClientRequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
+			Action: "incident.create", Decision: sekisho.Allow, Policy: "incident", Detail: "incident " + in.ID}
 		if _, err := s.auditLog.Append(r.Context(), ev); err != nil {
 			return &sekisho.Error{Code: sekisho.EUnavailable, Message: "the audit log is unavailable", Err: err}
 		}
@@ -146,7 +144,7 @@ func (s *Server) createIncident(w http.ResponseWriter, r *http.Request, c vault.
 	return writeJSON(w, http.StatusCreated, in)
 }
 
-func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.canIncident(r, c, nil); err != nil {
 		return err
 	}
@@ -164,7 +162,7 @@ func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request, c vault.C
 }
 
 // incident reads the incident of the path, if the caller may see it.
-func (s *Server) incident(r *http.Request, c vault.Caller) (*incident.Incident, error) {
+func (s *Server) incident(r *http.Request, c sekisho.Caller) (*incident.Incident, error) {
 	if err := s.canIncident(r, c, nil); err != nil {
 		return nil, err
 	}
@@ -178,7 +176,7 @@ func (s *Server) incident(r *http.Request, c vault.Caller) (*incident.Incident, 
 	return in, nil
 }
 
-func (s *Server) getIncident(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) getIncident(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	in, err := s.incident(r, c)
 	if err != nil {
 		return err
@@ -186,7 +184,7 @@ func (s *Server) getIncident(w http.ResponseWriter, r *http.Request, c vault.Cal
 	return writeJSON(w, http.StatusOK, in)
 }
 
-func (s *Server) incidentScope(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) incidentScope(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	in, err := s.incident(r, c)
 	if err != nil {
 		return err
@@ -224,8 +222,8 @@ func (s *Server) incidentScope(w http.ResponseWriter, r *http.Request, c vault.C
 // hideDecoys drops from an org admin's scope the record ids of its
 // principals' touches of another org's decoys (guard.DecoyHidden): the
 // attempts stay counted, their records are not named.
-func hideDecoys(sc *incident.Scope, c vault.Caller) {
-	if hasRole(c, RoleAuditor) {
+func hideDecoys(sc *incident.Scope, c sekisho.Caller) {
+	if c.HasRole(RoleAuditor) {
 		return
 	}
 	for i := range sc.Denied {
@@ -236,7 +234,7 @@ func hideDecoys(sc *incident.Scope, c vault.Caller) {
 	}
 }
 
-func (s *Server) incidentReport(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) incidentReport(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	in, err := s.incident(r, c)
 	if err != nil {
 		return err
@@ -268,11 +266,11 @@ func (s *Server) incidentReport(w http.ResponseWriter, r *http.Request, c vault.
 	return writeReport(w, rep, format)
 }
 
-func (s *Server) progressReport(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) progressReport(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := canAudit(c); err != nil {
 		return err
 	}
-	if !hasRole(c, RoleAuditor) {
+	if !c.HasRole(RoleAuditor) {
 		return sekisho.Errorf(sekisho.EForbidden, "the progress report covers every org: it is for auditors")
 	}
 	format, err := reportFormat(r)
@@ -306,7 +304,7 @@ func (s *Server) progressReport(w http.ResponseWriter, r *http.Request, c vault.
 // reportConfig is the configuration of a report of kind for the caller: the
 // language of ?lang= (the kind's default when absent) and the controller of
 // the caller's org profile, else the server's configured controller.
-func (s *Server) reportConfig(r *http.Request, c vault.Caller, kind string) (report.Config, error) {
+func (s *Server) reportConfig(r *http.Request, c sekisho.Caller, kind string) (report.Config, error) {
 	lang, err := report.Lang(kind, r.URL.Query().Get("lang"))
 	if err != nil {
 		return report.Config{}, err
@@ -320,9 +318,9 @@ func (s *Server) reportConfig(r *http.Request, c vault.Caller, kind string) (rep
 
 // getOrgProfile: an org's admins and the instance's auditors read its
 // profile (the controller named in its reports).
-func (s *Server) getOrgProfile(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) getOrgProfile(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	org := r.PathValue("id")
-	if !(hasRole(c, RoleAuditor) || hasRole(c, RoleAdmin) && c.Org == org) {
+	if !(c.HasRole(RoleAuditor) || c.HasRole(RoleAdmin) && c.Org == org) {
 		return sekisho.Errorf(sekisho.EForbidden, "an org's profile is for its admins and for auditors")
 	}
 	p, _, err := report.GetProfile(r.Context(), s.vault.Store(), org)
@@ -338,9 +336,9 @@ type OrgProfileRequest struct {
 }
 
 // putOrgProfile: an org's admins set its profile; the change is audited.
-func (s *Server) putOrgProfile(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) putOrgProfile(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	org := r.PathValue("id")
-	if !hasRole(c, RoleAdmin) || c.Org != org {
+	if !c.HasRole(RoleAdmin) || c.Org != org {
 		return sekisho.Errorf(sekisho.EForbidden, "only an admin of %s sets its profile", org)
 	}
 	var req OrgProfileRequest
@@ -352,8 +350,8 @@ func (s *Server) putOrgProfile(w http.ResponseWriter, r *http.Request, c vault.C
 		return err
 	}
 	if s.auditLog != nil {
-		ev := audit.Event{Time: s.now(), RequestID: c.RequestID, ClientRequestID: c.ClientRequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
-			Action: "org.profile", Decision: audit.Allow, Policy: "org-admin", Detail: "profile of org " + org}
+		ev := sekisho.Event{Time: s.now(), RequestID: c.RequestID, ClientRequestID: c.ClientRequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
+			Action: "org.profile", Decision: sekisho.Allow, Policy: "org-admin", Detail: "profile of org " + org}
 		if _, err := s.auditLog.Append(r.Context(), ev); err != nil {
 			return &sekisho.Error{Code: sekisho.EUnavailable, Message: "the audit log is unavailable", Err: err}
 		}

@@ -5,8 +5,6 @@ import (
 	"net/http"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/audit"
-	"github.com/sekisho/sekisho/vault"
 )
 
 func (s *Server) keyRoutes() []route {
@@ -28,14 +26,14 @@ type KeyRequest struct {
 
 // keyAdmin: key custody is for the admins of the instance's root org. A
 // refusal is audited.
-func (s *Server) keyAdmin(r *http.Request, c vault.Caller, action string) error {
-	if hasRole(c, RoleAdmin) && (s.access == nil || c.Org == s.access.RootOrg()) {
+func (s *Server) keyAdmin(r *http.Request, c sekisho.Caller, action string) error {
+	if c.HasRole(RoleAdmin) && (s.access == nil || c.Org == s.access.RootOrg()) {
 		return nil
 	}
 	err := sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "only an admin of the instance's root org may manage keys")
 	if s.auditLog != nil {
-		ev := audit.Event{Time: s.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
-			Action: action, Decision: audit.Deny, Policy: "key-admin", Reason: err.Message}
+		ev := sekisho.Event{Time: s.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
+			Action: action, Decision: sekisho.Deny, Policy: "key-admin", Reason: err.Message}
 		if _, aerr := s.auditLog.Append(r.Context(), ev); aerr != nil {
 			return &sekisho.Error{Code: sekisho.EUnavailable, Message: "the audit log is unavailable", Err: aerr}
 		}
@@ -43,7 +41,7 @@ func (s *Server) keyAdmin(r *http.Request, c vault.Caller, action string) error 
 	return err
 }
 
-func (s *Server) startRotation(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) startRotation(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.keyAdmin(r, c, "keys.rotate"); err != nil {
 		return err
 	}
@@ -62,7 +60,7 @@ func (s *Server) startRotation(w http.ResponseWriter, r *http.Request, c vault.C
 	return writeJSON(w, http.StatusAccepted, rot)
 }
 
-func (s *Server) listRotations(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) listRotations(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.keyAdmin(r, c, "keys.rotations.list"); err != nil {
 		return err
 	}
@@ -73,7 +71,7 @@ func (s *Server) listRotations(w http.ResponseWriter, r *http.Request, c vault.C
 	return writeJSON(w, http.StatusOK, map[string]any{"rotations": all})
 }
 
-func (s *Server) getRotation(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) getRotation(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.keyAdmin(r, c, "keys.rotations.get"); err != nil {
 		return err
 	}
@@ -84,7 +82,7 @@ func (s *Server) getRotation(w http.ResponseWriter, r *http.Request, c vault.Cal
 	return writeJSON(w, http.StatusOK, rot)
 }
 
-func (s *Server) requestDestruction(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) requestDestruction(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.keyAdmin(r, c, "keys.destroy.request"); err != nil {
 		return err
 	}
@@ -100,7 +98,7 @@ func (s *Server) requestDestruction(w http.ResponseWriter, r *http.Request, c va
 	return writeJSON(w, http.StatusAccepted, d)
 }
 
-func (s *Server) getDestruction(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) getDestruction(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.keyAdmin(r, c, "keys.destroy.get"); err != nil {
 		return err
 	}
@@ -111,7 +109,7 @@ func (s *Server) getDestruction(w http.ResponseWriter, r *http.Request, c vault.
 	return writeJSON(w, http.StatusOK, d)
 }
 
-func (s *Server) approveDestruction(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) approveDestruction(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.keyAdmin(r, c, "keys.destroy"); err != nil {
 		return err
 	}
@@ -126,8 +124,8 @@ func (s *Server) approveDestruction(w http.ResponseWriter, r *http.Request, c va
 		// its tenure.
 		if err := s.access.CheckApproverTenure(r.Context(), c, "key destruction "+d.ID, d.RequestedAt); err != nil && d.RequestedBy != c.Principal {
 			if s.auditLog != nil {
-				ev := audit.Event{Time: s.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
-					Action: "keys.destroy", Decision: audit.Deny, Policy: "two-person-rule", Reason: sekisho.Message(err), Detail: "destruction " + d.ID}
+				ev := sekisho.Event{Time: s.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
+					Action: "keys.destroy", Decision: sekisho.Deny, Policy: "two-person-rule", Reason: sekisho.Message(err), Detail: "destruction " + d.ID}
 				if _, aerr := s.auditLog.Append(r.Context(), ev); aerr != nil {
 					return &sekisho.Error{Code: sekisho.EUnavailable, Message: "the audit log is unavailable", Err: aerr}
 				}

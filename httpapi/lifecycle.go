@@ -23,12 +23,12 @@ func (s *Server) lifecycleRoutes() []route {
 
 // retentionPlan lists what a retention sweep would erase now (admins: their
 // org's records; auditors: every org's).
-func (s *Server) retentionPlan(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
-	if !hasRole(c, RoleAdmin) && !hasRole(c, RoleAuditor) {
+func (s *Server) retentionPlan(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
+	if !c.HasRole(RoleAdmin) && !c.HasRole(RoleAuditor) {
 		return sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "only admins and auditors see the retention plan")
 	}
 	opts := vault.SweepOptions{}
-	if !hasRole(c, RoleAuditor) {
+	if !c.HasRole(RoleAuditor) {
 		opts.Orgs = []string{c.Org}
 	}
 	p, err := s.vault.PlanRetention(r.Context(), c, r.PathValue("c"), opts)
@@ -46,8 +46,8 @@ type holdsResponse struct {
 	Holds []*vault.Hold `json:"holds"`
 }
 
-func (s *Server) listHolds(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
-	if !hasRole(c, RoleAdmin) {
+func (s *Server) listHolds(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
+	if !c.HasRole(RoleAdmin) {
 		return sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "only admins list legal holds")
 	}
 	hs, err := s.vault.ListHolds(r.Context(), c)
@@ -57,7 +57,7 @@ func (s *Server) listHolds(w http.ResponseWriter, r *http.Request, c vault.Calle
 	return writeJSON(w, http.StatusOK, holdsResponse{Holds: hs})
 }
 
-func (s *Server) setHold(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) setHold(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := requireJSON(r); err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func (s *Server) setHold(w http.ResponseWriter, r *http.Request, c vault.Caller)
 	return writeJSON(w, http.StatusOK, h)
 }
 
-func (s *Server) liftHold(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) liftHold(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.vault.LiftHold(r.Context(), c, r.PathValue("record")); err != nil {
 		return err
 	}
@@ -88,7 +88,7 @@ type tokenResponse struct {
 	Token string `json:"token"`
 }
 
-func (s *Server) tokenize(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) tokenize(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := requireJSON(r); err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ type detokenizeResponse struct {
 	Values []json.RawMessage `json:"values"`
 }
 
-func (s *Server) detokenize(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) detokenize(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := requireJSON(r); err != nil {
 		return err
 	}

@@ -10,9 +10,7 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
-	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/client"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // putSchema changes the users schema with change applied to its current form.
@@ -28,7 +26,7 @@ func (w *world) putSchema(change func(s *sekisho.Schema)) {
 
 type auditEvents struct {
 	Events []struct {
-		Event audit.Event `json:"event"`
+		Event sekisho.Event `json:"event"`
 	} `json:"events"`
 }
 
@@ -407,9 +405,9 @@ func TestGrantBudgetStopsDetokenize(t *testing.T) {
 	must(t, err)
 	audited := 0
 	for _, e := range entries {
-		ev, err := audit.Unmarshal(e.Leaf)
+		ev, err := sekisho.UnmarshalEvent(e.Leaf)
 		must(t, err)
-		if ev.Decision == audit.Allow && ev.Action == vault.ActionDetokenize {
+		if ev.Decision == sekisho.Allow && ev.Action == sekisho.ActionDetokenize {
 			audited += len(ev.Records)
 		}
 	}

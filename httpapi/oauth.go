@@ -9,7 +9,6 @@ import (
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/access/dpop"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // OAuth 2.0 and DPoP as the standards say: the challenge of every 401
@@ -67,8 +66,8 @@ type tokenError struct {
 
 // oauthErrors answers the token endpoint's refusals as RFC 6749 §5.2
 // errors with status 400 (a server-side failure stays a 5xx problem).
-func (s *Server) oauthErrors(h func(http.ResponseWriter, *http.Request, vault.Caller) error) func(http.ResponseWriter, *http.Request, vault.Caller) error {
-	return func(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) oauthErrors(h func(http.ResponseWriter, *http.Request, sekisho.Caller) error) func(http.ResponseWriter, *http.Request, sekisho.Caller) error {
+	return func(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 		err := h(w, r, c)
 		if err == nil {
 			return nil
@@ -103,7 +102,7 @@ func (s *Server) oauthErrors(h func(http.ResponseWriter, *http.Request, vault.Ca
 
 // token answers POST /v1/token: grant_type=client_credentials in a form
 // body (RFC 6749 §4.4), the device's key proven by a DPoP proof.
-func (s *Server) token(w http.ResponseWriter, r *http.Request, _ vault.Caller) error {
+func (s *Server) token(w http.ResponseWriter, r *http.Request, _ sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -148,7 +147,7 @@ type authServerMetadata struct {
 	OpenAPI                  string   `json:"sekisho_openapi_uri"`
 }
 
-func (s *Server) metadata(w http.ResponseWriter, r *http.Request, _ vault.Caller) error {
+func (s *Server) metadata(w http.ResponseWriter, r *http.Request, _ sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}

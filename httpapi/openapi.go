@@ -4,7 +4,7 @@ import (
 	_ "embed"
 	"net/http"
 
-	"github.com/sekisho/sekisho/vault"
+	"github.com/sekisho/sekisho"
 )
 
 // openapiDoc is the OpenAPI 3.1 document of the routes in routes(); a test
@@ -13,7 +13,7 @@ import (
 //go:embed openapi.json
 var openapiDoc []byte
 
-func (s *Server) openapi(w http.ResponseWriter, _ *http.Request, _ vault.Caller) error {
+func (s *Server) openapi(w http.ResponseWriter, _ *http.Request, _ sekisho.Caller) error {
 	w.Header().Set("Content-Type", "application/json")
 	_, err := w.Write(openapiDoc)
 	return err

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // DefaultAnonymousRate is how many anonymous requests (bootstrap, device
@@ -72,8 +71,8 @@ func (l *rateLimiter) take(src string, now time.Time) (bool, time.Duration) {
 
 // anonLimit limits an anonymous route per source address: 429 with
 // Retry-After (whole seconds, at least 1) and the problem rate-limited.
-func (s *Server) anonLimit(h func(http.ResponseWriter, *http.Request, vault.Caller) error) func(http.ResponseWriter, *http.Request, vault.Caller) error {
-	return func(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) anonLimit(h func(http.ResponseWriter, *http.Request, sekisho.Caller) error) func(http.ResponseWriter, *http.Request, sekisho.Caller) error {
+	return func(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 		if s.limiter == nil {
 			return h(w, r, c)
 		}

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/vault"
 )
 
@@ -66,7 +65,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return json.NewEncoder(w).Encode(v)
 }
 
-func (s *Server) createRecord(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) createRecord(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := requireJSON(r); err != nil {
 		return err
 	}
@@ -89,7 +88,7 @@ func (s *Server) createRecord(w http.ResponseWriter, r *http.Request, c vault.Ca
 	return writeJSON(w, http.StatusCreated, rec)
 }
 
-func (s *Server) getRecord(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) getRecord(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	rec, err := s.vault.Get(r.Context(), c, r.PathValue("c"), r.PathValue("id"), splitList(r.URL.Query().Get("fields")))
 	if err != nil {
 		return err
@@ -97,7 +96,7 @@ func (s *Server) getRecord(w http.ResponseWriter, r *http.Request, c vault.Calle
 	return writeJSON(w, http.StatusOK, rec)
 }
 
-func (s *Server) updateRecord(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) updateRecord(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := requireJSON(r); err != nil {
 		return err
 	}
@@ -116,7 +115,7 @@ func (s *Server) updateRecord(w http.ResponseWriter, r *http.Request, c vault.Ca
 	return writeJSON(w, http.StatusOK, rec)
 }
 
-func (s *Server) eraseRecord(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) eraseRecord(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.vault.Erase(r.Context(), c, r.PathValue("c"), r.PathValue("id")); err != nil {
 		return err
 	}
@@ -129,7 +128,7 @@ type recordsResponse struct {
 	Records []*sekisho.Record `json:"records"`
 }
 
-func (s *Server) lookup(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) lookup(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := requireJSON(r); err != nil {
 		return err
 	}
@@ -153,7 +152,7 @@ type batchGetRequest struct {
 	Fields []string `json:"fields"`
 }
 
-func (s *Server) batchGet(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) batchGet(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := requireJSON(r); err != nil {
 		return err
 	}
@@ -183,7 +182,7 @@ type collectionsResponse struct {
 	Collections []*sekisho.Schema `json:"collections"`
 }
 
-func (s *Server) listCollections(w http.ResponseWriter, r *http.Request, _ vault.Caller) error {
+func (s *Server) listCollections(w http.ResponseWriter, r *http.Request, _ sekisho.Caller) error {
 	list, err := s.vault.Store().ListSchemas(r.Context())
 	if err != nil {
 		return err
@@ -194,7 +193,7 @@ func (s *Server) listCollections(w http.ResponseWriter, r *http.Request, _ vault
 	return writeJSON(w, http.StatusOK, collectionsResponse{Collections: list})
 }
 
-func (s *Server) getCollection(w http.ResponseWriter, r *http.Request, _ vault.Caller) error {
+func (s *Server) getCollection(w http.ResponseWriter, r *http.Request, _ sekisho.Caller) error {
 	sc, err := s.vault.Schema(r.Context(), r.PathValue("c"))
 	if err != nil {
 		return err
@@ -219,7 +218,7 @@ func schemaFromBody(r *http.Request) (*sekisho.Schema, error) {
 	return sekisho.ParseSchema(b)
 }
 
-func (s *Server) createCollection(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) createCollection(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	sc, err := s.schemaChange(r, c)
 	if err != nil {
 		return err
@@ -238,37 +237,37 @@ func (s *Server) createCollection(w http.ResponseWriter, r *http.Request, c vaul
 // schema. Collections are shared by every org, and a field's classification
 // and mask decide what grants need two admins and what support sees: only
 // an admin of the org that runs the instance may change them.
-func (s *Server) schemaChange(r *http.Request, c vault.Caller) (*sekisho.Schema, error) {
-	if !hasRole(c, RoleAdmin) || (s.access != nil && c.Org != s.access.RootOrg()) {
+func (s *Server) schemaChange(r *http.Request, c sekisho.Caller) (*sekisho.Schema, error) {
+	if !c.HasRole(RoleAdmin) || (s.access != nil && c.Org != s.access.RootOrg()) {
 		err := sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "only an admin of the instance's root org may define collections")
-		s.recordSchemaChange(r, c, r.PathValue("c"), audit.Deny, err.Message)
+		s.recordSchemaChange(r, c, r.PathValue("c"), sekisho.Deny, err.Message)
 		return nil, err
 	}
 	return schemaFromBody(r)
 }
 
 // putSchema stores a schema and audits the change.
-func (s *Server) putSchema(r *http.Request, c vault.Caller, sc *sekisho.Schema) (*sekisho.Schema, error) {
+func (s *Server) putSchema(r *http.Request, c sekisho.Caller, sc *sekisho.Schema) (*sekisho.Schema, error) {
 	out, err := s.vault.PutSchema(r.Context(), sc)
 	if err != nil {
 		return nil, err
 	}
-	s.recordSchemaChange(r, c, sc.Collection, audit.Allow, fmt.Sprintf("schema version %d", out.Version))
+	s.recordSchemaChange(r, c, sc.Collection, sekisho.Allow, fmt.Sprintf("schema version %d", out.Version))
 	return out, nil
 }
 
-func (s *Server) recordSchemaChange(r *http.Request, c vault.Caller, collection, decision, reason string) {
+func (s *Server) recordSchemaChange(r *http.Request, c sekisho.Caller, collection, decision, reason string) {
 	if s.auditLog == nil {
 		return
 	}
-	ev := audit.Event{Time: s.now(), RequestID: c.RequestID, ClientRequestID: c.ClientRequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
+	ev := sekisho.Event{Time: s.now(), RequestID: c.RequestID, ClientRequestID: c.ClientRequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
 		Source: c.Source, Action: "schema.put", Collection: collection, Decision: decision, Policy: "schema-admin", Reason: reason}
 	if _, err := s.auditLog.Append(r.Context(), ev); err != nil {
 		s.log.Error("audit append failed", "request_id", c.RequestID, "error", err.Error())
 	}
 }
 
-func (s *Server) putCollection(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) putCollection(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	sc, err := s.schemaChange(r, c)
 	if err != nil {
 		return err

@@ -60,7 +60,7 @@ func newRegionalServer(t *testing.T) *httptest.Server {
 		t.Fatal(err)
 	}
 	srv := httpapi.New(httpapi.Config{Vault: v, AuditLogs: logs,
-		Auth: httpapi.NewTokenAuth(token, vault.Caller{Principal: "admin", Org: "operator", Device: "bootstrap", Roles: []string{"admin", "auditor"}})})
+		Auth: httpapi.NewTokenAuth(token, sekisho.Caller{Principal: "admin", Org: "operator", Device: "bootstrap", Roles: []string{"admin", "auditor"}})})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	return ts

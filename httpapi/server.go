@@ -39,7 +39,7 @@ import (
 // *sekisho.Error with code EUnauthorized (and a specific Type) when the
 // credential is missing or refused.
 type Authenticator interface {
-	Authenticate(r *http.Request) (vault.Caller, error)
+	Authenticate(r *http.Request) (sekisho.Caller, error)
 }
 
 // Limits of request bodies.
@@ -191,7 +191,7 @@ type route struct {
 	Auth bool
 	// Purpose requires the Sekisho-Purpose header (data requests).
 	Purpose bool
-	Handler func(w http.ResponseWriter, r *http.Request, c vault.Caller) error
+	Handler func(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error
 }
 
 func (s *Server) routes() []route {
@@ -290,7 +290,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			}
 		}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		var c vault.Caller
+		var c sekisho.Caller
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.Error("panic", "request_id", id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
@@ -359,7 +359,7 @@ func clientRequestID(r *http.Request) string {
 
 // logRequest writes the request's one log line (and ends its span): what
 // was asked and by whom, never a field value, token or proof.
-func (s *Server) logRequest(r *http.Request, rt route, status int, d time.Duration, id, clientID string, c vault.Caller, span trace.Span) {
+func (s *Server) logRequest(r *http.Request, rt route, status int, d time.Duration, id, clientID string, c sekisho.Caller, span trace.Span) {
 	attrs := []slog.Attr{
 		slog.String("method", r.Method), slog.String("route", rt.Pattern), slog.Int("status", status),
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000), slog.String("request_id", id),
@@ -395,13 +395,13 @@ func (s *Server) logRequest(r *http.Request, rt route, status int, d time.Durati
 // credential itself was valid but its holder is refused (a quarantine): the
 // event then names the principal, org and device, so that an incident's
 // scope counts the attempt.
-func (s *Server) recordAuthFailure(r *http.Request, rt route, c vault.Caller, err error) {
+func (s *Server) recordAuthFailure(r *http.Request, rt route, c sekisho.Caller, err error) {
 	if s.auditLog == nil {
 		return
 	}
 	src := sourceAddr(r)
-	ev := audit.Event{Time: s.now(), RequestID: requestID(r.Context()), ClientRequestID: clientRequestID(r), Source: src,
-		Purpose: r.Header.Get(HeaderPurpose), Action: "authenticate", Decision: audit.Deny, Policy: "authentication",
+	ev := sekisho.Event{Time: s.now(), RequestID: requestID(r.Context()), ClientRequestID: clientRequestID(r), Source: src,
+		Purpose: r.Header.Get(HeaderPurpose), Action: "authenticate", Decision: sekisho.Deny, Policy: "authentication",
 		Reason: sekisho.Message(err), Detail: rt.Method + " " + rt.Pattern,
 		Principal: c.Principal, Org: c.Org, Device: c.Device}
 	if c.Principal != "" {
@@ -507,13 +507,13 @@ func (p *probeWriter) Header() http.Header         { return p.h }
 func (p *probeWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (p *probeWriter) WriteHeader(code int)        { p.status = code }
 
-func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ vault.Caller) error {
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ sekisho.Caller) error {
 	w.Header().Set("Content-Type", "text/plain")
 	_, err := w.Write([]byte("ok\n"))
 	return err
 }
 
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ vault.Caller) error {
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ sekisho.Caller) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.vault.Ready(ctx); err != nil {
@@ -531,14 +531,6 @@ func (s *Server) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
 }
 
-func hasRole(c vault.Caller, role string) bool {
-	for _, r := range c.Roles {
-		if r == role {
-			return true
-		}
-	}
-	return false
-}
 
 func splitList(s string) []string {
 	if s == "" {

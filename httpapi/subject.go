@@ -8,7 +8,6 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/report"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // Purposes of the regulators' and the persons' requests.
@@ -23,7 +22,7 @@ const (
 // the read is authorised, guarded and audited like any other; then a
 // checkpoint is signed, and every event naming the record comes with its
 // inclusion proof at that checkpoint.
-func (s *Server) subjectAccessReport(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) subjectAccessReport(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := canAudit(c); err != nil {
 		return sekisho.Errorf(sekisho.EForbidden, "subject access reports are for admins and auditors")
 	}
@@ -69,13 +68,13 @@ func (s *Server) subjectAccessReport(w http.ResponseWriter, r *http.Request, c v
 // provisionReport: GET /v1/reports/provision?org=O&since=T&until=T: the
 // record of provision to third parties of org O, for O's admins and for
 // auditors.
-func (s *Server) provisionReport(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) provisionReport(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	q := r.URL.Query()
 	org := q.Get("org")
 	if org == "" {
 		org = c.Org
 	}
-	if !(hasRole(c, RoleAuditor) || hasRole(c, RoleAdmin) && c.Org == org) {
+	if !(c.HasRole(RoleAuditor) || c.HasRole(RoleAdmin) && c.Org == org) {
 		return sekisho.Errorf(sekisho.EForbidden, "the record of provision of %s is for its admins and for auditors", org)
 	}
 	var since, until time.Time

@@ -15,29 +15,30 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
+	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/client"
 )
 
 // allEvents reads the whole audit log as the root admin (an auditor).
 func allEvents(t *testing.T, c *client.Client) []struct {
-	Index uint64      `json:"index"`
-	Leaf  string      `json:"leaf"`
-	Event audit.Event `json:"event"`
+	Index uint64        `json:"index"`
+	Leaf  string        `json:"leaf"`
+	Event sekisho.Event `json:"event"`
 } {
 	t.Helper()
 	var out []struct {
-		Index uint64      `json:"index"`
-		Leaf  string      `json:"leaf"`
-		Event audit.Event `json:"event"`
+		Index uint64        `json:"index"`
+		Leaf  string        `json:"leaf"`
+		Event sekisho.Event `json:"event"`
 	}
 	from := uint64(0)
 	for {
 		var page struct {
 			Events []struct {
-				Index uint64      `json:"index"`
-				Leaf  string      `json:"leaf"`
-				Event audit.Event `json:"event"`
+				Index uint64        `json:"index"`
+				Leaf  string        `json:"leaf"`
+				Event sekisho.Event `json:"event"`
 			} `json:"events"`
 			Next *uint64 `json:"next"`
 		}

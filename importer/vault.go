@@ -25,7 +25,7 @@ import (
 type VaultSink struct {
 	v          *vault.Vault
 	collection string
-	caller     vault.Caller
+	caller     sekisho.Caller
 
 	loader   sekisho.BulkLoader // nil unless Bulk
 	began    bool
@@ -42,7 +42,7 @@ type commit struct {
 
 // NewVaultSink returns a sink that imports into collection of v as caller
 // (whose org owns the records).
-func NewVaultSink(v *vault.Vault, caller vault.Caller, collection string) *VaultSink {
+func NewVaultSink(v *vault.Vault, caller sekisho.Caller, collection string) *VaultSink {
 	return &VaultSink{v: v, collection: collection, caller: caller}
 }
 

@@ -155,14 +155,14 @@ func benchLoad(ctx context.Context, st sekisho.Store, n uint64) error {
 			idx := size + i
 			tm := benchStart.Add(time.Duration(idx) * step)
 			p := fmt.Sprintf("p%05d", rng.IntN(benchPrincipals))
-			ev := audit.Event{Time: tm, RequestID: fmt.Sprintf("%016x", idx), Org: "operator", Principal: p, Device: p + "-laptop",
+			ev := sekisho.Event{Time: tm, RequestID: fmt.Sprintf("%016x", idx), Org: "operator", Principal: p, Device: p + "-laptop",
 				Purpose: "support", Action: "read", Collection: "users", Records: []string{fmt.Sprintf("u%07d", rng.IntN(benchRecords))},
-				Fields: []string{"display_name"}, Decision: audit.Allow, Policy: "role-member", RecordOrgs: []string{"operator"}}
+				Fields: []string{"display_name"}, Decision: sekisho.Allow, Policy: "role-member", RecordOrgs: []string{"operator"}}
 			if !tm.Before(since) && tm.Before(until) && rng.IntN(5) == 0 {
 				ev.Org, ev.Principal, ev.Device = "sub", benchSuspect, "dev-m1"
 				switch rng.IntN(20) {
 				case 0:
-					ev.Decision, ev.Fields, ev.Reason = audit.Deny, nil, "budget exceeded"
+					ev.Decision, ev.Fields, ev.Reason = sekisho.Deny, nil, "budget exceeded"
 				case 1:
 					ev.Action, ev.Fields = "lookup", nil
 				default:
@@ -172,7 +172,7 @@ func benchLoad(ctx context.Context, st sekisho.Store, n uint64) error {
 					}
 				}
 			}
-			leaf := audit.Marshal(ev)
+			leaf := sekisho.MarshalEvent(ev)
 			e := audit.Entry(ev, leaf)
 			e.Index = idx
 			entries = append(entries, e)

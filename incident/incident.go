@@ -12,9 +12,6 @@ import (
 	"github.com/sekisho/sekisho"
 )
 
-// Kind is the sekisho.Object kind incidents are stored as.
-const Kind = "incident"
-
 // Causes of an incident. The regulators' rules depend on whether the cause
 // was unauthorized access (an attack, malware, stolen credentials, an insider
 // acting beyond their rights).
@@ -146,12 +143,12 @@ func Create(ctx context.Context, st sekisho.ObjectStore, in *Incident, now time.
 	if err != nil {
 		return fmt.Errorf("encode incident: %w", err)
 	}
-	return st.PutObject(ctx, &sekisho.Object{Kind: Kind, ID: in.ID, Version: 1, Body: body, Updated: now.UTC()})
+	return st.PutObject(ctx, &sekisho.Object{Kind: sekisho.KindIncident, ID: in.ID, Version: 1, Body: body, Updated: now.UTC()})
 }
 
 // Get reads a stored incident.
 func Get(ctx context.Context, st sekisho.ObjectStore, id string) (*Incident, error) {
-	o, err := st.GetObject(ctx, Kind, id)
+	o, err := st.GetObject(ctx, sekisho.KindIncident, id)
 	if err != nil {
 		if sekisho.Code(err) == sekisho.ENotFound {
 			return nil, sekisho.Errorf(sekisho.ENotFound, "incident %s not found", id)
@@ -167,7 +164,7 @@ func Get(ctx context.Context, st sekisho.ObjectStore, id string) (*Incident, err
 
 // List returns the stored incidents, by id.
 func List(ctx context.Context, st sekisho.ObjectStore) ([]*Incident, error) {
-	os, err := st.ListObjects(ctx, Kind, "")
+	os, err := st.ListObjects(ctx, sekisho.KindIncident, "")
 	if err != nil {
 		return nil, err
 	}

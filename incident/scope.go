@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/audit"
 )
 
 // Statuses of a subject in a scope.
@@ -428,7 +427,7 @@ func (c *computer) event(e *sekisho.AuditEntry) error {
 	if e.Principal != "" {
 		c.actors[e.Principal] = e.Org
 	}
-	if e.Decision == audit.Deny {
+	if e.Decision == sekisho.Deny {
 		c.sc.Denied = append(c.sc.Denied, Attempt{Log: c.log, Index: e.Index, Time: e.Time.UTC(), Principal: e.Principal, Device: e.Device,
 			Action: l.Action, Collection: l.Collection, Records: slices.Clone(e.Records), Reason: l.Reason,
 			Policy: l.Policy, RecordOrgs: slices.Clone(e.RecordOrgs)})

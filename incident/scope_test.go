@@ -83,15 +83,15 @@ func history(t testing.TB) sekisho.Store {
 			t.Fatal(err)
 		}
 	}
-	putJSON(t, st, access.KindPrincipal, "mallory", "sub", access.Principal{ID: "mallory", Org: "sub", Roles: []string{access.RoleMember}, Status: access.StatusActive})
-	putJSON(t, st, access.KindDevice, "dev-b", "affiliate", access.Device{ID: "dev-b", Principal: "bob", Org: "affiliate", Status: access.StatusApproved})
-	putJSON(t, st, access.KindPrincipal, "bob", "affiliate", access.Principal{ID: "bob", Org: "affiliate", Roles: []string{access.RoleSupport}, Status: access.StatusActive})
+	putJSON(t, st, sekisho.KindPrincipal, "mallory", "sub", access.Principal{ID: "mallory", Org: "sub", Roles: []string{access.RoleMember}, Status: access.StatusActive})
+	putJSON(t, st, sekisho.KindDevice, "dev-b", "affiliate", access.Device{ID: "dev-b", Principal: "bob", Org: "affiliate", Status: access.StatusApproved})
+	putJSON(t, st, sekisho.KindPrincipal, "bob", "affiliate", access.Principal{ID: "bob", Org: "affiliate", Roles: []string{access.RoleSupport}, Status: access.StatusActive})
 	// sub may read the operator's users and employees in jp and th.
-	putJSON(t, st, access.KindGrant, "g-1", "operator", access.Grant{ID: "g-1", GrantorOrg: "operator", GranteeOrg: "sub",
+	putJSON(t, st, sekisho.KindGrant, "g-1", "operator", access.Grant{ID: "g-1", GrantorOrg: "operator", GranteeOrg: "sub",
 		Collections: []string{"users", "employees"}, Regions: []string{"jp", "th"}, Purposes: []string{"support"},
 		Actions: []string{"read", "lookup"}, Expires: t0.Add(365 * 24 * time.Hour), Status: access.StatusActive})
 	// A grant that expired before the window reaches nothing.
-	putJSON(t, st, access.KindGrant, "g-2", "operator", access.Grant{ID: "g-2", GrantorOrg: "operator", GranteeOrg: "sub",
+	putJSON(t, st, sekisho.KindGrant, "g-2", "operator", access.Grant{ID: "g-2", GrantorOrg: "operator", GranteeOrg: "sub",
 		Collections: []string{"partners"}, Regions: []string{"jp"}, Purposes: []string{"support"},
 		Actions: []string{"read"}, Expires: t0.Add(time.Hour), Status: access.StatusActive})
 
@@ -105,7 +105,7 @@ func history(t testing.TB) sekisho.Store {
 	for _, s := range ss {
 		fieldsOf[s.Collection] = s.FieldNames()
 	}
-	var evs []audit.Event
+	var evs []sekisho.Event
 	span := 14 * 24 * time.Hour
 	for i := range 3000 {
 		a := actors[rng.IntN(len(actors))]
@@ -121,8 +121,8 @@ func history(t testing.TB) sekisho.Store {
 		case 13:
 			tm = since.Add(-time.Microsecond) // out
 		}
-		ev := audit.Event{Time: tm, RequestID: fmt.Sprintf("r%d", i), Org: a.org, Principal: a.principal, Device: a.device,
-			Purpose: "support", Collection: coll, Decision: audit.Allow}
+		ev := sekisho.Event{Time: tm, RequestID: fmt.Sprintf("r%d", i), Org: a.org, Principal: a.principal, Device: a.device,
+			Purpose: "support", Collection: coll, Decision: sekisho.Allow}
 		pick := func(n int) []string {
 			var out []string
 			for range n {
@@ -152,18 +152,18 @@ func history(t testing.TB) sekisho.Store {
 		case 7:
 			ev.Action, ev.Records, ev.Fields = "create", pick(1), fs
 		case 8:
-			ev.Action, ev.Records, ev.Decision, ev.Reason = "read", pick(3), audit.Deny, "no grant"
+			ev.Action, ev.Records, ev.Decision, ev.Reason = "read", pick(3), sekisho.Deny, "no grant"
 		case 9:
-			ev = audit.Event{Time: tm, RequestID: ev.RequestID, Device: a.device, Action: "authenticate", Decision: audit.Deny, Reason: "bad token"}
+			ev = sekisho.Event{Time: tm, RequestID: ev.RequestID, Device: a.device, Action: "authenticate", Decision: sekisho.Deny, Reason: "bad token"}
 		}
 		if i >= 10 && i <= 13 {
-			ev = audit.Event{Time: tm, Org: "sub", Principal: "mallory", Device: "dev-m1", Action: "read",
-				Collection: "partners", Records: []string{fmt.Sprintf("p%04d", 100+i)}, Fields: []string{"name"}, Decision: audit.Allow}
+			ev = sekisho.Event{Time: tm, Org: "sub", Principal: "mallory", Device: "dev-m1", Action: "read",
+				Collection: "partners", Records: []string{fmt.Sprintf("p%04d", 100+i)}, Fields: []string{"name"}, Decision: sekisho.Allow}
 		}
 		if i == 20 {
 			// A record that never existed: region unknown.
-			ev = audit.Event{Time: since.Add(time.Hour), Org: "sub", Principal: "mallory", Device: "dev-m1", Action: "read",
-				Collection: "users", Records: []string{"u9999"}, Fields: []string{"phone"}, Decision: audit.Allow}
+			ev = sekisho.Event{Time: since.Add(time.Hour), Org: "sub", Principal: "mallory", Device: "dev-m1", Action: "read",
+				Collection: "users", Records: []string{"u9999"}, Fields: []string{"phone"}, Decision: sekisho.Allow}
 		}
 		evs = append(evs, ev)
 	}
@@ -214,7 +214,7 @@ func count(t *testing.T, st sekisho.Store, in *incident.Incident) expected {
 		fieldEvents: map[string][]uint64{}, exposedByRegion: map[string]int{}, sensitiveSubjects: map[string]bool{}}
 	touched := map[string]bool{}
 	for _, l := range leaves {
-		ev, err := audit.Unmarshal(l.Leaf)
+		ev, err := sekisho.UnmarshalEvent(l.Leaf)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -224,7 +224,7 @@ func count(t *testing.T, st sekisho.Store, in *incident.Incident) expected {
 		if !slices.Contains(in.Principals, ev.Principal) && !slices.Contains(in.Devices, ev.Device) && !slices.Contains(in.Orgs, ev.Org) {
 			continue
 		}
-		if ev.Decision == audit.Deny {
+		if ev.Decision == sekisho.Deny {
 			x.denied++
 			x.deniedIndexes = append(x.deniedIndexes, l.Index)
 			continue

@@ -57,7 +57,7 @@ func (c *computer) worstCase(ctx context.Context) error {
 	}
 	for _, d := range c.in.Devices {
 		var dev access.Device
-		if ok, err := c.object(ctx, access.KindDevice, d, &dev); err != nil {
+		if ok, err := c.object(ctx, sekisho.KindDevice, d, &dev); err != nil {
 			return err
 		} else if ok && dev.Principal != "" {
 			principals[dev.Principal] = true
@@ -74,7 +74,7 @@ func (c *computer) worstCase(ctx context.Context) error {
 	}
 	for _, id := range sortedKeys(principals) {
 		var p access.Principal
-		ok, err := c.object(ctx, access.KindPrincipal, id, &p)
+		ok, err := c.object(ctx, sekisho.KindPrincipal, id, &p)
 		if err != nil {
 			return err
 		}
@@ -92,7 +92,7 @@ func (c *computer) worstCase(ctx context.Context) error {
 		whos = append(whos, who{org: p.Org, principal: p.ID, dataRole: data})
 	}
 
-	grantObjs, err := c.st.ListObjects(ctx, access.KindGrant, "")
+	grantObjs, err := c.st.ListObjects(ctx, sekisho.KindGrant, "")
 	if err != nil {
 		return fmt.Errorf("grants: %w", err)
 	}

@@ -76,7 +76,7 @@ func testResidency(t *testing.T, open opener) {
 	if err := v.EnsureSchemas(ctx, defs); err != nil {
 		t.Fatal(err)
 	}
-	c := vault.Caller{Principal: "alice", Org: "operator", Device: "d1", Purpose: "support", RequestID: "req-1"}
+	c := sekisho.Caller{Principal: "alice", Org: "operator", Device: "d1", Purpose: "support", RequestID: "req-1"}
 	phone := func(p string) map[string]json.RawMessage {
 		return map[string]json.RawMessage{"phone": json.RawMessage(`"` + p + `"`)}
 	}

@@ -67,7 +67,7 @@ func Accesses(ctx context.Context, objs sekisho.ObjectStore, log sekisho.AuditSt
 			return k
 		}
 		k := "unknown"
-		if o, err := objs.GetObject(ctx, access.KindPrincipal, principal); err == nil {
+		if o, err := objs.GetObject(ctx, sekisho.KindPrincipal, principal); err == nil {
 			var p access.Principal
 			if json.Unmarshal(o.Body, &p) == nil {
 				switch {
@@ -94,7 +94,7 @@ func Accesses(ctx context.Context, objs sekisho.ObjectStore, log sekisho.AuditSt
 			if e.Index >= size {
 				return out, nil
 			}
-			ev, err := audit.Unmarshal(e.Leaf)
+			ev, err := sekisho.UnmarshalEvent(e.Leaf)
 			if err != nil {
 				return nil, fmt.Errorf("audit event %d does not decode: %w", e.Index, err)
 			}
@@ -145,7 +145,7 @@ func SubjectAccess(rec *sekisho.Record, accesses []Access, cp sekisho.Checkpoint
 	orgs := map[string]bool{}
 	var allowed, denied int
 	for _, a := range accesses {
-		if a.Decision == audit.Allow {
+		if a.Decision == sekisho.Allow {
 			allowed++
 			orgs[a.Org] = true
 		} else {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
-	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/incident"
 )
@@ -67,7 +66,7 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 	}
 
 	// Devices and principals.
-	devices, err := decodeAll[access.Device](ctx, st, access.KindDevice)
+	devices, err := decodeAll[access.Device](ctx, st, sekisho.KindDevice)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +74,7 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 	for _, d := range devices {
 		dc[d.Status]++
 	}
-	principals, err := decodeAll[access.Principal](ctx, st, access.KindPrincipal)
+	principals, err := decodeAll[access.Principal](ctx, st, sekisho.KindPrincipal)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +99,7 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 	r.Items = append(r.Items, dev)
 
 	// Grants.
-	grants, err := decodeAll[access.Grant](ctx, st, access.KindGrant)
+	grants, err := decodeAll[access.Grant](ctx, st, sekisho.KindGrant)
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +310,7 @@ func (b *builder) trend(ctx context.Context, st sekisho.Store, schemas []*sekish
 				return Table{}, Item{}, fmt.Errorf("query audit: %w", err)
 			}
 			for _, e := range es {
-				ev, err := audit.Unmarshal(e.Leaf)
+				ev, err := sekisho.UnmarshalEvent(e.Leaf)
 				if err != nil {
 					return Table{}, Item{}, fmt.Errorf("audit event %d does not decode: %w", e.Index, err)
 				}
@@ -319,10 +318,10 @@ func (b *builder) trend(ctx context.Context, st sekisho.Store, schemas []*sekish
 					if !p.has(ev.Time) {
 						continue
 					}
-					if ev.Decision == audit.Allow && strings.HasPrefix(ev.Policy, "grant:") {
+					if ev.Decision == sekisho.Allow && strings.HasPrefix(ev.Policy, "grant:") {
 						used[p][strings.TrimPrefix(ev.Policy, "grant:")] = true
 					}
-					if ev.Decision == audit.Deny && strings.HasPrefix(ev.Policy, "guard:") {
+					if ev.Decision == sekisho.Deny && strings.HasPrefix(ev.Policy, "guard:") {
 						rule := strings.TrimPrefix(ev.Policy, "guard:")
 						rules[rule] = true
 						c[p]["guard:"+rule]++

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/audit"
 )
 
 // Provision is one provision of personal data to a third party: an allowed
@@ -60,7 +59,7 @@ func Provisions(ctx context.Context, logs []sekisho.LogStore, org string, since,
 
 func provisions(ctx context.Context, st sekisho.AuditStore, name, org string, since, until time.Time, size uint64) ([]Provision, error) {
 	var out []Provision
-	f := sekisho.AuditFilter{Org: org, Since: since, Until: until, Decision: audit.Allow, Limit: 1000}
+	f := sekisho.AuditFilter{Org: org, Since: since, Until: until, Decision: sekisho.Allow, Limit: 1000}
 	for {
 		es, err := st.QueryAudit(ctx, f)
 		if err != nil {
@@ -70,10 +69,10 @@ func provisions(ctx context.Context, st sekisho.AuditStore, name, org string, si
 			if e.Index >= size {
 				return out, nil
 			}
-			if e.Org == org || !slices.Contains(e.RecordOrgs, org) || e.Decision != audit.Allow {
+			if e.Org == org || !slices.Contains(e.RecordOrgs, org) || e.Decision != sekisho.Allow {
 				continue
 			}
-			ev, err := audit.Unmarshal(e.Leaf)
+			ev, err := sekisho.UnmarshalEvent(e.Leaf)
 			if err != nil {
 				return nil, fmt.Errorf("audit event %d does not decode: %w", e.Index, err)
 			}

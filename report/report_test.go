@@ -210,13 +210,13 @@ func TestProgressGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	put(access.KindPrincipal, "alice", access.Principal{ID: "alice", Org: "operator", Roles: []string{"admin"}, Status: access.StatusActive})
-	put(access.KindPrincipal, "bob", access.Principal{ID: "bob", Org: "affiliate", Roles: []string{"member"}, Status: access.StatusSuspended})
-	put(access.KindDevice, "d1", access.Device{ID: "d1", Principal: "alice", Org: "operator", Status: access.StatusApproved})
-	put(access.KindDevice, "d2", access.Device{ID: "d2", Principal: "bob", Org: "affiliate", Status: access.StatusPending})
-	put(access.KindGrant, "g-1", access.Grant{ID: "g-1", GrantorOrg: "operator", GranteeOrg: "affiliate", Status: access.StatusActive,
+	put(sekisho.KindPrincipal, "alice", access.Principal{ID: "alice", Org: "operator", Roles: []string{"admin"}, Status: access.StatusActive})
+	put(sekisho.KindPrincipal, "bob", access.Principal{ID: "bob", Org: "affiliate", Roles: []string{"member"}, Status: access.StatusSuspended})
+	put(sekisho.KindDevice, "d1", access.Device{ID: "d1", Principal: "alice", Org: "operator", Status: access.StatusApproved})
+	put(sekisho.KindDevice, "d2", access.Device{ID: "d2", Principal: "bob", Org: "affiliate", Status: access.StatusPending})
+	put(sekisho.KindGrant, "g-1", access.Grant{ID: "g-1", GrantorOrg: "operator", GranteeOrg: "affiliate", Status: access.StatusActive,
 		Expires: generated.Add(30 * 24 * time.Hour), BudgetPerHour: 100})
-	put(access.KindGrant, "g-2", access.Grant{ID: "g-2", GrantorOrg: "operator", GranteeOrg: "subcontractor", Status: access.StatusActive,
+	put(sekisho.KindGrant, "g-2", access.Grant{ID: "g-2", GrantorOrg: "operator", GranteeOrg: "subcontractor", Status: access.StatusActive,
 		Expires: generated.Add(-24 * time.Hour)})
 	in, _ := fixture()
 	if err := incident.Create(ctx, st, in, generated); err != nil {
@@ -469,16 +469,16 @@ func TestProgressTrend(t *testing.T) {
 		}
 	}
 	revoked := inCur
-	put(access.KindGrant, "g-old", access.Grant{ID: "g-old", GrantorOrg: "operator", GranteeOrg: "affiliate", Status: access.StatusActive, CreatedAt: inPrev, Expires: now.Add(time.Hour)})
-	put(access.KindGrant, "g-new1", access.Grant{ID: "g-new1", GrantorOrg: "operator", GranteeOrg: "affiliate", Status: access.StatusActive, CreatedAt: inCur, Expires: inCur.Add(time.Hour)})
-	put(access.KindGrant, "g-new2", access.Grant{ID: "g-new2", GrantorOrg: "operator", GranteeOrg: "affiliate", Status: access.StatusRevoked, CreatedAt: inCur, RevokedAt: &revoked, Expires: now.Add(time.Hour)})
-	put(access.KindDevice, "d1", access.Device{ID: "d1", Principal: "bob", Org: "affiliate", Status: access.StatusApproved, EnrolledAt: inPrev, ApprovedAt: &inPrev})
+	put(sekisho.KindGrant, "g-old", access.Grant{ID: "g-old", GrantorOrg: "operator", GranteeOrg: "affiliate", Status: access.StatusActive, CreatedAt: inPrev, Expires: now.Add(time.Hour)})
+	put(sekisho.KindGrant, "g-new1", access.Grant{ID: "g-new1", GrantorOrg: "operator", GranteeOrg: "affiliate", Status: access.StatusActive, CreatedAt: inCur, Expires: inCur.Add(time.Hour)})
+	put(sekisho.KindGrant, "g-new2", access.Grant{ID: "g-new2", GrantorOrg: "operator", GranteeOrg: "affiliate", Status: access.StatusRevoked, CreatedAt: inCur, RevokedAt: &revoked, Expires: now.Add(time.Hour)})
+	put(sekisho.KindDevice, "d1", access.Device{ID: "d1", Principal: "bob", Org: "affiliate", Status: access.StatusApproved, EnrolledAt: inPrev, ApprovedAt: &inPrev})
 	put(report.KindQuarantine, "principal:bob", map[string]any{"status": "active", "since": inCur})
-	for _, ev := range []audit.Event{
-		{Time: inPrev, Org: "affiliate", Principal: "bob", Action: "read", Collection: "users", Records: []string{"r1"}, Decision: audit.Allow, Policy: "grant:g-old"},
-		{Time: inCur, Org: "affiliate", Principal: "bob", Action: "read", Collection: "users", Records: []string{"r1"}, Decision: audit.Deny, Policy: "guard:honeytoken"},
-		{Time: inCur, Org: "affiliate", Principal: "bob", Action: "read", Collection: "users", Records: []string{"r1"}, Decision: audit.Deny, Policy: "guard:volume-budget"},
-		{Time: inCur.Add(time.Minute), Org: "affiliate", Principal: "bob", Action: "read", Collection: "users", Records: []string{"r2"}, Decision: audit.Deny, Policy: "guard:volume-budget"},
+	for _, ev := range []sekisho.Event{
+		{Time: inPrev, Org: "affiliate", Principal: "bob", Action: "read", Collection: "users", Records: []string{"r1"}, Decision: sekisho.Allow, Policy: "grant:g-old"},
+		{Time: inCur, Org: "affiliate", Principal: "bob", Action: "read", Collection: "users", Records: []string{"r1"}, Decision: sekisho.Deny, Policy: "guard:honeytoken"},
+		{Time: inCur, Org: "affiliate", Principal: "bob", Action: "read", Collection: "users", Records: []string{"r1"}, Decision: sekisho.Deny, Policy: "guard:volume-budget"},
+		{Time: inCur.Add(time.Minute), Org: "affiliate", Principal: "bob", Action: "read", Collection: "users", Records: []string{"r2"}, Decision: sekisho.Deny, Policy: "guard:volume-budget"},
 	} {
 		if _, err := log.Append(ctx, ev); err != nil {
 			t.Fatal(err)

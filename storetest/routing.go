@@ -238,9 +238,9 @@ func testAuditPerRegion(t *testing.T, r *regions.Router, rs routed) {
 	logs, err := audit.NewLogs(newLog(rs.def), map[string]*audit.Log{"jp": newLog(rs.jp), "th": newLog(rs.th)})
 	must(t, "NewLogs", err)
 	regionOf := map[string]string{"j1": "jp", "j2": "jp", "t1": "th", "w1": "tw"}
-	ev := func(req string, recs ...string) audit.Event {
-		return audit.Event{Time: At(1), RequestID: req, Org: "acme", Principal: "alice", Device: "d1", Action: "read",
-			Collection: "users", Records: recs, RecordOrgs: []string{"acme"}, Decision: audit.Allow}
+	ev := func(req string, recs ...string) sekisho.Event {
+		return sekisho.Event{Time: At(1), RequestID: req, Org: "acme", Principal: "alice", Device: "d1", Action: "read",
+			Collection: "users", Records: recs, RecordOrgs: []string{"acme"}, Decision: sekisho.Allow}
 	}
 	must(t, "AppendRegional jp", logs.AppendRegional(ctx, ev("r1", "j1"), regionOf))
 	must(t, "AppendRegional split", logs.AppendRegional(ctx, ev("r2", "j2", "t1", "w1"), regionOf))

@@ -23,7 +23,7 @@ type BatchItem struct {
 // one audit event (action import, listing every id). Invalid records are
 // reported in their BatchItem and do not stop the others. Sealing runs on all
 // cores; the store write is one transaction.
-func (v *Vault) CreateBatch(ctx context.Context, c Caller, collection string, inputs []*sekisho.RecordInput) ([]BatchItem, error) {
+func (v *Vault) CreateBatch(ctx context.Context, c sekisho.Caller, collection string, inputs []*sekisho.RecordInput) ([]BatchItem, error) {
 	p, err := v.PrepareBatch(ctx, c, collection, inputs)
 	if err != nil {
 		return nil, err
@@ -35,30 +35,30 @@ func (v *Vault) CreateBatch(ctx context.Context, c Caller, collection string, in
 // written. An importer prepares the next batch while the last one commits.
 type PreparedBatch struct {
 	Items      []BatchItem
-	caller     Caller
+	caller     sekisho.Caller
 	collection string
 	recs       []*sekisho.SealedRecord
 	keyed      []bool // the row has an idempotency key
-	decisions  map[string]Decision
+	decisions  map[string]sekisho.Decision
 }
 
 // PrepareBatch validates, authorises and seals a batch (CPU work only; the
 // keyring may be written when a new org or region gets its first key).
-func (v *Vault) PrepareBatch(ctx context.Context, c Caller, collection string, inputs []*sekisho.RecordInput) (*PreparedBatch, error) {
+func (v *Vault) PrepareBatch(ctx context.Context, c sekisho.Caller, collection string, inputs []*sekisho.RecordInput) (*PreparedBatch, error) {
 	s, err := v.Schema(ctx, collection)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]BatchItem, len(inputs))
 	recs := make([]*sekisho.SealedRecord, len(inputs))
-	decisions := map[string]Decision{}
+	decisions := map[string]sekisho.Decision{}
 	var dmu sync.Mutex
-	authorize := func(region string) Decision {
+	authorize := func(region string) sekisho.Decision {
 		dmu.Lock()
 		defer dmu.Unlock()
 		d, ok := decisions[region]
 		if !ok {
-			d = v.authz.Authorize(ctx, AccessRequest{Caller: c, Action: ActionImport, Collection: collection, Schema: s,
+			d = v.authz.Authorize(ctx, sekisho.AccessRequest{Caller: c, Action: sekisho.ActionImport, Collection: collection, Schema: s,
 				Fields: s.FieldNames(), Region: region, Owner: c.Org})
 			decisions[region] = d
 		}
@@ -157,7 +157,7 @@ func (v *Vault) commitBatch(ctx context.Context, p *PreparedBatch, write func(co
 	// Denials are decisions too: one event for the refused regions.
 	for region, d := range decisions {
 		if !d.Allow {
-			ev := v.event(c, ActionImport, collection, nil, []string{}, nil, d, false)
+			ev := v.event(c, sekisho.ActionImport, collection, nil, []string{}, nil, d, false)
 			ev.Detail = "region " + region
 			if err := v.record(ctx, ev); err != nil {
 				return err
@@ -167,7 +167,7 @@ func (v *Vault) commitBatch(ctx context.Context, p *PreparedBatch, write func(co
 	if len(ok) == 0 {
 		return write(ctx, nil)
 	}
-	d := Decision{Allow: true, Policy: "own-org", Reason: "batch import"}
+	d := sekisho.Decision{Allow: true, Policy: "own-org", Reason: "batch import"}
 	for _, dd := range decisions {
 		if dd.Allow {
 			d = dd
@@ -180,7 +180,7 @@ func (v *Vault) commitBatch(ctx context.Context, p *PreparedBatch, write func(co
 	}
 	sort.Strings(fields)
 	// Write-ahead: the event is durable before the records exist.
-	if err := v.record(ctx, v.event(c, ActionImport, collection, ok, nil, fields, d, false)); err != nil {
+	if err := v.record(ctx, v.event(c, sekisho.ActionImport, collection, ok, nil, fields, d, false)); err != nil {
 		return err
 	}
 	return write(ctx, ok)

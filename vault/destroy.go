@@ -9,11 +9,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/audit"
 )
-
-// KindDestruction is the object kind of a request to destroy a KEK.
-const KindDestruction = "key-destruction"
 
 // States of a destruction.
 const (
@@ -45,7 +41,7 @@ type Destruction struct {
 
 // RequestDestruction records a request to destroy the KEK of (org, region);
 // nothing is destroyed until a second admin approves it.
-func (v *Vault) RequestDestruction(ctx context.Context, c Caller, org, region string) (*Destruction, error) {
+func (v *Vault) RequestDestruction(ctx context.Context, c sekisho.Caller, org, region string) (*Destruction, error) {
 	if !sekisho.ValidRegion(region) {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "region", "region %q is not a region code", region)
 	}
@@ -69,7 +65,7 @@ func (v *Vault) RequestDestruction(ctx context.Context, c Caller, org, region st
 
 // Destruction returns a destruction request.
 func (v *Vault) Destruction(ctx context.Context, id string) (*Destruction, error) {
-	o, err := v.store.GetObject(ctx, KindDestruction, id)
+	o, err := v.store.GetObject(ctx, sekisho.KindDestruction, id)
 	if sekisho.Code(err) == sekisho.ENotFound {
 		return nil, sekisho.Errorf(sekisho.ENotFound, "key destruction %s not found", id)
 	}
@@ -88,7 +84,7 @@ func (v *Vault) Destruction(ctx context.Context, id string) (*Destruction, error
 // the event is written first, the records counted, then every version of
 // the KEK destroyed and the cached data keys of that org and region
 // dropped. The caller must not be the admin who requested it.
-func (v *Vault) ApproveDestruction(ctx context.Context, c Caller, id string) (*Destruction, error) {
+func (v *Vault) ApproveDestruction(ctx context.Context, c sekisho.Caller, id string) (*Destruction, error) {
 	d, err := v.Destruction(ctx, id)
 	if err != nil {
 		return nil, err
@@ -98,8 +94,8 @@ func (v *Vault) ApproveDestruction(ctx context.Context, c Caller, id string) (*D
 	}
 	if d.RequestedBy == c.Principal {
 		err := sekisho.TypedErrorf(sekisho.EForbidden, "two-person-rule", "key destruction %s needs a second admin: %s requested it", id, c.Principal)
-		ev := audit.Event{Time: v.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
-			Action: "keys.destroy", Decision: audit.Deny, Policy: "two-person-rule", Reason: err.Message, Detail: "destruction " + id, RecordOrgs: []string{d.Org}}
+		ev := sekisho.Event{Time: v.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
+			Action: "keys.destroy", Decision: sekisho.Deny, Policy: "two-person-rule", Reason: err.Message, Detail: "destruction " + id, RecordOrgs: []string{d.Org}}
 		if rerr := v.record(ctx, decisionEvent{Event: ev}); rerr != nil {
 			return nil, rerr
 		}
@@ -129,9 +125,9 @@ func (v *Vault) ApproveDestruction(ctx context.Context, c Caller, id string) (*D
 	return d, nil
 }
 
-func (v *Vault) keyAdminEvent(ctx context.Context, c Caller, action, org, reason string) error {
-	ev := audit.Event{Time: v.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
-		Source: c.Source, Purpose: c.Purpose, Action: action, Decision: audit.Allow, Policy: "key-admin", Reason: reason, RecordOrgs: []string{org}}
+func (v *Vault) keyAdminEvent(ctx context.Context, c sekisho.Caller, action, org, reason string) error {
+	ev := sekisho.Event{Time: v.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
+		Source: c.Source, Purpose: c.Purpose, Action: action, Decision: sekisho.Allow, Policy: "key-admin", Reason: reason, RecordOrgs: []string{org}}
 	return v.record(ctx, decisionEvent{Event: ev})
 }
 
@@ -140,7 +136,7 @@ func (v *Vault) saveDestruction(ctx context.Context, d *Destruction) error {
 	if err != nil {
 		return err
 	}
-	o := &sekisho.Object{Kind: KindDestruction, ID: d.ID, Org: d.Org, Version: d.objVersion + 1, Body: body, Updated: v.now().UTC()}
+	o := &sekisho.Object{Kind: sekisho.KindDestruction, ID: d.ID, Org: d.Org, Version: d.objVersion + 1, Body: body, Updated: v.now().UTC()}
 	if err := v.store.PutObject(ctx, o); err != nil {
 		return fmt.Errorf("save key destruction %s: %w", d.ID, err)
 	}

@@ -12,7 +12,7 @@ import (
 // only the flag in the store tells them apart. The creation is one audit
 // event (action honeytoken.create). The caller (the HTTP layer) checks that
 // c is an admin; the authoriser is asked for a create as usual.
-func (v *Vault) CreateHoneytokens(ctx context.Context, c Caller, collection string, inputs []*sekisho.RecordInput) ([]string, error) {
+func (v *Vault) CreateHoneytokens(ctx context.Context, c sekisho.Caller, collection string, inputs []*sekisho.RecordInput) ([]string, error) {
 	s, err := v.Schema(ctx, collection)
 	if err != nil {
 		return nil, err
@@ -23,7 +23,7 @@ func (v *Vault) CreateHoneytokens(ctx context.Context, c Caller, collection stri
 	recs := make([]*sekisho.SealedRecord, 0, len(inputs))
 	ids := make([]string, 0, len(inputs))
 	now := v.now().UTC()
-	var d Decision
+	var d sekisho.Decision
 	for i, in := range inputs {
 		if err := v.checkRegion(in.Region); err != nil {
 			return nil, err
@@ -33,7 +33,7 @@ func (v *Vault) CreateHoneytokens(ctx context.Context, c Caller, collection stri
 			return nil, err
 		}
 		if i == 0 {
-			d = v.authz.Authorize(ctx, AccessRequest{Caller: c, Action: ActionCreate, Collection: collection, Schema: s,
+			d = v.authz.Authorize(ctx, sekisho.AccessRequest{Caller: c, Action: sekisho.ActionCreate, Collection: collection, Schema: s,
 				Fields: sortedKeys(values), Region: in.Region, Owner: c.Org})
 			if !d.Allow {
 				return nil, v.deny(ctx, v.event(c, "honeytoken.create", collection, nil, []string{}, nil, d, false), d)

@@ -30,7 +30,7 @@ func integrityErr(r *sekisho.SealedRecord, what string, err error) error {
 // Alerter is the part of a guard that raises an alert no rule raised on
 // the request's way in (guard.Guard implements it).
 type Alerter interface {
-	Raise(ctx context.Context, c Caller, rule, detail string)
+	Raise(ctx context.Context, c sekisho.Caller, rule, detail string)
 }
 
 // integrity records a read or change of r that failed to authenticate: an
@@ -38,12 +38,12 @@ type Alerter interface {
 // failed), a tamper alert through the guard's channels, and the
 // record-integrity problem with nothing of the record. Other errors are
 // returned as they are.
-func (v *Vault) integrity(ctx context.Context, c Caller, action, collection string, r *sekisho.SealedRecord, err error) error {
+func (v *Vault) integrity(ctx context.Context, c sekisho.Caller, action sekisho.Action, collection string, r *sekisho.SealedRecord, err error) error {
 	var e *sekisho.Error
 	if !errors.As(err, &e) || e.Type != ProblemRecordIntegrity {
 		return err
 	}
-	d := Decision{Policy: "integrity", Reason: e.Message, Code: e.Code, Type: e.Type}
+	d := sekisho.Decision{Policy: "integrity", Reason: e.Message, Code: e.Code, Type: e.Type}
 	if a, ok := v.guard.(Alerter); ok {
 		a.Raise(ctx, c, RuleTamper, e.Message)
 	}

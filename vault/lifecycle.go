@@ -107,7 +107,7 @@ func (v *Vault) recordMeta(ctx context.Context, r *sekisho.SealedRecord) (meta, 
 // consentDecision refuses a read for a purpose that needs consent when one
 // of the live records has no consent to it that holds. Erased records are
 // left to the read path (they answer 410).
-func (v *Vault) consentDecision(ctx context.Context, c Caller, s *sekisho.Schema, recs []*sekisho.SealedRecord, d Decision) (Decision, error) {
+func (v *Vault) consentDecision(ctx context.Context, c sekisho.Caller, s *sekisho.Schema, recs []*sekisho.SealedRecord, d sekisho.Decision) (sekisho.Decision, error) {
 	if !d.Allow || !s.NeedsConsent(c.Purpose) {
 		return d, nil
 	}
@@ -120,7 +120,7 @@ func (v *Vault) consentDecision(ctx context.Context, c Caller, s *sekisho.Schema
 			return d, err
 		}
 		if !m.Consents.Current[c.Purpose].Active() {
-			return Decision{Policy: "consent", Reason: fmt.Sprintf("record %s: the data subject has not consented to purpose %s (or withdrew consent)", r.ID, c.Purpose),
+			return sekisho.Decision{Policy: "consent", Reason: fmt.Sprintf("record %s: the data subject has not consented to purpose %s (or withdrew consent)", r.ID, c.Purpose),
 				Code: sekisho.EForbidden, Type: ProblemConsentMissing}, nil
 		}
 	}
@@ -128,7 +128,7 @@ func (v *Vault) consentDecision(ctx context.Context, c Caller, s *sekisho.Schema
 }
 
 // inputMeta adds a new record's retain_until and consents to its values.
-func (v *Vault) inputMeta(values map[string][]byte, c Caller, retainUntil *time.Time, consents map[string]sekisho.Consent) error {
+func (v *Vault) inputMeta(values map[string][]byte, c sekisho.Caller, retainUntil *time.Time, consents map[string]sekisho.Consent) error {
 	if err := sekisho.ValidateConsents(consents); err != nil {
 		return err
 	}

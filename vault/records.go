@@ -82,7 +82,7 @@ func (v *Vault) dek(ctx context.Context, r *sekisho.SealedRecord) ([]byte, error
 // openFailed records a read that could not open its records because their
 // keys are out of reach (key-unavailable) or destroyed (erased), as a denial
 // naming them, and returns the error; nothing of the records is returned.
-func (v *Vault) openFailed(ctx context.Context, c Caller, action, collection string, recs []*sekisho.SealedRecord, d Decision, err error) error {
+func (v *Vault) openFailed(ctx context.Context, c sekisho.Caller, action sekisho.Action, collection string, recs []*sekisho.SealedRecord, d sekisho.Decision, err error) error {
 	var e *sekisho.Error
 	if !errors.As(err, &e) || (e.Type != ProblemKeyUnavailable && e.Code != sekisho.EGone) {
 		return err
@@ -90,7 +90,7 @@ func (v *Vault) openFailed(ctx context.Context, c Caller, action, collection str
 	if e.Type == ProblemKeyUnavailable {
 		v.deks.purge("", "")
 	}
-	dd := Decision{Policy: d.Policy, Reason: e.Message, Code: e.Code, Type: e.Type}
+	dd := sekisho.Decision{Policy: d.Policy, Reason: e.Message, Code: e.Code, Type: e.Type}
 	if rerr := v.record(ctx, v.event(c, action, collection, recs, nil, nil, dd, false)); rerr != nil {
 		return rerr
 	}
@@ -164,7 +164,7 @@ func (v *Vault) open(ctx context.Context, s *sekisho.Schema, r *sekisho.SealedRe
 
 // Create validates, seals and stores one record of the caller's org, and
 // returns it (without field values).
-func (v *Vault) Create(ctx context.Context, c Caller, collection string, in *sekisho.RecordInput) (*sekisho.Record, error) {
+func (v *Vault) Create(ctx context.Context, c sekisho.Caller, collection string, in *sekisho.RecordInput) (*sekisho.Record, error) {
 	s, err := v.Schema(ctx, collection)
 	if err != nil {
 		return nil, err
@@ -184,10 +184,10 @@ func (v *Vault) Create(ctx context.Context, c Caller, collection string, in *sek
 		return nil, err
 	}
 	fields := dataFields(values)
-	req := AccessRequest{Caller: c, Action: ActionCreate, Collection: collection, Schema: s, Fields: fields, Region: in.Region, Owner: c.Org}
+	req := sekisho.AccessRequest{Caller: c, Action: sekisho.ActionCreate, Collection: collection, Schema: s, Fields: fields, Region: in.Region, Owner: c.Org}
 	d := v.authz.Authorize(ctx, req)
 	if !d.Allow {
-		return nil, v.deny(ctx, v.event(c, ActionCreate, collection, nil, []string{}, fields, d, false), d)
+		return nil, v.deny(ctx, v.event(c, sekisho.ActionCreate, collection, nil, []string{}, fields, d, false), d)
 	}
 	r, err := v.seal(ctx, s, id, c.Org, in.Region, values)
 	if err != nil {
@@ -196,7 +196,7 @@ func (v *Vault) Create(ctx context.Context, c Caller, collection string, in *sek
 	now := v.now().UTC()
 	r.Version, r.CreatedAt, r.UpdatedAt = 1, now, now
 	// Write-ahead: the event is durable before the record exists.
-	if err := v.record(ctx, v.event(c, ActionCreate, collection, []*sekisho.SealedRecord{r}, nil, fields, d, false)); err != nil {
+	if err := v.record(ctx, v.event(c, sekisho.ActionCreate, collection, []*sekisho.SealedRecord{r}, nil, fields, d, false)); err != nil {
 		return nil, err
 	}
 	if err := v.store.CreateRecords(ctx, []*sekisho.SealedRecord{r}); err != nil {
@@ -214,8 +214,8 @@ func (v *Vault) Create(ctx context.Context, c Caller, collection string, in *sek
 }
 
 // Get reads one record's fields (all when fields is empty).
-func (v *Vault) Get(ctx context.Context, c Caller, collection, id string, fields []string) (*sekisho.Record, error) {
-	recs, err := v.read(ctx, c, ActionRead, collection, []string{id}, fields, true)
+func (v *Vault) Get(ctx context.Context, c sekisho.Caller, collection, id string, fields []string) (*sekisho.Record, error) {
+	recs, err := v.read(ctx, c, sekisho.ActionRead, collection, []string{id}, fields, true)
 	if err != nil {
 		return nil, err
 	}
@@ -226,14 +226,14 @@ func (v *Vault) Get(ctx context.Context, c Caller, collection, id string, fields
 }
 
 // BatchGet reads up to MaxBatch records; ids that do not exist are left out.
-func (v *Vault) BatchGet(ctx context.Context, c Caller, collection string, ids, fields []string) ([]*sekisho.Record, error) {
+func (v *Vault) BatchGet(ctx context.Context, c sekisho.Caller, collection string, ids, fields []string) ([]*sekisho.Record, error) {
 	if len(ids) == 0 {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "ids", "no ids given")
 	}
 	if len(ids) > sekisho.MaxBatch {
 		return nil, sekisho.FieldErrorf(sekisho.ETooLarge, "ids", "at most %d ids per batch", sekisho.MaxBatch)
 	}
-	return v.read(ctx, c, ActionBatchGet, collection, ids, fields, true)
+	return v.read(ctx, c, sekisho.ActionBatchGet, collection, ids, fields, true)
 }
 
 // read is the read path shared by Get, BatchGet and Lookup: fetch the sealed
@@ -242,7 +242,7 @@ func (v *Vault) BatchGet(ctx context.Context, c Caller, collection string, ids, 
 //
 // With withValues false only ids are returned, no field is opened, and the
 // event lists no fields.
-func (v *Vault) read(ctx context.Context, c Caller, action, collection string, ids, asked []string, withValues bool) ([]*sekisho.Record, error) {
+func (v *Vault) read(ctx context.Context, c sekisho.Caller, action sekisho.Action, collection string, ids, asked []string, withValues bool) ([]*sekisho.Record, error) {
 	s, err := v.Schema(ctx, collection)
 	if err != nil {
 		return nil, err
@@ -264,21 +264,21 @@ func (v *Vault) read(ctx context.Context, c Caller, action, collection string, i
 		return nil, err
 	}
 	if len(recs) == 0 {
-		if action == ActionRead {
-			d := Decision{Policy: "none", Reason: "record not found", Code: sekisho.ENotFound}
+		if action == sekisho.ActionRead {
+			d := sekisho.Decision{Policy: "none", Reason: "record not found", Code: sekisho.ENotFound}
 			return nil, v.deny(ctx, v.event(c, action, collection, nil, ids, nil, d, false), d)
 		}
-		if err := v.record(ctx, v.event(c, action, collection, nil, []string{}, nil, Decision{Allow: true, Policy: "none", Reason: "no records found"}, false)); err != nil {
+		if err := v.record(ctx, v.event(c, action, collection, nil, []string{}, nil, sekisho.Decision{Allow: true, Policy: "none", Reason: "no records found"}, false)); err != nil {
 			return nil, err
 		}
 		return []*sekisho.Record{}, nil
 	}
 	// Every record is authorised; one denial denies the whole request, so a
 	// batch cannot be used to probe which records are readable.
-	var d Decision
+	var d sekisho.Decision
 	masked := map[string]bool{}
 	for i, r := range recs {
-		di := v.authz.Authorize(ctx, AccessRequest{Caller: c, Action: action, Collection: collection, Schema: s, Fields: fields, Region: r.Region, Owner: r.Org})
+		di := v.authz.Authorize(ctx, sekisho.AccessRequest{Caller: c, Action: action, Collection: collection, Schema: s, Fields: fields, Region: r.Region, Owner: r.Org})
 		if !di.Allow {
 			d = di
 			break
@@ -297,14 +297,14 @@ func (v *Vault) read(ctx context.Context, c Caller, action, collection string, i
 		return nil, err
 	}
 	if v.guard != nil {
-		d = v.guard.Check(ctx, AccessRequest{Caller: c, Action: action, Collection: collection, Schema: s, Fields: fields}, recs, d)
+		d = v.guard.Check(ctx, sekisho.AccessRequest{Caller: c, Action: action, Collection: collection, Schema: s, Fields: fields}, recs, d)
 	}
 	if !d.Allow {
 		return nil, v.deny(ctx, v.event(c, action, collection, recs, nil, nil, d, false), d)
 	}
 	for _, r := range recs {
 		if r.Erased() {
-			d := Decision{Policy: d.Policy, Reason: fmt.Sprintf("record %s was erased", r.ID), Code: sekisho.EGone}
+			d := sekisho.Decision{Policy: d.Policy, Reason: fmt.Sprintf("record %s was erased", r.ID), Code: sekisho.EGone}
 			return nil, v.deny(ctx, v.event(c, action, collection, recs, nil, nil, d, false), d)
 		}
 	}
@@ -328,7 +328,7 @@ func (v *Vault) read(ctx context.Context, c Caller, action, collection string, i
 }
 
 // Update changes some fields of a record; fields not given keep their values.
-func (v *Vault) Update(ctx context.Context, c Caller, collection, id string, patch map[string]json.RawMessage) (*sekisho.Record, error) {
+func (v *Vault) Update(ctx context.Context, c sekisho.Caller, collection, id string, patch map[string]json.RawMessage) (*sekisho.Record, error) {
 	return v.Patch(ctx, c, collection, id, &sekisho.RecordPatch{Fields: patch})
 }
 
@@ -336,7 +336,7 @@ func (v *Vault) Update(ctx context.Context, c Caller, collection, id string, pat
 // what is not given keeps its value. A consent change (a withdrawal too) is
 // an update like any other: authorised, audited (the event lists
 // "consents"), and in force from the next request on.
-func (v *Vault) Patch(ctx context.Context, c Caller, collection, id string, p *sekisho.RecordPatch) (*sekisho.Record, error) {
+func (v *Vault) Patch(ctx context.Context, c sekisho.Caller, collection, id string, p *sekisho.RecordPatch) (*sekisho.Record, error) {
 	s, err := v.Schema(ctx, collection)
 	if err != nil {
 		return nil, err
@@ -372,7 +372,7 @@ func (v *Vault) Patch(ctx context.Context, c Caller, collection, id string, p *s
 	if len(p.Consents) > 0 {
 		evFields = append(evFields, "consents")
 	}
-	req := AccessRequest{Caller: c, Action: ActionUpdate, Collection: collection, Schema: s, Fields: fields, Region: r.Region, Owner: r.Org}
+	req := sekisho.AccessRequest{Caller: c, Action: sekisho.ActionUpdate, Collection: collection, Schema: s, Fields: fields, Region: r.Region, Owner: r.Org}
 	d := v.authz.Authorize(ctx, req)
 	// The guard sees writes too: a honeytoken touched by an update
 	// quarantines, and denied writes count towards a burst of denials.
@@ -380,14 +380,14 @@ func (v *Vault) Patch(ctx context.Context, c Caller, collection, id string, p *s
 		d = v.guard.Check(ctx, req, recs, d)
 	}
 	if !d.Allow {
-		return nil, v.deny(ctx, v.event(c, ActionUpdate, collection, recs, nil, evFields, d, false), d)
+		return nil, v.deny(ctx, v.event(c, sekisho.ActionUpdate, collection, recs, nil, evFields, d, false), d)
 	}
 	if r.Erased() {
 		return nil, sekisho.Errorf(sekisho.EGone, "record %s was erased", id)
 	}
 	dek, err := v.dek(ctx, r)
 	if err != nil {
-		return nil, v.integrity(ctx, c, ActionUpdate, collection, r, err)
+		return nil, v.integrity(ctx, c, sekisho.ActionUpdate, collection, r, err)
 	}
 	defer clear(dek)
 	rk, err := keys.NewRecordKey(dek)
@@ -396,7 +396,7 @@ func (v *Vault) Patch(ctx context.Context, c Caller, collection, id string, p *s
 	}
 	m, err := openMeta(rk, r)
 	if err != nil {
-		return nil, v.integrity(ctx, c, ActionUpdate, collection, r, err)
+		return nil, v.integrity(ctx, c, sekisho.ActionUpdate, collection, r, err)
 	}
 	if len(p.Consents) > 0 {
 		m.Consents.Apply(p.Consents, v.now(), c.Principal)
@@ -415,7 +415,7 @@ func (v *Vault) Patch(ctx context.Context, c Caller, collection, id string, p *s
 				if _, has := r.Fields[f.Name]; has {
 					pt, err := rk.Open(keys.FieldAD{Collection: collection, RecordID: id, Field: f.Name, KeyVersion: dekVersion}, r.Fields[f.Name])
 					if err != nil {
-						return nil, v.integrity(ctx, c, ActionUpdate, collection, r, integrityErr(r, "field "+f.Name, err))
+						return nil, v.integrity(ctx, c, sekisho.ActionUpdate, collection, r, integrityErr(r, "field "+f.Name, err))
 					}
 					k, err := v.indexKey(ctx, r.Org, collection, f.Name)
 					if err != nil {
@@ -434,7 +434,7 @@ func (v *Vault) Patch(ctx context.Context, c Caller, collection, id string, p *s
 	}
 	r.Version++
 	r.UpdatedAt = v.now().UTC()
-	if err := v.record(ctx, v.event(c, ActionUpdate, collection, recs, nil, evFields, d, false)); err != nil {
+	if err := v.record(ctx, v.event(c, sekisho.ActionUpdate, collection, recs, nil, evFields, d, false)); err != nil {
 		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
@@ -470,7 +470,7 @@ func (v *Vault) Patch(ctx context.Context, c Caller, collection, id string, p *s
 
 // Erase crypto-shreds a record: its wrapped DEK, ciphertexts and index
 // entries are destroyed; a tombstone keeps its id, org and region.
-func (v *Vault) Erase(ctx context.Context, c Caller, collection, id string) error {
+func (v *Vault) Erase(ctx context.Context, c sekisho.Caller, collection, id string) error {
 	s, err := v.Schema(ctx, collection)
 	if err != nil {
 		return err
@@ -486,7 +486,7 @@ func (v *Vault) Erase(ctx context.Context, c Caller, collection, id string) erro
 		return sekisho.Errorf(sekisho.ENotFound, "record %s not found in %s", id, collection)
 	}
 	r := recs[0]
-	req := AccessRequest{Caller: c, Action: ActionErase, Collection: collection, Schema: s, Region: r.Region, Owner: r.Org}
+	req := sekisho.AccessRequest{Caller: c, Action: sekisho.ActionErase, Collection: collection, Schema: s, Region: r.Region, Owner: r.Org}
 	d := v.authz.Authorize(ctx, req)
 	if v.guard != nil {
 		d = v.guard.Check(ctx, req, recs, d)
@@ -497,14 +497,14 @@ func (v *Vault) Erase(ctx context.Context, c Caller, collection, id string) erro
 		if h, err := v.hold(ctx, id); err != nil {
 			return err
 		} else if h != nil {
-			d = Decision{Policy: "legal-hold", Reason: fmt.Sprintf("record %s is on legal hold (%s); lift the hold first", id, h.Reason),
+			d = sekisho.Decision{Policy: "legal-hold", Reason: fmt.Sprintf("record %s is on legal hold (%s); lift the hold first", id, h.Reason),
 				Code: sekisho.EConflict, Type: ProblemLegalHold}
 		}
 	}
 	if !d.Allow {
-		return v.deny(ctx, v.event(c, ActionErase, collection, recs, nil, nil, d, false), d)
+		return v.deny(ctx, v.event(c, sekisho.ActionErase, collection, recs, nil, nil, d, false), d)
 	}
-	if err := v.record(ctx, v.event(c, ActionErase, collection, recs, nil, nil, d, false)); err != nil {
+	if err := v.record(ctx, v.event(c, sekisho.ActionErase, collection, recs, nil, nil, d, false)); err != nil {
 		return err
 	}
 	return v.store.EraseRecord(ctx, collection, id, v.now().UTC())
@@ -513,7 +513,7 @@ func (v *Vault) Erase(ctx context.Context, c Caller, collection, id string) erro
 // LookupObserver is the part of a guard that sees every lookup's field and
 // normalised value before it runs, and may refuse it (guard.Guard).
 type LookupObserver interface {
-	ObserveLookup(ctx context.Context, c Caller, collection, field, value string) error
+	ObserveLookup(ctx context.Context, c sekisho.Caller, collection, field, value string) error
 }
 
 // sameData reports whether two versions of a record hold the same data
@@ -538,7 +538,7 @@ const MaxLookupMatches = 100
 
 // Lookup finds the caller's org's records whose lookup field equals value
 // after normalisation, and returns them with the fields asked for.
-func (v *Vault) Lookup(ctx context.Context, c Caller, collection string, lr LookupRequest) ([]*sekisho.Record, error) {
+func (v *Vault) Lookup(ctx context.Context, c sekisho.Caller, collection string, lr LookupRequest) ([]*sekisho.Record, error) {
 	s, err := v.Schema(ctx, collection)
 	if err != nil {
 		return nil, err
@@ -576,7 +576,7 @@ func (v *Vault) Lookup(ctx context.Context, c Caller, collection string, lr Look
 	}
 	// With no fields asked, only ids are returned: still a decision on these
 	// records, and audited as one.
-	return v.read(ctx, c, ActionLookup, collection, nonEmpty(ids), lr.Fields, len(lr.Fields) > 0)
+	return v.read(ctx, c, sekisho.ActionLookup, collection, nonEmpty(ids), lr.Fields, len(lr.Fields) > 0)
 }
 
 // nonEmpty keeps read's "no ids" check from firing on a lookup with no match.

@@ -66,7 +66,7 @@ type SweepOptions struct {
 // current time would erase, and those a legal hold keeps. It erases nothing.
 // A sweep run at the same time erases exactly the records listed as expired
 // (unless one changes or is held in between).
-func (v *Vault) PlanRetention(ctx context.Context, c Caller, collection string, opts SweepOptions) (*RetentionPlan, error) {
+func (v *Vault) PlanRetention(ctx context.Context, c sekisho.Caller, collection string, opts SweepOptions) (*RetentionPlan, error) {
 	at := v.now().UTC()
 	p := &RetentionPlan{Collection: collection, At: at, Expired: []Expired{}, Held: []Expired{}}
 	err := v.scanExpired(ctx, collection, at, opts.Batch, func(batch []*sekisho.SealedRecord, expired []Expired, scanned int) error {
@@ -90,7 +90,7 @@ func (v *Vault) PlanRetention(ctx context.Context, c Caller, collection string, 
 	for _, e := range append(slices.Clone(p.Expired), p.Held...) {
 		ids = append(ids, e.ID)
 	}
-	ev := v.event(c, "retention.plan", collection, nil, ids, nil, Decision{Allow: true, Policy: "retention", Reason: "dry run"}, false)
+	ev := v.event(c, "retention.plan", collection, nil, ids, nil, sekisho.Decision{Allow: true, Policy: "retention", Reason: "dry run"}, false)
 	ev.Detail = fmt.Sprintf("%d expired, %d held, at %s", len(p.Expired), len(p.Held), at.Format(time.RFC3339))
 	if err := v.record(ctx, ev); err != nil {
 		return nil, err
@@ -118,7 +118,7 @@ func (v *Vault) SweepRetention(ctx context.Context, collection string, opts Swee
 		}
 	}
 	at := v.now().UTC()
-	c := Caller{Principal: RetentionPrincipal}
+	c := sekisho.Caller{Principal: RetentionPrincipal}
 	for _, coll := range colls {
 		pr := SweepProgress{Collection: coll}
 		err := v.scanExpired(ctx, coll, at, opts.Batch, func(batch []*sekisho.SealedRecord, expired []Expired, scanned int) error {
@@ -143,8 +143,8 @@ func (v *Vault) SweepRetention(ctx context.Context, collection string, opts Swee
 				}
 				r := byID[e.ID]
 				c.Org = r.Org
-				ev := v.event(c, ActionErase, coll, []*sekisho.SealedRecord{r}, nil, nil,
-					Decision{Allow: true, Policy: "retention", Reason: ReasonRetention}, false)
+				ev := v.event(c, sekisho.ActionErase, coll, []*sekisho.SealedRecord{r}, nil, nil,
+					sekisho.Decision{Allow: true, Policy: "retention", Reason: ReasonRetention}, false)
 				ev.Detail = "retention ran out at " + e.Expiry.Format(time.RFC3339)
 				if err := v.record(ctx, ev); err != nil {
 					return err
@@ -270,16 +270,13 @@ type Hold struct {
 	SetAt      time.Time `json:"set_at"`
 }
 
-// KindHold is the object kind of legal holds (id: the record id).
-const KindHold = "hold"
-
 // ProblemLegalHold is the problem type of an erasure refused because the
 // record is on legal hold.
 const ProblemLegalHold = "legal-hold"
 
 // holdsOf returns the holds on a collection's records: record id -> reason.
 func (v *Vault) holdsOf(ctx context.Context, collection string) (map[string]string, error) {
-	objs, err := v.store.ListObjects(ctx, KindHold, "")
+	objs, err := v.store.ListObjects(ctx, sekisho.KindHold, "")
 	if err != nil {
 		return nil, fmt.Errorf("list legal holds: %w", err)
 	}
@@ -298,7 +295,7 @@ func (v *Vault) holdsOf(ctx context.Context, collection string) (map[string]stri
 
 // hold returns the hold on a record, or nil.
 func (v *Vault) hold(ctx context.Context, id string) (*Hold, error) {
-	o, err := v.store.GetObject(ctx, KindHold, id)
+	o, err := v.store.GetObject(ctx, sekisho.KindHold, id)
 	if sekisho.Code(err) == sekisho.ENotFound {
 		return nil, nil
 	}
@@ -337,8 +334,8 @@ func (v *Vault) findRecord(ctx context.Context, id string) (*sekisho.SealedRecor
 }
 
 // holdAdmin refuses a caller who is not an admin of the record's org.
-func holdAdmin(c Caller, r *sekisho.SealedRecord) error {
-	if !slices.Contains(c.Roles, "admin") || c.Org != r.Org {
+func holdAdmin(c sekisho.Caller, r *sekisho.SealedRecord) error {
+	if !c.HasRole("admin") || c.Org != r.Org {
 		return sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "only an admin of the record's org sets or lifts a legal hold")
 	}
 	return nil
@@ -346,7 +343,7 @@ func holdAdmin(c Caller, r *sekisho.SealedRecord) error {
 
 // SetHold puts a record on legal hold: retention does not erase it until the
 // hold is lifted. Setting and lifting are audited (hold.set, hold.lift).
-func (v *Vault) SetHold(ctx context.Context, c Caller, id, reason string) (*Hold, error) {
+func (v *Vault) SetHold(ctx context.Context, c sekisho.Caller, id, reason string) (*Hold, error) {
 	if reason == "" || len(reason) > MaxHoldReason {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "reason", "a legal hold needs a reason of at most %d bytes", MaxHoldReason)
 	}
@@ -355,7 +352,7 @@ func (v *Vault) SetHold(ctx context.Context, c Caller, id, reason string) (*Hold
 		return nil, err
 	}
 	if err := holdAdmin(c, r); err != nil {
-		d := Decision{Policy: "hold-admin", Reason: sekisho.Message(err)}
+		d := sekisho.Decision{Policy: "hold-admin", Reason: sekisho.Message(err)}
 		return nil, v.holdEvent(ctx, c, "hold.set", r, d, err)
 	}
 	if r.Erased() {
@@ -367,29 +364,29 @@ func (v *Vault) SetHold(ctx context.Context, c Caller, id, reason string) (*Hold
 		return nil, err
 	}
 	version := int64(1)
-	if o, err := v.store.GetObject(ctx, KindHold, id); err == nil {
+	if o, err := v.store.GetObject(ctx, sekisho.KindHold, id); err == nil {
 		version = o.Version + 1
 	} else if sekisho.Code(err) != sekisho.ENotFound {
 		return nil, err
 	}
-	d := Decision{Allow: true, Policy: "hold-admin", Reason: "legal hold: " + reason}
+	d := sekisho.Decision{Allow: true, Policy: "hold-admin", Reason: "legal hold: " + reason}
 	if err := v.holdEvent(ctx, c, "hold.set", r, d, nil); err != nil {
 		return nil, err
 	}
-	if err := v.store.PutObject(ctx, &sekisho.Object{Kind: KindHold, ID: id, Org: r.Org, Version: version, Body: body, Updated: h.SetAt}); err != nil {
+	if err := v.store.PutObject(ctx, &sekisho.Object{Kind: sekisho.KindHold, ID: id, Org: r.Org, Version: version, Body: body, Updated: h.SetAt}); err != nil {
 		return nil, err
 	}
 	return h, nil
 }
 
 // LiftHold lifts a record's legal hold; retention applies again.
-func (v *Vault) LiftHold(ctx context.Context, c Caller, id string) error {
+func (v *Vault) LiftHold(ctx context.Context, c sekisho.Caller, id string) error {
 	r, err := v.findRecord(ctx, id)
 	if err != nil {
 		return err
 	}
 	if err := holdAdmin(c, r); err != nil {
-		return v.holdEvent(ctx, c, "hold.lift", r, Decision{Policy: "hold-admin", Reason: sekisho.Message(err)}, err)
+		return v.holdEvent(ctx, c, "hold.lift", r, sekisho.Decision{Policy: "hold-admin", Reason: sekisho.Message(err)}, err)
 	}
 	h, err := v.hold(ctx, id)
 	if err != nil {
@@ -398,15 +395,15 @@ func (v *Vault) LiftHold(ctx context.Context, c Caller, id string) error {
 	if h == nil {
 		return sekisho.Errorf(sekisho.ENotFound, "record %s has no legal hold", id)
 	}
-	if err := v.holdEvent(ctx, c, "hold.lift", r, Decision{Allow: true, Policy: "hold-admin", Reason: "legal hold lifted"}, nil); err != nil {
+	if err := v.holdEvent(ctx, c, "hold.lift", r, sekisho.Decision{Allow: true, Policy: "hold-admin", Reason: "legal hold lifted"}, nil); err != nil {
 		return err
 	}
-	return v.store.DeleteObject(ctx, KindHold, id)
+	return v.store.DeleteObject(ctx, sekisho.KindHold, id)
 }
 
 // ListHolds lists the legal holds on the caller's org's records.
-func (v *Vault) ListHolds(ctx context.Context, c Caller) ([]*Hold, error) {
-	objs, err := v.store.ListObjects(ctx, KindHold, c.Org)
+func (v *Vault) ListHolds(ctx context.Context, c sekisho.Caller) ([]*Hold, error) {
+	objs, err := v.store.ListObjects(ctx, sekisho.KindHold, c.Org)
 	if err != nil {
 		return nil, err
 	}
@@ -422,7 +419,7 @@ func (v *Vault) ListHolds(ctx context.Context, c Caller) ([]*Hold, error) {
 }
 
 // holdEvent records a hold decision; with refusal set, it returns it.
-func (v *Vault) holdEvent(ctx context.Context, c Caller, action string, r *sekisho.SealedRecord, d Decision, refusal error) error {
+func (v *Vault) holdEvent(ctx context.Context, c sekisho.Caller, action sekisho.Action, r *sekisho.SealedRecord, d sekisho.Decision, refusal error) error {
 	ev := v.event(c, action, r.Collection, []*sekisho.SealedRecord{r}, nil, nil, d, false)
 	if err := v.record(ctx, ev); err != nil {
 		return err

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/vault"
 )
 
@@ -26,7 +25,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-var legal = vault.Caller{Principal: "lee", Org: "operator", Device: "d2", Roles: []string{"admin"}, RequestID: "req-hold"}
+var legal = sekisho.Caller{Principal: "lee", Org: "operator", Device: "d2", Roles: []string{"admin"}, RequestID: "req-hold"}
 
 // Records expire by the schema's rule (a date field plus a period, or the
 // creation time when the field is not set) or by their own retain_until;
@@ -74,7 +73,7 @@ func TestRetentionSweep(t *testing.T) {
 	if _, err := v.SetHold(ctx, operator, old[0], "x"); sekisho.Code(err) != sekisho.EForbidden {
 		t.Fatalf("hold by a non-admin: %v", err)
 	}
-	if _, err := v.SetHold(ctx, vault.Caller{Principal: "x", Org: "affiliate", Roles: []string{"admin"}}, old[0], "x"); sekisho.Code(err) != sekisho.EForbidden {
+	if _, err := v.SetHold(ctx, sekisho.Caller{Principal: "x", Org: "affiliate", Roles: []string{"admin"}}, old[0], "x"); sekisho.Code(err) != sekisho.EForbidden {
 		t.Fatalf("hold by another org's admin: %v", err)
 	}
 
@@ -156,11 +155,11 @@ func TestRetentionSweep(t *testing.T) {
 		}
 		n := 0
 		for _, en := range evs {
-			ev, err := audit.Unmarshal(en.Leaf)
+			ev, err := sekisho.UnmarshalEvent(en.Leaf)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ev.Action == vault.ActionErase && ev.Reason == vault.ReasonRetention && ev.Principal == vault.RetentionPrincipal && slices.Equal(ev.Records, []string{id}) {
+			if ev.Action == sekisho.ActionErase && ev.Reason == vault.ReasonRetention && ev.Principal == vault.RetentionPrincipal && slices.Equal(ev.Records, []string{id}) {
 				n++
 			}
 		}
@@ -194,8 +193,8 @@ func TestRetentionSweep(t *testing.T) {
 		evs, _ := e.store.QueryAudit(ctx, sekisho.AuditFilter{Record: held})
 		found := false
 		for _, en := range evs {
-			ev, _ := audit.Unmarshal(en.Leaf)
-			found = found || (ev.Action == action && ev.Decision == audit.Allow && ev.Principal == "lee")
+			ev, _ := sekisho.UnmarshalEvent(en.Leaf)
+			found = found || (ev.Action == action && ev.Decision == sekisho.Allow && ev.Principal == "lee")
 		}
 		if !found {
 			t.Fatalf("no %s event", action)
@@ -293,8 +292,8 @@ func TestRunRetentionTwoNodes(t *testing.T) {
 		}
 		n := 0
 		for _, en := range evs {
-			ev, _ := audit.Unmarshal(en.Leaf)
-			if ev.Action == vault.ActionErase && ev.Reason == vault.ReasonRetention {
+			ev, _ := sekisho.UnmarshalEvent(en.Leaf)
+			if ev.Action == sekisho.ActionErase && ev.Reason == vault.ReasonRetention {
 				n++
 			}
 		}

@@ -11,12 +11,8 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/keys"
 )
-
-// KindRotation is the object kind of a KEK rotation's persisted progress.
-const KindRotation = "key-rotation"
 
 // States of a rotation.
 const (
@@ -60,7 +56,7 @@ type Rotation struct {
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 
 	// Who started it, for the events of the background work.
-	Caller Caller `json:"caller"`
+	Caller sekisho.Caller `json:"caller"`
 	// version of the stored object
 	objVersion int64
 }
@@ -96,7 +92,7 @@ func newRotationID() (string, error) {
 // the audit log (before anything changes), persists it and makes the new
 // KEK version. RunRotation does the re-wrapping. One rotation of an (org,
 // region) runs at a time.
-func (v *Vault) StartRotation(ctx context.Context, c Caller, org, region string) (*Rotation, error) {
+func (v *Vault) StartRotation(ctx context.Context, c sekisho.Caller, org, region string) (*Rotation, error) {
 	if !sekisho.ValidRegion(region) {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "region", "region %q is not a region code", region)
 	}
@@ -147,8 +143,8 @@ func (v *Vault) newRotationVersion(ctx context.Context, rot *Rotation) error {
 
 func (v *Vault) rotationEvent(ctx context.Context, rot *Rotation, action, reason string) error {
 	c := rot.Caller
-	ev := audit.Event{Time: v.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
-		Source: c.Source, Purpose: c.Purpose, Action: action, Decision: audit.Allow, Policy: "key-admin",
+	ev := sekisho.Event{Time: v.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
+		Source: c.Source, Purpose: c.Purpose, Action: action, Decision: sekisho.Allow, Policy: "key-admin",
 		Reason: reason, Detail: "rotation " + rot.ID, RecordOrgs: []string{rot.Org}}
 	return v.record(ctx, decisionEvent{Event: ev})
 }
@@ -159,7 +155,7 @@ func (v *Vault) saveRotation(ctx context.Context, rot *Rotation) error {
 	if err != nil {
 		return err
 	}
-	o := &sekisho.Object{Kind: KindRotation, ID: rot.ID, Org: rot.Org, Version: rot.objVersion + 1, Body: body, Updated: rot.UpdatedAt}
+	o := &sekisho.Object{Kind: sekisho.KindRotation, ID: rot.ID, Org: rot.Org, Version: rot.objVersion + 1, Body: body, Updated: rot.UpdatedAt}
 	if err := v.store.PutObject(ctx, o); err != nil {
 		return fmt.Errorf("save rotation %s: %w", rot.ID, err)
 	}
@@ -178,7 +174,7 @@ func decodeRotation(o *sekisho.Object) (*Rotation, error) {
 
 // Rotation returns a rotation's persisted state.
 func (v *Vault) Rotation(ctx context.Context, id string) (*Rotation, error) {
-	o, err := v.store.GetObject(ctx, KindRotation, id)
+	o, err := v.store.GetObject(ctx, sekisho.KindRotation, id)
 	if sekisho.Code(err) == sekisho.ENotFound {
 		return nil, sekisho.Errorf(sekisho.ENotFound, "rotation %s not found", id)
 	}
@@ -190,7 +186,7 @@ func (v *Vault) Rotation(ctx context.Context, id string) (*Rotation, error) {
 
 // Rotations lists the rotations of org ("" for every org).
 func (v *Vault) Rotations(ctx context.Context, org string) ([]*Rotation, error) {
-	os, err := v.store.ListObjects(ctx, KindRotation, org)
+	os, err := v.store.ListObjects(ctx, sekisho.KindRotation, org)
 	if err != nil {
 		return nil, err
 	}
@@ -460,7 +456,7 @@ func (v *Vault) ResumeRotations(ctx context.Context, opts RotationOptions) error
 // RotateKEK rotates the KEK of (org, region) and re-wraps every data key of
 // that org and region, in the foreground (the offline `keys rotate`).
 // progress is called after each batch with the data keys re-wrapped so far.
-func (v *Vault) RotateKEK(ctx context.Context, c Caller, org, region string, progress func(done int)) (version, done int, err error) {
+func (v *Vault) RotateKEK(ctx context.Context, c sekisho.Caller, org, region string, progress func(done int)) (version, done int, err error) {
 	rot, err := v.StartRotation(ctx, c, org, region)
 	if err != nil {
 		return 0, 0, err
@@ -477,7 +473,7 @@ func (v *Vault) RotateKEK(ctx context.Context, c Caller, org, region string, pro
 	return rot.Version, int(rot.Rewrapped), err
 }
 
-// kindOrg is the object kind of an org (access.KindOrg; the vault does not
+// kindOrg is the object kind of an org (sekisho.KindOrg; the vault does not
 // import access).
 const kindOrg = "org"
 

@@ -10,12 +10,6 @@ import (
 	"github.com/sekisho/sekisho/keys"
 )
 
-// Actions of tokens, as they appear in audit events, policies and grants.
-const (
-	ActionTokenize   = "tokenize"
-	ActionDetokenize = "detokenize"
-)
-
 // MaxDetokenize bounds the tokens of one detokenize request.
 const MaxDetokenize = 100
 
@@ -63,7 +57,7 @@ func tokenField(s *sekisho.Schema, field string) (sekisho.Field, error) {
 // org, collection and field), or of the value a record holds in the field
 // (in the record's owning org). Both are decisions, authorised (action
 // tokenize) and audited; the value itself is never returned.
-func (v *Vault) Tokenize(ctx context.Context, c Caller, collection string, tr TokenRequest) (string, error) {
+func (v *Vault) Tokenize(ctx context.Context, c sekisho.Caller, collection string, tr TokenRequest) (string, error) {
 	s, err := v.Schema(ctx, collection)
 	if err != nil {
 		return "", err
@@ -86,10 +80,10 @@ func (v *Vault) Tokenize(ctx context.Context, c Caller, collection string, tr To
 		return "", err
 	}
 	fields := []string{f.Name}
-	req := AccessRequest{Caller: c, Action: ActionTokenize, Collection: collection, Schema: s, Fields: fields, Region: tr.Region, Owner: c.Org}
+	req := sekisho.AccessRequest{Caller: c, Action: sekisho.ActionTokenize, Collection: collection, Schema: s, Fields: fields, Region: tr.Region, Owner: c.Org}
 	d := v.authz.Authorize(ctx, req)
 	if !d.Allow {
-		return "", v.deny(ctx, v.event(c, ActionTokenize, collection, nil, []string{}, fields, d, false), d)
+		return "", v.deny(ctx, v.event(c, sekisho.ActionTokenize, collection, nil, []string{}, fields, d, false), d)
 	}
 	ik, err := v.indexKey(ctx, c.Org, collection, f.Name)
 	if err != nil {
@@ -103,7 +97,7 @@ func (v *Vault) Tokenize(ctx context.Context, c Caller, collection string, tr To
 	if err != nil {
 		return "", err
 	}
-	if err := v.record(ctx, v.event(c, ActionTokenize, collection, nil, []string{}, fields, d, false)); err != nil {
+	if err := v.record(ctx, v.event(c, sekisho.ActionTokenize, collection, nil, []string{}, fields, d, false)); err != nil {
 		return "", err
 	}
 	return tok, nil
@@ -111,7 +105,7 @@ func (v *Vault) Tokenize(ctx context.Context, c Caller, collection string, tr To
 
 // tokenizeRecord returns the token of the value a record holds in field f,
 // made from its stored index entry (nothing is decrypted).
-func (v *Vault) tokenizeRecord(ctx context.Context, c Caller, s *sekisho.Schema, f sekisho.Field, id string) (string, error) {
+func (v *Vault) tokenizeRecord(ctx context.Context, c sekisho.Caller, s *sekisho.Schema, f sekisho.Field, id string) (string, error) {
 	if !ValidID(id) {
 		return "", sekisho.FieldErrorf(sekisho.EInvalid, "record", "%q is not a record id", id)
 	}
@@ -124,13 +118,13 @@ func (v *Vault) tokenizeRecord(ctx context.Context, c Caller, s *sekisho.Schema,
 	}
 	r := recs[0]
 	fields := []string{f.Name}
-	req := AccessRequest{Caller: c, Action: ActionTokenize, Collection: s.Collection, Schema: s, Fields: fields, Region: r.Region, Owner: r.Org}
+	req := sekisho.AccessRequest{Caller: c, Action: sekisho.ActionTokenize, Collection: s.Collection, Schema: s, Fields: fields, Region: r.Region, Owner: r.Org}
 	d := v.authz.Authorize(ctx, req)
 	if v.guard != nil {
 		d = v.guard.Check(ctx, req, recs, d)
 	}
 	if !d.Allow {
-		return "", v.deny(ctx, v.event(c, ActionTokenize, s.Collection, recs, nil, fields, d, false), d)
+		return "", v.deny(ctx, v.event(c, sekisho.ActionTokenize, s.Collection, recs, nil, fields, d, false), d)
 	}
 	if r.Erased() {
 		return "", sekisho.Errorf(sekisho.EGone, "record %s was erased", id)
@@ -147,7 +141,7 @@ func (v *Vault) tokenizeRecord(ctx context.Context, c Caller, s *sekisho.Schema,
 	if err != nil {
 		return "", err
 	}
-	if err := v.record(ctx, v.event(c, ActionTokenize, s.Collection, recs, nil, fields, d, false)); err != nil {
+	if err := v.record(ctx, v.event(c, sekisho.ActionTokenize, s.Collection, recs, nil, fields, d, false)); err != nil {
 		return "", err
 	}
 	return tok, nil
@@ -161,7 +155,7 @@ func (v *Vault) tokenizeRecord(ctx context.Context, c Caller, s *sekisho.Schema,
 // count the records), audited with the records and the field before a value
 // is returned, and so counted in an incident's scope. A token that resolves
 // to no live record (unknown, or its records erased) gives null.
-func (v *Vault) Detokenize(ctx context.Context, c Caller, dr DetokenizeRequest) ([]json.RawMessage, error) {
+func (v *Vault) Detokenize(ctx context.Context, c sekisho.Caller, dr DetokenizeRequest) ([]json.RawMessage, error) {
 	s, err := v.Schema(ctx, dr.Collection)
 	if err != nil {
 		return nil, err
@@ -218,7 +212,7 @@ func (v *Vault) Detokenize(ctx context.Context, c Caller, dr DetokenizeRequest) 
 			}
 		}
 	}
-	recs, err := v.read(ctx, c, ActionDetokenize, dr.Collection, nonEmpty(ids), []string{f.Name}, true)
+	recs, err := v.read(ctx, c, sekisho.ActionDetokenize, dr.Collection, nonEmpty(ids), []string{f.Name}, true)
 	if err != nil {
 		return nil, err
 	}

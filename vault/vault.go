@@ -20,99 +20,33 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/keys"
 )
-
-// Caller is who asks, from where and why. The HTTP layer fills it from the
-// authenticated credential; the CLI fills it for its own direct writes.
-type Caller struct {
-	Principal string
-	Org       string
-	Device    string
-	Roles     []string
-	Source    string
-	Purpose   string
-	RequestID string
-	// ClientRequestID is the client's own X-Request-Id, kept in audit
-	// events as client_request_id.
-	ClientRequestID string
-}
-
-// Actions, as they appear in audit events and policies.
-const (
-	ActionCreate   = "create"
-	ActionRead     = "read"
-	ActionUpdate   = "update"
-	ActionErase    = "erase"
-	ActionLookup   = "lookup"
-	ActionBatchGet = "batch-get"
-	ActionImport   = "import"
-)
-
-// AccessRequest is what the authoriser decides on.
-type AccessRequest struct {
-	Caller     Caller
-	Action     string
-	Collection string
-	Schema     *sekisho.Schema
-	Fields     []string
-	// Region and Owner describe the records concerned (Owner is "" for a create
-	// into the caller's own org).
-	Region string
-	Owner  string
-}
-
-// Decision is the authoriser's answer.
-type Decision struct {
-	Allow bool
-	// Policy names the policy or grant that decided.
-	Policy string
-	Reason string
-	// Code is the error code of a denial (EForbidden by default).
-	Code sekisho.ErrorCode
-	// Type refines Code into a specific problem type (for example
-	// "grant-expired"); "" means the code's own type.
-	Type string
-	// MaskedFields must be returned masked only.
-	MaskedFields map[string]bool
-}
-
-// Authorizer decides every request. The default, OwnOrg, allows a caller
-// everything on its own org's records and nothing else.
-type Authorizer interface {
-	Authorize(ctx context.Context, req AccessRequest) Decision
-}
 
 // OwnOrg is the authoriser of the bootstrap phase: an org's records are its
 // own, and no one else's.
 type OwnOrg struct{}
 
 // Authorize implements Authorizer.
-func (OwnOrg) Authorize(_ context.Context, r AccessRequest) Decision {
+func (OwnOrg) Authorize(_ context.Context, r sekisho.AccessRequest) sekisho.Decision {
 	if r.Owner == "" || r.Owner == r.Caller.Org {
-		return Decision{Allow: true, Policy: "own-org", Reason: "records of the caller's own org"}
+		return sekisho.Decision{Allow: true, Policy: "own-org", Reason: "records of the caller's own org"}
 	}
-	return Decision{Allow: false, Policy: "default-deny", Reason: "record belongs to another org and no grant allows access", Code: sekisho.EForbidden}
-}
-
-// Auditor records events durably; *audit.Log implements it.
-type Auditor interface {
-	Append(ctx context.Context, ev audit.Event) (uint64, error)
+	return sekisho.Decision{Allow: false, Policy: "default-deny", Reason: "record belongs to another org and no grant allows access", Code: sekisho.EForbidden}
 }
 
 // Guard sees every decision after authorisation and before data is opened;
 // it may turn an allow into a deny (budgets, anomalies, honeytokens).
 type Guard interface {
-	Check(ctx context.Context, req AccessRequest, recs []*sekisho.SealedRecord, d Decision) Decision
+	Check(ctx context.Context, req sekisho.AccessRequest, recs []*sekisho.SealedRecord, d sekisho.Decision) sekisho.Decision
 }
 
 // Vault is the record service.
 type Vault struct {
 	store sekisho.Store
 	keys  keys.Provider
-	audit Auditor
-	authz Authorizer
+	audit sekisho.Auditor
+	authz sekisho.Authorizer
 	guard Guard
 	now   func() time.Time
 	// regions is the closed list of regions records are pinned to.
@@ -128,8 +62,8 @@ type Vault struct {
 
 // Options configure a Vault.
 type Options struct {
-	Authorizer Authorizer // default OwnOrg
-	Guard      Guard      // default none
+	Authorizer sekisho.Authorizer // default OwnOrg
+	Guard      Guard              // default none
 	Now        func() time.Time
 	// Regions is the closed list of residency regions a record may be
 	// pinned to (default sekisho.DefaultRegions); anything else is
@@ -145,7 +79,7 @@ type Options struct {
 }
 
 // New returns a vault over store, with keys and audit.
-func New(store sekisho.Store, kp keys.Provider, aud Auditor, opts Options) *Vault {
+func New(store sekisho.Store, kp keys.Provider, aud sekisho.Auditor, opts Options) *Vault {
 	v := &Vault{store: store, keys: kp, audit: aud, authz: opts.Authorizer, guard: opts.Guard, now: opts.Now,
 		schemas: map[string]*sekisho.Schema{}, idxKeys: map[string][]byte{}}
 	if v.authz == nil {
@@ -181,7 +115,7 @@ func (v *Vault) checkRegion(region string) error {
 }
 
 // SetAuthorizer and SetGuard replace the authoriser or guard (used in wiring).
-func (v *Vault) SetAuthorizer(a Authorizer) { v.authz = a }
+func (v *Vault) SetAuthorizer(a sekisho.Authorizer) { v.authz = a }
 
 // SetGuard sets the guard.
 func (v *Vault) SetGuard(g Guard) { v.guard = g }
@@ -375,7 +309,7 @@ func (v *Vault) indexKey(ctx context.Context, org, collection, field string) ([]
 // decisionEvent is an audit event with the region of each record it names,
 // so that a regional auditor can keep each region's events in its store.
 type decisionEvent struct {
-	audit.Event
+	sekisho.Event
 	regions map[string]string // record id -> region
 	orgs    map[string]string // record id -> owning org
 }
@@ -383,20 +317,20 @@ type decisionEvent struct {
 // RegionalAuditor is an Auditor that keeps events per residency region.
 // AppendRegional gets the region of every record the event names.
 type RegionalAuditor interface {
-	Auditor
-	AppendRegional(ctx context.Context, ev audit.Event, regionOf map[string]string) error
+	sekisho.Auditor
+	AppendRegional(ctx context.Context, ev sekisho.Event, regionOf map[string]string) error
 }
 
 // event builds the audit event of a decision.
-func (v *Vault) event(c Caller, action, collection string, recs []*sekisho.SealedRecord, ids []string, fields []string, d Decision, masked bool) decisionEvent {
-	ev := audit.Event{
+func (v *Vault) event(c sekisho.Caller, action sekisho.Action, collection string, recs []*sekisho.SealedRecord, ids []string, fields []string, d sekisho.Decision, masked bool) decisionEvent {
+	ev := sekisho.Event{
 		Time: v.now(), RequestID: c.RequestID, ClientRequestID: c.ClientRequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
-		Source: c.Source, Purpose: c.Purpose, Action: action, Collection: collection,
+		Source: c.Source, Purpose: c.Purpose, Action: string(action), Collection: collection,
 		Records: ids, Fields: fields, Masked: masked, Policy: d.Policy, Reason: d.Reason,
-		Decision: audit.Deny,
+		Decision: sekisho.Deny,
 	}
 	if d.Allow {
-		ev.Decision = audit.Allow
+		ev.Decision = sekisho.Allow
 	}
 	if ev.Records == nil {
 		for _, r := range recs {
@@ -467,7 +401,7 @@ func (v *Vault) record(ctx context.Context, de decisionEvent) error {
 }
 
 // deny records a denial and returns its error.
-func (v *Vault) deny(ctx context.Context, ev decisionEvent, d Decision) error {
+func (v *Vault) deny(ctx context.Context, ev decisionEvent, d sekisho.Decision) error {
 	if err := v.record(ctx, ev); err != nil {
 		return err
 	}

@@ -64,7 +64,7 @@ func newEnv(t testing.TB) *env {
 	return e
 }
 
-var operator = vault.Caller{Principal: "alice", Org: "operator", Device: "d1", Purpose: "support", RequestID: "req-1"}
+var operator = sekisho.Caller{Principal: "alice", Org: "operator", Device: "d1", Purpose: "support", RequestID: "req-1"}
 
 func fields(kv ...string) map[string]json.RawMessage {
 	m := map[string]json.RawMessage{}
@@ -125,7 +125,7 @@ func TestOtherOrgIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	affiliate := vault.Caller{Principal: "mallory", Org: "affiliate", Device: "d9", Purpose: "support", RequestID: "req-9"}
+	affiliate := sekisho.Caller{Principal: "mallory", Org: "affiliate", Device: "d9", Purpose: "support", RequestID: "req-9"}
 	if _, err := e.v.Get(ctx, affiliate, "users", rec.ID, nil); sekisho.Code(err) != sekisho.EForbidden {
 		t.Fatalf("other org's read: %v, want forbidden", err)
 	}
@@ -137,7 +137,7 @@ func TestOtherOrgIsRefused(t *testing.T) {
 		t.Fatalf("other org's lookup = %v, %v", found, err)
 	}
 	// Both denials are in the audit log.
-	denied, err := e.store.QueryAudit(ctx, sekisho.AuditFilter{Principal: "mallory", Decision: audit.Deny})
+	denied, err := e.store.QueryAudit(ctx, sekisho.AuditFilter{Principal: "mallory", Decision: sekisho.Deny})
 	if err != nil || len(denied) != 2 {
 		t.Fatalf("denied events = %d, %v; want 2", len(denied), err)
 	}
@@ -381,8 +381,8 @@ func BenchmarkGet5Fields(b *testing.B) {
 
 type allowAll struct{}
 
-func (allowAll) Authorize(context.Context, vault.AccessRequest) vault.Decision {
-	return vault.Decision{Allow: true, Policy: "test-allow-all"}
+func (allowAll) Authorize(context.Context, sekisho.AccessRequest) sekisho.Decision {
+	return sekisho.Decision{Allow: true, Policy: "test-allow-all"}
 }
 
 // An event about records of several orgs is split by owning org, so that
@@ -394,13 +394,13 @@ func TestEventsSplitByOwningOrg(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := vault.Caller{Principal: "carol", Org: "affiliate", Device: "d2", Purpose: "support", RequestID: "req-2"}
+	other := sekisho.Caller{Principal: "carol", Org: "affiliate", Device: "d2", Purpose: "support", RequestID: "req-2"}
 	b, err := e.v.Create(ctx, other, "users", &sekisho.RecordInput{Region: "jp", Fields: fields("country", "JP")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.v.SetAuthorizer(allowAll{})
-	auditor := vault.Caller{Principal: "aud", Org: "operator", Device: "d3", Purpose: "support", RequestID: "req-both"}
+	auditor := sekisho.Caller{Principal: "aud", Org: "operator", Device: "d3", Purpose: "support", RequestID: "req-both"}
 	if got, err := e.v.BatchGet(ctx, auditor, "users", []string{a.ID, b.ID}, []string{"country"}); err != nil || len(got) != 2 {
 		t.Fatalf("batch get = %d, %v", len(got), err)
 	}

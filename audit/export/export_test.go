@@ -63,11 +63,11 @@ func (v *vaultLogs) add(t *testing.T, n int) {
 func (v *vaultLogs) append(n int) error {
 	for name, l := range v.logs {
 		for i := range n {
-			d := audit.Allow
+			d := sekisho.Allow
 			if i%3 == 0 {
-				d = audit.Deny
+				d = sekisho.Deny
 			}
-			ev := audit.Event{Time: time.Now(), RequestID: fmt.Sprintf("req-%s-%d", name, i), Org: "line", Principal: "alice",
+			ev := sekisho.Event{Time: time.Now(), RequestID: fmt.Sprintf("req-%s-%d", name, i), Org: "line", Principal: "alice",
 				Action: "read", Collection: "users", Records: []string{"r" + strconv.Itoa(i)}, Decision: d, Policy: "grant/g1",
 				Detail: "名前 \"quoted\" ] \\ line\nbreak"}
 			if _, err := l.Append(context.Background(), ev); err != nil {

@@ -152,7 +152,7 @@ func load(ctx context.Context, st *sqlite.Store, n uint64, batch, principals int
 		for i := uint64(0); i < k; i++ {
 			idx := size + i
 			ev := event(r, idx, principals, start.Add(time.Duration(idx)*step))
-			leaf := audit.Marshal(ev)
+			leaf := sekisho.MarshalEvent(ev)
 			e := audit.Entry(ev, leaf)
 			e.Index = idx
 			entries = append(entries, e)
@@ -176,17 +176,17 @@ func load(ctx context.Context, st *sqlite.Store, n uint64, batch, principals int
 
 var actions = []string{"read", "read", "read", "lookup", "create", "update"}
 
-func event(r *rand.Rand, idx uint64, principals int, t time.Time) audit.Event {
+func event(r *rand.Rand, idx uint64, principals int, t time.Time) sekisho.Event {
 	p := fmt.Sprintf("p%05d", r.IntN(principals))
 	if r.IntN(100) == 0 {
 		p = "svc-batch"
 	}
 	org := []string{"operator", "affiliate", "subcontractor"}[r.IntN(3)]
-	dec := audit.Allow
+	dec := sekisho.Allow
 	if r.IntN(50) == 0 {
-		dec = audit.Deny
+		dec = sekisho.Deny
 	}
-	return audit.Event{Time: t, RequestID: fmt.Sprintf("%016x%016x", idx, r.Uint64()), Org: org, Principal: p,
+	return sekisho.Event{Time: t, RequestID: fmt.Sprintf("%016x%016x", idx, r.Uint64()), Org: org, Principal: p,
 		Device: p + "-laptop", Source: fmt.Sprintf("10.%d.%d.%d", r.IntN(256), r.IntN(256), r.IntN(256)),
 		Purpose: "support", Action: actions[r.IntN(len(actions))], Collection: "users",
 		Records: []string{fmt.Sprintf("u%08d", r.IntN(50_000_000))}, Fields: []string{"display_name", "phone"},

@@ -149,7 +149,7 @@ func hotRead(ctx context.Context, tmp string, p keys.Provider, cacheSize, record
 	if err := v.EnsureSchemas(ctx, defs); err != nil {
 		log.Fatal(err)
 	}
-	c := vault.Caller{Principal: "bench", Org: "operator", Device: "d", Purpose: "support"}
+	c := sekisho.Caller{Principal: "bench", Org: "operator", Device: "d", Purpose: "support"}
 	var in []*sekisho.RecordInput
 	for i := range records {
 		f, _ := json.Marshal(fmt.Sprintf("User %d", i))

@@ -450,7 +450,7 @@ func printEvents(ctx context.Context, w *bufio.Writer, l auditLog, flt sekisho.A
 			return err
 		}
 		for _, e := range entries {
-			ev, err := audit.Unmarshal(e.Leaf)
+			ev, err := sekisho.UnmarshalEvent(e.Leaf)
 			if err != nil {
 				// Not printed: a line that is not an event would break the
 				// reader's NDJSON; the count goes to the exit status.
@@ -458,7 +458,7 @@ func printEvents(ctx context.Context, w *bufio.Writer, l auditLog, flt sekisho.A
 				fmt.Fprintf(os.Stderr, "sekisho: event %d of log %s does not decode (%v); run sekisho audit verify\n", e.Index, l.name, err)
 				continue
 			}
-			w.Write(audit.Marshal(ev))
+			w.Write(sekisho.MarshalEvent(ev))
 			w.WriteByte('\n')
 			*printed++
 		}

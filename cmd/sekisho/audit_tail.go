@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho"
 )
 
 type auditTailFlags struct {
@@ -48,9 +48,9 @@ interrupted. It only reads, beside a running server. With --config and
 
 // tailLine is one event as audit tail --format json prints it.
 type tailLine struct {
-	Log   string      `json:"log"`
-	Index uint64      `json:"index"`
-	Event audit.Event `json:"event"`
+	Log   string        `json:"log"`
+	Index uint64        `json:"index"`
+	Event sekisho.Event `json:"event"`
 }
 
 func runAuditTail(ctx context.Context, out io.Writer, f auditTailFlags) error {
@@ -85,7 +85,7 @@ func runAuditTail(ctx context.Context, out io.Writer, f auditTailFlags) error {
 					return fmt.Errorf("audit log %s: %w", l.name, err)
 				}
 				for _, e := range entries {
-					ev, err := audit.Unmarshal(e.Leaf)
+					ev, err := sekisho.UnmarshalEvent(e.Leaf)
 					if err != nil {
 						return fmt.Errorf("audit log %s: event %d: %w", l.name, e.Index, err)
 					}

@@ -22,7 +22,6 @@ import (
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/keys"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // runCLI runs the sekisho command in-process with args and returns its
@@ -53,11 +52,11 @@ func setMasterKey(t *testing.T) {
 
 // testEvent is the i-th synthetic event: five principals, one a day apart
 // in groups of 100.
-func testEvent(base time.Time, i int) audit.Event {
-	return audit.Event{Time: base.Add(time.Duration(i) * 15 * time.Minute), RequestID: fmt.Sprintf("req-%04d", i),
+func testEvent(base time.Time, i int) sekisho.Event {
+	return sekisho.Event{Time: base.Add(time.Duration(i) * 15 * time.Minute), RequestID: fmt.Sprintf("req-%04d", i),
 		Org: "operator", Principal: fmt.Sprintf("p%d", i%5), Device: "dev-" + fmt.Sprint(i%3), Source: "10.0.0.1",
 		Purpose: "support", Action: "read", Collection: "users", Records: []string{fmt.Sprintf("r%d", i)},
-		Fields: []string{"phone"}, Decision: []string{audit.Allow, audit.Deny}[i%7/6], Policy: "own-org", Reason: "test",
+		Fields: []string{"phone"}, Decision: []string{sekisho.Allow, sekisho.Deny}[i%7/6], Policy: "own-org", Reason: "test",
 		RecordOrgs: []string{"operator"}}
 }
 
@@ -75,7 +74,7 @@ func auditDataDir(t *testing.T) (dir, checkpoint300 string) {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	caller := vault.Caller{Principal: "alice", Org: "operator", Device: "d1", Roles: []string{"admin"}, Source: "127.0.0.1",
+	caller := sekisho.Caller{Principal: "alice", Org: "operator", Device: "d1", Roles: []string{"admin"}, Source: "127.0.0.1",
 		Purpose: "support", RequestID: "vault-req"}
 	rec, err := in.vault.Create(ctx, caller, "users", &sekisho.RecordInput{Region: "jp",
 		Fields: map[string]json.RawMessage{"display_name": json.RawMessage(`"Sakura Tanaka"`)}})
@@ -92,7 +91,7 @@ func auditDataDir(t *testing.T) (dir, checkpoint300 string) {
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for n := int(size); n < 300; {
 		k := min(50, 300-n)
-		evs := make([]audit.Event, k)
+		evs := make([]sekisho.Event, k)
 		for i := range evs {
 			evs[i] = testEvent(base, n+i)
 		}
@@ -137,7 +136,7 @@ func sqlExec(t *testing.T, db *sql.DB, q string, args ...any) {
 func forgedLeaf(i int) []byte {
 	e := testEvent(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), i)
 	e.Principal = "nobody"
-	return audit.Marshal(e)
+	return sekisho.MarshalEvent(e)
 }
 
 // TestAuditVerifyDetectsTampering edits the SQLite file of a real data
@@ -288,16 +287,16 @@ func TestAuditVerifyRefusesCheckpointOfAnotherKey(t *testing.T) {
 	}
 }
 
-func decodeNDJSON(t *testing.T, out string) []audit.Event {
+func decodeNDJSON(t *testing.T, out string) []sekisho.Event {
 	t.Helper()
-	var evs []audit.Event
+	var evs []sekisho.Event
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
-		ev, err := audit.Unmarshal(sc.Bytes())
+		ev, err := sekisho.UnmarshalEvent(sc.Bytes())
 		if err != nil {
 			t.Fatalf("line %q: %v", sc.Text(), err)
 		}
-		if !bytes.Equal(audit.Marshal(ev), sc.Bytes()) {
+		if !bytes.Equal(sekisho.MarshalEvent(ev), sc.Bytes()) {
 			t.Fatalf("line is not the canonical event JSON: %s", sc.Text())
 		}
 		evs = append(evs, ev)
@@ -338,7 +337,7 @@ func TestAuditEvents(t *testing.T) {
 	t.Run("decision, device, record and org", func(t *testing.T) {
 		out, _ := runCLI(t, "audit", "events", "--data", dir, "--decision", "deny", "--device", "dev-0")
 		for _, ev := range decodeNDJSON(t, out) {
-			if ev.Decision != audit.Deny || ev.Device != "dev-0" {
+			if ev.Decision != sekisho.Deny || ev.Device != "dev-0" {
 				t.Fatalf("event outside the filter: %+v", ev)
 			}
 		}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // TestBackupRestore: a backup taken while records keep being written (the
@@ -37,7 +36,7 @@ func TestBackupRestore(t *testing.T) {
 			in.Close()
 		}
 	}()
-	caller := vault.Caller{Principal: "alice", Org: "operator", Device: "d1", Roles: []string{"admin"}, Source: "127.0.0.1", Purpose: "support"}
+	caller := sekisho.Caller{Principal: "alice", Org: "operator", Device: "d1", Roles: []string{"admin"}, Source: "127.0.0.1", Purpose: "support"}
 	create := func(name string) (string, error) {
 		rec, err := in.vault.Create(ctx, caller, "users", &sekisho.RecordInput{Region: "jp",
 			Fields: map[string]json.RawMessage{"display_name": json.RawMessage(fmt.Sprintf("%q", name))}})

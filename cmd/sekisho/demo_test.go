@@ -14,7 +14,6 @@ import (
 	"testing"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/demo"
 	"github.com/sekisho/sekisho/incident"
 	"github.com/sekisho/sekisho/sqlite"
@@ -41,12 +40,12 @@ func independentCount(t *testing.T, dir string, inc *incident.Incident) (subject
 			break
 		}
 		for _, e := range entries {
-			ev, err := audit.Unmarshal(e.Leaf)
+			ev, err := sekisho.UnmarshalEvent(e.Leaf)
 			if err != nil {
 				t.Fatal(err)
 			}
 			from = e.Index + 1
-			if ev.Time.Before(inc.Since) || !ev.Time.Before(inc.Until) || ev.Decision != audit.Allow || len(ev.Fields) == 0 {
+			if ev.Time.Before(inc.Since) || !ev.Time.Before(inc.Until) || ev.Decision != sekisho.Allow || len(ev.Fields) == 0 {
 				continue
 			}
 			if !slices.Contains(inc.Principals, ev.Principal) && !slices.Contains(inc.Devices, ev.Device) && !slices.Contains(inc.Orgs, ev.Org) {
@@ -201,11 +200,11 @@ func TestDemoNumbersEqualTheAuditLog(t *testing.T) {
 		}
 		for _, e := range entries {
 			from = e.Index + 1
-			ev, _ := audit.Unmarshal(e.Leaf)
+			ev, _ := sekisho.UnmarshalEvent(e.Leaf)
 			if ev.Purpose != "breach-notification" {
 				continue
 			}
-			if ev.Decision != audit.Allow || !slices.Equal(ev.Fields, contact) {
+			if ev.Decision != sekisho.Allow || !slices.Equal(ev.Fields, contact) {
 				t.Errorf("event %d under breach-notification: %s %v", e.Index, ev.Decision, ev.Fields)
 			}
 			for _, id := range ev.Records {

@@ -18,7 +18,6 @@ import (
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/importer"
-	"github.com/sekisho/sekisho/vault"
 )
 
 type importFlags struct {
@@ -131,7 +130,7 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 			return err
 		}
 		host, _ := os.Hostname()
-		vs := importer.NewVaultSink(in.vault, vault.Caller{Principal: "cli-import", Org: f.org,
+		vs := importer.NewVaultSink(in.vault, sekisho.Caller{Principal: "cli-import", Org: f.org,
 			Device: "local:" + host, Source: "local", Purpose: "import", RequestID: "import-" + time.Now().UTC().Format("20060102T150405Z")}, collection)
 		// The bulk path: this process holds the data directory. Batches are
 		// marked as they are stored, so running the same import again after

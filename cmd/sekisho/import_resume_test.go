@@ -107,7 +107,7 @@ func TestImportResumesAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	caller := vault.Caller{Principal: "alice", Org: "operator", Device: "d1", Roles: []string{"admin"}, Source: "127.0.0.1", Purpose: "support", RequestID: "check"}
+	caller := sekisho.Caller{Principal: "alice", Org: "operator", Device: "d1", Roles: []string{"admin"}, Source: "127.0.0.1", Purpose: "support", RequestID: "check"}
 	var ids []string
 	for after := ""; ; {
 		page, err := in.store.ListRecordIDs(ctx, "users", "", after, 1000)

@@ -288,8 +288,8 @@ func openIncidentOffline(ctx context.Context, src incidentSource, in *incident.I
 	host, _ := os.Hostname()
 	now := time.Now()
 	in.ID, in.CreatedBy = incident.NewID(), "cli-incident"
-	ev := audit.Event{Time: now, RequestID: "incident-open-" + now.UTC().Format("20060102T150405Z"), Principal: in.CreatedBy,
-		Device: "local:" + host, Source: "local", Action: "incident.create", Decision: audit.Allow, Policy: "incident",
+	ev := sekisho.Event{Time: now, RequestID: "incident-open-" + now.UTC().Format("20060102T150405Z"), Principal: in.CreatedBy,
+		Device: "local:" + host, Source: "local", Action: "incident.create", Decision: sekisho.Allow, Policy: "incident",
 		Detail: "incident " + in.ID + " (opened offline)"}
 	if _, err := log.Append(ctx, ev); err != nil {
 		return fmt.Errorf("the audit log is unavailable, the incident was not opened: %w", err)

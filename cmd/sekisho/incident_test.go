@@ -28,8 +28,8 @@ func incidentDataDir(t *testing.T) (dir, since, until string) {
 	}
 	defer in.Close()
 	start := time.Now().Add(-time.Minute).UTC()
-	alice := vault.Caller{Principal: "alice", Org: "operator", Device: "d1", Roles: []string{"admin"}, Purpose: "support"}
-	mallory := vault.Caller{Principal: "mallory", Org: "operator", Device: "d-evil", Roles: []string{"admin"}, Purpose: "support"}
+	alice := sekisho.Caller{Principal: "alice", Org: "operator", Device: "d1", Roles: []string{"admin"}, Purpose: "support"}
+	mallory := sekisho.Caller{Principal: "mallory", Org: "operator", Device: "d-evil", Roles: []string{"admin"}, Purpose: "support"}
 	var ids []string
 	for i, region := range []string{"jp", "th", "tw"} {
 		rec, err := in.vault.Create(ctx, alice, "users", &sekisho.RecordInput{Region: region,

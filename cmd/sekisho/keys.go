@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/vault"
 )
@@ -56,7 +57,7 @@ Offline with --data: writes into a stopped server's data directory directly.`,
 			}
 			defer in.Close()
 			host, _ := os.Hostname()
-			c := vault.Caller{Principal: "cli-keys", Org: org, Device: "local:" + host, Source: "local", Purpose: "security",
+			c := sekisho.Caller{Principal: "cli-keys", Org: org, Device: "local:" + host, Source: "local", Purpose: "security",
 				RequestID: "keys-rotate-" + time.Now().UTC().Format("20060102T150405Z")}
 			start := time.Now()
 			last := time.Now()

@@ -21,7 +21,6 @@ import (
 	"github.com/sekisho/sekisho/internal/softhsm"
 	"github.com/sekisho/sekisho/keys"
 	"github.com/sekisho/sekisho/sqlite"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // auditActions reads the actions of a data directory's audit log, in order.
@@ -65,7 +64,7 @@ func rootDataDir(t *testing.T, n int) string {
 	if _, err := newAccess(ctx, in, "sekisho-bootstrap-test", "operator", "jp", nil); err != nil {
 		t.Fatal(err)
 	}
-	c := vault.Caller{Principal: "alice", Org: "operator", Device: "d1", Roles: []string{"admin"}, Purpose: "support"}
+	c := sekisho.Caller{Principal: "alice", Org: "operator", Device: "d1", Roles: []string{"admin"}, Purpose: "support"}
 	for range n {
 		if _, err := in.vault.Create(ctx, c, "users", &sekisho.RecordInput{Region: "jp",
 			Fields: map[string]json.RawMessage{"display_name": json.RawMessage(`"User"`)}}); err != nil {
@@ -161,7 +160,7 @@ func TestRegionKeysInTheirOwnHSM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	u := vault.Caller{Principal: "alice", Org: "operator", Device: "d1", Purpose: "support"}
+	u := sekisho.Caller{Principal: "alice", Org: "operator", Device: "d1", Purpose: "support"}
 	for _, region := range []string{"jp", "th"} {
 		if _, err := in.vault.Create(ctx, u, "users", &sekisho.RecordInput{Region: region,
 			Fields: map[string]json.RawMessage{"display_name": json.RawMessage(`"User"`)}}); err != nil {

@@ -322,7 +322,7 @@ func (l *localNoticeReader) schema(ctx context.Context, collection string) (*sek
 }
 
 func (l *localNoticeReader) read(ctx context.Context, collection, org string, ids, fields []string) ([]*sekisho.Record, error) {
-	c := vault.Caller{Principal: "cli-notices", Org: org, Device: l.device, Source: "local", Roles: []string{"admin"},
+	c := sekisho.Caller{Principal: "cli-notices", Org: org, Device: l.device, Source: "local", Roles: []string{"admin"},
 		Purpose: purposeBreachNotification, RequestID: "notices-" + time.Now().UTC().Format("20060102T150405.000000Z")}
 	return l.v.BatchGet(ctx, c, collection, ids, fields)
 }

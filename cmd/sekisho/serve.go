@@ -30,7 +30,6 @@ import (
 	"github.com/sekisho/sekisho/httpapi"
 	"github.com/sekisho/sekisho/postgres"
 	"github.com/sekisho/sekisho/report"
-	"github.com/sekisho/sekisho/vault"
 )
 
 type serveFlags struct {
@@ -431,7 +430,7 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 		}
 		in.vault.SetGuard(n.grd)
 		acc.SetAlerter(func(ctx context.Context, rule, org, detail string) {
-			n.grd.Raise(ctx, vault.Caller{Principal: "sekisho", Org: org}, rule, detail)
+			n.grd.Raise(ctx, sekisho.Caller{Principal: "sekisho", Org: org}, rule, detail)
 		})
 		hc.Auth, hc.Guard = n.grd.Authenticator(acc), n.grd
 	}

@@ -27,7 +27,7 @@ import (
 	common "go.opentelemetry.io/proto/otlp/common/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho"
 )
 
 // DefaultSDID is the syslog structured data ID the receiver reads.
@@ -192,13 +192,13 @@ func (r *Receiver) syslog(c net.Conn) {
 			r.fail("syslog: header %+v sd %v", m.Base, sd)
 			return
 		}
-		ev, err := audit.Unmarshal([]byte(*m.Message))
+		ev, err := sekisho.UnmarshalEvent([]byte(*m.Message))
 		if err != nil {
 			r.fail("syslog: event %q: %v", *m.Message, err)
 			return
 		}
 		wantSev := uint8(6)
-		if ev.Decision == audit.Deny {
+		if ev.Decision == sekisho.Deny {
 			wantSev = 5
 		}
 		if !m.Timestamp.Equal(ev.Time) || *m.Severity != wantSev {
@@ -235,7 +235,7 @@ func (r *Receiver) otlp(w http.ResponseWriter, req *http.Request) {
 						attrs[kv.GetKey()] = v.StringValue
 					}
 				}
-				ev, err := audit.Unmarshal([]byte(lr.GetBody().GetStringValue()))
+				ev, err := sekisho.UnmarshalEvent([]byte(lr.GetBody().GetStringValue()))
 				idx, ok := attrs["sekisho.audit.index"].(int64)
 				if err != nil || !ok || lr.GetEventName() != "sekisho.audit" || lr.GetTimeUnixNano() != uint64(ev.Time.UnixNano()) || attrs["sekisho.audit.decision"] != ev.Decision {
 					r.fail("otlp record %v: %v", lr, err)
