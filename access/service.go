@@ -275,7 +275,6 @@ func (s *Service) event(ctx context.Context, c sekisho.Caller, action, detail st
 	return err
 }
 
-
 // isRootAdmin reports whether c is an admin of the org that runs the instance.
 func (s *Service) isRootAdmin(c sekisho.Caller) bool {
 	return c.Org == s.rootOrg && c.HasRole(RoleAdmin)

@@ -366,7 +366,6 @@ func tokenIAT(r *http.Request) time.Time {
 	return time.Unix(c.IAT, 0)
 }
 
-
 func (g *Guard) isRootAdmin(c sekisho.Caller) bool {
 	return c.Org == g.cfg.RootOrg && c.HasRole("admin")
 }

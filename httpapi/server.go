@@ -531,7 +531,6 @@ func (s *Server) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
 }
 
-
 func splitList(s string) []string {
 	if s == "" {
 		return nil
