@@ -182,7 +182,7 @@ func putJSON(t testing.TB, st sekisho.ObjectStore, kind, id, org string, v any) 
 }
 
 // expected is an independent count: every leaf of the log, decoded with
-// audit.Unmarshal, filtered and counted by the rules of the package doc.
+// sekisho.UnmarshalEvent, filtered and counted by the rules of the package doc.
 type expected struct {
 	exposed, possible map[string]bool
 	fields            map[string]bool

@@ -76,7 +76,7 @@ type line struct {
 func jsonLine(buf *bytes.Buffer, log string, e sekisho.AuditEntry) {
 	b, err := json.Marshal(line{Log: log, Index: e.Index, Event: e.Leaf})
 	if err != nil {
-		// A leaf is valid JSON (audit.Marshal wrote it); should one not
+		// A leaf is valid JSON (sekisho.MarshalEvent wrote it); should one not
 		// be, it still leaves as a JSON string rather than stopping the
 		// export.
 		b, _ = json.Marshal(struct {

@@ -21,6 +21,7 @@ import (
 	"github.com/sekisho/sekisho/internal/softhsm"
 	"github.com/sekisho/sekisho/keys"
 	"github.com/sekisho/sekisho/sqlite"
+	"github.com/sekisho/sekisho/vault"
 )
 
 // auditActions reads the actions of a data directory's audit log, in order.

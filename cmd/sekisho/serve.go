@@ -30,6 +30,7 @@ import (
 	"github.com/sekisho/sekisho/httpapi"
 	"github.com/sekisho/sekisho/postgres"
 	"github.com/sekisho/sekisho/report"
+	"github.com/sekisho/sekisho/vault"
 )
 
 type serveFlags struct {

@@ -8,9 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/httpapi"
 	"github.com/sekisho/sekisho/report"
-	"github.com/sekisho/sekisho/vault"
 )
 
 func newSubjectCmd() *cobra.Command {
@@ -113,7 +113,7 @@ func subjectReportOffline(cmd *cobra.Command, src incidentSource, collection, id
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	c := vault.Caller{Principal: "cli-subject-access", Org: org, Device: "local:" + host, Source: "local", Roles: []string{"admin"},
+	c := sekisho.Caller{Principal: "cli-subject-access", Org: org, Device: "local:" + host, Source: "local", Roles: []string{"admin"},
 		Purpose: httpapi.PurposeSubjectAccess, RequestID: "subject-access-" + time.Now().UTC().Format("20060102T150405.000000Z")}
 	rec, err := inst.vault.Get(ctx, c, collection, id, nil)
 	if err != nil {
