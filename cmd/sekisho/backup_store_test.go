@@ -18,7 +18,6 @@ import (
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/internal/pgtest"
 	"github.com/sekisho/sekisho/postgres"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // TestBackupStore: `backup --config` of a deployment whose default store and
@@ -41,7 +40,7 @@ func TestBackupStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	caller := vault.Caller{Principal: "alice", Org: "operator", Device: "d1", Roles: []string{"admin"}, Source: "127.0.0.1", Purpose: "support"}
+	caller := sekisho.Caller{Principal: "alice", Org: "operator", Device: "d1", Roles: []string{"admin"}, Source: "127.0.0.1", Purpose: "support"}
 	create := func(region, name string) error {
 		_, err := in.vault.Create(ctx, caller, "users", &sekisho.RecordInput{Region: region,
 			Fields: map[string]json.RawMessage{"display_name": json.RawMessage(fmt.Sprintf("%q", name))}})
