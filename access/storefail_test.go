@@ -13,7 +13,6 @@ import (
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/sqlite"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // failingStore is a real SQLite store whose reads of one kind fail as an
@@ -50,7 +49,7 @@ func TestAuthenticateStoreDown(t *testing.T) {
 	clk := func() time.Time { return now }
 	key, _ := dpop.GenerateKey("ed25519")
 	const url = "http://sekisho.test/v1/whoami"
-	for _, kind := range []string{access.KindPrincipal, access.KindOrg} {
+	for _, kind := range []string{sekisho.KindPrincipal, sekisho.KindOrg} {
 		t.Run(kind, func(t *testing.T) {
 			// A fresh service each time: its caches are empty.
 			svc, err := access.New(access.Config{Store: store, TokenKey: bytes.Repeat([]byte{1}, 32), BootstrapToken: "boot", Now: clk,
@@ -58,8 +57,8 @@ func TestAuthenticateStoreDown(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if kind == access.KindPrincipal {
-				if _, err := svc.SpendBootstrap(ctx, vault.Caller{}, "boot", access.Bootstrap{Principal: "admin", Key: key.JWK()}); err != nil {
+			if kind == sekisho.KindPrincipal {
+				if _, err := svc.SpendBootstrap(ctx, sekisho.Caller{}, "boot", access.Bootstrap{Principal: "admin", Key: key.JWK()}); err != nil {
 					t.Fatal(err)
 				}
 			}
