@@ -22,7 +22,6 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access/dpop"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // ProblemAttestationInvalid is the problem type of an enrolment whose
@@ -292,7 +291,7 @@ func (s *Service) VerifyTPMEvidence(ev *TPMEvidence, key dpop.JWK) error {
 // verified first (whoever the principal is, so a refusal tells nothing
 // about who exists), and the device is recorded key_storage tpm,
 // attested: true.
-func (s *Service) EnrolAttestedDevice(ctx context.Context, c vault.Caller, principal, name string, key dpop.JWK, ev *TPMEvidence) (*Device, error) {
+func (s *Service) EnrolAttestedDevice(ctx context.Context, c sekisho.Caller, principal, name string, key dpop.JWK, ev *TPMEvidence) (*Device, error) {
 	if err := s.VerifyTPMEvidence(ev, key); err != nil {
 		return nil, s.event(ctx, c, "device.enrol", "device "+key.Thumbprint()+" for "+principal+": attestation refused", err)
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/cedar-policy/cedar-go"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // Device requirements: what device a request must come from. Each level
@@ -103,7 +102,7 @@ func (s *Service) deviceOf(ctx context.Context, id string) deviceFacts {
 	if id == "" {
 		return deviceFacts{storage: KeyStorageFile}
 	}
-	d, err := cachedGet[Device](ctx, s, KindDevice, id)
+	d, err := cachedGet[Device](ctx, s, sekisho.KindDevice, id)
 	if err != nil {
 		return deviceFacts{storage: KeyStorageFile}
 	}
@@ -118,7 +117,7 @@ func (s *Service) orgRequirements(ctx context.Context, org string) DeviceRequire
 		def = DeviceHardwareBound
 	}
 	out := DeviceRequirements{CrossOrg: def, Sensitive: def}
-	o, err := cachedGet[Org](ctx, s, KindOrg, org)
+	o, err := cachedGet[Org](ctx, s, sekisho.KindOrg, org)
 	if err != nil || o.DeviceRequirements == nil {
 		return out
 	}
@@ -132,20 +131,20 @@ func (s *Service) orgRequirements(ctx context.Context, org string) DeviceRequire
 }
 
 // readActions are the actions that return field values.
-var readActions = []string{vault.ActionRead, vault.ActionLookup, vault.ActionBatchGet, "detokenize"}
+var readActions = []string{sekisho.ActionRead, sekisho.ActionLookup, sekisho.ActionBatchGet, "detokenize"}
 
 // checkDevice applies the owner org's device requirements to a request
 // Cedar allowed: across orgs the cross-org one, and for a read of a
 // sensitive field the sensitive one. The zero Decision means it passes.
-func (s *Service) checkDevice(ctx context.Context, req vault.AccessRequest, owner string, dev deviceFacts) (vault.Decision, bool) {
+func (s *Service) checkDevice(ctx context.Context, req sekisho.AccessRequest, owner string, dev deviceFacts) (sekisho.Decision, bool) {
 	reqs := s.orgRequirements(ctx, owner)
 	if owner != req.Caller.Org && !dev.meets(reqs.CrossOrg) {
 		return deny("device-requirements:"+owner, ProblemDeviceNotHardwareBound,
 			"org %s lets other orgs read its records only from a %s device; device %s of %s is %s (sign in with sekisho login --key-store tpm or pkcs11, and have it approved)",
 			owner, reqs.CrossOrg, req.Caller.Device, req.Caller.Principal, dev), false
 	}
-	if req.Schema == nil || dev.meets(reqs.Sensitive) || !slices.Contains(readActions, req.Action) {
-		return vault.Decision{}, true
+	if req.Schema == nil || dev.meets(reqs.Sensitive) || !slices.Contains(readActions, string(req.Action)) {
+		return sekisho.Decision{}, true
 	}
 	for _, f := range req.Fields {
 		if fd, ok := req.Schema.Field(f); ok && fd.Classification == sekisho.ClassSensitive {
@@ -154,12 +153,12 @@ func (s *Service) checkDevice(ctx context.Context, req vault.AccessRequest, owne
 				f, req.Collection, owner, reqs.Sensitive, req.Caller.Device, req.Caller.Principal, dev), false
 		}
 	}
-	return vault.Decision{}, true
+	return sekisho.Decision{}, true
 }
 
 // SetDeviceRequirements sets an org's device requirements (an admin of the
 // org, or a root admin). An empty level goes back to the instance default.
-func (s *Service) SetDeviceRequirements(ctx context.Context, c vault.Caller, org string, r DeviceRequirements) (*Org, error) {
+func (s *Service) SetDeviceRequirements(ctx context.Context, c sekisho.Caller, org string, r DeviceRequirements) (*Org, error) {
 	detail := fmt.Sprintf("org %s device requirements cross_org=%s sensitive=%s", org, orDefault(r.CrossOrg), orDefault(r.Sensitive))
 	if err := s.requireAdminOf(c, org, "setting an org's device requirements", true); err != nil {
 		return nil, s.event(ctx, c, "org.device-requirements", detail, err)
@@ -170,7 +169,7 @@ func (s *Service) SetDeviceRequirements(ctx context.Context, c vault.Caller, org
 	if err := checkDeviceLevel("sensitive", r.Sensitive); err != nil {
 		return nil, err
 	}
-	o, v, err := get[Org](ctx, s, KindOrg, org)
+	o, v, err := get[Org](ctx, s, sekisho.KindOrg, org)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +177,7 @@ func (s *Service) SetDeviceRequirements(ctx context.Context, c vault.Caller, org
 	if r == (DeviceRequirements{}) {
 		o.DeviceRequirements = nil
 	}
-	if err := s.put(ctx, KindOrg, o.ID, o.ID, v+1, o); err != nil {
+	if err := s.put(ctx, sekisho.KindOrg, o.ID, o.ID, v+1, o); err != nil {
 		return nil, s.event(ctx, c, "org.device-requirements", detail, err)
 	}
 	return o, s.event(ctx, c, "org.device-requirements", detail, nil)
@@ -196,15 +195,15 @@ func orDefault(l string) string {
 // grant's device_requirement, or a policy on context.device_key_storage or
 // context.device_attested). The policy that permits such a device, or the
 // one that forbids this one, is named.
-func (s *Service) deniedForDevice(ps *cedar.PolicySet, req vault.AccessRequest, owner string, dev deviceFacts, sn *snapshot,
-	diag cedar.Diagnostic, now time.Time) (vault.Decision, bool) {
+func (s *Service) deniedForDevice(ps *cedar.PolicySet, req sekisho.AccessRequest, owner string, dev deviceFacts, sn *snapshot,
+	diag cedar.Diagnostic, now time.Time) (sekisho.Decision, bool) {
 	if dev.meets(DeviceAttested) {
-		return vault.Decision{}, false
+		return sekisho.Decision{}, false
 	}
 	ents, alt := cedarRequest(req, owner, req.Caller.Purpose, hardware, now)
 	d, altDiag := cedar.Authorize(ps, ents, alt)
 	if d != cedar.Allow {
-		return vault.Decision{}, false
+		return sekisho.Decision{}, false
 	}
 	var names []string
 	for _, r := range diag.Reasons {

@@ -13,7 +13,6 @@ import (
 	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/schemas"
 	"github.com/sekisho/sekisho/sqlite"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // TestDeviceRequirements (issue 16 point 3): grants, org defaults and Cedar
@@ -40,15 +39,15 @@ func TestDeviceRequirements(t *testing.T) {
 		t.Fatal(err)
 	}
 	key, _ := dpop.GenerateKey("p256")
-	if _, err := s.SpendBootstrap(ctx, vault.Caller{}, "boot", access.Bootstrap{Principal: "admin", Key: key.JWK()}); err != nil {
+	if _, err := s.SpendBootstrap(ctx, sekisho.Caller{}, "boot", access.Bootstrap{Principal: "admin", Key: key.JWK()}); err != nil {
 		t.Fatal(err)
 	}
 	root := s.RootOrg()
-	admin := vault.Caller{Principal: "admin", Org: root, Roles: []string{access.RoleAdmin}}
+	admin := sekisho.Caller{Principal: "admin", Org: root, Roles: []string{access.RoleAdmin}}
 	if _, err := s.CreateOrg(ctx, admin, &access.Org{ID: "affiliate", HomeRegion: "jp"}); err != nil {
 		t.Fatal(err)
 	}
-	affAdmin := vault.Caller{Principal: "aff-admin", Org: "affiliate", Roles: []string{access.RoleAdmin}}
+	affAdmin := sekisho.Caller{Principal: "aff-admin", Org: "affiliate", Roles: []string{access.RoleAdmin}}
 	for _, p := range []*access.Principal{
 		{ID: "bob", Org: "affiliate", Kind: "person", Roles: []string{access.RoleMember}},
 		{ID: "carol", Org: root, Kind: "person", Roles: []string{access.RoleMember}},
@@ -60,7 +59,7 @@ func TestDeviceRequirements(t *testing.T) {
 	}
 	enrol := func(principal, storage string) string {
 		k, _ := dpop.GenerateKey("p256")
-		d, err := s.EnrolDevice(ctx, vault.Caller{}, principal, "laptop", storage, k.JWK())
+		d, err := s.EnrolDevice(ctx, sekisho.Caller{}, principal, "laptop", storage, k.JWK())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,17 +69,17 @@ func TestDeviceRequirements(t *testing.T) {
 		return d.ID
 	}
 	bobFile, bobTPM, carolFile, carolTPM := enrol("bob", "file"), enrol("bob", "tpm"), enrol("carol", "file"), enrol("carol", "tpm")
-	bob := func(dev string) vault.Caller {
-		return vault.Caller{Principal: "bob", Org: "affiliate", Device: dev, Roles: []string{access.RoleMember}, Purpose: "support"}
+	bob := func(dev string) sekisho.Caller {
+		return sekisho.Caller{Principal: "bob", Org: "affiliate", Device: dev, Roles: []string{access.RoleMember}, Purpose: "support"}
 	}
-	carol := func(dev string) vault.Caller {
-		return vault.Caller{Principal: "carol", Org: root, Device: dev, Roles: []string{access.RoleMember}, Purpose: "support"}
+	carol := func(dev string) sekisho.Caller {
+		return sekisho.Caller{Principal: "carol", Org: root, Device: dev, Roles: []string{access.RoleMember}, Purpose: "support"}
 	}
-	read := func(c vault.Caller, fields ...string) vault.Decision {
-		return s.Authorize(ctx, vault.AccessRequest{Caller: c, Action: vault.ActionRead, Collection: "users", Schema: byName["users"],
+	read := func(c sekisho.Caller, fields ...string) sekisho.Decision {
+		return s.Authorize(ctx, sekisho.AccessRequest{Caller: c, Action: sekisho.ActionRead, Collection: "users", Schema: byName["users"],
 			Fields: fields, Region: "jp", Owner: root})
 	}
-	expect := func(what string, d vault.Decision, allow bool) {
+	expect := func(what string, d sekisho.Decision, allow bool) {
 		t.Helper()
 		if d.Allow != allow || (!allow && d.Type != access.ProblemDeviceNotHardwareBound) {
 			t.Errorf("%s: allow %v type %q (%s); want allow %v", what, d.Allow, d.Type, d.Reason, allow)
@@ -151,7 +150,7 @@ func TestDeviceRequirements(t *testing.T) {
 		t.Fatal(err)
 	}
 	settle()
-	fraud := func(c vault.Caller) vault.Caller { c.Purpose = "fraud"; return c }
+	fraud := func(c sekisho.Caller) sekisho.Caller { c.Purpose = "fraud"; return c }
 	expect("policy, carol's file key", read(fraud(carol(carolFile)), "phone"), false)
 	expect("policy, carol's TPM key", read(fraud(carol(carolTPM)), "phone"), true)
 	if d := read(fraud(carol(carolFile)), "phone"); d.Policy != "fraud-hardware@1" {

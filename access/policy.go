@@ -442,7 +442,7 @@ func (s *Service) diagnoseCross(req sekisho.AccessRequest, sn *snapshot, owner s
 		switch {
 		case !slices.Contains(g.Collections, req.Collection):
 			rank, d = 1, deny(name, "grant-collection-not-listed", "grant %s does not list collection %s", g.ID, req.Collection)
-		case !slices.Contains(g.Actions, req.Action):
+		case !slices.Contains(g.Actions, string(req.Action)):
 			rank, d = 2, deny(name, "grant-action-not-listed", "grant %s does not list action %s", g.ID, req.Action)
 		case now.Before(g.NotBefore):
 			rank, d = 3, deny(name, "grant-not-yet-valid", "grant %s is valid from %s", g.ID, g.NotBefore.Format(time.RFC3339))

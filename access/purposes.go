@@ -57,7 +57,7 @@ func (s *Service) Purposes(ctx context.Context, c sekisho.Caller, collections []
 			var actions []string
 			for _, a := range Actions {
 				for _, coll := range collections {
-					ents, req := cedarRequest(sekisho.AccessRequest{Caller: caller, Action: a, Collection: coll}, probeOrg, p, hardware, now)
+					ents, req := cedarRequest(sekisho.AccessRequest{Caller: caller, Action: sekisho.Action(a), Collection: coll}, probeOrg, p, hardware, now)
 					if d, _ := cedar.Authorize(sn.own, ents, req); d == cedar.Allow {
 						actions = append(actions, a)
 						break

@@ -3,14 +3,14 @@ package httpapi
 import (
 	"net/http"
 
+	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
-	"github.com/sekisho/sekisho/vault"
 )
 
 // putDeviceRequirements answers PUT /v1/orgs/{id}/device-requirements: the
 // devices the org's records may be read from, across orgs and for
 // sensitive fields (issue 16).
-func (s *Server) putDeviceRequirements(w http.ResponseWriter, r *http.Request, c vault.Caller) error {
+func (s *Server) putDeviceRequirements(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -27,7 +27,7 @@ func (s *Server) putDeviceRequirements(w http.ResponseWriter, r *http.Request, c
 
 // attestationChallenge answers POST /v1/devices/attestation-challenge: a
 // TPM credential-activation challenge for an attestation key (issue 16).
-func (s *Server) attestationChallenge(w http.ResponseWriter, r *http.Request, _ vault.Caller) error {
+func (s *Server) attestationChallenge(w http.ResponseWriter, r *http.Request, _ sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
