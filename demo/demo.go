@@ -401,8 +401,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		fmt.Fprintf(out, "\nThe zero-trust vault is in %s (the shared-trust one in %s), with its admin's profile in %s. Try:\n"+
 			"  sekisho audit verify --data %s\n  sekisho incident scope --data %s --incident %s --format json\n"+
 			"  sekisho serve --data %s            # then, in another terminal:\n"+
-			"  sekisho incident list --profile %s\n  sekisho quarantine list --profile %s\n",
-			dirA, dirB, profile, dirA, dirA, inc.ID, dirA, profile, profile)
+			"  sekisho incident list --profile %s\n  sekisho quarantine list --profile %s\n"+
+			"  open http://%s/console, sign in as admin, then let this profile approve the browser's device:\n"+
+			"  sekisho device approve --profile %s -- DEVICE_ID\n",
+			dirA, dirB, profile, dirA, dirA, inc.ID, dirA, profile, profile, o.ServeAddr, profile)
 	}
 	fmt.Fprintf(out, "\nincident id: %s\n", inc.ID)
 	return res, nil
