@@ -60,8 +60,10 @@ export async function quarantinesPage(c: Client, rerender: () => void): Promise<
     no.addEventListener('click', () => cell.replaceChildren(...before))
     yes.addEventListener('click', async () => {
       try {
-        await c.liftQuarantine(id)
-        status(`${t('lifted')}: ${who}`, 'ok')
+        const q = await c.liftQuarantine(id)
+        // Two-sided quarantines: this org's lift is recorded, others remain.
+        const needed = (q as { lifts_needed?: string[] }).lifts_needed ?? []
+        status(q.status === 'lifted' ? `${t('lifted')}: ${who}` : `${t('lift_recorded')}: ${needed.join(', ')}`, 'ok')
         rerender()
       } catch (e) {
         status(problemText(e), 'error')
@@ -70,15 +72,15 @@ export async function quarantinesPage(c: Client, rerender: () => void): Promise<
   }
   return h('section', { 'aria-labelledby': 'page-title' },
     h('h1', { id: 'page-title' }, t('quarantines')),
-    table('quarantines', t('quarantines'), [t('subject'), t('device'), t('org'), t('rule'), t('reason'), t('since'), t('status'), t('lifted_by'), ''],
+    table('quarantines', t('quarantines'), [t('principal_col'), t('subject'), t('device'), t('org'), t('rule'), t('reason'), t('since'), t('status'), t('lifted_by'), ''],
       qs.map((q) => {
         const cell = h('span')
         if (q.status === 'active') {
-          const b = h('button', { type: 'button', 'data-lift': q.id, 'aria-label': `${t('lift_label')} ${q.subject ?? q.principal}` }, t('lift'))
-          b.addEventListener('click', () => lift(q.id!, q.subject ?? q.principal ?? q.id!, cell))
+          const b = h('button', { type: 'button', 'data-lift': q.id, 'aria-label': `${t('lift_label')} ${q.subject ?? ''} ${q.principal ?? ''}` }, t('lift'))
+          b.addEventListener('click', () => lift(q.id!, `${q.subject ?? ''} ${q.principal ?? q.id!}`, cell))
           cell.append(b)
         }
-        return [q.subject ?? q.principal ?? '', mono(q.device), q.org ?? '', q.rule ?? '', q.reason ?? '', timeEl(q.since), h('span', { class: `qstatus ${q.status}`, 'data-status': q.status }, q.status ?? ''),
+        return [q.principal ?? '', q.subject ?? '', mono(q.device), q.org ?? '', q.rule ?? '', q.reason ?? '', timeEl(q.since), h('span', { class: `qstatus ${q.status}`, 'data-status': q.status }, q.status ?? ''),
           q.lifted_by ? h('span', {}, q.lifted_by, ' ', timeEl(q.lifted_at)) : '—', cell]
       }), qs.map((q) => q.id ?? '')))
 }

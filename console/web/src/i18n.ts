@@ -110,6 +110,7 @@ const en = {
   lift_confirm: 'Lift the quarantine',
   cancel: 'Cancel',
   lifted: 'Lifted',
+  lift_recorded: 'Lift recorded; still to lift by the admins of',
   // guard
   guard: 'Guard',
   alerts: 'Alerts as they fire',
@@ -255,6 +256,7 @@ const ja: Dict = {
   lift_confirm: '隔離を解除する',
   cancel: 'キャンセル',
   lifted: '解除しました',
+  lift_recorded: '解除を記録しました。残りの解除が必要な組織',
   guard: 'ガード',
   alerts: '発生したアラート',
   alerts_intro: '監査ログにあるガードの拒否と隔離（5秒ごとに確認）。',
