@@ -409,13 +409,19 @@ func (s *Service) allow(req sekisho.AccessRequest, sn *snapshot, diag cedar.Diag
 	}
 	sort.Strings(names)
 	d := sekisho.Decision{Allow: true, Policy: strings.Join(names, ","), Reason: "permitted by " + strings.Join(names, ", ")}
+	// The first permitting policy, when a grant, is the grant the request
+	// is made under (and charged to).
+	if len(names) > 0 {
+		if id, ok := strings.CutPrefix(names[0], "grant:"); ok {
+			d.Grant = id
+		}
+	}
 	if len(masked) > 0 {
 		d.MaskedFields = masked
 	}
 	// Budgets: a cross-org read is charged to the first permitting grant.
-	if req.Owner != "" && req.Owner != req.Caller.Org && len(names) > 0 {
-		id, isGrant := strings.CutPrefix(names[0], "grant:")
-		if g := sn.grantByID[id]; isGrant && g != nil && (g.BudgetPerHour > 0 || g.BudgetTotal > 0) {
+	if req.Owner != "" && req.Owner != req.Caller.Org && d.Grant != "" {
+		if g := sn.grantByID[d.Grant]; g != nil && (g.BudgetPerHour > 0 || g.BudgetTotal > 0) {
 			if !s.budgets.charge(g, now) {
 				return deny(names[0], "grant-budget-exceeded", "grant %s has used its volume budget (%d records per hour, %d in total)",
 					g.ID, g.BudgetPerHour, g.BudgetTotal)

@@ -306,8 +306,8 @@ func isDataAction(a string) bool {
 	return isReadAction(a) || a == sekisho.ActionCreate || a == sekisho.ActionUpdate || a == sekisho.ActionErase
 }
 
-// grantOf returns the grant id of a decision's policy ("grant:g-…", first of
-// a list), or "".
+// grantOf returns the grant id of an audit event's policy ("grant:g-…", first
+// of a list), or "": events from the log carry the policy as a string.
 func grantOf(policy string) string {
 	first, _, _ := strings.Cut(policy, ",")
 	if id, ok := strings.CutPrefix(first, "grant:"); ok {
@@ -397,7 +397,7 @@ func (g *Guard) Check(ctx context.Context, req sekisho.AccessRequest, recs []*se
 	sort.Strings(dataOrgs)
 	var fired []firing
 	// Volume budgets: the principal's role, its device, and the grant used.
-	grant := grantOf(d.Policy)
+	grant := d.Grant
 	var gb Budget
 	if grant != "" {
 		gb = g.grantBudget(ctx, grant)
