@@ -42,6 +42,10 @@ type Bootstrap struct {
 	// (file when empty).
 	KeyStorage string   `json:"key_storage,omitempty"`
 	Key        dpop.JWK `json:"-"` // from the DPoP proof
+	// Attestation is evidence of where the key lives (a TPM key
+	// attestation); verified before the token is spent, it makes the
+	// device attested.
+	Attestation *TPMEvidence `json:"attestation,omitempty"`
 }
 
 // BootstrapResult is what the bootstrap returns.
@@ -70,6 +74,18 @@ func (s *Service) SpendBootstrap(ctx context.Context, c sekisho.Caller, token st
 	if err != nil {
 		return nil, err
 	}
+	attested := false
+	if b.Attestation != nil {
+		if b.KeyStorage != "" && b.KeyStorage != KeyStorageTPM {
+			return nil, &sekisho.Error{Code: sekisho.EInvalid, Type: ProblemAttestationInvalid, Field: "key_storage",
+				Message: "a TPM attestation attests key_storage tpm, not " + b.KeyStorage}
+		}
+		// Verified before the token is spent: refused evidence leaves it usable.
+		if err := s.VerifyTPMEvidence(b.Attestation, b.Key); err != nil {
+			return nil, s.event(ctx, c, "bootstrap.spend", "attestation refused", err)
+		}
+		storage, attested = KeyStorageTPM, true
+	}
 	now := s.now()
 	// Spending first, with version 1, makes the bootstrap single-use even
 	// when two requests race: the second gets a conflict.
@@ -89,7 +105,7 @@ func (s *Service) SpendBootstrap(ctx context.Context, c sekisho.Caller, token st
 		return nil, err
 	}
 	d := &Device{ID: b.Key.Thumbprint(), Principal: p.ID, Org: p.Org, Name: b.Device, Key: b.Key, Status: StatusApproved,
-		EnrolledAt: now, ApprovedAt: &now, ApprovedBy: "bootstrap", KeyStorage: storage}
+		EnrolledAt: now, ApprovedAt: &now, ApprovedBy: "bootstrap", KeyStorage: storage, Attested: attested}
 	if err := s.put(ctx, sekisho.KindDevice, d.ID, d.Org, 1, d); err != nil {
 		return nil, err
 	}

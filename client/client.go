@@ -356,8 +356,9 @@ type BootstrapResult struct {
 		Org string `json:"org"`
 	} `json:"principal"`
 	Device struct {
-		ID     string `json:"id"`
-		Status string `json:"status"`
+		ID       string `json:"id"`
+		Status   string `json:"status"`
+		Attested bool   `json:"attested"`
 	} `json:"device"`
 }
 
@@ -365,9 +366,12 @@ type BootstrapResult struct {
 // with this client's key as its device, approved.
 func (c *Client) Bootstrap(ctx context.Context, token, principal, deviceName string) (*BootstrapResult, error) {
 	var out BootstrapResult
-	body := map[string]string{"principal": principal, "device_name": deviceName}
+	body := map[string]any{"principal": principal, "device_name": deviceName}
 	if c.KeyStorage != "" {
 		body["key_storage"] = c.KeyStorage
+	}
+	if c.Attestation != nil {
+		body["attestation"] = c.Attestation
 	}
 	err := c.unauthenticated(ctx, "POST", "/v1/bootstrap", body, token, &out)
 	if err != nil {

@@ -35,9 +35,14 @@ func TestLoginTPMAttested(t *testing.T) {
 	good.ProvisionEK(t, maker)
 	untrusted.ProvisionEK(t, rogue)
 
+	// The first admin (bootstrap) on the trusted TPM, attested; the
+	// bootstrap token is spent only by an enrolment whose evidence verified.
 	admin := filepath.Join(t.TempDir(), "admin")
-	if out, code := cli(t, "login", "--server", url, "--bootstrap-token-file", tokenFile, "--profile", admin); code != 0 {
-		t.Fatalf("login: %d %s", code, out)
+	out, code := cli(t, "login", "--server", url, "--bootstrap-token-file", tokenFile, "--profile", admin,
+		"--key-store", "tpm", "--tpm", good.TCTI, "--attest", "--format", "json")
+	var boot loginResult
+	if code != 0 || json.Unmarshal([]byte(out), &boot) != nil || !boot.Attested || boot.KeyStorage != "tpm" {
+		t.Fatalf("bootstrap login --attest: %d %s", code, out)
 	}
 	for _, p := range []string{"bob", "eve"} {
 		if out, code := cli(t, "principal", "create", p, "--role", "member", "--profile", admin); code != 0 {

@@ -54,7 +54,7 @@ token with --pkcs11-module LIB --pkcs11-token LABEL and its user PIN with
 the module, the label, the key's CKA_ID and public key and the PIN file's
 path (never the PIN), and every proof is signed by the token.
 
-With --key-store tpm and --principal, login also attests the key when the
+With --key-store tpm, login also attests the key when the
 TPM holds an endorsement key certificate: an attestation key of the same
 TPM certifies the device key, the server proves the attestation key lives
 in that TPM (credential activation) and checks the EK certificate against
@@ -94,8 +94,8 @@ attested: true. --attest makes a failed attestation fail the login.`,
 			if tpm != "" && keyStore != client.KeyStorageTPM {
 				return usageErrorf("--tpm is for --key-store tpm")
 			}
-			if attest && (keyStore != client.KeyStorageTPM || bootFile != "") {
-				return usageErrorf("--attest is for --key-store tpm with --principal (the bootstrap enrolment is not attested)")
+			if attest && keyStore != client.KeyStorageTPM {
+				return usageErrorf("--attest is for --key-store tpm")
 			}
 			if p11.given(cmd) && keyStore != client.KeyStoragePKCS11 {
 				return usageErrorf("--pkcs11-module, --pkcs11-token and --pkcs11-pin-file are for --key-store pkcs11")
@@ -153,6 +153,11 @@ attested: true. --attest makes a failed attestation fail the login.`,
 				if principal == "" {
 					principal = "admin"
 				}
+				if blob != nil {
+					if err := attestLogin(cmd, c, blob, p.Device, attest); err != nil {
+						return err
+					}
+				}
 				res, err := c.Bootstrap(ctx, strings.TrimSpace(string(b)), principal, deviceName)
 				if err != nil {
 					return err
@@ -166,7 +171,8 @@ attested: true. --attest makes a failed attestation fail the login.`,
 				}
 				if format == "json" {
 					return writeJSON(out, loginResult{Server: p.Server, Principal: p.Principal, Org: p.Org, Roles: []string{"admin", "auditor"},
-						Device: p.Device, Status: res.Device.Status, Profile: dir, Abandoned: old.device(), KeyStorage: keyStore, TPM: p.TPM})
+						Device: p.Device, Status: res.Device.Status, Profile: dir, Abandoned: old.device(), KeyStorage: keyStore, TPM: p.TPM,
+						Attested: res.Device.Attested})
 				}
 				fmt.Fprintf(out, "Logged in as %s (org %s, roles admin and auditor); the bootstrap token is now spent.\nDevice %s, approved.\n%sProfile: %s\n",
 					p.Principal, p.Org, p.Device, keyLine(p), dir)

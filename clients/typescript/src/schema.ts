@@ -2460,6 +2460,7 @@ export interface operations {
                      * @enum {string}
                      */
                     key_storage?: "file" | "tpm" | "pkcs11" | "webauthn";
+                    attestation?: components["schemas"]["TPMEvidence"];
                 };
             };
         };
