@@ -200,10 +200,11 @@ export async function grantsPage(c: Client): Promise<HTMLElement> {
   }
   const now = Date.now()
   const active = grants.filter((g) => g.status === 'active')
-  const expiring = active.filter((g) => Date.parse(g.expires) - now < 7 * 86400_000)
+  // Expired grants keep the status active in the API: they are not "expiring".
+  const expiring = active.filter((g) => { const d = Date.parse(g.expires) - now; return d >= 0 && d < 7 * 86400_000 })
   const unused = active.filter((g) => !used.has(g.id ?? ''))
   const over = grants.filter((g) => budget.has(g.id ?? ''))
-  const row = (g: Grant) => [mono(g.id), g.grantor_org ?? '', g.grantee_org, list(g.collections), list(g.regions), list(g.purposes), g.status ?? '', timeEl(g.expires), `${g.budget_per_hour || '—'} / ${g.budget_total || '—'}`]
+  const row = (g: Grant) => [mono(g.id), g.grantor_org ?? '', g.grantee_org, list(g.collections), list(g.regions), list(g.purposes), g.status === 'active' && Date.parse(g.expires) < now ? t('expired') : g.status ?? '', timeEl(g.expires), `${g.budget_per_hour || '—'} / ${g.budget_total || '—'}`]
   const heads = [t('id'), t('grantor'), t('grantee'), t('collections'), t('regions'), t('purposes'), t('status'), t('expires'), t('budget')]
   return h('section', { 'aria-labelledby': 'page-title' },
     h('h1', { id: 'page-title' }, t('grants')),
