@@ -1,12 +1,8 @@
 package sekisho
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"regexp"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // FieldType is the type of a field's values. Values are validated and
@@ -97,37 +93,6 @@ var purposeRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,63}$`)
 // ValidPurpose reports whether s is a well-formed purpose: like a name, but
 // '-' is allowed too (subject-access, breach-notification).
 func ValidPurpose(s string) bool { return purposeRE.MatchString(s) }
-
-// ParseSchema decodes a schema from JSON or YAML (JSON is YAML, but JSON input
-// is decoded strictly as JSON so that error positions are exact) and validates
-// it. Unknown keys are refused, so that a typo cannot silently drop a setting.
-func ParseSchema(data []byte) (*Schema, error) {
-	var s Schema
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 {
-		return nil, Errorf(EInvalid, "schema is empty")
-	}
-	if trimmed[0] == '{' {
-		dec := json.NewDecoder(bytes.NewReader(trimmed))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&s); err != nil {
-			return nil, Errorf(EInvalid, "schema is not valid JSON: %v", err)
-		}
-		if dec.More() {
-			return nil, Errorf(EInvalid, "schema has trailing data after the JSON object")
-		}
-	} else {
-		dec := yaml.NewDecoder(bytes.NewReader(trimmed))
-		dec.KnownFields(true)
-		if err := dec.Decode(&s); err != nil {
-			return nil, Errorf(EInvalid, "schema is not valid YAML: %v", err)
-		}
-	}
-	if err := s.Validate(); err != nil {
-		return nil, err
-	}
-	return &s, nil
-}
 
 // Validate checks the schema's names, types, classifications and masks.
 func (s *Schema) Validate() error {

@@ -3,8 +3,8 @@ package gen
 import (
 	"testing"
 
-	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/schemas"
+	"github.com/sekisho/sekisho/values"
 )
 
 // Every generated value passes its schema's validation.
@@ -25,7 +25,7 @@ func TestGeneratedRecordsValidate(t *testing.T) {
 				if !ok {
 					t.Fatalf("%s: generated unknown field %s", s.Collection, name)
 				}
-				if _, err := sekisho.Normalize(f, v, in.Region); err != nil {
+				if _, err := values.Normalize(f, v, in.Region); err != nil {
 					t.Fatalf("%s.%s = %s (%s): %v", s.Collection, name, v, in.Region, err)
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/schemas"
 	"github.com/sekisho/sekisho/vault"
 )
 
@@ -215,7 +216,7 @@ func schemaFromBody(r *http.Request) (*sekisho.Schema, error) {
 			return nil, err
 		}
 	}
-	return sekisho.ParseSchema(b)
+	return schemas.Parse(b)
 }
 
 func (s *Server) createCollection(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/values"
 )
 
 // memSink accepts every row whose fields validate against the schema, like
@@ -26,7 +27,7 @@ func (m *memSink) Write(_ context.Context, items []Item) ([]error, error) {
 				errs[i] = sekisho.Errorf(sekisho.EInvalid, "no field %s", name)
 				break
 			}
-			if _, err := sekisho.Normalize(f, v, it.Input.Region); err != nil {
+			if _, err := values.Normalize(f, v, it.Input.Region); err != nil {
 				errs[i] = err
 				break
 			}

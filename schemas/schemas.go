@@ -24,7 +24,7 @@ func Defaults() ([]*sekisho.Schema, error) {
 		if err != nil {
 			return nil, fmt.Errorf("default schema %s: %w", n, err)
 		}
-		s, err := sekisho.ParseSchema(b)
+		s, err := Parse(b)
 		if err != nil {
 			return nil, fmt.Errorf("default schema %s: %w", n, err)
 		}

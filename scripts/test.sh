@@ -59,7 +59,7 @@ GODEBUG=fips140=only go test -count=1 -short "$@" ./keys/... ./vault/... ./acces
 # some input fails CI. Longer runs: go test -run '^$' -fuzz '^NAME$' -fuzztime 10m PKG.
 fuzztime=${SEKISHO_FUZZTIME:-3s}
 fuzz_targets=(
-	". FuzzParseSchema" ". FuzzDecodeRecordInput" "./audit FuzzUnmarshal"
+	"./schemas FuzzParseSchema" ". FuzzDecodeRecordInput" "./audit FuzzUnmarshal"
 	"./access/dpop FuzzVerify" "./access/dpop FuzzJWK" "./access/dpop FuzzDecodeJWK"
 	"./access FuzzParseToken" "./access FuzzParsePolicy" "./access FuzzGrantBody"
 	"./cmd/sekisho FuzzConfigFile" "./importer FuzzNDJSONLine" "./importer FuzzCSVLine"

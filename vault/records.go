@@ -11,6 +11,7 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/keys"
+	"github.com/sekisho/sekisho/values"
 )
 
 // dekVersion is the version bound into every field's associated data. A
@@ -152,7 +153,7 @@ func (v *Vault) open(ctx context.Context, s *sekisho.Schema, r *sekisho.SealedRe
 		}
 		if masked[name] {
 			f, _ := s.Field(name)
-			out.Fields[name] = sekisho.ApplyMask(f, pt)
+			out.Fields[name] = values.ApplyMask(f, pt)
 			out.Masked = append(out.Masked, name)
 		} else {
 			out.Fields[name] = pt
@@ -552,7 +553,7 @@ func (v *Vault) Lookup(ctx context.Context, c sekisho.Caller, collection string,
 			return nil, err
 		}
 	}
-	val, err := sekisho.Normalize(f, lr.Value, lr.Region)
+	val, err := values.Normalize(f, lr.Value, lr.Region)
 	if err != nil {
 		return nil, err
 	}

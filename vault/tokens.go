@@ -8,6 +8,7 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/keys"
+	"github.com/sekisho/sekisho/values"
 )
 
 // MaxDetokenize bounds the tokens of one detokenize request.
@@ -75,7 +76,7 @@ func (v *Vault) Tokenize(ctx context.Context, c sekisho.Caller, collection strin
 	if tr.Region != "" && !sekisho.ValidRegion(tr.Region) {
 		return "", sekisho.FieldErrorf(sekisho.EInvalid, "region", "region %q is not a region code", tr.Region)
 	}
-	val, err := sekisho.Normalize(f, tr.Value, tr.Region)
+	val, err := values.Normalize(f, tr.Value, tr.Region)
 	if err != nil {
 		return "", err
 	}

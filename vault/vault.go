@@ -21,6 +21,7 @@ import (
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/keys"
+	"github.com/sekisho/sekisho/values"
 )
 
 // OwnOrg is the authoriser of the bootstrap phase: an org's records are its
@@ -442,7 +443,7 @@ func normalizeFields(s *sekisho.Schema, region string, in map[string]json.RawMes
 		if !ok {
 			return nil, sekisho.FieldErrorf(sekisho.EInvalid, name, "collection %s has no field %q", s.Collection, name)
 		}
-		n, err := sekisho.Normalize(f, raw, region)
+		n, err := values.Normalize(f, raw, region)
 		if err != nil {
 			return nil, err
 		}
