@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,7 +28,7 @@ func WriteTable(w io.Writer, sc *Scope) error {
 	fmt.Fprintf(tw, "window\t%s to %s\n", sc.Window.Since, sc.Window.Until)
 	if len(sc.LogSizes) > 1 {
 		var logs []string
-		for _, k := range sortedKeys(sc.LogSizes) {
+		for _, k := range slices.Sorted(maps.Keys(sc.LogSizes)) {
 			logs = append(logs, fmt.Sprintf("%s %d", k, sc.LogSizes[k]))
 		}
 		fmt.Fprintf(tw, "audit logs\t%d events read of %d logs (%s)\n", sc.Events, len(sc.LogSizes), strings.Join(logs, ", "))
@@ -45,19 +46,19 @@ func WriteTable(w io.Writer, sc *Scope) error {
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "COLLECTION\tEXPOSED\tFIELDS\tPOSSIBLE\tDENIED\tFIELD NAMES")
-	for _, k := range sortedKeys(sc.ByCollection) {
+	for _, k := range slices.Sorted(maps.Keys(sc.ByCollection)) {
 		c := sc.ByCollection[k]
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", k, c.SubjectsExposed, c.FieldsExposed, c.SubjectsPossible, c.DeniedAttempts, list(c.Fields))
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "REGION\tCOUNTRY\tEXPOSED\tFIELDS\tPOSSIBLE\t")
-	for _, k := range sortedKeys(sc.ByRegion) {
+	for _, k := range slices.Sorted(maps.Keys(sc.ByRegion)) {
 		r := sc.ByRegion[k]
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t\n", k, dash(r.Country), r.SubjectsExposed, r.FieldsExposed, r.SubjectsPossible)
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "CLASSIFICATION\tEXPOSED\tFIELDS\tFIELD NAMES\t\t")
-	for _, k := range sortedKeys(sc.ByClassification) {
+	for _, k := range slices.Sorted(maps.Keys(sc.ByClassification)) {
 		c := sc.ByClassification[k]
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t\t\n", k, c.SubjectsExposed, c.FieldsExposed, list(c.Fields))
 	}
@@ -96,15 +97,15 @@ func WriteCSV(w io.Writer, sc *Scope) error {
 	cw.Write([]string{"incident", "dimension", "key", "country", "subjects_exposed", "fields_exposed", "subjects_possible", "denied_attempts", "worst_case_subjects"})
 	i := strconv.Itoa
 	cw.Write([]string{sc.Incident, "total", "", "", i(sc.SubjectsExposed), i(sc.FieldsExposed), i(sc.SubjectsPossible), i(sc.DeniedAttempts), strconv.FormatInt(sc.WorstCaseSubjects, 10)})
-	for _, k := range sortedKeys(sc.ByCollection) {
+	for _, k := range slices.Sorted(maps.Keys(sc.ByCollection)) {
 		c := sc.ByCollection[k]
 		cw.Write([]string{sc.Incident, "collection", k, "", i(c.SubjectsExposed), i(c.FieldsExposed), i(c.SubjectsPossible), i(c.DeniedAttempts), ""})
 	}
-	for _, k := range sortedKeys(sc.ByRegion) {
+	for _, k := range slices.Sorted(maps.Keys(sc.ByRegion)) {
 		r := sc.ByRegion[k]
 		cw.Write([]string{sc.Incident, "region", k, r.Country, i(r.SubjectsExposed), i(r.FieldsExposed), i(r.SubjectsPossible), "", ""})
 	}
-	for _, k := range sortedKeys(sc.ByClassification) {
+	for _, k := range slices.Sorted(maps.Keys(sc.ByClassification)) {
 		c := sc.ByClassification[k]
 		cw.Write([]string{sc.Incident, "classification", k, "", i(c.SubjectsExposed), i(c.FieldsExposed), "", "", ""})
 	}
@@ -139,7 +140,7 @@ func WriteSubjectsCSV(w io.Writer, sc *Scope, region string) error {
 			masked = strconv.FormatBool(s.Masked)
 		}
 		var other []string
-		for _, k := range sortedKeys(s.OtherLogs) {
+		for _, k := range slices.Sorted(maps.Keys(s.OtherLogs)) {
 			for _, e := range s.OtherLogs[k] {
 				other = append(other, k+":"+strconv.FormatUint(e, 10))
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -72,7 +73,7 @@ func (c *computer) worstCase(ctx context.Context) error {
 	for _, o := range c.in.Orgs {
 		whos = append(whos, who{org: o, dataRole: true})
 	}
-	for _, id := range sortedKeys(principals) {
+	for _, id := range slices.Sorted(maps.Keys(principals)) {
 		var p access.Principal
 		ok, err := c.object(ctx, sekisho.KindPrincipal, id, &p)
 		if err != nil {
@@ -174,9 +175,9 @@ func (c *computer) worstCase(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		r := Reach{Collection: k.collection, Org: k.org, Via: sortedKeys(cl.via), Records: n}
+		r := Reach{Collection: k.collection, Org: k.org, Via: slices.Sorted(maps.Keys(cl.via)), Records: n}
 		if !cl.all {
-			r.Regions = sortedKeys(cl.regions)
+			r.Regions = slices.Sorted(maps.Keys(cl.regions))
 		}
 		c.sc.WorstCase = append(c.sc.WorstCase, r)
 		c.sc.WorstCaseSubjects += n
@@ -283,13 +284,4 @@ func (c *computer) object(ctx context.Context, kind, id string, v any) (bool, er
 		return false, fmt.Errorf("%s %s does not decode: %w", kind, id, err)
 	}
 	return true, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -110,7 +111,7 @@ type PartialWriteError struct {
 
 func (e *PartialWriteError) Error() string {
 	var done []string
-	for _, reg := range sortedKeys(e.Committed) {
+	for _, reg := range slices.Sorted(maps.Keys(e.Committed)) {
 		done = append(done, fmt.Sprintf("%s (%d records)", reg, len(e.Committed[reg])))
 	}
 	committed := "no region"
@@ -152,15 +153,6 @@ func countIDs(m map[string][]string) int {
 		n += len(ids)
 	}
 	return n
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // CreateRecords implements sekisho.RecordStore: one transaction per store,

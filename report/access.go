@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -155,17 +156,17 @@ func SubjectAccess(rec *sekisho.Record, accesses []Access, cp sekisho.Checkpoint
 	r.Items = []Item{
 		withTitle(b.reporter(), b.t("controller")),
 		{Key: "record", Title: b.t("sa.record"), Text: b.t("sa.record.text", rec.Collection, rec.ID, rec.Region, len(rec.Fields)), Source: SourceStore},
-		{Key: "accesses", Title: b.t("sa.accesses"), Text: b.t("sa.accesses.text", len(accesses), allowed, denied, strings.Join(sortedKeys(orgs), ", "), cp.Size), Source: SourceLog},
+		{Key: "accesses", Title: b.t("sa.accesses"), Text: b.t("sa.accesses.text", len(accesses), allowed, denied, strings.Join(slices.Sorted(maps.Keys(orgs)), ", "), cp.Size), Source: SourceLog},
 		person("purposes", b.t("sa.purposes"), b.t("sa.purposes.todo")),
 	}
 	data := Table{Title: b.t("sa.data"), Header: []string{b.t("sa.col.field"), b.t("sa.col.value")}}
-	for _, k := range sortedKeys(rec.Fields) {
+	for _, k := range slices.Sorted(maps.Keys(rec.Fields)) {
 		data.Rows = append(data.Rows, []string{k, string(rec.Fields[k])})
 	}
 	r.Tables = append(r.Tables, data)
 	if len(rec.Consents) > 0 {
 		ct := Table{Title: b.t("sa.consents"), Header: []string{b.t("sa.col.purpose"), b.t("sa.col.consent")}}
-		for _, k := range sortedKeys(rec.Consents) {
+		for _, k := range slices.Sorted(maps.Keys(rec.Consents)) {
 			v, _ := json.Marshal(rec.Consents[k])
 			ct.Rows = append(ct.Rows, []string{k, string(v)})
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -42,7 +43,7 @@ func (c Controller) NameIn(lang string) string {
 	if n := c.Name[LangEN]; n != "" {
 		return n
 	}
-	for _, k := range sortedKeys(c.Name) {
+	for _, k := range slices.Sorted(maps.Keys(c.Name)) {
 		if c.Name[k] != "" {
 			return c.Name[k]
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -161,7 +162,7 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 		}
 	}
 	var enabled []string
-	for _, id := range sortedKeys(inForce) {
+	for _, id := range slices.Sorted(maps.Keys(inForce)) {
 		if inForce[id] {
 			enabled = append(enabled, id)
 		}
@@ -381,7 +382,7 @@ func (b *builder) trend(ctx context.Context, st sekisho.Store, schemas []*sekish
 	}
 	rows := []string{"grants.added", "grants.expired", "grants.revoked", "grants.stale", "grants.unused",
 		"quarantines.started", "quarantines.lifted", "devices.enrolled", "devices.approved", "devices.revoked"}
-	for _, r := range sortedKeys(rules) {
+	for _, r := range slices.Sorted(maps.Keys(rules)) {
 		rows = append(rows, "guard:"+r)
 	}
 	t := Table{Title: b.t("pg.trend.table"), Header: []string{b.t("pg.col.measure"), b.t("pg.col.previous", ts(prev.from), ts(prev.to)),
@@ -503,7 +504,7 @@ func (b *builder) hsmShare(ctx context.Context, st sekisho.Store, schemas []*sek
 	for _, h := range kc.Homes() {
 		homes = append(homes, h.String())
 	}
-	it.Text = b.t("pg.hsm.text", hsm, total, pct(hsm, total), dash(strings.Join(sortedKeys(hsmRegions), ", ")), dash(strings.Join(sortedKeys(localRegions), ", ")), strings.Join(homes, "; "))
+	it.Text = b.t("pg.hsm.text", hsm, total, pct(hsm, total), dash(strings.Join(slices.Sorted(maps.Keys(hsmRegions)), ", ")), dash(strings.Join(slices.Sorted(maps.Keys(localRegions)), ", ")), strings.Join(homes, "; "))
 	if hsm < total {
 		it.ToComplete = b.t("pg.hsm.todo")
 	}

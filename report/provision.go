@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -119,7 +120,7 @@ func ProvisionReport(org string, since, until time.Time, rows []Provision, sizes
 	}
 	r.Items = []Item{
 		withTitle(b.reporter(), b.t("controller")),
-		{Key: "summary", Title: b.t("pr.summary"), Text: b.t("pr.summary.text", org, ts(since), ts(until), len(rows), len(recipients), strings.Join(sortedKeys(recipients), ", "), len(subjects)), Source: SourceLog},
+		{Key: "summary", Title: b.t("pr.summary"), Text: b.t("pr.summary.text", org, ts(since), ts(until), len(rows), len(recipients), strings.Join(slices.Sorted(maps.Keys(recipients)), ", "), len(subjects)), Source: SourceLog},
 		person("recipients", b.t("pr.recipients"), b.t("pr.recipients.todo")),
 	}
 	t := Table{Title: b.t("pr.table"), Header: []string{b.t("pr.col.date"), b.t("pr.col.recipient"), b.t("pr.col.purpose"), b.t("pr.col.subjects"), b.t("pr.col.ids"), b.t("pr.col.items"), b.t("pr.col.event")}}
@@ -128,7 +129,7 @@ func ProvisionReport(org string, since, until time.Time, rows []Provision, sizes
 	}
 	r.Tables = []Table{t}
 	var sz []string
-	for _, k := range sortedKeys(sizes) {
+	for _, k := range slices.Sorted(maps.Keys(sizes)) {
 		sz = append(sz, fmt.Sprintf("%s %d", k, sizes[k]))
 	}
 	r.Notes = []string{b.t("pr.note", strings.Join(sz, ", "))}

@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -237,7 +238,7 @@ func (b *builder) kinds() string {
 		return b.t("kinds.none")
 	}
 	var parts []string
-	for _, cl := range sortedKeys(b.sc.ByClassification) {
+	for _, cl := range slices.Sorted(maps.Keys(b.sc.ByClassification)) {
 		c := b.sc.ByClassification[cl]
 		parts = append(parts, b.t("kinds.part", cl, c.SubjectsExposed, strings.Join(c.Fields, ", ")))
 	}
@@ -426,17 +427,17 @@ func (b *builder) contact() Item {
 func (b *builder) tables() []Table {
 	sc := b.sc
 	coll := Table{Title: b.t("table.collection"), Header: []string{b.t("col.collection"), b.t("col.persons.confirmed"), b.t("col.fields"), b.t("col.persons.possible"), b.t("col.denied"), b.t("col.fieldnames")}}
-	for _, k := range sortedKeys(sc.ByCollection) {
+	for _, k := range slices.Sorted(maps.Keys(sc.ByCollection)) {
 		c := sc.ByCollection[k]
 		coll.Rows = append(coll.Rows, []string{k, itoa(c.SubjectsExposed), itoa(c.FieldsExposed), itoa(c.SubjectsPossible), itoa(c.DeniedAttempts), strings.Join(c.Fields, ", ")})
 	}
 	reg := Table{Title: b.t("table.region"), Header: []string{b.t("col.region"), b.t("col.country"), b.t("col.persons.confirmed"), b.t("col.fields"), b.t("col.persons.possible")}}
-	for _, k := range sortedKeys(sc.ByRegion) {
+	for _, k := range slices.Sorted(maps.Keys(sc.ByRegion)) {
 		c := sc.ByRegion[k]
 		reg.Rows = append(reg.Rows, []string{k, c.Country, itoa(c.SubjectsExposed), itoa(c.FieldsExposed), itoa(c.SubjectsPossible)})
 	}
 	cls := Table{Title: b.t("table.class"), Header: []string{b.t("col.class"), b.t("col.persons.confirmed"), b.t("col.fields"), b.t("col.fieldnames")}}
-	for _, k := range sortedKeys(sc.ByClassification) {
+	for _, k := range slices.Sorted(maps.Keys(sc.ByClassification)) {
 		c := sc.ByClassification[k]
 		cls.Rows = append(cls.Rows, []string{k, itoa(c.SubjectsExposed), itoa(c.FieldsExposed), strings.Join(c.Fields, ", ")})
 	}
@@ -444,15 +445,6 @@ func (b *builder) tables() []Table {
 }
 
 func itoa(n int) string { return fmt.Sprint(n) }
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
 
 // logSizes describes the sizes of the logs a scope read.
 func logSizes(sc *incident.Scope) string {

@@ -2,6 +2,8 @@ package vault
 
 import (
 	"context"
+	"maps"
+	"slices"
 
 	"github.com/sekisho/sekisho"
 )
@@ -34,7 +36,7 @@ func (v *Vault) CreateHoneytokens(ctx context.Context, c sekisho.Caller, collect
 		}
 		if i == 0 {
 			d = v.authz.Authorize(ctx, sekisho.AccessRequest{Caller: c, Action: sekisho.ActionCreate, Collection: collection, Schema: s,
-				Fields: sortedKeys(values), Region: in.Region, Owner: c.Org})
+				Fields: slices.Sorted(maps.Keys(values)), Region: in.Region, Owner: c.Org})
 			if !d.Allow {
 				return nil, v.deny(ctx, v.event(c, "honeytoken.create", collection, nil, []string{}, nil, d, false), d)
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,7 +32,7 @@ func isMeta(name string) bool { return strings.HasPrefix(name, "@") }
 // dataFields returns the names of values that are schema fields, sorted.
 func dataFields(values map[string][]byte) []string {
 	out := make([]string, 0, len(values))
-	for _, k := range sortedKeys(values) {
+	for _, k := range slices.Sorted(maps.Keys(values)) {
 		if !isMeta(k) {
 			out = append(out, k)
 		}

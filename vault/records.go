@@ -587,12 +587,3 @@ func nonEmpty(ids []string) []string {
 	}
 	return ids
 }
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}

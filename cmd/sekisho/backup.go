@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -217,7 +218,7 @@ func runBackup(ctx context.Context, src backupSource, out string) (*backupManife
 	// The default store, then each region's own.
 	type source struct{ log, url string }
 	sources := []source{{audit.DefaultLog, src.store}}
-	for _, r := range sortedRegions(src.regions) {
+	for _, r := range slices.Sorted(maps.Keys(src.regions)) {
 		sources = append(sources, source{r, src.regions[r]})
 	}
 	for _, so := range sources {

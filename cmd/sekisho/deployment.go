@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/sekisho/sekisho"
@@ -86,7 +88,7 @@ func (d *deployment) open(ctx context.Context) (sekisho.Store, error) {
 		return def, nil
 	}
 	by := map[string]sekisho.Store{}
-	for _, region := range sortedRegions(d.regions) {
+	for _, region := range slices.Sorted(maps.Keys(d.regions)) {
 		url := d.regions[region]
 		if url == d.store {
 			continue

@@ -11,10 +11,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -134,7 +134,7 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 		byStore := map[string]sekisho.Store{}
 		in.regionLogs = map[string]*audit.Log{}
 		urls := map[string]string{} // store URL -> first region with it
-		for _, region := range sortedRegions(o.Regions) {
+		for _, region := range slices.Sorted(maps.Keys(o.Regions)) {
 			url := o.Regions[region]
 			if !sekisho.ValidRegion(region) {
 				return nil, fmt.Errorf("regions: %q is not a region code", region)
@@ -261,7 +261,7 @@ func regionList(list []string, stores map[string]string) []string {
 		list = sekisho.DefaultRegions
 	}
 	out := slices.Clone(list)
-	for _, r := range sortedRegions(stores) {
+	for _, r := range slices.Sorted(maps.Keys(stores)) {
 		if !slices.Contains(out, r) {
 			out = append(out, r)
 		}
@@ -299,15 +299,6 @@ func sqlitePath(dataDir, url string) string {
 		return p
 	}
 	return filepath.Join(dataDir, p)
-}
-
-func sortedRegions(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for r := range m {
-		out = append(out, r)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Close closes the audit logs (draining pending appends), the stores and the lock.

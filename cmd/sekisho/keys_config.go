@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,7 +109,7 @@ const custodyFile = "key-custody"
 
 func checkCustody(dataDir string, def keysConfig, regions map[string]keysConfig) error {
 	lines := []string{"default " + def.custody()}
-	for _, r := range sortedKeys(regions) {
+	for _, r := range slices.Sorted(maps.Keys(regions)) {
 		lines = append(lines, "region "+r+" "+regions[r].custody())
 	}
 	want := strings.Join(lines, "\n") + "\n"
@@ -180,7 +182,7 @@ func openProviders(o instanceOptions, stderr io.Writer) (keys.Provider, func(), 
 		return dp, closeAll, nil
 	}
 	byRegion := map[string]keys.Provider{}
-	for _, r := range sortedKeys(o.RegionKeys) {
+	for _, r := range slices.Sorted(maps.Keys(o.RegionKeys)) {
 		p, err := open(o.RegionKeys[r])
 		if err != nil {
 			closeAll()

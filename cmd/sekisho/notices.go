@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -188,7 +189,7 @@ func writeNotices(ctx context.Context, cmd *cobra.Command, rd noticeReader, in *
 		return nil, err
 	}
 	contactFields := map[string][]string{}
-	for _, region := range sortedKeys(byRegion) {
+	for _, region := range slices.Sorted(maps.Keys(byRegion)) {
 		ss := byRegion[region]
 		// The contact fields of the region's collections.
 		var cols []string
@@ -299,15 +300,6 @@ type noticeRegion struct {
 	Persons       int      `json:"persons"`
 	ContactFields []string `json:"contact_fields"`
 	Notices       []string `json:"notices"`
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // localNoticeReader reads through a stopped instance's vault, as the local
