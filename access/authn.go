@@ -144,21 +144,10 @@ func (c *tokenCache) put(tok string, e *tokenEntry) {
 	}
 }
 
-// TokenResponse is the answer of POST /v1/token.
-type TokenResponse struct {
-	AccessToken string    `json:"access_token"`
-	TokenType   string    `json:"token_type"`
-	ExpiresIn   int64     `json:"expires_in"`
-	ExpiresAt   time.Time `json:"expires_at"`
-	Principal   string    `json:"principal"`
-	Org         string    `json:"org"`
-	Device      string    `json:"device"`
-}
-
 // IssueToken answers POST /v1/token: the request carries a DPoP proof signed
 // by an approved device key, and gets an access token bound to that key.
 // Refreshing is the same call with a new proof, so it needs the device key.
-func (s *Service) IssueToken(r *http.Request) (*TokenResponse, error) {
+func (s *Service) IssueToken(r *http.Request) (*sekisho.TokenResponse, error) {
 	now := s.cfg.Now()
 	if len(r.Header.Values(HeaderDPoP)) == 0 {
 		// No proof: a service over mTLS gets a certificate-bound token.
@@ -178,7 +167,7 @@ func (s *Service) IssueToken(r *http.Request) (*TokenResponse, error) {
 		return nil, err
 	}
 	tok, exp := s.mintToken(d, now)
-	return &TokenResponse{AccessToken: tok, TokenType: TokenType, ExpiresIn: int64(s.tokenTTL / time.Second), ExpiresAt: exp.UTC(),
+	return &sekisho.TokenResponse{AccessToken: tok, TokenType: TokenType, ExpiresIn: int64(s.tokenTTL / time.Second), ExpiresAt: exp.UTC(),
 		Principal: p.ID, Org: p.Org, Device: d.ID}, nil
 }
 

@@ -111,7 +111,7 @@ func (s *Service) EnrolCertDevice(ctx context.Context, c sekisho.Caller, princip
 }
 
 // issueCertToken issues a token bound to the client certificate of r.
-func (s *Service) issueCertToken(r *http.Request, key dpop.JWK, now time.Time) (*TokenResponse, error) {
+func (s *Service) issueCertToken(r *http.Request, key dpop.JWK, now time.Time) (*sekisho.TokenResponse, error) {
 	d, p, err := s.deviceState(r.Context(), key.Thumbprint())
 	if err != nil {
 		return nil, err
@@ -120,7 +120,7 @@ func (s *Service) issueCertToken(r *http.Request, key dpop.JWK, now time.Time) (
 		return nil, s.requireService(r.Context(), p.ID)
 	}
 	tok, exp := s.mintBoundToken(d, "", certThumbprint(s.peerCert(r)), now)
-	return &TokenResponse{AccessToken: tok, TokenType: TokenTypeBearer, ExpiresIn: int64(s.tokenTTL / time.Second), ExpiresAt: exp.UTC(),
+	return &sekisho.TokenResponse{AccessToken: tok, TokenType: TokenTypeBearer, ExpiresIn: int64(s.tokenTTL / time.Second), ExpiresAt: exp.UTC(),
 		Principal: p.ID, Org: p.Org, Device: d.ID}, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access/dpop"
 )
 
@@ -80,16 +81,8 @@ func ProblemType(err error) string {
 	return ""
 }
 
-// Token is an access token.
-type Token struct {
-	AccessToken string    `json:"access_token"`
-	TokenType   string    `json:"token_type"`
-	ExpiresIn   int64     `json:"expires_in"`
-	ExpiresAt   time.Time `json:"expires_at"`
-	Principal   string    `json:"principal"`
-	Org         string    `json:"org"`
-	Device      string    `json:"device"`
-}
+// Token is an access token: the answer of POST /v1/token.
+type Token = sekisho.TokenResponse
 
 // SetToken installs a cached token (from a profile).
 func (c *Client) SetToken(tok string, expires time.Time) {
