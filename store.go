@@ -161,6 +161,11 @@ type AuditStore interface {
 	// AuditNodes returns the stored hashes of the given nodes; a missing node is
 	// an error.
 	AuditNodes(ctx context.Context, ids []AuditNode) ([][]byte, error)
+	// AuditNodeRange returns the stored hashes of the nodes of one level
+	// with from <= index < to: element i is the node at from+i, nil where
+	// none is stored; to < from is EInvalid. It is how audit.Verify reads a
+	// page of the tree: one query per level instead of one per node.
+	AuditNodeRange(ctx context.Context, level uint, from, to uint64) ([][]byte, error)
 	PutCheckpoint(ctx context.Context, c Checkpoint) error
 	// Checkpoints returns the stored checkpoints in increasing size.
 	Checkpoints(ctx context.Context) ([]Checkpoint, error)

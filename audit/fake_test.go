@@ -118,6 +118,19 @@ func (s *fakeStore) AuditNodes(ctx context.Context, ids []sekisho.AuditNode) ([]
 	return out, nil
 }
 
+func (s *fakeStore) AuditNodeRange(ctx context.Context, level uint, from, to uint64) ([][]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if to < from {
+		return nil, sekisho.Errorf(sekisho.EInvalid, "audit node range %d to %d", from, to)
+	}
+	out := make([][]byte, to-from)
+	for i := range out {
+		out[i] = s.nodes[[2]uint64{uint64(level), from + uint64(i)}]
+	}
+	return out, nil
+}
+
 func (s *fakeStore) PutCheckpoint(ctx context.Context, c sekisho.Checkpoint) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -401,60 +401,11 @@ func (v *checker) shifted(nodes []visited, i int, stored map[compact.NodeID][]by
 	return 0, ""
 }
 
-// storedNodes fetches the stored hashes of nodes in one call, falling back to
-// one call per node when some are missing (AuditNodes fails on a missing
-// node), so that the missing ones can be named. A missing node maps to nil.
+// storedNodes reads the stored hashes of a page's nodes with one
+// AuditNodeRange query per tree level, covering the page's nodes of that
+// level and, at level 0, the leaf before the page (for shift detection). A
+// missing node is absent from the map.
 func (v *checker) storedNodes(nodes []visited) (map[compact.NodeID][]byte, error) {
-	if r, ok := v.store.(NodeRangeReader); ok {
-		return v.storedNodesByRange(r, nodes)
-	}
-	ids := make([]sekisho.AuditNode, len(nodes))
-	for i, n := range nodes {
-		ids[i] = sekisho.AuditNode{Level: n.id.Level, Index: n.id.Index}
-	}
-	out := make(map[compact.NodeID][]byte, len(nodes)+2)
-	hashes, err := v.store.AuditNodes(v.ctx, ids)
-	if err == nil && len(hashes) == len(ids) {
-		for i, n := range nodes {
-			out[n.id] = hashes[i]
-		}
-	} else {
-		if err := v.ctx.Err(); err != nil {
-			return nil, err
-		}
-		for _, id := range ids {
-			if h, err := v.store.AuditNodes(v.ctx, []sekisho.AuditNode{id}); err == nil && len(h) == 1 {
-				out[compact.NewNodeID(id.Level, id.Index)] = h[0]
-			} else if sekisho.Code(err) != sekisho.ENotFound {
-				return nil, fmt.Errorf("audit verify: read stored hashes: %w", err)
-			}
-		}
-	}
-	// The leaf hashes next to the page, for shift detection.
-	if first := nodes[0].id; first.Level == 0 && first.Index > 0 {
-		if h, err := v.store.AuditNodes(v.ctx, []sekisho.AuditNode{{Level: 0, Index: first.Index - 1}}); err == nil && len(h) == 1 {
-			out[compact.NewNodeID(0, first.Index-1)] = h[0]
-		}
-	}
-	return out, nil
-}
-
-// NodeRangeReader is an optional fast path of a sekisho.AuditStore, found by
-// a type assertion: Verify reads the stored hashes of a page of leaves with
-// one query per tree level instead of one per node (the interface's
-// AuditNodes), which made it several times slower on SQLite.
-type NodeRangeReader interface {
-	// AuditNodeRange returns the stored hashes of the nodes of one level
-	// with from <= index < to: element i is the node at from+i, nil if it
-	// is not stored.
-	AuditNodeRange(ctx context.Context, level uint, from, to uint64) ([][]byte, error)
-}
-
-// storedNodesByRange is storedNodes over a NodeRangeReader: one query per
-// level, covering the page's nodes of that level and, at level 0, the leaf
-// before the page (for shift detection). A missing node is absent from the
-// map, as in storedNodes.
-func (v *checker) storedNodesByRange(r NodeRangeReader, nodes []visited) (map[compact.NodeID][]byte, error) {
 	type span struct{ from, to uint64 }
 	levels := map[uint]span{}
 	for _, n := range nodes {
@@ -471,7 +422,7 @@ func (v *checker) storedNodesByRange(r NodeRangeReader, nodes []visited) (map[co
 	}
 	out := make(map[compact.NodeID][]byte, len(nodes)+1)
 	for level, sp := range levels {
-		hashes, err := r.AuditNodeRange(v.ctx, level, sp.from, sp.to)
+		hashes, err := v.store.AuditNodeRange(v.ctx, level, sp.from, sp.to)
 		if err != nil {
 			return nil, fmt.Errorf("audit verify: read stored hashes: %w", err)
 		}

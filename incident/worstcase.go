@@ -12,13 +12,6 @@ import (
 	"github.com/sekisho/sekisho/access"
 )
 
-// RegionCounter is an optional fast path of a store: the live records of a
-// collection (of an org) by region. Without it the worst case pages through
-// the record ids and reads each page's regions.
-type RegionCounter interface {
-	CountRecordsByRegion(ctx context.Context, collection, org string) (map[string]int64, error)
-}
-
 // readActions are the actions that return values.
 var readActions = []string{"read", "lookup", "batch-get", "detokenize"}
 
@@ -234,17 +227,6 @@ func (c *computer) countCell(ctx context.Context, k cellKey, cl *cell) (int64, e
 		n, err := c.st.CountRecords(ctx, k.collection, k.org)
 		if err != nil {
 			return 0, fmt.Errorf("count records of %s/%s: %w", k.org, k.collection, err)
-		}
-		return n, nil
-	}
-	if rc, ok := c.st.(RegionCounter); ok {
-		by, err := rc.CountRecordsByRegion(ctx, k.collection, k.org)
-		if err != nil {
-			return 0, fmt.Errorf("count records of %s/%s by region: %w", k.org, k.collection, err)
-		}
-		var n int64
-		for r := range cl.regions {
-			n += by[r]
 		}
 		return n, nil
 	}

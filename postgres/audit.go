@@ -232,6 +232,30 @@ func (s *Store) QueryAudit(ctx context.Context, f sekisho.AuditFilter) ([]sekish
 	return s.entries(ctx, q, args...)
 }
 
+// AuditNodeRange implements sekisho.AuditStore: the hashes of one level's
+// nodes from <= idx < to in one query (nil where none is stored).
+func (s *Store) AuditNodeRange(ctx context.Context, level uint, from, to uint64) ([][]byte, error) {
+	if to < from {
+		return nil, sekisho.Errorf(sekisho.EInvalid, "audit node range %d to %d", from, to)
+	}
+	out := make([][]byte, to-from)
+	rows, err := s.pool.Query(ctx, `SELECT idx, hash FROM audit_nodes WHERE level = $1 AND idx >= $2 AND idx < $3`,
+		int32(level), clampIndex(from), clampIndex(to))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: audit nodes: %w", err)
+	}
+	var idx int64
+	var h []byte
+	_, err = pgx.ForEachRow(rows, []any{&idx, &h}, func() error {
+		out[uint64(idx)-from] = h
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: audit nodes: %w", err)
+	}
+	return out, nil
+}
+
 // AuditNodes implements sekisho.AuditStore: the hashes in the order asked,
 // ENotFound if one is missing.
 func (s *Store) AuditNodes(ctx context.Context, ids []sekisho.AuditNode) ([][]byte, error) {

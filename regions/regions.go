@@ -477,6 +477,11 @@ func (r *Router) AuditNodes(ctx context.Context, ids []sekisho.AuditNode) ([][]b
 	return r.def.AuditNodes(ctx, ids)
 }
 
+// AuditNodeRange implements sekisho.AuditStore: the default store's log.
+func (r *Router) AuditNodeRange(ctx context.Context, level uint, from, to uint64) ([][]byte, error) {
+	return r.def.AuditNodeRange(ctx, level, from, to)
+}
+
 // PutCheckpoint implements sekisho.AuditStore: the default store's log.
 func (r *Router) PutCheckpoint(ctx context.Context, c sekisho.Checkpoint) error {
 	return r.def.PutCheckpoint(ctx, c)

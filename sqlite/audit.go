@@ -219,9 +219,8 @@ func (s *Store) AuditNodes(ctx context.Context, ids []sekisho.AuditNode) ([][]by
 	return out, nil
 }
 
-// AuditNodeRange implements audit.NodeRangeReader, the fast path of
-// audit.Verify: the hashes of one level's nodes from <= idx < to in one
-// query (nil where none is stored).
+// AuditNodeRange implements sekisho.AuditStore: the hashes of one level's
+// nodes from <= idx < to in one query (nil where none is stored).
 func (s *Store) AuditNodeRange(ctx context.Context, level uint, from, to uint64) ([][]byte, error) {
 	if to < from {
 		return nil, sekisho.Errorf(sekisho.EInvalid, "audit node range %d to %d", from, to)

@@ -209,6 +209,43 @@ func testAuditAppend(t *testing.T, s sekisho.Store) {
 			}
 		})
 	}
+	// AuditNodeRange: a level's stored hashes in index order, nil where
+	// none is stored, the same hashes as AuditNodes.
+	stored := map[[2]uint64][]byte{}
+	for _, n := range []sekisho.AuditNode{Node(0, 0), Node(0, 1), Node(1, 0), Node(0, 2), Node(0, 3), Node(1, 1), Node(2, 0), Node(0, 4)} {
+		stored[[2]uint64{uint64(n.Level), n.Index}] = n.Hash
+	}
+	for _, tc := range []struct {
+		name     string
+		level    uint
+		from, to uint64
+	}{
+		{"Leaves", 0, 0, 5},
+		{"Middle", 0, 1, 3},
+		{"Level1", 1, 0, 2},
+		{"Level2", 2, 0, 1},
+		{"PastTheEnd", 0, 3, 8},
+		{"NoneStored", 3, 0, 2},
+		{"Empty", 0, 2, 2},
+	} {
+		t.Run("NodeRange"+tc.name, func(t *testing.T) {
+			got, err := s.AuditNodeRange(ctx, tc.level, tc.from, tc.to)
+			must(t, "AuditNodeRange", err)
+			if uint64(len(got)) != tc.to-tc.from {
+				t.Fatalf("AuditNodeRange(%d, %d, %d) returned %d hashes, want %d", tc.level, tc.from, tc.to, len(got), tc.to-tc.from)
+			}
+			for i, h := range got {
+				want := stored[[2]uint64{uint64(tc.level), tc.from + uint64(i)}]
+				if !bytes.Equal(h, want) || (want == nil) != (h == nil) {
+					t.Errorf("AuditNodeRange[%d] (level %d index %d) = %x, want %x", i, tc.level, tc.from+uint64(i), h, want)
+				}
+			}
+		})
+	}
+	t.Run("NodeRangeBackwards", func(t *testing.T) {
+		_, err := s.AuditNodeRange(ctx, 0, 3, 1)
+		wantCode(t, "AuditNodeRange(0, 3, 1)", err, sekisho.EInvalid)
+	})
 }
 
 func testAuditRefused(t *testing.T, open func(t *testing.T) sekisho.Store) {

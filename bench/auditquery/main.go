@@ -39,7 +39,6 @@ func main() {
 		queries    = flag.Int("queries", 200, "principal+week queries to time")
 		verify     = flag.Bool("verify", false, "also time audit.Verify over the whole log")
 		doLoad     = flag.Bool("load", true, "load up to -n events first; false measures the file as it is")
-		fastPath   = flag.Bool("fastpath", true, "let audit.Verify use the store's AuditNodeRange (audit.NodeRangeReader)")
 	)
 	flag.Parse()
 	ctx := context.Background()
@@ -104,11 +103,7 @@ func main() {
 
 	if *verify {
 		t0 := time.Now()
-		var store sekisho.AuditStore = st
-		if !*fastPath {
-			store = struct{ sekisho.AuditStore }{st} // hides AuditNodeRange
-		}
-		rep, err := audit.Verify(ctx, store, nil, nil)
+		rep, err := audit.Verify(ctx, st, nil, nil)
 		if err != nil {
 			log.Fatal(err)
 		}
