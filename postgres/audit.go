@@ -235,11 +235,15 @@ func (s *Store) QueryAudit(ctx context.Context, f sekisho.AuditFilter) ([]sekish
 // AuditNodeRange implements sekisho.AuditStore: the hashes of one level's
 // nodes from <= idx < to in one query (nil where none is stored).
 func (s *Store) AuditNodeRange(ctx context.Context, level uint, from, to uint64) ([][]byte, error) {
+	return auditNodeRange(ctx, s.pool, level, from, to)
+}
+
+func auditNodeRange(ctx context.Context, q querier, level uint, from, to uint64) ([][]byte, error) {
 	if to < from {
 		return nil, sekisho.Errorf(sekisho.EInvalid, "audit node range %d to %d", from, to)
 	}
 	out := make([][]byte, to-from)
-	rows, err := s.pool.Query(ctx, `SELECT idx, hash FROM audit_nodes WHERE level = $1 AND idx >= $2 AND idx < $3`,
+	rows, err := q.Query(ctx, `SELECT idx, hash FROM audit_nodes WHERE level = $1 AND idx >= $2 AND idx < $3`,
 		int32(level), clampIndex(from), clampIndex(to))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: audit nodes: %w", err)

@@ -99,6 +99,10 @@ func (a snapshotAudit) AuditNodes(ctx context.Context, ids []sekisho.AuditNode) 
 	return auditNodes(ctx, a.q, ids)
 }
 
+func (a snapshotAudit) AuditNodeRange(ctx context.Context, level uint, from, to uint64) ([][]byte, error) {
+	return auditNodeRange(ctx, a.q, level, from, to)
+}
+
 func (a snapshotAudit) PutCheckpoint(context.Context, sekisho.Checkpoint) error {
 	return sekisho.Errorf(sekisho.EInvalid, "postgres: a snapshot is read-only")
 }
