@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -31,113 +30,17 @@ func (s *Server) incidentRoutes() []route {
 	}
 }
 
-// IncidentRequest is the body of POST /v1/incidents.
-type IncidentRequest struct {
-	Principals   []string  `json:"principals"`
-	Devices      []string  `json:"devices"`
-	Orgs         []string  `json:"orgs"`
-	Since        time.Time `json:"since"`
-	Until        time.Time `json:"until"`
-	DiscoveredAt time.Time `json:"discovered_at"`
-	Cause        string    `json:"cause"`
-	Description  string    `json:"description,omitempty"`
-	// CiphertextCopy names collections whose records were reached as
-	// ciphertext only (a copy of the database without the keys).
-	CiphertextCopy *incident.CiphertextCopy `json:"ciphertext_copy,omitempty"`
-}
-
-// canIncident: incidents are for the instance's auditors, and for an org's
-// admins about their own org (its principals, devices and the org itself),
-// or, as the grantor (the controller that entrusted the data), about an org
-// it granted access to: such an incident is the grantor's view (Controller),
-// counting only the events about the grantor's records.
-func (s *Server) canIncident(r *http.Request, c sekisho.Caller, in *incident.Incident) error {
-	if err := canAudit(c); err != nil {
-		return sekisho.Errorf(sekisho.EForbidden, "incidents are for admins and auditors")
-	}
-	if c.HasRole(RoleAuditor) || in == nil {
-		return nil
-	}
-	st := s.vault.Store()
-	grantees := map[string]bool{}
-	if gs, err := st.ListObjects(r.Context(), "grant", ""); err == nil {
-		for _, o := range gs {
-			var g struct {
-				Grantor string `json:"grantor_org"`
-				Grantee string `json:"grantee_org"`
-			}
-			if json.Unmarshal(o.Body, &g) == nil && g.Grantor == c.Org {
-				grantees[g.Grantee] = true
-			}
-		}
-	}
-	outside := false
-	check := func(org, what string) error {
-		switch {
-		case org == c.Org:
-			return nil
-		case grantees[org]:
-			outside = true
-			return nil
-		}
-		return sekisho.Errorf(sekisho.EForbidden, "an org admin may only open incidents about its own org, or an org it granted access to, not %s", what)
-	}
-	for _, o := range in.Orgs {
-		if err := check(o, "org "+o); err != nil {
-			return err
-		}
-	}
-	for _, kind := range []struct {
-		kind string
-		ids  []string
-	}{{"principal", in.Principals}, {"device", in.Devices}} {
-		for _, id := range kind.ids {
-			o, err := st.GetObject(r.Context(), kind.kind, id)
-			if err != nil {
-				return sekisho.Errorf(sekisho.EForbidden, "an org admin may only open incidents about known %ss (%s)", kind.kind, id)
-			}
-			if err := check(o.Org, kind.kind+" "+id); err != nil {
-				return err
-			}
-		}
-	}
-	if outside || in.Controller != "" {
-		if in.Controller == "" && in.CreatedAt.IsZero() {
-			in.Controller = c.Org // a new incident: the grantor's view
-		}
-		if in.Controller != c.Org {
-			return sekisho.Errorf(sekisho.EForbidden, "this incident is %s's view", in.Controller)
-		}
-	}
-	return nil
-}
-
 func (s *Server) createIncident(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
-	if err := s.canIncident(r, c, nil); err != nil {
+	// Refused before the body is read, as before the service existed.
+	if err := s.incidents.Authorize(r.Context(), c, nil); err != nil {
 		return err
 	}
-	var req IncidentRequest
+	var req incident.Request
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	in := &incident.Incident{Principals: req.Principals, Devices: req.Devices, Orgs: req.Orgs, Since: req.Since, Until: req.Until,
-		DiscoveredAt: req.DiscoveredAt, Cause: req.Cause, Description: req.Description, CreatedBy: c.Principal, CiphertextCopy: req.CiphertextCopy}
-	if err := in.Validate(); err != nil {
-		return err
-	}
-	if err := s.canIncident(r, c, in); err != nil {
-		return err
-	}
-	// Write-ahead: the event is durable before the incident exists.
-	in.ID = incident.NewID()
-	if s.auditLog != nil {
-		ev := sekisho.Event{Time: s.now(), RequestID: c.RequestID, ClientRequestID: c.ClientRequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
-			Action: "incident.create", Decision: sekisho.Allow, Policy: "incident", Detail: "incident " + in.ID}
-		if _, err := s.auditLog.Append(r.Context(), ev); err != nil {
-			return &sekisho.Error{Code: sekisho.EUnavailable, Message: "the audit log is unavailable", Err: err}
-		}
-	}
-	if err := incident.Create(r.Context(), s.vault.Store(), in, s.now()); err != nil {
+	in, err := s.incidents.Open(r.Context(), c, req)
+	if err != nil {
 		return err
 	}
 	w.Header().Set("Location", "/v1/incidents/"+in.ID)
@@ -145,35 +48,16 @@ func (s *Server) createIncident(w http.ResponseWriter, r *http.Request, c sekish
 }
 
 func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
-	if err := s.canIncident(r, c, nil); err != nil {
-		return err
-	}
-	all, err := incident.List(r.Context(), s.vault.Store())
+	out, err := s.incidents.List(r.Context(), c)
 	if err != nil {
 		return err
-	}
-	out := []*incident.Incident{}
-	for _, in := range all {
-		if s.canIncident(r, c, in) == nil {
-			out = append(out, in)
-		}
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"incidents": out})
 }
 
 // incident reads the incident of the path, if the caller may see it.
 func (s *Server) incident(r *http.Request, c sekisho.Caller) (*incident.Incident, error) {
-	if err := s.canIncident(r, c, nil); err != nil {
-		return nil, err
-	}
-	in, err := incident.Get(r.Context(), s.vault.Store(), r.PathValue("id"))
-	if err != nil {
-		return nil, err
-	}
-	if err := s.canIncident(r, c, in); err != nil {
-		return nil, sekisho.Errorf(sekisho.ENotFound, "incident %s not found", in.ID)
-	}
-	return in, nil
+	return s.incidents.Get(r.Context(), c, r.PathValue("id"))
 }
 
 func (s *Server) getIncident(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {

@@ -31,6 +31,7 @@ import (
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/edge"
 	"github.com/sekisho/sekisho/guard"
+	"github.com/sekisho/sekisho/incident"
 	"github.com/sekisho/sekisho/report"
 	"github.com/sekisho/sekisho/vault"
 )
@@ -64,7 +65,8 @@ type Server struct {
 	limiter     *rateLimiter // anonymous routes, per source; nil: none
 	vault       *vault.Vault
 	log         *slog.Logger
-	auditLog    *audit.Log  // the default log (events about no record)
+	auditLog    *audit.Log // the default log (events about no record)
+	incidents   *incident.Service
 	auditLogs   *audit.Logs // every log: the default and each region's
 	verifierKey string
 	auth        Authenticator
@@ -142,6 +144,12 @@ func New(c Config) *Server {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if c.Vault != nil {
+		s.incidents = &incident.Service{Store: c.Vault.Store(), Now: s.now}
+	}
+	if s.incidents != nil && s.auditLog != nil {
+		s.incidents.Audit = s.auditLog
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/incident"
@@ -173,18 +174,6 @@ func (f *suspectFlags) incident() (*incident.Incident, error) {
 	return in, nil
 }
 
-func (f *suspectFlags) body(in *incident.Incident) map[string]any {
-	b := map[string]any{"principals": in.Principals, "devices": in.Devices, "orgs": in.Orgs,
-		"since": in.Since, "until": in.Until, "discovered_at": in.DiscoveredAt, "cause": in.Cause}
-	if in.Description != "" {
-		b["description"] = in.Description
-	}
-	if in.CiphertextCopy != nil {
-		b["ciphertext_copy"] = in.CiphertextCopy
-	}
-	return b
-}
-
 func newIncidentCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "incident",
@@ -230,7 +219,7 @@ func newIncidentOpenCmd() *cobra.Command {
 					return err
 				}
 				var out incident.Incident
-				err = c.JSON(ctx, http.MethodPost, "/v1/incidents", "", f.body(in), &out)
+				err = c.JSON(ctx, http.MethodPost, "/v1/incidents", "", in.Request(), &out)
 				client.SaveToken(dir, c)
 				if err != nil {
 					return err
@@ -282,19 +271,17 @@ func openIncidentOffline(ctx context.Context, src incidentSource, in *incident.I
 		return fmt.Errorf("open audit log: %w", err)
 	}
 	defer log.Close()
-	if err := in.Validate(); err != nil {
+	// The local operator, with the data directory's lock: as an auditor.
+	host, _ := os.Hostname()
+	c := sekisho.Caller{Principal: "cli-incident", Device: "local:" + host, Source: "local", Roles: []string{access.RoleAuditor},
+		RequestID: "incident-open-" + time.Now().UTC().Format("20060102T150405Z")}
+	svc := &incident.Service{Store: st, Audit: log}
+	out, err := svc.Open(ctx, c, in.Request())
+	if err != nil {
 		return err
 	}
-	host, _ := os.Hostname()
-	now := time.Now()
-	in.ID, in.CreatedBy = incident.NewID(), "cli-incident"
-	ev := sekisho.Event{Time: now, RequestID: "incident-open-" + now.UTC().Format("20060102T150405Z"), Principal: in.CreatedBy,
-		Device: "local:" + host, Source: "local", Action: "incident.create", Decision: sekisho.Allow, Policy: "incident",
-		Detail: "incident " + in.ID + " (opened offline)"}
-	if _, err := log.Append(ctx, ev); err != nil {
-		return fmt.Errorf("the audit log is unavailable, the incident was not opened: %w", err)
-	}
-	return incident.Create(ctx, st, in, now)
+	*in = *out
+	return nil
 }
 
 func newIncidentListCmd() *cobra.Command {
@@ -393,7 +380,7 @@ on standard error.`,
 					return err
 				}
 				var out incident.Incident
-				err = c.JSON(ctx, http.MethodPost, "/v1/incidents", "", f.body(in), &out)
+				err = c.JSON(ctx, http.MethodPost, "/v1/incidents", "", in.Request(), &out)
 				client.SaveToken(dir, c)
 				if err != nil {
 					return err
