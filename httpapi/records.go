@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -227,45 +226,20 @@ func (s *Server) createCollection(w http.ResponseWriter, r *http.Request, c seki
 	if _, err := s.vault.Store().GetSchema(r.Context(), sc.Collection); err == nil {
 		return sekisho.Errorf(sekisho.EConflict, "collection %s exists; change it with PUT /v1/collections/%s", sc.Collection, sc.Collection)
 	}
-	out, err := s.putSchema(r, c, sc)
+	out, err := s.vault.PutSchema(r.Context(), c, sc)
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, out)
 }
 
-// schemaChange checks that the caller may define collections and reads the
-// schema. Collections are shared by every org, and a field's classification
-// and mask decide what grants need two admins and what support sees: only
-// an admin of the org that runs the instance may change them.
+// schemaChange checks that the caller may define collections (the vault
+// audits a refusal) and reads the schema.
 func (s *Server) schemaChange(r *http.Request, c sekisho.Caller) (*sekisho.Schema, error) {
-	if !c.HasRole(RoleAdmin) || (s.access != nil && c.Org != s.access.RootOrg()) {
-		err := sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "only an admin of the instance's root org may define collections")
-		s.recordSchemaChange(r, c, r.PathValue("c"), sekisho.Deny, err.Message)
+	if err := s.vault.CanPutSchema(r.Context(), c, r.PathValue("c")); err != nil {
 		return nil, err
 	}
 	return schemaFromBody(r)
-}
-
-// putSchema stores a schema and audits the change.
-func (s *Server) putSchema(r *http.Request, c sekisho.Caller, sc *sekisho.Schema) (*sekisho.Schema, error) {
-	out, err := s.vault.PutSchema(r.Context(), sc)
-	if err != nil {
-		return nil, err
-	}
-	s.recordSchemaChange(r, c, sc.Collection, sekisho.Allow, fmt.Sprintf("schema version %d", out.Version))
-	return out, nil
-}
-
-func (s *Server) recordSchemaChange(r *http.Request, c sekisho.Caller, collection, decision, reason string) {
-	if s.auditLog == nil {
-		return
-	}
-	ev := sekisho.Event{Time: s.now(), RequestID: c.RequestID, ClientRequestID: c.ClientRequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
-		Source: c.Source, Action: "schema.put", Collection: collection, Decision: decision, Policy: "schema-admin", Reason: reason}
-	if _, err := s.auditLog.Append(r.Context(), ev); err != nil {
-		s.log.Error("audit append failed", "request_id", c.RequestID, "error", err.Error())
-	}
 }
 
 func (s *Server) putCollection(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
@@ -276,7 +250,7 @@ func (s *Server) putCollection(w http.ResponseWriter, r *http.Request, c sekisho
 	if sc.Collection != r.PathValue("c") {
 		return sekisho.FieldErrorf(sekisho.EInvalid, "collection", "schema names collection %q but the path names %q", sc.Collection, r.PathValue("c"))
 	}
-	out, err := s.putSchema(r, c, sc)
+	out, err := s.vault.PutSchema(r.Context(), c, sc)
 	if err != nil {
 		return err
 	}

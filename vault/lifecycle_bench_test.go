@@ -24,7 +24,7 @@ func BenchmarkRetentionScan(b *testing.B) {
 			if mode == "keep_after_create" {
 				s.Retention = &sekisho.Retention{KeepAfterCreate: "5y"}
 			}
-			if _, err := e.v.PutSchema(ctx, s); err != nil {
+			if _, err := e.v.PutSchema(ctx, legal, s); err != nil {
 				b.Fatal(err)
 			}
 			until := time.Now().AddDate(1, 0, 0)

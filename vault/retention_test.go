@@ -37,7 +37,7 @@ func TestRetentionSweep(t *testing.T) {
 	e := newEnv(t)
 	clk := &fakeClock{t: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)}
 	v := vault.New(e.store, e.keys, e.log, vault.Options{Now: clk.Now})
-	if _, err := v.PutSchema(ctx, &sekisho.Schema{Collection: "sessions", Fields: []sekisho.Field{
+	if _, err := v.PutSchema(ctx, legal, &sekisho.Schema{Collection: "sessions", Fields: []sekisho.Field{
 		{Name: "name", Type: sekisho.TypeString, Classification: sekisho.ClassIdentifier, Lookup: true},
 		{Name: "last_active", Type: sekisho.TypeDate, Classification: sekisho.ClassUsage},
 	}, Retention: &sekisho.Retention{Field: "last_active", Keep: "30d"}}); err != nil {

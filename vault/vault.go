@@ -55,6 +55,7 @@ type Vault struct {
 
 	deks     *dekCache
 	rotation RotationOptions
+	rootOrg  string
 
 	mu      sync.RWMutex
 	schemas map[string]*sekisho.Schema
@@ -77,6 +78,9 @@ type Options struct {
 	DEKCacheTTL  time.Duration
 	// Rotation tunes online KEK rotations.
 	Rotation RotationOptions
+	// RootOrg is the org that runs the instance: only its admins define
+	// collections (PutSchema). "" lets any admin.
+	RootOrg string
 }
 
 // New returns a vault over store, with keys and audit.
@@ -95,6 +99,7 @@ func New(store sekisho.Store, kp keys.Provider, aud sekisho.Auditor, opts Option
 	v.regions = slices.Clone(opts.Regions)
 	v.deks = newDEKCache(opts.DEKCacheSize, opts.DEKCacheTTL, v.now)
 	v.rotation = opts.Rotation
+	v.rootOrg = opts.RootOrg
 	return v
 }
 
@@ -214,10 +219,49 @@ func (v *Vault) Schema(ctx context.Context, collection string) (*sekisho.Schema,
 	return s, nil
 }
 
-// PutSchema creates or changes a collection's schema. A change may add
-// fields and change classifications or masks; removing a field, changing its
-// type or its lookup flag would orphan stored values, and is refused.
-func (v *Vault) PutSchema(ctx context.Context, s *sekisho.Schema) (*sekisho.Schema, error) {
+// CanPutSchema says whether c may define collections, and audits a refusal
+// (action schema.put, policy schema-admin; collection may be ""). Collections
+// are shared by every org, and a field's classification and mask decide what
+// grants need two admins and what support sees: only an admin of the
+// instance's root org (Options.RootOrg; any admin when it is not set) may
+// change them. The HTTP API asks it before it reads a schema.
+func (v *Vault) CanPutSchema(ctx context.Context, c sekisho.Caller, collection string) error {
+	if c.HasRole("admin") && (v.rootOrg == "" || c.Org == v.rootOrg) {
+		return nil
+	}
+	err := sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "only an admin of the instance's root org may define collections")
+	v.auditSchema(ctx, c, collection, sekisho.Deny, err.Message) // a refusal's event is best effort
+	return err
+}
+
+// PutSchema creates or changes a collection's schema as c (see
+// CanPutSchema). A change may add fields and change classifications or
+// masks; removing a field, changing its type or its lookup flag would orphan
+// stored values, and is refused. The change's event is durable before the
+// schema is stored (write-ahead).
+func (v *Vault) PutSchema(ctx context.Context, c sekisho.Caller, s *sekisho.Schema) (*sekisho.Schema, error) {
+	if err := v.CanPutSchema(ctx, c, s.Collection); err != nil {
+		return nil, err
+	}
+	return v.putSchema(ctx, s, func(version int64) error {
+		if err := v.auditSchema(ctx, c, s.Collection, sekisho.Allow, fmt.Sprintf("schema version %d", version)); err != nil {
+			return &sekisho.Error{Code: sekisho.EUnavailable, Message: "the audit log is unavailable", Err: err}
+		}
+		return nil
+	})
+}
+
+// auditSchema appends the event of a schema change.
+func (v *Vault) auditSchema(ctx context.Context, c sekisho.Caller, collection, decision, reason string) error {
+	ev := sekisho.Event{Time: v.now(), RequestID: c.RequestID, ClientRequestID: c.ClientRequestID, Org: c.Org, Principal: c.Principal, Device: c.Device,
+		Source: c.Source, Action: "schema.put", Collection: collection, Decision: decision, Policy: "schema-admin", Reason: reason}
+	_, err := v.audit.Append(ctx, ev)
+	return err
+}
+
+// putSchema validates and stores s; before, when given, it runs before the
+// write with the version s gets.
+func (v *Vault) putSchema(ctx context.Context, s *sekisho.Schema, before func(version int64) error) (*sekisho.Schema, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
@@ -239,6 +283,11 @@ func (v *Vault) PutSchema(ctx context.Context, s *sekisho.Schema) (*sekisho.Sche
 		}
 		s.Version = old.Version + 1
 	}
+	if before != nil {
+		if err := before(s.Version); err != nil {
+			return nil, err
+		}
+	}
 	if err := v.store.PutSchema(ctx, s); err != nil {
 		return nil, err
 	}
@@ -253,7 +302,7 @@ func (v *Vault) EnsureSchemas(ctx context.Context, schemas []*sekisho.Schema) er
 	for _, s := range schemas {
 		_, err := v.store.GetSchema(ctx, s.Collection)
 		if sekisho.Code(err) == sekisho.ENotFound {
-			if _, err := v.PutSchema(ctx, s); err != nil && sekisho.Code(err) != sekisho.EConflict {
+			if _, err := v.putSchema(ctx, s, nil); err != nil && sekisho.Code(err) != sekisho.EConflict {
 				return fmt.Errorf("create schema %s: %w", s.Collection, err)
 			}
 			continue

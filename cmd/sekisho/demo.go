@@ -57,7 +57,7 @@ func runDemo(ctx context.Context, o demo.Options) (*demo.Result, error) {
 // openDemoNode opens a data directory and its request path as serve does
 // (without the guard for the demo's shared-trust vault).
 func openDemoNode(ctx context.Context, o demo.NodeOptions) (*demo.Node, error) {
-	in, err := openInstance(ctx, instanceOptions{DataDir: o.Dir, MasterKeyFile: o.MasterKeyFile, Stderr: io.Discard,
+	in, err := openInstance(ctx, instanceOptions{DataDir: o.Dir, RootOrg: o.Org, MasterKeyFile: o.MasterKeyFile, Stderr: io.Discard,
 		Logger: slog.New(slog.DiscardHandler), Now: o.Now})
 	if err != nil {
 		return nil, err

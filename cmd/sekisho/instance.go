@@ -56,6 +56,9 @@ type instanceOptions struct {
 	// LogOrigin is the checkpoint origin (--log-origin); "" means the
 	// deployment's own (logOrigin).
 	LogOrigin string
+	// RootOrg is the org that runs the instance (serve --org): only its
+	// admins define collections. "" (the offline tools): any admin.
+	RootOrg string
 	// Now is the clock of the vault and the audit log (default time.Now).
 	Now func() time.Time
 	// Keys is the key provider; RegionKeys the regions' own providers.
@@ -172,7 +175,7 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 		}
 	}
 	in.vault = vault.New(in.store, in.keys, in.logs, vault.Options{Now: o.Now, Regions: regionList(o.RegionList, o.Regions),
-		DEKCacheSize: o.DEKCacheSize, DEKCacheTTL: o.DEKCacheTTL, Rotation: vault.RotationOptions{Grace: o.RotationGrace}})
+		DEKCacheSize: o.DEKCacheSize, DEKCacheTTL: o.DEKCacheTTL, Rotation: vault.RotationOptions{Grace: o.RotationGrace}, RootOrg: o.RootOrg})
 	defaults, err := schemas.Defaults()
 	if err != nil {
 		return nil, err

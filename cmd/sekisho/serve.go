@@ -193,7 +193,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err := export.Check(exportOpts); err != nil {
 		return fmt.Errorf("config %s: %w", f.config, err)
 	}
-	in, err := openInstance(ctx, instanceOptions{DataDir: f.data, Store: f.store, MasterKeyFile: f.masterKeyFile, Regions: f.regions, RegionList: f.regionList, WitnessDir: f.witnessDir, LogOrigin: f.logOrigin,
+	in, err := openInstance(ctx, instanceOptions{DataDir: f.data, RootOrg: f.org, Store: f.store, MasterKeyFile: f.masterKeyFile, Regions: f.regions, RegionList: f.regionList, WitnessDir: f.witnessDir, LogOrigin: f.logOrigin,
 		Stderr: cmd.ErrOrStderr(), Logger: logger, Keys: f.keys.keysConfig, RegionKeys: f.keys.regions,
 		DEKCacheSize: f.keys.cacheSize, DEKCacheTTL: f.keys.cacheTTL, RotationGrace: f.rotationGrace})
 	if err != nil {
