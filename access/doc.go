@@ -51,8 +51,8 @@
 // method or URL is refused, each with its own problem type. Refreshing is
 // the same call with a new proof, so it needs the device key.
 //
-// The cost is one signature verification per request (Ed25519 about 54 µs,
-// P-256 about 72 µs on the reference cores; see BenchmarkAuthenticate), an
+// The cost is one signature verification per request (see
+// BenchmarkAuthenticate; the numbers are in bench/README.md), an
 // HMAC and two small JSON decodes. mTLS with certificate-bound tokens
 // (RFC 8705), which verifies the key once per connection, is the way to
 // amortise it for high-rate services; it is not built yet.
@@ -65,19 +65,11 @@
 // when full. Every proof's signature, htm, htu, iat, ath and jti are still
 // checked per request, and the device, principal and org within
 // MaxCacheTTL. A snapshot rebuild reuses the Cedar policies compiled from
-// unchanged text. BenchmarkAuthenticate / BenchmarkAuthenticateAuthorize
-// (-benchtime 3000x, 2 shared AMD EPYC cores, ranges over several noisy
-// runs; each iteration includes httptest.NewRequest), before -> after:
-//
-//	Authenticate ed25519            70-87 µs, 84 allocs  -> 61-70 µs, 30 allocs
-//	Authenticate p256               90-117 µs, 118 allocs -> 79-93 µs, 51 allocs
-//	AuthenticateAuthorize ed25519   78-94 µs, 139 allocs -> 68-77 µs, 85 allocs
-//	AuthenticateAuthorize p256      96-122 µs, 173 allocs -> 87-119 µs, 106 allocs
-//
-// (a cached token: 24 ns instead of about 6 µs and 28 allocations). The
-// rest is the signature itself: Ed25519 verification decompresses the
-// public key point on every call (about 5 µs), which the standard library
-// offers no way to keep; it is not worth verifying outside it.
+// unchanged text. BenchmarkAuthenticate and BenchmarkAuthenticateAuthorize
+// measure it (bench/README.md, "Package benchmarks", has the numbers). Most
+// of what is left is the signature itself: Ed25519 verification decompresses
+// the public key point on every call, which the standard library offers no
+// way to keep; it is not worth verifying outside it.
 //
 // # Authorisation: Cedar
 //
