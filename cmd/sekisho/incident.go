@@ -85,6 +85,22 @@ func (s *incidentSource) client() (string, *client.Client, error) {
 	return dir, c, nil
 }
 
+// open records in through the API (POST /v1/incidents) and returns it as
+// the server stored it.
+func (s *incidentSource) open(ctx context.Context, in *incident.Incident) (*incident.Incident, error) {
+	dir, c, err := s.client()
+	if err != nil {
+		return nil, err
+	}
+	var out incident.Incident
+	err = c.JSON(ctx, http.MethodPost, "/v1/incidents", "", in.Request(), &out)
+	client.SaveToken(dir, c)
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // get fetches path through the API and returns the body of a 2xx answer.
 func (s *incidentSource) get(ctx context.Context, path string) ([]byte, error) {
 	dir, c, err := s.client()
@@ -213,18 +229,8 @@ func newIncidentOpenCmd() *cobra.Command {
 				if err := openIncidentOffline(ctx, src, in); err != nil {
 					return err
 				}
-			} else {
-				dir, c, err := src.client()
-				if err != nil {
-					return err
-				}
-				var out incident.Incident
-				err = c.JSON(ctx, http.MethodPost, "/v1/incidents", "", in.Request(), &out)
-				client.SaveToken(dir, c)
-				if err != nil {
-					return err
-				}
-				in = &out
+			} else if in, err = src.open(ctx, in); err != nil {
+				return err
 			}
 			if format == "json" {
 				return writeJSON(cmd.OutOrStdout(), in)
@@ -375,13 +381,7 @@ on standard error.`,
 				if err != nil {
 					return err
 				}
-				dir, c, err := src.client()
-				if err != nil {
-					return err
-				}
-				var out incident.Incident
-				err = c.JSON(ctx, http.MethodPost, "/v1/incidents", "", in.Request(), &out)
-				client.SaveToken(dir, c)
+				out, err := src.open(ctx, in)
 				if err != nil {
 					return err
 				}
