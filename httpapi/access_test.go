@@ -93,7 +93,7 @@ func (e *env) nodeWith(edit func(*access.Config)) (*httptest.Server, *access.Ser
 	if err := v.EnsureSchemas(ctx, defs); err != nil {
 		e.t.Fatal(err)
 	}
-	cfg := access.Config{Store: e.store, Schema: v.Schema, Audit: e.log, TokenKey: bytes.Repeat([]byte{7}, 32),
+	cfg := access.Config{Store: e.store, Schema: func(ctx context.Context, c string) (*sekisho.Schema, error) { return v.Schema(ctx, c) }, Audit: e.log, TokenKey: bytes.Repeat([]byte{7}, 32),
 		BootstrapToken: bootToken, RootOrg: "operator", RootRegion: "jp", Now: e.clk.Now,
 		// These tests' devices are file keys; TestDeviceRequirementsOverHTTP
 		// tests the default requirement (hardware-bound).
@@ -108,7 +108,7 @@ func (e *env) nodeWith(edit func(*access.Config)) (*httptest.Server, *access.Ser
 	if err := acc.EnsurePolicies(ctx); err != nil {
 		e.t.Fatal(err)
 	}
-	v.SetAuthorizer(acc.Authorizer())
+	v = vault.New(e.store, e.kp, e.log, vault.Options{Now: e.clk.Now, Rotation: vault.RotationOptions{Grace: time.Millisecond}, Authorizer: acc.Authorizer()})
 	srv := httptest.NewServer(httpapi.New(httpapi.Config{Vault: v, AuditLog: e.log, Auth: acc, Access: acc, KnownPurpose: acc.KnownPurpose}))
 	e.t.Cleanup(srv.Close)
 	return srv, acc

@@ -653,11 +653,10 @@ func TestHardeningAnonymousRateLimited(t *testing.T) {
 // vaultOf is a vault over the env's store, authorised by its access
 // service (for another httpapi.Server over the same state).
 func (e *env) vaultOf(t *testing.T) *vault.Vault {
-	v := vault.New(e.store, e.kp, e.log, vault.Options{Now: e.clk.Now})
+	v := vault.New(e.store, e.kp, e.log, vault.Options{Now: e.clk.Now, Authorizer: e.acc.Authorizer()})
 	defs, err := schemas.Defaults()
 	must(t, err)
 	must(t, v.EnsureSchemas(context.Background(), defs))
-	v.SetAuthorizer(e.acc.Authorizer())
 	return v
 }
 

@@ -120,12 +120,6 @@ func (v *Vault) checkRegion(region string) error {
 		Message: fmt.Sprintf("region %q is not one of this instance's regions (%s; serve --regions)", region, strings.Join(v.regions, ", "))}
 }
 
-// SetAuthorizer and SetGuard replace the authoriser or guard (used in wiring).
-func (v *Vault) SetAuthorizer(a sekisho.Authorizer) { v.authz = a }
-
-// SetGuard sets the guard.
-func (v *Vault) SetGuard(g Guard) { v.guard = g }
-
 // Store returns the vault's store.
 func (v *Vault) Store() sekisho.Store { return v.store }
 

@@ -399,9 +399,9 @@ func TestEventsSplitByOwningOrg(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.v.SetAuthorizer(allowAll{})
+	all := vault.New(e.store, e.keys, e.log, vault.Options{Authorizer: allowAll{}})
 	auditor := sekisho.Caller{Principal: "aud", Org: "operator", Device: "d3", Purpose: "support", RequestID: "req-both"}
-	if got, err := e.v.BatchGet(ctx, auditor, "users", []string{a.ID, b.ID}, []string{"country"}); err != nil || len(got) != 2 {
+	if got, err := all.BatchGet(ctx, auditor, "users", []string{a.ID, b.ID}, []string{"country"}); err != nil || len(got) != 2 {
 		t.Fatalf("batch get = %d, %v", len(got), err)
 	}
 	parts, err := e.store.QueryAudit(ctx, sekisho.AuditFilter{RequestID: "req-both"})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/keys"
 )
@@ -21,7 +22,12 @@ func newAccessWith(ctx context.Context, in *instance, cfg access.Config) (*acces
 	if err != nil {
 		return nil, err
 	}
-	cfg.Store, cfg.Schema, cfg.Audit, cfg.TokenKey = in.store, in.vault.Schema, in.log, tk
+	// The instance's vault at the time of the call: a serving node replaces
+	// it by one with the access service as its authoriser (newNode).
+	schema := func(ctx context.Context, collection string) (*sekisho.Schema, error) {
+		return in.vault.Schema(ctx, collection)
+	}
+	cfg.Store, cfg.Schema, cfg.Audit, cfg.TokenKey = in.store, schema, in.log, tk
 	cfg.Regions = in.vault.Regions()
 	acc, err := access.New(cfg)
 	if err != nil {

@@ -83,6 +83,9 @@ type instance struct {
 	closeKeys func()
 	log       *audit.Log // the default store's log
 	vault     *vault.Vault
+	// vaultOpts are the options vault was made with; a serving node makes
+	// its vault with them and its authoriser and guard (newNode).
+	vaultOpts vault.Options
 	// regionLogs are the logs of regions with a store of their own.
 	regionLogs map[string]*audit.Log
 	// logs is the set of every log: the default and regionLogs. Every
@@ -174,8 +177,9 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 			return nil, err
 		}
 	}
-	in.vault = vault.New(in.store, in.keys, in.logs, vault.Options{Now: o.Now, Regions: regionList(o.RegionList, o.Regions),
-		DEKCacheSize: o.DEKCacheSize, DEKCacheTTL: o.DEKCacheTTL, Rotation: vault.RotationOptions{Grace: o.RotationGrace}, RootOrg: o.RootOrg})
+	in.vaultOpts = vault.Options{Now: o.Now, Regions: regionList(o.RegionList, o.Regions),
+		DEKCacheSize: o.DEKCacheSize, DEKCacheTTL: o.DEKCacheTTL, Rotation: vault.RotationOptions{Grace: o.RotationGrace}, RootOrg: o.RootOrg}
+	in.vault = vault.New(in.store, in.keys, in.logs, in.vaultOpts)
 	defaults, err := schemas.Defaults()
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/httpapi"
+	"github.com/sekisho/sekisho/vault"
 )
 
 // startServer runs the serve wiring (instance, access, HTTP handler) on an
@@ -35,7 +36,9 @@ func startServer(t *testing.T) (url, tokenFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in.vault.SetAuthorizer(acc.Authorizer())
+	opts := in.vaultOpts
+	opts.Authorizer = acc.Authorizer()
+	in.vault = vault.New(in.store, in.keys, in.logs, opts)
 	srv := httptest.NewServer(httpapi.New(httpapi.Config{Vault: in.vault, AuditLog: in.log, Auth: acc, Access: acc, KnownPurpose: acc.KnownPurpose}))
 	t.Cleanup(srv.Close)
 	return srv.URL, filepath.Join(dir, bootstrapTokenFile)

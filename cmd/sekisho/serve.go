@@ -418,9 +418,10 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	in.vault.SetAuthorizer(acc.Authorizer())
 	n := &node{acc: acc}
-	hc := httpapi.Config{Vault: in.vault, AuditLog: in.log, AuditLogs: in.logs, VerifierKey: in.verifier, Logger: c.Logger, Registry: c.Registry,
+	opts := in.vaultOpts
+	opts.Authorizer = acc.Authorizer()
+	hc := httpapi.Config{AuditLog: in.log, AuditLogs: in.logs, VerifierKey: in.verifier, Logger: c.Logger, Registry: c.Registry,
 		Auth: acc, Access: acc, KnownPurpose: acc.KnownPurpose, Now: c.Now, Proxies: c.Proxies, Tracer: c.Tracer, Reports: report.Config{Controller: c.Controller},
 		AnonymousRate: c.AnonymousRate, Console: console.Handler()}
 	if !c.NoGuard {
@@ -429,12 +430,16 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 		if err := n.grd.Start(ctx); err != nil {
 			return nil, err
 		}
-		in.vault.SetGuard(n.grd)
+		opts.Guard = n.grd
 		acc.SetAlerter(func(ctx context.Context, rule, org, detail string) {
 			n.grd.Raise(ctx, sekisho.Caller{Principal: "sekisho", Org: org}, rule, detail)
 		})
 		hc.Auth, hc.Guard = n.grd.Authenticator(acc), n.grd
 	}
+	// The node's vault, made with its authoriser and guard; it replaces the
+	// instance's (OwnOrg, no guard) for everything served from here on.
+	in.vault = vault.New(in.store, in.keys, in.logs, opts)
+	hc.Vault = in.vault
 	n.srv = httpapi.New(hc)
 	return n, nil
 }
