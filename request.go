@@ -3,6 +3,7 @@ package sekisho
 import (
 	"context"
 	"slices"
+	"time"
 )
 
 // Caller is who asks, from where and why. The HTTP layer fills it from the
@@ -18,6 +19,10 @@ type Caller struct {
 	// ClientRequestID is the client's own X-Request-Id, kept in audit
 	// events as client_request_id.
 	ClientRequestID string
+	// TokenIssued is when the access token the caller authenticated with
+	// was issued (zero when none or unknown): a token older than a
+	// quarantine of its principal or device is refused.
+	TokenIssued time.Time `json:"-"`
 }
 
 // HasRole reports whether c holds role.

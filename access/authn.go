@@ -221,7 +221,15 @@ func (s *Service) Authenticate(r *http.Request) (sekisho.Caller, error) {
 	if err != nil {
 		return sekisho.Caller{}, err
 	}
-	return sekisho.Caller{Principal: p.ID, Org: p.Org, Device: d.ID, Roles: append([]string(nil), p.Roles...)}, nil
+	return sekisho.Caller{Principal: p.ID, Org: p.Org, Device: d.ID, Roles: append([]string(nil), p.Roles...), TokenIssued: tc.issued()}, nil
+}
+
+// issued is the token's issue time, zero when it has none.
+func (tc *tokenClaims) issued() time.Time {
+	if tc.IAT == 0 {
+		return time.Time{}
+	}
+	return time.Unix(tc.IAT, 0)
 }
 
 // RequestURL is the htu a proof must carry for r: scheme, host and path,

@@ -145,5 +145,5 @@ func (s *Service) authenticateCert(r *http.Request, tok string, now time.Time) (
 	if err != nil {
 		return sekisho.Caller{}, err
 	}
-	return sekisho.Caller{Principal: p.ID, Org: p.Org, Device: d.ID, Roles: append([]string(nil), p.Roles...)}, nil
+	return sekisho.Caller{Principal: p.ID, Org: p.Org, Device: d.ID, Roles: append([]string(nil), p.Roles...), TokenIssued: tc.issued()}, nil
 }

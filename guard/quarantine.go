@@ -2,7 +2,6 @@ package guard
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -338,32 +337,12 @@ func (a quarantineAuth) Authenticate(r *http.Request) (sekisho.Caller, error) {
 	if err != nil {
 		return c, err
 	}
-	if err := a.g.Quarantined(r.Context(), c.Principal, c.Device, tokenIAT(r)); err != nil {
+	if err := a.g.Quarantined(r.Context(), c.Principal, c.Device, c.TokenIssued); err != nil {
 		// The credential was valid: the caller is returned with the error so
 		// that the refusal is audited under its principal and device.
 		return c, err
 	}
 	return c, nil
-}
-
-// tokenIAT reads the iat of the (already verified) access token of r.
-func tokenIAT(r *http.Request) time.Time {
-	_, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	parts := strings.Split(strings.TrimSpace(tok), ".")
-	if len(parts) != 3 {
-		return time.Time{}
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return time.Time{}
-	}
-	var c struct {
-		IAT int64 `json:"iat"`
-	}
-	if json.Unmarshal(b, &c) != nil || c.IAT == 0 {
-		return time.Time{}
-	}
-	return time.Unix(c.IAT, 0)
 }
 
 func (g *Guard) isRootAdmin(c sekisho.Caller) bool {
