@@ -166,6 +166,13 @@ func fetchNodes(ctx context.Context, store sekisho.AuditStore, ids []compact.Nod
 	return hashes, nil
 }
 
+// AppendRegional implements vault.Auditor: a single log keeps the events
+// of every region, so it is Append.
+func (l *Log) AppendRegional(ctx context.Context, ev sekisho.Event, _ map[string]string) error {
+	_, err := l.Append(ctx, ev)
+	return err
+}
+
 // Append records ev and returns its index once it is durable in the store. An
 // event with a zero Time is stamped with the current time. If ctx ends first,
 // Append returns ctx's error and the event may or may not have been recorded:

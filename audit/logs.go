@@ -135,7 +135,7 @@ func (ls *Logs) Append(ctx context.Context, ev sekisho.Event) (uint64, error) {
 }
 
 // AppendRegional records an event in the log of each record's region
-// (vault.RegionalAuditor): the event is split by log, each part listing only
+// (vault.Auditor): the event is split by log, each part listing only
 // the records that log's region keeps, and written to every log concerned
 // before it returns. An event about no record goes to the default log.
 func (ls *Logs) AppendRegional(ctx context.Context, ev sekisho.Event, regionOf map[string]string) error {

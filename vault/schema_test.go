@@ -11,6 +11,10 @@ import (
 
 type downAuditor struct{}
 
+func (downAuditor) AppendRegional(context.Context, sekisho.Event, map[string]string) error {
+	return errors.New("audit log down")
+}
+
 func (downAuditor) Append(context.Context, sekisho.Event) (uint64, error) {
 	return 0, errors.New("audit log down")
 }

@@ -46,7 +46,7 @@ type Guard interface {
 type Vault struct {
 	store sekisho.Store
 	keys  keys.Provider
-	audit sekisho.Auditor
+	audit Auditor
 	authz sekisho.Authorizer
 	guard Guard
 	now   func() time.Time
@@ -84,7 +84,7 @@ type Options struct {
 }
 
 // New returns a vault over store, with keys and audit.
-func New(store sekisho.Store, kp keys.Provider, aud sekisho.Auditor, opts Options) *Vault {
+func New(store sekisho.Store, kp keys.Provider, aud Auditor, opts Options) *Vault {
 	v := &Vault{store: store, keys: kp, audit: aud, authz: opts.Authorizer, guard: opts.Guard, now: opts.Now,
 		schemas: map[string]*sekisho.Schema{}, idxKeys: map[string][]byte{}}
 	if v.authz == nil {
@@ -358,9 +358,11 @@ type decisionEvent struct {
 	orgs    map[string]string // record id -> owning org
 }
 
-// RegionalAuditor is an Auditor that keeps events per residency region.
-// AppendRegional gets the region of every record the event names.
-type RegionalAuditor interface {
+// Auditor is the audit log the vault writes: Append for events about no
+// record, AppendRegional for a decision's events, given the region of every
+// record the event names (audit.Logs keeps each region's events in its own
+// log; a single audit.Log keeps them all).
+type Auditor interface {
 	sekisho.Auditor
 	AppendRegional(ctx context.Context, ev sekisho.Event, regionOf map[string]string) error
 }
@@ -429,12 +431,7 @@ func (de decisionEvent) byOwner() []decisionEvent {
 func (v *Vault) record(ctx context.Context, de decisionEvent) error {
 	var err error
 	for _, ev := range de.byOwner() {
-		if ra, ok := v.audit.(RegionalAuditor); ok {
-			err = ra.AppendRegional(ctx, ev.Event, ev.regions)
-		} else {
-			_, err = v.audit.Append(ctx, ev.Event)
-		}
-		if err != nil {
+		if err = v.audit.AppendRegional(ctx, ev.Event, ev.regions); err != nil {
 			break
 		}
 	}
