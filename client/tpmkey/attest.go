@@ -48,32 +48,9 @@ type Evidence struct {
 // made as a primary key of the endorsement hierarchy (so the same AK is
 // re-created from the template whenever it is needed), fixed to its TPM.
 func AKTemplate() tpm2.TPMTPublic {
-	return tpm2.TPMTPublic{
-		Type:    tpm2.TPMAlgECC,
-		NameAlg: tpm2.TPMAlgSHA256,
-		ObjectAttributes: tpm2.TPMAObject{
-			FixedTPM:            true,
-			FixedParent:         true,
-			SensitiveDataOrigin: true,
-			UserWithAuth:        true,
-			Restricted:          true,
-			SignEncrypt:         true,
-			NoDA:                true,
-		},
-		Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
-			Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
-			Scheme: tpm2.TPMTECCScheme{
-				Scheme:  tpm2.TPMAlgECDSA,
-				Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256}),
-			},
-			CurveID: tpm2.TPMECCNistP256,
-			KDF:     tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
-		}),
-		Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
-			X: tpm2.TPM2BECCParameter{Buffer: make([]byte, 32)},
-			Y: tpm2.TPM2BECCParameter{Buffer: make([]byte, 32)},
-		}),
-	}
+	t := keyTemplate() // the device key's template, restricted to signing TPM-made data
+	t.ObjectAttributes.Restricted = true
+	return t
 }
 
 // ReadNV reads an NV index whole.
