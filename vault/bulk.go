@@ -31,7 +31,7 @@ func (v *Vault) CommitBatchMarked(ctx context.Context, p *PreparedBatch, mark *s
 	if mark.Updated.IsZero() {
 		mark.Updated = v.now().UTC()
 	}
-	return v.commitBatch(ctx, p, func(ctx context.Context, recs []*sekisho.SealedRecord) error {
+	return v.commit(ctx, p, func(ctx context.Context, recs []*sekisho.SealedRecord) error {
 		return l.LoadRecords(ctx, recs, mark)
 	})
 }

@@ -163,57 +163,6 @@ func (v *Vault) open(ctx context.Context, s *sekisho.Schema, r *sekisho.SealedRe
 	return out, nil
 }
 
-// Create validates, seals and stores one record of the caller's org, and
-// returns it (without field values).
-func (v *Vault) Create(ctx context.Context, c sekisho.Caller, collection string, in *sekisho.RecordInput) (*sekisho.Record, error) {
-	s, err := v.Schema(ctx, collection)
-	if err != nil {
-		return nil, err
-	}
-	if err := v.checkRegion(in.Region); err != nil {
-		return nil, err
-	}
-	values, err := normalizeFields(s, in.Region, in.Fields, true)
-	if err != nil {
-		return nil, err
-	}
-	if err := v.inputMeta(values, c, in.RetainUntil, in.Consents); err != nil {
-		return nil, err
-	}
-	id, err := v.recordID(ctx, c.Org, collection, in.Key)
-	if err != nil {
-		return nil, err
-	}
-	fields := dataFields(values)
-	req := sekisho.AccessRequest{Caller: c, Action: sekisho.ActionCreate, Collection: collection, Schema: s, Fields: fields, Region: in.Region, Owner: c.Org}
-	d := v.authz.Authorize(ctx, req)
-	if !d.Allow {
-		return nil, v.deny(ctx, v.event(c, sekisho.ActionCreate, collection, nil, []string{}, fields, d, false), d)
-	}
-	r, err := v.seal(ctx, s, id, c.Org, in.Region, values)
-	if err != nil {
-		return nil, err
-	}
-	now := v.now().UTC()
-	r.Version, r.CreatedAt, r.UpdatedAt = 1, now, now
-	// Write-ahead: the event is durable before the record exists.
-	if err := v.record(ctx, v.event(c, sekisho.ActionCreate, collection, []*sekisho.SealedRecord{r}, nil, fields, d, false)); err != nil {
-		return nil, err
-	}
-	if err := v.store.CreateRecords(ctx, []*sekisho.SealedRecord{r}); err != nil {
-		return nil, err
-	}
-	out := &sekisho.Record{ID: id, Collection: collection, Org: c.Org, Region: in.Region, Version: 1, CreatedAt: now, UpdatedAt: now, Fields: map[string]json.RawMessage{}}
-	if in.RetainUntil != nil {
-		t := in.RetainUntil.UTC()
-		out.RetainUntil = &t
-	}
-	if len(in.Consents) > 0 {
-		out.Consents = in.Consents
-	}
-	return out, nil
-}
-
 // Get reads one record's fields (all when fields is empty).
 func (v *Vault) Get(ctx context.Context, c sekisho.Caller, collection, id string, fields []string) (*sekisho.Record, error) {
 	recs, err := v.read(ctx, c, sekisho.ActionRead, collection, []string{id}, fields, true)

@@ -166,8 +166,8 @@ func (v *Vault) recordID(ctx context.Context, org, collection, key string) (stri
 	if key == "" {
 		return NewRecordID(v.now())
 	}
-	if len(key) > sekisho.MaxKeyBytes {
-		return "", sekisho.FieldErrorf(sekisho.EInvalid, "key", "key is longer than %d bytes", sekisho.MaxKeyBytes)
+	if err := checkKey(key); err != nil {
+		return "", err
 	}
 	k, err := v.indexKey(ctx, org, collection, "\x00record-key")
 	if err != nil {
