@@ -387,7 +387,7 @@ func TestAttackDecoyQuarantineTwoSided(t *testing.T) {
 	device := "device:" + c.sync.Key.Thumbprint()
 	var q quarantine
 	for _, id := range []string{"principal:personnel-sync", device} {
-		ok(t, "the affiliate lifts "+id, c.affAdmin.JSON(ctx, "POST", "/v1/quarantines/"+id+"/lift", "", nil, &q))
+		ok(t, "the affiliate lifts "+id, c.affAdmin.JSON(ctx, "POST", "/v1/quarantines/"+id+"/lift", "", map[string]string{"reason": "reviewed with the sync team"}, &q))
 		if q.Status != "active" || len(q.LiftsNeeded) != 1 || q.LiftsNeeded[0] != "operator" {
 			t.Fatalf("after the affiliate's lift of %s: %+v", id, q)
 		}
@@ -404,7 +404,7 @@ func TestAttackDecoyQuarantineTwoSided(t *testing.T) {
 	}
 
 	for _, id := range []string{"principal:personnel-sync", device} {
-		ok(t, "the operator lifts "+id, c.admin.JSON(ctx, "POST", "/v1/quarantines/"+id+"/lift", "", nil, &q))
+		ok(t, "the operator lifts "+id, c.admin.JSON(ctx, "POST", "/v1/quarantines/"+id+"/lift", "", map[string]string{"reason": "reviewed with the sync team"}, &q))
 		if q.Status != "lifted" {
 			t.Fatalf("after both lifts of %s: %+v", id, q)
 		}

@@ -435,16 +435,42 @@ func TestConsole(t *testing.T) {
 	page("#/quarantines", "quarantines")
 	do("quarantine listed", visible(`button[data-lift="`+qids[0]+`"]`))
 	shot("06-quarantines")
-	for _, qid := range qids {
-		do("lift "+qid, visible(`button[data-lift="`+qid+`"]`), click(`button[data-lift="`+qid+`"]`), visible(`button[data-lift-confirm="`+qid+`"]`),
-			click(`button[data-lift-confirm="`+qid+`"]`), visible(`tr[data-key="`+qid+`"] [data-status=lifted]`))
-	}
+	// A lift needs a reason: confirming with none lifts nothing; with one,
+	// the quarantine is lifted and the reason is kept with the lift.
+	liftReason := "console-agent opened a decoy in a drill; reviewed with the agent's lead"
+	do("lift without a reason", click(`button[data-lift="`+qids[0]+`"]`), visible(`button[data-lift-confirm="`+qids[0]+`"]`),
+		click(`button[data-lift-confirm="`+qids[0]+`"]`), chromedp.Sleep(500*time.Millisecond), visible(`tr[data-key="`+qids[0]+`"] [data-status=active]`))
 	if err := admin.JSON(ctx, "GET", "/v1/quarantines", "", nil, &qs); err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range qs.Quarantines {
-		if slices.Contains(qids, q.ID) && q.Status != "lifted" {
-			t.Fatalf("quarantine %s is %s after the console lifted it", q.ID, q.Status)
+		if q.ID == qids[0] && q.Status != "active" {
+			t.Fatalf("a lift without a reason changed %s: %+v", q.ID, q)
+		}
+	}
+	for i, qid := range qids {
+		if i > 0 {
+			do("lift "+qid, visible(`button[data-lift="`+qid+`"]`), click(`button[data-lift="`+qid+`"]`))
+		}
+		do("lift "+qid, visible(`textarea[data-lift-reason="`+qid+`"]`), chromedp.SendKeys(chromedp.CSS(`textarea[data-lift-reason="`+qid+`"]`), liftReason),
+			click(`button[data-lift-confirm="`+qid+`"]`), visible(`tr[data-key="`+qid+`"] [data-status=lifted]`))
+		if got := textOf(`tr[data-key="` + qid + `"] [data-lift-reason-shown]`); got != liftReason {
+			t.Errorf("the page shows the lift reason of %s as %q", qid, got)
+		}
+	}
+	shot("06b-quarantines-lifted")
+	var lifted struct {
+		Quarantines []struct {
+			ID, Status string
+			Lifts      []struct{ By, Reason string }
+		}
+	}
+	if err := admin.JSON(ctx, "GET", "/v1/quarantines", "", nil, &lifted); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range lifted.Quarantines {
+		if slices.Contains(qids, q.ID) && (q.Status != "lifted" || len(q.Lifts) != 1 || q.Lifts[0].By != "admin" || q.Lifts[0].Reason != liftReason) {
+			t.Fatalf("quarantine %s after the console lifted it: %+v", q.ID, q)
 		}
 	}
 	agent.Renew = true // its token from before the quarantine stays revoked: a new one

@@ -47,7 +47,12 @@ type Lift struct {
 	Org string    `json:"org"`
 	By  string    `json:"by"`
 	At  time.Time `json:"at"`
+	// Reason is why the admin lifted it (also in the audit event).
+	Reason string `json:"reason,omitempty"`
 }
+
+// MaxLiftReason bounds the reason of a lift, in bytes.
+const MaxLiftReason = 1000
 
 // LiftOrgs are the orgs whose admins must each lift q: the principal's
 // own, then the orgs whose data it was earned on.
@@ -179,9 +184,14 @@ func (g *Guard) ListQuarantines(ctx context.Context, c sekisho.Caller) ([]*Quara
 // when it was earned on another org's data (Quarantine.DataOrgs), an admin
 // of that org must lift it as well: it stays active, answering what is
 // still needed (LiftsNeeded), until every org of LiftOrgs has lifted it.
-// Each lift is audited first. Access tokens issued before the quarantine
-// stay refused.
-func (g *Guard) Lift(ctx context.Context, c sekisho.Caller, id string) (*Quarantine, error) {
+// Each lift needs a reason (why the admin judged it safe), kept with the
+// lift and in its audit event, and is audited first. Access tokens issued
+// before the quarantine stay refused.
+func (g *Guard) Lift(ctx context.Context, c sekisho.Caller, id, reason string) (*Quarantine, error) {
+	reason = strings.TrimSpace(reason)
+	if reason == "" || len(reason) > MaxLiftReason {
+		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "reason", "lifting a quarantine needs a reason of at most %d bytes (why it is safe to lift)", MaxLiftReason)
+	}
 	detail := "quarantine " + id
 	for range 3 {
 		o, err := g.store.GetObject(ctx, sekisho.KindQuarantine, id)
@@ -215,7 +225,7 @@ func (g *Guard) Lift(ctx context.Context, c sekisho.Caller, id string) (*Quarant
 				"org %s has lifted quarantine %s already; it stays until an admin of org %s lifts it too", c.Org, id, strings.Join(q.needed(), " and of org "))
 		}
 		now := g.now().UTC()
-		q.Lifts = append(q.Lifts, Lift{Org: c.Org, By: c.Principal, At: now})
+		q.Lifts = append(q.Lifts, Lift{Org: c.Org, By: c.Principal, At: now, Reason: reason})
 		q.LiftsNeeded = q.needed()
 		ev := detail + " of " + q.Principal
 		if len(q.LiftsNeeded) == 0 {
@@ -226,6 +236,7 @@ func (g *Guard) Lift(ctx context.Context, c sekisho.Caller, id string) (*Quarant
 		} else {
 			ev += ": lift by org " + c.Org + " recorded; still needs an admin of org " + strings.Join(q.LiftsNeeded, " and of org ")
 		}
+		ev += "; reason: " + reason
 		if err := g.event(ctx, c, "guard.quarantine.lift", ev, nil); err != nil {
 			return nil, err
 		}

@@ -69,11 +69,30 @@ func (s *Server) listQuarantines(w http.ResponseWriter, r *http.Request, c sekis
 	return writeJSON(w, http.StatusOK, map[string]any{"quarantines": l})
 }
 
+type liftRequest struct {
+	Reason string `json:"reason"`
+}
+
 func (s *Server) liftQuarantine(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needGuard(); err != nil {
 		return err
 	}
-	q, err := s.guard.Lift(r.Context(), c, r.PathValue("id"))
+	// The body {"reason": "..."} says why it is safe to lift; a lift
+	// without one (no body, or an empty reason) is refused as invalid.
+	var req liftRequest
+	if err := requireJSON(r); err != nil {
+		return err
+	}
+	b, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	if len(b) > 0 {
+		if err := decodeStrict(b, &req); err != nil {
+			return err
+		}
+	}
+	q, err := s.guard.Lift(r.Context(), c, r.PathValue("id"), req.Reason)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -344,9 +345,30 @@ func TestHoneytokenQuarantinesInTheSameRequest(t *testing.T) {
 		}
 	}
 	// Lifting needs an admin of the principal's own org, and is audited.
-	refused(t, w.agent.JSON(ctx, "POST", "/v1/quarantines/principal:sam/lift", "", nil, nil), guard.ProblemQuarantined)
-	must(t, w.admin.JSON(ctx, "POST", "/v1/quarantines/principal:sam/lift", "", nil, nil))
-	must(t, w.admin.JSON(ctx, "POST", "/v1/quarantines/device:"+w.agent.Key.Thumbprint()+"/lift", "", nil, nil))
+	// A lift says why: without a reason (no body, an empty one, a blank
+	// one) it is refused as invalid input naming the field, and the
+	// quarantine stays.
+	refused(t, w.agent.JSON(ctx, "POST", "/v1/quarantines/principal:sam/lift", "", liftBody, nil), guard.ProblemQuarantined)
+	for _, body := range []any{nil, map[string]string{}, map[string]string{"reason": "  "}} {
+		err := w.admin.JSON(ctx, "POST", "/v1/quarantines/principal:sam/lift", "", body, nil)
+		var p *client.Problem
+		if !errors.As(err, &p) || p.Status != http.StatusBadRequest || p.Field != "reason" {
+			t.Fatalf("lift with %v: %v, want 400 invalid naming reason", body, err)
+		}
+	}
+	var still struct{ Quarantines []guard.Quarantine }
+	must(t, w.admin.JSON(ctx, "GET", "/v1/quarantines", "", nil, &still))
+	for _, q := range still.Quarantines {
+		if q.Status != guard.StatusActive {
+			t.Fatalf("a lift without a reason changed %s: %+v", q.ID, q)
+		}
+	}
+	var lifted guard.Quarantine
+	must(t, w.admin.JSON(ctx, "POST", "/v1/quarantines/principal:sam/lift", "", liftBody, &lifted))
+	if lifted.Status != guard.StatusLifted || len(lifted.Lifts) != 1 || lifted.Lifts[0].Reason != liftBody["reason"] || lifted.Lifts[0].By != "admin" {
+		t.Fatalf("lifted: %+v", lifted)
+	}
+	must(t, w.admin.JSON(ctx, "POST", "/v1/quarantines/device:"+w.agent.Key.Thumbprint()+"/lift", "", liftBody, nil))
 	entries, err := w.store.QueryAudit(ctx, sekisho.AuditFilter{Principal: "admin"})
 	must(t, err)
 	lifts := 0
@@ -354,6 +376,9 @@ func TestHoneytokenQuarantinesInTheSameRequest(t *testing.T) {
 		ev, _ := sekisho.UnmarshalEvent(e.Leaf)
 		if ev.Action == "guard.quarantine.lift" && ev.Decision == sekisho.Allow {
 			lifts++
+			if !strings.HasSuffix(ev.Detail, "; reason: "+liftBody["reason"]) {
+				t.Fatalf("the lift's audit event does not hold its reason: %q", ev.Detail)
+			}
 		}
 	}
 	if lifts != 2 {
@@ -467,3 +492,6 @@ func TestGuardOffHoursInTheOrgsTimeZone(t *testing.T) {
 		t.Fatalf("nok at 02:00 Bangkok: alerts %v, want off-hours", r[seen:])
 	}
 }
+
+// liftBody is the body of a lift in the tests: the reason it needs.
+var liftBody = map[string]string{"reason": "sam read a decoy in a drill; reviewed with sam"}

@@ -298,8 +298,16 @@ func TestTokenRenewedAfterQuarantineLift(t *testing.T) {
 	if _, errOut, code := run(t, "whoami", "--profile", carol); code != exitRefused || !strings.Contains(errOut, "quarantined") {
 		t.Fatalf("quarantined: exit %d %s", code, errOut)
 	}
+	// A lift without --reason is refused before anything is sent; carol
+	// stays quarantined.
+	if _, errOut, code := run(t, "quarantine", "lift", "--profile", admin, "--", "principal:carol"); code == 0 || !strings.Contains(errOut, "--reason") {
+		t.Fatalf("lift without --reason: exit %d %s", code, errOut)
+	}
+	if _, errOut, code := run(t, "whoami", "--profile", carol); code != exitRefused || !strings.Contains(errOut, "quarantined") {
+		t.Fatalf("after a lift without a reason: exit %d %s", code, errOut)
+	}
 	for _, id := range []string{"principal:carol", "device:" + lr.Device} {
-		if _, _, code := run(t, "quarantine", "lift", "--profile", admin, "--", id); code != 0 {
+		if _, _, code := run(t, "quarantine", "lift", "--profile", admin, "--reason", "carol read the decoy in a drill", "--", id); code != 0 {
 			t.Fatalf("lift %s: exit %d", id, code)
 		}
 	}

@@ -72,17 +72,29 @@ func newQuarantineCmd() *cobra.Command {
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				return a.do(cmd, "GET", "/v1/quarantines", nil, "quarantines", quarantineCols...)
 			}},
-		&cobra.Command{Use: "lift ID", Short: "Lift a quarantine (an admin of the principal's own org, and of the org whose data it was earned on; audited)", Args: cobra.ExactArgs(1),
-			Long: `Lift a quarantine. An admin of the quarantined principal's own org lifts it, and the lift is audited.
+		liftCmd(a),
+	)
+	return cmd
+}
+
+// liftCmd is `sekisho quarantine lift ID --reason TEXT`.
+func liftCmd(a *adminCall) *cobra.Command {
+	var reason string
+	lift := &cobra.Command{Use: "lift ID --reason TEXT", Short: "Lift a quarantine with a reason (an admin of the principal's own org, and of the org whose data it was earned on; audited)", Args: cobra.ExactArgs(1),
+		Long: `Lift a quarantine. An admin of the quarantined principal's own org lifts it, saying why (--reason, kept
+with the lift and in its audit event), and the lift is audited.
 A quarantine earned on another org's data (data_orgs: a grantee's principal that touched a grantor's
 decoy, or went over a budget reading its records) needs a lift by an admin of that org as well: after the
 first lift it stays active and lifts_needed names the orgs still to lift it.`,
-			Example: "  sekisho quarantine lift principal:bob\n  sekisho quarantine lift device:Jt6…",
-			RunE: func(cmd *cobra.Command, args []string) error {
-				return a.do(cmd, "POST", "/v1/quarantines/"+args[0]+"/lift", nil, "", quarantineCols...)
-			}},
-	)
-	return cmd
+		Example: "  sekisho quarantine lift principal:bob --reason \"reviewed with bob: a test of the decoys, ticket SEC-12\"\n  sekisho quarantine lift device:Jt6… --reason \"laptop re-imaged\"",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(reason) == "" {
+				return fmt.Errorf("a lift needs --reason (why it is safe to lift; recorded in the audit log)")
+			}
+			return a.do(cmd, "POST", "/v1/quarantines/"+args[0]+"/lift", map[string]string{"reason": reason}, "", quarantineCols...)
+		}}
+	lift.Flags().StringVar(&reason, "reason", "", "why it is safe to lift (required; recorded with the lift and in the audit log)")
+	return lift
 }
 
 func newHoneytokenCmd() *cobra.Command {

@@ -299,8 +299,14 @@ export class Client {
   async listQuarantines(): Promise<Quarantine[]> {
     return (await this.json<{ quarantines?: Quarantine[] }>('GET', '/v1/quarantines')).quarantines ?? []
   }
-  liftQuarantine(id: string): Promise<Quarantine> {
-    return this.json('POST', `/v1/quarantines/${enc(id)}/lift`)
+  /**
+   * liftQuarantine records this admin's lift of a quarantine, saying why it
+   * is safe to lift (required: kept with the lift and in the audit event).
+   * A two-sided quarantine stays active (202) until every org of
+   * lifts_needed lifted it.
+   */
+  liftQuarantine(id: string, reason: string): Promise<Quarantine> {
+    return this.json('POST', `/v1/quarantines/${enc(id)}/lift`, { body: { reason } })
   }
   async listRules(): Promise<GuardRule[]> {
     return (await this.json<{ rules?: GuardRule[] }>('GET', '/v1/guard/rules')).rules ?? []

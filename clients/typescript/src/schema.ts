@@ -874,7 +874,7 @@ export interface paths {
         put?: never;
         /**
          * Lift a quarantine (an admin of the principal's own org; audited)
-         * @description Records one admin's lift. A quarantine earned on another org's data (a grantee's principal that touched a grantor's decoy or went over a budget on its records: data_orgs) needs a lift by an admin of each org of org and data_orgs: after the first, it stays active and the answer is 202 with lifts_needed naming the orgs still to lift; the last lift answers 200 with status lifted. A second lift by the same org is 409 quarantine-lift-pending. Needs a device-bound credential: Authorization: DPoP <token> with a DPoP proof, or a certificate-bound Bearer token over mTLS (RFC 8705).
+         * @description Records one admin's lift, with the reason it is safe to lift (required: a lift without a reason is 400 invalid naming the field reason). A quarantine earned on another org's data (a grantee's principal that touched a grantor's decoy or went over a budget on its records: data_orgs) needs a lift by an admin of each org of org and data_orgs: after the first, it stays active and the answer is 202 with lifts_needed naming the orgs still to lift; the last lift answers 200 with status lifted. A second lift by the same org is 409 quarantine-lift-pending. Needs a device-bound credential: Authorization: DPoP <token> with a DPoP proof, or a certificate-bound Bearer token over mTLS (RFC 8705).
          */
         post: operations["liftQuarantine"];
         delete?: never;
@@ -1586,6 +1586,8 @@ export interface components {
                 by?: string;
                 /** Format: date-time */
                 at?: string;
+                /** @description why the admin lifted it */
+                reason?: string;
             }[];
             /** @description while active: the orgs whose admin must still lift it */
             lifts_needed?: string[];
@@ -3366,7 +3368,14 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description why it is safe to lift: kept with the lift (lifts[].reason) and in the audit event guard.quarantine.lift */
+        requestBody: {
+            content: {
+                "application/json": {
+                    reason: string;
+                };
+            };
+        };
         responses: {
             /** @description quarantine */
             200: {

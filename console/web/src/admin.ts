@@ -1,5 +1,5 @@
 // Approvals, quarantines, guard, audit and grants.
-import { ProblemError, type AuditEventEntry, type Client, type Grant } from '../../../clients/typescript/src/index'
+import { ProblemError, type AuditEventEntry, type Client, type Grant, type Quarantine } from '../../../clients/typescript/src/index'
 import { download, h, list, mono, status, table, timeEl } from './dom'
 import { t } from './i18n'
 
@@ -50,19 +50,30 @@ export async function quarantinesPage(c: Client, rerender: () => void): Promise<
   const qs = await c.listQuarantines()
   qs.sort((a, b) => (a.status === 'active' ? 0 : 1) - (b.status === 'active' ? 0 : 1) || (b.since ?? '').localeCompare(a.since ?? ''))
   const lift = (id: string, who: string, cell: HTMLElement) => {
-    // A second step, so that a stray key press does not lift a quarantine.
-    const yes = h('button', { type: 'button', 'data-lift-confirm': id }, t('lift_confirm'))
+    // A second step, with the reason the lift needs (kept with the lift and
+    // in the audit log), so that a stray key press does not lift anything.
+    const reasonId = `lift-reason-${id.replace(/[^A-Za-z0-9_-]/g, '_')}`
+    const reason = h('textarea', { id: reasonId, 'data-lift-reason': id, required: true, maxlength: 1000, rows: 2, cols: 28 })
+    const yes = h('button', { type: 'submit', 'data-lift-confirm': id }, t('lift_confirm'))
     const no = h('button', { type: 'button', class: 'secondary' }, t('cancel'))
-    const box = h('div', { role: 'group', 'aria-label': `${t('lift_label')} ${who}` }, yes, no)
+    const form = h('form', { class: 'lift', 'aria-label': `${t('lift_label')} ${who}` },
+      h('label', { for: reasonId }, t('lift_reason')), reason, h('div', {}, yes, no))
     const before = [...cell.childNodes]
-    cell.replaceChildren(box)
-    yes.focus()
+    cell.replaceChildren(form)
+    reason.focus()
     no.addEventListener('click', () => cell.replaceChildren(...before))
-    yes.addEventListener('click', async () => {
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault()
+      const why = reason.value.trim()
+      if (!why) {
+        status(t('lift_reason_needed'), 'error')
+        reason.focus()
+        return
+      }
       try {
-        const q = await c.liftQuarantine(id)
+        const q = await c.liftQuarantine(id, why)
         // Two-sided quarantines: this org's lift is recorded, others remain.
-        const needed = (q as { lifts_needed?: string[] }).lifts_needed ?? []
+        const needed = q.lifts_needed ?? []
         status(q.status === 'lifted' ? `${t('lifted')}: ${who}` : `${t('lift_recorded')}: ${needed.join(', ')}`, 'ok')
         rerender()
       } catch (e) {
@@ -70,9 +81,11 @@ export async function quarantinesPage(c: Client, rerender: () => void): Promise<
       }
     })
   }
+  const lifts = (q: Quarantine) => (q.lifts ?? []).length === 0 ? '—'
+    : h('ul', { class: 'lifts' }, (q.lifts ?? []).map((l) => h('li', { 'data-lift-by': l.by }, `${l.by ?? ''} (${l.org ?? ''}) `, timeEl(l.at), h('br'), h('q', { 'data-lift-reason-shown': q.id }, l.reason ?? ''))))
   return h('section', { 'aria-labelledby': 'page-title' },
     h('h1', { id: 'page-title' }, t('quarantines')),
-    table('quarantines', t('quarantines'), [t('principal_col'), t('subject'), t('device'), t('org'), t('rule'), t('reason'), t('since'), t('status'), t('lifted_by'), ''],
+    table('quarantines', t('quarantines'), [t('principal_col'), t('subject'), t('device'), t('org'), t('rule'), t('reason'), t('since'), t('status'), t('lifts_col'), ''],
       qs.map((q) => {
         const cell = h('span')
         if (q.status === 'active') {
@@ -81,7 +94,7 @@ export async function quarantinesPage(c: Client, rerender: () => void): Promise<
           cell.append(b)
         }
         return [q.principal ?? '', q.subject ?? '', mono(q.device), q.org ?? '', q.rule ?? '', q.reason ?? '', timeEl(q.since), h('span', { class: `qstatus ${q.status}`, 'data-status': q.status }, q.status ?? ''),
-          q.lifted_by ? h('span', {}, q.lifted_by, ' ', timeEl(q.lifted_at)) : '—', cell]
+          lifts(q), cell]
       }), qs.map((q) => q.id ?? '')))
 }
 
