@@ -50,6 +50,12 @@ type RecordStore interface {
 	// ListRecordIDs pages through the ids of a collection's live records, in id
 	// order, after the id after (used by reports, worst-case scopes and key rotation).
 	ListRecordIDs(ctx context.Context, collection, org, after string, limit int) ([]string, error)
+	// RewrapRecords writes many re-wrapped data keys (a KEK rotation) in one
+	// transaction per store: each record's wrapped key and KEK version
+	// change, and its version grows by one, if its version is still
+	// Rewrap.Version. done[i] is false for a record that changed, was erased
+	// or is gone since it was read: the caller reads it again.
+	RewrapRecords(ctx context.Context, rs []Rewrap) (done []bool, err error)
 }
 
 // PlaceCount is the number of live records of one org in one region.
@@ -187,17 +193,10 @@ type LogStore struct {
 type Rewrap struct {
 	Collection string
 	ID         string
+	Region     string // the record's residency region (a router writes there)
 	Version    int64
 	KEKVersion int
 	WrappedDEK []byte
 	UpdatedAt  time.Time
 }
 
-// Rewrapper is implemented by stores that write many re-wrapped keys in one
-// transaction; a KEK rotation uses it when the store has it (else
-// UpdateRecord, one record at a time). done[i] is false for a record that
-// changed, was erased or is gone since it was read: the caller reads it
-// again.
-type Rewrapper interface {
-	RewrapRecords(ctx context.Context, rs []Rewrap) (done []bool, err error)
-}

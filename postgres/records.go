@@ -263,7 +263,7 @@ func (s *Store) ids(ctx context.Context, what, query string, args ...any) ([]str
 	return out, nil
 }
 
-// RewrapRecords implements sekisho.Rewrapper: one transaction, each record
+// RewrapRecords implements sekisho.RecordStore: one transaction, each record
 // changed only if its version is still the one read and it is not erased.
 func (s *Store) RewrapRecords(ctx context.Context, rs []sekisho.Rewrap) ([]bool, error) {
 	done := make([]bool, len(rs))

@@ -251,6 +251,36 @@ func (r *Router) fanOut(fn func(i int, s sekisho.Store) error) error {
 	return errors.Join(errs...)
 }
 
+// RewrapRecords implements sekisho.RecordStore: each re-wrap goes to the
+// store of its region (one transaction per store, in the order of the
+// stores); done is in the order asked.
+func (r *Router) RewrapRecords(ctx context.Context, rs []sekisho.Rewrap) ([]bool, error) {
+	done := make([]bool, len(rs))
+	groups := map[sekisho.Store][]int{}
+	for i, x := range rs {
+		s := r.StoreFor(x.Region)
+		groups[s] = append(groups[s], i)
+	}
+	for _, s := range r.all {
+		at := groups[s]
+		if len(at) == 0 {
+			continue
+		}
+		part := make([]sekisho.Rewrap, len(at))
+		for j, i := range at {
+			part[j] = rs[i]
+		}
+		d, err := s.RewrapRecords(ctx, part)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range at {
+			done[i] = d[j]
+		}
+	}
+	return done, nil
+}
+
 // GetRecords implements sekisho.RecordStore.
 func (r *Router) GetRecords(ctx context.Context, collection string, ids []string) ([]*sekisho.SealedRecord, error) {
 	parts := make([][]*sekisho.SealedRecord, len(r.all))

@@ -292,7 +292,7 @@ func scanStrings(rows *sql.Rows) ([]string, error) {
 	return out, rows.Err()
 }
 
-// RewrapRecords implements sekisho.Rewrapper: one transaction, each record
+// RewrapRecords implements sekisho.RecordStore: one transaction, each record
 // changed only if its version is still the one read and it is not erased.
 func (s *Store) RewrapRecords(ctx context.Context, rs []sekisho.Rewrap) ([]bool, error) {
 	done := make([]bool, len(rs))

@@ -21,15 +21,11 @@ func testRecords(t *testing.T, open func(t *testing.T) sekisho.Store) {
 	t.Run("Rewrap", func(t *testing.T) { testRewrap(t, open(t)) })
 }
 
-// testRewrap: a store that implements sekisho.Rewrapper changes the wrapped
+// testRewrap: RewrapRecords changes the wrapped
 // key, the KEK version, the version (+1) and UpdatedAt of each record whose
 // version is still the one given, in one call; a record changed since, an
 // erased one or a missing one is reported not done and left as it is.
 func testRewrap(t *testing.T, s sekisho.Store) {
-	rw, ok := s.(sekisho.Rewrapper)
-	if !ok {
-		t.Skip("the store does not implement sekisho.Rewrapper (rotation uses UpdateRecord)")
-	}
 	ctx := t.Context()
 	a, b, c := NewRecord("users", "a", "acme", "jp"), NewRecord("users", "b", "acme", "jp"), NewRecord("users", "c", "acme", "jp")
 	must(t, "CreateRecords", s.CreateRecords(ctx, []*sekisho.SealedRecord{a, b, c}))
@@ -37,11 +33,11 @@ func testRewrap(t *testing.T, s sekisho.Store) {
 	must(t, "UpdateRecord", s.UpdateRecord(ctx, bu))
 	must(t, "EraseRecord", s.EraseRecord(ctx, "users", "c", c.UpdatedAt.Add(time.Minute)))
 	at := a.UpdatedAt.Add(time.Hour)
-	done, err := rw.RewrapRecords(ctx, []sekisho.Rewrap{
-		{Collection: "users", ID: "a", Version: a.Version, KEKVersion: 7, WrappedDEK: []byte("rewrapped-a"), UpdatedAt: at},
-		{Collection: "users", ID: "b", Version: b.Version, KEKVersion: 7, WrappedDEK: []byte("rewrapped-b"), UpdatedAt: at},
-		{Collection: "users", ID: "c", Version: c.Version, KEKVersion: 7, WrappedDEK: []byte("rewrapped-c"), UpdatedAt: at},
-		{Collection: "users", ID: "nope", Version: 1, KEKVersion: 7, WrappedDEK: []byte("x"), UpdatedAt: at},
+	done, err := s.RewrapRecords(ctx, []sekisho.Rewrap{
+		{Collection: "users", ID: "a", Region: "jp", Version: a.Version, KEKVersion: 7, WrappedDEK: []byte("rewrapped-a"), UpdatedAt: at},
+		{Collection: "users", ID: "b", Region: "jp", Version: b.Version, KEKVersion: 7, WrappedDEK: []byte("rewrapped-b"), UpdatedAt: at},
+		{Collection: "users", ID: "c", Region: "jp", Version: c.Version, KEKVersion: 7, WrappedDEK: []byte("rewrapped-c"), UpdatedAt: at},
+		{Collection: "users", ID: "nope", Region: "jp", Version: 1, KEKVersion: 7, WrappedDEK: []byte("x"), UpdatedAt: at},
 	})
 	must(t, "RewrapRecords", err)
 	if !slices.Equal(done, []bool{true, false, false, false}) {

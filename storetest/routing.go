@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/audit"
@@ -21,6 +22,33 @@ func RunRouted(t *testing.T, open func(t *testing.T) sekisho.Store) {
 	t.Run("CrossStoreID", func(t *testing.T) { testCrossStoreID(t, r, rs) })
 	t.Run("PartialWrite", func(t *testing.T) { testPartialWrite(t, r, rs) })
 	t.Run("AuditPerRegion", func(t *testing.T) { testAuditPerRegion(t, r, rs) })
+	t.Run("RewrapPerRegion", func(t *testing.T) { testRewrapPerRegion(t, open) })
+}
+
+// testRewrapPerRegion: re-wraps of records of several regions, in one call
+// through the router, each reach the store of their region (done in the
+// order asked); a re-wrap that names the wrong region finds no record there
+// and is not done.
+func testRewrapPerRegion(t *testing.T, open func(t *testing.T) sekisho.Store) {
+	ctx := t.Context()
+	r, rs := newRouted(t, open)
+	a, b, c := NewRecord("users", "r1", "acme", "th"), NewRecord("users", "r2", "acme", "jp"), NewRecord("users", "r3", "acme", "tw")
+	must(t, "CreateRecords", r.CreateRecords(ctx, []*sekisho.SealedRecord{a, b, c}))
+	at := a.UpdatedAt.Add(time.Hour)
+	rw := func(rec *sekisho.SealedRecord, region string) sekisho.Rewrap {
+		return sekisho.Rewrap{Collection: "users", ID: rec.ID, Region: region, Version: rec.Version, KEKVersion: 3, WrappedDEK: []byte("rw-" + rec.ID), UpdatedAt: at}
+	}
+	done, err := r.RewrapRecords(ctx, []sekisho.Rewrap{rw(a, "th"), rw(b, "th"), rw(b, "jp"), rw(c, "tw")})
+	must(t, "RewrapRecords", err)
+	if !slices.Equal(done, []bool{true, false, true, true}) {
+		t.Fatalf("RewrapRecords done = %v, want [true false true true]", done)
+	}
+	for s, rec := range map[sekisho.Store]*sekisho.SealedRecord{rs.th: a, rs.jp: b, rs.def: c} {
+		got := getOne(t, s, "users", rec.ID)
+		if got == nil || got.KEKVersion != 3 || string(got.WrappedDEK) != "rw-"+rec.ID || got.Version != rec.Version+1 {
+			t.Errorf("record %s in its region's store after the re-wrap: %+v", rec.ID, got)
+		}
+	}
 }
 
 // RunThroughRouter runs the conformance suite through a regions.Router

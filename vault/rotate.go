@@ -384,10 +384,10 @@ func (v *Vault) rewrapBatch(ctx context.Context, rot *Rotation, ids []string) (i
 			if err != nil {
 				return n, keyError(err, fmt.Sprintf("the key of %s/%s", rot.Org, rot.Region))
 			}
-			todo = append(todo, sekisho.Rewrap{Collection: r.Collection, ID: r.ID, Version: r.Version, KEKVersion: rot.Version,
+			todo = append(todo, sekisho.Rewrap{Collection: r.Collection, ID: r.ID, Region: r.Region, Version: r.Version, KEKVersion: rot.Version,
 				WrappedDEK: w, UpdatedAt: v.now().UTC()})
 		}
-		done, err := v.rewrap(ctx, todo)
+		done, err := v.store.RewrapRecords(ctx, todo)
 		if err != nil {
 			return n, err
 		}
@@ -405,34 +405,6 @@ func (v *Vault) rewrapBatch(ctx context.Context, rot *Rotation, ids []string) (i
 		}
 	}
 	return n, nil
-}
-
-// rewrap writes re-wrapped keys: in one transaction when the store can,
-// else one record at a time with UpdateRecord.
-func (v *Vault) rewrap(ctx context.Context, rs []sekisho.Rewrap) ([]bool, error) {
-	if rw, ok := v.store.(sekisho.Rewrapper); ok {
-		return rw.RewrapRecords(ctx, rs)
-	}
-	done := make([]bool, len(rs))
-	for i, x := range rs {
-		recs, err := v.store.GetRecords(ctx, x.Collection, []string{x.ID})
-		if err != nil {
-			return nil, err
-		}
-		if len(recs) != 1 || recs[0].Version != x.Version || recs[0].Erased() {
-			continue
-		}
-		r := recs[0]
-		r.WrappedDEK, r.KEKVersion, r.Version, r.UpdatedAt = x.WrappedDEK, x.KEKVersion, x.Version+1, x.UpdatedAt
-		switch err := v.store.UpdateRecord(ctx, r); sekisho.Code(err) {
-		case "":
-			done[i] = true
-		case sekisho.EConflict, sekisho.EGone, sekisho.ENotFound:
-		default:
-			return nil, fmt.Errorf("re-wrap record %s/%s: %w", r.Collection, r.ID, err)
-		}
-	}
-	return done, nil
 }
 
 // ResumeRotations runs every rotation left running (by a crash or a stop)
