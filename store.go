@@ -199,4 +199,3 @@ type Rewrap struct {
 	WrappedDEK []byte
 	UpdatedAt  time.Time
 }
-
