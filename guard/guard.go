@@ -48,6 +48,9 @@ type Config struct {
 	// SyncInterval is how often the node folds in other nodes' decisions
 	// from the audit log and saves learned profiles (default 1s).
 	SyncInterval time.Duration
+	// MaxRequestIDs bounds the ids of the requests charged on this node
+	// that the guard remembers for ownTTL (default DefaultMaxRequestIDs).
+	MaxRequestIDs int
 	// WebhookAttempts and WebhookBackoff tune delivery (default 8, 1s).
 	WebhookAttempts int
 	WebhookBackoff  time.Duration
@@ -76,9 +79,10 @@ type Guard struct {
 	profiles map[string]*profile    // principal
 	lookups  map[string][]lookupVal // principal -> recent lookup values
 	grants   map[string]grantBudget // grant id -> budget (cached)
-	own      map[string]int64       // request ids charged here -> unix nanos (skipped when tailing)
+	own      *recentIDs             // request ids charged here (skipped when tailing)
 	logs     []sekisho.LogStore     // the logs folded in
 	tails    map[string]uint64      // per log (by region): next audit index to fold in
+	swept    time.Time              // last sweepLocked
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
 }
@@ -120,7 +124,7 @@ func New(cfg Config) *Guard {
 	}
 	g := &Guard{cfg: cfg, store: cfg.Store, log: cfg.Logger, qcache: map[string]qstate{}, zcache: map[string]zoneEntry{},
 		windows: map[string]*window{}, denials: map[string]*window{}, profiles: map[string]*profile{},
-		lookups: map[string][]lookupVal{}, grants: map[string]grantBudget{}, own: map[string]int64{},
+		lookups: map[string][]lookupVal{}, grants: map[string]grantBudget{}, own: newRecentIDs(cfg.MaxRequestIDs),
 		logs: cfg.Logs, tails: map[string]uint64{}}
 	if len(g.logs) == 0 {
 		g.logs = []sekisho.LogStore{{Store: cfg.Store}}
@@ -226,12 +230,8 @@ func (g *Guard) Sync(ctx context.Context) error {
 	// A request charged here is forgotten after ownTTL: its events came
 	// within it (or never will, when the vault failed after the guard).
 	g.mu.Lock()
-	cut := g.now().Add(-ownTTL).UnixNano()
-	for id, at := range g.own {
-		if at < cut {
-			delete(g.own, id)
-		}
-	}
+	g.own.expire(g.now().Add(-ownTTL).UnixNano())
+	g.sweepLocked(g.now())
 	g.mu.Unlock()
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -273,7 +273,7 @@ func (g *Guard) foldLocked(ev sekisho.Event) {
 	if ev.Principal == "" || ev.RequestID == "" {
 		return
 	}
-	if _, mine := g.own[ev.RequestID]; mine {
+	if g.own.has(ev.RequestID) {
 		// Counted when it was decided here. Not forgotten yet: the same
 		// request has an event in each region's log it touched (and one per
 		// owning org), all counted by the one charge.
@@ -374,7 +374,7 @@ func (g *Guard) Check(ctx context.Context, req sekisho.AccessRequest, recs []*se
 		g.mu.Lock()
 		u := g.win(g.denials, "p:"+c.Principal).usage(at, []string{c.RequestID})
 		g.win(g.denials, "p:"+c.Principal).add(at, []string{c.RequestID})
-		g.own[c.RequestID] = at
+		g.own.add(c.RequestID, at)
 		g.mu.Unlock()
 		if r := rules[RuleDeniedBurst]; r.Enabled && float64(u.RecordsMinute) > r.param("denials_per_minute", 10) {
 			g.fire(ctx, c, r, r.Action, fmt.Sprintf("%d denied requests in the last minute", u.RecordsMinute))
@@ -465,7 +465,7 @@ func (g *Guard) Check(ctx context.Context, req sekisho.AccessRequest, recs []*se
 	if req.Action == sekisho.ActionLookup {
 		g.win(g.windows, "l:"+c.Principal).add(at, subj)
 	}
-	g.own[c.RequestID] = at
+	g.own.add(c.RequestID, at)
 	g.learnLocked(c, now, loc)
 	g.mu.Unlock()
 	if len(reasons) > 0 {

@@ -25,9 +25,9 @@ const (
 	token      BLOB NOT NULL,
 	id         TEXT NOT NULL
 )`
-	// bulkCache is the writer's page cache during a bulk load (KiB).
-	bulkCache   = 512 << 10
-	normalCache = 64 << 10
+	// bulkCache is the writer's page cache during a bulk load (KiB); after
+	// it, the Store's own (Options.CacheMiB).
+	bulkCache = 512 << 10
 )
 
 // BeginBulk implements sekisho.BulkLoader.
@@ -46,7 +46,7 @@ func (s *Store) BeginBulk(ctx context.Context) error {
 func (s *Store) EndBulk(ctx context.Context) error {
 	err := s.finishBulk(ctx)
 	s.bulk.Store(false)
-	if _, e := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", normalCache)); err == nil && e != nil {
+	if _, e := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", s.cacheKiB)); err == nil && e != nil {
 		err = fmt.Errorf("sqlite: end bulk: %w", e)
 	}
 	return err

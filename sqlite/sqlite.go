@@ -41,6 +41,9 @@ type Store struct {
 	// bulk is set between BeginBulk and EndBulk: index entries are staged.
 	bulk atomic.Bool
 
+	// cacheKiB is the page cache of each connection (Options.CacheMiB).
+	cacheKiB int
+
 	// The group writer (group.go).
 	ops       chan *groupOp
 	quit      chan struct{}
@@ -72,8 +75,40 @@ func (s *Store) prep(ctx context.Context, db *sql.DB, q string) (*sql.Stmt, erro
 
 var _ sekisho.Store = (*Store)(nil)
 
-// Open opens or creates the database at path and migrates it.
+// Options tune a Store's memory.
+type Options struct {
+	// CacheMiB bounds the page cache of each connection, in MiB (SQLite's
+	// cache_size; default DefaultCacheMiB). A Store has one writing
+	// connection and Readers reading ones, so its page caches hold at most
+	// CacheMiB x (1 + Readers) MiB; sekisho_sqlite_memory_bytes (MemoryUsed)
+	// is what they hold now.
+	CacheMiB int
+	// Readers is the size of the read pool (default DefaultReaders()).
+	Readers int
+}
+
+// DefaultCacheMiB is the page cache of a connection by default (it was
+// 64 MiB: with 5 connections up to 320 MiB outside the Go heap, filled
+// slowly as the audit tables grow; issue 19's soak).
+const DefaultCacheMiB = 16
+
+// DefaultReaders is the read pool by default: 2 x GOMAXPROCS, at least 4.
+func DefaultReaders() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
+
+// Open opens or creates the database at path and migrates it, with the
+// default Options.
 func Open(ctx context.Context, path string) (*Store, error) {
+	return OpenWith(ctx, path, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, path string, o Options) (*Store, error) {
+	if o.CacheMiB <= 0 {
+		o.CacheMiB = DefaultCacheMiB
+	}
+	if o.Readers <= 0 {
+		o.Readers = DefaultReaders()
+	}
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "FULL")
@@ -81,13 +116,13 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	q.Set("_foreign_keys", "on")
 	q.Set("_secure_delete", "on") // erased ciphertexts are overwritten, not left in free pages
 	q.Set("_txlock", "immediate")
-	q.Set("_cache_size", "-65536")
+	q.Set("_cache_size", fmt.Sprintf("-%d", o.CacheMiB<<10)) // negative: KiB
 	dsn := "file:" + path + "?" + q.Encode()
 	w := sql.OpenDB(connector{dsn: dsn, d: &sqlite3.SQLiteDriver{ConnectHook: writerPragmas}})
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w, ops: make(chan *groupOp), quit: make(chan struct{}), groupDone: make(chan struct{})}
+	s := &Store{w: w, cacheKiB: o.CacheMiB << 10, ops: make(chan *groupOp), quit: make(chan struct{}), groupDone: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -108,9 +143,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	q.Set("mode", "ro")
 	q.Del("_txlock")
 	r := sql.OpenDB(connector{dsn: "file:" + path + "?" + q.Encode(), d: &sqlite3.SQLiteDriver{}})
-	n := max(4, 2*runtime.GOMAXPROCS(0))
-	r.SetMaxOpenConns(n)
-	r.SetMaxIdleConns(n)
+	r.SetMaxOpenConns(o.Readers)
+	r.SetMaxIdleConns(o.Readers)
 	s.r = r
 	go s.groupWriter()
 	return s, nil

@@ -3,6 +3,7 @@ package vault
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -58,5 +59,87 @@ func TestDEKCache(t *testing.T) {
 	off.put(ad(0), []byte("w"), held[2])
 	if off.get(ad(0), []byte("w")) != nil || off.len() != 0 {
 		t.Fatal("a disabled cache kept a key")
+	}
+}
+
+// However many distinct records are read, the cache holds at most its
+// bound, the most recently used ones; the control is the same keys in a
+// cache whose bound is above them: it keeps them all.
+func TestDEKCacheStaysWithinItsBound(t *testing.T) {
+	now := time.Unix(1000, 0)
+	clock := func() time.Time { return now }
+	ad := func(i int) keys.DEKAD {
+		return keys.DEKAD{Org: "operator", Region: "jp", Collection: "users", RecordID: fmt.Sprintf("r%06d", i), KEKVersion: 1}
+	}
+	dek := bytes.Repeat([]byte{7}, 32)
+	const distinct, bound = 20_000, 1_000
+	for _, tc := range []struct {
+		name string
+		max  int
+		want int
+	}{{"bounded", bound, bound}, {"control: bound above the keys", 2 * distinct, distinct}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newDEKCache(tc.max, time.Hour, clock)
+			for i := range distinct {
+				c.put(ad(i), []byte("w"), dek)
+				if c.len() > tc.max {
+					t.Fatalf("after %d keys the cache holds %d, bound %d", i+1, c.len(), tc.max)
+				}
+			}
+			if c.len() != tc.want || len(c.m) != tc.want {
+				t.Fatalf("cache holds %d keys (map %d), want %d", c.len(), len(c.m), tc.want)
+			}
+			if c.get(ad(distinct-1), []byte("w")) == nil {
+				t.Fatal("the most recent key is not cached")
+			}
+			if got := c.get(ad(0), []byte("w")) != nil; got != (tc.want == distinct) {
+				t.Fatalf("the first key cached: %v, want %v", got, tc.want == distinct)
+			}
+		})
+	}
+}
+
+// Expired keys leave the cache without anyone asking for them: the next
+// put or get after a TTL sweeps them. Control: before the TTL they stay.
+func TestDEKCacheSweepsExpiredKeys(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := newDEKCache(1000, time.Minute, func() time.Time { return now })
+	ad := func(i int) keys.DEKAD {
+		return keys.DEKAD{Org: "operator", Region: "jp", Collection: "users", RecordID: fmt.Sprint(i), KEKVersion: 1}
+	}
+	for i := range 100 {
+		c.put(ad(i), []byte("w"), bytes.Repeat([]byte{1}, 32))
+	}
+	now = now.Add(30 * time.Second)
+	c.get(ad(1000), []byte("w"))
+	if c.len() != 100 {
+		t.Fatalf("before the TTL %d keys are left, want 100", c.len())
+	}
+	now = now.Add(61 * time.Second)
+	c.get(ad(1000), []byte("w")) // a miss: only the sweep removes the others
+	if c.len() != 0 {
+		t.Fatalf("after the TTL %d expired keys are still held", c.len())
+	}
+}
+
+// BenchmarkDEKCacheEntryBytes reports the heap one cached key costs
+// (README "Memory budget"): the heap growth of a cache filled with 100,000
+// distinct keys, divided by them.
+func BenchmarkDEKCacheEntryBytes(b *testing.B) {
+	const n = 100_000
+	dek := bytes.Repeat([]byte{7}, 32)
+	wrapped := bytes.Repeat([]byte{9}, 60)
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		c := newDEKCache(n, time.Hour, time.Now)
+		for i := range n {
+			c.put(keys.DEKAD{Org: "operator", Region: "jp", Collection: "users", RecordID: fmt.Sprintf("01JD%022d", i), KEKVersion: 1}, wrapped, dek)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/entry")
+		runtime.KeepAlive(c)
 	}
 }

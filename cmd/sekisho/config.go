@@ -45,6 +45,8 @@ type fileConfig struct {
 	OTLPEndpoint       string            `yaml:"otlp_endpoint"`
 	Regions            map[string]string `yaml:"regions"`
 	RetentionInterval  string            `yaml:"retention_interval"`
+	// SQLiteCacheMiB is serve's --sqlite-cache-mib (README "Memory budget").
+	SQLiteCacheMiB string `yaml:"sqlite_cache_mib"`
 	// DeviceRequirementDefault and TPMEKRoots are serve's
 	// --device-requirement-default and --tpm-ek-roots (issue 16).
 	DeviceRequirementDefault string `yaml:"device_requirement_default"`
@@ -176,6 +178,7 @@ func applyConfig(fs *pflag.FlagSet, c *fileConfig) error {
 		"tls-cert": c.TLSCert, "tls-key": c.TLSKey, "public-url": c.PublicURL, "trusted-proxies": c.TrustedProxies, "dpop-nonce": c.DPoPNonce, "client-ca": c.ClientCA, "otlp-endpoint": c.OTLPEndpoint,
 		"metrics-addr":       c.MetricsAddr,
 		"retention-interval": c.RetentionInterval,
+		"sqlite-cache-mib":   c.SQLiteCacheMiB,
 		"log-origin":         c.LogOrigin,
 		"key-provider":       c.Keys.Provider, "pkcs11-module": c.Keys.Module, "pkcs11-token": c.Keys.TokenLabel, "pkcs11-pin-file": c.Keys.PINFile,
 		"dek-cache-size": c.Keys.CacheSize, "dek-cache-ttl": c.Keys.CacheTTL,

@@ -26,6 +26,7 @@ import (
 	"github.com/sekisho/sekisho/incident"
 	"github.com/sekisho/sekisho/keys"
 	"github.com/sekisho/sekisho/regions"
+	"github.com/sekisho/sekisho/sqlite"
 )
 
 // incidentSource says where incidents are read and computed: through a
@@ -263,7 +264,7 @@ func openIncidentOffline(ctx context.Context, src incidentSource, in *incident.I
 		}
 		defer lock.Close()
 	}
-	st, err := openStore(ctx, src.data, src.store)
+	st, err := openStore(ctx, src.data, src.store, sqlite.Options{})
 	if err != nil {
 		return err
 	}

@@ -71,6 +71,9 @@ type instanceOptions struct {
 	// RotationGrace is the grace of online key rotations (serve
 	// --key-rotation-grace; 0: the vault's default, one minute).
 	RotationGrace time.Duration
+	// SQLite bounds the page caches of the SQLite stores (serve
+	// --sqlite-cache-mib; zero: sqlite's defaults).
+	SQLite sqlite.Options
 }
 
 // instance is an opened data directory: the store, the keyring, the audit log
@@ -115,7 +118,7 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 	if in.keys, in.closeKeys, err = openProviders(o, o.Stderr); err != nil {
 		return nil, err
 	}
-	if in.store, err = openStore(ctx, o.DataDir, o.Store); err != nil {
+	if in.store, err = openStore(ctx, o.DataDir, o.Store, o.SQLite); err != nil {
 		return nil, err
 	}
 	signer, verifier, err := audit.LoadOrCreateKeys(o.DataDir, audit.DefaultOrigin)
@@ -152,7 +155,7 @@ func openInstance(ctx context.Context, o instanceOptions) (_ *instance, err erro
 				return nil, fmt.Errorf("regions %s and %s name the same store %s: give each region its own database, or leave it on the default store", other, region, redactDSN(url))
 			}
 			urls[url] = region
-			s, err := openStore(ctx, o.DataDir, url)
+			s, err := openStore(ctx, o.DataDir, url, o.SQLite)
 			if err != nil {
 				return nil, fmt.Errorf("region %s: %w", region, err)
 			}
@@ -279,14 +282,14 @@ func regionList(list []string, stores map[string]string) []string {
 // openStore opens the embedded SQLite of dataDir ("" or "sqlite"), another
 // SQLite file (sqlite:PATH, relative to dataDir unless absolute) or a
 // PostgreSQL database (postgres:// URL).
-func openStore(ctx context.Context, dataDir, url string) (sekisho.Store, error) {
+func openStore(ctx context.Context, dataDir, url string, so sqlite.Options) (sekisho.Store, error) {
 	var s sekisho.Store
 	var err error
 	switch {
 	case url == "" || url == "sqlite":
-		s, err = sqlite.Open(ctx, filepath.Join(dataDir, dbFile))
+		s, err = sqlite.OpenWith(ctx, filepath.Join(dataDir, dbFile), so)
 	case strings.HasPrefix(url, "sqlite:"):
-		s, err = sqlite.Open(ctx, sqlitePath(dataDir, url))
+		s, err = sqlite.OpenWith(ctx, sqlitePath(dataDir, url), so)
 	case strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://"):
 		s, err = postgres.Open(ctx, url)
 	default:

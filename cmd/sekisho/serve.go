@@ -30,6 +30,7 @@ import (
 	"github.com/sekisho/sekisho/httpapi"
 	"github.com/sekisho/sekisho/postgres"
 	"github.com/sekisho/sekisho/report"
+	"github.com/sekisho/sekisho/sqlite"
 	"github.com/sekisho/sekisho/vault"
 )
 
@@ -66,6 +67,7 @@ type serveFlags struct {
 	keys          keyFlags
 	auditExport   auditExportConfig
 	rotationGrace time.Duration
+	sqliteCache   int
 }
 
 // defaultAddr is where serve listens unless --addr says otherwise.
@@ -132,6 +134,7 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:9700", "address of the Prometheus /metrics listener, apart from the data listener (\"\": none)")
 	f.keys.flags(cmd)
 	fl.DurationVar(&f.rotationGrace, "key-rotation-grace", vault.DefaultRotationGrace, "an online key rotation retires the old KEK version only after a walk begun this long after the new one finds nothing under it (writes in flight when it began have committed by then)")
+	fl.IntVar(&f.sqliteCache, "sqlite-cache-mib", sqlite.DefaultCacheMiB, "page cache of each SQLite connection, in MiB: a store's caches hold at most this x (1 writer + its readers, 2 x cores and at least 4) (README \"Memory budget\")")
 	fl.StringVar(&f.config, "config", "", "configuration file (YAML: the flags' settings and a regions: map of region to store URL)")
 	return cmd
 }
@@ -178,6 +181,9 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 			}
 		}()
 	}
+	if f.sqliteCache < 1 {
+		return fmt.Errorf("--sqlite-cache-mib %d: want at least 1 (MiB a connection; default %d)", f.sqliteCache, sqlite.DefaultCacheMiB)
+	}
 	if f.rotationGrace <= 0 {
 		return fmt.Errorf("--key-rotation-grace %s: want a positive duration (default %s)", f.rotationGrace, vault.DefaultRotationGrace)
 	}
@@ -195,7 +201,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	}
 	in, err := openInstance(ctx, instanceOptions{DataDir: f.data, RootOrg: f.org, Store: f.store, MasterKeyFile: f.masterKeyFile, Regions: f.regions, RegionList: f.regionList, WitnessDir: f.witnessDir, LogOrigin: f.logOrigin,
 		Stderr: cmd.ErrOrStderr(), Logger: logger, Keys: f.keys.keysConfig, RegionKeys: f.keys.regions,
-		DEKCacheSize: f.keys.cacheSize, DEKCacheTTL: f.keys.cacheTTL, RotationGrace: f.rotationGrace})
+		DEKCacheSize: f.keys.cacheSize, DEKCacheTTL: f.keys.cacheTTL, RotationGrace: f.rotationGrace, SQLite: sqlite.Options{CacheMiB: f.sqliteCache}})
 	if err != nil {
 		return err
 	}
@@ -212,7 +218,10 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		logger.Info("bootstrap admin token", "file", tokenPath)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sekisho_sqlite_memory_bytes",
+			Help: "Memory the SQLite library of this process holds (page caches, schemas, statements of every SQLite store)."},
+			func() float64 { n, _ := sqlite.MemoryUsed(); return float64(n) }))
 	hooks, err := alertWebhooks(f.webhooks, f.webhookSecret)
 	if err != nil {
 		return err
