@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,6 +45,33 @@ type soakSample struct {
 	Errors      int64   `json:"errors"`   // in the interval
 	RPS         float64 `json:"rps"`
 	P99ms       float64 `json:"p99_ms"`
+	// Where the resident memory is: RssAnon of /proc/PID/status (the
+	// process's own memory; the rest of RSS is the binary's pages),
+	// the Go runtime's mapped memory (go_memstats_sys_bytes less what it
+	// released to the OS) and SQLite's heap (sekisho_sqlite_memory_bytes:
+	// page caches, schemas, statements).
+	AnonMiB     float64 `json:"anon_mib"`
+	GoMappedMiB float64 `json:"go_mapped_mib"`
+	SQLiteMiB   float64 `json:"sqlite_mib"`
+	// P50ms is the median latency of the interval; ConnWaitP99ms the p99
+	// of the time a request waited for one of the bench's -concurrency
+	// connections (the client's queue, not the server); ServerP99ms the
+	// p99 from the request written to the first byte of the answer.
+	P50ms         float64 `json:"p50_ms"`
+	ConnWaitP99ms float64 `json:"conn_wait_p99_ms"`
+	ServerP99ms   float64 `json:"server_p99_ms"`
+	Load1         float64 `json:"load1"` // the machine's 1-minute load average
+}
+
+// soakWindow is the latency of a longer stretch (5 minutes, or a sixth of
+// a shorter soak): percentiles do not add up from the 30-s samples.
+type soakWindow struct {
+	FromS    float64 `json:"from_s"`
+	ToS      float64 `json:"to_s"`
+	Requests int64   `json:"requests"`
+	Errors   int64   `json:"errors"`
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
 }
 
 // soakSeries sums one series after the warm-up.
@@ -68,6 +96,7 @@ type soakResult struct {
 	ErrorKinds  map[string]int64       `json:"error_kinds,omitempty"`
 	FirstError  string                 `json:"first_error,omitempty"`
 	Samples     []soakSample           `json:"samples"`
+	Windows     []soakWindow           `json:"windows"`
 	Series      map[string]*soakSeries `json:"series"`
 	Flat        bool                   `json:"flat"`
 	MetricsNote string                 `json:"metrics_note,omitempty"`
@@ -78,6 +107,47 @@ type soakOp struct {
 	name   string
 	weight float64
 	do     func(ctx context.Context, rng *rand.Rand) error
+}
+
+// reqTrace times the phases of one request: how long it waited for a
+// connection of the bench's pool and how long the server took from the
+// request written to the first byte of the answer. A request that timed
+// out without a connection timed out in the client's queue.
+type reqTrace struct {
+	start, gotConn, wrote, firstByte atomic.Int64 // unix nanos; 0: not reached
+}
+
+func (t *reqTrace) with(ctx context.Context) context.Context {
+	t.start.Store(time.Now().UnixNano())
+	set := func(a *atomic.Int64) { a.CompareAndSwap(0, time.Now().UnixNano()) }
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn:              func(httptrace.GotConnInfo) { set(&t.gotConn) },
+		WroteRequest:         func(httptrace.WroteRequestInfo) { set(&t.wrote) },
+		GotFirstResponseByte: func() { set(&t.firstByte) },
+	})
+}
+
+// phase names where a failed request was: "no connection" (queued in the
+// client), "no answer" (sent, the server did not answer in time) or ""
+// (it had an answer: the error is about the answer).
+func (t *reqTrace) phase() string {
+	switch {
+	case t.gotConn.Load() == 0:
+		return "no connection"
+	case t.firstByte.Load() == 0:
+		return "no answer"
+	}
+	return ""
+}
+
+func (t *reqTrace) connWait() (time.Duration, bool) {
+	g := t.gotConn.Load()
+	return time.Duration(g - t.start.Load()), g != 0
+}
+
+func (t *reqTrace) server() (time.Duration, bool) {
+	w, f := t.wrote.Load(), t.firstByte.Load()
+	return time.Duration(f - w), w != 0 && f != 0
 }
 
 // runSoak runs the soak against the server of pid at base and writes
@@ -97,31 +167,50 @@ func runSoak(ctx context.Context, o options, pid int, metricsURL string, ops []s
 	var (
 		mu       sync.Mutex
 		lat      []float64 // latencies of the interval, ms
+		waits    []float64 // connection waits of the interval, ms
+		srvs     []float64 // server times of the interval, ms
+		all      []reqLat  // every request of the run, for the windows
 		reqs     int64
 		errs     int64
 		inflight atomic.Int64
 		wg       sync.WaitGroup
 	)
-	record := func(d time.Duration, name string, err error) {
+	start := time.Now()
+	record := func(due time.Time, d time.Duration, name string, tr *reqTrace, err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		reqs++
 		lat = append(lat, float64(d)/1e6)
+		all = append(all, reqLat{at: float32(due.Sub(start).Seconds()), ms: float32(float64(d) / 1e6), failed: err != nil})
+		if tr != nil {
+			if w, ok := tr.connWait(); ok {
+				waits = append(waits, float64(w)/1e6)
+			}
+			if v, ok := tr.server(); ok {
+				srvs = append(srvs, float64(v)/1e6)
+			}
+		}
 		if err != nil {
 			errs++
 			res.Errors++
-			res.ErrorKinds[name+": "+errorKind(err)]++
+			kind := name + ": " + errorKind(err)
+			if tr != nil && tr.phase() != "" {
+				kind += " (" + tr.phase() + ")"
+			}
+			res.ErrorKinds[kind]++
 			if res.FirstError == "" {
 				res.FirstError = name + ": " + err.Error()
 			}
+			logf("soak error at %.0fs: %s: %v", due.Sub(start).Seconds(), kind, err)
 		}
 	}
-	start := time.Now()
 	last := start
 	sample := func() {
 		now := time.Now()
 		s := soakSample{ElapsedS: now.Sub(start).Seconds()}
 		s.RSSMiB, _, _ = memMiB(pid)
+		s.AnonMiB = rssAnonMiB(pid)
+		s.Load1 = loadAvg()
 		if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
 			s.FDs = float64(len(ents))
 		}
@@ -129,6 +218,8 @@ func runSoak(ctx context.Context, o options, pid int, metricsURL string, ops []s
 			s.HeapInuseMiB = m["go_memstats_heap_inuse_bytes"] / (1 << 20)
 			s.HeapAllocMiB = m["go_memstats_heap_alloc_bytes"] / (1 << 20)
 			s.Goroutines = m["go_goroutines"]
+			s.GoMappedMiB = (m["go_memstats_sys_bytes"] - m["go_memstats_heap_released_bytes"]) / (1 << 20)
+			s.SQLiteMiB = m["sekisho_sqlite_memory_bytes"] / (1 << 20)
 		} else if res.MetricsNote == "" {
 			res.MetricsNote = "heap and goroutines from " + metricsURL + " failed: " + err.Error()
 		}
@@ -139,16 +230,15 @@ func runSoak(ctx context.Context, o options, pid int, metricsURL string, ops []s
 		if dt := now.Sub(last).Seconds(); dt >= 0.5 {
 			s.RPS = float64(reqs) / dt
 		}
-		if len(lat) > 0 {
-			slices.Sort(lat)
-			s.P99ms = lat[min(len(lat)-1, int(float64(len(lat))*0.99))]
-		}
-		reqs, errs, lat = 0, 0, lat[:0]
+		s.P50ms, s.P99ms = pct(lat, 0.5), pct(lat, 0.99)
+		s.ConnWaitP99ms, s.ServerP99ms = pct(waits, 0.99), pct(srvs, 0.99)
+		reqs, errs, lat, waits, srvs = 0, 0, lat[:0], waits[:0], srvs[:0]
 		mu.Unlock()
 		last = now
 		res.Samples = append(res.Samples, s)
-		logf("soak %6.0fs  rss %6.1f MiB  heap %6.1f MiB  live %6.1f MiB  goroutines %4.0f  fds %4.0f  %6.1f req/s  %d errors  p99 %.1f ms",
-			s.ElapsedS, s.RSSMiB, s.HeapInuseMiB, s.HeapLiveMiB, s.Goroutines, s.FDs, s.RPS, s.Errors, s.P99ms)
+		logf("soak %6.0fs  rss %6.1f MiB (anon %.1f: go %.1f, sqlite %.1f)  heap %6.1f MiB  live %6.1f MiB  goroutines %4.0f  fds %4.0f  %6.1f req/s  %d errors  p50 %.1f p99 %.1f ms (conn wait p99 %.1f, server p99 %.1f)  load %.2f",
+			s.ElapsedS, s.RSSMiB, s.AnonMiB, s.GoMappedMiB, s.SQLiteMiB, s.HeapInuseMiB, s.HeapLiveMiB, s.Goroutines, s.FDs, s.RPS, s.Errors,
+			s.P50ms, s.P99ms, s.ConnWaitP99ms, s.ServerP99ms, s.Load1)
 	}
 
 	sctx, cancel := context.WithCancel(ctx)
@@ -189,7 +279,7 @@ func runSoak(ctx context.Context, o options, pid int, metricsURL string, ops []s
 		}
 		res.Requests++
 		if inflight.Load() >= int64(o.maxInflight) {
-			record(0, op.name, fmt.Errorf("%d requests in flight, arrival dropped", o.maxInflight))
+			record(due, 0, op.name, nil, fmt.Errorf("%d requests in flight, arrival dropped", o.maxInflight))
 			continue
 		}
 		orng := rand.New(rand.NewPCG(rng.Uint64(), 7))
@@ -198,19 +288,94 @@ func runSoak(ctx context.Context, o options, pid int, metricsURL string, ops []s
 			defer inflight.Add(-1)
 			rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
 			defer rcancel()
-			err := op.do(rctx, orng)
-			record(time.Since(due), op.name, err)
+			tr := &reqTrace{}
+			err := op.do(tr.with(rctx), orng)
+			record(due, time.Since(due), op.name, tr, err)
 		})
 	}
 	wg.Wait()
 	cancel()
 	swg.Wait()
 	sample()
+	res.Windows = windows(all, o.soak)
 	summarise(res)
 	if err := writeSoak(out, res); err != nil {
 		return res, err
 	}
 	return res, ctx.Err()
+}
+
+// reqLat is one request of the run: when it was due (s after the start),
+// its latency and whether it failed.
+type reqLat struct {
+	at, ms float32
+	failed bool
+}
+
+// windows cuts the run into stretches of 5 minutes (a sixth of a run
+// shorter than 30 minutes) and gives each its median and p99.
+func windows(all []reqLat, d time.Duration) []soakWindow {
+	w := 5 * time.Minute
+	if d < 30*time.Minute {
+		w = max(time.Second, d/6)
+	}
+	var out []soakWindow
+	for from := time.Duration(0); from < d; from += w {
+		sw := soakWindow{FromS: from.Seconds(), ToS: min(from+w, d).Seconds()}
+		var ms []float64
+		for _, r := range all {
+			if float64(r.at) >= sw.FromS && float64(r.at) < sw.ToS {
+				ms = append(ms, float64(r.ms))
+				sw.Requests++
+				if r.failed {
+					sw.Errors++
+				}
+			}
+		}
+		sw.P50ms, sw.P99ms = pct(ms, 0.5), pct(ms, 0.99)
+		out = append(out, sw)
+	}
+	return out
+}
+
+// pct sorts xs and returns its q-quantile (0 when empty).
+func pct(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	return xs[min(len(xs)-1, int(float64(len(xs))*q))]
+}
+
+// rssAnonMiB is the process's anonymous resident memory (RssAnon).
+func rssAnonMiB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "RssAnon:"); ok {
+			if fs := strings.Fields(v); len(fs) > 0 {
+				kb, _ := strconv.ParseFloat(fs[0], 64)
+				return kb / 1024
+			}
+		}
+	}
+	return 0
+}
+
+// loadAvg is the machine's 1-minute load average.
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	fs := strings.Fields(string(b))
+	if len(fs) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(fs[0], 64)
+	return v
 }
 
 // errorKind shortens an error to what tells kinds apart (a status, a
@@ -242,7 +407,11 @@ func summarise(res *soakResult) {
 		"heap_live_mib":  func(s soakSample) float64 { return s.HeapLiveMiB },
 		"goroutines":     func(s soakSample) float64 { return s.Goroutines },
 		"fds":            func(s soakSample) float64 { return s.FDs },
+		// Reported, not part of the verdict (RSS is).
+		"anon_mib":   func(s soakSample) float64 { return s.AnonMiB },
+		"sqlite_mib": func(s soakSample) float64 { return s.SQLiteMiB },
 	}
+	verdict := map[string]bool{"rss_mib": true, "heap_inuse_mib": true, "heap_live_mib": true, "goroutines": true, "fds": true}
 	res.Flat = true
 	q := max(1, len(post)/4)
 	mean := func(ss []soakSample, f func(soakSample) float64) float64 {
@@ -260,7 +429,7 @@ func summarise(res *soakResult) {
 		if sr.First > 0 {
 			sr.DriftPct = (sr.Last - sr.First) / sr.First * 100
 		}
-		if sr.DriftPct > 10 || sr.DriftPct < -10 {
+		if verdict[name] && (sr.DriftPct > 10 || sr.DriftPct < -10) {
 			res.Flat = false
 		}
 		res.Series[name] = sr
@@ -279,19 +448,22 @@ func writeSoak(dir string, res *soakResult) error {
 		return err
 	}
 	var sb strings.Builder
-	sb.WriteString("elapsed_s,rss_mib,heap_inuse_mib,heap_alloc_mib,heap_live_mib,goroutines,fds,requests,errors,rps,p99_ms\n")
+	sb.WriteString("elapsed_s,rss_mib,heap_inuse_mib,heap_alloc_mib,heap_live_mib,goroutines,fds,requests,errors,rps,p99_ms,anon_mib,go_mapped_mib,sqlite_mib,p50_ms,conn_wait_p99_ms,server_p99_ms,load1\n")
 	for _, s := range res.Samples {
-		fmt.Fprintf(&sb, "%.0f,%.1f,%.1f,%.1f,%.1f,%.0f,%.0f,%d,%d,%.1f,%.1f\n", s.ElapsedS, s.RSSMiB, s.HeapInuseMiB, s.HeapAllocMiB, s.HeapLiveMiB,
-			s.Goroutines, s.FDs, s.Requests, s.Errors, s.RPS, s.P99ms)
+		fmt.Fprintf(&sb, "%.0f,%.1f,%.1f,%.1f,%.1f,%.0f,%.0f,%d,%d,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.2f\n", s.ElapsedS, s.RSSMiB, s.HeapInuseMiB, s.HeapAllocMiB, s.HeapLiveMiB,
+			s.Goroutines, s.FDs, s.Requests, s.Errors, s.RPS, s.P99ms, s.AnonMiB, s.GoMappedMiB, s.SQLiteMiB, s.P50ms, s.ConnWaitP99ms, s.ServerP99ms, s.Load1)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "soak.csv"), []byte(sb.String()), 0o644); err != nil {
 		return err
 	}
 	logf("soak: %d requests, %d errors, flat %v; series in %s", res.Requests, res.Errors, res.Flat, filepath.Join(dir, "soak.csv"))
-	for _, name := range []string{"rss_mib", "heap_inuse_mib", "heap_live_mib", "goroutines", "fds"} {
+	for _, name := range []string{"rss_mib", "heap_inuse_mib", "heap_live_mib", "goroutines", "fds", "anon_mib", "sqlite_mib"} {
 		if s := res.Series[name]; s != nil {
 			logf("soak: %-15s first %.1f last %.1f min %.1f max %.1f drift %+.1f%%", name, s.First, s.Last, s.Min, s.Max, s.DriftPct)
 		}
+	}
+	for _, w := range res.Windows {
+		logf("soak: %5.0f-%5.0fs  %d requests  %d errors  p50 %.1f ms  p99 %.1f ms", w.FromS, w.ToS, w.Requests, w.Errors, w.P50ms, w.P99ms)
 	}
 	return nil
 }
