@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -10,6 +11,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
+	"strconv"
+	"sync"
 )
 
 // KeySize is the size of every symmetric key: AES-256 and HMAC-SHA-256.
@@ -47,7 +51,7 @@ type FieldAD struct {
 }
 
 func (a FieldAD) bytes() []byte {
-	return ad(labelField, a.Collection, a.RecordID, a.Field, fmt.Sprint(a.KeyVersion))
+	return ad(labelField, a.Collection, a.RecordID, a.Field, strconv.Itoa(a.KeyVersion))
 }
 
 // DEKAD identifies the record a data key is wrapped for.
@@ -60,7 +64,7 @@ type DEKAD struct {
 }
 
 func (a DEKAD) bytes() []byte {
-	return ad(labelDEK, a.Org, a.Region, a.Collection, a.RecordID, fmt.Sprint(a.KEKVersion))
+	return ad(labelDEK, a.Org, a.Region, a.Collection, a.RecordID, strconv.Itoa(a.KEKVersion))
 }
 
 // SealField encrypts one canonical field value under a record's DEK.
@@ -127,6 +131,29 @@ func BlindIndex(indexKey, normalized []byte) []byte {
 	m := hmac.New(sha256.New, indexKey)
 	m.Write(normalized)
 	return m.Sum(nil)
+}
+
+// BlindIndexer computes BlindIndex under one index key, reusing HMAC states
+// (their key pads are computed once, not once per value). It is safe for
+// concurrent use.
+type BlindIndexer struct {
+	pool sync.Pool
+}
+
+// NewBlindIndexer returns the indexer of indexKey.
+func NewBlindIndexer(indexKey []byte) *BlindIndexer {
+	k := bytes.Clone(indexKey)
+	return &BlindIndexer{pool: sync.Pool{New: func() any { return hmac.New(sha256.New, k) }}}
+}
+
+// Index is BlindIndex(indexKey, normalized).
+func (b *BlindIndexer) Index(normalized []byte) []byte {
+	m := b.pool.Get().(hash.Hash)
+	m.Reset()
+	m.Write(normalized)
+	out := m.Sum(make([]byte, 0, sha256.Size))
+	b.pool.Put(m)
+	return out
 }
 
 func seal(key, additional, plaintext []byte) ([]byte, error) {

@@ -2,6 +2,7 @@ package keys
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -168,6 +169,47 @@ type Local struct {
 
 	mu   sync.Mutex
 	ring keyring
+	// aeads holds each KEK's AES-GCM, ready to wrap and unwrap DEKs, so
+	// that a record's wrap does not expand the KEK's key schedule again;
+	// an entry goes when its KEK is retired or destroyed.
+	aeads map[kekID]kekAEAD
+}
+
+type kekID struct {
+	org, region string
+	version     int
+}
+
+type kekAEAD struct {
+	key  []byte // the keyring's slice the AEAD was made from
+	aead cipher.AEAD
+}
+
+// aeadLocked returns the AEAD of the KEK key of (org, region, version).
+func (l *Local) aeadLocked(org, region string, version int, key []byte) (cipher.AEAD, error) {
+	id := kekID{org, region, version}
+	if c, ok := l.aeads[id]; ok && len(c.key) == len(key) && len(key) > 0 && &c.key[0] == &key[0] {
+		return c.aead, nil
+	}
+	aead, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	if l.aeads == nil {
+		l.aeads = map[kekID]kekAEAD{}
+	}
+	l.aeads[id] = kekAEAD{key: key, aead: aead}
+	return aead, nil
+}
+
+// forgetLocked drops the cached AEADs of (org, region), of one version or
+// (version 0) of all.
+func (l *Local) forgetLocked(org, region string, version int) {
+	for id := range l.aeads {
+		if id.org == org && id.region == region && (version == 0 || id.version == version) {
+			delete(l.aeads, id)
+		}
+	}
 }
 
 type keyring struct {
@@ -247,6 +289,10 @@ func (l *Local) orgLocked(org string) (*orgKeys, bool, error) {
 func (l *Local) KEK(_ context.Context, org, region string) ([]byte, int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.kekLocked(org, region)
+}
+
+func (l *Local) kekLocked(org, region string) ([]byte, int, error) {
 	o, _, err := l.orgLocked(org)
 	if err != nil {
 		return nil, 0, err
@@ -286,27 +332,39 @@ func (l *Local) versionLocked(org, region string, version int) ([]byte, error) {
 
 // WrapDEK implements Provider.
 func (l *Local) WrapDEK(ctx context.Context, a DEKAD, dek []byte) ([]byte, int, error) {
+	l.mu.Lock()
 	var kek []byte
 	var err error
 	if a.KEKVersion == 0 {
-		kek, a.KEKVersion, err = l.KEK(ctx, a.Org, a.Region)
+		kek, a.KEKVersion, err = l.kekLocked(a.Org, a.Region)
 	} else {
-		kek, err = l.KEKVersion(ctx, a.Org, a.Region, a.KEKVersion)
+		kek, err = l.versionLocked(a.Org, a.Region, a.KEKVersion)
 	}
+	var aead cipher.AEAD
+	if err == nil {
+		aead, err = l.aeadLocked(a.Org, a.Region, a.KEKVersion, kek)
+	}
+	l.mu.Unlock()
 	if err != nil {
 		return nil, 0, err
 	}
-	w, err := WrapDEK(kek, a, dek)
+	w, err := sealWith(aead, a.bytes(), dek)
 	return w, a.KEKVersion, err
 }
 
 // UnwrapDEK implements Provider.
 func (l *Local) UnwrapDEK(ctx context.Context, a DEKAD, wrapped []byte) ([]byte, error) {
-	kek, err := l.KEKVersion(ctx, a.Org, a.Region, a.KEKVersion)
+	l.mu.Lock()
+	kek, err := l.versionLocked(a.Org, a.Region, a.KEKVersion)
+	var aead cipher.AEAD
+	if err == nil {
+		aead, err = l.aeadLocked(a.Org, a.Region, a.KEKVersion, kek)
+	}
+	l.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	return UnwrapDEK(kek, a, wrapped)
+	return openWith(aead, a.bytes(), wrapped)
 }
 
 // KEKVersions implements Provider.
@@ -343,6 +401,7 @@ func (l *Local) RetireKEK(_ context.Context, org, region string, version int) er
 			o.KEKs[region] = vs
 			return err
 		}
+		l.forgetLocked(org, region, version)
 		clear(e.Key)
 		return nil
 	}
@@ -375,6 +434,7 @@ func (l *Local) DestroyKEKs(_ context.Context, org, region string) (int, error) 
 		o.KEKs[region], o.Destroyed[region] = vs, prev
 		return 0, err
 	}
+	l.forgetLocked(org, region, 0)
 	for _, e := range vs {
 		clear(e.Key)
 	}
