@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"runtime"
 
 	"github.com/sekisho/sekisho"
 )
@@ -62,6 +63,12 @@ func (s *Store) finishBulk(ctx context.Context) error {
 	if n == 0 {
 		return nil
 	}
+	// Let SQLite's sorter use every core for the ORDER BY (worker threads
+	// of the one writing connection), then return to the default.
+	if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA threads = %d", runtime.GOMAXPROCS(0))); err != nil {
+		return fmt.Errorf("sqlite: finish bulk: %w", err)
+	}
+	defer s.w.ExecContext(context.WithoutCancel(ctx), "PRAGMA threads = 0")
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO lookup_index (collection, field, token, id)
 			SELECT collection, field, token, id FROM lookup_stage ORDER BY collection, field, token, id`); err != nil {

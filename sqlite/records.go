@@ -5,6 +5,10 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/sekisho/sekisho"
@@ -15,39 +19,148 @@ func (s *Store) CreateRecords(ctx context.Context, recs []*sekisho.SealedRecord)
 	return s.createRecords(ctx, recs, nil)
 }
 
+// Rows per multi-row INSERT of a batch (12 and 4 parameters a row, far
+// below SQLite's 32766): one statement step per chunk instead of one
+// database/sql call, cgo call and bind per row.
+const (
+	recordsPerInsert = 64
+	entriesPerInsert = 256
+)
+
+const insertRecordQ = `INSERT INTO records
+	(collection, id, org, region, kek_version, wrapped_dek, fields, tokens, honeytoken, version, created_at, updated_at)
+	VALUES `
+
+// multiRow is an INSERT of n rows of cols parameters each.
+func multiRow(prefix string, cols, n int) string {
+	row := "(?" + strings.Repeat(",?", cols-1) + ")"
+	return prefix + row + strings.Repeat(","+row, n-1)
+}
+
+// indexEntry is one blind-index entry of a record.
+type indexEntry struct {
+	collection, field, id string
+	token                 []byte
+}
+
+// encodedRecord is a record's row, its field and token columns encoded.
+type encodedRecord struct {
+	r              *sekisho.SealedRecord
+	fields, tokens []byte
+}
+
 func (s *Store) createRecords(ctx context.Context, recs []*sekisho.SealedRecord, mark *sekisho.Object) error {
-	// Prepared before the transaction: the writer pool has one connection,
-	// which the transaction holds.
-	insP, err := s.prep(ctx, s.w, `INSERT INTO records
-		(collection, id, org, region, kek_version, wrapped_dek, fields, tokens, honeytoken, version, created_at, updated_at)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
-	if err != nil {
-		return err
+	if len(recs) == 0 && mark == nil {
+		return nil
+	}
+	// Encode the rows before the transaction, on all cores: the writer's
+	// transaction is the one serial part of an import.
+	rows := make([]encodedRecord, len(recs))
+	parallel(len(recs), func(i int) {
+		r := recs[i]
+		rows[i] = encodedRecord{r: r, fields: sekisho.EncodeFields(r.Fields), tokens: sekisho.EncodeFields(r.Index)}
+	})
+	var entries []indexEntry
+	for _, r := range recs {
+		for _, f := range sortedKeys(r.Index) {
+			entries = append(entries, indexEntry{collection: r.Collection, field: f, id: r.ID, token: r.Index[f]})
+		}
 	}
 	bulk := s.bulk.Load()
-	idxQ := `INSERT INTO lookup_index (collection, field, token, id) VALUES (?,?,?,?)`
+	idxTable := "lookup_index"
 	if bulk {
-		idxQ = `INSERT INTO lookup_stage (collection, field, token, id) VALUES (?,?,?,?)`
+		idxTable = "lookup_stage"
 	}
-	idxP, err := s.prep(ctx, s.w, idxQ)
+	idxPrefix := "INSERT INTO " + idxTable + " (collection, field, token, id) VALUES "
+	// Prepared before the transaction: the writer pool has one connection,
+	// which the transaction holds.
+	ins1, err := s.prep(ctx, s.w, multiRow(insertRecordQ, 12, 1))
 	if err != nil {
 		return err
 	}
+	idx1, err := s.prep(ctx, s.w, multiRow(idxPrefix, 4, 1))
+	if err != nil {
+		return err
+	}
+	var insN, idxN *sql.Stmt
+	if len(rows) >= recordsPerInsert {
+		if insN, err = s.prep(ctx, s.w, multiRow(insertRecordQ, 12, recordsPerInsert)); err != nil {
+			return err
+		}
+	}
+	if len(entries) >= entriesPerInsert {
+		if idxN, err = s.prep(ctx, s.w, multiRow(idxPrefix, 4, entriesPerInsert)); err != nil {
+			return err
+		}
+	}
+	// The statements run without ctx's cancellation (go-sqlite3 watches a
+	// cancellable context with a goroutine per statement); the transaction
+	// keeps ctx, so a cancelled import still rolls back.
+	ectx := context.WithoutCancel(ctx)
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		ins, idx := tx.StmtContext(ctx, insP), tx.StmtContext(ctx, idxP)
-		for _, r := range recs {
-			_, err := ins.ExecContext(ctx, r.Collection, r.ID, r.Org, r.Region, r.KEKVersion, r.WrappedDEK,
-				sekisho.EncodeFields(r.Fields), sekisho.EncodeFields(r.Index), r.Honeytoken, r.Version, micros(r.CreatedAt), micros(r.UpdatedAt))
+		one := tx.StmtContext(ctx, ins1)
+		insertOne := func(e encodedRecord) error {
+			r := e.r
+			_, err := one.ExecContext(ectx, r.Collection, r.ID, r.Org, r.Region, r.KEKVersion, r.WrappedDEK,
+				e.fields, e.tokens, r.Honeytoken, r.Version, micros(r.CreatedAt), micros(r.UpdatedAt))
 			if isUnique(err) {
 				return sekisho.Errorf(sekisho.EConflict, "record %s/%s exists", r.Collection, r.ID)
 			}
 			if err != nil {
 				return fmt.Errorf("sqlite: insert record: %w", err)
 			}
-			for f, tok := range r.Index {
-				if _, err := idx.ExecContext(ctx, r.Collection, f, tok, r.ID); err != nil {
+			return nil
+		}
+		at := 0
+		if insN != nil {
+			many := tx.StmtContext(ctx, insN)
+			args := make([]any, 0, 12*recordsPerInsert)
+			for ; at+recordsPerInsert <= len(rows); at += recordsPerInsert {
+				args = args[:0]
+				for _, e := range rows[at : at+recordsPerInsert] {
+					r := e.r
+					args = append(args, r.Collection, r.ID, r.Org, r.Region, r.KEKVersion, r.WrappedDEK,
+						e.fields, e.tokens, r.Honeytoken, r.Version, micros(r.CreatedAt), micros(r.UpdatedAt))
+				}
+				_, err := many.ExecContext(ectx, args...)
+				if isUnique(err) {
+					// The failed statement left nothing behind: find the
+					// record that exists, row by row.
+					for _, e := range rows[at : at+recordsPerInsert] {
+						if err := insertOne(e); err != nil {
+							return err
+						}
+					}
+					return fmt.Errorf("sqlite: insert records: %w", err)
+				}
+				if err != nil {
+					return fmt.Errorf("sqlite: insert records: %w", err)
+				}
+			}
+		}
+		for _, e := range rows[at:] {
+			if err := insertOne(e); err != nil {
+				return err
+			}
+		}
+		at = 0
+		if idxN != nil {
+			many := tx.StmtContext(ctx, idxN)
+			args := make([]any, 0, 4*entriesPerInsert)
+			for ; at+entriesPerInsert <= len(entries); at += entriesPerInsert {
+				args = args[:0]
+				for _, e := range entries[at : at+entriesPerInsert] {
+					args = append(args, e.collection, e.field, e.token, e.id)
+				}
+				if _, err := many.ExecContext(ectx, args...); err != nil {
 					return fmt.Errorf("sqlite: insert index: %w", err)
 				}
+			}
+		}
+		idx := tx.StmtContext(ctx, idx1)
+		for _, e := range entries[at:] {
+			if _, err := idx.ExecContext(ectx, e.collection, e.field, e.token, e.id); err != nil {
+				return fmt.Errorf("sqlite: insert index: %w", err)
 			}
 		}
 		if mark != nil {
@@ -55,6 +168,38 @@ func (s *Store) createRecords(ctx context.Context, recs []*sekisho.SealedRecord,
 		}
 		return nil
 	})
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys(m map[string][]byte) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// parallel runs fn(0..n-1) on all cores (on one for small n).
+func parallel(n int, fn func(int)) {
+	workers := min(runtime.GOMAXPROCS(0), max(1, n/256))
+	if workers == 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 const recordCols = `id, collection, org, region, kek_version, wrapped_dek, fields, tokens, honeytoken, version, created_at, updated_at, erased_at`
