@@ -33,7 +33,15 @@ import (
 //   - json: any JSON value, compacted, at most 64 KiB.
 //
 // Errors never repeat the value: a validation message may end up in a log.
+//
+// A string value without escapes is read and written without encoding/json
+// (unquote, quote); anything else takes encoding/json as before, so the
+// result is the same either way (FuzzNormalizeFastPaths).
 func Normalize(f sekisho.Field, raw json.RawMessage, region string) ([]byte, error) {
+	return normalize(f, raw, region, true)
+}
+
+func normalize(f sekisho.Field, raw json.RawMessage, region string, fast bool) ([]byte, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, f.Name, "field %s: value is empty", f.Name)
@@ -72,18 +80,74 @@ func Normalize(f sekisho.Field, raw json.RawMessage, region string) ([]byte, err
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, f.Name, "field %s: want true or false", f.Name)
 	}
 	// The remaining types are strings.
-	var s string
 	if raw[0] != '"' {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, f.Name, "field %s: want a string", f.Name)
 	}
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return nil, sekisho.FieldErrorf(sekisho.EInvalid, f.Name, "field %s: want a string", f.Name)
+	s, ok := "", false
+	if fast {
+		s, ok = unquote(raw)
+	}
+	if !ok {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, sekisho.FieldErrorf(sekisho.EInvalid, f.Name, "field %s: want a string", f.Name)
+		}
 	}
 	s, err := normalizeString(f, s, region)
 	if err != nil {
 		return nil, err
 	}
+	if fast {
+		if b, ok := quote(s); ok {
+			return b, nil
+		}
+	}
 	return json.Marshal(s)
+}
+
+// unquote is json.Unmarshal of a JSON string into a Go string for the
+// strings that need no decoding: no escapes, no control characters, valid
+// UTF-8. It reports false for any other raw.
+func unquote(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	in := raw[1 : len(raw)-1]
+	ascii := true
+	for _, c := range in {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return "", false
+		}
+		if c >= 0x80 {
+			ascii = false
+		}
+	}
+	if !ascii && !utf8.Valid(in) {
+		return "", false // encoding/json replaces invalid bytes
+	}
+	return string(in), true
+}
+
+// quote is json.Marshal of a string that needs no escaping: printable
+// ASCII other than the quote, the backslash and encoding/json's HTML
+// characters (<, >, &), or valid UTF-8 other than U+2028 and U+2029. It
+// reports false for any other s.
+func quote(s string) ([]byte, bool) {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return nil, false
+		case c >= 0x80:
+			ascii = false
+		}
+	}
+	if !ascii && (!utf8.ValidString(s) || strings.Contains(s, "\u2028") || strings.Contains(s, "\u2029")) {
+		return nil, false
+	}
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"'), true
 }
 
 // NormalizeString is Normalize for a value that arrives as text (a CSV cell or
