@@ -11,6 +11,9 @@ const (
 	KindPolicy        = "policy"
 	KindPolicyVersion = "policy-version"
 	KindBootstrap     = "bootstrap"
+	// KindSignInSession is a device's single sign-on session (the IdP's
+	// refresh token, sealed), keyed by device id.
+	KindSignInSession = "sign-in-session"
 
 	// The exfiltration guard (package guard).
 	KindGuardRule        = "guard-rule"

@@ -166,6 +166,11 @@ func (s *Service) IssueToken(r *http.Request) (*sekisho.TokenResponse, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A person who signed in through the IdP: the IdP renews the session
+	// first, and refuses a person it disabled.
+	if p, err = s.renewSession(r.Context(), d, p); err != nil {
+		return nil, err
+	}
 	tok, exp := s.mintToken(d, now)
 	return &sekisho.TokenResponse{AccessToken: tok, TokenType: TokenType, ExpiresIn: int64(s.tokenTTL / time.Second), ExpiresAt: exp.UTC(),
 		Principal: p.ID, Org: p.Org, Device: d.ID}, nil

@@ -80,6 +80,11 @@ type Principal struct {
 	CreatedBy string     `json:"created_by"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 	RevokedBy string     `json:"revoked_by,omitempty"`
+	// Identity is the person at the identity provider this principal
+	// signs in as (sekisho login --oidc); nil for principals enrolled
+	// otherwise. Their roles follow the sign-in mapping at every sign-in
+	// and token refresh.
+	Identity *IdentityLink `json:"identity,omitempty"`
 }
 
 // HasRole reports whether p holds role.

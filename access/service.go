@@ -82,6 +82,11 @@ type Config struct {
 	// (the TPM manufacturers' CAs): a TPM key attestation is verified
 	// against them (nil: attestations are refused, attestation-invalid).
 	TPMRoots *x509.CertPool
+	// IdentityProvider, when set, lets people sign in through the
+	// company's OpenID Connect provider (serve --oidc-issuer): the token
+	// endpoint's authorization_code and device_code grants, and the
+	// renewal of the sign-in session at every refresh of their devices.
+	IdentityProvider IdentityProvider
 }
 
 // Service is the access control plane: orgs, principals, devices, grants

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -103,6 +104,28 @@ func (c *Client) Refresh(ctx context.Context) (*Token, error) {
 	var t Token
 	body := []byte("grant_type=client_credentials") // RFC 6749 §4.4; the client authenticates with the proof
 	if err := c.unauthenticatedRaw(ctx, "POST", "/v1/token", body, "application/x-www-form-urlencoded", "", &t); err != nil {
+		return nil, err
+	}
+	c.SetToken(t.AccessToken, t.ExpiresAt)
+	return &t, nil
+}
+
+// SignIn redeems a sign-in grant of a person (the form of an
+// authorization code with its PKCE verifier, or of a device code; package
+// sso makes it) at the token endpoint, with a proof of this client's key:
+// the server enrols or reuses the key as the person's device and returns
+// a token bound to it. A device code not yet approved is a Problem of
+// type authorization-pending (or slow-down).
+func (c *Client) SignIn(ctx context.Context, grant url.Values) (*Token, error) {
+	var t Token
+	form := url.Values{}
+	for k, v := range grant {
+		form[k] = v
+	}
+	if c.KeyStorage != "" {
+		form.Set("key_storage", c.KeyStorage)
+	}
+	if err := c.unauthenticatedRaw(ctx, "POST", "/v1/token", []byte(form.Encode()), "application/x-www-form-urlencoded", "", &t); err != nil {
 		return nil, err
 	}
 	c.SetToken(t.AccessToken, t.ExpiresAt)

@@ -21,6 +21,13 @@ import (
 // for a certificate-bound token, RFC 8705) and gets a token for itself.
 const GrantType = "client_credentials"
 
+// The sign-in grants of people (OpenID Connect single sign-on): an
+// authorization code with its PKCE verifier, or a device code (RFC 8628).
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantDeviceCode        = "urn:ietf:params:oauth:grant-type:device_code"
+)
+
 // MetadataPath is where the authorisation server metadata is served.
 const MetadataPath = "/.well-known/oauth-authorization-server"
 
@@ -87,6 +94,8 @@ func (s *Server) oauthErrors(h func(http.ResponseWriter, *http.Request, sekisho.
 			code = "use_dpop_nonce"
 		case strings.HasPrefix(typ, "dpop-proof-"):
 			code = "invalid_dpop_proof"
+		case typ == access.ProblemAuthorizationPending, typ == access.ProblemSlowDown, typ == access.ProblemExpiredToken, typ == access.ProblemAccessDenied:
+			code = strings.ReplaceAll(typ, "-", "_") // RFC 8628 §3.5
 		}
 		if typ == "" {
 			typ = string(sekisho.Code(err))
@@ -111,6 +120,14 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, _ sekisho.Caller)
 	}
 	switch gt := r.PostForm.Get("grant_type"); gt {
 	case GrantType:
+	case GrantAuthorizationCode, GrantDeviceCode:
+		// A person signs in through the IdP (serve --oidc-issuer).
+		res, err := s.access.SignIn(r, r.PostForm)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		return writeJSON(w, http.StatusOK, res)
 	case "":
 		return sekisho.FieldErrorf(sekisho.EInvalid, "grant_type", "give grant_type=%s in a form body (RFC 6749)", GrantType)
 	default:
@@ -145,6 +162,11 @@ type authServerMetadata struct {
 	DeviceEndpoint           string   `json:"sekisho_device_enrolment_endpoint"`
 	BootstrapEndpoint        string   `json:"sekisho_bootstrap_endpoint"`
 	OpenAPI                  string   `json:"sekisho_openapi_uri"`
+	// The identity provider people sign in with (sekisho login --oidc),
+	// when the server has one.
+	OIDCIssuer   string   `json:"sekisho_oidc_issuer,omitempty"`
+	OIDCClientID string   `json:"sekisho_oidc_client_id,omitempty"`
+	OIDCScopes   []string `json:"sekisho_oidc_scopes,omitempty"`
 }
 
 func (s *Server) metadata(w http.ResponseWriter, r *http.Request, _ sekisho.Caller) error {
@@ -157,6 +179,10 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request, _ sekisho.Call
 		DPoPAlgs: dpop.Algs, CertBoundTokens: s.access.CertBoundTokens(),
 		ServiceDocumentation: "https://github.com/sekisho/sekisho#readme",
 		DeviceEndpoint:       base + "/v1/devices", BootstrapEndpoint: base + "/v1/bootstrap", OpenAPI: base + "/openapi.json"}
+	if idp := s.access.IdP(); idp != nil {
+		m.OIDCIssuer, m.OIDCClientID, m.OIDCScopes = idp.Issuer(), idp.ClientID(), idp.Scopes()
+		m.GrantTypes = append(m.GrantTypes, GrantAuthorizationCode, GrantDeviceCode)
+	}
 	if m.CertBoundTokens {
 		m.TokenEndpointAuthMethods = append(m.TokenEndpointAuthMethods, "tls_client_auth")
 	}

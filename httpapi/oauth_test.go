@@ -139,6 +139,8 @@ func TestTokenEndpointOAuthErrors(t *testing.T) {
 		{"right", "grant_type=client_credentials", w.bob.Key, "", ""},
 		{"no grant_type", "", w.bob.Key, "invalid_request", "invalid"},
 		{"password grant", "grant_type=password&username=a&password=b", w.bob.Key, "unsupported_grant_type", "unsupported-grant-type"},
+		// A person's sign-in grant needs an identity provider (serve --oidc-issuer).
+		{"sign-in grant, no IdP", "grant_type=authorization_code&code=c&code_verifier=v&redirect_uri=http://127.0.0.1/callback&nonce=n", w.bob.Key, "unsupported_grant_type", "unsupported-grant-type"},
 		{"no proof", "grant_type=client_credentials", nil, "invalid_dpop_proof", "dpop-proof-missing"},
 		{"device not approved", "grant_type=client_credentials", pending, "invalid_grant", "device-not-approved"},
 	} {

@@ -51,6 +51,11 @@ type fileConfig struct {
 	// --device-requirement-default and --tpm-ek-roots (issue 16).
 	DeviceRequirementDefault string `yaml:"device_requirement_default"`
 	TPMEKRoots               string `yaml:"tpm_ek_roots"`
+	// OIDCIssuer, OIDCClientID and OIDCMapping are serve's --oidc-issuer,
+	// --oidc-client-id and --oidc-mapping (single sign-on, issue 16).
+	OIDCIssuer   string `yaml:"oidc_issuer"`
+	OIDCClientID string `yaml:"oidc_client_id"`
+	OIDCMapping  string `yaml:"oidc_mapping"`
 	// Controller names the business operator in every report (serve's API
 	// and the offline report commands).
 	Controller report.Controller `yaml:"controller"`
@@ -183,6 +188,7 @@ func applyConfig(fs *pflag.FlagSet, c *fileConfig) error {
 		"key-provider":       c.Keys.Provider, "pkcs11-module": c.Keys.Module, "pkcs11-token": c.Keys.TokenLabel, "pkcs11-pin-file": c.Keys.PINFile,
 		"dek-cache-size": c.Keys.CacheSize, "dek-cache-ttl": c.Keys.CacheTTL,
 		"device-requirement-default": c.DeviceRequirementDefault, "tpm-ek-roots": c.TPMEKRoots,
+		"oidc-issuer": c.OIDCIssuer, "oidc-client-id": c.OIDCClientID, "oidc-mapping": c.OIDCMapping,
 	} {
 		f := fs.Lookup(name)
 		if val == "" || f == nil || f.Changed {

@@ -20,6 +20,7 @@ func newLoginCmd() *cobra.Command {
 	var p11 pkcs11Flags
 	var attest bool
 	var force bool
+	var sso oidcLoginFlags
 	cmd := &cobra.Command{
 		Use:   "login",
 		Short: "Enrol this machine's device key and store a profile",
@@ -54,6 +55,16 @@ token with --pkcs11-module LIB --pkcs11-token LABEL and its user PIN with
 the module, the label, the key's CKA_ID and public key and the PIN file's
 path (never the PIN), and every proof is signed by the token.
 
+With --oidc, a person signs in through the company's identity provider
+(the server's serve --oidc-issuer): login prints the provider's sign-in URL
+to open in a browser and waits for its redirect on a loopback port
+(authorization code flow with PKCE); --device-code instead prints a URL
+and a code to enter on any other machine (for headless machines). The
+server maps the person's subject and groups to a principal and roles,
+enrols this machine's device key for them, approved (or reuses the key
+the profile already holds), and every token refresh asks the identity
+provider again: a person disabled there is refused at the next refresh.
+
 With --key-store tpm, login also attests the key when the
 TPM holds an endorsement key certificate: an attestation key of the same
 TPM certifies the device key, the server proves the attestation key lives
@@ -63,6 +74,8 @@ attested: true. --attest makes a failed attestation fail the login.`,
 		Example: `  sekisho login --server http://127.0.0.1:8700 --bootstrap-token-file ./sekisho-data/bootstrap-admin-token
   sekisho login --server http://127.0.0.1:8700 --principal bob --profile ~/.config/sekisho-bob
   sekisho login --server http://127.0.0.1:8700 --principal bob --key-store tpm
+  sekisho login --server https://vault.example.jp --oidc
+  sekisho login --server https://vault.example.jp --oidc --device-code --key-store tpm
   sekisho login --server http://127.0.0.1:8700 --principal bob --key-store tpm --tpm swtpm:host=127.0.0.1,port=2321
   sekisho login --server http://127.0.0.1:8700 --principal bob --key-store pkcs11 \
     --pkcs11-module /usr/lib/softhsm/libsofthsm2.so --pkcs11-token bob --pkcs11-pin-file ~/.config/bob.pin`,
@@ -71,6 +84,16 @@ attested: true. --attest makes a failed attestation fail the login.`,
 			ctx := cmd.Context()
 			if server == "" {
 				return usageErrorf("--server URL is required")
+			}
+			if sso.oidc || sso.deviceCode {
+				if bootFile != "" || principal != "" {
+					return usageErrorf("--oidc signs in as the person the identity provider names: no --bootstrap-token-file or --principal")
+				}
+				if attest {
+					return usageErrorf("--attest is not available with --oidc yet (the device is enrolled unattested)")
+				}
+				return loginOIDC(cmd, sso, oidcLoginArgs{server: server, profile: profile, keyStore: keyStore, keyType: keyType, tpm: tpm,
+					p11: &p11, deviceName: deviceName, force: force, format: format})
 			}
 			if bootFile == "" && principal == "" {
 				return usageErrorf("give --bootstrap-token-file FILE (first admin) or --principal ID")
@@ -101,42 +124,9 @@ attested: true. --attest makes a failed attestation fail the login.`,
 				return usageErrorf("--pkcs11-module, --pkcs11-token and --pkcs11-pin-file are for --key-store pkcs11")
 			}
 			p := &client.Profile{Server: strings.TrimRight(server, "/")}
-			var key *dpop.Key
-			var blob *tpmkey.Blob  // the TPM key's, written with the profile
-			var ref *pkcs11key.Ref // the token key's, written with the profile
-			switch keyStore {
-			case client.KeyStorageFile:
-				if key, err = dpop.GenerateKey(keyType); err != nil {
-					return err
-				}
-			case client.KeyStorageTPM:
-				if cmd.Flags().Changed("key-type") && keyType != "p256" {
-					return usageErrorf("--key-store tpm makes a P-256 key (--key-type p256), not %s", keyType)
-				}
-				if tpm == "" {
-					tpm = tpmkey.TCTIFromEnv()
-				}
-				if blob, err = tpmkey.Create(ctx, tpm); err != nil {
-					return fmt.Errorf("create the device key in the TPM: %w", err)
-				}
-				s, err := blob.Signer()
-				if err != nil {
-					return err
-				}
-				if key, err = dpop.NewKey(s); err != nil {
-					return err
-				}
-				p.KeyStorage, p.TPM = client.KeyStorageTPM, tpm
-			case client.KeyStoragePKCS11:
-				if cmd.Flags().Changed("key-type") && keyType != "p256" {
-					return usageErrorf("--key-store pkcs11 makes a P-256 key (--key-type p256), not %s", keyType)
-				}
-				if ref, key, err = p11.create(); err != nil {
-					return err
-				}
-				p.KeyStorage = client.KeyStoragePKCS11
-			default:
-				return usageErrorf("--key-store %q: want file, tpm or pkcs11", keyStore)
+			key, blob, ref, err := newDeviceKey(cmd, keyStore, keyType, tpm, &p11, p)
+			if err != nil {
+				return err
 			}
 			p.Device = key.Thumbprint()
 			if deviceName == "" {
@@ -211,9 +201,52 @@ attested: true. --attest makes a failed attestation fail the login.`,
 	p11.flags(f)
 	f.BoolVar(&attest, "attest", false, "with --key-store tpm: require the enrolment to be attested (the TPM's EK certificate and a certification of the key, verified by the server); without it, attestation is tried and login goes on unattested when the TPM or the server cannot")
 	f.StringVar(&tpm, "tpm", "", "TPM of --key-store tpm as a TCTI string: /dev/tpmrm0, device:PATH, swtpm:host=H,port=P (default $SEKISHO_TPM, else /dev/tpmrm0)")
+	sso.flags(f)
 	f.BoolVar(&force, "force", false, "replace a profile that already holds a device key (the old device stays enrolled until revoked)")
 	addFormatFlag(f, &format, "table", "table", "json")
 	return cmd
+}
+
+// newDeviceKey makes the device key where --key-store says (a file key,
+// in the TPM, or in a PKCS#11 token) and records where in p; blob and ref
+// are the TPM key's and the token key's, written with the profile.
+func newDeviceKey(cmd *cobra.Command, keyStore, keyType, tpm string, p11 *pkcs11Flags, p *client.Profile) (key *dpop.Key, blob *tpmkey.Blob, ref *pkcs11key.Ref, err error) {
+	ctx := cmd.Context()
+	switch keyStore {
+	case client.KeyStorageFile:
+		if key, err = dpop.GenerateKey(keyType); err != nil {
+			return nil, nil, nil, err
+		}
+	case client.KeyStorageTPM:
+		if cmd.Flags().Changed("key-type") && keyType != "p256" {
+			return nil, nil, nil, usageErrorf("--key-store tpm makes a P-256 key (--key-type p256), not %s", keyType)
+		}
+		if tpm == "" {
+			tpm = tpmkey.TCTIFromEnv()
+		}
+		if blob, err = tpmkey.Create(ctx, tpm); err != nil {
+			return nil, nil, nil, fmt.Errorf("create the device key in the TPM: %w", err)
+		}
+		s, err := blob.Signer()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if key, err = dpop.NewKey(s); err != nil {
+			return nil, nil, nil, err
+		}
+		p.KeyStorage, p.TPM = client.KeyStorageTPM, tpm
+	case client.KeyStoragePKCS11:
+		if cmd.Flags().Changed("key-type") && keyType != "p256" {
+			return nil, nil, nil, usageErrorf("--key-store pkcs11 makes a P-256 key (--key-type p256), not %s", keyType)
+		}
+		if ref, key, err = p11.create(); err != nil {
+			return nil, nil, nil, err
+		}
+		p.KeyStorage = client.KeyStoragePKCS11
+	default:
+		return nil, nil, nil, usageErrorf("--key-store %q: want file, tpm or pkcs11", keyStore)
+	}
+	return key, blob, ref, nil
 }
 
 // loginResult is what login prints with --format json.

@@ -60,6 +60,7 @@ type serveFlags struct {
 	anonRate      int
 	deviceDefault string
 	tpmEKRoots    string
+	oidc          oidcFlags
 	regionList    []string
 	controller    report.Controller
 	clientCA      string
@@ -130,6 +131,7 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.StringSliceVar(&f.regionList, "regions", sekisho.DefaultRegions, "the closed list of residency regions records may be pinned to (comma-separated; regions with a store of their own in --config are added)")
 	fl.StringVar(&f.deviceDefault, "device-requirement-default", "hardware-bound", "devices other orgs' principals and reads of sensitive fields need, for orgs that set none (sekisho org device-requirements): any, hardware-bound, attested")
 	fl.StringVar(&f.tpmEKRoots, "tpm-ek-roots", "", "PEM file of the trusted roots of TPM endorsement key certificates (TPM manufacturers' CAs): enrolments with a TPM key attestation are verified against them (none: attestations are refused)")
+	f.oidc.flags(fl)
 	fl.IntVar(&f.anonRate, "anonymous-rate-limit", httpapi.DefaultAnonymousRate, "anonymous requests (bootstrap, device enrolment, token) a minute per source address, past which 429 with Retry-After (negative: no limit)")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:9700", "address of the Prometheus /metrics listener, apart from the data listener (\"\": none)")
 	f.keys.flags(cmd)
@@ -230,9 +232,16 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	idp, err := f.oidc.provider()
+	if err != nil {
+		return err
+	}
+	if idp != nil {
+		logger.Info("people sign in through the identity provider (sekisho login --oidc)", "issuer", idp.Issuer(), "client_id", idp.ClientID())
+	}
 	nd, err := newNode(ctx, in, nodeConfig{AnonymousRate: f.anonRate, Token: token, Org: f.org, Region: f.region, Logger: logger, Registry: reg, Webhooks: hooks,
 		PublicURL: f.publicURL, Proxies: proxies, DPoPNonce: f.dpopNonce, Controller: f.controller, ClientCertificates: f.clientCA != "",
-		Tracer: tracer, DeviceDefault: f.deviceDefault, TPMRoots: tpmRoots})
+		Tracer: tracer, DeviceDefault: f.deviceDefault, TPMRoots: tpmRoots, IdentityProvider: idp})
 	if err != nil {
 		return err
 	}
@@ -397,6 +406,9 @@ type nodeConfig struct {
 	DeviceDefault string
 	// TPMRoots are the trusted TPM EK certificate roots (--tpm-ek-roots).
 	TPMRoots *x509.CertPool
+	// IdentityProvider lets people sign in through the company's IdP
+	// (--oidc-issuer; nil: none).
+	IdentityProvider access.IdentityProvider
 	// Controller is the configuration file's controller, named in reports.
 	Controller report.Controller
 	// ClientCertificates: the listener verifies TLS client certificates
@@ -423,7 +435,7 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 	}
 	acc, err := newAccessWith(ctx, in, access.Config{BootstrapToken: c.Token, RootOrg: c.Org, RootRegion: c.Region, Now: c.Now,
 		PublicURL: c.PublicURL, RequireNonce: c.DPoPNonce, ClientCertificates: c.ClientCertificates,
-		DeviceDefault: c.DeviceDefault, TPMRoots: c.TPMRoots})
+		DeviceDefault: c.DeviceDefault, TPMRoots: c.TPMRoots, IdentityProvider: c.IdentityProvider})
 	if err != nil {
 		return nil, err
 	}

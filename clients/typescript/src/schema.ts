@@ -373,7 +373,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Get a short-lived access token bound to the device key of the DPoP proof (also refresh); OAuth 2.0 client_credentials
+         * Get a short-lived access token bound to the device key of the DPoP proof (also refresh); OAuth 2.0 client_credentials, or a person's sign-in through the identity provider (authorization_code with PKCE, device_code)
          * @description Get a short-lived access token bound to the device key of the DPoP proof (also refresh); OAuth 2.0 client_credentials. Authenticated by a DPoP proof of the key concerned (or, for a service over mTLS, its client certificate).
          */
         post: operations["issueToken"];
@@ -1722,11 +1722,25 @@ export interface components {
         };
         TokenRequest: {
             /** @enum {string} */
-            grant_type: "client_credentials";
+            grant_type: "client_credentials" | "authorization_code" | "urn:ietf:params:oauth:grant-type:device_code";
+            /** @description authorization_code: the code the identity provider redirected with (sekisho login --oidc) */
+            code?: string;
+            /** @description authorization_code: the PKCE verifier (RFC 7636, S256) of the authorization request */
+            code_verifier?: string;
+            /** @description authorization_code: the loopback redirect URI of the authorization request */
+            redirect_uri?: string;
+            /** @description authorization_code: the nonce of the authorization request; the ID token must carry it */
+            nonce?: string;
+            /** @description device_code grant: the device code of the device authorization at the identity provider (RFC 8628) */
+            device_code?: string;
+            /** @description sign-in grants: where the device key lives (file, tpm, pkcs11), recorded on a device the sign-in enrols */
+            key_storage?: string;
+            /** @description sign-in grants: the name of a device the sign-in enrols */
+            device_name?: string;
         };
         TokenError: {
             /** @enum {string} */
-            error: "invalid_request" | "unsupported_grant_type" | "invalid_dpop_proof" | "use_dpop_nonce" | "invalid_grant";
+            error: "invalid_request" | "unsupported_grant_type" | "invalid_dpop_proof" | "use_dpop_nonce" | "invalid_grant" | "authorization_pending" | "slow_down" | "expired_token" | "access_denied";
             error_description?: string;
             type?: string;
             title?: string;
@@ -2508,7 +2522,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenResponse"];
                 };
             };
-            /** @description RFC 6749 §5.2 token error (invalid_request, unsupported_grant_type, invalid_dpop_proof, use_dpop_nonce with a DPoP-Nonce header, invalid_grant); also an RFC 9457 problem */
+            /** @description RFC 6749 §5.2 token error (invalid_request, unsupported_grant_type, invalid_dpop_proof, use_dpop_nonce with a DPoP-Nonce header, invalid_grant; a refresh the identity provider refused: invalid_grant with type sign-in-session-refused; the device flow: authorization_pending, slow_down, expired_token, access_denied); also an RFC 9457 problem */
             400: {
                 headers: {
                     [name: string]: unknown;

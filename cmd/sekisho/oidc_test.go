@@ -1,0 +1,283 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sekisho/sekisho/access"
+	"github.com/sekisho/sekisho/client"
+	"github.com/sekisho/sekisho/internal/oidctest"
+)
+
+// startOIDCNode runs serve's node with an identity provider configured as
+// serve --oidc-issuer/--oidc-client-id/--oidc-mapping configures it.
+func startOIDCNode(t *testing.T, issuer, mapping string) (url, tokenFile string) {
+	t.Helper()
+	setMasterKey(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	in, err := openInstance(ctx, instanceOptions{DataDir: dir, Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close() })
+	token, _, err := bootstrapToken(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf := filepath.Join(t.TempDir(), "oidc-mapping.yaml")
+	if err := os.WriteFile(mf, []byte(mapping), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	flags := oidcFlags{issuer: issuer, clientID: oidctest.ClientID, mapping: mf}
+	idp, err := flags.provider()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := newNode(ctx, in, nodeConfig{Token: token, Org: "operator", Region: "jp", DeviceDefault: access.DeviceAny, IdentityProvider: idp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	srv := httptest.NewServer(n.srv)
+	t.Cleanup(srv.Close)
+	return srv.URL, filepath.Join(dir, bootstrapTokenFile)
+}
+
+// lineWriter hands each line written to it to a channel (the CLI's
+// stderr, read while the command runs).
+type lineWriter struct {
+	buf   bytes.Buffer
+	lines chan string
+}
+
+func (w *lineWriter) Write(b []byte) (int, error) {
+	w.buf.Write(b)
+	for {
+		line, err := w.buf.ReadString('\n')
+		if err != nil {
+			w.buf.Reset()
+			w.buf.WriteString(line)
+			return len(b), nil
+		}
+		select {
+		case w.lines <- strings.TrimSpace(line):
+		default:
+		}
+	}
+}
+
+// cliAsync runs the CLI in-process in the background: its stderr lines
+// come on lines, its stdout and exit status on done.
+func cliAsync(args ...string) (lines chan string, done chan [2]string) {
+	lines, done = make(chan string, 100), make(chan [2]string, 1)
+	go func() {
+		cmd := newRootCmd()
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetErr(&lineWriter{lines: lines})
+		cmd.SetArgs(args)
+		err := cmd.ExecuteContext(context.Background())
+		code, msg := exitStatus(err)
+		done <- [2]string{out.String(), strings.TrimSpace(fmt.Sprint(code) + " " + msg)}
+	}()
+	return lines, done
+}
+
+// waitLine returns the first stderr line matching re.
+func waitLine(t *testing.T, lines chan string, done chan [2]string, re *regexp.Regexp) []string {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case l := <-lines:
+			if m := re.FindStringSubmatch(l); m != nil {
+				return m
+			}
+		case r := <-done:
+			t.Fatalf("the command ended before printing %s: %q", re, r)
+		case <-timeout:
+			t.Fatalf("no line %s", re)
+		}
+	}
+}
+
+func waitDone(t *testing.T, done chan [2]string) (stdout, status string) {
+	t.Helper()
+	select {
+	case r := <-done:
+		return r[0], r[1]
+	case <-time.After(60 * time.Second):
+		t.Fatal("the command did not end")
+	}
+	return "", ""
+}
+
+// rawRefresh asks POST /v1/token for a new token with the profile's device
+// key, as every refresh does, and returns the status and the answer
+// (RFC 6749 error and problem type on refusal).
+func rawRefresh(t *testing.T, server, profile string) (int, map[string]any) {
+	t.Helper()
+	_, c, err := client.LoadProfile(profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof, err := c.Key.ProofNonce("POST", server+"/v1/token", "", "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", server+"/v1/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("DPoP", proof)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body
+}
+
+const oidcTestMapping = `
+org: operator
+groups:
+  sekisho-admins: [admin]
+  staff: [member]
+`
+
+// TestLoginOIDC is the Must-show of single sign-on, against a real OpenID
+// Connect provider (zitadel/oidc's OP over HTTP): alice signs in with
+// login --oidc (authorization code + PKCE, her browser driven through the
+// OP's login form to the loopback redirect), bob with --device-code; their
+// groups give admin and member, which decides what each may do; carol, in
+// no mapped group, gets nothing. bob, disabled at the IdP, is refused at
+// his next token refresh with an OAuth invalid_grant, while alice still
+// refreshes (control); alice signs in again with the key she has.
+func TestLoginOIDC(t *testing.T) {
+	op := oidctest.Start(t,
+		oidctest.Person{ID: "alice", Password: "alice-pw", Email: "alice@example.jp", Groups: []string{"sekisho-admins"}},
+		oidctest.Person{ID: "bob", Password: "bob-pw", Email: "bob@example.jp", Groups: []string{"staff"}},
+		oidctest.Person{ID: "carol", Password: "carol-pw", Email: "carol@example.jp", Groups: []string{"finance"}})
+	url, tokenFile := startOIDCNode(t, op.Issuer, oidcTestMapping)
+	admin := filepath.Join(t.TempDir(), "admin")
+	if out, code := cli(t, "login", "--server", url, "--bootstrap-token-file", tokenFile, "--profile", admin); code != 0 {
+		t.Fatalf("bootstrap: %s", out)
+	}
+	// The server publishes its IdP.
+	resp, err := http.Get(url + "/.well-known/oauth-authorization-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta map[string]any
+	json.NewDecoder(resp.Body).Decode(&meta)
+	resp.Body.Close()
+	if meta["sekisho_oidc_issuer"] != op.Issuer || meta["sekisho_oidc_client_id"] != oidctest.ClientID ||
+		!strings.Contains(strings.Join(toStrings(meta["grant_types_supported"]), " "), "authorization_code") {
+		t.Fatalf("metadata: %v", meta)
+	}
+
+	// alice: the browser flow.
+	aliceDir := filepath.Join(t.TempDir(), "alice")
+	browserLogin := func(dir, id, password string) (string, string) {
+		lines, done := cliAsync("login", "--server", url, "--oidc", "--profile", dir, "--device-name", id+"-laptop")
+		m := waitLine(t, lines, done, regexp.MustCompile(`^(http://\S+/auth\?\S+)$`))
+		status, body, err := op.LogIn(oidctest.Browser(), m[1], id, password)
+		if err != nil || status != http.StatusOK || !strings.Contains(body, "Return to the terminal") {
+			t.Fatalf("%s at the OP: %d %v %.300s", id, status, err, body)
+		}
+		return waitDone(t, done)
+	}
+	out, status := browserLogin(aliceDir, "alice", "alice-pw")
+	if status != "0" || !strings.Contains(out, "Signed in as alice (org operator, roles admin) through "+op.Issuer) {
+		t.Fatalf("alice: %s %s", status, out)
+	}
+	aliceProfile, _, err := client.LoadProfile(aliceDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// bob: the device flow (he approves the code in a browser elsewhere).
+	bobDir := filepath.Join(t.TempDir(), "bob")
+	lines, done := cliAsync("login", "--server", url, "--oidc", "--device-code", "--profile", bobDir)
+	m := waitLine(t, lines, done, regexp.MustCompile(`enter the code (\S+)`))
+	if err := op.ApproveDevice(oidctest.Browser(), m[1], "bob", "bob-pw"); err != nil {
+		t.Fatal(err)
+	}
+	out, status = waitDone(t, done)
+	if status != "0" || !strings.Contains(out, "Signed in as bob (org operator, roles member)") {
+		t.Fatalf("bob: %s %s", status, out)
+	}
+
+	// The roles decide: alice (admin) creates a principal, bob (member) may not.
+	create := func(profile, id string) (string, int) {
+		return cli(t, "api", "--profile", profile, "POST", "/v1/principals", "--data", `{"id":"`+id+`","roles":["support"]}`)
+	}
+	if out, code := create(aliceDir, "dora"); code != 0 || !strings.Contains(out, `"dora"`) {
+		t.Fatalf("alice (admin) creates a principal: %d %s", code, out)
+	}
+	if out, code := create(bobDir, "eve"); code == 0 || !strings.Contains(out, "admin-required") {
+		t.Fatalf("bob (member) creates a principal: %d %s", code, out)
+	}
+	// The admin sees the devices the sign-ins enrolled, approved.
+	out, code := cli(t, "api", "--profile", admin, "GET", "/v1/principals/bob")
+	if code != 0 || !strings.Contains(out, `"issuer":"`+op.Issuer+`"`) || !strings.Contains(out, `"subject":"bob"`) {
+		t.Fatalf("bob's principal: %s", out)
+	}
+	out, code = cli(t, "api", "--profile", admin, "GET", "/v1/devices/"+aliceProfile.Device)
+	if code != 0 || !strings.Contains(out, `"status":"approved"`) || !strings.Contains(out, `"name":"alice-laptop"`) || !strings.Contains(out, `"key_storage":"file"`) {
+		t.Fatalf("alice's device: %s", out)
+	}
+
+	// carol is in no group the mapping knows: refused, nothing enrolled.
+	out, status = browserLogin(filepath.Join(t.TempDir(), "carol"), "carol", "carol-pw")
+	if status == "0" || !strings.Contains(status, "sign-in-unmapped") {
+		t.Fatalf("carol: %s %s", status, out)
+	}
+	if out, code := cli(t, "api", "--profile", admin, "GET", "/v1/principals/carol"); code == 0 {
+		t.Fatalf("carol was created: %s", out)
+	}
+
+	// Refresh: both refresh while enabled; bob, disabled at the IdP, is
+	// refused at his next refresh with an OAuth error; alice is not.
+	if st, body := rawRefresh(t, url, bobDir); st != http.StatusOK || body["principal"] != "bob" {
+		t.Fatalf("bob refreshes while enabled: %d %v", st, body)
+	}
+	op.Disable("bob")
+	st, body := rawRefresh(t, url, bobDir)
+	if st != http.StatusBadRequest || body["error"] != "invalid_grant" || !strings.HasSuffix(body["type"].(string), access.ProblemSessionRefused) ||
+		!strings.Contains(body["error_description"].(string), "invalid_grant") {
+		t.Fatalf("disabled bob refreshed: %d %v", st, body)
+	}
+	if st, body := rawRefresh(t, url, aliceDir); st != http.StatusOK || body["principal"] != "alice" {
+		t.Fatalf("alice (control) refreshed: %d %v", st, body)
+	}
+
+	// alice signs in again: the same device key, reused.
+	out, status = browserLogin(aliceDir, "alice", "alice-pw")
+	if status != "0" || !strings.Contains(out, "Device "+aliceProfile.Device+" (the profile's key), approved") {
+		t.Fatalf("alice again: %s %s", status, out)
+	}
+}
+
+func toStrings(v any) []string {
+	var out []string
+	if l, ok := v.([]any); ok {
+		for _, x := range l {
+			s, _ := x.(string)
+			out = append(out, s)
+		}
+	}
+	return out
+}
