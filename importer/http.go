@@ -33,6 +33,9 @@ func NewHTTPSink(c *client.Client, collection string) *HTTPSink {
 // and was not written again.
 func (s *HTTPSink) Existing() int { return s.skipped }
 
+// Flush implements Sink: every row is written before Write returns.
+func (s *HTTPSink) Flush(context.Context) error { return nil }
+
 func (s *HTTPSink) do(ctx context.Context, method, path string, body []byte) (*http.Response, []byte, error) {
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")

@@ -39,7 +39,7 @@ func FormatOf(name string) (Format, error) {
 	case strings.HasSuffix(name, ".ndjson"), strings.HasSuffix(name, ".jsonl"), strings.HasSuffix(name, ".json"):
 		return NDJSON, nil
 	}
-	return "", fmt.Errorf("cannot tell the format of %s from its name: use --format ndjson or --format csv", name)
+	return "", fmt.Errorf("cannot tell the format of %s from its name: give --input-format ndjson or --input-format csv", name)
 }
 
 // Item is one row of the input.
@@ -50,14 +50,16 @@ type Item struct {
 
 // Sink writes a batch of rows and returns one error (or nil) per row; an
 // error return of its own stops the import (the store or server is down).
+// A sink may write in the background: Run calls Flush once every batch is
+// given, and counts as lost the rows of a *LostError from Write or Flush.
 type Sink interface {
 	Write(ctx context.Context, items []Item) ([]error, error)
-}
-
-// Flusher is a Sink that writes in the background; Flush waits for the
-// writes in flight. Its error, and Write's, may be a *LostError.
-type Flusher interface {
+	// Flush waits for the writes in flight (nil at once for a sink that
+	// writes before Write returns).
 	Flush(ctx context.Context) error
+	// Existing is the number of keyed rows whose record was already stored
+	// and was not written again.
+	Existing() int
 }
 
 // LostError says that rows a sink had accepted were not written after all
@@ -135,9 +137,9 @@ type Options struct {
 	// "line:" + SHA-256 of its bytes, so that running the same file again
 	// (after an interruption) writes no record twice.
 	KeyLines bool
-	// Job names this import for resuming (see JobID): with a sink that is a
-	// Resumer, the batches an interrupted run with the same Job stored are
-	// skipped. Empty: no resuming.
+	// Job names this import for resuming (see JobID and Resume): the
+	// batches an interrupted run with the same Job stored are skipped.
+	// Resume needs it; Run refuses it.
 	Job string
 }
 
@@ -207,6 +209,26 @@ type row struct {
 // Run imports everything r holds into sink. Rows are read in batches of
 // BatchSize; a batch is decoded on all cores, then written.
 func Run(ctx context.Context, r io.Reader, sink Sink, o Options) (Summary, error) {
+	if o.Job != "" {
+		return Summary{}, errors.New("importer: a Job is resumed with Resume")
+	}
+	return run(ctx, r, sink, nil, o)
+}
+
+// Resume is Run into a sink that marks the batches it stores: the batches
+// of o.Job that an interrupted run stored (Resumer.Stored, with the same
+// rows) are skipped, every other batch is written with its mark
+// (Resumer.WriteBatch), and the marks are forgotten once all is stored
+// (Resumer.Finished).
+func Resume(ctx context.Context, r io.Reader, sink Resumer, o Options) (Summary, error) {
+	if o.Job == "" {
+		return Summary{}, errors.New("importer: Resume needs a Job")
+	}
+	return run(ctx, r, sink, sink, o)
+}
+
+// run is Run, and Resume when res is not nil.
+func run(ctx context.Context, r io.Reader, sink Sink, res Resumer, o Options) (Summary, error) {
 	start := time.Now()
 	if o.BatchSize <= 0 {
 		o.BatchSize = 1000
@@ -229,9 +251,8 @@ func Run(ctx context.Context, r io.Reader, sink Sink, o Options) (Summary, error
 	default:
 		return sum, fmt.Errorf("importer: unknown format %q", o.Format)
 	}
-	res, _ := sink.(Resumer)
 	var stored map[int][32]byte
-	if res != nil && o.Job != "" {
+	if res != nil {
 		var err error
 		if stored, err = res.Stored(ctx, o.Job); err != nil {
 			return sum, fmt.Errorf("read the marks of an earlier run: %w", err)
@@ -276,7 +297,7 @@ func Run(ctx context.Context, r io.Reader, sink Sink, o Options) (Summary, error
 		b.Items = good
 		var errs []error
 		var err error
-		if res != nil && o.Job != "" {
+		if res != nil {
 			errs, err = res.WriteBatch(ctx, b)
 		} else if len(good) > 0 {
 			errs, err = sink.Write(ctx, good)
@@ -333,17 +354,15 @@ func Run(ctx context.Context, r io.Reader, sink Sink, o Options) (Summary, error
 	if err := flush(); err != nil {
 		return sum, err
 	}
-	if f, ok := sink.(Flusher); ok {
-		if err := f.Flush(ctx); err != nil {
-			var lost *LostError
-			if errors.As(err, &lost) {
-				sum.Imported -= lost.Rows
-			}
-			sum.Elapsed = time.Since(start)
-			return sum, err
+	if err := sink.Flush(ctx); err != nil {
+		var lost *LostError
+		if errors.As(err, &lost) {
+			sum.Imported -= lost.Rows
 		}
+		sum.Elapsed = time.Since(start)
+		return sum, err
 	}
-	if res != nil && o.Job != "" {
+	if res != nil {
 		if err := res.Finished(ctx, o.Job); err != nil {
 			return sum, err
 		}
@@ -496,8 +515,9 @@ func csvReader(r io.Reader, s *sekisho.Schema, keyLines bool) (func() (row, erro
 	return next, decode, nil
 }
 
-// ResolveFormat is the format named by flag ("ndjson", "csv"), or when flag
-// is empty the one the file name says.
+// ResolveFormat is the format named by flag (sekisho import's
+// --input-format: "ndjson", "csv"), or when flag is empty the one the file
+// name says. Its error is the command's message.
 func ResolveFormat(flag, file string) (Format, error) {
 	switch f := Format(flag); f {
 	case "":
@@ -505,5 +525,5 @@ func ResolveFormat(flag, file string) (Format, error) {
 	case NDJSON, CSV:
 		return f, nil
 	}
-	return "", fmt.Errorf("--format %q: want ndjson or csv", flag)
+	return "", fmt.Errorf("--input-format %q: want ndjson or csv", flag)
 }

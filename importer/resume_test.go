@@ -57,7 +57,7 @@ func TestResumeSkipsStoredBatches(t *testing.T) {
 	input := strings.Join(lines, "\n") + "\n"
 	sink := &marking{memSink: memSink{s: schema}, marks: map[string]map[int][32]byte{}, failAfter: 3}
 	o := Options{Format: NDJSON, BatchSize: 5, Job: "job1"}
-	if _, err := Run(context.Background(), strings.NewReader(input), sink, o); err == nil || !strings.Contains(err.Error(), "killed") {
+	if _, err := Resume(context.Background(), strings.NewReader(input), sink, o); err == nil || !strings.Contains(err.Error(), "killed") {
 		t.Fatalf("first run: %v, want the interruption", err)
 	}
 	if len(sink.rows) != 14 || len(sink.marks["job1"]) != 3 {
@@ -66,7 +66,7 @@ func TestResumeSkipsStoredBatches(t *testing.T) {
 	// Batch 1 changed since (a row edited): it is written again.
 	changed := strings.Replace(input, `"n":7}`, `"n":70}`, 1)
 	sink.failAfter = -1
-	sum, err := Run(context.Background(), strings.NewReader(changed), sink, o)
+	sum, err := Resume(context.Background(), strings.NewReader(changed), sink, o)
 	if err != nil {
 		t.Fatal(err)
 	}

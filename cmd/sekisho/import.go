@@ -101,10 +101,7 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 	}
 	format, err := importer.ResolveFormat(f.inputFormat, file)
 	if err != nil {
-		if f.inputFormat != "" {
-			return usageErrorf("--input-format %q: want ndjson or csv", f.inputFormat)
-		}
-		return usageErrorf("cannot tell the format of %s from its name: give --input-format ndjson or --input-format csv", file)
+		return usageErrorf("%v", err)
 	}
 	fh, err := os.Open(file)
 	if err != nil {
@@ -117,6 +114,7 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 	}
 
 	var sink importer.Sink
+	var resume importer.Resumer // the bulk path's sink: it marks its batches
 	var schema *sekisho.Schema
 	job := ""
 	if f.data != "" {
@@ -150,6 +148,7 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 				return fmt.Errorf("read %s: %w", file, err)
 			}
 			job = importer.JobID(head[:n], st.Size(), f.batch, collection, f.org, string(format), fmt.Sprint(f.idempotent))
+			resume = vs
 		}
 		sink = vs
 	} else {
@@ -203,13 +202,16 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 				fmt.Fprintf(stderr, "progress: %d%% of %s, %s\n", n*100/max(1, st.Size()), file, s)
 			}
 		}}
-	sum, err := importer.Run(ctx, fh, sink, opts)
+	var sum importer.Summary
+	if resume != nil {
+		sum, err = importer.Resume(ctx, fh, resume, opts)
+	} else {
+		sum, err = importer.Run(ctx, fh, sink, opts)
+	}
 	if bar != nil {
 		bar.Finish()
 	}
-	if ex, ok := sink.(interface{ Existing() int }); ok {
-		out.Existing = ex.Existing()
-	}
+	out.Existing = sink.Existing()
 	if f.format == "json" {
 		out.Imported, out.Rejected, out.Resumed = sum.Imported, sum.Rejected, sum.Resumed
 		out.ElapsedSeconds, out.RecordsPerSecond = sum.Elapsed.Seconds(), sum.Rate()
