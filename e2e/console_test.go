@@ -479,11 +479,29 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("the agent after the lift: %v %+v", err, whoAgent)
 	}
 
+	// The guard page: the recent alerts (console-agent's honeytoken), then
+	// an alert that fires while the page is open appears without a reload.
 	page("#/guard", "guard")
-	do("guard", visible(`#rules`), visible(`#alerts-table`))
+	do("guard", visible(`#rules`), visible(`#alerts-table`), visible(`#live-alerts tr[data-principal="console-agent"][data-rule=honeytoken]`))
+	poll("alert stream open", `document.querySelector('#alerts-live')?.dataset.state === 'open'`)
 	alerts := evalInt(`document.querySelectorAll('#alerts-table tbody tr:not(:has(td.empty))').length`)
 	if alerts == 0 {
-		t.Error("the guard page shows no alert (the demo's honeytoken and this test's fired)")
+		t.Error("the guard page shows no guard decision from the audit log (the demo's honeytoken and this test's fired)")
+	}
+	guardReady := evalString(`document.querySelector('main').dataset.ready`)
+	if err := admin.JSON(ctx, "POST", "/v1/principals", "", map[string]any{"id": "console-agent2", "org": "operator", "roles": []string{"support"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	agent2 := enrolled(t, ctx, srv.base, admin, "console-agent2")
+	if err := agent2.JSON(ctx, "GET", "/v1/collections/users/records/"+hts.Honeytokens[0].ID, "support", nil, nil); client.ProblemType(err) != "quarantined" {
+		t.Fatalf("agent2 reading a honeytoken: %v, want quarantined", err)
+	}
+	do("the alert appears as it fires", visible(`#live-alerts tr.new[data-principal="console-agent2"][data-rule=honeytoken]`))
+	if got := evalString(`document.querySelector('main').dataset.ready`); got != guardReady || evalString(`location.hash`) != "#/guard" {
+		t.Errorf("the guard page was rendered again (ready %s, was %s): the alert should come from the stream", got, guardReady)
+	}
+	if first := evalString(`document.querySelector('#live-alerts tbody tr')?.dataset.principal || ''`); first != "console-agent2" {
+		t.Errorf("the newest alert is not at the top: %q", first)
 	}
 	shot("07-guard")
 	page("#/audit", "audit")

@@ -47,6 +47,10 @@ type Alert struct {
 	Detail    string    `json:"detail"`
 	// OrgAdmins are the admins of the principal's org, who are to act on it.
 	OrgAdmins []string `json:"org_admins,omitempty"`
+	// DataOrgs are the other orgs whose records the request touched (a
+	// grantee's principal on a grantor's data): their admins see the
+	// alert too, and must lift a quarantine it made.
+	DataOrgs []string `json:"data_orgs,omitempty"`
 }
 
 // Signature header names.
@@ -91,6 +95,7 @@ type alerter struct {
 	backoff     time.Duration
 	now         func() time.Time
 	done        chan struct{}
+	feed        alertFeed // the recent alerts, for the alerts API
 }
 
 func newAlertID() string {
@@ -103,6 +108,7 @@ func newAlertID() string {
 // delivery (the log line and the metric are already written) rather than
 // block a request.
 func (a *alerter) send(al Alert) {
+	a.feed.publish(al)
 	if len(a.hooks) == 0 {
 		return
 	}

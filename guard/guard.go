@@ -505,7 +505,7 @@ func (g *Guard) fireOn(ctx context.Context, c sekisho.Caller, rule *Rule, action
 		}
 	}
 	g.alert.send(Alert{ID: newAlertID(), Time: g.now().UTC(), Rule: rule.ID, Action: action, Org: c.Org, Principal: c.Principal,
-		Device: c.Device, Source: c.Source, Purpose: c.Purpose, RequestID: c.RequestID, Detail: detail, OrgAdmins: g.orgAdmins(ctx, c.Org, action)})
+		Device: c.Device, Source: c.Source, Purpose: c.Purpose, RequestID: c.RequestID, Detail: detail, OrgAdmins: g.orgAdmins(ctx, c.Org, action), DataOrgs: dataOrgs})
 }
 
 // orgAdmins lists the admins of org to alert (for quarantines; other alerts

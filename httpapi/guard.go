@@ -15,6 +15,8 @@ func (s *Server) guardRoutes() []route {
 	return []route{
 		{"GET", "/v1/guard/rules", true, false, s.listRules},
 		{"PUT", "/v1/guard/rules/{id}", true, false, s.setRule},
+		{"GET", "/v1/guard/alerts", true, false, s.listAlerts},
+		{"GET", "/v1/guard/alerts/stream", true, false, s.streamAlerts},
 		{"GET", "/v1/quarantines", true, false, s.listQuarantines},
 		{"POST", "/v1/quarantines/{id}/lift", true, false, s.liftQuarantine},
 		{"POST", "/v1/collections/{c}/honeytokens", true, false, s.createHoneytokens},

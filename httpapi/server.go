@@ -72,6 +72,7 @@ type Server struct {
 	auth        Authenticator
 	access      *access.Service
 	guard       *guard.Guard
+	alerts      AlertFeed // the guard's recent alerts; nil without a guard
 	reports     report.Config
 	purposes    func(string) bool
 	reg         *prometheus.Registry
@@ -135,6 +136,9 @@ type Config struct {
 func New(c Config) *Server {
 	s := &Server{vault: c.Vault, auditLog: c.AuditLog, verifierKey: c.VerifierKey, auth: c.Auth, log: c.Logger,
 		reg: c.Registry, purposes: c.KnownPurpose, access: c.Access, guard: c.Guard, reports: c.Reports, now: c.Now, proxies: c.Proxies, tracer: c.Tracer}
+	if c.Guard != nil {
+		s.alerts = c.Guard
+	}
 	switch {
 	case c.AuditLogs != nil:
 		s.auditLogs = c.AuditLogs
@@ -498,6 +502,10 @@ func (s *statusRecorder) WriteHeader(code int) {
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (flushes and
+// deadlines of the alert stream).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusRecorder) Write(b []byte) (int, error) {
 	s.wrote = true

@@ -18,6 +18,8 @@ export type Grant = S['Grant']
 export type Device = S['Device']
 export type Quarantine = S['Quarantine']
 export type GuardRule = S['GuardRule']
+export type GuardAlert = S['GuardAlert']
+export type GuardAlertPage = S['GuardAlertPage']
 export type Incident = S['Incident']
 export type Scope = S['Scope']
 export type AuditEvent = S['AuditEvent']
@@ -308,6 +310,58 @@ export class Client {
   liftQuarantine(id: string, reason: string): Promise<Quarantine> {
     return this.json('POST', `/v1/quarantines/${enc(id)}/lift`, { body: { reason } })
   }
+  /** alerts lists the guard's recent alerts this admin may see (after: the seq of the last one seen). */
+  alerts(after?: number, limit?: number): Promise<GuardAlertPage> {
+    return this.json('GET', '/v1/guard/alerts', { query: { after, limit } })
+  }
+  /**
+   * alertStream follows the guard's alerts as they fire (GET
+   * /v1/guard/alerts/stream, Server-Sent Events read with fetch, every
+   * connection DPoP-signed): it yields each alert after `after`, opening the
+   * next stream when the server ends one, until signal aborts. A refusal is
+   * thrown as a ProblemError; a lost connection is retried after retryMs.
+   */
+  async *alertStream(opts: { after?: number; signal?: AbortSignal; retryMs?: number } = {}): AsyncGenerator<GuardAlert> {
+    let after = opts.after
+    const signal = opts.signal
+    while (!signal?.aborted) {
+      let res: Response
+      try {
+        res = await this.fetch('GET', '/v1/guard/alerts/stream', { query: { after }, accept: 'text/event-stream', signal })
+      } catch (e) {
+        if (signal?.aborted || e instanceof ProblemError) throw e
+        await sleep(opts.retryMs ?? 2000, signal)
+        continue
+      }
+      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader()
+      let buf = ''
+      try {
+        for (;;) {
+          const { value, done } = await reader.read()
+          if (done) break
+          buf += value
+          let i: number
+          while ((i = buf.indexOf('\n\n')) >= 0) {
+            const block = buf.slice(0, i)
+            buf = buf.slice(i + 2)
+            let event = 'message', data = '', id = ''
+            for (const line of block.split('\n')) {
+              if (line.startsWith('event: ')) event = line.slice(7)
+              else if (line.startsWith('data: ')) data += line.slice(6)
+              else if (line.startsWith('id: ')) id = line.slice(4)
+            }
+            if (id) after = Number(id)
+            if (event === 'alert') yield JSON.parse(data) as GuardAlert
+          }
+        }
+      } catch (e) {
+        if (signal?.aborted) return
+        await sleep(opts.retryMs ?? 2000, signal)
+      } finally {
+        await reader.cancel().catch(() => {})
+      }
+    }
+  }
   async listRules(): Promise<GuardRule[]> {
     return (await this.json<{ rules?: GuardRule[] }>('GET', '/v1/guard/rules')).rules ?? []
   }
@@ -321,6 +375,13 @@ export class Client {
   async verifierKey(): Promise<string> {
     return (await this.fetch('GET', '/v1/audit/verifier-key')).text()
   }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms)
+    signal?.addEventListener('abort', () => { clearTimeout(t); resolve() }, { once: true })
+  })
 }
 
 function enc(s: string): string {

@@ -843,6 +843,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/guard/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the guard's recent alerts (admins; scoped to the admin's org)
+         * @description The alerts the guard raised on this node (the last 1000 since it started), oldest first: an admin of the root org sees every org's, another org's admin the alerts about its own principals and the ones raised on its data (data_orgs). Non-admins are refused (403 admin-required). next is the seq to send as after next time. The audit log keeps the refusals and quarantines for good (GET /v1/audit/events). Needs a device-bound credential: Authorization: DPoP <token> with a DPoP proof, or a certificate-bound Bearer token over mTLS (RFC 8705).
+         */
+        get: operations["listGuardAlerts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/guard/alerts/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow the guard's alerts as they fire (Server-Sent Events; admins; scoped to the admin's org)
+         * @description A text/event-stream: one event `alert` per alert as it is raised (id: its seq; data: the alert as JSON, as in GET /v1/guard/alerts), after the ones since ?after= or the Last-Event-ID header. Comment lines keep it open; it ends with an event `end` after five minutes, and the client opens the next one with the last id. DPoP-signed like every request (browsers read it with fetch: EventSource cannot send the headers). Refusals come before the stream, as problems. Needs a device-bound credential: Authorization: DPoP <token> with a DPoP proof, or a certificate-bound Bearer token over mTLS (RFC 8705).
+         */
+        get: operations["streamGuardAlerts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/quarantines": {
         parameters: {
             query?: never;
@@ -1290,6 +1330,35 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description an alert of the guard: a rule that fired (as sent to the webhooks), with its seq in this node's feed */
+        GuardAlert: {
+            /** @description grows with every alert (across restarts too) */
+            seq: number;
+            /** @description the alert id (Sekisho-Alert-Id of the webhook delivery) */
+            id: string;
+            /** Format: date-time */
+            time: string;
+            rule: string;
+            /** @enum {string} */
+            action: "log" | "alert" | "step-up" | "quarantine";
+            /** @description the principal's org */
+            org: string;
+            principal: string;
+            device?: string;
+            source?: string;
+            purpose?: string;
+            request_id?: string;
+            detail?: string;
+            /** @description the admins of the principal's org (quarantines) */
+            org_admins?: string[];
+            /** @description the other orgs whose records the request touched */
+            data_orgs?: string[];
+        };
+        GuardAlertPage: {
+            alerts: components["schemas"]["GuardAlert"][];
+            /** @description the seq to send as after next time */
+            next: number;
+        };
         Problem: {
             /** Format: uri */
             type: string;
@@ -3343,6 +3412,65 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listGuardAlerts: {
+        parameters: {
+            query?: {
+                /** @description the seq of the last alert seen: only later ones are answered */
+                after?: number;
+                /** @description at most this many (1-1000, default 100) */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description alerts */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GuardAlertPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    streamGuardAlerts: {
+        parameters: {
+            query?: {
+                /** @description the seq of the last alert seen: only later ones are answered */
+                after?: number;
+            };
+            header?: {
+                /** @description the seq of the last alert seen (a reconnecting reader); after wins */
+                "Last-Event-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the event stream */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             default: components["responses"]["Problem"];
         };
     };

@@ -155,3 +155,46 @@ test('an unreachable server is an UnreachableError', async () => {
   const c = new Client({ baseUrl: 'http://127.0.0.1:1', key: admin.key })
   await assert.rejects(c.whoami(), (e) => e instanceof UnreachableError && /127\.0\.0\.1:1/.test(e.message))
 })
+
+test('guard alerts: admins only; one streamed as it fires; the quarantine lifted with a reason', async () => {
+  await admin.json('POST', '/v1/principals', { body: { id: 'ts-agent', org: 'operator', kind: 'person', roles: ['support', 'member'] } })
+  const agent = new Client({ baseUrl: base, key: await generateDeviceKey() })
+  await admin.approveDevice((await agent.enrol('ts-agent', 'agent laptop')).id)
+  // A member is refused the alerts (typed problem).
+  const err = await agent.alerts().then(() => null, (e) => e)
+  assert.ok(err instanceof ProblemError, String(err))
+  assert.equal(err.code, 'admin-required')
+  assert.equal(err.status, 403)
+  const streamErr = await agent.alertStream().next().then(() => null, (e) => e)
+  assert.ok(streamErr instanceof ProblemError && streamErr.code === 'admin-required', String(streamErr))
+
+  const { next } = await admin.alerts()
+  const ac = new AbortController()
+  const stream = admin.alertStream({ after: next, signal: ac.signal })
+  const first = stream.next() // waiting before the alert fires
+  const made = await admin.json('POST', '/v1/collections/users/honeytokens', { body: { region: 'jp', count: 1 } })
+  const read = await agent.json('GET', `/v1/collections/users/records/${made.honeytokens[0].id}`, { purpose: 'support' }).then(() => null, (e) => e)
+  assert.ok(read instanceof ProblemError && read.code === 'quarantined', String(read))
+  const timeout = setTimeout(() => ac.abort(), 10_000)
+  const got = await first
+  clearTimeout(timeout)
+  ac.abort()
+  assert.equal(got.done, false, 'an alert arrived on the stream')
+  assert.equal(got.value.rule, 'honeytoken')
+  assert.equal(got.value.principal, 'ts-agent')
+  assert.equal(got.value.action, 'quarantine')
+  assert.ok(got.value.seq > next)
+  // The list has it too.
+  const listed = await admin.alerts(next)
+  assert.deepEqual(listed.alerts.map((a) => a.id), [got.value.id])
+
+  // A lift needs a reason: refused without one (field reason), then lifted with it.
+  const noReason = await admin.liftQuarantine('principal:ts-agent', ' ').then(() => null, (e) => e)
+  assert.ok(noReason instanceof ProblemError, String(noReason))
+  assert.equal(noReason.code, 'invalid')
+  assert.equal(noReason.field, 'reason')
+  const why = 'a drill: ts-agent opened the decoy on purpose'
+  const q = await admin.liftQuarantine('principal:ts-agent', why)
+  assert.equal(q.status, 'lifted')
+  assert.equal(q.lifts[0].reason, why)
+})

@@ -1,5 +1,5 @@
 // Approvals, quarantines, guard, audit and grants.
-import { ProblemError, type AuditEventEntry, type Client, type Grant, type Quarantine } from '../../../clients/typescript/src/index'
+import { ProblemError, type AuditEventEntry, type Client, type Grant, type GuardAlert, type Quarantine } from '../../../clients/typescript/src/index'
 import { download, h, list, mono, status, table, timeEl } from './dom'
 import { t } from './i18n'
 
@@ -104,27 +104,48 @@ function isGuardEvent(e: AuditEventEntry): boolean {
 }
 
 export async function guardPage(c: Client, onLeave: (f: () => void) => void): Promise<HTMLElement> {
-  const rules = await c.listRules()
-  const alertsBox = h('div', { id: 'alerts', 'aria-live': 'polite' })
-  const known = new Set<string>()
-  const poll = async () => {
-    const evs = (await recentEvents(c)).filter(isGuardEvent)
-    evs.sort((a, b) => (b.event?.time ?? '').localeCompare(a.event?.time ?? ''))
-    const fresh = known.size > 0
-    alertsBox.replaceChildren(table('alerts-table', t('alerts'), [t('time'), t('principal_col'), t('org'), t('action'), t('decision'), t('rule'), t('reason')],
-      evs.slice(0, 200).map((e) => {
-        const k = `${e.region}/${e.index}`
-        const isNew = fresh && !known.has(k)
-        known.add(k)
-        return [h('span', { class: isNew ? 'new' : '' }, timeEl(e.event?.time)), e.event?.principal ?? '', e.event?.org ?? '', e.event?.action ?? '', e.event?.decision ?? '', e.event?.policy ?? '', e.event?.reason || (e.event as { detail?: string })?.detail || '']
-      })))
-  }
-  await poll()
-  const timer = setInterval(() => poll().catch(() => {}), 5000)
-  onLeave(() => clearInterval(timer))
+  const [rules, recent] = await Promise.all([c.listRules(), c.alerts()])
+  // Alerts as they fire: the recent ones, then each new one from the
+  // server's event stream (DPoP-signed fetch), at the top, highlighted.
+  const body = h('tbody', {})
+  const empty = h('tr', {}, h('td', { colspan: 8, class: 'empty' }, t('none')))
+  const row = (a: GuardAlert, fresh: boolean) => h('tr', { 'data-alert-id': a.id, 'data-rule': a.rule, 'data-principal': a.principal, class: fresh ? 'new' : '' },
+    h('td', {}, timeEl(a.time)), h('td', {}, mono(a.rule)), h('td', { class: a.action === 'quarantine' ? 'bad' : '' }, a.action),
+    h('td', {}, a.principal), h('td', {}, list([a.org, ...(a.data_orgs ?? [])])), h('td', {}, mono(a.device ? `${a.device.slice(0, 10)}…` : '')),
+    h('td', {}, a.purpose ?? ''), h('td', {}, a.detail ?? ''))
+  const rows = [...recent.alerts].reverse().map((a) => row(a, false))
+  body.append(...(rows.length ? rows : [empty]))
+  const live = h('p', { id: 'alerts-live', 'data-state': 'connecting', role: 'status' }, t('alerts_connecting'))
+  const ac = new AbortController()
+  onLeave(() => ac.abort())
+  void (async () => {
+    try {
+      live.dataset.state = 'open'
+      live.textContent = t('alerts_open')
+      for await (const a of c.alertStream({ after: recent.next, signal: ac.signal })) {
+        empty.remove()
+        body.prepend(row(a, true))
+        status(`${t('alert_fired')}: ${a.rule} — ${a.principal}`, 'info')
+      }
+    } catch (e) {
+      if (ac.signal.aborted) return
+      live.dataset.state = 'error'
+      live.textContent = problemText(e)
+    }
+  })()
+  const liveTable = h('table', { id: 'live-alerts' },
+    h('caption', {}, t('alerts')),
+    h('thead', {}, h('tr', {}, [t('time'), t('rule'), t('action'), t('principal_col'), t('org'), t('device'), t('purpose'), t('detail')].map((x) => h('th', { scope: 'col' }, x)))),
+    body)
+  // The guard's decisions kept for good in the audit log (every node's).
+  const evs = (await recentEvents(c)).filter(isGuardEvent)
+  evs.sort((a, b) => (b.event?.time ?? '').localeCompare(a.event?.time ?? ''))
+  const logTable = table('alerts-table', t('guard_log'), [t('time'), t('principal_col'), t('org'), t('action'), t('decision'), t('rule'), t('reason')],
+    evs.slice(0, 200).map((e) => [timeEl(e.event?.time), e.event?.principal ?? '', e.event?.org ?? '', e.event?.action ?? '', e.event?.decision ?? '', e.event?.policy ?? '', e.event?.reason || (e.event as { detail?: string })?.detail || '']))
   return h('section', { 'aria-labelledby': 'page-title' },
     h('h1', { id: 'page-title' }, t('guard')),
-    h('h2', {}, t('alerts')), h('p', {}, t('alerts_intro')), alertsBox,
+    h('h2', {}, t('alerts')), h('p', {}, t('alerts_intro')), live, liveTable,
+    h('h2', {}, t('guard_log')), h('p', {}, t('guard_log_intro')), logTable,
     h('h2', {}, t('rules')),
     table('rules', t('rules'), [t('id'), t('description'), t('enabled'), t('action'), t('params'), t('version'), t('updated')],
       rules.map((r) => [mono(r.id), r.description ?? '', r.enabled ? t('yes') : t('no'), r.action ?? '',

@@ -1,0 +1,94 @@
+package guard
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"github.com/sekisho/sekisho"
+)
+
+// AlertFeedSize is how many recent alerts a node keeps for the alerts API.
+const AlertFeedSize = 1000
+
+// AlertEntry is one alert of the feed with its sequence number: the
+// numbers grow (across restarts too: the first of a process is its start
+// time in microseconds), so that a reader asks for what came after the
+// last one it saw.
+type AlertEntry struct {
+	Seq uint64 `json:"seq"`
+	Alert
+}
+
+// AlertPage is an answer of Alerts.
+type AlertPage struct {
+	Alerts []AlertEntry `json:"alerts"`
+	// Next is the sequence number to ask after next time.
+	Next uint64 `json:"next"`
+	// Wake is closed when an alert newer than this page is raised.
+	Wake <-chan struct{} `json:"-"`
+}
+
+// alertFeed keeps the last AlertFeedSize alerts this node raised, for
+// GET /v1/guard/alerts and its event stream. Its zero value is ready.
+type alertFeed struct {
+	mu   sync.Mutex
+	seq  uint64
+	ring []AlertEntry
+	wake chan struct{}
+}
+
+func (f *alertFeed) publish(al Alert) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.seq == 0 {
+		f.seq = uint64(max(al.Time.UnixMicro(), 0))
+	}
+	f.seq++
+	f.ring = append(f.ring, AlertEntry{Seq: f.seq, Alert: al})
+	if len(f.ring) > AlertFeedSize {
+		f.ring = slices.Delete(f.ring, 0, len(f.ring)-AlertFeedSize)
+	}
+	if f.wake != nil {
+		close(f.wake)
+		f.wake = nil
+	}
+}
+
+// Alerts returns the alerts raised on this node after sequence number
+// after (at most limit, the oldest first) that c may see: an admin of the
+// root org sees every org's; another org's admin the alerts about its own
+// principals and the ones raised on its data (Alert.DataOrgs). Other
+// callers are refused (admin-required). The feed is this node's memory:
+// the last AlertFeedSize alerts since it started; the audit log keeps the
+// refusals and quarantines for good.
+func (g *Guard) Alerts(_ context.Context, c sekisho.Caller, after uint64, limit int) (*AlertPage, error) {
+	if !c.HasRole("admin") {
+		return nil, sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "reading the guard's alerts needs an admin")
+	}
+	if limit <= 0 || limit > AlertFeedSize {
+		limit = AlertFeedSize
+	}
+	all := g.isRootAdmin(c)
+	f := &g.alert.feed
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := &AlertPage{Alerts: []AlertEntry{}, Next: max(after, f.seq)}
+	for _, e := range f.ring {
+		if e.Seq <= after {
+			continue
+		}
+		if len(p.Alerts) == limit {
+			p.Next = p.Alerts[len(p.Alerts)-1].Seq
+			break
+		}
+		if all || e.Org == c.Org || slices.Contains(e.DataOrgs, c.Org) {
+			p.Alerts = append(p.Alerts, e)
+		}
+	}
+	if f.wake == nil {
+		f.wake = make(chan struct{})
+	}
+	p.Wake = f.wake
+	return p, nil
+}
