@@ -51,6 +51,7 @@ type options struct {
 	only        string
 	profile     bool
 	keep        bool
+	snapshot    string
 	seed        uint64
 	maxInflight int
 	importBatch int
@@ -78,6 +79,7 @@ func main() {
 	flag.IntVar(&o.conc, "concurrency", 16, "closed-loop workers (connections)")
 	flag.StringVar(&o.only, "only", "", "comma-separated workloads to run (floor,hot_read,hot_read_half_peak,floor_half_peak,lookup_phone,batch_get_100,create,incident_scope); default all")
 	flag.BoolVar(&o.profile, "profile", false, "write CPU profiles of the import and the server (SEKISHO_CPUPROFILE) into -out")
+	flag.StringVar(&o.snapshot, "snapshot", "", "directory of a snapshot taken right after the import: the first run of these -records, -seed and store takes it, later runs start from it without importing (their import figures are the snapshot's)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directory (and the PostgreSQL database) after the run")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the generated records and of the request mix")
 	flag.IntVar(&o.importBatch, "import-batch", 0, "records per batch of `sekisho import` (its --batch; 0: its default)")
@@ -170,7 +172,20 @@ func runBench(ctx context.Context, o options) (*results, error) {
 	// user's config directory, and the key dies with the run.
 	var mk [32]byte
 	rand.Read(mk[:])
-	env := []string{"SEKISHO_MASTER_KEY=" + base64.StdEncoding.EncodeToString(mk[:])}
+	masterKey := base64.StdEncoding.EncodeToString(mk[:])
+	var snap *snapshot
+	if o.snapshot != "" {
+		if o.keyProvider != "local" {
+			return nil, errors.New("-snapshot works with -key-provider local only")
+		}
+		if snap, err = loadSnapshot(o.snapshot, o); err != nil {
+			return nil, err
+		}
+		if snap != nil {
+			masterKey = snap.MasterKey
+		}
+	}
+	env := []string{"SEKISHO_MASTER_KEY=" + masterKey}
 	storeArgs := []string{}
 	var keyArgs []string // import's and serve's
 	res.KeyProvider = o.keyProvider
@@ -197,46 +212,68 @@ func runBench(ctx context.Context, o options) (*results, error) {
 		o.store = dsn
 	}
 
-	// Generate and import.
-	logf("generating %d records", o.records)
-	counts := map[string]int{"users": o.records * 70 / 100, "partners": o.records * 15 / 100}
-	counts["employees"] = o.records - counts["users"] - counts["partners"]
-	phones, userBodies, err := generate(genDir, counts, o.seed)
-	if err != nil {
-		return nil, err
-	}
-	imp := &importResult{Records: o.records, Batch: o.importBatch}
-	for _, c := range []string{"users", "partners", "employees"} {
-		logf("importing %d %s", counts[c], c)
-		args := append(append([]string{"import", "--data", data}, storeArgs...), keyArgs...)
-		if o.importBatch > 0 {
-			args = append(args, "--batch", fmt.Sprint(o.importBatch))
+	var phones []string
+	var userBodies [][]byte
+	if snap != nil {
+		logf("starting from the snapshot in %s (%d records imported at commit %s)", o.snapshot, snap.Records, snap.Commit)
+		if err := restoreSnapshot(ctx, o.snapshot, data, o.store, snap); err != nil {
+			return nil, err
 		}
-		args = append(args, c, filepath.Join(genDir, c+".ndjson"))
-		ienv := env
-		if o.profile {
-			ienv = append(ienv, "SEKISHO_CPUPROFILE="+filepath.Join(out, "import-"+c+".cpu.pprof"))
-		}
-		wall, cpu, rss, err := runTimed(ctx, bin, args, ienv, filepath.Join(out, "import-"+c+".log"))
+		phones, userBodies = snap.Phones, snap.Bodies
+		res.Import, res.ImportRPS = snap.Import, snap.Import.RecordsPerS
+		res.Projection = project(storeName(o.store), snap.Import, snap.Import.StoreBytes)
+		res.Notes = append(res.Notes, fmt.Sprintf("started from the snapshot in %s: the import figures are those of the run that took it (commit %s)", o.snapshot, snap.Commit))
+	} else if err := func() error {
+		// Generate and import.
+		logf("generating %d records", o.records)
+		counts := map[string]int{"users": o.records * 70 / 100, "partners": o.records * 15 / 100}
+		counts["employees"] = o.records - counts["users"] - counts["partners"]
+		var err error
+		phones, userBodies, err = generate(genDir, counts, o.seed)
 		if err != nil {
-			return res, err
+			return err
 		}
-		imp.Seconds += wall.Seconds()
-		imp.CPUSeconds += cpu
-		imp.PeakRSSMiB = max(imp.PeakRSSMiB, rss)
-		os.Remove(filepath.Join(genDir, c+".ndjson"))
+		imp := &importResult{Records: o.records, Batch: o.importBatch}
+		for _, c := range []string{"users", "partners", "employees"} {
+			logf("importing %d %s", counts[c], c)
+			args := append(append([]string{"import", "--data", data}, storeArgs...), keyArgs...)
+			if o.importBatch > 0 {
+				args = append(args, "--batch", fmt.Sprint(o.importBatch))
+			}
+			args = append(args, c, filepath.Join(genDir, c+".ndjson"))
+			ienv := env
+			if o.profile {
+				ienv = append(ienv, "SEKISHO_CPUPROFILE="+filepath.Join(out, "import-"+c+".cpu.pprof"))
+			}
+			wall, cpu, rss, err := runTimed(ctx, bin, args, ienv, filepath.Join(out, "import-"+c+".log"))
+			if err != nil {
+				return err
+			}
+			imp.Seconds += wall.Seconds()
+			imp.CPUSeconds += cpu
+			imp.PeakRSSMiB = max(imp.PeakRSSMiB, rss)
+			os.Remove(filepath.Join(genDir, c+".ndjson"))
+		}
+		imp.RecordsPerS = float64(o.records) / imp.Seconds
+		imp.CPUsPer1k = imp.CPUSeconds / float64(o.records) * 1000
+		if n, err := storeSize(ctx, o.store, data); err == nil {
+			imp.StoreBytes = n
+		} else {
+			res.Notes = append(res.Notes, "store size: "+err.Error())
+		}
+		res.Import = imp
+		res.ImportRPS = imp.RecordsPerS
+		res.Projection = project(storeName(o.store), imp, imp.StoreBytes)
+		logf("import: %.0f records/s", imp.RecordsPerS)
+		if o.snapshot != "" {
+			logf("taking a snapshot in %s", o.snapshot)
+			return saveSnapshot(ctx, o.snapshot, data, o.store, &snapshot{Records: o.records, Seed: o.seed, Store: snapshotStore(o.store),
+				MasterKey: masterKey, Phones: phones, Bodies: userBodies, Import: imp, Commit: res.Commit})
+		}
+		return nil
+	}(); err != nil {
+		return res, err
 	}
-	imp.RecordsPerS = float64(o.records) / imp.Seconds
-	imp.CPUsPer1k = imp.CPUSeconds / float64(o.records) * 1000
-	if n, err := storeSize(ctx, o.store, data); err == nil {
-		imp.StoreBytes = n
-	} else {
-		res.Notes = append(res.Notes, "store size: "+err.Error())
-	}
-	res.Import = imp
-	res.ImportRPS = imp.RecordsPerS
-	res.Projection = project(storeName(o.store), imp, imp.StoreBytes)
-	logf("import: %.0f records/s", imp.RecordsPerS)
 
 	ids, err := sampleIDs(ctx, o.store, filepath.Join(data, "sekisho.db"), "users", 20_000)
 	if err != nil {

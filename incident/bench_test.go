@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/incident"
@@ -72,7 +74,7 @@ func BenchmarkScopeSQLite(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	benchScope(b, st)
+	benchScope(b, st, func(ctx context.Context, n uint64) error { return benchLoad(ctx, st, n) })
 }
 
 func BenchmarkScopePostgres(b *testing.B) {
@@ -85,15 +87,31 @@ func BenchmarkScopePostgres(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	benchScope(b, st)
-}
-
-func benchScope(b *testing.B, st sekisho.Store) {
-	ctx := b.Context()
-	n := benchN()
-	if err := benchLoad(ctx, st, n); err != nil {
+	load := func(ctx context.Context, n uint64) error { return benchLoad(ctx, st, n) }
+	if os.Getenv("SEKISHO_BENCH_SCOPE_COPY") == "1" {
+		load = func(ctx context.Context, n uint64) error { return benchCopyLoad(ctx, st, dsn, n) }
+	}
+	benchScope(b, st, load)
+	pool, err := pgxpool.New(b.Context(), dsn)
+	if err != nil {
 		b.Fatal(err)
 	}
+	defer pool.Close()
+	var dbBytes, entriesBytes int64
+	if err := pool.QueryRow(b.Context(), `SELECT pg_database_size(current_database()), pg_total_relation_size('audit_entries')`).Scan(&dbBytes, &entriesBytes); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("database %.2f GB (audit_entries with its indexes %.2f GB)", float64(dbBytes)/1e9, float64(entriesBytes)/1e9)
+}
+
+func benchScope(b *testing.B, st sekisho.Store, load func(context.Context, uint64) error) {
+	ctx := b.Context()
+	n := benchN()
+	t0 := time.Now()
+	if err := load(ctx, n); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("loaded in %s", time.Since(t0).Round(time.Second))
 	since, until := benchWeek()
 	in := &incident.Incident{ID: "inc-bench", Principals: []string{benchSuspect}, Since: since, Until: until}
 	if err := in.Validate(); err != nil {
@@ -114,6 +132,86 @@ func benchScope(b *testing.B, st sekisho.Store) {
 		sc.LogSize, sc.Events, sc.SubjectsExposed, sc.SubjectsPossible, sc.DeniedAttempts, sc.WorstCaseSubjects)
 }
 
+// benchGen makes the synthetic events: event idx of a log of n is at
+// benchStart + idx * (a year / n), of one of benchPrincipals reading one of
+// benchRecords; in the suspect's week (benchWeek) an event is the suspect's
+// with probability p (a fifth, or SEKISHO_BENCH_SCOPE_SUSPECT events in the
+// week on average).
+type benchGen struct {
+	rng          *rand.Rand
+	step         time.Duration
+	since, until time.Time
+	p            float64
+}
+
+func newBenchGen(n, size uint64) *benchGen {
+	g := &benchGen{rng: rand.New(rand.NewPCG(size, 99)), step: 365 * 24 * time.Hour / time.Duration(n), p: 0.2}
+	g.since, g.until = benchWeek()
+	if s := os.Getenv("SEKISHO_BENCH_SCOPE_SUSPECT"); s != "" {
+		if k, err := strconv.ParseFloat(s, 64); err == nil {
+			g.p = min(1, k/float64(g.until.Sub(g.since)/g.step))
+		}
+	}
+	return g
+}
+
+func (g *benchGen) event(idx uint64) sekisho.Event {
+	rng := g.rng
+	tm := benchStart.Add(time.Duration(idx) * g.step)
+	p := fmt.Sprintf("p%05d", rng.IntN(benchPrincipals))
+	ev := sekisho.Event{Time: tm, RequestID: fmt.Sprintf("%016x", idx), Org: "operator", Principal: p, Device: p + "-laptop",
+		Purpose: "support", Action: "read", Collection: "users", Records: []string{fmt.Sprintf("u%07d", rng.IntN(benchRecords))},
+		Fields: []string{"display_name"}, Decision: sekisho.Allow, Policy: "role-member", RecordOrgs: []string{"operator"}}
+	if !tm.Before(g.since) && tm.Before(g.until) && rng.Float64() < g.p {
+		ev.Org, ev.Principal, ev.Device = "sub", benchSuspect, "dev-m1"
+		switch rng.IntN(20) {
+		case 0:
+			ev.Decision, ev.Fields, ev.Reason = sekisho.Deny, nil, "budget exceeded"
+		case 1:
+			ev.Action, ev.Fields = "lookup", nil
+		default:
+			ev.Action, ev.Records, ev.Fields = "batch-get", nil, []string{"display_name", "email", "phone"}
+			for range 10 {
+				ev.Records = append(ev.Records, fmt.Sprintf("u%07d", rng.IntN(benchRecords)))
+			}
+		}
+	}
+	return ev
+}
+
+func (g *benchGen) entry(idx uint64) sekisho.AuditEntry {
+	ev := g.event(idx)
+	e := audit.Entry(ev, sekisho.MarshalEvent(ev))
+	e.Index = idx
+	return e
+}
+
+// benchSeed puts the schemas and benchRecords user records into an empty store.
+func benchSeed(ctx context.Context, st sekisho.Store) error {
+	ss, err := schemas.Defaults()
+	if err != nil {
+		return err
+	}
+	for _, s := range ss {
+		s.Version = 1
+		if err := st.PutSchema(ctx, s); err != nil {
+			return err
+		}
+	}
+	for start := 0; start < benchRecords; start += 1000 {
+		recs := make([]*sekisho.SealedRecord, 0, 1000)
+		for i := start; i < start+1000; i++ {
+			recs = append(recs, &sekisho.SealedRecord{ID: fmt.Sprintf("u%07d", i), Collection: "users", Org: "operator",
+				Region: regions[i%4], KEKVersion: 1, WrappedDEK: []byte("dek"), Fields: map[string][]byte{"phone": []byte("sealed")},
+				Index: map[string][]byte{}, Version: 1, CreatedAt: benchStart, UpdatedAt: benchStart})
+		}
+		if err := st.CreateRecords(ctx, recs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // benchLoad fills the store up to n events (and the records and schemas once).
 func benchLoad(ctx context.Context, st sekisho.Store, n uint64) error {
 	size, err := st.AuditSize(ctx)
@@ -121,61 +219,18 @@ func benchLoad(ctx context.Context, st sekisho.Store, n uint64) error {
 		return err
 	}
 	if size == 0 {
-		ss, err := schemas.Defaults()
-		if err != nil {
+		if err := benchSeed(ctx, st); err != nil {
 			return err
 		}
-		for _, s := range ss {
-			s.Version = 1
-			if err := st.PutSchema(ctx, s); err != nil {
-				return err
-			}
-		}
-		for start := 0; start < benchRecords; start += 1000 {
-			recs := make([]*sekisho.SealedRecord, 0, 1000)
-			for i := start; i < start+1000; i++ {
-				recs = append(recs, &sekisho.SealedRecord{ID: fmt.Sprintf("u%07d", i), Collection: "users", Org: "operator",
-					Region: regions[i%4], KEKVersion: 1, WrappedDEK: []byte("dek"), Fields: map[string][]byte{"phone": []byte("sealed")},
-					Index: map[string][]byte{}, Version: 1, CreatedAt: benchStart, UpdatedAt: benchStart})
-			}
-			if err := st.CreateRecords(ctx, recs); err != nil {
-				return err
-			}
-		}
 	}
-	step := 365 * 24 * time.Hour / time.Duration(n)
-	since, until := benchWeek()
-	rng := rand.New(rand.NewPCG(size, 99))
+	gen := newBenchGen(n, size)
 	const batch = 20_000
 	t0, from := time.Now(), size
 	for size < n {
 		k := min(batch, n-size)
 		entries := make([]sekisho.AuditEntry, 0, k)
 		for i := range k {
-			idx := size + i
-			tm := benchStart.Add(time.Duration(idx) * step)
-			p := fmt.Sprintf("p%05d", rng.IntN(benchPrincipals))
-			ev := sekisho.Event{Time: tm, RequestID: fmt.Sprintf("%016x", idx), Org: "operator", Principal: p, Device: p + "-laptop",
-				Purpose: "support", Action: "read", Collection: "users", Records: []string{fmt.Sprintf("u%07d", rng.IntN(benchRecords))},
-				Fields: []string{"display_name"}, Decision: sekisho.Allow, Policy: "role-member", RecordOrgs: []string{"operator"}}
-			if !tm.Before(since) && tm.Before(until) && rng.IntN(5) == 0 {
-				ev.Org, ev.Principal, ev.Device = "sub", benchSuspect, "dev-m1"
-				switch rng.IntN(20) {
-				case 0:
-					ev.Decision, ev.Fields, ev.Reason = sekisho.Deny, nil, "budget exceeded"
-				case 1:
-					ev.Action, ev.Fields = "lookup", nil
-				default:
-					ev.Action, ev.Records, ev.Fields = "batch-get", nil, []string{"display_name", "email", "phone"}
-					for range 10 {
-						ev.Records = append(ev.Records, fmt.Sprintf("u%07d", rng.IntN(benchRecords)))
-					}
-				}
-			}
-			leaf := sekisho.MarshalEvent(ev)
-			e := audit.Entry(ev, leaf)
-			e.Index = idx
-			entries = append(entries, e)
+			entries = append(entries, gen.entry(size+i))
 		}
 		if err := st.AppendAudit(ctx, entries, nil); err != nil {
 			return err
