@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -64,6 +65,16 @@ type Log struct {
 	// Owned by the writer goroutine.
 	size uint64
 	rng  *compact.Range
+
+	// Counted by the writer goroutine, read by Stats.
+	commits, events atomic.Uint64
+}
+
+// Stats returns how many store commits the log has made and how many events
+// they wrote: events per commit is how many appends one group commit (one
+// durable write of the store) served.
+func (l *Log) Stats() (commits, events uint64) {
+	return l.commits.Load(), l.events.Load()
 }
 
 type appendReq struct {
@@ -339,6 +350,8 @@ func (l *Log) write(reqs []*appendReq) (uint64, error) {
 	if err := l.store.AppendAudit(l.ctx, entries, nodes); err != nil {
 		return 0, err
 	}
+	l.commits.Add(1)
+	l.events.Add(uint64(len(entries)))
 	l.size, l.rng = idx, rng
 	return first, nil
 }

@@ -452,6 +452,7 @@ func runBench(ctx context.Context, o options) (*results, error) {
 		return request{method: "GET", url: floorScheme + floorAddr + "/v1/collections/users/records/" + ids[rng.IntN(len(ids))] + fieldsQ, want: 200}
 	}
 
+	metricsHC := newHTTPClient(1, tlsConf)
 	want := func(name string) bool {
 		return o.only == "" || strings.Contains(","+o.only+",", ","+name+",")
 	}
@@ -469,6 +470,7 @@ func runBench(ctx context.Context, o options) (*results, error) {
 		if err != nil {
 			return err
 		}
+		m0, _ := scrape(ctx, metricsHC, metricsURL)
 		var r *run
 		mode := fmt.Sprintf("closed, %d conns", o.conc)
 		if closed {
@@ -483,6 +485,11 @@ func runBench(ctx context.Context, o options) (*results, error) {
 		}
 		rss, _, _ := memMiB(pid)
 		wr := newWorkloadResult(r, cpu1-cpu0, rss, mode)
+		if m1, err := scrape(ctx, metricsHC, metricsURL); err == nil && m0 != nil && pid == srv.pid() {
+			if c := m1["sekisho_audit_commits_total"] - m0["sekisho_audit_commits_total"]; c > 0 {
+				wr.EventsPerCommit = (m1["sekisho_audit_committed_events_total"] - m0["sekisho_audit_committed_events_total"]) / c
+			}
+		}
 		res.Workloads[name] = wr
 		logf("%-20s %s", name, wr.line())
 		if r.FirstErr != nil {

@@ -62,6 +62,11 @@ type workloadResult struct {
 	CPUsPer1k     float64 `json:"cpu_s_per_1k"`
 	RSSMiB        float64 `json:"rss_mib"`
 	RecordsPerS   float64 `json:"records_per_s,omitempty"`
+	// EventsPerCommit is the audit events one commit of the server's audit
+	// log wrote during the workload (sekisho_audit_committed_events_total
+	// over sekisho_audit_commits_total): how many requests shared a
+	// durable write.
+	EventsPerCommit float64 `json:"events_per_commit,omitempty"`
 }
 
 func newWorkloadResult(r *run, cpu, rss float64, mode string) *workloadResult {
@@ -74,8 +79,12 @@ func newWorkloadResult(r *run, cpu, rss float64, mode string) *workloadResult {
 }
 
 func (w *workloadResult) line() string {
-	return fmt.Sprintf("%8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  %.3f CPU s/1k  RSS %.0f MiB  errors %d",
+	s := fmt.Sprintf("%8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  %.3f CPU s/1k  RSS %.0f MiB  errors %d",
 		w.ThroughputRPS, w.P50ms, w.P99ms, w.P999ms, w.CPUsPer1k, w.RSSMiB, w.Errors)
+	if w.EventsPerCommit > 0 {
+		s += fmt.Sprintf("  %.1f events/commit", w.EventsPerCommit)
+	}
+	return s
 }
 
 type importResult struct {

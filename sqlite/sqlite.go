@@ -49,6 +49,10 @@ type Store struct {
 	quit      chan struct{}
 	groupDone chan struct{}
 	closeOnce sync.Once
+
+	// The background checkpointer (checkpoint.go).
+	ckpt     *sql.DB
+	ckptDone chan struct{}
 }
 
 type stmtKey struct {
@@ -146,7 +150,12 @@ func OpenWith(ctx context.Context, path string, o Options) (*Store, error) {
 	r.SetMaxOpenConns(o.Readers)
 	r.SetMaxIdleConns(o.Readers)
 	s.r = r
+	q.Del("mode")
+	s.ckpt = sql.OpenDB(connector{dsn: "file:" + path + "?" + q.Encode(), d: &sqlite3.SQLiteDriver{}})
+	s.ckpt.SetMaxOpenConns(1)
+	s.ckptDone = make(chan struct{})
 	go s.groupWriter()
+	go s.checkpointer()
 	return s, nil
 }
 
@@ -163,7 +172,9 @@ func (c connector) Driver() driver.Driver                        { return c.d }
 // writerPragmas tunes the one writing connection: checkpoint the WAL every
 // 16k pages (64 MiB) rather than 1k, so that bulk imports rewrite hot index
 // pages into the database file less often. Commits stay durable
-// (synchronous=FULL); only the checkpoint cadence changes.
+// (synchronous=FULL); only the checkpoint cadence changes. The background
+// checkpointer (checkpoint.go) normally copies the WAL long before that:
+// this is the writer's fallback if it falls behind.
 func writerPragmas(c *sqlite3.SQLiteConn) error {
 	_, err := c.Exec("PRAGMA wal_autocheckpoint = 16384", nil)
 	return err
@@ -297,6 +308,10 @@ func (s *Store) Close() error {
 		s.closeOnce.Do(func() {
 			close(s.quit)
 			<-s.groupDone
+			if s.ckpt != nil {
+				<-s.ckptDone
+				s.ckpt.Close()
+			}
 		})
 	}
 	s.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })

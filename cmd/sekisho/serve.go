@@ -224,6 +224,13 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sekisho_sqlite_memory_bytes",
 			Help: "Memory the SQLite library of this process holds (page caches, schemas, statements of every SQLite store)."},
 			func() float64 { n, _ := sqlite.MemoryUsed(); return float64(n) }))
+	// The audit log's group commit: events per commit is how many appends
+	// one durable store write served.
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sekisho_audit_commits_total", Help: "Store commits of the audit log's writer (each one durable write)."},
+			func() float64 { c, _ := in.log.Stats(); return float64(c) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sekisho_audit_committed_events_total", Help: "Audit events written by those commits."},
+			func() float64 { _, e := in.log.Stats(); return float64(e) }))
 	hooks, err := alertWebhooks(f.webhooks, f.webhookSecret)
 	if err != nil {
 		return err
