@@ -269,10 +269,23 @@ func requestID(ctx context.Context) string {
 	return id
 }
 
-// newRequestID returns 128 random bits in hex.
+// newRequestID returns 128 bits in hex: the milliseconds since 1970 in the
+// first 48 and 80 random bits. Ids made later sort after, so the audit
+// log's request-id index (SQLite audit_request, PostgreSQL
+// audit_by_request) takes each new event at its end instead of on a random
+// page: one page less written per event on the hot read, and an index that
+// stays cached at any log size.
 func newRequestID() string {
+	return requestIDAt(time.Now())
+}
+
+func requestIDAt(t time.Time) string {
 	var b [16]byte
-	rand.Read(b[:])
+	ms := uint64(t.UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	rand.Read(b[6:])
 	return hex.EncodeToString(b[:])
 }
 
