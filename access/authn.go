@@ -148,6 +148,9 @@ func (c *tokenCache) put(tok string, e *tokenEntry) {
 // by an approved device key, and gets an access token bound to that key.
 // Refreshing is the same call with a new proof, so it needs the device key.
 func (s *Service) IssueToken(r *http.Request) (*sekisho.TokenResponse, error) {
+	if err := s.refuseQuarantinedKey(r); err != nil {
+		return nil, err
+	}
 	now := s.cfg.Now()
 	if len(r.Header.Values(HeaderDPoP)) == 0 {
 		// No proof: a service over mTLS gets a certificate-bound token.
@@ -190,8 +193,46 @@ func (s *Service) ProofKey(r *http.Request) (dpop.JWK, error) {
 // "Authorization: DPoP <token>", and a DPoP proof of the same key for this
 // method and URL, fresh and never seen before; then the device, its
 // principal and its org must be in good standing (state at most
-// MaxCacheTTL old).
+// MaxCacheTTL old), and neither the principal nor the device quarantined
+// (Config.Quarantine).
 func (s *Service) Authenticate(r *http.Request) (sekisho.Caller, error) {
+	c, err := s.authenticate(r)
+	if err != nil || s.cfg.Quarantine == nil {
+		return c, err
+	}
+	// A quarantined principal or device, or a token issued before a
+	// quarantine of either (lifted or not), is refused. The credential was
+	// valid: the caller is returned with the error, so that the refusal is
+	// audited under its principal and device.
+	if err := s.cfg.Quarantine.Quarantined(r.Context(), c.Principal, c.Device, c.TokenIssued); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// refuseQuarantinedKey refuses a token request or a device enrolment made
+// with a quarantined device key: the key of the request's DPoP proof (its
+// signature checked, the proof not spent: the full check comes after), or
+// without a proof, the key of the verified client certificate.
+func (s *Service) refuseQuarantinedKey(r *http.Request) error {
+	if s.cfg.Quarantine == nil {
+		return nil
+	}
+	thumb := ""
+	if v, err := dpop.Verify(r.Header.Get(HeaderDPoP)); err == nil {
+		thumb = v.Thumbprint
+	} else if r.Header.Get(HeaderDPoP) == "" {
+		if k, ok, err := s.CertKey(r); ok && err == nil {
+			thumb = k.Thumbprint()
+		}
+	}
+	if thumb == "" {
+		return nil
+	}
+	return s.cfg.Quarantine.Quarantined(r.Context(), "", thumb, time.Time{})
+}
+
+func (s *Service) authenticate(r *http.Request) (sekisho.Caller, error) {
 	now := s.cfg.Now()
 	h := r.Header.Get("Authorization")
 	scheme, tok, _ := strings.Cut(h, " ")

@@ -14,11 +14,11 @@ import (
 // auditor is instance-wide (reads the whole audit log), held by the first
 // admin and granted only by a holder of it.
 const (
-	RoleAdmin   = "admin"
-	RoleAuditor = "auditor"
-	RoleMember  = "member"
-	RoleSupport = "support"
-	RoleService = "service"
+	RoleAdmin   = sekisho.RoleAdmin
+	RoleAuditor = sekisho.RoleAuditor
+	RoleMember  = sekisho.RoleMember
+	RoleSupport = sekisho.RoleSupport
+	RoleService = sekisho.RoleService
 )
 
 // Roles lists the roles in the order they are shown.
@@ -26,11 +26,11 @@ var Roles = []string{RoleAdmin, RoleAuditor, RoleMember, RoleSupport, RoleServic
 
 // Statuses.
 const (
-	StatusActive    = "active"
-	StatusPending   = "pending"
-	StatusApproved  = "approved"
-	StatusRevoked   = "revoked"
-	StatusSuspended = "suspended"
+	StatusActive    = sekisho.StatusActive
+	StatusPending   = sekisho.StatusPending
+	StatusApproved  = sekisho.StatusApproved
+	StatusRevoked   = sekisho.StatusRevoked
+	StatusSuspended = sekisho.StatusSuspended
 )
 
 // DefaultPurposes are the purposes a data request may state. A role's or a

@@ -78,6 +78,10 @@ func (s *Service) CertKey(r *http.Request) (dpop.JWK, bool, error) {
 // request carries one, else the verified client certificate's (services
 // only, checked by EnrolDevice's caller through IsCertEnrolment).
 func (s *Service) DeviceKey(r *http.Request) (key dpop.JWK, viaCert bool, err error) {
+	// A quarantined key enrols under no principal.
+	if err := s.refuseQuarantinedKey(r); err != nil {
+		return dpop.JWK{}, false, err
+	}
 	if len(r.Header.Values(HeaderDPoP)) == 0 {
 		if k, ok, err := s.CertKey(r); ok {
 			return k, true, err

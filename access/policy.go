@@ -148,7 +148,6 @@ type snapshot struct {
 	names      map[cedar.PolicyID]string   // policy id -> "id@version"
 	masks      map[cedar.PolicyID][]string // policy id -> masked fields
 	grants     []*Grant
-	grantByID  map[string]*Grant
 	at         time.Time
 }
 
@@ -228,10 +227,6 @@ func (s *Service) snapshot(ctx context.Context) (*snapshot, error) {
 		return nil, err
 	}
 	sn.grants = grants
-	sn.grantByID = make(map[string]*Grant, len(grants))
-	for _, g := range grants {
-		sn.grantByID[g.ID] = g
-	}
 	for _, g := range grants {
 		if g.Status != StatusActive {
 			continue
@@ -354,7 +349,7 @@ func (s *Service) Authorize(ctx context.Context, req sekisho.AccessRequest) seki
 		if d, ok := s.checkDevice(ctx, req, owner, dev); !ok {
 			return d
 		}
-		return s.allow(req, sn, diag, now)
+		return s.allow(req, sn, diag)
 	}
 	if d, ok := s.deniedForDevice(ps, req, owner, dev, sn, diag, now); ok {
 		return d
@@ -380,8 +375,10 @@ func (s *Service) Authorize(ctx context.Context, req sekisho.AccessRequest) seki
 		strings.Join(req.Caller.Roles, ", "), req.Action, req.Collection)
 }
 
-// allow turns a Cedar allow into a decision: masks and grant budgets.
-func (s *Service) allow(req sekisho.AccessRequest, sn *snapshot, diag cedar.Diagnostic, now time.Time) sekisho.Decision {
+// allow turns a Cedar allow into a decision: its policies, masks and grant.
+// It charges nothing: a grant's budget is the guard's (Authorize has no
+// side effects).
+func (s *Service) allow(req sekisho.AccessRequest, sn *snapshot, diag cedar.Diagnostic) sekisho.Decision {
 	var names []string
 	var masked map[string]bool
 	for i, r := range diag.Reasons {
@@ -410,7 +407,7 @@ func (s *Service) allow(req sekisho.AccessRequest, sn *snapshot, diag cedar.Diag
 	sort.Strings(names)
 	d := sekisho.Decision{Allow: true, Policy: strings.Join(names, ","), Reason: "permitted by " + strings.Join(names, ", ")}
 	// The first permitting policy, when a grant, is the grant the request
-	// is made under (and charged to).
+	// is made under (and the guard charges it).
 	if len(names) > 0 {
 		if id, ok := strings.CutPrefix(names[0], "grant:"); ok {
 			d.Grant = id
@@ -418,15 +415,6 @@ func (s *Service) allow(req sekisho.AccessRequest, sn *snapshot, diag cedar.Diag
 	}
 	if len(masked) > 0 {
 		d.MaskedFields = masked
-	}
-	// Budgets: a cross-org read is charged to the first permitting grant.
-	if req.Owner != "" && req.Owner != req.Caller.Org && d.Grant != "" {
-		if g := sn.grantByID[d.Grant]; g != nil && (g.BudgetPerHour > 0 || g.BudgetTotal > 0) {
-			if !s.budgets.charge(g, now) {
-				return deny(names[0], "grant-budget-exceeded", "grant %s has used its volume budget (%d records per hour, %d in total)",
-					g.ID, g.BudgetPerHour, g.BudgetTotal)
-			}
-		}
 	}
 	return d
 }
@@ -488,40 +476,4 @@ func missing(have, want []string) []string {
 		}
 	}
 	return out
-}
-
-// budgets counts the records read under each grant on this node: a rolling
-// hour and a total since the node started. (Per node, not shared: with n
-// nodes a grant may read up to n times its budget; the guard's durable
-// budgets are the stronger control.)
-type budgets struct {
-	mu sync.Mutex
-	m  map[string]*budget
-}
-
-type budget struct {
-	hour  time.Time
-	used  int64
-	total int64
-}
-
-func newBudgets() *budgets { return &budgets{m: map[string]*budget{}} }
-
-func (b *budgets) charge(g *Grant, now time.Time) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	u := b.m[g.ID]
-	if u == nil {
-		u = &budget{hour: now}
-		b.m[g.ID] = u
-	}
-	if now.Sub(u.hour) >= time.Hour {
-		u.hour, u.used = now, 0
-	}
-	if (g.BudgetPerHour > 0 && u.used >= g.BudgetPerHour) || (g.BudgetTotal > 0 && u.total >= g.BudgetTotal) {
-		return false
-	}
-	u.used++
-	u.total++
-	return true
 }

@@ -78,6 +78,10 @@ type Config struct {
 	// attested) of orgs that set none of their own, across orgs and for
 	// sensitive fields; "" is hardware-bound.
 	DeviceDefault string
+	// Quarantine refuses quarantined principals and device keys (the
+	// guard): at authentication, token issuance and device enrolment. Nil:
+	// nothing is quarantined (no guard runs).
+	Quarantine Quarantine
 	// TPMRoots are the trusted roots of TPM endorsement key certificates
 	// (the TPM manufacturers' CAs): a TPM key attestation is verified
 	// against them (nil: attestations are refused, attestation-invalid).
@@ -87,6 +91,15 @@ type Config struct {
 	// endpoint's authorization_code and device_code grants, and the
 	// renewal of the sign-in session at every refresh of their devices.
 	IdentityProvider IdentityProvider
+}
+
+// Quarantine says whether the guard has quarantined a principal or a device
+// key: an error (problem type quarantined) when principal or device is
+// quarantined, or when a token issued at issued predates a quarantine of
+// either, lifted or not. An empty principal or device, or a zero issued,
+// is not checked. guard.Guard implements it.
+type Quarantine interface {
+	Quarantined(ctx context.Context, principal, device string, issued time.Time) error
 }
 
 // Service is the access control plane: orgs, principals, devices, grants
@@ -104,7 +117,6 @@ type Service struct {
 	tokens    *tokenCache
 	cache     *stateCache
 	snap      snapshotCache
-	budgets   *budgets
 	cacheTTL  time.Duration
 	tokenTTL  time.Duration
 	proofWin  time.Duration
@@ -140,7 +152,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, store: cfg.Store, purposes: map[string]bool{}, regions: map[string]bool{}, validator: val, rootOrg: cfg.RootOrg, rootRegio: cfg.RootRegion,
-		cacheTTL: cfg.CacheTTL, tokenTTL: cfg.TokenTTL, proofWin: cfg.ProofWindow, budgets: newBudgets()}
+		cacheTTL: cfg.CacheTTL, tokenTTL: cfg.TokenTTL, proofWin: cfg.ProofWindow}
 	if s.rootOrg == "" {
 		s.rootOrg = "operator"
 	}

@@ -151,6 +151,10 @@ func (s *Service) open(device string, sealed []byte) (string, error) {
 // bound to the key. keyStorage and deviceName are the client's claim and
 // label for a new device.
 func (s *Service) SignIn(r *http.Request, grant url.Values) (*sekisho.TokenResponse, error) {
+	// A quarantined device key signs in under no principal.
+	if err := s.refuseQuarantinedKey(r); err != nil {
+		return nil, err
+	}
 	idp := s.cfg.IdentityProvider
 	if idp == nil {
 		return nil, &sekisho.Error{Code: sekisho.EInvalid, Type: "unsupported-grant-type", Field: "grant_type",

@@ -28,7 +28,6 @@ import (
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/gen"
-	"github.com/sekisho/sekisho/importer"
 	"github.com/sekisho/sekisho/incident"
 	"github.com/sekisho/sekisho/keys"
 	"github.com/sekisho/sekisho/report"
@@ -70,13 +69,24 @@ type NodeOptions struct {
 type Node struct {
 	Handler http.Handler
 	Vault   *vault.Vault
-	Store   sekisho.Store
-	Log     *audit.Log
-	Logs    *audit.Logs
+	// Load returns the import command's pipeline into Vault for records of
+	// collection owned by c's org (importer.VaultSink).
+	Load  func(c sekisho.Caller, collection string) Sink
+	Store sekisho.Store
+	Log   *audit.Log
+	Logs  *audit.Logs
 	// BootstrapToken is the data directory's bootstrap admin token.
 	BootstrapToken string
 	// Close stops the request path and closes the data directory.
 	Close func()
+}
+
+// Sink takes records in batches and writes them, as the import command
+// does: batch k is sealed while k-1 commits. Write returns one error (or
+// nil) per record, numbered from line; Flush waits for every commit.
+type Sink interface {
+	Write(ctx context.Context, records []*sekisho.RecordInput, line int) ([]error, error)
+	Flush(ctx context.Context) error
 }
 
 // Opener opens and serves a data directory.
@@ -231,14 +241,13 @@ func load(ctx context.Context, node *Node, n int, seed uint64, out io.Writer) er
 	start := time.Now()
 	for _, p := range parts {
 		// The import command's pipeline: batch k is sealed while k-1 commits.
-		sink := importer.NewVaultSink(node.Vault, loader(p.org), p.collection)
+		sink := node.Load(loader(p.org), p.collection)
 		for done := 0; done < p.n; {
-			items := make([]importer.Item, min(5000, p.n-done))
-			for i := range items {
-				in, _ := g.Record(p.collection)
-				items[i] = importer.Item{Line: done + i + 1, Input: in}
+			recs := make([]*sekisho.RecordInput, min(5000, p.n-done))
+			for i := range recs {
+				recs[i], _ = g.Record(p.collection)
 			}
-			errs, err := sink.Write(ctx, items)
+			errs, err := sink.Write(ctx, recs, done+1)
 			if err != nil {
 				return err
 			}
@@ -247,7 +256,7 @@ func load(ctx context.Context, node *Node, n int, seed uint64, out io.Writer) er
 					return fmt.Errorf("generated record refused: %w", e)
 				}
 			}
-			done += len(items)
+			done += len(recs)
 		}
 		if err := sink.Flush(ctx); err != nil {
 			return err
@@ -680,7 +689,7 @@ func (w *world) openIncident(ctx context.Context) (*incident.Incident, *incident
 	if _, err := w.node.Log.Checkpoint(ctx); err != nil {
 		return nil, nil, err
 	}
-	sc, err := incident.Compute(ctx, w.node.Store, w.node.Logs.Stores(), inc)
+	sc, err := incident.Compute(ctx, w.node.Store, access.NewDirectory(w.node.Store), w.node.Logs.Stores(), inc)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,9 +19,22 @@ import (
 	"github.com/sekisho/sekisho"
 )
 
+// Directory is what the guard reads of the access control plane: a
+// grant's budgets, an org's time zone and its admins (access.Directory
+// implements it). The guard never decodes access's stored objects.
+type Directory interface {
+	Grant(ctx context.Context, id string) (sekisho.GrantEntry, error)
+	Org(ctx context.Context, id string) (sekisho.OrgEntry, error)
+	OrgAdmins(ctx context.Context, org string) ([]string, error)
+}
+
 // Config configures a Guard.
 type Config struct {
 	Store sekisho.Store
+	// Directory reads grants, orgs and org admins (access.NewDirectory over
+	// the same store). Nil: no grant budgets, no org time zones (Location
+	// for all) and quarantine alerts without a list of admins.
+	Directory Directory
 	// Logs are the audit logs whose decisions the guard folds in at start
 	// and from other nodes: every log of the deployment (the default
 	// store's and each region's, audit.Logs.Stores), so that a budget counts
@@ -74,15 +86,16 @@ type Guard struct {
 	zcache map[string]zoneEntry // org -> its time zone
 
 	mu       sync.Mutex
-	windows  map[string]*window     // "p:"+principal, "d:"+device, "g:"+grant, "l:"+principal (lookups)
-	denials  map[string]*window     // "p:"+principal
-	profiles map[string]*profile    // principal
-	lookups  map[string][]lookupVal // principal -> recent lookup values
-	grants   map[string]grantBudget // grant id -> budget (cached)
-	own      *recentIDs             // request ids charged here (skipped when tailing)
-	logs     []sekisho.LogStore     // the logs folded in
-	tails    map[string]uint64      // per log (by region): next audit index to fold in
-	swept    time.Time              // last sweepLocked
+	windows  map[string]*window      // "p:"+principal, "d:"+device, "g:"+grant, "l:"+principal (lookups)
+	denials  map[string]*window      // "p:"+principal
+	profiles map[string]*profile     // principal
+	lookups  map[string][]lookupVal  // principal -> recent lookup values
+	grants   map[string]grantBudget  // grant id -> budget (cached)
+	charges  map[string]*grantCharge // grant id -> records read under it on this node
+	own      *recentIDs              // request ids charged here (skipped when tailing)
+	logs     []sekisho.LogStore      // the logs folded in
+	tails    map[string]uint64       // per log (by region): next audit index to fold in
+	swept    time.Time               // last sweepLocked
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
 }
@@ -124,7 +137,7 @@ func New(cfg Config) *Guard {
 	}
 	g := &Guard{cfg: cfg, store: cfg.Store, log: cfg.Logger, qcache: map[string]qstate{}, zcache: map[string]zoneEntry{},
 		windows: map[string]*window{}, denials: map[string]*window{}, profiles: map[string]*profile{},
-		lookups: map[string][]lookupVal{}, grants: map[string]grantBudget{}, own: newRecentIDs(cfg.MaxRequestIDs),
+		lookups: map[string][]lookupVal{}, grants: map[string]grantBudget{}, charges: map[string]*grantCharge{}, own: newRecentIDs(cfg.MaxRequestIDs),
 		logs: cfg.Logs, tails: map[string]uint64{}}
 	if len(g.logs) == 0 {
 		g.logs = []sekisho.LogStore{{Store: cfg.Store}}
@@ -368,6 +381,12 @@ func (g *Guard) Check(ctx context.Context, req sekisho.AccessRequest, recs []*se
 	if err := g.Quarantined(ctx, c.Principal, c.Device, time.Time{}); err != nil {
 		return sekisho.Decision{Policy: "guard:quarantine", Reason: sekisho.Message(err), Code: sekisho.EForbidden, Type: ProblemQuarantined}
 	}
+	// The grant's own budget: another org's records read under a grant
+	// are charged to it, and once it is used the request is refused as
+	// the grant's (a denial like any other from here on).
+	if d.Allow && d.Grant != "" {
+		d = g.chargeGrant(ctx, c, d, recs)
+	}
 	now := g.now()
 	at := now.UnixNano()
 	if !d.Allow {
@@ -514,26 +533,13 @@ func (g *Guard) orgAdmins(ctx context.Context, org, action string) []string {
 	if action != ActionQuarantine {
 		return nil
 	}
-	objs, err := g.store.ListObjects(ctx, "principal", org)
+	if g.cfg.Directory == nil {
+		return nil
+	}
+	out, err := g.cfg.Directory.OrgAdmins(ctx, org)
 	if err != nil {
 		return nil
 	}
-	var out []string
-	for _, o := range objs {
-		var p struct {
-			ID     string   `json:"id"`
-			Roles  []string `json:"roles"`
-			Status string   `json:"status"`
-		}
-		if json.Unmarshal(o.Body, &p) == nil && p.Status == "active" {
-			for _, r := range p.Roles {
-				if r == "admin" {
-					out = append(out, p.ID)
-				}
-			}
-		}
-	}
-	sort.Strings(out)
 	return out
 }
 
@@ -547,14 +553,13 @@ func (g *Guard) grantBudget(ctx context.Context, id string) Budget {
 		return c.b
 	}
 	var b Budget
-	if o, err := g.store.GetObject(ctx, "grant", id); err == nil {
-		var gr struct {
-			PerHour int64 `json:"budget_per_hour"`
-			Total   int64 `json:"budget_total"`
-		}
-		if json.Unmarshal(o.Body, &gr) == nil {
-			b = Budget{RecordsPerHour: gr.PerHour, RecordsTotal: gr.Total}
-		}
+	var gr sekisho.GrantEntry
+	var err error
+	if g.cfg.Directory != nil {
+		gr, err = g.cfg.Directory.Grant(ctx, id)
+	}
+	if err == nil {
+		b = Budget{RecordsPerHour: gr.BudgetPerHour, RecordsTotal: gr.BudgetTotal}
 	} else if ok {
 		return c.b
 	}
@@ -562,6 +567,60 @@ func (g *Guard) grantBudget(ctx context.Context, id string) Budget {
 	g.grants[id] = grantBudget{b: b, at: now}
 	g.mu.Unlock()
 	return b
+}
+
+// grantCharge counts the records read under one grant on this node: a
+// rolling hour from its first use, and a total since the node started.
+// (Per node, not shared: with n nodes a grant may read up to n times its
+// budget; the guard's windows, folded in from every node's audit log, are
+// the stronger control and refuse with budget-exceeded.)
+type grantCharge struct {
+	hour  time.Time
+	used  int64
+	total int64
+}
+
+// ProblemGrantBudget is the refusal of a request under a grant whose own
+// budget (budget_per_hour, budget_total) is used.
+const ProblemGrantBudget = "grant-budget-exceeded"
+
+// chargeGrant charges the records of other orgs than c's to the grant d
+// was decided under, one by one, and returns d, or the grant's refusal
+// once its budget is used (the records charged before stay charged).
+func (g *Guard) chargeGrant(ctx context.Context, c sekisho.Caller, d sekisho.Decision, recs []*sekisho.SealedRecord) sekisho.Decision {
+	n := 0
+	for _, r := range recs {
+		if r.Org != c.Org {
+			n++
+		}
+	}
+	if n == 0 {
+		return d
+	}
+	b := g.grantBudget(ctx, d.Grant)
+	if b.RecordsPerHour <= 0 && b.RecordsTotal <= 0 {
+		return d
+	}
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	u := g.charges[d.Grant]
+	if u == nil {
+		u = &grantCharge{hour: now}
+		g.charges[d.Grant] = u
+	}
+	for range n {
+		if now.Sub(u.hour) >= time.Hour {
+			u.hour, u.used = now, 0
+		}
+		if (b.RecordsPerHour > 0 && u.used >= b.RecordsPerHour) || (b.RecordsTotal > 0 && u.total >= b.RecordsTotal) {
+			return sekisho.Decision{Policy: "grant:" + d.Grant, Type: ProblemGrantBudget, Code: sekisho.EForbidden,
+				Reason: fmt.Sprintf("grant %s has used its volume budget (%d records per hour, %d in total)", d.Grant, b.RecordsPerHour, b.RecordsTotal)}
+		}
+		u.used++
+		u.total++
+	}
+	return d
 }
 
 // Usage returns the current counters of a key ("p:"+principal,

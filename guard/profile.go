@@ -327,10 +327,6 @@ func abs(x int64) int64 {
 	return x
 }
 
-// kindOrg is the object kind of orgs (package access's); the guard reads
-// only their time_zone.
-const kindOrg = "org"
-
 type zoneEntry struct {
 	loc *time.Location
 	at  time.Time
@@ -349,12 +345,9 @@ func (g *Guard) orgLocation(ctx context.Context, org string) *time.Location {
 		return e.loc
 	}
 	e = zoneEntry{loc: g.cfg.Location, at: now}
-	if o, err := g.store.GetObject(ctx, kindOrg, org); err == nil {
-		var v struct {
-			TimeZone string `json:"time_zone"`
-		}
-		if json.Unmarshal(o.Body, &v) == nil && v.TimeZone != "" {
-			if loc, err := time.LoadLocation(v.TimeZone); err == nil {
+	if g.cfg.Directory != nil {
+		if o, err := g.cfg.Directory.Org(ctx, org); err == nil && o.TimeZone != "" {
+			if loc, err := time.LoadLocation(o.TimeZone); err == nil {
 				e.loc = loc
 			}
 		}

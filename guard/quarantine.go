@@ -3,7 +3,6 @@ package guard
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -325,35 +324,6 @@ func (g *Guard) Quarantined(ctx context.Context, principal, device string, iat t
 		}
 	}
 	return nil
-}
-
-// Authenticator is what httpapi calls to authenticate a request.
-type Authenticator interface {
-	Authenticate(r *http.Request) (sekisho.Caller, error)
-}
-
-// Authenticator wraps inner: a caller whose principal or device is
-// quarantined, or whose token predates a quarantine, is refused.
-func (g *Guard) Authenticator(inner Authenticator) Authenticator {
-	return quarantineAuth{g: g, inner: inner}
-}
-
-type quarantineAuth struct {
-	g     *Guard
-	inner Authenticator
-}
-
-func (a quarantineAuth) Authenticate(r *http.Request) (sekisho.Caller, error) {
-	c, err := a.inner.Authenticate(r)
-	if err != nil {
-		return c, err
-	}
-	if err := a.g.Quarantined(r.Context(), c.Principal, c.Device, c.TokenIssued); err != nil {
-		// The credential was valid: the caller is returned with the error so
-		// that the refusal is audited under its principal and device.
-		return c, err
-	}
-	return c, nil
 }
 
 func (g *Guard) isRootAdmin(c sekisho.Caller) bool {

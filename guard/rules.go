@@ -282,3 +282,30 @@ func (g *Guard) event(ctx context.Context, c sekisho.Caller, action, detail stri
 	}
 	return err
 }
+
+// Rules reads the rules in force from a store without a running guard
+// (reports, the offline CLI): the default rules with the stored ones over
+// them.
+type Rules struct {
+	Store sekisho.ObjectStore
+}
+
+// InForce returns every rule in force (id -> enabled) and how many rules
+// are stored (changed by an admin from their defaults).
+func (rs Rules) InForce(ctx context.Context) (map[string]bool, int, error) {
+	objs, err := rs.Store.ListObjects(ctx, sekisho.KindGuardRule, "")
+	if err != nil {
+		return nil, 0, fmt.Errorf("guard rules: %w", err)
+	}
+	in := map[string]bool{}
+	for _, d := range DefaultRules {
+		in[d.ID] = d.Enabled
+	}
+	for _, o := range objs {
+		var r Rule
+		if json.Unmarshal(o.Body, &r) == nil {
+			in[r.ID] = r.Enabled
+		}
+	}
+	return in, len(objs), nil
+}

@@ -2,10 +2,8 @@ package httpapi
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/guard"
 )
 
@@ -135,35 +133,4 @@ func (s *Server) listHoneytokens(w http.ResponseWriter, r *http.Request, c sekis
 		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"honeytokens": l})
-}
-
-// guardedLookup serves a lookup; the vault shows the guard its field and
-// normalised value before running it (on every path, not only HTTP).
-func (s *Server) guardedLookup(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
-	return s.lookup(w, r, c)
-}
-
-// keyGate refuses the token and enrolment routes to a quarantined device
-// key: the key of the proof is read (its signature checked) without
-// spending the proof, which the access layer then verifies in full.
-func (s *Server) keyGate(h func(http.ResponseWriter, *http.Request, sekisho.Caller) error) func(http.ResponseWriter, *http.Request, sekisho.Caller) error {
-	return func(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
-		if s.guard != nil {
-			thumb := ""
-			if v, err := dpop.Verify(r.Header.Get("DPoP")); err == nil {
-				thumb = v.Thumbprint
-			} else if s.access != nil && r.Header.Get("DPoP") == "" {
-				// A service over mTLS: its device is its certificate's key.
-				if k, ok, err := s.access.CertKey(r); ok && err == nil {
-					thumb = k.Thumbprint()
-				}
-			}
-			if thumb != "" {
-				if err := s.guard.Quarantined(r.Context(), "", thumb, time.Time{}); err != nil {
-					return err
-				}
-			}
-		}
-		return h(w, r, c)
-	}
 }

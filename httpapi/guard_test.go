@@ -98,17 +98,17 @@ func newGuardWorldIn(t *testing.T, records int, loc *time.Location) *gworld {
 	defs, err := schemas.Defaults()
 	must(t, err)
 	must(t, w.v.EnsureSchemas(ctx, defs))
-	acc, err := access.New(access.Config{Store: e.store, Schema: func(ctx context.Context, c string) (*sekisho.Schema, error) { return w.v.Schema(ctx, c) }, Audit: e.log, TokenKey: make([]byte, 32),
-		BootstrapToken: bootToken, RootOrg: "operator", RootRegion: "jp", Now: e.clk.Now, DeviceDefault: access.DeviceAny})
-	must(t, err)
-	must(t, acc.EnsurePolicies(ctx))
 	reg := prometheus.NewRegistry()
-	w.g = guard.New(guard.Config{Store: e.store, Audit: e.log, RootOrg: "operator", Now: e.clk.Now, Registry: reg, Location: loc,
+	w.g = guard.New(guard.Config{Store: e.store, Directory: access.NewDirectory(e.store), Audit: e.log, RootOrg: "operator", Now: e.clk.Now, Registry: reg, Location: loc,
 		Webhooks: []guard.Webhook{{URL: hs.URL, Secret: hookSecret}}, WebhookBackoff: 10 * time.Millisecond, SyncInterval: 200 * time.Millisecond})
 	must(t, w.g.Start(ctx))
 	t.Cleanup(w.g.Close)
+	acc, err := access.New(access.Config{Store: e.store, Schema: func(ctx context.Context, c string) (*sekisho.Schema, error) { return w.v.Schema(ctx, c) }, Audit: e.log, TokenKey: make([]byte, 32),
+		BootstrapToken: bootToken, RootOrg: "operator", RootRegion: "jp", Now: e.clk.Now, DeviceDefault: access.DeviceAny, Quarantine: w.g})
+	must(t, err)
+	must(t, acc.EnsurePolicies(ctx))
 	w.v = vault.New(e.store, e.kp, e.log, vault.Options{Now: e.clk.Now, Authorizer: acc.Authorizer(), Guard: w.g})
-	e.srv = httptest.NewServer(httpapi.New(httpapi.Config{Vault: w.v, AuditLog: e.log, Auth: w.g.Authenticator(acc), Access: acc,
+	e.srv = httptest.NewServer(httpapi.New(httpapi.Config{Vault: w.v, AuditLog: e.log, Auth: acc, Access: acc,
 		KnownPurpose: acc.KnownPurpose, Registry: reg, Guard: w.g}))
 	t.Cleanup(e.srv.Close)
 	e.acc = acc

@@ -80,7 +80,7 @@ func (s *Server) incidentScope(w http.ResponseWriter, r *http.Request, c sekisho
 	if !slices.Contains(incident.Formats, format) {
 		return sekisho.FieldErrorf(sekisho.EInvalid, "format", "format %q: want one of %v", format, incident.Formats)
 	}
-	sc, err := incident.Compute(r.Context(), s.vault.Store(), s.logStores(), in)
+	sc, err := incident.Compute(r.Context(), s.vault.Store(), s.dir, s.logStores(), in)
 	if err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func (s *Server) incidentReport(w http.ResponseWriter, r *http.Request, c sekish
 	if err != nil {
 		return err
 	}
-	sc, err := incident.Compute(r.Context(), s.vault.Store(), s.logStores(), in)
+	sc, err := incident.Compute(r.Context(), s.vault.Store(), s.dir, s.logStores(), in)
 	if err != nil {
 		return err
 	}
@@ -178,6 +178,7 @@ func (s *Server) progressReport(w http.ResponseWriter, r *http.Request, c sekish
 	if custody.Default.Provider != "" {
 		cfg.Keys = &custody
 	}
+	cfg.Directory, cfg.Rules = s.dir, guard.Rules{Store: s.vault.Store()}
 	rep, err := report.Progress(r.Context(), s.vault.Store(), cfg)
 	if err != nil {
 		return err

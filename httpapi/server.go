@@ -67,7 +67,8 @@ type Server struct {
 	log         *slog.Logger
 	auditLog    *audit.Log // the default log (events about no record)
 	incidents   *incident.Service
-	auditLogs   *audit.Logs // every log: the default and each region's
+	dir         *access.Directory // the vault's store's: principals, devices, grants
+	auditLogs   *audit.Logs       // every log: the default and each region's
 	verifierKey string
 	auth        Authenticator
 	access      *access.Service
@@ -109,9 +110,9 @@ type Config struct {
 	// Access serves the control plane (orgs, principals, devices, grants,
 	// policies, tokens); nil answers those routes with 503.
 	Access *access.Service
-	// Guard serves rules, quarantines and honeytokens, sees every lookup's
-	// value, and refuses quarantined device keys a token; nil answers its
-	// routes with 503.
+	// Guard serves rules, quarantines and honeytokens; nil answers its
+	// routes with 503. (The vault shows it every request; access refuses
+	// quarantined callers and device keys through it.)
 	Guard *guard.Guard
 	// Reports names the controller (the configuration file's controller
 	// section) in generated reports, for orgs without a profile.
@@ -150,7 +151,8 @@ func New(c Config) *Server {
 		s.now = time.Now
 	}
 	if c.Vault != nil {
-		s.incidents = &incident.Service{Store: c.Vault.Store(), Now: s.now}
+		s.dir = access.NewDirectory(c.Vault.Store())
+		s.incidents = &incident.Service{Store: c.Vault.Store(), Directory: s.dir, Now: s.now}
 	}
 	if s.incidents != nil && s.auditLog != nil {
 		s.incidents.Audit = s.auditLog
@@ -174,9 +176,6 @@ func New(c Config) *Server {
 	}
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
-		if rt.Method == "POST" && (rt.Pattern == "/v1/token" || rt.Pattern == "/v1/devices") {
-			rt.Handler = s.keyGate(rt.Handler)
-		}
 		if rt.Method == "POST" && rt.Pattern == "/v1/token" {
 			rt.Handler = s.oauthErrors(rt.Handler)
 		}
@@ -221,7 +220,7 @@ func (s *Server) routes() []route {
 		{"GET", "/v1/collections/{c}/records/{id}", true, true, s.getRecord},
 		{"PATCH", "/v1/collections/{c}/records/{id}", true, true, s.updateRecord},
 		{"DELETE", "/v1/collections/{c}/records/{id}", true, true, s.eraseRecord},
-		{"POST", "/v1/collections/{c}/lookup", true, true, s.guardedLookup},
+		{"POST", "/v1/collections/{c}/lookup", true, true, s.lookup},
 		{"POST", "/v1/collections/{c}/records:batchGet", true, true, s.batchGet},
 
 		{"GET", "/v1/audit/checkpoint", true, false, s.auditCheckpoint},

@@ -53,7 +53,7 @@ func (s *Server) subjectAccessReport(w http.ResponseWriter, r *http.Request, c s
 	if err != nil {
 		return err
 	}
-	acc, err := report.Accesses(r.Context(), s.vault.Store(), l.Store(), coll, id, cp.Size, cp)
+	acc, err := report.Accesses(r.Context(), s.dir, l.Store(), coll, id, cp.Size, cp)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/incident"
 	"github.com/sekisho/sekisho/internal/pgtest"
@@ -121,7 +122,7 @@ func benchScope(b *testing.B, st sekisho.Store, load func(context.Context, uint6
 	b.ResetTimer()
 	for b.Loop() {
 		var err error
-		if sc, err = incident.Compute(ctx, st, []sekisho.LogStore{{Store: st}}, in); err != nil {
+		if sc, err = incident.Compute(ctx, st, access.NewDirectory(st), []sekisho.LogStore{{Store: st}}, in); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -201,10 +201,11 @@ type leaf struct {
 
 // Compute computes the scope of in from every audit log of the deployment
 // (logs: the default store's and each region's, see audit.Logs.Stores), the
-// records' regions in st and the schemas' classifications. The same logs
+// records' regions in st, the schemas' classifications and the principals,
+// devices and grants of dir (the access directory). The same logs
 // give the same scope: it reads only events below each log's size as it
 // sees it first, and sorts everything.
-func Compute(ctx context.Context, st sekisho.Store, logs []sekisho.LogStore, in *Incident) (*Scope, error) {
+func Compute(ctx context.Context, st sekisho.Store, dir Directory, logs []sekisho.LogStore, in *Incident) (*Scope, error) {
 	if len(logs) == 0 {
 		return nil, fmt.Errorf("incident scope: no audit log to read")
 	}
@@ -226,7 +227,7 @@ func Compute(ctx context.Context, st sekisho.Store, logs []sekisho.LogStore, in 
 			sc.LogSize = size
 		}
 	}
-	c := &computer{st: st, in: in, sc: sc, subjects: map[subjectKey]*Subject{},
+	c := &computer{st: st, dir: dir, in: in, sc: sc, subjects: map[subjectKey]*Subject{},
 		actors: map[string]string{}, fieldNo: map[string]map[string]int{}, fieldNames: map[string][]string{}}
 	for i, l := range logs {
 		c.audit, c.log, c.size, c.seen = l.Store, logName(l.Region), sizes[i], map[uint64]bool{}
@@ -271,6 +272,7 @@ type grantUse struct {
 type computer struct {
 	grants map[string]*grantUse
 	st     sekisho.Store
+	dir    Directory
 	// audit, log and size are the log being read, its name and the size
 	// read up to.
 	audit    sekisho.AuditStore
@@ -725,14 +727,8 @@ func (c *computer) entrustment(ctx context.Context) error {
 	for _, id := range ids {
 		u := c.grants[id]
 		en := Entrustment{Grant: id, Events: u.events, Subjects: len(u.subjects)}
-		if o, err := c.st.GetObject(ctx, "grant", id); err == nil {
-			var g struct {
-				Grantor string `json:"grantor_org"`
-				Grantee string `json:"grantee_org"`
-			}
-			if json.Unmarshal(o.Body, &g) == nil {
-				en.Grantor, en.Grantee = g.Grantor, g.Grantee
-			}
+		if g, err := c.dir.Grant(ctx, id); err == nil {
+			en.Grantor, en.Grantee = g.GrantorOrg, g.GranteeOrg
 		}
 		c.sc.Entrustment = append(c.sc.Entrustment, en)
 	}

@@ -287,7 +287,7 @@ func TestScopeEqualsIndependentCount(t *testing.T) {
 			if err := in.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			sc, err := incident.Compute(ctx, st, []sekisho.LogStore{{Store: st}}, &in)
+			sc, err := incident.Compute(ctx, st, access.NewDirectory(st), []sekisho.LogStore{{Store: st}}, &in)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -341,7 +341,7 @@ func TestScopeWindowEdgesAndWorstCase(t *testing.T) {
 	if err := in.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	sc, err := incident.Compute(ctx, st, []sekisho.LogStore{{Store: st}}, &in)
+	sc, err := incident.Compute(ctx, st, access.NewDirectory(st), []sekisho.LogStore{{Store: st}}, &in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +414,7 @@ func TestScopeDeterministicAndKeys(t *testing.T) {
 	}
 	var outs [][]byte
 	for range 3 {
-		sc, err := incident.Compute(ctx, st, []sekisho.LogStore{{Store: st}}, &in)
+		sc, err := incident.Compute(ctx, st, access.NewDirectory(st), []sekisho.LogStore{{Store: st}}, &in)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -428,7 +428,7 @@ func TestScopeDeterministicAndKeys(t *testing.T) {
 	if !bytes.Equal(outs[0], outs[1]) || !bytes.Equal(outs[1], outs[2]) {
 		t.Fatal("the same log gave different outputs")
 	}
-	sc, _ := incident.Compute(ctx, st, []sekisho.LogStore{{Store: st}}, &in)
+	sc, _ := incident.Compute(ctx, st, access.NewDirectory(st), []sekisho.LogStore{{Store: st}}, &in)
 	var b bytes.Buffer
 	incident.WriteJSON(&b, sc)
 	var top map[string]json.RawMessage

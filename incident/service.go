@@ -2,11 +2,9 @@ package incident
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/access"
 )
 
 // Request is what the one who opens an incident says: the body of POST
@@ -47,6 +45,9 @@ type Auditor interface {
 // and the offline CLI both go through it.
 type Service struct {
 	Store sekisho.Store
+	// Directory says who principals and devices are and which grants exist
+	// (access.NewDirectory over Store).
+	Directory Directory
 	// Audit receives the incident.create events (nil: none, for tests).
 	Audit Auditor
 	Now   func() time.Time
@@ -67,21 +68,17 @@ func (s *Service) now() time.Time {
 // only the events about the grantor's records. A new incident of that kind
 // gets its Controller here.
 func (s *Service) Authorize(ctx context.Context, c sekisho.Caller, in *Incident) error {
-	if !c.HasRole(access.RoleAuditor) && !c.HasRole(access.RoleAdmin) {
+	if !c.HasRole(sekisho.RoleAuditor) && !c.HasRole(sekisho.RoleAdmin) {
 		return sekisho.Errorf(sekisho.EForbidden, "incidents are for admins and auditors")
 	}
-	if c.HasRole(access.RoleAuditor) || in == nil {
+	if c.HasRole(sekisho.RoleAuditor) || in == nil {
 		return nil
 	}
 	grantees := map[string]bool{}
-	if gs, err := s.Store.ListObjects(ctx, "grant", ""); err == nil {
-		for _, o := range gs {
-			var g struct {
-				Grantor string `json:"grantor_org"`
-				Grantee string `json:"grantee_org"`
-			}
-			if json.Unmarshal(o.Body, &g) == nil && g.Grantor == c.Org {
-				grantees[g.Grantee] = true
+	if gs, err := s.Directory.Grants(ctx); err == nil {
+		for _, g := range gs {
+			if g.GrantorOrg == c.Org {
+				grantees[g.GranteeOrg] = true
 			}
 		}
 	}
@@ -104,13 +101,23 @@ func (s *Service) Authorize(ctx context.Context, c sekisho.Caller, in *Incident)
 	for _, kind := range []struct {
 		kind string
 		ids  []string
-	}{{"principal", in.Principals}, {"device", in.Devices}} {
+		org  func(ctx context.Context, id string) (string, error)
+	}{
+		{"principal", in.Principals, func(ctx context.Context, id string) (string, error) {
+			p, err := s.Directory.Principal(ctx, id)
+			return p.Org, err
+		}},
+		{"device", in.Devices, func(ctx context.Context, id string) (string, error) {
+			d, err := s.Directory.Device(ctx, id)
+			return d.Org, err
+		}},
+	} {
 		for _, id := range kind.ids {
-			o, err := s.Store.GetObject(ctx, kind.kind, id)
+			org, err := kind.org(ctx, id)
 			if err != nil {
 				return sekisho.Errorf(sekisho.EForbidden, "an org admin may only open incidents about known %ss (%s)", kind.kind, id)
 			}
-			if err := check(o.Org, kind.kind+" "+id); err != nil {
+			if err := check(org, kind.kind+" "+id); err != nil {
 				return err
 			}
 		}

@@ -2,21 +2,19 @@ package incident
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/access"
 )
 
 // readActions are the actions that return values.
 var readActions = []string{"read", "lookup", "batch-get", "detokenize"}
 
 // dataRoles are the roles that read their own org's records.
-var dataRoles = []string{access.RoleAdmin, access.RoleMember, access.RoleSupport, access.RoleService}
+var dataRoles = []string{sekisho.RoleAdmin, sekisho.RoleMember, sekisho.RoleSupport, sekisho.RoleService}
 
 type cellKey struct{ collection, org string }
 
@@ -50,9 +48,9 @@ func (c *computer) worstCase(ctx context.Context) error {
 		principals[p] = true
 	}
 	for _, d := range c.in.Devices {
-		var dev access.Device
-		if ok, err := c.object(ctx, sekisho.KindDevice, d, &dev); err != nil {
-			return err
+		dev, ok, err := found(c.dir.Device(ctx, d))
+		if err != nil {
+			return fmt.Errorf("device %s: %w", d, err)
 		} else if ok && dev.Principal != "" {
 			principals[dev.Principal] = true
 		}
@@ -67,10 +65,9 @@ func (c *computer) worstCase(ctx context.Context) error {
 		whos = append(whos, who{org: o, dataRole: true})
 	}
 	for _, id := range slices.Sorted(maps.Keys(principals)) {
-		var p access.Principal
-		ok, err := c.object(ctx, sekisho.KindPrincipal, id, &p)
+		p, ok, err := found(c.dir.Principal(ctx, id))
 		if err != nil {
-			return err
+			return fmt.Errorf("principal %s: %w", id, err)
 		}
 		if !ok {
 			// A principal the control plane no longer knows: its org from its events.
@@ -86,18 +83,14 @@ func (c *computer) worstCase(ctx context.Context) error {
 		whos = append(whos, who{org: p.Org, principal: p.ID, dataRole: data})
 	}
 
-	grantObjs, err := c.st.ListObjects(ctx, sekisho.KindGrant, "")
+	all, err := c.dir.Grants(ctx)
 	if err != nil {
 		return fmt.Errorf("grants: %w", err)
 	}
-	var grants []*access.Grant
-	for _, o := range grantObjs {
-		var g access.Grant
-		if err := json.Unmarshal(o.Body, &g); err != nil {
-			return fmt.Errorf("grant %s does not decode: %w", o.ID, err)
-		}
-		if c.grantLive(&g) {
-			grants = append(grants, &g)
+	var grants []sekisho.GrantEntry
+	for _, g := range all {
+		if c.grantLive(g) {
+			grants = append(grants, g)
 		}
 	}
 
@@ -198,10 +191,10 @@ func (c *computer) worstCase(ctx context.Context) error {
 // grantLive reports whether g let its grantee read during the window: it
 // was approved (active, or revoked after the window began), valid for part
 // of the window, and names a read action.
-func (c *computer) grantLive(g *access.Grant) bool {
+func (c *computer) grantLive(g sekisho.GrantEntry) bool {
 	switch g.Status {
-	case access.StatusActive:
-	case access.StatusRevoked:
+	case sekisho.StatusActive:
+	case sekisho.StatusRevoked:
 		if g.RevokedAt == nil || !g.RevokedAt.After(c.in.Since) {
 			return false
 		}
@@ -253,17 +246,10 @@ func (c *computer) countCell(ctx context.Context, k cellKey, cl *cell) (int64, e
 	}
 }
 
-// object reads a control-plane object into v; a missing one is (false, nil).
-func (c *computer) object(ctx context.Context, kind, id string, v any) (bool, error) {
-	o, err := c.st.GetObject(ctx, kind, id)
+// found turns a directory's ENotFound into (zero, false, nil).
+func found[T any](v T, err error) (T, bool, error) {
 	if sekisho.Code(err) == sekisho.ENotFound {
-		return false, nil
+		return v, false, nil
 	}
-	if err != nil {
-		return false, fmt.Errorf("%s %s: %w", kind, id, err)
-	}
-	if err := json.Unmarshal(o.Body, v); err != nil {
-		return false, fmt.Errorf("%s %s does not decode: %w", kind, id, err)
-	}
-	return true, nil
+	return v, err == nil, err
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/audit"
 )
 
@@ -57,8 +56,8 @@ type SubjectData struct {
 // records list id; denied attempts are included.
 //
 // log is the audit log that holds the record's events (its region's, or the
-// default one); objs resolves principals to their kind.
-func Accesses(ctx context.Context, objs sekisho.ObjectStore, log sekisho.AuditStore, collection, id string, size uint64, cp sekisho.Checkpoint) ([]Access, error) {
+// default one); dir resolves principals to their kind.
+func Accesses(ctx context.Context, dir Directory, log sekisho.AuditStore, collection, id string, size uint64, cp sekisho.Checkpoint) ([]Access, error) {
 	kinds := map[string]string{}
 	kindOf := func(principal string) string {
 		if principal == "" {
@@ -68,17 +67,14 @@ func Accesses(ctx context.Context, objs sekisho.ObjectStore, log sekisho.AuditSt
 			return k
 		}
 		k := "unknown"
-		if o, err := objs.GetObject(ctx, sekisho.KindPrincipal, principal); err == nil {
-			var p access.Principal
-			if json.Unmarshal(o.Body, &p) == nil {
-				switch {
-				case slices.Contains(p.Roles, access.RoleService):
-					k = "service"
-				case len(p.Roles) > 0:
-					k = "person (" + strings.Join(p.Roles, ", ") + ")"
-				default:
-					k = "person"
-				}
+		if p, err := dir.Principal(ctx, principal); err == nil {
+			switch {
+			case p.HasRole(sekisho.RoleService):
+				k = "service"
+			case len(p.Roles) > 0:
+				k = "person (" + strings.Join(p.Roles, ", ") + ")"
+			default:
+				k = "person"
 			}
 		}
 		kinds[principal] = k

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/access"
-	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/incident"
 )
 
@@ -28,6 +26,9 @@ const (
 // in place and their coverage. What the store does not hold is marked as not
 // available, never estimated.
 func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error) {
+	if cfg.Directory == nil || cfg.Rules == nil {
+		return nil, fmt.Errorf("progress report: no directory or guard rules to read (Config.Directory, Config.Rules)")
+	}
 	b, r, err := start(KindProgress, cfg)
 	if err != nil {
 		return nil, err
@@ -67,17 +68,17 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 	}
 
 	// Devices and principals.
-	devices, err := decodeAll[access.Device](ctx, st, sekisho.KindDevice)
+	devices, err := cfg.Directory.Devices(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list %s: %w", sekisho.KindDevice, err)
 	}
 	dc := map[string]int{}
 	for _, d := range devices {
 		dc[d.Status]++
 	}
-	principals, err := decodeAll[access.Principal](ctx, st, sekisho.KindPrincipal)
+	principals, err := cfg.Directory.Principals(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list %s: %w", sekisho.KindPrincipal, err)
 	}
 	pc := map[string]int{}
 	for _, p := range principals {
@@ -85,7 +86,7 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 	}
 	withDevice := map[string]bool{}
 	for _, d := range devices {
-		if d.Status == access.StatusApproved {
+		if d.Status == sekisho.StatusApproved {
 			withDevice[d.Principal] = true
 		}
 	}
@@ -94,15 +95,15 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 		dev.Text = b.t("pg.dev.none")
 	} else {
 		dev.Text = b.t("pg.dev.text",
-			len(devices), dc[access.StatusApproved], dc[access.StatusPending], dc[access.StatusRevoked],
-			len(principals), pc[access.StatusActive], pc[access.StatusSuspended]+pc[access.StatusRevoked], countActiveWith(principals, withDevice))
+			len(devices), dc[sekisho.StatusApproved], dc[sekisho.StatusPending], dc[sekisho.StatusRevoked],
+			len(principals), pc[sekisho.StatusActive], pc[sekisho.StatusSuspended]+pc[sekisho.StatusRevoked], countActiveWith(principals, withDevice))
 	}
 	r.Items = append(r.Items, dev)
 
 	// Grants.
-	grants, err := decodeAll[access.Grant](ctx, st, sekisho.KindGrant)
+	grants, err := cfg.Directory.Grants(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list %s: %w", sekisho.KindGrant, err)
 	}
 	gt := Table{Title: b.t("pg.grants.table"), Header: []string{b.t("pg.col.grant"), b.t("pg.col.grantor"), b.t("pg.col.grantee"), b.t("pg.col.status"),
 		b.t("pg.col.expires"), b.t("pg.col.budget.hour"), b.t("pg.col.budget.total"), b.t("pg.col.stale")}}
@@ -110,7 +111,7 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 	for _, g := range grants {
 		st := ""
 		switch g.Status {
-		case access.StatusActive:
+		case sekisho.StatusActive:
 			active++
 			if !g.Expires.IsZero() {
 				withExpiry++
@@ -122,7 +123,7 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 				stale++
 				st = b.t("pg.stale")
 			}
-		case access.StatusPending:
+		case sekisho.StatusPending:
 			pending++
 		}
 		gt.Rows = append(gt.Rows, []string{g.ID, g.GrantorOrg, grantee(g), g.Status, b.dateOr(g.Expires), b.budget(g.BudgetPerHour), b.budget(g.BudgetTotal), st})
@@ -135,9 +136,9 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 
 	// The guard: its rules, honeytokens and quarantines are stored; its
 	// alerts go to a webhook, the log and a metric, not to the store.
-	rules, err := st.ListObjects(ctx, KindGuardRule, "")
+	inForce, stored, err := cfg.Rules.InForce(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("guard rules: %w", err)
+		return nil, err
 	}
 	honey, err := st.ListObjects(ctx, KindHoneytoken, "")
 	if err != nil {
@@ -151,16 +152,6 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 	// The guard runs its default rules until an admin changes one (only
 	// changed rules are stored): the rules in force are the defaults with
 	// the stored ones over them.
-	inForce := map[string]bool{}
-	for _, d := range guard.DefaultRules {
-		inForce[d.ID] = d.Enabled
-	}
-	for _, o := range rules {
-		var gr guard.Rule
-		if json.Unmarshal(o.Body, &gr) == nil {
-			inForce[gr.ID] = gr.Enabled
-		}
-	}
 	var enabled []string
 	for _, id := range slices.Sorted(maps.Keys(inForce)) {
 		if inForce[id] {
@@ -176,7 +167,7 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 		by[q.Status]++
 	}
 	ai.Text = b.t("pg.alerts.text",
-		len(inForce), len(enabled), strings.Join(enabled, ", "), len(rules), len(honey), len(quars), by["active"], by["lifted"])
+		len(inForce), len(enabled), strings.Join(enabled, ", "), stored, len(honey), len(quars), by["active"], by["lifted"])
 	r.Items = append(r.Items, ai)
 
 	// Audit log and incidents.
@@ -237,17 +228,17 @@ func Progress(ctx context.Context, st sekisho.Store, cfg Config) (*Report, error
 	return r, nil
 }
 
-func countActiveWith(ps []*access.Principal, with map[string]bool) int {
+func countActiveWith(ps []sekisho.PrincipalEntry, with map[string]bool) int {
 	n := 0
 	for _, p := range ps {
-		if p.Status == access.StatusActive && with[p.ID] {
+		if p.Status == sekisho.StatusActive && with[p.ID] {
 			n++
 		}
 	}
 	return n
 }
 
-func grantee(g *access.Grant) string {
+func grantee(g sekisho.GrantEntry) string {
 	if g.GranteePrincipal != "" {
 		return g.GranteeOrg + "/" + g.GranteePrincipal
 	}
@@ -268,22 +259,6 @@ func (b *builder) budget(n int64) string {
 	return fmt.Sprint(n)
 }
 
-func decodeAll[T any](ctx context.Context, st sekisho.ObjectStore, kind string) ([]*T, error) {
-	os, err := st.ListObjects(ctx, kind, "")
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", kind, err)
-	}
-	out := make([]*T, 0, len(os))
-	for _, o := range os {
-		var v T
-		if err := json.Unmarshal(o.Body, &v); err != nil {
-			return nil, fmt.Errorf("%s %s does not decode: %w", kind, o.ID, err)
-		}
-		out = append(out, &v)
-	}
-	return out, nil
-}
-
 // period is a half-open interval of time.
 type period struct{ from, to time.Time }
 
@@ -294,7 +269,7 @@ func (p period) hasPtr(t *time.Time) bool { return t != nil && p.has(*t) }
 // trend compares the period [since, now) with the one of the same length
 // before it: grants added, expired, revoked, stale and unused; quarantines;
 // the guard's refusals by rule (from the audit log); devices.
-func (b *builder) trend(ctx context.Context, st sekisho.Store, schemas []*sekisho.Schema, logs []sekisho.LogStore, grants []*access.Grant, devices []*access.Device,
+func (b *builder) trend(ctx context.Context, st sekisho.Store, schemas []*sekisho.Schema, logs []sekisho.LogStore, grants []sekisho.GrantEntry, devices []sekisho.DeviceEntry,
 	quars []*sekisho.Object, since, now time.Time) (Table, Item, error) {
 	cur := period{since, now}
 	prev := period{since.Add(-now.Sub(since)), since}
@@ -347,7 +322,7 @@ func (b *builder) trend(ctx context.Context, st sekisho.Store, schemas []*sekish
 			if p.hasPtr(g.RevokedAt) {
 				k["grants.revoked"]++
 			}
-			inForce := g.CreatedAt.Before(p.to) && (g.RevokedAt == nil || !g.RevokedAt.Before(p.to)) && g.Status != access.StatusPending
+			inForce := g.CreatedAt.Before(p.to) && (g.RevokedAt == nil || !g.RevokedAt.Before(p.to)) && g.Status != sekisho.StatusPending
 			if inForce && !g.Expires.IsZero() && g.Expires.Before(p.to) {
 				k["grants.stale"]++
 			}

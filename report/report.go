@@ -1,6 +1,7 @@
 package report
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -58,6 +59,29 @@ type Config struct {
 	// Keys says where the deployment's key-encryption keys live, per
 	// region (nil: not known, and the progress report says so).
 	Keys *keys.Custody `json:"-"`
+	// Directory reads principals, devices and grants for the progress
+	// report (access.NewDirectory over the store); required by Progress.
+	Directory Directory `json:"-"`
+	// Rules reads the guard's rules in force for the progress report
+	// (guard.Rules over the store); required by Progress.
+	Rules GuardRules `json:"-"`
+}
+
+// Directory is what reports read of the access control plane (access.Directory
+// implements it); the package never decodes access's stored objects.
+type Directory interface {
+	Principal(ctx context.Context, id string) (sekisho.PrincipalEntry, error)
+	Principals(ctx context.Context) ([]sekisho.PrincipalEntry, error)
+	Devices(ctx context.Context) ([]sekisho.DeviceEntry, error)
+	Grants(ctx context.Context) ([]sekisho.GrantEntry, error)
+}
+
+// GuardRules is what the progress report reads of the guard's rules
+// (guard.Rules implements it).
+type GuardRules interface {
+	// InForce returns every rule in force (id -> enabled) and how many
+	// rules are stored.
+	InForce(ctx context.Context) (map[string]bool, int, error)
 }
 
 // Deadline is one time limit of a report.

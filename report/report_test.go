@@ -16,6 +16,7 @@ import (
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/audit"
+	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/incident"
 	"github.com/sekisho/sekisho/keys"
 	"github.com/sekisho/sekisho/report"
@@ -224,7 +225,7 @@ func TestProgressGolden(t *testing.T) {
 	}
 	// th's keys are in an HSM, the other regions' in the local keyring.
 	custody := &keys.Custody{Default: keys.Home{Provider: keys.ProviderLocal}, Regions: map[string]keys.Home{"th": {Provider: keys.ProviderPKCS11, Token: "sekisho-th"}}}
-	r, err := report.Progress(ctx, st, report.Config{Controller: controller, Now: generated, Keys: custody})
+	r, err := report.Progress(ctx, st, report.Config{Directory: access.NewDirectory(st), Rules: guard.Rules{Store: st}, Controller: controller, Now: generated, Keys: custody})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,10 +245,10 @@ func TestProgressGolden(t *testing.T) {
 	}
 	// Every key in an HSM: 100%; none known: the report says it cannot tell.
 	all := &keys.Custody{Default: keys.Home{Provider: keys.ProviderPKCS11, Token: "t"}}
-	if r, err = report.Progress(ctx, st, report.Config{Now: generated, Keys: all}); err != nil || !strings.Contains(string(report.Markdown(r)), "3 of 3 live records (100.0%)") {
+	if r, err = report.Progress(ctx, st, report.Config{Directory: access.NewDirectory(st), Rules: guard.Rules{Store: st}, Now: generated, Keys: all}); err != nil || !strings.Contains(string(report.Markdown(r)), "3 of 3 live records (100.0%)") {
 		t.Errorf("all keys in an HSM: %v\n%s", err, report.Markdown(r))
 	}
-	if r, err = report.Progress(ctx, st, report.Config{Now: generated}); err != nil || !strings.Contains(string(report.Markdown(r)), "Not available: the report was not told where") {
+	if r, err = report.Progress(ctx, st, report.Config{Directory: access.NewDirectory(st), Rules: guard.Rules{Store: st}, Now: generated}); err != nil || !strings.Contains(string(report.Markdown(r)), "Not available: the report was not told where") {
 		t.Errorf("no key custody: %v", err)
 	}
 	// In Japanese and Thai: golden Markdown, and the PDF's text.
@@ -259,7 +260,7 @@ func TestProgressGolden(t *testing.T) {
 			"ガードは稼働している", "要記入", "株式会社エグザンプル・オペレーター"}},
 		{report.LangTH, []string{"รายงานความคืบหน้าการคุ้มครองข้อมูลส่วนบุคคล", "กุญแจที่เก็บใน HSM", "1 จาก 3 รายการ (33.3%)", "ผู้รับผิดชอบต้องกรอก"}},
 	} {
-		r, err := report.Progress(ctx, st, report.Config{Controller: controller, Now: generated, Keys: custody, Lang: tc.lang})
+		r, err := report.Progress(ctx, st, report.Config{Directory: access.NewDirectory(st), Rules: guard.Rules{Store: st}, Controller: controller, Now: generated, Keys: custody, Lang: tc.lang})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -499,7 +500,7 @@ func TestProgressTrend(t *testing.T) {
 		}
 	}
 	custody := &keys.Custody{Default: keys.Home{Provider: keys.ProviderLocal}, Regions: map[string]keys.Home{"jp": {Provider: keys.ProviderPKCS11, Token: "jp"}}}
-	r, err := report.Progress(ctx, st, report.Config{Now: now, Since: since, Keys: custody})
+	r, err := report.Progress(ctx, st, report.Config{Directory: access.NewDirectory(st), Rules: guard.Rules{Store: st}, Now: now, Since: since, Keys: custody})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -534,7 +535,7 @@ func TestProgressTrend(t *testing.T) {
 		}
 	}
 	// Without --since there is no trend.
-	r, _ = report.Progress(ctx, st, report.Config{Now: now})
+	r, _ = report.Progress(ctx, st, report.Config{Directory: access.NewDirectory(st), Rules: guard.Rules{Store: st}, Now: now})
 	for _, tb := range r.Tables {
 		if strings.HasPrefix(tb.Title, "Trend") {
 			t.Error("a trend without since")

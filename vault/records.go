@@ -236,6 +236,11 @@ func (v *Vault) read(ctx context.Context, c sekisho.Caller, action sekisho.Actio
 		if i == 0 {
 			d = di
 		}
+		if d.Grant == "" {
+			// The grant the request is made under, for the guard to charge:
+			// the first record's that was read under one.
+			d.Grant = di.Grant
+		}
 		for f := range di.MaskedFields {
 			masked[f] = true
 		}

@@ -7,8 +7,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/demo"
+	"github.com/sekisho/sekisho/importer"
 )
 
 func newDemoCmd() *cobra.Command {
@@ -74,6 +76,24 @@ func openDemoNode(ctx context.Context, o demo.NodeOptions) (*demo.Node, error) {
 		in.Close()
 		return nil, err
 	}
-	return &demo.Node{Handler: n.srv, Vault: in.vault, Store: in.store, Log: in.log, Logs: in.logs, BootstrapToken: token,
+	v := in.vault
+	return &demo.Node{Handler: n.srv, Vault: v, Store: in.store, Log: in.log, Logs: in.logs, BootstrapToken: token,
+		Load: func(c sekisho.Caller, collection string) demo.Sink {
+			return demoSink{importer.NewVaultSink(v, c, collection)}
+		},
 		Close: func() { n.Close(); in.Close() }}, nil
 }
+
+// demoSink is the import command's pipeline (importer.VaultSink) as the
+// demo loads its generated records.
+type demoSink struct{ s *importer.VaultSink }
+
+func (d demoSink) Write(ctx context.Context, recs []*sekisho.RecordInput, line int) ([]error, error) {
+	items := make([]importer.Item, len(recs))
+	for i, r := range recs {
+		items[i] = importer.Item{Line: line + i, Input: r}
+	}
+	return d.s.Write(ctx, items)
+}
+
+func (d demoSink) Flush(ctx context.Context) error { return d.s.Flush(ctx) }

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/demo"
 	"github.com/sekisho/sekisho/incident"
 	"github.com/sekisho/sekisho/sqlite"
@@ -118,7 +119,7 @@ func TestDemoNumbersEqualTheAuditLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := incident.Compute(context.Background(), st, []sekisho.LogStore{{Store: st}}, inc)
+	again, err := incident.Compute(context.Background(), st, access.NewDirectory(st), []sekisho.LogStore{{Store: st}}, inc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -282,7 +282,7 @@ func openIncidentOffline(ctx context.Context, src incidentSource, in *incident.I
 	host, _ := os.Hostname()
 	c := sekisho.Caller{Principal: "cli-incident", Device: "local:" + host, Source: "local", Roles: []string{access.RoleAuditor},
 		RequestID: "incident-open-" + time.Now().UTC().Format("20060102T150405Z")}
-	svc := &incident.Service{Store: st, Audit: log}
+	svc := &incident.Service{Store: st, Directory: access.NewDirectory(st), Audit: log}
 	out, err := svc.Open(ctx, c, in.Request())
 	if err != nil {
 		return err
@@ -434,7 +434,7 @@ func scopeOffline(ctx context.Context, out io.Writer, src incidentSource, f *sus
 		}
 		in.ID = "ad-hoc"
 	}
-	sc, err := incident.Compute(ctx, st, regions.LogStores(st), in)
+	sc, err := incident.Compute(ctx, st, access.NewDirectory(st), regions.LogStores(st), in)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/incident"
 	"github.com/sekisho/sekisho/regions"
@@ -88,7 +89,7 @@ data directory (--data, which takes its lock).`,
 				if in, err = incident.Get(ctx, inst.store, id); err != nil {
 					return err
 				}
-				sc, err := incident.Compute(ctx, inst.store, regions.LogStores(inst.store), in)
+				sc, err := incident.Compute(ctx, inst.store, access.NewDirectory(inst.store), regions.LogStores(inst.store), in)
 				if err != nil {
 					return err
 				}

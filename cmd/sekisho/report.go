@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sekisho/sekisho/access"
+	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/incident"
 	"github.com/sekisho/sekisho/regions"
 	"github.com/sekisho/sekisho/report"
@@ -94,7 +96,8 @@ Through a running server with the profile's credential, or offline with
 				if contact != "" {
 					ctl.Contact = contact
 				}
-				cfg := report.Config{Controller: ctl, Lang: lang, Now: time.Now(), Logs: regions.LogStores(st)}
+				cfg := report.Config{Controller: ctl, Lang: lang, Now: time.Now(), Logs: regions.LogStores(st),
+					Directory: access.NewDirectory(st), Rules: guard.Rules{Store: st}}
 				if kind == report.KindProgress {
 					if cfg.Since, err = parseTimeFlag("since", since); err != nil {
 						return err
@@ -111,7 +114,7 @@ Through a running server with the profile's credential, or offline with
 					if gerr != nil {
 						return gerr
 					}
-					sc, serr := incident.Compute(ctx, st, regions.LogStores(st), in)
+					sc, serr := incident.Compute(ctx, st, access.NewDirectory(st), regions.LogStores(st), in)
 					if serr != nil {
 						return serr
 					}

@@ -440,29 +440,39 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	acc, err := newAccessWith(ctx, in, access.Config{BootstrapToken: c.Token, RootOrg: c.Org, RootRegion: c.Region, Now: c.Now,
+	n := &node{}
+	// The guard first: access takes it as its Quarantine, the vault as its
+	// guard.
+	if !c.NoGuard {
+		n.grd = guard.New(guard.Config{Store: in.store, Directory: access.NewDirectory(in.store), Logs: in.logs.Stores(), Audit: in.log, RootOrg: c.Org, Logger: c.Logger, Registry: c.Registry,
+			Webhooks: c.Webhooks, Now: c.Now, Location: c.Location})
+		if err := n.grd.Start(ctx); err != nil {
+			return nil, err
+		}
+	}
+	acfg := access.Config{BootstrapToken: c.Token, RootOrg: c.Org, RootRegion: c.Region, Now: c.Now,
 		PublicURL: c.PublicURL, RequireNonce: c.DPoPNonce, ClientCertificates: c.ClientCertificates,
-		DeviceDefault: c.DeviceDefault, TPMRoots: c.TPMRoots, IdentityProvider: c.IdentityProvider})
+		DeviceDefault: c.DeviceDefault, TPMRoots: c.TPMRoots, IdentityProvider: c.IdentityProvider}
+	if n.grd != nil {
+		acfg.Quarantine = n.grd
+	}
+	acc, err := newAccessWith(ctx, in, acfg)
 	if err != nil {
+		n.Close()
 		return nil, err
 	}
-	n := &node{acc: acc}
+	n.acc = acc
 	opts := in.vaultOpts
 	opts.Authorizer = acc.Authorizer()
 	hc := httpapi.Config{AuditLog: in.log, AuditLogs: in.logs, VerifierKey: in.verifier, Logger: c.Logger, Registry: c.Registry,
 		Auth: acc, Access: acc, KnownPurpose: acc.KnownPurpose, Now: c.Now, Proxies: c.Proxies, Tracer: c.Tracer, Reports: report.Config{Controller: c.Controller},
 		AnonymousRate: c.AnonymousRate, Console: console.Handler()}
-	if !c.NoGuard {
-		n.grd = guard.New(guard.Config{Store: in.store, Logs: in.logs.Stores(), Audit: in.log, RootOrg: c.Org, Logger: c.Logger, Registry: c.Registry,
-			Webhooks: c.Webhooks, Now: c.Now, Location: c.Location})
-		if err := n.grd.Start(ctx); err != nil {
-			return nil, err
-		}
+	if n.grd != nil {
 		opts.Guard = n.grd
 		acc.SetAlerter(func(ctx context.Context, rule, org, detail string) {
 			n.grd.Raise(ctx, sekisho.Caller{Principal: "sekisho", Org: org}, rule, detail)
 		})
-		hc.Auth, hc.Guard = n.grd.Authenticator(acc), n.grd
+		hc.Guard = n.grd
 	}
 	// The node's vault, made with its authoriser and guard; it replaces the
 	// instance's (OwnOrg, no guard) for everything served from here on.

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sekisho/sekisho"
+	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/httpapi"
 	"github.com/sekisho/sekisho/report"
 )
@@ -124,7 +125,7 @@ func subjectReportOffline(cmd *cobra.Command, src incidentSource, collection, id
 	if err != nil {
 		return nil, err
 	}
-	acc, err := report.Accesses(ctx, inst.store, l.Store(), collection, id, cp.Size, cp)
+	acc, err := report.Accesses(ctx, access.NewDirectory(inst.store), l.Store(), collection, id, cp.Size, cp)
 	if err != nil {
 		return nil, err
 	}
