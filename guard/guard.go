@@ -61,7 +61,8 @@ type Config struct {
 	// from the audit log and saves learned profiles (default 1s).
 	SyncInterval time.Duration
 	// MaxRequestIDs bounds the ids of the requests charged on this node
-	// that the guard remembers for ownTTL (default DefaultMaxRequestIDs).
+	// that the guard remembers until their events are folded in (see
+	// ownGrace; default DefaultMaxRequestIDs).
 	MaxRequestIDs int
 	// WebhookAttempts and WebhookBackoff tune delivery (default 8, 1s).
 	WebhookAttempts int
@@ -226,24 +227,32 @@ func logName(region string) string {
 	return region
 }
 
-// ownTTL is how long a request charged here is remembered, so that its
-// events (one per region's log and per owning org) are not counted again
-// when they are folded in.
-const ownTTL = 10 * time.Minute
+// ownGrace is how long after it was charged a request's events are in
+// the log: they are appended before it is answered, and serve answers
+// within its write timeout (60 s). A request charged here is remembered,
+// so that its events (one per region's log and per owning org) are not
+// counted again when they are folded in, until a Sync that began ownGrace
+// after it folded in every log: its events were among them.
+const ownGrace = 2 * time.Minute
 
 // Sync folds in the audit events appended to every log since the last
 // call, except the ones this node charged itself, and saves changed profiles.
 func (g *Guard) Sync(ctx context.Context) error {
+	began := g.now()
 	var errs []error
 	for _, l := range g.logs {
 		if err := g.syncLog(ctx, l); err != nil {
 			errs = append(errs, fmt.Errorf("guard: follow the audit log %s: %w", logName(l.Region), err))
 		}
 	}
-	// A request charged here is forgotten after ownTTL: its events came
-	// within it (or never will, when the vault failed after the guard).
 	g.mu.Lock()
-	g.own.expire(g.now().Add(-ownTTL).UnixNano())
+	if len(errs) == 0 {
+		// Every log was read to its end as of began: the requests charged
+		// ownGrace before it had their events there, folded in (skipped)
+		// now. While a log cannot be read, nothing is forgotten by time
+		// (the count bound, MaxRequestIDs, still holds).
+		g.own.expire(began.Add(-ownGrace).UnixNano())
+	}
 	g.sweepLocked(g.now())
 	g.mu.Unlock()
 	if err := errors.Join(errs...); err != nil {

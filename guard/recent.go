@@ -2,12 +2,13 @@ package guard
 
 // recentIDs remembers the request ids charged on this node, so that their
 // events are not counted again when the audit log is folded in (Sync). It
-// is bounded in time and in count: an id is forgotten ownTTL after it was
-// charged, or once max newer ids were charged, whichever comes first; the
-// oldest goes first. Forgetting an id early can only make the guard count
-// that request's events a second time if they are folded in later (a
-// stricter budget, never a looser one); at the default bound and 1,000
-// requests a second an id is kept 100 s, and the events of a request are
+// is bounded in time and in count: an id is forgotten once a Sync that
+// began ownGrace after it was charged has read every log (its events were
+// folded in), or once max newer ids were charged, whichever comes first;
+// the oldest goes first. Forgetting an id early can only make the guard
+// count that request's events a second time if they are folded in later
+// (a stricter budget, never a looser one); at the default bound and 1,000
+// requests a second an id is kept 100 s, while the events of a request are
 // in the log before it is answered and folded in within SyncInterval.
 type recentIDs struct {
 	max  int
