@@ -63,6 +63,9 @@ func (s *Store) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, n
 	for i, n := range nodes {
 		nodeRows[i] = []any{int32(n.Level), int64(n.Index), n.Hash}
 	}
+	if len(entries) > 0 && len(rows)+len(orgRows)+len(recordRows)+len(nodeRows) <= maxOneStatement {
+		return s.appendOne(ctx, entries, orgRows, recordRows, nodes)
+	}
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		if len(entries) > 0 {
 			first := int64(entries[0].Index)
@@ -94,6 +97,95 @@ func (s *Store) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, n
 		return nil
 	})
 	return wrap(err, "audit entries or nodes exist already", "append audit")
+}
+
+// maxOneStatement is the most rows (entries, org and record rows, nodes) an
+// append writes in one statement; larger appends (imports) COPY in a
+// transaction.
+const maxOneStatement = 2000
+
+// appendAuditOne is an append in one statement, one round trip and one
+// commit: the hot read's group commit. The head moves first (no row when
+// another writer appended first: nothing else is written, EConflict), and
+// each insert takes its rows only if it did.
+const appendAuditOne = `WITH h AS (
+	UPDATE audit_head SET size = $1 WHERE one AND size = $2 RETURNING size
+), e AS (
+	INSERT INTO audit_entries (idx, leaf, event_time, request_id, org, principal, device, decision, record_orgs, records)
+	SELECT u.idx, u.leaf, u.t, u.rid, u.org, u.p, u.d, u.dec, u.ro::text[], u.rs::text[]
+	FROM unnest($3::bigint[], $4::bytea[], $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
+		AS u(idx, leaf, t, rid, org, p, d, dec, ro, rs)
+	WHERE EXISTS (SELECT 1 FROM h)
+), o AS (
+	INSERT INTO audit_orgs (org, event_time, idx)
+	SELECT * FROM unnest($13::text[], $14::timestamptz[], $15::bigint[]) WHERE EXISTS (SELECT 1 FROM h)
+), r AS (
+	INSERT INTO audit_records (record, idx)
+	SELECT * FROM unnest($16::text[], $17::bigint[]) WHERE EXISTS (SELECT 1 FROM h)
+), n AS (
+	INSERT INTO audit_nodes (level, idx, hash)
+	SELECT * FROM unnest($18::int[], $19::bigint[], $20::bytea[]) WHERE EXISTS (SELECT 1 FROM h)
+)
+SELECT count(*) FROM h`
+
+func (s *Store) appendOne(ctx context.Context, entries []sekisho.AuditEntry, orgRows, recordRows [][]any, nodes []sekisho.AuditNode) error {
+	k := len(entries)
+	idx, leaf, at := make([]int64, k), make([][]byte, k), make([]time.Time, k)
+	rid, org, p, d, dec, ro, rs := make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k)
+	for i, e := range entries {
+		idx[i], leaf[i], at[i] = int64(e.Index), e.Leaf, ts(e.Time)
+		if leaf[i] == nil {
+			leaf[i] = []byte{}
+		}
+		rid[i], org[i], p[i], d[i], dec[i] = e.RequestID, e.Org, e.Principal, e.Device, e.Decision
+		ro[i], rs[i] = arrayLiteral(e.RecordOrgs), arrayLiteral(e.Records)
+	}
+	oOrg, oAt, oIdx := make([]string, len(orgRows)), make([]time.Time, len(orgRows)), make([]int64, len(orgRows))
+	for i, r := range orgRows {
+		oOrg[i], oAt[i], oIdx[i] = r[0].(string), r[1].(time.Time), r[2].(int64)
+	}
+	rRec, rIdx := make([]string, len(recordRows)), make([]int64, len(recordRows))
+	for i, r := range recordRows {
+		rRec[i], rIdx[i] = r[0].(string), r[1].(int64)
+	}
+	nLevel, nIdx, nHash := make([]int32, len(nodes)), make([]int64, len(nodes)), make([][]byte, len(nodes))
+	for i, n := range nodes {
+		nLevel[i], nIdx[i], nHash[i] = int32(n.Level), int64(n.Index), n.Hash
+	}
+	first := int64(entries[0].Index)
+	var moved int64
+	err := s.pool.QueryRow(ctx, appendAuditOne, first+int64(k), first,
+		idx, leaf, at, rid, org, p, d, dec, ro, rs, oOrg, oAt, oIdx, rRec, rIdx, nLevel, nIdx, nHash).Scan(&moved)
+	if err != nil {
+		return wrap(err, "audit entries or nodes exist already", "append audit")
+	}
+	if moved == 0 {
+		return sekisho.Errorf(sekisho.EConflict, "audit append at index %d, but the log has another size", first)
+	}
+	return nil
+}
+
+// arrayLiteral writes ss as a PostgreSQL array literal ({"a","b"}), each
+// element quoted, so that unnest of a text[] of literals can be cast back
+// to one text[] per row.
+func arrayLiteral(ss []string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, s := range ss {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		for _, c := range []byte(s) {
+			if c == '"' || c == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(c)
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 func nonNil(s []string) []string {
