@@ -148,9 +148,10 @@ func (s *Service) open(device string, sealed []byte) (string, error) {
 // mapped principal when it does not exist, updates its roles to the
 // mapping's, enrols the key as an approved device of it (or reuses the
 // device it already is), keeps the session and returns an access token
-// bound to the key. keyStorage and deviceName are the client's claim and
-// label for a new device.
-func (s *Service) SignIn(r *http.Request, grant url.Values) (*sekisho.TokenResponse, error) {
+// bound to the key. The form's key_storage and device_name are the
+// client's claim and label for a new device; c is the anonymous caller
+// (request id, source) its audit events carry.
+func (s *Service) SignIn(r *http.Request, c sekisho.Caller, grant url.Values) (*sekisho.TokenResponse, error) {
 	// A quarantined device key signs in under no principal.
 	if err := s.refuseQuarantinedKey(r); err != nil {
 		return nil, err
@@ -174,7 +175,7 @@ func (s *Service) SignIn(r *http.Request, grant url.Values) (*sekisho.TokenRespo
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "device_name", "device name is longer than 100 characters")
 	}
 	ctx := r.Context()
-	c := sekisho.Caller{Principal: "sign-in", Device: v.Thumbprint, Source: r.RemoteAddr}
+	c.Principal, c.Device = "sign-in", v.Thumbprint
 	id, err := idp.SignIn(ctx, grant)
 	if err != nil {
 		switch problemTypeOf(err) {

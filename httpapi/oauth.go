@@ -111,7 +111,7 @@ func (s *Server) oauthErrors(h func(http.ResponseWriter, *http.Request, sekisho.
 
 // token answers POST /v1/token: grant_type=client_credentials in a form
 // body (RFC 6749 §4.4), the device's key proven by a DPoP proof.
-func (s *Server) token(w http.ResponseWriter, r *http.Request, _ sekisho.Caller) error {
+func (s *Server) token(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, _ sekisho.Caller)
 	case GrantType:
 	case GrantAuthorizationCode, GrantDeviceCode:
 		// A person signs in through the IdP (serve --oidc-issuer).
-		res, err := s.access.SignIn(r, r.PostForm)
+		res, err := s.access.SignIn(r, c, r.PostForm)
 		if err != nil {
 			return err
 		}

@@ -63,7 +63,7 @@ fuzz_targets=(
 	"./access/dpop FuzzVerify" "./access/dpop FuzzJWK" "./access/dpop FuzzDecodeJWK"
 	"./access FuzzParseToken" "./access FuzzParsePolicy" "./access FuzzGrantBody"
 	"./cmd/sekisho FuzzConfigFile" "./importer FuzzNDJSONLine" "./importer FuzzCSVLine"
-	"./access FuzzTPMEvidence"
+	"./access FuzzTPMEvidence" "./sso FuzzParseMapping"
 )
 for t in "${fuzz_targets[@]}"; do
 	read -r pkg name <<<"$t"

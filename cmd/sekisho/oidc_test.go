@@ -18,6 +18,7 @@ import (
 	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/internal/oidctest"
+	"github.com/sekisho/sekisho/internal/swtpmtest"
 )
 
 // startOIDCNode runs serve's node with an identity provider configured as
@@ -264,6 +265,30 @@ func TestLoginOIDC(t *testing.T) {
 		t.Fatalf("alice (control) refreshed: %d %v", st, body)
 	}
 
+	// The sign-ins and the refused refresh are audited (no token in them).
+	out, code = cli(t, "api", "--profile", admin, "GET", "/v1/audit/events?limit=1000")
+	var events struct {
+		Events []struct {
+			Event struct{ Action, Decision, Principal, Reason string }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &events); code != 0 || err != nil {
+		t.Fatalf("audit events: %d %v", code, err)
+	}
+	seen := map[string]bool{}
+	for _, e := range events.Events {
+		ev := e.Event
+		seen[ev.Action+" "+ev.Decision+" "+ev.Principal] = true
+		if ev.Action == "sign-in.refresh" && ev.Decision == "deny" && !strings.Contains(ev.Reason, "invalid_grant") {
+			t.Errorf("refused refresh's reason: %q", ev.Reason)
+		}
+	}
+	for _, want := range []string{"sign-in allow alice", "sign-in allow bob", "sign-in deny carol", "sign-in.refresh allow bob", "sign-in.refresh deny bob", "sign-in.refresh allow alice"} {
+		if !seen[want] {
+			t.Errorf("no audit event %q (have %v)", want, seen)
+		}
+	}
+
 	// alice signs in again: the same device key, reused.
 	out, status = browserLogin(aliceDir, "alice", "alice-pw")
 	if status != "0" || !strings.Contains(out, "Device "+aliceProfile.Device+" (the profile's key), approved") {
@@ -280,4 +305,40 @@ func toStrings(v any) []string {
 		}
 	}
 	return out
+}
+
+// TestLoginOIDCTPM: login --oidc with the device key in a TPM (swtpm): the
+// sign-in enrols it as key_storage tpm and the refreshes are signed there.
+func TestLoginOIDCTPM(t *testing.T) {
+	tpm := swtpmtest.Start(t)
+	op := oidctest.Start(t, oidctest.Person{ID: "alice", Password: "alice-pw", Email: "alice@example.jp", Groups: []string{"staff"}})
+	url, tokenFile := startOIDCNode(t, op.Issuer, oidcTestMapping)
+	admin := filepath.Join(t.TempDir(), "admin")
+	if out, code := cli(t, "login", "--server", url, "--bootstrap-token-file", tokenFile, "--profile", admin); code != 0 {
+		t.Fatalf("bootstrap: %s", out)
+	}
+	dir := filepath.Join(t.TempDir(), "alice")
+	lines, done := cliAsync("login", "--server", url, "--oidc", "--key-store", "tpm", "--tpm", tpm.TCTI, "--profile", dir)
+	m := waitLine(t, lines, done, regexp.MustCompile(`^(http://\S+/auth\?\S+)$`))
+	if status, body, err := op.LogIn(oidctest.Browser(), m[1], "alice", "alice-pw"); err != nil || status != http.StatusOK {
+		t.Fatalf("at the OP: %d %v %.300s", status, err, body)
+	}
+	out, status := waitDone(t, done)
+	if status != "0" || !strings.Contains(out, "Signed in as alice (org operator, roles member)") || !strings.Contains(out, "lives in the TPM") {
+		t.Fatalf("alice: %s %s", status, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, client.KeyFile)); err == nil {
+		t.Fatal("a TPM profile holds a key file")
+	}
+	p, _, err := client.LoadProfile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, code := cli(t, "api", "--profile", admin, "GET", "/v1/devices/"+p.Device)
+	if code != 0 || !strings.Contains(out, `"key_storage":"tpm"`) || !strings.Contains(out, `"status":"approved"`) {
+		t.Fatalf("device: %s", out)
+	}
+	if st, body := rawRefresh(t, url, dir); st != http.StatusOK || body["principal"] != "alice" {
+		t.Fatalf("refresh signed in the TPM: %d %v", st, body)
+	}
 }
