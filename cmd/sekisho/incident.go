@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,7 +24,6 @@ import (
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/incident"
 	"github.com/sekisho/sekisho/keys"
-	"github.com/sekisho/sekisho/regions"
 	"github.com/sekisho/sekisho/sqlite"
 )
 
@@ -225,12 +223,7 @@ func newIncidentOpenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			if src.offline() {
-				if err := openIncidentOffline(ctx, src, in); err != nil {
-					return err
-				}
-			} else if in, err = src.open(ctx, in); err != nil {
+			if in, err = src.twin().openIncident(cmd.Context(), in); err != nil {
 				return err
 			}
 			if format == "json" {
@@ -299,28 +292,9 @@ func newIncidentListCmd() *cobra.Command {
 		Short: "List the recorded incidents",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var ins []*incident.Incident
-			if src.offline() {
-				st, err := src.openReadOnly(cmd.Context())
-				if err != nil {
-					return err
-				}
-				defer st.Close()
-				if ins, err = incident.List(cmd.Context(), st); err != nil {
-					return err
-				}
-			} else {
-				b, err := src.get(cmd.Context(), "/v1/incidents")
-				if err != nil {
-					return err
-				}
-				var m struct {
-					Incidents []*incident.Incident `json:"incidents"`
-				}
-				if err := json.Unmarshal(b, &m); err != nil {
-					return err
-				}
-				ins = m.Incidents
+			ins, err := src.twin().incidents(cmd.Context())
+			if err != nil {
+				return err
 			}
 			if format == "json" {
 				if ins == nil {
@@ -374,33 +348,22 @@ on standard error.`,
 			if (id == "") == !f.given() {
 				return usageErrorf("give --incident ID, or the suspects (--principal, --device, --org) and --since, not both")
 			}
-			if src.offline() {
-				return scopeOffline(ctx, cmd.OutOrStdout(), src, &f, id, format, region, notifyDir)
-			}
+			var adhoc *incident.Incident
 			if id == "" {
-				in, err := f.incident()
-				if err != nil {
+				var err error
+				if adhoc, err = f.incident(); err != nil {
 					return err
 				}
-				out, err := src.open(ctx, in)
-				if err != nil {
-					return err
-				}
-				id = out.ID
-				fmt.Fprintf(cmd.ErrOrStderr(), "incident id: %s\n", id)
 			}
 			if notifyDir != "" {
-				b, err := src.get(ctx, "/v1/incidents/"+url.PathEscape(id)+"/scope?format=subjects")
+				// The notification list of every region, split by region.
+				b, err := src.twin().scope(ctx, id, adhoc, "subjects", "")
 				if err != nil {
 					return err
 				}
 				return splitSubjects(cmd.OutOrStdout(), b, notifyDir)
 			}
-			q := url.Values{"format": {orDefault(format, "table")}}
-			if region != "" {
-				q.Set("region", region)
-			}
-			b, err := src.get(ctx, "/v1/incidents/"+url.PathEscape(id)+"/scope?"+q.Encode())
+			b, err := src.twin().scope(ctx, id, adhoc, orDefault(format, "table"), region)
 			if err != nil {
 				return err
 			}
@@ -415,37 +378,6 @@ on standard error.`,
 	cmd.Flags().StringVar(&region, "region", "", "with --format subjects: only this region's subjects")
 	cmd.Flags().StringVar(&notifyDir, "notify-dir", "", "write the notification list of each region to DIR/subjects-REGION.csv")
 	return cmd
-}
-
-func scopeOffline(ctx context.Context, out io.Writer, src incidentSource, f *suspectFlags, id, format, region, notifyDir string) error {
-	st, err := src.openReadOnly(ctx)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	var in *incident.Incident
-	if id != "" {
-		if in, err = incident.Get(ctx, st, id); err != nil {
-			return err
-		}
-	} else {
-		if in, err = f.incident(); err != nil {
-			return err
-		}
-		in.ID = "ad-hoc"
-	}
-	sc, err := incident.Compute(ctx, st, access.NewDirectory(st), regions.LogStores(st), in)
-	if err != nil {
-		return err
-	}
-	if notifyDir != "" {
-		var b bytes.Buffer
-		if err := incident.WriteSubjectsCSV(&b, sc, ""); err != nil {
-			return err
-		}
-		return splitSubjects(out, b.Bytes(), notifyDir)
-	}
-	return incident.Render(out, sc, orDefault(format, "table"), region)
 }
 
 // splitSubjects writes a subjects CSV as one file per region.

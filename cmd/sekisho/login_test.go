@@ -18,8 +18,15 @@ import (
 // httptest.Server and returns its URL and the bootstrap token file.
 func startServer(t *testing.T) (url, tokenFile string) {
 	t.Helper()
+	url, tokenFile, _ = startServerAt(t)
+	return url, tokenFile
+}
+
+// startServerAt is startServer that also returns the server's data directory.
+func startServerAt(t *testing.T) (url, tokenFile, dir string) {
+	t.Helper()
 	setMasterKey(t)
-	dir := t.TempDir()
+	dir = t.TempDir()
 	ctx := context.Background()
 	in, err := openInstance(ctx, instanceOptions{DataDir: dir, Stderr: &bytes.Buffer{}})
 	if err != nil {
@@ -41,7 +48,7 @@ func startServer(t *testing.T) (url, tokenFile string) {
 	in.vault = vault.New(in.store, in.keys, in.logs, opts)
 	srv := httptest.NewServer(httpapi.New(httpapi.Config{Vault: in.vault, AuditLog: in.log, Auth: acc, Access: acc, KnownPurpose: acc.KnownPurpose}))
 	t.Cleanup(srv.Close)
-	return srv.URL, filepath.Join(dir, bootstrapTokenFile)
+	return srv.URL, filepath.Join(dir, bootstrapTokenFile), dir
 }
 
 // cli runs the CLI in-process and returns stdout and the exit status.

@@ -18,10 +18,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/access"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/incident"
-	"github.com/sekisho/sekisho/regions"
 	"github.com/sekisho/sekisho/report"
 	"github.com/sekisho/sekisho/vault"
 )
@@ -67,80 +65,16 @@ data directory (--data, which takes its lock).`,
 				return usageErrorf("give --incident ID and --out DIR")
 			}
 			ctx := cmd.Context()
-			var (
-				in       *incident.Incident
-				subjects []noticeSubject
-				items    []string
-				rd       noticeReader
-				ctl      report.Controller
-			)
-			if src.offline() {
-				if src.data == "" {
-					return usageErrorf("offline, notices need --data DIR (the instance's keys open the contact fields)")
-				}
-				if err := existingDataDir(src.data); err != nil {
-					return err
-				}
-				inst, err := openInstance(ctx, instanceOptions{DataDir: src.data, Store: src.store, Stderr: cmd.ErrOrStderr()})
-				if err != nil {
-					return err
-				}
-				defer inst.Close()
-				if in, err = incident.Get(ctx, inst.store, id); err != nil {
-					return err
-				}
-				sc, err := incident.Compute(ctx, inst.store, access.NewDirectory(inst.store), regions.LogStores(inst.store), in)
-				if err != nil {
-					return err
-				}
-				for _, s := range sc.Subjects {
-					subjects = append(subjects, noticeSubject{s.Collection, s.ID, s.Org, s.Region})
-				}
-				items = scopeItems(sc)
-				if ctl, err = configController(src.config); err != nil {
-					return err
-				}
-				host, _ := os.Hostname()
-				rd = &localNoticeReader{v: inst.vault, device: "local:" + host}
-			} else {
-				ins, err := src.get(ctx, "/v1/incidents/"+url.PathEscape(id))
-				if err != nil {
-					return err
-				}
-				in = &incident.Incident{}
-				if err := json.Unmarshal(ins, in); err != nil {
-					return err
-				}
-				b, err := src.get(ctx, "/v1/incidents/"+url.PathEscape(id)+"/scope?format=subjects")
-				if err != nil {
-					return err
-				}
-				rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
-				if err != nil || len(rows) == 0 {
-					return fmt.Errorf("subjects list: %v", err)
-				}
-				seen := map[string]bool{}
-				for _, r := range rows[1:] {
-					subjects = append(subjects, noticeSubject{r[0], r[1], r[2], r[3]})
-					for _, f := range strings.Fields(r[6]) {
-						if !seen[r[0]+"."+f] {
-							seen[r[0]+"."+f] = true
-							items = append(items, r[0]+"."+f)
-						}
-					}
-				}
-				slices.Sort(items)
-				dir, c, err := src.client()
-				if err != nil {
-					return err
-				}
-				defer client.SaveToken(dir, c)
-				rd = &apiNoticeReader{c: c}
+			n, err := src.twin().notices(ctx, id)
+			if err != nil {
+				return err
 			}
+			defer n.done()
+			in, ctl := n.in, n.ctl
 			if contact != "" {
 				ctl.Contact = contact
 			}
-			res, err := writeNotices(ctx, cmd, rd, in, subjects, items, ctl, region, out, templates, format == "json")
+			res, err := writeNotices(ctx, cmd, n.rd, in, n.subjects, n.items, ctl, region, out, templates, format == "json")
 			if err != nil || format != "json" {
 				return err
 			}

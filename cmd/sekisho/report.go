@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -10,10 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sekisho/sekisho/access"
-	"github.com/sekisho/sekisho/guard"
-	"github.com/sekisho/sekisho/incident"
-	"github.com/sekisho/sekisho/regions"
 	"github.com/sekisho/sekisho/report"
 )
 
@@ -58,7 +53,7 @@ Through a running server with the profile's credential, or offline with
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind := args[0]
 			if kind == report.KindProvide {
-				return provisionCmd(cmd, src, org, since, until, format, lang, out)
+				return provisionCmd(cmd, &src, org, since, until, format, lang, out)
 			}
 			if !slices.Contains(report.Kinds, kind) {
 				return usageErrorf("report %q: want one of %s", kind, strings.Join(report.Kinds, ", "))
@@ -75,73 +70,9 @@ Through a running server with the profile's credential, or offline with
 			if format == "pdf" && out == "" {
 				return usageErrorf("--format pdf writes a binary file: give --out FILE")
 			}
-			ctx := cmd.Context()
-			var b []byte
-			if src.offline() {
-				st, err := src.openReadOnly(ctx)
-				if err != nil {
-					return err
-				}
-				defer st.Close()
-				ctl, err := configController(src.config)
-				if err != nil {
-					return err
-				}
-				if controller != "" {
-					if ctl.Name == nil {
-						ctl.Name = map[string]string{}
-					}
-					ctl.Name[report.LangEN] = controller
-				}
-				if contact != "" {
-					ctl.Contact = contact
-				}
-				cfg := report.Config{Controller: ctl, Lang: lang, Now: time.Now(), Logs: regions.LogStores(st),
-					Directory: access.NewDirectory(st), Rules: guard.Rules{Store: st}}
-				if kind == report.KindProgress {
-					if cfg.Since, err = parseTimeFlag("since", since); err != nil {
-						return err
-					}
-					if cfg.Keys, err = src.keyCustody(); err != nil {
-						return err
-					}
-				}
-				var r *report.Report
-				if kind == report.KindProgress {
-					r, err = report.Progress(ctx, st, cfg)
-				} else {
-					in, gerr := incident.Get(ctx, st, id)
-					if gerr != nil {
-						return gerr
-					}
-					sc, serr := incident.Compute(ctx, st, access.NewDirectory(st), regions.LogStores(st), in)
-					if serr != nil {
-						return serr
-					}
-					r, err = report.Breach(kind, in, sc, cfg)
-				}
-				if err != nil {
-					return err
-				}
-				if b, _, err = report.Render(r, format); err != nil {
-					return err
-				}
-			} else {
-				path := "/v1/reports/progress"
-				if kind != report.KindProgress {
-					path = "/v1/incidents/" + url.PathEscape(id) + "/report/" + kind
-				}
-				var err error
-				q := url.Values{"format": {format}}
-				if lang != "" {
-					q.Set("lang", lang)
-				}
-				if since != "" && kind == report.KindProgress {
-					q.Set("since", since)
-				}
-				if b, err = src.get(ctx, path+"?"+q.Encode()); err != nil {
-					return err
-				}
+			b, err := src.twin().report(cmd.Context(), kind, id, reportOpts{format: format, lang: lang, since: since, controller: controller, contact: contact})
+			if err != nil {
+				return err
 			}
 			if out != "" {
 				if err := os.WriteFile(out, b, 0o600); err != nil {
@@ -150,7 +81,7 @@ Through a running server with the profile's credential, or offline with
 				_, err := fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%d bytes)\n", out, len(b))
 				return err
 			}
-			_, err := cmd.OutOrStdout().Write(b)
+			_, err = cmd.OutOrStdout().Write(b)
 			return err
 		},
 	}
@@ -168,7 +99,7 @@ Through a running server with the profile's credential, or offline with
 }
 
 // provisionCmd is 'report provision': through the API, or offline (--data).
-func provisionCmd(cmd *cobra.Command, src incidentSource, org, since, until, format, lang, out string) error {
+func provisionCmd(cmd *cobra.Command, src *incidentSource, org, since, until, format, lang, out string) error {
 	if !slices.Contains([]string{"md", "csv", "json", "pdf"}, format) {
 		return usageErrorf("--format %q: want md, csv, json or pdf", format)
 	}
@@ -192,52 +123,9 @@ func provisionCmd(cmd *cobra.Command, src incidentSource, org, since, until, for
 	if u.IsZero() {
 		u = time.Now().UTC().Truncate(time.Second).Add(time.Second)
 	}
-	ctx := cmd.Context()
-	var b []byte
-	if src.offline() {
-		if org == "" {
-			return usageErrorf("offline, report provision needs --org O")
-		}
-		st, err := src.openReadOnly(ctx)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		rows, sizes, err := report.Provisions(ctx, regions.LogStores(st), org, s, u)
-		if err != nil {
-			return err
-		}
-		if format == "csv" {
-			b, err = report.ProvisionCSV(rows)
-		} else {
-			ctl, cerr := configController(src.config)
-			if cerr != nil {
-				return cerr
-			}
-			if ctl.Empty() {
-				if ctl, cerr = report.ControllerOf(ctx, st, org, ctl); cerr != nil {
-					return cerr
-				}
-			}
-			var r *report.Report
-			if r, err = report.ProvisionReport(org, s, u, rows, sizes, report.Config{Controller: ctl, Lang: lang, Now: time.Now()}); err == nil {
-				b, _, err = report.Render(r, format)
-			}
-		}
-		if err != nil {
-			return err
-		}
-	} else {
-		q := url.Values{"format": {format}, "since": {s.Format(time.RFC3339Nano)}, "until": {u.Format(time.RFC3339Nano)}}
-		if org != "" {
-			q.Set("org", org)
-		}
-		if lang != "" {
-			q.Set("lang", lang)
-		}
-		if b, err = src.get(ctx, "/v1/reports/provision?"+q.Encode()); err != nil {
-			return err
-		}
+	b, err := src.twin().provision(cmd.Context(), org, s, u, format, lang)
+	if err != nil {
+		return err
 	}
 	return writeOut(cmd, out, b)
 }

@@ -1,8 +1,8 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"time"
 
@@ -53,17 +53,7 @@ signed there too.`,
 			if format == "pdf" && out == "" {
 				return usageErrorf("--format pdf writes a binary file: give --out FILE")
 			}
-			var b []byte
-			var err error
-			if src.offline() {
-				b, err = subjectReportOffline(cmd, src, args[0], args[1], format, lang)
-			} else {
-				q := url.Values{"format": {format}}
-				if lang != "" {
-					q.Set("lang", lang)
-				}
-				b, err = src.get(cmd.Context(), "/v1/collections/"+url.PathEscape(args[0])+"/records/"+url.PathEscape(args[1])+"/access-report?"+q.Encode())
-			}
+			b, err := src.twin().subjectReport(cmd.Context(), args[0], args[1], format, lang)
 			if err != nil {
 				return err
 			}
@@ -83,15 +73,14 @@ signed there too.`,
 // through the vault under purpose subject-access (authorised and audited),
 // a checkpoint of the record's region's log, every event naming the record
 // with its inclusion proof.
-func subjectReportOffline(cmd *cobra.Command, src incidentSource, collection, id, format, lang string) ([]byte, error) {
+func subjectReportOffline(ctx context.Context, src *incidentSource, collection, id, format, lang string) ([]byte, error) {
 	if src.data == "" {
 		return nil, usageErrorf("offline, a subject report needs --data DIR (the instance's keys open the record)")
 	}
 	if err := existingDataDir(src.data); err != nil {
 		return nil, err
 	}
-	ctx := cmd.Context()
-	inst, err := openInstance(ctx, instanceOptions{DataDir: src.data, Store: src.store, Stderr: cmd.ErrOrStderr()})
+	inst, err := openInstance(ctx, instanceOptions{DataDir: src.data, Store: src.store, Stderr: src.cmd.ErrOrStderr()})
 	if err != nil {
 		return nil, err
 	}
