@@ -277,6 +277,12 @@ func (g *Guard) syncLog(ctx context.Context, l sekisho.LogStore) error {
 				continue
 			}
 			g.tails[l.Region]++
+			if e.RequestID != "" && g.own.has(e.RequestID) {
+				// Counted when it was decided here (foldLocked would skip
+				// it): not decoded, which was most of a sync's cost on a
+				// node that serves the reads itself.
+				continue
+			}
 			ev, err := sekisho.UnmarshalEvent(e.Leaf)
 			if err != nil {
 				continue
