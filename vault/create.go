@@ -44,10 +44,13 @@ type createMode struct {
 	// not written again (an import run again after an interruption).
 	skipExisting bool
 	honeytoken   bool // SealedRecord.Honeytoken
+	// cacheDEK: the new records' data keys go into the DEK cache (a record
+	// just created is often read next; an import's million are not).
+	cacheDEK bool
 }
 
 func modeCreate() createMode {
-	return createMode{event: sekisho.ActionCreate, ask: sekisho.ActionCreate, atomic: true, namesFields: true}
+	return createMode{event: sekisho.ActionCreate, ask: sekisho.ActionCreate, atomic: true, namesFields: true, cacheDEK: true}
 }
 
 func modeImport() createMode {
@@ -55,7 +58,7 @@ func modeImport() createMode {
 }
 
 func modeHoneytoken() createMode {
-	return createMode{event: "honeytoken.create", ask: sekisho.ActionCreate, atomic: true, honeytoken: true}
+	return createMode{event: "honeytoken.create", ask: sekisho.ActionCreate, atomic: true, honeytoken: true, cacheDEK: true}
 }
 
 // BatchItem is the outcome of one record of a batch create.
@@ -168,19 +171,25 @@ func (v *Vault) prepare(ctx context.Context, c sekisho.Caller, collection string
 	var dmu sync.Mutex
 	// authorize decides once per region; the request names the fields of
 	// the first record of the region, or every field of the schema.
-	authorize := func(region string, fields []string) (sekisho.Decision, []string) {
+	// (The field list is made only when it is used: an import's rows reuse
+	// their region's decision.)
+	fieldsOf := func(values map[string][]byte) []string {
 		if mode.schemaFields {
-			fields = s.FieldNames()
+			return s.FieldNames()
 		}
+		return dataFields(values)
+	}
+	authorize := func(region string, values map[string][]byte) sekisho.Decision {
 		dmu.Lock()
 		defer dmu.Unlock()
 		d, ok := p.decisions[region]
 		if !ok {
+			fields := fieldsOf(values)
 			d = v.authz.Authorize(ctx, sekisho.AccessRequest{Caller: c, Action: mode.ask, Collection: collection, Schema: s,
 				Fields: fields, Region: region, Owner: c.Org})
 			p.decisions[region] = d
 		}
-		return d, fields
+		return d
 	}
 	now := v.now().UTC()
 	one := func(in *sekisho.RecordInput) (*sekisho.SealedRecord, error) {
@@ -197,13 +206,14 @@ func (v *Vault) prepare(ctx context.Context, c sekisho.Caller, collection string
 		if err := v.inputMeta(values, c, in.RetainUntil, in.Consents); err != nil {
 			return nil, err
 		}
-		d, fields := authorize(in.Region, dataFields(values))
+		d := authorize(in.Region, values)
 		if !d.Allow {
 			if !mode.atomic {
 				return nil, sekisho.Errorf(sekisho.EForbidden, "%s", d.Reason)
 			}
-			if !mode.namesFields {
-				fields = nil
+			var fields []string
+			if mode.namesFields {
+				fields = fieldsOf(values)
 			}
 			return nil, v.deny(ctx, v.event(c, mode.event, collection, nil, []string{}, fields, d, false), d)
 		}
@@ -211,7 +221,7 @@ func (v *Vault) prepare(ctx context.Context, c sekisho.Caller, collection string
 		if err != nil {
 			return nil, err
 		}
-		r, err := v.seal(ctx, s, id, c.Org, in.Region, values)
+		r, err := v.seal(ctx, s, id, c.Org, in.Region, values, mode.cacheDEK)
 		if err != nil {
 			return nil, err
 		}

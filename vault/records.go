@@ -19,8 +19,10 @@ import (
 // is 1 for now; a DEK rotation would bump it.
 const dekVersion = 1
 
-// seal builds a sealed record from normalised values.
-func (v *Vault) seal(ctx context.Context, s *sekisho.Schema, id, org, region string, values map[string][]byte) (*sekisho.SealedRecord, error) {
+// seal builds a sealed record from normalised values. With cacheDEK its
+// data key goes into the DEK cache (a record just created is often read
+// next; an import's records are not).
+func (v *Vault) seal(ctx context.Context, s *sekisho.Schema, id, org, region string, values map[string][]byte, cacheDEK bool) (*sekisho.SealedRecord, error) {
 	dek, err := keys.NewKey()
 	if err != nil {
 		return nil, err
@@ -30,7 +32,9 @@ func (v *Vault) seal(ctx context.Context, s *sekisho.Schema, id, org, region str
 	if err != nil {
 		return nil, keyError(err, fmt.Sprintf("the key of %s/%s", org, region))
 	}
-	v.deks.put(keys.DEKAD{Org: org, Region: region, Collection: s.Collection, RecordID: id, KEKVersion: kv}, wrapped, dek)
+	if cacheDEK {
+		v.deks.put(keys.DEKAD{Org: org, Region: region, Collection: s.Collection, RecordID: id, KEKVersion: kv}, wrapped, dek)
+	}
 	r := &sekisho.SealedRecord{ID: id, Collection: s.Collection, Org: org, Region: region, KEKVersion: kv, WrappedDEK: wrapped,
 		Fields: make(map[string][]byte, len(values)), Index: map[string][]byte{}}
 	if err := v.sealInto(ctx, s, r, dek, values); err != nil {
@@ -51,11 +55,11 @@ func (v *Vault) sealInto(ctx context.Context, s *sekisho.Schema, r *sekisho.Seal
 		}
 		r.Fields[name] = ct
 		if f, _ := s.Field(name); f.Lookup {
-			k, err := v.indexKey(ctx, r.Org, s.Collection, name)
+			ix, err := v.indexer(ctx, r.Org, s.Collection, name)
 			if err != nil {
 				return err
 			}
-			r.Index[name] = keys.BlindIndex(k, val)
+			r.Index[name] = ix.Index(val)
 		}
 	}
 	return nil
@@ -372,11 +376,11 @@ func (v *Vault) Patch(ctx context.Context, c sekisho.Caller, collection, id stri
 					if err != nil {
 						return nil, v.integrity(ctx, c, sekisho.ActionUpdate, collection, r, integrityErr(r, "field "+f.Name, err))
 					}
-					k, err := v.indexKey(ctx, r.Org, collection, f.Name)
+					ix, err := v.indexer(ctx, r.Org, collection, f.Name)
 					if err != nil {
 						return nil, err
 					}
-					index[f.Name] = keys.BlindIndex(k, pt)
+					index[f.Name] = ix.Index(pt)
 				}
 			}
 		}
@@ -521,11 +525,11 @@ func (v *Vault) Lookup(ctx context.Context, c sekisho.Caller, collection string,
 			return nil, err
 		}
 	}
-	k, err := v.indexKey(ctx, c.Org, collection, f.Name)
+	ix, err := v.indexer(ctx, c.Org, collection, f.Name)
 	if err != nil {
 		return nil, err
 	}
-	ids, err := v.store.Lookup(ctx, collection, f.Name, keys.BlindIndex(k, val), MaxLookupMatches)
+	ids, err := v.store.Lookup(ctx, collection, f.Name, ix.Index(val), MaxLookupMatches)
 	if err != nil {
 		return nil, err
 	}

@@ -86,7 +86,7 @@ func (v *Vault) Tokenize(ctx context.Context, c sekisho.Caller, collection strin
 	if !d.Allow {
 		return "", v.deny(ctx, v.event(c, sekisho.ActionTokenize, collection, nil, []string{}, fields, d, false), d)
 	}
-	ik, err := v.indexKey(ctx, c.Org, collection, f.Name)
+	ix, err := v.indexer(ctx, c.Org, collection, f.Name)
 	if err != nil {
 		return "", err
 	}
@@ -94,7 +94,7 @@ func (v *Vault) Tokenize(ctx context.Context, c sekisho.Caller, collection strin
 	if err != nil {
 		return "", err
 	}
-	tok, err := keys.Token(tk, keys.BlindIndex(ik, val))
+	tok, err := keys.Token(tk, ix.Index(val))
 	if err != nil {
 		return "", err
 	}

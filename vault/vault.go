@@ -7,9 +7,7 @@ package vault
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base32"
 	"encoding/json"
 	"fmt"
@@ -59,7 +57,16 @@ type Vault struct {
 
 	mu      sync.RWMutex
 	schemas map[string]*sekisho.Schema
-	idxKeys map[string][]byte // org/collection/field -> blind index key
+	idxKeys map[indexID]indexEntry // blind index keys
+}
+
+// indexID names a blind index key: (org, collection, field).
+type indexID struct{ org, collection, field string }
+
+// indexEntry is a blind index key and its indexer.
+type indexEntry struct {
+	key []byte
+	ix  *keys.BlindIndexer
 }
 
 // Options configure a Vault.
@@ -86,7 +93,7 @@ type Options struct {
 // New returns a vault over store, with keys and audit.
 func New(store sekisho.Store, kp keys.Provider, aud Auditor, opts Options) *Vault {
 	v := &Vault{store: store, keys: kp, audit: aud, authz: opts.Authorizer, guard: opts.Guard, now: opts.Now,
-		schemas: map[string]*sekisho.Schema{}, idxKeys: map[string][]byte{}}
+		schemas: map[string]*sekisho.Schema{}, idxKeys: map[indexID]indexEntry{}}
 	if v.authz == nil {
 		v.authz = OwnOrg{}
 	}
@@ -169,13 +176,12 @@ func (v *Vault) recordID(ctx context.Context, org, collection, key string) (stri
 	if err := checkKey(key); err != nil {
 		return "", err
 	}
-	k, err := v.indexKey(ctx, org, collection, "\x00record-key")
+	ix, err := v.indexer(ctx, org, collection, "\x00record-key")
 	if err != nil {
 		return "", err
 	}
-	m := hmac.New(sha256.New, k)
-	m.Write([]byte(key))
-	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(m.Sum(nil)[:16])), nil
+	// HMAC-SHA256(key) under the record-key index key.
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(ix.Index([]byte(key))[:16])), nil
 }
 
 // ValidID reports whether s has the shape of a record id.
@@ -329,25 +335,38 @@ func (v *Vault) Ready(ctx context.Context) error {
 }
 
 func (v *Vault) indexKey(ctx context.Context, org, collection, field string) ([]byte, error) {
-	k := org + "\x00" + collection + "\x00" + field
+	e, err := v.index(ctx, org, collection, field)
+	return e.key, err
+}
+
+// indexer returns the blind indexer of (org, collection, field): its Index
+// is keys.BlindIndex under the field's index key.
+func (v *Vault) indexer(ctx context.Context, org, collection, field string) (*keys.BlindIndexer, error) {
+	e, err := v.index(ctx, org, collection, field)
+	return e.ix, err
+}
+
+func (v *Vault) index(ctx context.Context, org, collection, field string) (indexEntry, error) {
+	id := indexID{org, collection, field}
 	v.mu.RLock()
-	key := v.idxKeys[k]
+	e, ok := v.idxKeys[id]
 	v.mu.RUnlock()
-	if key != nil {
-		return key, nil
+	if ok {
+		return e, nil
 	}
 	root, err := v.keys.IndexRoot(ctx, org)
 	if err != nil {
-		return nil, fmt.Errorf("index root of %s: %w", org, err)
+		return indexEntry{}, fmt.Errorf("index root of %s: %w", org, err)
 	}
-	key, err = keys.IndexKey(root, collection, field)
+	key, err := keys.IndexKey(root, collection, field)
 	if err != nil {
-		return nil, err
+		return indexEntry{}, err
 	}
+	e = indexEntry{key: key, ix: keys.NewBlindIndexer(key)}
 	v.mu.Lock()
-	v.idxKeys[k] = key
+	v.idxKeys[id] = e
 	v.mu.Unlock()
-	return key, nil
+	return e, nil
 }
 
 // decisionEvent is an audit event with the region of each record it names,
