@@ -57,17 +57,11 @@ type Vault struct {
 
 	mu      sync.RWMutex
 	schemas map[string]*sekisho.Schema
-	idxKeys map[indexID]indexEntry // blind index keys
+	idxKeys map[indexID]*keys.BlindIndexer // blind index keys, ready to index
 }
 
 // indexID names a blind index key: (org, collection, field).
 type indexID struct{ org, collection, field string }
-
-// indexEntry is a blind index key and its indexer.
-type indexEntry struct {
-	key []byte
-	ix  *keys.BlindIndexer
-}
 
 // Options configure a Vault.
 type Options struct {
@@ -93,7 +87,7 @@ type Options struct {
 // New returns a vault over store, with keys and audit.
 func New(store sekisho.Store, kp keys.Provider, aud Auditor, opts Options) *Vault {
 	v := &Vault{store: store, keys: kp, audit: aud, authz: opts.Authorizer, guard: opts.Guard, now: opts.Now,
-		schemas: map[string]*sekisho.Schema{}, idxKeys: map[indexID]indexEntry{}}
+		schemas: map[string]*sekisho.Schema{}, idxKeys: map[indexID]*keys.BlindIndexer{}}
 	if v.authz == nil {
 		v.authz = OwnOrg{}
 	}
@@ -334,39 +328,30 @@ func (v *Vault) Ready(ctx context.Context) error {
 	return nil
 }
 
-func (v *Vault) indexKey(ctx context.Context, org, collection, field string) ([]byte, error) {
-	e, err := v.index(ctx, org, collection, field)
-	return e.key, err
-}
-
 // indexer returns the blind indexer of (org, collection, field): its Index
 // is keys.BlindIndex under the field's index key.
 func (v *Vault) indexer(ctx context.Context, org, collection, field string) (*keys.BlindIndexer, error) {
-	e, err := v.index(ctx, org, collection, field)
-	return e.ix, err
-}
-
-func (v *Vault) index(ctx context.Context, org, collection, field string) (indexEntry, error) {
 	id := indexID{org, collection, field}
 	v.mu.RLock()
-	e, ok := v.idxKeys[id]
+	ix := v.idxKeys[id]
 	v.mu.RUnlock()
-	if ok {
-		return e, nil
+	if ix != nil {
+		return ix, nil
 	}
 	root, err := v.keys.IndexRoot(ctx, org)
 	if err != nil {
-		return indexEntry{}, fmt.Errorf("index root of %s: %w", org, err)
+		return nil, fmt.Errorf("index root of %s: %w", org, err)
 	}
 	key, err := keys.IndexKey(root, collection, field)
 	if err != nil {
-		return indexEntry{}, err
+		return nil, err
 	}
-	e = indexEntry{key: key, ix: keys.NewBlindIndexer(key)}
+	ix = keys.NewBlindIndexer(key)
+	clear(key)
 	v.mu.Lock()
-	v.idxKeys[id] = e
+	v.idxKeys[id] = ix
 	v.mu.Unlock()
-	return e, nil
+	return ix, nil
 }
 
 // decisionEvent is an audit event with the region of each record it names,
