@@ -88,14 +88,14 @@ func (s *Server) oauthErrors(h func(http.ResponseWriter, *http.Request, sekisho.
 		switch {
 		case typ == "unsupported-grant-type":
 			code = "unsupported_grant_type"
+		case typ == access.ProblemAuthorizationPending, typ == access.ProblemSlowDown, typ == access.ProblemExpiredToken, typ == access.ProblemAccessDenied:
+			code = strings.ReplaceAll(typ, "-", "_") // RFC 8628 §3.5
 		case sekisho.Code(err) == sekisho.EInvalid || sekisho.Code(err) == sekisho.EUnsupported || sekisho.Code(err) == sekisho.ETooLarge:
 			code = "invalid_request"
 		case typ == access.ProblemNonce:
 			code = "use_dpop_nonce"
 		case strings.HasPrefix(typ, "dpop-proof-"):
 			code = "invalid_dpop_proof"
-		case typ == access.ProblemAuthorizationPending, typ == access.ProblemSlowDown, typ == access.ProblemExpiredToken, typ == access.ProblemAccessDenied:
-			code = strings.ReplaceAll(typ, "-", "_") // RFC 8628 §3.5
 		}
 		if typ == "" {
 			typ = string(sekisho.Code(err))

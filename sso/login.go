@@ -107,7 +107,12 @@ func (l *Login) Browser(ctx context.Context, show func(authURL string)) (url.Val
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
-	defer srv.Close()
+	defer func() {
+		// Gracefully: the browser gets the page the handler wrote.
+		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(c)
+	}()
 	show(authURL)
 	select {
 	case <-ctx.Done():

@@ -298,3 +298,37 @@ func TestMapping(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceFlow: a device code polled before the person approved it is
+// authorization-pending (relayed from the IdP); once approved at the OP's
+// device pages it signs in; an unknown device code is refused.
+func TestDeviceFlow(t *testing.T) {
+	op := oidctest.Start(t, alice)
+	ctx := context.Background()
+	p, err := New(Config{Issuer: op.Issuer, ClientID: oidctest.ClientID, Mapping: mapping(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Login{Issuer: op.Issuer, ClientID: oidctest.ClientID}
+	da, grant, err := l.Device(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if da.UserCode == "" || da.VerificationURI == "" || grant.Get("grant_type") != GrantDeviceCode || grant.Get("device_code") != da.DeviceCode {
+		t.Fatalf("device authorization: %+v %v", da, grant)
+	}
+	if _, err := p.SignIn(ctx, grant); problem(err) != access.ProblemAuthorizationPending {
+		t.Fatalf("before approval: %v", err)
+	}
+	unknown := url.Values{"grant_type": {GrantDeviceCode}, "device_code": {"not-a-device-code"}}
+	if _, err := p.SignIn(ctx, unknown); err == nil || problem(err) == access.ProblemAuthorizationPending {
+		t.Fatalf("unknown device code: %v", err)
+	}
+	if err := op.ApproveDevice(oidctest.Browser(), da.UserCode, alice.ID, alice.Password); err != nil {
+		t.Fatal(err)
+	}
+	id, err := p.SignIn(ctx, grant)
+	if err != nil || id.Subject != "alice" || id.RefreshToken == "" || !slices.Equal(id.Roles, []string{"admin", "member"}) {
+		t.Fatalf("after approval: %+v %v", id, err)
+	}
+}

@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/access"
+	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/internal/oidctest"
 	"github.com/sekisho/sekisho/internal/swtpmtest"
+	"github.com/sekisho/sekisho/sso"
 )
 
 // startOIDCNode runs serve's node with an identity provider configured as
@@ -134,11 +136,17 @@ func rawRefresh(t *testing.T, server, profile string) (int, map[string]any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proof, err := c.Key.ProofNonce("POST", server+"/v1/token", "", "", time.Now())
+	return rawToken(t, server, c.Key, "grant_type=client_credentials")
+}
+
+// rawToken posts form to POST /v1/token with a proof of key.
+func rawToken(t *testing.T, server string, key *dpop.Key, form string) (int, map[string]any) {
+	t.Helper()
+	proof, err := key.ProofNonce("POST", server+"/v1/token", "", "", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest("POST", server+"/v1/token", strings.NewReader("grant_type=client_credentials"))
+	req, _ := http.NewRequest("POST", server+"/v1/token", strings.NewReader(form))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("DPoP", proof)
 	resp, err := http.DefaultClient.Do(req)
@@ -207,6 +215,19 @@ func TestLoginOIDC(t *testing.T) {
 	aliceProfile, _, err := client.LoadProfile(aliceDir)
 	if err != nil {
 		t.Fatal(err)
+	}
+
+	// The device flow's polling, over HTTP: before the person approved the
+	// code, the token endpoint answers RFC 8628's authorization_pending.
+	l := &sso.Login{Issuer: op.Issuer, ClientID: oidctest.ClientID}
+	_, pending, err := l.Device(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := dpop.GenerateKey("p256")
+	if st, body := rawToken(t, url, k, pending.Encode()); st != http.StatusBadRequest || body["error"] != "authorization_pending" ||
+		!strings.HasSuffix(body["type"].(string), access.ProblemAuthorizationPending) {
+		t.Fatalf("device code not yet approved: %d %v", st, body)
 	}
 
 	// bob: the device flow (he approves the code in a browser elsewhere).
