@@ -32,6 +32,7 @@ import (
 	"github.com/sekisho/sekisho/edge"
 	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/incident"
+	"github.com/sekisho/sekisho/passkey"
 	"github.com/sekisho/sekisho/report"
 	"github.com/sekisho/sekisho/vault"
 )
@@ -74,6 +75,7 @@ type Server struct {
 	access      *access.Service
 	guard       *guard.Guard
 	alerts      AlertFeed // the guard's recent alerts; nil without a guard
+	passkeys    *passkey.Service
 	reports     report.Config
 	purposes    func(string) bool
 	reg         *prometheus.Registry
@@ -131,12 +133,16 @@ type Config struct {
 	// Console, when set, serves the web console at GET /console and
 	// /console/ (package console); it is not an API route.
 	Console http.Handler
+	// Passkeys runs the WebAuthn ceremonies of the console's passkey
+	// sign-in (/v1/webauthn/..., /v1/passkeys); nil answers them with 503
+	// webauthn-not-configured.
+	Passkeys *passkey.Service
 }
 
 // New returns a Server.
 func New(c Config) *Server {
 	s := &Server{vault: c.Vault, auditLog: c.AuditLog, verifierKey: c.VerifierKey, auth: c.Auth, log: c.Logger,
-		reg: c.Registry, purposes: c.KnownPurpose, access: c.Access, guard: c.Guard, reports: c.Reports, now: c.Now, proxies: c.Proxies, tracer: c.Tracer}
+		reg: c.Registry, purposes: c.KnownPurpose, access: c.Access, guard: c.Guard, reports: c.Reports, now: c.Now, proxies: c.Proxies, tracer: c.Tracer, passkeys: c.Passkeys}
 	if c.Guard != nil {
 		s.alerts = c.Guard
 	}
@@ -182,7 +188,7 @@ func New(c Config) *Server {
 		if rt.Method == "POST" && (rt.Pattern == "/v1/token" || rt.Pattern == "/v1/devices" || rt.Pattern == "/v1/bootstrap") {
 			rt.Handler = s.anonLimit(rt.Handler)
 		}
-		if rt.Method == "POST" && rt.Pattern == "/v1/devices/attestation-challenge" {
+		if rt.Method == "POST" && (rt.Pattern == "/v1/devices/attestation-challenge" || isPasskeyCeremony(rt)) {
 			rt.Handler = s.anonLimit(rt.Handler)
 		}
 		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
@@ -228,7 +234,7 @@ func (s *Server) routes() []route {
 		{"GET", "/v1/audit/proof/inclusion", true, false, s.auditInclusion},
 		{"GET", "/v1/audit/proof/consistency", true, false, s.auditConsistency},
 		{"GET", "/v1/audit/events", true, false, s.auditEvents},
-	}, slices.Concat(s.accessRoutes(), s.guardRoutes(), s.incidentRoutes(), s.lifecycleRoutes(), s.keyRoutes())...)
+	}, slices.Concat(s.accessRoutes(), s.guardRoutes(), s.incidentRoutes(), s.lifecycleRoutes(), s.keyRoutes(), s.passkeyRoutes())...)
 }
 
 // ServeHTTP implements http.Handler.

@@ -28,6 +28,7 @@ import (
 	"github.com/sekisho/sekisho/edge"
 	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/httpapi"
+	"github.com/sekisho/sekisho/passkey"
 	"github.com/sekisho/sekisho/postgres"
 	"github.com/sekisho/sekisho/report"
 	"github.com/sekisho/sekisho/sqlite"
@@ -69,6 +70,7 @@ type serveFlags struct {
 	auditExport   auditExportConfig
 	rotationGrace time.Duration
 	sqliteCache   int
+	webauthn      webauthnFlags
 }
 
 // defaultAddr is where serve listens unless --addr says otherwise.
@@ -135,6 +137,7 @@ signing key) and writes the bootstrap admin token to DATA/bootstrap-admin-token
 	fl.IntVar(&f.anonRate, "anonymous-rate-limit", httpapi.DefaultAnonymousRate, "anonymous requests (bootstrap, device enrolment, token) a minute per source address, past which 429 with Retry-After (negative: no limit)")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "127.0.0.1:9700", "address of the Prometheus /metrics listener, apart from the data listener (\"\": none)")
 	f.keys.flags(cmd)
+	f.webauthn.flags(cmd)
 	fl.DurationVar(&f.rotationGrace, "key-rotation-grace", vault.DefaultRotationGrace, "an online key rotation retires the old KEK version only after a walk begun this long after the new one finds nothing under it (writes in flight when it began have committed by then)")
 	fl.IntVar(&f.sqliteCache, "sqlite-cache-mib", sqlite.DefaultCacheMiB, "page cache of each SQLite connection, in MiB: a store's caches hold at most this x (1 writer + its readers, 2 x cores and at least 4) (README \"Memory budget\")")
 	fl.StringVar(&f.config, "config", "", "configuration file (YAML: the flags' settings and a regions: map of region to store URL)")
@@ -246,7 +249,11 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if idp != nil {
 		logger.Info("people sign in through the identity provider (sekisho login --oidc)", "issuer", idp.Issuer(), "client_id", idp.ClientID())
 	}
-	nd, err := newNode(ctx, in, nodeConfig{AnonymousRate: f.anonRate, Token: token, Org: f.org, Region: f.region, Logger: logger, Registry: reg, Webhooks: hooks,
+	passkeys, err := f.webauthn.resolve(f.publicURL, f.addr, tlsConf != nil)
+	if err != nil {
+		return err
+	}
+	nd, err := newNode(ctx, in, nodeConfig{Passkeys: passkeys, AnonymousRate: f.anonRate, Token: token, Org: f.org, Region: f.region, Logger: logger, Registry: reg, Webhooks: hooks,
 		PublicURL: f.publicURL, Proxies: proxies, DPoPNonce: f.dpopNonce, Controller: f.controller, ClientCertificates: f.clientCA != "",
 		Tracer: tracer, DeviceDefault: f.deviceDefault, TPMRoots: tpmRoots, IdentityProvider: idp})
 	if err != nil {
@@ -423,6 +430,9 @@ type nodeConfig struct {
 	ClientCertificates bool
 	// Tracer makes a span of every request (nil: none).
 	Tracer trace.Tracer
+	// Passkeys is the WebAuthn relying party of the console's passkey
+	// sign-in (no origins: off).
+	Passkeys passkeyConfig
 }
 
 // node is the request path over an opened instance: access control, the
@@ -473,6 +483,12 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 			n.grd.Raise(ctx, sekisho.Caller{Principal: "sekisho", Org: org}, rule, detail)
 		})
 		hc.Guard = n.grd
+	}
+	if len(c.Passkeys.Origins) > 0 {
+		if hc.Passkeys, err = passkey.New(passkey.Config{Origins: c.Passkeys.Origins, RPID: c.Passkeys.RPID, Roots: c.Passkeys.Roots,
+			Store: in.store, Audit: in.log, Access: acc, Now: c.Now}); err != nil {
+			return nil, err
+		}
 	}
 	// The node's vault, made with its authoriser and guard; it replaces the
 	// instance's (OwnOrg, no guard) for everything served from here on.

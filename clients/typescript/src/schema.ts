@@ -1326,6 +1326,126 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webauthn/registration/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Begin registering a person's passkey (WebAuthn registration options)
+         * @description Begin registering a person's passkey. The answer is the same whether the principal exists or not. Anonymous, like device enrolment (rate-limited per source address), with a DPoP proof of the browser's key. Problems: webauthn-not-configured (503), webauthn-challenge-invalid (unknown, used or expired ceremony; challenges are single use, 5 minutes), webauthn-key-mismatch (the ceremony was begun with another key), webauthn-invalid (the authenticator's response does not verify).
+         */
+        post: operations["passkeyRegistrationOptions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webauthn/registration": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Register a passkey and enrol the browser's device key (pending until an admin approves)
+         * @description Verify the authenticator's attestation response and enrol the passkey with the browser's DPoP key as a pending device; approving the device (POST /v1/devices/{id}/approve) approves the passkey. An attestation statement that does not verify is 400 attestation-invalid, nothing stored; passkey-known (409) for a registered credential. Anonymous, like device enrolment (rate-limited per source address), with a DPoP proof of the browser's key. Problems: webauthn-not-configured (503), webauthn-challenge-invalid (unknown, used or expired ceremony; challenges are single use, 5 minutes), webauthn-key-mismatch (the ceremony was begun with another key), webauthn-invalid (the authenticator's response does not verify).
+         */
+        post: operations["passkeyRegistration"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webauthn/login/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Begin a passkey sign-in (WebAuthn assertion options, discoverable credentials)
+         * @description Begin a sign-in with a discoverable passkey for the browser's new session key. Anonymous, like device enrolment (rate-limited per source address), with a DPoP proof of the browser's key. Problems: webauthn-not-configured (503), webauthn-challenge-invalid (unknown, used or expired ceremony; challenges are single use, 5 minutes), webauthn-key-mismatch (the ceremony was begun with another key), webauthn-invalid (the authenticator's response does not verify).
+         */
+        post: operations["passkeyLoginOptions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webauthn/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign in with a passkey: the session's device key is enrolled, approved
+         * @description Verify the assertion of an approved passkey and enrol the browser's DPoP key as an approved device of its principal. Also: webauthn-credential-unknown (401), passkey-not-approved (403, its device waits for an admin), passkey-revoked (403), passkey-cloned (401, the signature counter did not grow). Anonymous, like device enrolment (rate-limited per source address), with a DPoP proof of the browser's key. Problems: webauthn-not-configured (503), webauthn-challenge-invalid (unknown, used or expired ceremony; challenges are single use, 5 minutes), webauthn-key-mismatch (the ceremony was begun with another key), webauthn-invalid (the authenticator's response does not verify).
+         */
+        post: operations["passkeyLogin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/passkeys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List passkeys: one's own; an org's for its admins; every org's for root admins and auditors
+         * @description List passkeys. Needs a device-bound credential: Authorization: DPoP <token> with a DPoP proof, or a certificate-bound Bearer token over mTLS (RFC 8705).
+         */
+        get: operations["listPasskeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/passkeys/{id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Revoke a passkey (its person, an admin of its org, or a root admin)
+         * @description Revoke a passkey: it signs in no more (the devices it signed in stay until revoked). Needs a device-bound credential: Authorization: DPoP <token> with a DPoP proof, or a certificate-bound Bearer token over mTLS (RFC 8705).
+         */
+        post: operations["revokePasskey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1849,6 +1969,29 @@ export interface components {
             /** Format: date-time */
             updated_at?: string;
             updated_by?: string;
+        };
+        Passkey: {
+            /** @description the credential id, base64url */
+            id?: string;
+            principal?: string;
+            org?: string;
+            name?: string;
+            /** @description the device enrolled with the passkey, whose approval approves it */
+            device?: string;
+            /** @enum {string} */
+            status?: "pending" | "active" | "revoked";
+            attested?: boolean;
+            attestation_format?: string;
+            attestation_note?: string;
+            aaguid?: string;
+            sign_count?: number;
+            /** Format: date-time */
+            created_at?: string;
+            /** Format: date-time */
+            last_used_at?: string;
+            /** Format: date-time */
+            revoked_at?: string;
+            revoked_by?: string;
         };
     };
     responses: {
@@ -4401,6 +4544,213 @@ export interface operations {
                     };
                     "application/pdf": string;
                     "text/csv": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    passkeyRegistrationOptions: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description DPoP proof (RFC 9449) signed by the browser's device key (the ceremony binds it) */
+                DPoP: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    principal: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the ceremony and its creation options (resident key, user verification required, direct attestation) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description the ceremony id to answer with */
+                        ceremony?: string;
+                        /** Format: date-time */
+                        expires_at?: string;
+                        /** @description the options for navigator.credentials.create or .get: {"publicKey": ...} (base64url byte fields) */
+                        options?: Record<string, never>;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    passkeyRegistration: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description DPoP proof (RFC 9449) signed by the browser's device key (the ceremony binds it) */
+                DPoP: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    ceremony: string;
+                    /** @description the PublicKeyCredential as JSON (PublicKeyCredential.toJSON(): base64url byte fields) */
+                    credential: Record<string, never>;
+                    /** @description the passkey's name */
+                    name?: string;
+                    device_name?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the browser's device: pending, key_storage webauthn, attested when the passkey's attestation chains to a trusted root (serve --webauthn-attestation-roots) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Device"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    passkeyLoginOptions: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description DPoP proof (RFC 9449) signed by the browser's device key (the ceremony binds it) */
+                DPoP: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description the ceremony and its request options (user verification required) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description the ceremony id to answer with */
+                        ceremony?: string;
+                        /** Format: date-time */
+                        expires_at?: string;
+                        /** @description the options for navigator.credentials.create or .get: {"publicKey": ...} (base64url byte fields) */
+                        options?: Record<string, never>;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    passkeyLogin: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description DPoP proof (RFC 9449) signed by the browser's device key (the ceremony binds it) */
+                DPoP: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    ceremony: string;
+                    /** @description the PublicKeyCredential as JSON (PublicKeyCredential.toJSON(): base64url byte fields) */
+                    credential: Record<string, never>;
+                    device_name?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the session's device (approved, key_storage webauthn, attested as the passkey) and the passkey used; get tokens with POST /v1/token */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        device?: components["schemas"]["Device"];
+                        passkey?: string;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listPasskeys: {
+        parameters: {
+            query?: {
+                principal?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description passkeys */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        passkeys?: components["schemas"]["Passkey"][];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    revokePasskey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description passkey */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Passkey"];
                 };
             };
             400: components["responses"]["BadRequest"];

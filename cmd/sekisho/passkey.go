@@ -1,0 +1,72 @@
+package main
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sekisho/sekisho/access"
+)
+
+// webauthnFlags are serve's passkey settings (issue 16 point 5): the
+// console's origins, the relying party id, and the attestation roots.
+type webauthnFlags struct {
+	origins []string
+	rpID    string
+	roots   string
+}
+
+func (f *webauthnFlags) flags(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringSliceVar(&f.origins, "webauthn-origin", nil, "origin the console is opened at, for passkey sign-in (https://vault.example.jp; repeatable). Default: --public-url, or http(s)://localhost:PORT when listening on loopback")
+	fl.StringVar(&f.rpID, "webauthn-rp-id", "", "WebAuthn relying party id (a domain: passkeys are scoped to it); default: the first origin's host")
+	fl.StringVar(&f.roots, "webauthn-attestation-roots", "", "PEM file of the trusted roots of authenticator attestation certificates: a passkey whose attestation chains to one is attested (none: passkeys register unattested)")
+}
+
+// passkeyConfig is the node's passkey relying party; no origins: passkeys
+// are off (the routes answer webauthn-not-configured).
+type passkeyConfig struct {
+	Origins []string
+	RPID    string
+	Roots   *x509.CertPool
+}
+
+// resolve works out the origins: the flag's, else the public URL, else
+// localhost on a loopback listener (browsers refuse IP addresses as RP ids).
+func (f webauthnFlags) resolve(publicURL, addr string, tls bool) (passkeyConfig, error) {
+	pc := passkeyConfig{Origins: f.origins, RPID: f.rpID}
+	if len(pc.Origins) == 0 && publicURL != "" {
+		u, err := access.ParsePublicURL(publicURL)
+		if err != nil {
+			return pc, err
+		}
+		scheme, rest, _ := strings.Cut(u, "://")
+		host, _, _ := strings.Cut(rest, "/")
+		pc.Origins = []string{scheme + "://" + host}
+	}
+	if len(pc.Origins) == 0 {
+		host, port, err := net.SplitHostPort(addr)
+		if ip := net.ParseIP(host); err == nil && (host == "localhost" || (ip != nil && ip.IsLoopback())) {
+			scheme := "http"
+			if tls {
+				scheme = "https"
+			}
+			pc.Origins = []string{scheme + "://localhost:" + port}
+		}
+	}
+	if f.roots != "" {
+		b, err := os.ReadFile(f.roots)
+		if err != nil {
+			return pc, fmt.Errorf("--webauthn-attestation-roots: %w", err)
+		}
+		pc.Roots = x509.NewCertPool()
+		if !pc.Roots.AppendCertsFromPEM(b) {
+			return pc, fmt.Errorf("--webauthn-attestation-roots %s: no PEM certificate in it", f.roots)
+		}
+	}
+	return pc, nil
+}
