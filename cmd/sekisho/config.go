@@ -56,6 +56,12 @@ type fileConfig struct {
 	OIDCIssuer   string `yaml:"oidc_issuer"`
 	OIDCClientID string `yaml:"oidc_client_id"`
 	OIDCMapping  string `yaml:"oidc_mapping"`
+	// WebAuthnOrigin (comma-separated), WebAuthnRPID and
+	// WebAuthnAttestationRoots are serve's --webauthn-origin,
+	// --webauthn-rp-id and --webauthn-attestation-roots (passkeys, issue 16).
+	WebAuthnOrigin           string `yaml:"webauthn_origin"`
+	WebAuthnRPID             string `yaml:"webauthn_rp_id"`
+	WebAuthnAttestationRoots string `yaml:"webauthn_attestation_roots"`
 	// Controller names the business operator in every report (serve's API
 	// and the offline report commands).
 	Controller report.Controller `yaml:"controller"`
@@ -189,6 +195,7 @@ func applyConfig(fs *pflag.FlagSet, c *fileConfig) error {
 		"dek-cache-size": c.Keys.CacheSize, "dek-cache-ttl": c.Keys.CacheTTL,
 		"device-requirement-default": c.DeviceRequirementDefault, "tpm-ek-roots": c.TPMEKRoots,
 		"oidc-issuer": c.OIDCIssuer, "oidc-client-id": c.OIDCClientID, "oidc-mapping": c.OIDCMapping,
+		"webauthn-origin": c.WebAuthnOrigin, "webauthn-rp-id": c.WebAuthnRPID, "webauthn-attestation-roots": c.WebAuthnAttestationRoots,
 	} {
 		f := fs.Lookup(name)
 		if val == "" || f == nil || f.Changed {

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sekisho/sekisho/internal/testpki"
+)
+
+// TestWebAuthnOrigins: serve's passkey relying party comes from
+// --webauthn-origin, else --public-url, else localhost on a loopback
+// listener (browsers refuse IP addresses as RP ids); a listener on every
+// interface without either has no passkeys. The configuration file's keys
+// set the flags the command line did not; a roots file without a
+// certificate is refused.
+func TestWebAuthnOrigins(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		f         webauthnFlags
+		publicURL string
+		addr      string
+		tls       bool
+		want      []string
+	}{
+		{"flag", webauthnFlags{origins: []string{"https://console.example.jp"}}, "https://vault.example.jp", "127.0.0.1:8700", false, []string{"https://console.example.jp"}},
+		{"public url", webauthnFlags{}, "https://vault.example.jp/base", "0.0.0.0:8700", false, []string{"https://vault.example.jp"}},
+		{"loopback", webauthnFlags{}, "", "127.0.0.1:8700", false, []string{"http://localhost:8700"}},
+		{"loopback tls", webauthnFlags{}, "", "localhost:8443", true, []string{"https://localhost:8443"}},
+		{"every interface", webauthnFlags{}, "", ":8700", false, nil},
+	} {
+		pc, err := tc.f.resolve(tc.publicURL, tc.addr, tc.tls)
+		if err != nil || !slices.Equal(pc.Origins, tc.want) {
+			t.Errorf("%s: %v %v, want %v", tc.name, err, pc.Origins, tc.want)
+		}
+	}
+
+	dir := t.TempDir()
+	ca, err := testpki.NewCA("authenticator maker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, junk := filepath.Join(dir, "roots.pem"), filepath.Join(dir, "junk.pem")
+	os.WriteFile(roots, ca.PEM, 0o600)
+	os.WriteFile(junk, []byte("not a certificate"), 0o600)
+	if _, err := (webauthnFlags{roots: junk}).resolve("", "127.0.0.1:1", false); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Fatalf("a roots file without a certificate: %v", err)
+	}
+	cfg := filepath.Join(dir, "sekisho.yaml")
+	os.WriteFile(cfg, []byte("webauthn_origin: https://a.example.jp,https://b.example.jp\nwebauthn_rp_id: example.jp\nwebauthn_attestation_roots: "+roots+"\n"), 0o600)
+	cmd := newServeCmd()
+	if err := cmd.Flags().Parse([]string{"--webauthn-rp-id", "a.example.jp"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fromConfigFile(cmd, cfg); err != nil {
+		t.Fatal(err)
+	}
+	origins, _ := cmd.Flags().GetStringSlice("webauthn-origin")
+	rpID, _ := cmd.Flags().GetString("webauthn-rp-id")
+	rootsFlag, _ := cmd.Flags().GetString("webauthn-attestation-roots")
+	if !slices.Equal(origins, []string{"https://a.example.jp", "https://b.example.jp"}) || rpID != "a.example.jp" || rootsFlag != roots {
+		t.Fatalf("from the file: origins %v, rp id %q (the command line's), roots %q", origins, rpID, rootsFlag)
+	}
+	pc, err := (webauthnFlags{origins: origins, rpID: rpID, roots: rootsFlag}).resolve("", ":1", false)
+	if err != nil || pc.Roots == nil || pc.RPID != "a.example.jp" {
+		t.Fatalf("resolved: %v %+v", err, pc)
+	}
+}
