@@ -57,6 +57,16 @@ type AccessRequest struct {
 	// into the caller's own org).
 	Region string
 	Owner  string
+	// Lookup is the field a lookup searched and the value it searched for,
+	// after normalisation (action lookup only; nil otherwise): the guard
+	// sees it whether the lookup matched or not.
+	Lookup *LookupValue
+}
+
+// LookupValue is a lookup's field and normalised value.
+type LookupValue struct {
+	Field string
+	Value string
 }
 
 // Decision is the authoriser's answer.

@@ -36,9 +36,10 @@
 // zone; quiet for a principal's first min_history requests, then a
 // baseline until learn_after), enumeration (lookup values in arithmetic
 // progression with any stride, or near-sequential, or many distinct values
-// a minute, seen by ObserveLookup, which the vault calls with the value
-// after normalisation before it runs the lookup, on every path, because
-// most of an enumeration's lookups match nothing; or many distinct
+// a minute, seen by Check in the request's Lookup, which the vault fills
+// with the value after normalisation on every path and passes also when
+// the lookup matched nothing, because most of an enumeration's lookups
+// match nothing; or many distinct
 // subjects a minute through lookups), denied-burst, new-purpose,
 // volume-budget and honeytoken.
 // What is learned of a principal (devices, addresses, purposes, hours) is a
@@ -50,7 +51,9 @@
 // a request reads, lists or matches quarantines the principal and the device
 // before that request returns, and the request returns nothing of it. A
 // quarantine is a quarantine object per principal and per device, written to
-// the store before the response: the Authenticator wrapper and Check refuse
+// the store before the response: access (which takes the guard as its
+// access.Quarantine: authentication, token issuance, device enrolment) and
+// Check refuse
 // the subject from the next request on, on this node at once and on every
 // other within the cache TTL (at most one second). Access tokens issued
 // before a quarantine stay refused after it is lifted, which only an admin of

@@ -374,7 +374,17 @@ type firing struct {
 func (g *Guard) Check(ctx context.Context, req sekisho.AccessRequest, recs []*sekisho.SealedRecord, d sekisho.Decision) sekisho.Decision {
 	c := req.Caller
 	rules := g.rules(ctx)
-	// Honeytokens first: a decoy touched quarantines, whatever else holds,
+	// A lookup's value first, matched or not: a quarantined caller and an
+	// enumeration are refused before anything of the records counts.
+	if req.Lookup != nil {
+		if refusal, ok := g.observeLookup(ctx, c, req.Collection, req.Lookup, rules); !ok {
+			return refusal
+		}
+		if len(recs) == 0 {
+			return d // nothing matched: nothing else to see
+		}
+	}
+	// Honeytokens next: a decoy touched quarantines, whatever else holds,
 	// and the request returns nothing.
 	for _, r := range recs {
 		if r.Honeytoken {

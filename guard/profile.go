@@ -174,50 +174,44 @@ type lookupVal struct {
 	at    int64
 }
 
-// ObserveLookup sees the field and value of a lookup before the vault runs
-// it: the vault calls it with the value after normalisation (so full-width
-// or Arabic-Indic digits, spaces and dashes are seen as the number they
-// spell), on every path (HTTP, CLI, import). It refuses a quarantined
-// caller, and raises the enumeration rule on a run of values in arithmetic
-// progression with any stride (run values with one common difference), on
-// values each within max_gap of a recent one, and on more than
-// lookup_values_per_minute distinct values in a minute (most of an
-// enumeration's lookups match nothing, so matched subjects alone miss it).
-func (g *Guard) ObserveLookup(ctx context.Context, c sekisho.Caller, collection, field, value string) error {
+// observeLookup sees the field and normalised value of a lookup (Check,
+// for a request with a Lookup: the vault passes the value after
+// normalisation, so full-width or Arabic-Indic digits, spaces and dashes
+// are seen as the number they spell, on every path: HTTP, CLI, import). It
+// refuses a quarantined caller, and raises the enumeration rule on a run of
+// values in arithmetic progression with any stride (run values with one
+// common difference), on values each within max_gap of a recent one, and
+// on more than lookup_values_per_minute distinct values in a minute (most
+// of an enumeration's lookups match nothing, so matched subjects alone
+// miss it). It returns the refusal, or ok.
+func (g *Guard) observeLookup(ctx context.Context, c sekisho.Caller, collection string, lv *sekisho.LookupValue, rules map[string]*Rule) (sekisho.Decision, bool) {
 	if err := g.Quarantined(ctx, c.Principal, c.Device, time.Time{}); err != nil {
-		return err
+		return sekisho.Decision{Policy: "guard:quarantine", Reason: sekisho.Message(err), Code: sekisho.EForbidden, Type: ProblemQuarantined}, false
 	}
-	r := g.rules(ctx)[RuleEnumeration]
-	if !r.Enabled {
-		return nil
+	r := rules[RuleEnumeration]
+	if r == nil || !r.Enabled {
+		return sekisho.Decision{}, true
 	}
 	h := fnv.New64a()
-	h.Write([]byte(value))
-	lv := lookupVal{field: collection + "." + field, num: digits(value), sum: h.Sum64()}
+	h.Write([]byte(lv.Value))
+	v := lookupVal{field: collection + "." + lv.Field, num: digits(lv.Value), sum: h.Sum64()}
 	g.mu.Lock()
-	detail := g.enumerationLocked(c.Principal, lv, g.now(), r)
+	detail := g.enumerationLocked(c.Principal, v, g.now(), r)
 	g.mu.Unlock()
 	if detail == "" {
-		return nil
+		return sekisho.Decision{}, true
 	}
 	g.fire(ctx, c, r, r.Action, detail)
-	var err error
+	d := sekisho.Decision{Policy: "guard:" + RuleEnumeration, Code: sekisho.EForbidden}
 	switch r.Action {
 	case ActionQuarantine:
-		err = sekisho.TypedErrorf(sekisho.EForbidden, ProblemQuarantined, "quarantined by the guard (%s)", detail)
+		d.Type, d.Reason = ProblemQuarantined, fmt.Sprintf("quarantined by the guard (%s)", detail)
 	case ActionStepUp:
-		err = sekisho.TypedErrorf(sekisho.EForbidden, ProblemStepUp, "this request is unusual for you (%s); ask an admin of your org for an approved access request, then retry", detail)
+		d.Type, d.Reason = ProblemStepUp, fmt.Sprintf("this request is unusual for you (%s); ask an admin of your org for an approved access request, then retry", detail)
 	default:
-		return nil
+		return sekisho.Decision{}, true
 	}
-	ev := sekisho.Event{Time: g.now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Source: c.Source,
-		Purpose: c.Purpose, Action: sekisho.ActionLookup, Collection: collection, Decision: sekisho.Deny, Policy: "guard:" + RuleEnumeration, Reason: sekisho.Message(err)}
-	if g.cfg.Audit != nil {
-		if _, aerr := g.cfg.Audit.Append(ctx, ev); aerr != nil {
-			return &sekisho.Error{Code: sekisho.EUnavailable, Message: "the audit log is unavailable; nothing was returned", Err: aerr}
-		}
-	}
-	return err
+	return d, false
 }
 
 // digits reads the last 15 digits of s as a number (phone numbers, ids

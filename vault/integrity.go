@@ -27,12 +27,6 @@ func integrityErr(r *sekisho.SealedRecord, what string, err error) error {
 		Err:     err}
 }
 
-// Alerter is the part of a guard that raises an alert no rule raised on
-// the request's way in (guard.Guard implements it).
-type Alerter interface {
-	Raise(ctx context.Context, c sekisho.Caller, rule, detail string)
-}
-
 // integrity records a read or change of r that failed to authenticate: an
 // audit event (decision deny, the reason naming the record and what
 // failed), a tamper alert through the guard's channels, and the
@@ -44,8 +38,8 @@ func (v *Vault) integrity(ctx context.Context, c sekisho.Caller, action sekisho.
 		return err
 	}
 	d := sekisho.Decision{Policy: "integrity", Reason: e.Message, Code: e.Code, Type: e.Type}
-	if a, ok := v.guard.(Alerter); ok {
-		a.Raise(ctx, c, RuleTamper, e.Message)
+	if v.guard != nil {
+		v.guard.Raise(ctx, c, RuleTamper, e.Message)
 	}
 	if rerr := v.record(ctx, v.event(c, action, collection, []*sekisho.SealedRecord{r}, nil, nil, d, false)); rerr != nil {
 		return rerr

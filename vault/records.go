@@ -197,6 +197,13 @@ func (v *Vault) BatchGet(ctx context.Context, c sekisho.Caller, collection strin
 // With withValues false only ids are returned, no field is opened, and the
 // event lists no fields.
 func (v *Vault) read(ctx context.Context, c sekisho.Caller, action sekisho.Action, collection string, ids, asked []string, withValues bool) ([]*sekisho.Record, error) {
+	return v.readLooked(ctx, c, action, collection, ids, asked, withValues, nil)
+}
+
+// readLooked is read for a lookup of look (nil for other reads): the guard's
+// one call sees the lookup's field and normalised value, also when the
+// lookup matched nothing.
+func (v *Vault) readLooked(ctx context.Context, c sekisho.Caller, action sekisho.Action, collection string, ids, asked []string, withValues bool, look *sekisho.LookupValue) ([]*sekisho.Record, error) {
 	s, err := v.Schema(ctx, collection)
 	if err != nil {
 		return nil, err
@@ -222,7 +229,14 @@ func (v *Vault) read(ctx context.Context, c sekisho.Caller, action sekisho.Actio
 			d := sekisho.Decision{Policy: "none", Reason: "record not found", Code: sekisho.ENotFound}
 			return nil, v.deny(ctx, v.event(c, action, collection, nil, ids, nil, d, false), d)
 		}
-		if err := v.record(ctx, v.event(c, action, collection, nil, []string{}, nil, sekisho.Decision{Allow: true, Policy: "none", Reason: "no records found"}, false)); err != nil {
+		d := sekisho.Decision{Allow: true, Policy: "none", Reason: "no records found"}
+		if look != nil && v.guard != nil {
+			d = v.guard.Check(ctx, sekisho.AccessRequest{Caller: c, Action: action, Collection: collection, Schema: s, Fields: fields, Lookup: look}, nil, d)
+			if !d.Allow {
+				return nil, v.deny(ctx, v.event(c, action, collection, nil, nil, nil, d, false), d)
+			}
+		}
+		if err := v.record(ctx, v.event(c, action, collection, nil, []string{}, nil, d, false)); err != nil {
 			return nil, err
 		}
 		return []*sekisho.Record{}, nil
@@ -256,7 +270,7 @@ func (v *Vault) read(ctx context.Context, c sekisho.Caller, action sekisho.Actio
 		return nil, err
 	}
 	if v.guard != nil {
-		d = v.guard.Check(ctx, sekisho.AccessRequest{Caller: c, Action: action, Collection: collection, Schema: s, Fields: fields}, recs, d)
+		d = v.guard.Check(ctx, sekisho.AccessRequest{Caller: c, Action: action, Collection: collection, Schema: s, Fields: fields, Lookup: look}, recs, d)
 	}
 	if !d.Allow {
 		return nil, v.deny(ctx, v.event(c, action, collection, recs, nil, nil, d, false), d)
@@ -469,12 +483,6 @@ func (v *Vault) Erase(ctx context.Context, c sekisho.Caller, collection, id stri
 	return v.store.EraseRecord(ctx, collection, id, v.now().UTC())
 }
 
-// LookupObserver is the part of a guard that sees every lookup's field and
-// normalised value before it runs, and may refuse it (guard.Guard).
-type LookupObserver interface {
-	ObserveLookup(ctx context.Context, c sekisho.Caller, collection, field, value string) error
-}
-
 // sameData reports whether two versions of a record hold the same data
 // (fields and index): they differ at most in the wrapping of their key.
 func sameData(a, b *sekisho.SealedRecord) bool {
@@ -518,13 +526,6 @@ func (v *Vault) Lookup(ctx context.Context, c sekisho.Caller, collection string,
 	if _, err := fieldList(s, lr.Fields); err != nil {
 		return nil, err
 	}
-	// The guard sees the value after normalisation, on every path, before
-	// the lookup runs (most of an enumeration's lookups match nothing).
-	if o, ok := v.guard.(LookupObserver); ok {
-		if err := o.ObserveLookup(ctx, c, collection, f.Name, string(val)); err != nil {
-			return nil, err
-		}
-	}
 	ix, err := v.indexer(ctx, c.Org, collection, f.Name)
 	if err != nil {
 		return nil, err
@@ -535,7 +536,11 @@ func (v *Vault) Lookup(ctx context.Context, c sekisho.Caller, collection string,
 	}
 	// With no fields asked, only ids are returned: still a decision on these
 	// records, and audited as one.
-	return v.read(ctx, c, sekisho.ActionLookup, collection, nonEmpty(ids), lr.Fields, len(lr.Fields) > 0)
+	// The guard sees the value after normalisation, on every path, in
+	// read's one call, matched or not (most of an enumeration's lookups
+	// match nothing).
+	return v.readLooked(ctx, c, sekisho.ActionLookup, collection, nonEmpty(ids), lr.Fields, len(lr.Fields) > 0,
+		&sekisho.LookupValue{Field: f.Name, Value: string(val)})
 }
 
 // nonEmpty keeps read's "no ids" check from firing on a lookup with no match.

@@ -34,10 +34,17 @@ func (OwnOrg) Authorize(_ context.Context, r sekisho.AccessRequest) sekisho.Deci
 	return sekisho.Decision{Allow: false, Policy: "default-deny", Reason: "record belongs to another org and no grant allows access", Code: sekisho.EForbidden}
 }
 
-// Guard sees every decision after authorisation and before data is opened;
-// it may turn an allow into a deny (budgets, anomalies, honeytokens).
+// Guard is the exfiltration guard (guard.Guard). The vault calls Check in
+// one place per operation on records (read, batch get, lookup, detokenize,
+// update, erase, tokenize of a record), after authorisation and before any
+// data is opened or changed; a lookup's request carries its field and
+// normalised value, and the guard sees it even when nothing matched. Check
+// may turn an allow into a deny (grant budgets, volume budgets, anomalies,
+// honeytokens, quarantines). Raise raises an alert that no rule raised on
+// the way in: a record that fails to authenticate (RuleTamper).
 type Guard interface {
 	Check(ctx context.Context, req sekisho.AccessRequest, recs []*sekisho.SealedRecord, d sekisho.Decision) sekisho.Decision
+	Raise(ctx context.Context, c sekisho.Caller, rule, detail string)
 }
 
 // Vault is the record service.
