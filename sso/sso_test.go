@@ -301,7 +301,8 @@ func TestMapping(t *testing.T) {
 
 // TestDeviceFlow: a device code polled before the person approved it is
 // authorization-pending (relayed from the IdP); once approved at the OP's
-// device pages it signs in; an unknown device code is refused.
+// device pages it signs in; an unknown device code is refused, a denied
+// one is access-denied.
 func TestDeviceFlow(t *testing.T) {
 	op := oidctest.Start(t, alice)
 	ctx := context.Background()
@@ -330,5 +331,16 @@ func TestDeviceFlow(t *testing.T) {
 	id, err := p.SignIn(ctx, grant)
 	if err != nil || id.Subject != "alice" || id.RefreshToken == "" || !slices.Equal(id.Roles, []string{"admin", "member"}) {
 		t.Fatalf("after approval: %+v %v", id, err)
+	}
+	// A code the person denies at the IdP is access-denied.
+	da, grant, err = l.Device(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := op.DenyDevice(oidctest.Browser(), da.UserCode, alice.ID, alice.Password); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.SignIn(ctx, grant); problem(err) != access.ProblemAccessDenied {
+		t.Fatalf("denied: %v", err)
 	}
 }

@@ -245,6 +245,15 @@ func (o *OP) LogIn(b *http.Client, authURL, id, password string) (int, string, e
 // ApproveDevice enters userCode on the OP's device page in browser b as
 // the person id, and allows the device.
 func (o *OP) ApproveDevice(b *http.Client, userCode, id, password string) error {
+	return o.answerDevice(b, userCode, id, password, "allowed")
+}
+
+// DenyDevice is ApproveDevice with the person denying the device.
+func (o *OP) DenyDevice(b *http.Client, userCode, id, password string) error {
+	return o.answerDevice(b, userCode, id, password, "denied")
+}
+
+func (o *OP) answerDevice(b *http.Client, userCode, id, password, action string) error {
 	resp, err := b.PostForm(o.Issuer+"/device/login", url.Values{"user_code": {userCode}, "username": {id}, "password": {password}})
 	if err != nil {
 		return err
@@ -254,13 +263,13 @@ func (o *OP) ApproveDevice(b *http.Client, userCode, id, password string) error 
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "action") {
 		return fmt.Errorf("device login: HTTP %d %.300s", resp.StatusCode, page)
 	}
-	resp, err = b.PostForm(o.Issuer+"/device/confirm", url.Values{"action": {"allowed"}})
+	resp, err = b.PostForm(o.Issuer+"/device/confirm", url.Values{"action": {action}})
 	if err != nil {
 		return err
 	}
 	page, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(page), "allowed") {
+	if !strings.Contains(string(page), action) {
 		return fmt.Errorf("device confirm: HTTP %d %.300s", resp.StatusCode, page)
 	}
 	return nil
