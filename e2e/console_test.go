@@ -510,9 +510,97 @@ func TestConsole(t *testing.T) {
 	if bad != 0 || ok == 0 {
 		t.Errorf("checkpoints verified in the browser: %d ok, %d bad", ok, bad)
 	}
+	if first := evalString(`document.querySelector('#checkpoints [data-consistency]').dataset.consistency`); first != "first" {
+		t.Errorf("first visit of the audit page: consistency %q, want first", first)
+	}
 	shot("08-audit")
+	// The log grows (a principal created: audited); the next visit proves
+	// the new checkpoint extends the one witnessed (consistency proof
+	// verified in the browser): the positive control of the tamper below.
+	grow := func(id string) {
+		t.Helper()
+		if err := admin.JSON(ctx, "POST", "/v1/principals", "", map[string]any{"id": id, "org": "operator", "roles": []string{"member"}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grow("audit-probe-1")
+	page("#/approvals", "approvals") // (the same hash again would not render)
+	page("#/audit", "audit")
+	do("audit again", visible(`#checkpoints [data-verify]`))
+	if v, k := evalString(`document.querySelector('#checkpoints [data-verify]').dataset.verify`), evalString(`document.querySelector('#checkpoints [data-consistency]').dataset.consistency`); v != "ok" || k != "proved" {
+		t.Errorf("after the log grew: verify %q, consistency %q; want ok, proved", v, k)
+	}
+	shot("08b-audit-proved")
+	// Tampered, 1: the checkpoint this browser witnessed before is changed
+	// (its root, as a fork of the log would have it): the consistency proof
+	// to the new checkpoint fails and the page says so.
+	witness := evalString(`localStorage.getItem('sekisho-witness-default') || ''`)
+	if witness == "" {
+		t.Fatal("no witnessed checkpoint in localStorage")
+	}
+	evalString(`(() => { const w = JSON.parse(localStorage.getItem('sekisho-witness-default')); const r = Uint8Array.from(atob(w.root), c => c.charCodeAt(0)); r[0] ^= 1;
+		w.root = btoa(String.fromCharCode(...r)); localStorage.setItem('sekisho-witness-default', JSON.stringify(w)); return w.root })()`)
+	grow("audit-probe-2")
+	page("#/approvals", "approvals") // (the same hash again would not render)
+	page("#/audit", "audit")
+	do("audit tampered witness", visible(`#checkpoints [data-verify]`))
+	if v, k := evalString(`document.querySelector('#checkpoints [data-verify]').dataset.verify`), evalString(`document.querySelector('#checkpoints [data-consistency]').dataset.consistency`); v != "bad" || k != "failed" {
+		t.Errorf("with a tampered witnessed checkpoint: verify %q, consistency %q; want bad, failed", v, k)
+	}
+	shot("08c-audit-fork-failed")
+	// Tampered, 2: the checkpoint served to the page is changed on the way
+	// (its root hash): the signature check fails.
+	evalString(`localStorage.removeItem('sekisho-witness-default'); window.realFetch = window.fetch; window.fetch = async (input, init) => {
+		const res = await window.realFetch(input, init)
+		if (!String(input).includes('/v1/audit/checkpoint')) return res
+		const lines = (await res.text()).split('\n'); const r = Uint8Array.from(atob(lines[2]), c => c.charCodeAt(0)); r[0] ^= 1; lines[2] = btoa(String.fromCharCode(...r))
+		return new Response(lines.join('\n'), { status: res.status, headers: res.headers }) }; 'patched'`)
+	page("#/approvals", "approvals") // (the same hash again would not render)
+	page("#/audit", "audit")
+	do("audit tampered checkpoint", visible(`#checkpoints [data-verify]`))
+	if v, k := evalString(`document.querySelector('#checkpoints [data-verify]').dataset.verify`), evalString(`document.querySelector('#checkpoints [data-consistency]').dataset.consistency`); v != "bad" || k != "unsigned" {
+		t.Errorf("with a tampered checkpoint: verify %q, consistency %q; want bad, unsigned", v, k)
+	}
+	shot("08d-audit-tampered-checkpoint")
+	evalString(`window.fetch = window.realFetch; 'restored'`)
+	// Positive control: untampered again, it verifies.
+	page("#/approvals", "approvals") // (the same hash again would not render)
+	page("#/audit", "audit")
+	do("audit restored", visible(`#checkpoints [data-verify]`))
+	if v := evalString(`document.querySelector('#checkpoints [data-verify]').dataset.verify`); v != "ok" {
+		t.Errorf("the untampered checkpoint: verify %q, want ok", v)
+	}
+	// Grants: the page shows the server's computation (GET /v1/grants/usage).
 	page("#/grants", "grants")
 	do("grants", visible(`#grants-all`))
+	var usage struct {
+		Expiring, Unused []string
+		OverBudget       []string `json:"over_budget"`
+		Grants           []struct {
+			ID             string
+			BudgetRefusals int `json:"budget_refusals"`
+			Reads          int
+		}
+	}
+	if err := admin.JSON(ctx, "GET", "/v1/grants/usage", "", nil, &usage); err != nil {
+		t.Fatal(err)
+	}
+	if len(usage.OverBudget) == 0 || len(usage.Unused) == 0 {
+		t.Errorf("the demo's history has an over-budget grant and this test an unused one: %+v", usage)
+	}
+	for sel, want := range map[string][]string{"#grants-expiring": usage.Expiring, "#grants-unused": usage.Unused, "#grants-over-budget": usage.OverBudget} {
+		got := evalString(`[...document.querySelectorAll('` + sel + ` tbody tr[data-key]')].map(r => r.dataset.key).join(',')`)
+		if got != strings.Join(want, ",") {
+			t.Errorf("%s on the page: %q; the API: %v", sel, got, want)
+		}
+	}
+	for _, g := range usage.Grants {
+		if slices.Contains(usage.OverBudget, g.ID) {
+			if got := textOf(`#grants-over-budget tr[data-key="` + g.ID + `"] [data-k=budget_refusals]`); got != strconv.Itoa(g.BudgetRefusals) {
+				t.Errorf("grant %s: %s budget refusals on the page, %d in the API", g.ID, got, g.BudgetRefusals)
+			}
+		}
+	}
 	shot("09-grants")
 
 	// Japanese, and the zone shown.

@@ -42,6 +42,7 @@ func (s *Server) accessRoutes() []route {
 		{"POST", "/v1/devices/{id}/revoke", true, false, s.revokeDevice},
 
 		{"GET", "/v1/grants", true, false, s.listGrants},
+		{"GET", "/v1/grants/usage", true, false, s.grantUsage},
 		{"POST", "/v1/grants", true, false, s.createGrant},
 		{"GET", "/v1/grants/{id}", true, false, s.getGrant},
 		{"POST", "/v1/grants/{id}/approve", true, false, s.approveGrant},

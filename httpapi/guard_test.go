@@ -109,7 +109,7 @@ func newGuardWorldIn(t *testing.T, records int, loc *time.Location) *gworld {
 	must(t, acc.EnsurePolicies(ctx))
 	w.v = vault.New(e.store, e.kp, e.log, vault.Options{Now: e.clk.Now, Authorizer: acc.Authorizer(), Guard: w.g})
 	e.srv = httptest.NewServer(httpapi.New(httpapi.Config{Vault: w.v, AuditLog: e.log, Auth: acc, Access: acc,
-		KnownPurpose: acc.KnownPurpose, Registry: reg, Guard: w.g}))
+		KnownPurpose: acc.KnownPurpose, Registry: reg, Guard: w.g, Now: e.clk.Now}))
 	t.Cleanup(e.srv.Close)
 	e.acc = acc
 

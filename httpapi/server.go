@@ -63,26 +63,27 @@ const (
 
 // Server serves the API.
 type Server struct {
-	limiter     *rateLimiter // anonymous routes, per source; nil: none
-	vault       *vault.Vault
-	log         *slog.Logger
-	auditLog    *audit.Log // the default log (events about no record)
-	incidents   *incident.Service
-	dir         *access.Directory // the vault's store's: principals, devices, grants
-	auditLogs   *audit.Logs       // every log: the default and each region's
-	verifierKey string
-	auth        Authenticator
-	access      *access.Service
-	guard       *guard.Guard
-	alerts      AlertFeed // the guard's recent alerts; nil without a guard
-	passkeys    *passkey.Service
-	reports     report.Config
-	purposes    func(string) bool
-	reg         *prometheus.Registry
-	now         func() time.Time
-	anon        anonLimiter
-	proxies     edge.Proxies
-	tracer      trace.Tracer
+	limiter       *rateLimiter // anonymous routes, per source; nil: none
+	vault         *vault.Vault
+	log           *slog.Logger
+	auditLog      *audit.Log // the default log (events about no record)
+	incidents     *incident.Service
+	dir           *access.Directory // the vault's store's: principals, devices, grants
+	auditLogs     *audit.Logs       // every log: the default and each region's
+	verifierKey   string
+	auth          Authenticator
+	access        *access.Service
+	guard         *guard.Guard
+	alerts        AlertFeed     // the guard's recent alerts; nil without a guard
+	grantCounters GrantCounters // the guard's counters of grants; nil without a guard
+	passkeys      *passkey.Service
+	reports       report.Config
+	purposes      func(string) bool
+	reg           *prometheus.Registry
+	now           func() time.Time
+	anon          anonLimiter
+	proxies       edge.Proxies
+	tracer        trace.Tracer
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -144,7 +145,7 @@ func New(c Config) *Server {
 	s := &Server{vault: c.Vault, auditLog: c.AuditLog, verifierKey: c.VerifierKey, auth: c.Auth, log: c.Logger,
 		reg: c.Registry, purposes: c.KnownPurpose, access: c.Access, guard: c.Guard, reports: c.Reports, now: c.Now, proxies: c.Proxies, tracer: c.Tracer, passkeys: c.Passkeys}
 	if c.Guard != nil {
-		s.alerts = c.Guard
+		s.alerts, s.grantCounters = c.Guard, c.Guard
 	}
 	switch {
 	case c.AuditLogs != nil:

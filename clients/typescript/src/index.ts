@@ -12,6 +12,8 @@ import { proof, thumbprint, type DeviceKey } from './dpop.js'
 export type { components, paths } from './schema.js'
 export { generateDeviceKey, proof, publicJWK, thumbprint, stripURL, accessTokenHash, b64url } from './dpop.js'
 export type { DeviceKey, PublicJWK, ProofOptions } from './dpop.js'
+export { verifyConsistency, parseCheckpoint } from './merkle.js'
+export type { Checkpoint } from './merkle.js'
 
 type S = components['schemas']
 export type Grant = S['Grant']
@@ -20,6 +22,8 @@ export type Quarantine = S['Quarantine']
 export type GuardRule = S['GuardRule']
 export type GuardAlert = S['GuardAlert']
 export type GuardAlertPage = S['GuardAlertPage']
+export type GrantUsage = S['GrantUsage']
+export type GrantUsageReport = S['GrantUsageReport']
 export type Incident = S['Incident']
 export type Scope = S['Scope']
 export type AuditEvent = S['AuditEvent']
@@ -289,6 +293,10 @@ export class Client {
   async listGrants(org?: string): Promise<Grant[]> {
     return (await this.json<{ grants?: Grant[] }>('GET', '/v1/grants', { query: { org } })).grants ?? []
   }
+  /** grantUsage: the grants expiring, unused and over budget, computed on the server. */
+  grantUsage(q: { org?: string; expiring_within?: string } = {}): Promise<GrantUsageReport> {
+    return this.json('GET', '/v1/grants/usage', { query: q })
+  }
   approveGrant(id: string): Promise<Grant> {
     return this.json('POST', `/v1/grants/${enc(id)}/approve`)
   }
@@ -371,6 +379,10 @@ export class Client {
   /** checkpoint is the latest signed checkpoint (a C2SP signed note) of a region's log. */
   async checkpoint(region?: string): Promise<string> {
     return (await this.fetch('GET', '/v1/audit/checkpoint', { query: { region } })).text()
+  }
+  /** consistencyProof is the proof that the log of size `to` extends the one of size `from` (verify it with verifyConsistency). */
+  consistencyProof(from: number, to: number, region?: string): Promise<{ from?: number; to?: number; hashes?: string[] }> {
+    return this.json('GET', '/v1/audit/proof/consistency', { query: { from, to, region } })
   }
   async verifierKey(): Promise<string> {
     return (await this.fetch('GET', '/v1/audit/verifier-key')).text()

@@ -699,6 +699,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/grants/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Grants expiring, unused and over budget, computed on the server (admins and auditors)
+         * @description The grants the caller may list (as GET /v1/grants), each with its use computed on the server: reads, records read and last use from the audit log (every region's log, read from the creation of the oldest grant listed), refusals for its budget, and the guard's live counters of this node (records in the last hour, records counted). expiring: active and expiring within expiring_within (default 168h); unused: active, not expired, never used; over_budget: refused for its budget at least once, or at or above its hourly or total budget now. Members are refused (403 admin-required). Needs a device-bound credential: Authorization: DPoP <token> with a DPoP proof, or a certificate-bound Bearer token over mTLS (RFC 8705).
+         */
+        get: operations["grantUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/grants/{id}": {
         parameters: {
             query?: never;
@@ -1450,6 +1470,35 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        GrantUsage: components["schemas"]["Grant"] & {
+            /** @description status, with an active grant past its expiry as expired */
+            state: string;
+            expiring: boolean;
+            /** @description allowed audit events through the grant */
+            reads: number;
+            records_read: number;
+            /** Format: date-time */
+            last_used?: string;
+            unused: boolean;
+            budget_refusals: number;
+            /** @description the guard's counter on this node */
+            records_last_hour?: number;
+            /** @description the guard's counter on this node since it last rebuilt its state (at most a day of the audit log) */
+            records_counted?: number;
+            over_budget: boolean;
+        };
+        GrantUsageReport: {
+            /** Format: date-time */
+            as_of: string;
+            expiring_within?: string;
+            grants: components["schemas"]["GrantUsage"][];
+            /** @description ids of the expiring grants */
+            expiring: string[];
+            unused: string[];
+            over_budget: string[];
+            /** @description audit events read to compute it */
+            events_scanned: number;
+        };
         /** @description an alert of the guard: a rule that fired (as sent to the webhooks), with its seq in this node's feed */
         GuardAlert: {
             /** @description grows with every alert (across restarts too) */
@@ -3326,6 +3375,35 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    grantUsage: {
+        parameters: {
+            query?: {
+                /** @description the org whose grants (default: the caller's; auditors and root admins: all) */
+                org?: string;
+                /** @description a Go duration (default 168h, at most a year) */
+                expiring_within?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description grant usage */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GrantUsageReport"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             default: components["responses"]["Problem"];
         };
     };

@@ -198,3 +198,54 @@ test('guard alerts: admins only; one streamed as it fires; the quarantine lifted
   assert.equal(q.status, 'lifted')
   assert.equal(q.lifts[0].reason, why)
 })
+
+test('grant usage: computed on the server; a new grant is unused and expiring', async () => {
+  await admin.json('POST', '/v1/orgs', { body: { id: 'ts-partner', home_region: 'jp' } })
+  const g = await admin.json('POST', '/v1/grants', { body: { grantee_org: 'ts-partner', collections: ['users'], fields: ['display_name'], regions: ['jp'], purposes: ['support'], actions: ['read'], expires: new Date(Date.now() + 86400_000).toISOString() } })
+  const rep = await admin.grantUsage()
+  const u = rep.grants.find((x) => x.id === g.id)
+  assert.ok(u, 'the grant is listed')
+  assert.equal(u.reads, 0)
+  assert.ok(rep.unused.includes(g.id))
+  assert.ok(rep.expiring.includes(g.id))
+  assert.ok(!rep.over_budget.includes(g.id))
+  assert.ok(rep.events_scanned > 0)
+  // A narrower window: not expiring within an hour.
+  assert.ok(!(await admin.grantUsage({ expiring_within: '1h' })).expiring.includes(g.id))
+})
+
+test('audit: a consistency proof between two checkpoints verifies here; a tampered root fails', async () => {
+  const { parseCheckpoint, verifyConsistency } = await import('../dist/index.js')
+  const b64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0))
+  const before = parseCheckpoint(await admin.checkpoint())
+  for (const id of ['ts-audit-1', 'ts-audit-2', 'ts-audit-3']) {
+    await admin.json('POST', '/v1/principals', { body: { id, org: 'operator', kind: 'person', roles: ['member'] } })
+  }
+  const after = parseCheckpoint(await admin.checkpoint())
+  assert.ok(after.size > before.size, `the log grew (${before.size} -> ${after.size})`)
+  const p = await admin.consistencyProof(before.size, after.size)
+  const hashes = p.hashes.map(b64)
+  assert.equal(await verifyConsistency(before.size, after.size, hashes, before.root, after.root), null)
+  // Tampered: the old root (a fork), the new root, a proof hash, the sizes.
+  const flip = (h) => { const x = Uint8Array.from(h); x[0] ^= 1; return x }
+  assert.notEqual(await verifyConsistency(before.size, after.size, hashes, flip(before.root), after.root), null)
+  assert.notEqual(await verifyConsistency(before.size, after.size, hashes, before.root, flip(after.root)), null)
+  if (hashes.length > 0) assert.notEqual(await verifyConsistency(before.size, after.size, [flip(hashes[0]), ...hashes.slice(1)], before.root, after.root), null)
+  assert.notEqual(await verifyConsistency(before.size + 1, after.size, hashes, before.root, after.root), null)
+})
+
+test('verifyConsistency agrees with transparency-dev/merkle on every pair of sizes up to 70 leaves', async () => {
+  const file = process.env.SEKISHO_MERKLE_VECTORS
+  assert.ok(file, 'set SEKISHO_MERKLE_VECTORS (e2e TestTypeScriptClient writes them)')
+  const { verifyConsistency } = await import('../dist/index.js')
+  const b64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0))
+  const vs = JSON.parse(readFileSync(file, 'utf8'))
+  assert.equal(vs.length, 70 * 71 / 2)
+  for (const v of vs) {
+    const proof = (v.proof ?? []).map(b64), r1 = b64(v.root1), r2 = b64(v.root2)
+    assert.equal(await verifyConsistency(v.size1, v.size2, proof, r1, r2), null, `${v.size1}..${v.size2}`)
+    const bad = Uint8Array.from(r2)
+    bad[31] ^= 0x80
+    assert.notEqual(await verifyConsistency(v.size1, v.size2, proof, r1, bad), null, `${v.size1}..${v.size2} with another root`)
+  }
+})

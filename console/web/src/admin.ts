@@ -1,5 +1,6 @@
 // Approvals, quarantines, guard, audit and grants.
-import { ProblemError, type AuditEventEntry, type Client, type Grant, type GuardAlert, type Quarantine } from '../../../clients/typescript/src/index'
+import { ProblemError, type AuditEventEntry, type Client, type GrantUsage, type GuardAlert, type Quarantine } from '../../../clients/typescript/src/index'
+import { parseCheckpoint, verifyConsistency, type Checkpoint } from '../../../clients/typescript/src/merkle'
 import { download, h, list, mono, status, table, timeEl } from './dom'
 import { t } from './i18n'
 
@@ -186,6 +187,38 @@ async function regionsOf(c: Client): Promise<string[]> {
   return [...set]
 }
 
+/**
+ * witnessCheck checks a verified checkpoint against the last one this
+ * browser witnessed for the log (kept in localStorage: public data): the
+ * same size must have the same root, a larger one must be proved to extend
+ * it (a consistency proof from the server, verified here). A log that
+ * shrank or forked fails. The stored checkpoint moves on only when it holds.
+ */
+async function witnessCheck(c: Client, region: string, cp: Checkpoint): Promise<{ ok: boolean; text: string; kind: string }> {
+  const wkey = `sekisho-witness-${region}`
+  const prev = JSON.parse(localStorage.getItem(wkey) ?? 'null') as { size: number; root: string } | null
+  let res: { ok: boolean; text: string; kind: string }
+  if (!prev || !prev.size) {
+    res = { ok: true, text: t('verify_first'), kind: 'first' }
+  } else if (prev.size > cp.size) {
+    res = { ok: false, text: `${t('verify_shrank')} (${prev.size} → ${cp.size})`, kind: 'failed' }
+  } else {
+    const root1 = Uint8Array.from(atob(prev.root), (ch) => ch.charCodeAt(0))
+    let err: string | null
+    if (prev.size === cp.size) {
+      err = await verifyConsistency(prev.size, cp.size, [], root1, cp.root)
+    } else {
+      const p = await c.consistencyProof(prev.size, cp.size, region)
+      err = await verifyConsistency(prev.size, cp.size, (p.hashes ?? []).map(b64dec), root1, cp.root)
+    }
+    res = err === null
+      ? { ok: true, text: prev.size === cp.size ? t('verify_same') : `${t('verify_grew')} (${prev.size} → ${cp.size})`, kind: prev.size === cp.size ? 'same' : 'proved' }
+      : { ok: false, text: `${t('verify_fork')} (${prev.size} → ${cp.size}): ${err}`, kind: 'failed' }
+  }
+  if (res.ok) localStorage.setItem(wkey, JSON.stringify({ size: cp.size, root: cp.rootBase64 }))
+  return res
+}
+
 export async function auditPage(c: Client): Promise<HTMLElement> {
   const vkey = (await c.verifierKey()).trim()
   const regions = await regionsOf(c)
@@ -198,23 +231,22 @@ export async function auditPage(c: Client): Promise<HTMLElement> {
       if (e instanceof ProblemError && e.status === 404) continue
       throw e
     }
-    const lines = note.split('\n')
-    const size = Number(lines[1])
-    const ok = await verifyNote(note, vkey)
-    // The last checkpoint this browser witnessed for the log (public data).
-    const wkey = `sekisho-witness-${region}`
-    const prev = JSON.parse(localStorage.getItem(wkey) ?? 'null') as { size: number; root: string } | null
-    let cons = t('verify_first')
-    if (prev && prev.size > 0 && prev.size <= size) {
-      cons = prev.size === size ? (prev.root === lines[2] ? t('verify_grew') : t('verify_bad')) : `${t('verify_grew')} (${prev.size} → ${size})`
+    const sigOk = await verifyNote(note, vkey)
+    let cp: Checkpoint | undefined
+    try {
+      cp = parseCheckpoint(note)
+    } catch {
+      cp = undefined
     }
-    if (ok) localStorage.setItem(wkey, JSON.stringify({ size, root: lines[2] }))
-    rows.push([region, lines[0] ?? '', String(size), mono(lines[2]),
-      h('span', { class: ok ? 'ok' : 'bad', 'data-verify': ok ? 'ok' : 'bad' }, ok ? t('verify_ok') : t('verify_bad'), ok ? `; ${cons}` : ''),
-      h('button', { type: 'button', class: 'secondary', 'data-witness': region, onclick: () => download(new Blob([note], { type: 'text/plain' }), `checkpoint-${region}-${size}`) }, t('witness_dl'))])
+    const w = sigOk && cp ? await witnessCheck(c, region, cp) : { ok: false, text: t('verify_sig_bad'), kind: 'unsigned' }
+    const ok = sigOk && !!cp && w.ok
+    rows.push([region, cp?.origin ?? '', String(cp?.size ?? '?'), mono(cp?.rootBase64 ?? ''),
+      h('span', { class: ok ? 'ok' : 'bad', 'data-verify': ok ? 'ok' : 'bad', 'data-consistency': w.kind }, sigOk ? t('verify_ok') : t('verify_bad'), `; ${w.text}`),
+      h('button', { type: 'button', class: 'secondary', 'data-witness': region, onclick: () => download(new Blob([note], { type: 'text/plain' }), `checkpoint-${region}-${cp?.size ?? 0}`) }, t('witness_dl'))])
   }
   return h('section', { 'aria-labelledby': 'page-title' },
     h('h1', { id: 'page-title' }, t('audit')),
+    h('p', {}, t('audit_intro')),
     table('checkpoints', t('checkpoints'), [t('region'), t('log'), t('size'), t('root_hash'), t('verify'), t('witness')], rows, rows.map((r) => String(r[0]))),
     h('h2', {}, t('verifier_key')), h('pre', { id: 'verifier-key' }, vkey))
 }
@@ -222,29 +254,21 @@ export async function auditPage(c: Client): Promise<HTMLElement> {
 // ---- grants: expiring, unused, over budget
 
 export async function grantsPage(c: Client): Promise<HTMLElement> {
-  const [grants, events] = await Promise.all([c.listGrants(), recentEvents(c)])
-  const used = new Map<string, number>()
-  const budget = new Map<string, number>()
-  for (const e of events) {
-    const p = e.event?.policy ?? ''
-    if (!p.startsWith('grant:')) continue
-    const id = p.slice('grant:'.length)
-    if (e.event?.decision === 'allow') used.set(id, (used.get(id) ?? 0) + 1)
-    else if (/budget/.test(e.event?.reason ?? '')) budget.set(id, (budget.get(id) ?? 0) + 1)
-  }
-  const now = Date.now()
-  const active = grants.filter((g) => g.status === 'active')
-  // Expired grants keep the status active in the API: they are not "expiring".
-  const expiring = active.filter((g) => { const d = Date.parse(g.expires) - now; return d >= 0 && d < 7 * 86400_000 })
-  const unused = active.filter((g) => !used.has(g.id ?? ''))
-  const over = grants.filter((g) => budget.has(g.id ?? ''))
-  const row = (g: Grant) => [mono(g.id), g.grantor_org ?? '', g.grantee_org, list(g.collections), list(g.regions), list(g.purposes), g.status === 'active' && Date.parse(g.expires) < now ? t('expired') : g.status ?? '', timeEl(g.expires), `${g.budget_per_hour || '—'} / ${g.budget_total || '—'}`]
-  const heads = [t('id'), t('grantor'), t('grantee'), t('collections'), t('regions'), t('purposes'), t('status'), t('expires'), t('budget')]
+  // Computed on the server, from the whole audit log and the guard's counters.
+  const rep = await c.grantUsage()
+  const by = new Map(rep.grants.map((g) => [g.id ?? '', g]))
+  const pick = (ids: string[]) => ids.map((id) => by.get(id)).filter((g): g is GrantUsage => !!g)
+  const row = (g: GrantUsage) => [mono(g.id), g.grantor_org ?? '', g.grantee_principal ? `${g.grantee_org} / ${g.grantee_principal}` : g.grantee_org, list(g.collections), list(g.regions), list(g.purposes),
+    h('span', { class: g.state === 'active' ? '' : 'bad', 'data-state': g.state }, g.state), timeEl(g.expires), `${g.budget_per_hour || '—'} / ${g.budget_total || '—'}`,
+    h('span', { 'data-k': 'reads' }, String(g.reads)), h('span', { 'data-k': 'records_read' }, String(g.records_read)), timeEl(g.last_used)]
+  const heads = [t('id'), t('grantor'), t('grantee'), t('collections'), t('regions'), t('purposes'), t('status'), t('expires'), t('budget'), t('reads'), t('records_read'), t('last_used')]
+  const over = pick(rep.over_budget)
   return h('section', { 'aria-labelledby': 'page-title' },
     h('h1', { id: 'page-title' }, t('grants')),
-    h('p', {}, `${events.length} ${t('events_read')}`),
-    table('grants-expiring', t('expiring'), heads, expiring.map(row), expiring.map((g) => g.id ?? '')),
-    table('grants-unused', t('unused'), heads, unused.map(row), unused.map((g) => g.id ?? '')),
-    table('grants-over-budget', t('over_budget'), [...heads, t('refusals')], over.map((g) => [...row(g), String(budget.get(g.id ?? ''))]), over.map((g) => g.id ?? '')),
-    table('grants-all', t('all_grants'), heads, grants.map(row), grants.map((g) => g.id ?? '')))
+    h('p', { id: 'grants-asof' }, `${t('computed_server')} `, timeEl(rep.as_of), ` (${rep.events_scanned} ${t('events_read')})`),
+    table('grants-expiring', `${t('expiring')} (${rep.expiring_within})`, heads, pick(rep.expiring).map(row), rep.expiring),
+    table('grants-unused', t('unused'), heads, pick(rep.unused).map(row), rep.unused),
+    table('grants-over-budget', t('over_budget'), [t('id'), t('grantee'), t('collections'), t('status'), t('budget'), t('records_read'), t('refusals'), t('guard_counters')],
+      over.map((g) => { const r = row(g); return [r[0], r[2], r[3], r[6], r[8], r[10], h('span', { 'data-k': 'budget_refusals' }, String(g.budget_refusals)), `${g.records_last_hour ?? 0} / ${g.records_counted ?? 0}`] }), over.map((g) => g.id ?? '')),
+    table('grants-all', t('all_grants'), heads, rep.grants.map(row), rep.grants.map((g) => g.id ?? '')))
 }
