@@ -263,8 +263,8 @@ func (s *Service) reportBroken(ctx context.Context, what string) {
 	if s.cfg.Audit != nil {
 		s.cfg.Audit.Append(context.WithoutCancel(ctx), ev)
 	}
-	if s.alert != nil {
-		s.alert(ctx, RuleCompileFailed, s.rootOrg, detail)
+	if s.cfg.Alert != nil {
+		s.cfg.Alert(ctx, RuleCompileFailed, s.rootOrg, detail)
 	}
 }
 

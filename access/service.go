@@ -78,6 +78,10 @@ type Config struct {
 	// attested) of orgs that set none of their own, across orgs and for
 	// sensitive fields; "" is hardware-bound.
 	DeviceDefault string
+	// Alert raises an alert that no request's caller raised (a stored
+	// policy that no longer compiles) through the guard's alert channels
+	// (guard.Guard.Raise); nil: the failure is only logged and audited.
+	Alert func(ctx context.Context, rule, org, detail string)
 	// Quarantine refuses quarantined principals and device keys (the
 	// guard): at authentication, token issuance and device enrolment. Nil:
 	// nothing is quarantined (no guard runs).
@@ -111,7 +115,6 @@ type Service struct {
 	purposes  map[string]bool
 	regions   map[string]bool
 	validator *validate.Validator
-	alert     func(ctx context.Context, rule, org, detail string)
 	replay    *replayCache
 	keys      *dpop.KeyCache
 	tokens    *tokenCache
@@ -197,13 +200,6 @@ func New(cfg Config) (*Service, error) {
 	s.tokens = &tokenCache{max: int64(cfg.MaxTokenEntries)}
 	s.cache = newStateCache(s.cacheTTL, cfg.Now)
 	return s, nil
-}
-
-// SetAlerter sets where the service raises alerts that no request caller
-// receives (a stored policy or grant that no longer compiles): the guard's
-// alert channels. Call it before serving.
-func (s *Service) SetAlerter(alert func(ctx context.Context, rule, org, detail string)) {
-	s.alert = alert
 }
 
 // KnownPurpose reports whether p is a purpose of this instance.

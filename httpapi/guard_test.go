@@ -104,7 +104,10 @@ func newGuardWorldIn(t *testing.T, records int, loc *time.Location) *gworld {
 	must(t, w.g.Start(ctx))
 	t.Cleanup(w.g.Close)
 	acc, err := access.New(access.Config{Store: e.store, Schema: func(ctx context.Context, c string) (*sekisho.Schema, error) { return w.v.Schema(ctx, c) }, Audit: e.log, TokenKey: make([]byte, 32),
-		BootstrapToken: bootToken, RootOrg: "operator", RootRegion: "jp", Now: e.clk.Now, DeviceDefault: access.DeviceAny, Quarantine: w.g})
+		BootstrapToken: bootToken, RootOrg: "operator", RootRegion: "jp", Now: e.clk.Now, DeviceDefault: access.DeviceAny, Quarantine: w.g,
+		Alert: func(ctx context.Context, rule, org, detail string) {
+			w.g.Raise(ctx, vaultCaller("sekisho", org), rule, detail)
+		}})
 	must(t, err)
 	must(t, acc.EnsurePolicies(ctx))
 	w.v = vault.New(e.store, e.kp, e.log, vault.Options{Now: e.clk.Now, Authorizer: acc.Authorizer(), Guard: w.g})

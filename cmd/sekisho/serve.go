@@ -465,6 +465,9 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 		DeviceDefault: c.DeviceDefault, TPMRoots: c.TPMRoots, IdentityProvider: c.IdentityProvider}
 	if n.grd != nil {
 		acfg.Quarantine = n.grd
+		acfg.Alert = func(ctx context.Context, rule, org, detail string) {
+			n.grd.Raise(ctx, sekisho.Caller{Principal: "sekisho", Org: org}, rule, detail)
+		}
 	}
 	acc, err := newAccessWith(ctx, in, acfg)
 	if err != nil {
@@ -479,9 +482,6 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 		AnonymousRate: c.AnonymousRate, Console: console.Handler()}
 	if n.grd != nil {
 		opts.Guard = n.grd
-		acc.SetAlerter(func(ctx context.Context, rule, org, detail string) {
-			n.grd.Raise(ctx, sekisho.Caller{Principal: "sekisho", Org: org}, rule, detail)
-		})
 		hc.Guard = n.grd
 	}
 	if len(c.Passkeys.Origins) > 0 {
