@@ -29,7 +29,7 @@ type world struct {
 	skew   *atomic.Int64 // added to the clock, in seconds
 }
 
-func newWorld(t *testing.T, roots *x509.CertPool) *world {
+func newWorld(t testing.TB, roots *x509.CertPool) *world {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -73,7 +73,7 @@ func newWorld(t *testing.T, roots *x509.CertPool) *world {
 	return &world{store: store, access: as, pk: pk, admin: admin, skew: skew}
 }
 
-func newKey(t *testing.T) dpop.JWK {
+func newKey(t testing.TB) dpop.JWK {
 	t.Helper()
 	k, err := dpop.GenerateKey("p256")
 	if err != nil {

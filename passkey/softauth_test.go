@@ -35,7 +35,7 @@ type softAuthenticator struct {
 
 var b64 = base64.RawURLEncoding
 
-func newSoftAuthenticator(t *testing.T, format string, ca *testCA) *softAuthenticator {
+func newSoftAuthenticator(t testing.TB, format string, ca *testCA) *softAuthenticator {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -56,7 +56,7 @@ type testCA struct {
 	cert *x509.Certificate
 }
 
-func newTestCA(t *testing.T, name string) *testCA {
+func newTestCA(t testing.TB, name string) *testCA {
 	t.Helper()
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name, Organization: []string{"Test Maker"}},
@@ -72,7 +72,7 @@ func newTestCA(t *testing.T, name string) *testCA {
 
 // issue makes an attestation key and its certificate (the subject WebAuthn
 // §8.2.1 requires of packed attestation certificates).
-func (ca *testCA) issue(t *testing.T) (*ecdsa.PrivateKey, []byte) {
+func (ca *testCA) issue(t testing.TB) (*ecdsa.PrivateKey, []byte) {
 	t.Helper()
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{Country: []string{"JP"}, Organization: []string{"Test Maker"},
@@ -100,7 +100,7 @@ func clientData(typ string, challenge []byte, origin string) []byte {
 	return b
 }
 
-func sign(t *testing.T, k *ecdsa.PrivateKey, data ...[]byte) []byte {
+func sign(t testing.TB, k *ecdsa.PrivateKey, data ...[]byte) []byte {
 	t.Helper()
 	h := sha256.New()
 	for _, d := range data {
@@ -115,7 +115,7 @@ func sign(t *testing.T, k *ecdsa.PrivateKey, data ...[]byte) []byte {
 
 // create answers navigator.credentials.create: the PublicKeyCredential as
 // JSON (what the console posts).
-func (a *softAuthenticator) create(t *testing.T, opts any, origin string) []byte {
+func (a *softAuthenticator) create(t testing.TB, opts any, origin string) []byte {
 	t.Helper()
 	cc := opts.(*protocol.CredentialCreation)
 	rpHash := sha256.Sum256([]byte(cc.Response.RelyingParty.ID))
@@ -152,7 +152,7 @@ func (a *softAuthenticator) create(t *testing.T, opts any, origin string) []byte
 }
 
 // get answers navigator.credentials.get with this passkey.
-func (a *softAuthenticator) get(t *testing.T, opts any, origin string) []byte {
+func (a *softAuthenticator) get(t testing.TB, opts any, origin string) []byte {
 	t.Helper()
 	ca := opts.(*protocol.CredentialAssertion)
 	rpHash := sha256.Sum256([]byte(ca.Response.RelyingPartyID))
