@@ -46,9 +46,17 @@ func (f webauthnFlags) resolve(publicURL, addr string, tls bool) (passkeyConfig,
 		}
 		scheme, rest, _ := strings.Cut(u, "://")
 		host, _, _ := strings.Cut(rest, "/")
-		pc.Origins = []string{scheme + "://" + host}
+		// An IP address cannot be an RP id (browsers refuse it): such a
+		// public URL offers no passkeys unless --webauthn-origin says.
+		hostname := host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			hostname = h
+		}
+		if net.ParseIP(strings.Trim(hostname, "[]")) == nil {
+			pc.Origins = []string{scheme + "://" + host}
+		}
 	}
-	if len(pc.Origins) == 0 {
+	if len(pc.Origins) == 0 && publicURL == "" {
 		host, port, err := net.SplitHostPort(addr)
 		if ip := net.ParseIP(host); err == nil && (host == "localhost" || (ip != nil && ip.IsLoopback())) {
 			scheme := "http"

@@ -30,6 +30,9 @@ func TestWebAuthnOrigins(t *testing.T) {
 		{"loopback", webauthnFlags{}, "", "127.0.0.1:8700", false, []string{"http://localhost:8700"}},
 		{"loopback tls", webauthnFlags{}, "", "localhost:8443", true, []string{"https://localhost:8443"}},
 		{"every interface", webauthnFlags{}, "", ":8700", false, nil},
+		// An IP address is no RP id: no passkeys (serve still starts).
+		{"public url of an address", webauthnFlags{}, "http://127.0.0.1:9000", "127.0.0.1:8700", false, nil},
+		{"public url of an IPv6 address", webauthnFlags{}, "https://[::1]:9000", "127.0.0.1:8700", false, nil},
 	} {
 		pc, err := tc.f.resolve(tc.publicURL, tc.addr, tc.tls)
 		if err != nil || !slices.Equal(pc.Origins, tc.want) {
