@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -17,6 +18,9 @@ import (
 // scopes them to c's org.
 type AlertFeed interface {
 	Alerts(ctx context.Context, c sekisho.Caller, after uint64, limit int) (*guard.AlertPage, error)
+	// Quarantined refuses a reader quarantined since its stream opened:
+	// the stream checks it before every write.
+	Quarantined(ctx context.Context, principal, device string, iat time.Time) error
 }
 
 // Alert stream bounds: a stream ends after alertStreamMax (the client
@@ -111,6 +115,18 @@ func (s *Server) streamAlerts(w http.ResponseWriter, r *http.Request, c sekisho.
 	stop := time.NewTimer(time.Until(end))
 	defer stop.Stop()
 	for {
+		if err := s.alerts.Quarantined(ctx, c.Principal, c.Device, c.TokenIssued); err != nil {
+			// The reader was quarantined while it listened: the stream ends.
+			typ := "quarantined"
+			var e *sekisho.Error
+			if errors.As(err, &e) && e.Type != "" {
+				typ = e.Type
+			}
+			b, _ := json.Marshal(map[string]string{"type": ProblemBase + typ, "detail": sekisho.Message(err)})
+			fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)
+			_ = rc.Flush()
+			return nil
+		}
 		for _, a := range p.Alerts {
 			b, _ := json.Marshal(a)
 			fmt.Fprintf(w, "id: %d\nevent: alert\ndata: %s\n\n", a.Seq, b)

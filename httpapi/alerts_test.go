@@ -167,4 +167,29 @@ func TestGuardAlertsAPI(t *testing.T) {
 	if got := nextAlert(t, readEvents(resumed.Body)); got.ID != a2.ID {
 		t.Fatalf("resumed after %d: %+v", a1.Seq, got)
 	}
+
+	// A reader quarantined while it listens: its stream ends with an error
+	// event instead of the next alert (the root admin's stream, above, is
+	// the control that the alert was sent).
+	admin2 := w.principal(w.admin, w.admin, "admin2", "operator", "admin", "support")
+	s2 := openStream(t, ctx, admin2, fmt.Sprintf("?after=%d", a2.Seq), nil)
+	ev2 := readEvents(s2.Body)
+	must(t, w.admin.JSON(ctx, "POST", "/v1/collections/users/honeytokens", "", map[string]any{"region": "jp", "count": 1}, &made))
+	_, err = w.read(admin2, made.Honeytokens[0].ID)
+	refused(t, err, guard.ProblemQuarantined)
+	if got := nextAlert(t, rootEvents); got.Principal != "admin2" {
+		t.Fatalf("the root admin's stream: %+v, want admin2's alert", got)
+	}
+	for ev := range ev2 {
+		if ev.event == "alert" {
+			t.Fatalf("a quarantined reader was sent an alert: %+v", ev)
+		}
+		if ev.event == "error" {
+			if !strings.Contains(ev.data, "problems/quarantined") {
+				t.Fatalf("error event %q", ev.data)
+			}
+			return
+		}
+	}
+	t.Fatal("the quarantined reader's stream ended without an error event")
 }

@@ -892,7 +892,7 @@ export interface paths {
         };
         /**
          * Follow the guard's alerts as they fire (Server-Sent Events; admins; scoped to the admin's org)
-         * @description A text/event-stream: one event `alert` per alert as it is raised (id: its seq; data: the alert as JSON, as in GET /v1/guard/alerts), after the ones since ?after= or the Last-Event-ID header. Comment lines keep it open; it ends with an event `end` after five minutes, and the client opens the next one with the last id. DPoP-signed like every request (browsers read it with fetch: EventSource cannot send the headers). Refusals come before the stream, as problems. Needs a device-bound credential: Authorization: DPoP <token> with a DPoP proof, or a certificate-bound Bearer token over mTLS (RFC 8705).
+         * @description A text/event-stream: one event `alert` per alert as it is raised (id: its seq; data: the alert as JSON, as in GET /v1/guard/alerts), after the ones since ?after= or the Last-Event-ID header. Comment lines keep it open; it ends with an event `end` after five minutes, and the client opens the next one with the last id. DPoP-signed like every request (browsers read it with fetch: EventSource cannot send the headers). Refusals come before the stream, as problems; a reader quarantined while it listens gets an event `error` (data: type, detail) and the stream ends. Needs a device-bound credential: Authorization: DPoP <token> with a DPoP proof, or a certificate-bound Bearer token over mTLS (RFC 8705).
          */
         get: operations["streamGuardAlerts"];
         put?: never;
