@@ -33,6 +33,10 @@ type passkeyConfig struct {
 	Origins []string
 	RPID    string
 	Roots   *x509.CertPool
+	// Derived says Origins came from --public-url or the listener, not
+	// --webauthn-origin: when they make no valid relying party (a host that
+	// is no domain), serve goes on without passkeys and says so.
+	Derived bool
 }
 
 // resolve works out the origins: the flag's, else the public URL, else
@@ -66,6 +70,7 @@ func (f webauthnFlags) resolve(publicURL, addr string, tls bool) (passkeyConfig,
 			pc.Origins = []string{scheme + "://localhost:" + port}
 		}
 	}
+	pc.Derived = len(f.origins) == 0 && len(pc.Origins) > 0
 	if f.roots != "" {
 		b, err := os.ReadFile(f.roots)
 		if err != nil {

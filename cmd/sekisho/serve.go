@@ -487,7 +487,11 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 	if len(c.Passkeys.Origins) > 0 {
 		if hc.Passkeys, err = passkey.New(passkey.Config{Origins: c.Passkeys.Origins, RPID: c.Passkeys.RPID, Roots: c.Passkeys.Roots,
 			Store: in.store, Audit: in.log, Access: acc, Now: c.Now}); err != nil {
-			return nil, err
+			if !c.Passkeys.Derived {
+				return nil, err
+			}
+			c.Logger.Warn("no passkeys for the console: the default origin makes no WebAuthn relying party; give --webauthn-origin", "origins", c.Passkeys.Origins, "error", err.Error())
+			hc.Passkeys = nil
 		}
 	}
 	// The node's vault, made with its authoriser and guard; it replaces the
