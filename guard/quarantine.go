@@ -316,7 +316,7 @@ func (g *Guard) Quarantined(ctx context.Context, principal, device string, iat t
 		}
 		if s.active {
 			return sekisho.TypedErrorf(sekisho.EUnauthorized, ProblemQuarantined,
-				"%s is quarantined by the guard; %s (sekisho quarantine lift %s)", id, liftersText(s.org, s.needed), id)
+				"%s is quarantined by the guard; %s (sekisho quarantine lift %s --reason TEXT)", id, liftersText(s.org, s.needed), id)
 		}
 		if !s.since.IsZero() && !iat.IsZero() && iat.Before(s.since) {
 			return sekisho.TypedErrorf(sekisho.EUnauthorized, ProblemQuarantined,
