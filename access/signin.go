@@ -7,6 +7,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -170,6 +171,24 @@ func (s *Service) SignIn(r *http.Request, c sekisho.Caller, grant url.Values) (*
 	if err != nil {
 		return nil, err
 	}
+	attested := false
+	if raw := grant.Get("attestation"); raw != "" {
+		// Evidence of where the key lives (a TPM key attestation, as at
+		// enrolment), verified before the IdP is asked.
+		var ev TPMEvidence
+		if err := json.Unmarshal([]byte(raw), &ev); err != nil {
+			return nil, &sekisho.Error{Code: sekisho.EInvalid, Type: ProblemAttestationInvalid, Field: "attestation", Message: "the attestation does not decode: " + err.Error()}
+		}
+		if storage != KeyStorageTPM {
+			return nil, &sekisho.Error{Code: sekisho.EInvalid, Type: ProblemAttestationInvalid, Field: "key_storage",
+				Message: "a TPM attestation attests key_storage tpm, not " + storage}
+		}
+		if err := s.VerifyTPMEvidence(&ev, v.JWK); err != nil {
+			return nil, s.event(r.Context(), sekisho.Caller{Principal: "sign-in", Device: v.Thumbprint, Source: c.Source, RequestID: c.RequestID},
+				"sign-in", "attestation refused, device "+v.Thumbprint, err)
+		}
+		attested = true
+	}
 	name := grant.Get("device_name")
 	if len(name) > 100 {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "device_name", "device name is longer than 100 characters")
@@ -190,7 +209,7 @@ func (s *Service) SignIn(r *http.Request, c sekisho.Caller, grant url.Values) (*
 	if err != nil {
 		return nil, s.event(ctx, c, "sign-in", detail, err)
 	}
-	d, err := s.signInDevice(ctx, p, v.JWK, name, storage, id.Issuer)
+	d, err := s.signInDevice(ctx, p, v.JWK, name, storage, attested, id.Issuer)
 	if err != nil {
 		return nil, s.event(ctx, c, "sign-in", detail, err)
 	}
@@ -287,7 +306,7 @@ func (s *Service) signInPrincipal(ctx context.Context, id *Identity) (*Principal
 
 // signInDevice returns the device of key for p: enrolled now, approved by
 // the sign-in, or the approved device of p it already is.
-func (s *Service) signInDevice(ctx context.Context, p *Principal, key dpop.JWK, name, storage, issuer string) (*Device, error) {
+func (s *Service) signInDevice(ctx context.Context, p *Principal, key dpop.JWK, name, storage string, attested bool, issuer string) (*Device, error) {
 	key, err := key.Canonical()
 	if err != nil {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "key", "%v", err)
@@ -316,7 +335,7 @@ func (s *Service) signInDevice(ctx context.Context, p *Principal, key dpop.JWK, 
 		return nil, err
 	}
 	d := &Device{ID: key.Thumbprint(), Principal: p.ID, Org: p.Org, Name: name, Key: key, Status: StatusApproved,
-		EnrolledAt: now, ApprovedAt: &now, ApprovedBy: "sign-in:" + issuer, KeyStorage: storage}
+		EnrolledAt: now, ApprovedAt: &now, ApprovedBy: "sign-in:" + issuer, KeyStorage: storage, Attested: attested}
 	if err := s.put(ctx, sekisho.KindDevice, d.ID, d.Org, version, d); err != nil {
 		if sekisho.Code(err) == sekisho.EConflict {
 			err = errKeyKnown()

@@ -125,6 +125,13 @@ func (c *Client) SignIn(ctx context.Context, grant url.Values) (*Token, error) {
 	if c.KeyStorage != "" {
 		form.Set("key_storage", c.KeyStorage)
 	}
+	if c.Attestation != nil {
+		b, err := json.Marshal(c.Attestation)
+		if err != nil {
+			return nil, err
+		}
+		form.Set("attestation", string(b))
+	}
 	if err := c.unauthenticatedRaw(ctx, "POST", "/v1/token", []byte(form.Encode()), "application/x-www-form-urlencoded", "", &t); err != nil {
 		return nil, err
 	}

@@ -64,6 +64,7 @@ server maps the person's subject and groups to a principal and roles,
 enrols this machine's device key for them, approved (or reuses the key
 the profile already holds), and every token refresh asks the identity
 provider again: a person disabled there is refused at the next refresh.
+With --key-store tpm the sign-in attests the key as below.
 
 With --key-store tpm, login also attests the key when the
 TPM holds an endorsement key certificate: an attestation key of the same
@@ -89,11 +90,11 @@ attested: true. --attest makes a failed attestation fail the login.`,
 				if bootFile != "" || principal != "" {
 					return usageErrorf("--oidc signs in as the person the identity provider names: no --bootstrap-token-file or --principal")
 				}
-				if attest {
-					return usageErrorf("--attest is not available with --oidc yet (the device is enrolled unattested)")
+				if attest && keyStore != client.KeyStorageTPM {
+					return usageErrorf("--attest is for --key-store tpm")
 				}
 				return loginOIDC(cmd, sso, oidcLoginArgs{server: server, profile: profile, keyStore: keyStore, keyType: keyType, tpm: tpm,
-					p11: &p11, deviceName: deviceName, force: force, format: format})
+					p11: &p11, deviceName: deviceName, force: force, format: format, attest: attest})
 			}
 			if bootFile == "" && principal == "" {
 				return usageErrorf("give --bootstrap-token-file FILE (first admin) or --principal ID")

@@ -36,7 +36,7 @@ func (o *oidcLoginFlags) flags(f *pflag.FlagSet) {
 type oidcLoginArgs struct {
 	server, profile, keyStore, keyType, tpm, deviceName, format string
 	p11                                                         *pkcs11Flags
-	force                                                       bool
+	force, attest                                               bool
 }
 
 // serverIdP is what the server's metadata says of its identity provider.
@@ -106,6 +106,9 @@ func loginOIDC(cmd *cobra.Command, o oidcLoginFlags, a oidcLoginArgs) error {
 		if cmd.Flags().Changed("key-store") && a.keyStore != orDefault(p.KeyStorage, client.KeyStorageFile) {
 			return usageErrorf("profile %s holds a %s key; give --force to replace it with a %s key", dir, orDefault(p.KeyStorage, client.KeyStorageFile), a.keyStore)
 		}
+		if a.attest {
+			return usageErrorf("profile %s holds a device key already enrolled; --attest attests a new key (add --force)", dir)
+		}
 		key, reused = c.Key, true
 		c.KeyStorage = orDefault(p.KeyStorage, client.KeyStorageFile)
 	} else {
@@ -120,6 +123,12 @@ func loginOIDC(cmd *cobra.Command, o oidcLoginFlags, a oidcLoginArgs) error {
 		p.Device = key.Thumbprint()
 		c = client.New(server, key)
 		c.KeyStorage = a.keyStore
+		if blob != nil {
+			// As at enrolment: the TPM proves where the key lives when it can.
+			if err := attestLogin(cmd, c, blob, p.Device, a.attest); err != nil {
+				return err
+			}
+		}
 	}
 	deviceName := a.deviceName
 	if deviceName == "" {
@@ -168,17 +177,24 @@ func loginOIDC(cmd *cobra.Command, o oidcLoginFlags, a oidcLoginArgs) error {
 	if err := c.JSON(ctx, http.MethodGet, "/v1/whoami", "", nil, &who); err != nil {
 		return err
 	}
+	var dev client.Device
+	if err := c.JSON(ctx, http.MethodGet, "/v1/devices/"+p.Device, "", nil, &dev); err != nil {
+		return err
+	}
 	client.SaveToken(dir, c)
 	if a.format == "json" {
 		return writeJSON(out, loginResult{Server: p.Server, Principal: p.Principal, Org: p.Org, Roles: who.Roles, Device: p.Device,
-			Status: access.StatusApproved, Profile: dir, KeyStorage: c.KeyStorage, TPM: p.TPM, Abandoned: abandoned(old, a.force)})
+			Status: dev.Status, Profile: dir, KeyStorage: dev.KeyStorage, TPM: p.TPM, Abandoned: abandoned(old, a.force), Attested: dev.Attested})
 	}
 	how := "a new"
 	if reused {
 		how = "the profile's"
 	}
-	fmt.Fprintf(out, "Signed in as %s (org %s, roles %s) through %s.\nDevice %s (%s key), approved.\n%sProfile: %s\n",
-		p.Principal, p.Org, strings.Join(who.Roles, ","), idp.Issuer, p.Device, how, keyLine(p), dir)
+	if dev.Attested {
+		how += ", attested"
+	}
+	fmt.Fprintf(out, "Signed in as %s (org %s, roles %s) through %s.\nDevice %s (%s key), %s.\n%sProfile: %s\n",
+		p.Principal, p.Org, strings.Join(who.Roles, ","), idp.Issuer, p.Device, how, dev.Status, keyLine(p), dir)
 	return nil
 }
 

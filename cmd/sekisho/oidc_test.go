@@ -20,12 +20,13 @@ import (
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/internal/oidctest"
 	"github.com/sekisho/sekisho/internal/swtpmtest"
+	"github.com/sekisho/sekisho/internal/testpki"
 	"github.com/sekisho/sekisho/sso"
 )
 
 // startOIDCNode runs serve's node with an identity provider configured as
 // serve --oidc-issuer/--oidc-client-id/--oidc-mapping configures it.
-func startOIDCNode(t *testing.T, issuer, mapping string) (url, tokenFile string) {
+func startOIDCNode(t *testing.T, issuer, mapping string, more ...func(*nodeConfig)) (url, tokenFile string) {
 	t.Helper()
 	setMasterKey(t)
 	dir := t.TempDir()
@@ -48,7 +49,11 @@ func startOIDCNode(t *testing.T, issuer, mapping string) (url, tokenFile string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := newNode(ctx, in, nodeConfig{Token: token, Org: "operator", Region: "jp", DeviceDefault: access.DeviceAny, IdentityProvider: idp})
+	nc := nodeConfig{Token: token, Org: "operator", Region: "jp", DeviceDefault: access.DeviceAny, IdentityProvider: idp}
+	for _, f := range more {
+		f(&nc)
+	}
+	n, err := newNode(ctx, in, nc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,24 +333,32 @@ func toStrings(v any) []string {
 	return out
 }
 
-// TestLoginOIDCTPM: login --oidc with the device key in a TPM (swtpm): the
-// sign-in enrols it as key_storage tpm and the refreshes are signed there.
+// TestLoginOIDCTPM: login --oidc --attest with the device key in a TPM
+// (swtpm with an EK certificate of a maker the server trusts): the sign-in
+// enrols it as key_storage tpm, attested, and the refreshes are signed
+// there.
 func TestLoginOIDCTPM(t *testing.T) {
+	maker, err := testpki.NewCA("TPM maker")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tpm := swtpmtest.Start(t)
+	tpm.ProvisionEK(t, maker)
 	op := oidctest.Start(t, oidctest.Person{ID: "alice", Password: "alice-pw", Email: "alice@example.jp", Groups: []string{"staff"}})
-	url, tokenFile := startOIDCNode(t, op.Issuer, oidcTestMapping)
+	url, tokenFile := startOIDCNode(t, op.Issuer, oidcTestMapping, func(c *nodeConfig) { c.TPMRoots = maker.Pool() })
 	admin := filepath.Join(t.TempDir(), "admin")
 	if out, code := cli(t, "login", "--server", url, "--bootstrap-token-file", tokenFile, "--profile", admin); code != 0 {
 		t.Fatalf("bootstrap: %s", out)
 	}
 	dir := filepath.Join(t.TempDir(), "alice")
-	lines, done := cliAsync("login", "--server", url, "--oidc", "--key-store", "tpm", "--tpm", tpm.TCTI, "--profile", dir)
+	lines, done := cliAsync("login", "--server", url, "--oidc", "--key-store", "tpm", "--tpm", tpm.TCTI, "--attest", "--profile", dir)
 	m := waitLine(t, lines, done, regexp.MustCompile(`^(http://\S+/auth\?\S+)$`))
 	if status, body, err := op.LogIn(oidctest.Browser(), m[1], "alice", "alice-pw"); err != nil || status != http.StatusOK {
 		t.Fatalf("at the OP: %d %v %.300s", status, err, body)
 	}
 	out, status := waitDone(t, done)
-	if status != "0" || !strings.Contains(out, "Signed in as alice (org operator, roles member)") || !strings.Contains(out, "lives in the TPM") {
+	if status != "0" || !strings.Contains(out, "Signed in as alice (org operator, roles member)") || !strings.Contains(out, "(a new, attested key), approved") ||
+		!strings.Contains(out, "lives in the TPM") {
 		t.Fatalf("alice: %s %s", status, out)
 	}
 	if _, err := os.Stat(filepath.Join(dir, client.KeyFile)); err == nil {
@@ -356,10 +369,19 @@ func TestLoginOIDCTPM(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, code := cli(t, "api", "--profile", admin, "GET", "/v1/devices/"+p.Device)
-	if code != 0 || !strings.Contains(out, `"key_storage":"tpm"`) || !strings.Contains(out, `"status":"approved"`) {
+	if code != 0 || !strings.Contains(out, `"key_storage":"tpm"`) || !strings.Contains(out, `"status":"approved"`) || !strings.Contains(out, `"attested":true`) {
 		t.Fatalf("device: %s", out)
 	}
 	if st, body := rawRefresh(t, url, dir); st != http.StatusOK || body["principal"] != "alice" {
 		t.Fatalf("refresh signed in the TPM: %d %v", st, body)
+	}
+	// Evidence that does not verify is refused before the IdP is asked
+	// (the attested sign-in above is the control).
+	k, _ := dpop.GenerateKey("p256")
+	grant := "grant_type=authorization_code&code=c&code_verifier=" + strings.Repeat("v", 43) + "&redirect_uri=http://127.0.0.1/callback&nonce=n&key_storage=tpm"
+	for _, ev := range []string{"{}", "not-json", `{"ek_cert":"AAAA"}`} {
+		if st, body := rawToken(t, url, k, grant+"&attestation="+ev); st != http.StatusBadRequest || !strings.HasSuffix(body["type"].(string), access.ProblemAttestationInvalid) {
+			t.Fatalf("attestation %s: %d %v", ev, st, body)
+		}
 	}
 }

@@ -1975,6 +1975,8 @@ export interface components {
             key_storage?: string;
             /** @description sign-in grants: the name of a device the sign-in enrols */
             device_name?: string;
+            /** @description sign-in grants: a TPM key attestation of the device key (the JSON of POST /v1/devices' attestation), verified before the identity provider is asked; the enrolled device is then attested */
+            attestation?: string;
         };
         TokenError: {
             /** @enum {string} */
