@@ -70,6 +70,12 @@ func main() {
 		floorMain(os.Args[2:])
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == soakVerdictCommand {
+		if err := soakVerdictMain(os.Args[2:]); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	var o options
 	flag.IntVar(&o.records, "records", 100_000, "records to load (70% users, 15% partners, 15% employees)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of each workload (plus a warm-up of a fifth of it, at most 2s)")

@@ -74,13 +74,32 @@ type soakWindow struct {
 	P99ms    float64 `json:"p99_ms"`
 }
 
-// soakSeries sums one series after the warm-up.
+// soakSeries sums one series. The measured window is the run after the
+// warm-up (soakResult.WarmupS); the whole run's extremes are kept beside
+// it, so that what the warm-up leaves out is still in the verdict's output.
 type soakSeries struct {
-	First    float64 `json:"first"` // mean of the first quarter after the warm-up
-	Last     float64 `json:"last"`  // mean of the last quarter
-	Min      float64 `json:"min"`
+	First    float64 `json:"first"` // mean of the first quarter of the measured window
+	Last     float64 `json:"last"`  // mean of its last quarter
+	Min      float64 `json:"min"`   // over the measured window
 	Max      float64 `json:"max"`
 	DriftPct float64 `json:"drift_pct"` // (last-first)/first
+	// TrendPct is the least-squares slope over the measured window times
+	// its length, in % of the window's mean: a steady climb that the two
+	// quarter means understate (their centres are 3/4 of the window
+	// apart) shows here in full.
+	TrendPct float64 `json:"trend_pct"`
+	// BandPct is (max-min)/first over the measured window: reported, not
+	// part of the verdict (goroutines and heap_inuse move with the
+	// requests in flight and the GC cycle sample by sample).
+	BandPct  float64 `json:"band_pct"`
+	RunMin   float64 `json:"run_min"` // over the whole run, warm-up included
+	RunMinAt float64 `json:"run_min_at_s"`
+	RunMax   float64 `json:"run_max"`
+	RunMaxAt float64 `json:"run_max_at_s"`
+	// Verdict is "flat" (|drift| and |trend| at most soakFlatPct),
+	// "not flat", "no reading" (a verdict series that was never read), or
+	// "" for a series that is reported only.
+	Verdict string `json:"verdict,omitempty"`
 }
 
 // soakResult is what soak.json holds.
@@ -89,7 +108,7 @@ type soakResult struct {
 	DurationS   float64                `json:"duration_s"`
 	RateRPS     float64                `json:"rate_rps"`
 	EveryS      float64                `json:"every_s"`
-	WarmupS     float64                `json:"warmup_s"`
+	WarmupS     float64                `json:"warmup_s"` // the measured window starts here
 	Mix         map[string]float64     `json:"mix"`
 	Requests    int64                  `json:"requests"`
 	Errors      int64                  `json:"errors"`
@@ -391,52 +410,127 @@ func errorKind(err error) string {
 	return firstLine(s)[:min(60, len(firstLine(s)))]
 }
 
-// summarise fills the series and the verdict: the warm-up is the first
-// sixth of the run (at least one sample); each series' first and last are
-// the means of the first and last quarter of the samples after it.
+// soakFlatPct is the verdict's bound: a series is flat when its drift and
+// its trend over the measured window are both within this many %.
+const soakFlatPct = 10
+
+// soakVerdictSeries are the series the verdict holds flat (issue 19: RSS,
+// heap, goroutines, open files); the others are reported only (RSS holds
+// them).
+var soakVerdictSeries = []string{"rss_mib", "heap_live_mib", "heap_inuse_mib", "goroutines", "fds"}
+
+// soakReportedSeries are reported beside the verdict's.
+var soakReportedSeries = []string{"anon_mib", "go_mapped_mib", "sqlite_mib"}
+
+func soakGetter(name string) func(s soakSample) float64 {
+	switch name {
+	case "rss_mib":
+		return func(s soakSample) float64 { return s.RSSMiB }
+	case "heap_inuse_mib":
+		return func(s soakSample) float64 { return s.HeapInuseMiB }
+	case "heap_live_mib":
+		return func(s soakSample) float64 { return s.HeapLiveMiB }
+	case "goroutines":
+		return func(s soakSample) float64 { return s.Goroutines }
+	case "fds":
+		return func(s soakSample) float64 { return s.FDs }
+	case "anon_mib":
+		return func(s soakSample) float64 { return s.AnonMiB }
+	case "go_mapped_mib":
+		return func(s soakSample) float64 { return s.GoMappedMiB }
+	case "sqlite_mib":
+		return func(s soakSample) float64 { return s.SQLiteMiB }
+	}
+	return nil
+}
+
+// summarise fills the series and the verdict. The warm-up is a fixed
+// sixth of the run (10 minutes of an hour; bench/README.md "Soak" says why
+// that is when the bounded structures of the soak's load are full); the
+// measured window is every sample from then on. Each verdict series must
+// have a drift (mean of the window's last quarter against its first) and a
+// trend (least-squares slope times the window) within soakFlatPct, and the
+// run no error, for flat. The whole run's min and max are reported beside.
 func summarise(res *soakResult) {
+	res.Series = map[string]*soakSeries{}
+	res.Flat = false
 	if len(res.Samples) == 0 {
 		return
 	}
-	skip := max(1, len(res.Samples)/6)
-	post := res.Samples[min(skip, len(res.Samples)-1):]
-	res.WarmupS = post[0].ElapsedS
-	get := map[string]func(s soakSample) float64{
-		"rss_mib":        func(s soakSample) float64 { return s.RSSMiB },
-		"heap_inuse_mib": func(s soakSample) float64 { return s.HeapInuseMiB },
-		"heap_live_mib":  func(s soakSample) float64 { return s.HeapLiveMiB },
-		"goroutines":     func(s soakSample) float64 { return s.Goroutines },
-		"fds":            func(s soakSample) float64 { return s.FDs },
-		// Reported, not part of the verdict (RSS is).
-		"anon_mib":   func(s soakSample) float64 { return s.AnonMiB },
-		"sqlite_mib": func(s soakSample) float64 { return s.SQLiteMiB },
+	warm := res.DurationS / 6
+	var post []soakSample
+	for _, s := range res.Samples {
+		if s.ElapsedS >= warm {
+			post = append(post, s)
+		}
 	}
-	verdict := map[string]bool{"rss_mib": true, "heap_inuse_mib": true, "heap_live_mib": true, "goroutines": true, "fds": true}
-	res.Flat = true
-	q := max(1, len(post)/4)
-	mean := func(ss []soakSample, f func(soakSample) float64) float64 {
+	if len(post) < 2 {
+		post = res.Samples[len(res.Samples)-min(2, len(res.Samples)):]
+	}
+	res.WarmupS = post[0].ElapsedS
+	res.Flat = res.Errors == 0
+	for _, name := range soakVerdictSeries {
+		sr := soakSeriesOf(res.Samples, post, soakGetter(name))
+		sr.Verdict = "flat"
+		switch {
+		case sr.RunMax == 0:
+			sr.Verdict = "no reading"
+		case sr.DriftPct > soakFlatPct || sr.DriftPct < -soakFlatPct || sr.TrendPct > soakFlatPct || sr.TrendPct < -soakFlatPct:
+			sr.Verdict = "not flat"
+		}
+		if sr.Verdict != "flat" {
+			res.Flat = false
+		}
+		res.Series[name] = sr
+	}
+	for _, name := range soakReportedSeries {
+		res.Series[name] = soakSeriesOf(res.Samples, post, soakGetter(name))
+	}
+}
+
+// soakSeriesOf sums f over the measured window post and the whole run all.
+func soakSeriesOf(all, post []soakSample, f func(soakSample) float64) *soakSeries {
+	mean := func(ss []soakSample) float64 {
 		var t float64
 		for _, s := range ss {
 			t += f(s)
 		}
 		return t / float64(len(ss))
 	}
-	for name, f := range get {
-		sr := &soakSeries{First: mean(post[:q], f), Last: mean(post[len(post)-q:], f), Min: f(post[0]), Max: f(post[0])}
-		for _, s := range post {
-			sr.Min, sr.Max = min(sr.Min, f(s)), max(sr.Max, f(s))
-		}
-		if sr.First > 0 {
-			sr.DriftPct = (sr.Last - sr.First) / sr.First * 100
-		}
-		if verdict[name] && (sr.DriftPct > 10 || sr.DriftPct < -10) {
-			res.Flat = false
-		}
-		res.Series[name] = sr
+	q := max(1, len(post)/4)
+	sr := &soakSeries{First: mean(post[:q]), Last: mean(post[len(post)-q:]), Min: f(post[0]), Max: f(post[0]),
+		RunMin: f(all[0]), RunMax: f(all[0]), RunMinAt: all[0].ElapsedS, RunMaxAt: all[0].ElapsedS}
+	for _, s := range post {
+		sr.Min, sr.Max = min(sr.Min, f(s)), max(sr.Max, f(s))
 	}
-	if res.Errors > 0 {
-		res.Flat = false
+	for _, s := range all {
+		if v := f(s); v < sr.RunMin {
+			sr.RunMin, sr.RunMinAt = v, s.ElapsedS
+		} else if v > sr.RunMax {
+			sr.RunMax, sr.RunMaxAt = v, s.ElapsedS
+		}
 	}
+	// Least squares over the window: slope = cov(t, v) / var(t).
+	var mt, mv float64
+	for _, s := range post {
+		mt += s.ElapsedS
+		mv += f(s)
+	}
+	mt, mv = mt/float64(len(post)), mv/float64(len(post))
+	var cov, vt float64
+	for _, s := range post {
+		cov += (s.ElapsedS - mt) * (f(s) - mv)
+		vt += (s.ElapsedS - mt) * (s.ElapsedS - mt)
+	}
+	if sr.First > 0 {
+		sr.DriftPct = (sr.Last - sr.First) / sr.First * 100
+		sr.BandPct = (sr.Max - sr.Min) / sr.First * 100
+	}
+	if vt > 0 && mv > 0 {
+		span := post[len(post)-1].ElapsedS - post[0].ElapsedS
+		sr.TrendPct = cov / vt * span / mv * 100
+	}
+	return sr
 }
 
 func writeSoak(dir string, res *soakResult) error {
@@ -456,16 +550,82 @@ func writeSoak(dir string, res *soakResult) error {
 	if err := os.WriteFile(filepath.Join(dir, "soak.csv"), []byte(sb.String()), 0o644); err != nil {
 		return err
 	}
-	logf("soak: %d requests, %d errors, flat %v; series in %s", res.Requests, res.Errors, res.Flat, filepath.Join(dir, "soak.csv"))
-	for _, name := range []string{"rss_mib", "heap_inuse_mib", "heap_live_mib", "goroutines", "fds", "anon_mib", "sqlite_mib"} {
-		if s := res.Series[name]; s != nil {
-			logf("soak: %-15s first %.1f last %.1f min %.1f max %.1f drift %+.1f%%", name, s.First, s.Last, s.Min, s.Max, s.DriftPct)
+	if err := os.WriteFile(filepath.Join(dir, "soak.md"), []byte(soakVerdictText(res)), 0o644); err != nil {
+		return err
+	}
+	for _, l := range strings.Split(strings.TrimSpace(soakVerdictText(res)), "\n") {
+		logf("soak: %s", l)
+	}
+	logf("soak: series in %s, verdict in %s", filepath.Join(dir, "soak.csv"), filepath.Join(dir, "soak.md"))
+	return nil
+}
+
+// soakVerdictText is soak.md: the verdict per series, the whole run's
+// extremes, the errors and the latency windows.
+func soakVerdictText(res *soakResult) string {
+	var sb strings.Builder
+	verdict := "NOT FLAT"
+	if res.Flat {
+		verdict = "FLAT"
+	}
+	fmt.Fprintf(&sb, "# Soak %s: %s\n\n", res.Started.Format(time.RFC3339), verdict)
+	fmt.Fprintf(&sb, "%.0f s at %.0f requests/s: %d requests, %d errors. Warm-up %.0f s (a sixth of the run); measured window %.0f-%.0f s; flat = drift and trend within %d%% on every verdict series, and 0 errors.\n\n",
+		res.DurationS, res.RateRPS, res.Requests, res.Errors, res.WarmupS, res.WarmupS, lastElapsed(res), soakFlatPct)
+	sb.WriteString("| series | verdict | first quarter | last quarter | drift % | trend % | window min-max | band % | whole run min (at s) | whole run max (at s) |\n")
+	sb.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, name := range append(append([]string{}, soakVerdictSeries...), soakReportedSeries...) {
+		sr := res.Series[name]
+		if sr == nil {
+			continue
+		}
+		v := sr.Verdict
+		if v == "" {
+			v = "reported"
+		}
+		fmt.Fprintf(&sb, "| %s | %s | %.1f | %.1f | %+.1f | %+.1f | %.1f-%.1f | %.1f | %.1f (%.0f) | %.1f (%.0f) |\n",
+			name, v, sr.First, sr.Last, sr.DriftPct, sr.TrendPct, sr.Min, sr.Max, sr.BandPct, sr.RunMin, sr.RunMinAt, sr.RunMax, sr.RunMaxAt)
+	}
+	if len(res.ErrorKinds) > 0 {
+		sb.WriteString("\nErrors:\n")
+		for k, n := range res.ErrorKinds {
+			fmt.Fprintf(&sb, "- %s: %d\n", k, n)
 		}
 	}
-	for _, w := range res.Windows {
-		logf("soak: %5.0f-%5.0fs  %d requests  %d errors  p50 %.1f ms  p99 %.1f ms", w.FromS, w.ToS, w.Requests, w.Errors, w.P50ms, w.P99ms)
+	if len(res.Windows) > 0 {
+		sb.WriteString("\n| from s | to s | requests | errors | p50 ms | p99 ms |\n| --- | --- | --- | --- | --- | --- |\n")
+		for _, w := range res.Windows {
+			fmt.Fprintf(&sb, "| %.0f | %.0f | %d | %d | %.1f | %.1f |\n", w.FromS, w.ToS, w.Requests, w.Errors, w.P50ms, w.P99ms)
+		}
 	}
-	return nil
+	return sb.String()
+}
+
+func lastElapsed(res *soakResult) float64 {
+	if len(res.Samples) == 0 {
+		return 0
+	}
+	return res.Samples[len(res.Samples)-1].ElapsedS
+}
+
+// soakVerdictCommand is the first argument that recomputes the verdict of
+// a finished soak from its soak.json (`go run ./bench soak-verdict DIR`),
+// rewriting soak.json, soak.csv and soak.md in DIR.
+const soakVerdictCommand = "soak-verdict"
+
+func soakVerdictMain(args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("usage: bench %s DIR (a soak's -out, with its soak.json)", soakVerdictCommand)
+	}
+	b, err := os.ReadFile(filepath.Join(args[0], "soak.json"))
+	if err != nil {
+		return err
+	}
+	var res soakResult
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(args[0], "soak.json"), err)
+	}
+	summarise(&res)
+	return writeSoak(args[0], &res)
 }
 
 // scrape reads the Prometheus text exposition at url into name -> value
