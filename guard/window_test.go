@@ -199,3 +199,82 @@ func TestWindowMemoryBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowMemoryStopsAtItsSubjects: a key's exact sets of distinct
+// subjects hold at most the subjects its load reads, so under a load over a
+// fixed population (the soak's: 1,400 users, 32 keys) the guard's memory
+// stops growing once every set holds the population, however long the load
+// goes on; the control (a second population of new subjects) grows it. This
+// is why the soak's warm-up ends when the sets are full (bench/README.md
+// "Soak").
+func TestWindowMemoryStopsAtItsSubjects(t *testing.T) {
+	const keys, population = 32, 1400
+	ws := make([]*window, keys)
+	for i := range ws {
+		ws[i] = newWindow()
+	}
+	now := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC).UnixNano()
+	rng := rand.New(rand.NewPCG(19, 6))
+	ids := func(base int) []string {
+		out := make([]string, population)
+		for i := range out {
+			out[i] = fmt.Sprintf("users/r%d", base+i)
+		}
+		return out
+	}
+	first, second := ids(0), ids(population)
+	heap := func() uint64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heap()
+	// Every key reads every subject of the population once (in 10 simulated
+	// minutes), then at random from it, 3 reads a second a key, for 15
+	// minutes and then an hour more.
+	for i, id := range first {
+		at := now + int64(i)*int64(10*time.Minute)/population
+		for _, w := range ws {
+			w.add(at, []string{id})
+		}
+	}
+	now += int64(10 * time.Minute)
+	read := func(d time.Duration) {
+		for end := now + int64(d); now < end; now += int64(time.Second) {
+			for _, w := range ws {
+				for range 3 {
+					w.add(now, []string{first[rng.IntN(population)]})
+				}
+			}
+		}
+	}
+	read(15 * time.Minute) // the minute span's set settles at its churn
+	full := heap() - before
+	read(time.Hour)
+	later := heap() - before
+	// Control: each key reads a population of new subjects.
+	for i, id := range second {
+		at := now + int64(i)*int64(10*time.Minute)/population
+		for _, w := range ws {
+			w.add(at, []string{id})
+		}
+	}
+	grown := heap() - before
+	runtime.KeepAlive(ws)
+	t.Logf("%d keys: %.2f MiB with the population in every set, %.2f MiB after an hour more of reads of it, %.2f MiB after a second population",
+		keys, float64(full)/(1<<20), float64(later)/(1<<20), float64(grown)/(1<<20))
+	if later > full+full/100 {
+		t.Errorf("the sets grew while the load read only subjects they held: %d bytes, then %d", full, later)
+	}
+	if grown < later+later/4 {
+		t.Errorf("control: a second population of subjects grew the sets from %d to only %d bytes", later, grown)
+	}
+	for _, w := range ws {
+		// The day holds both populations; the hour the second and what of
+		// the first was read in its last hour.
+		if d, h := len(w.spans[2].last), len(w.spans[1].last); d != 2*population || h < population || h > 2*population {
+			t.Errorf("the day holds %d subjects (want %d), the hour %d", d, 2*population, h)
+		}
+	}
+}
