@@ -60,7 +60,11 @@ func (s *Service) mintToken(d *Device, now time.Time) (string, time.Time) {
 func (s *Service) mintBoundToken(d *Device, jkt, x5t string, now time.Time) (string, time.Time) {
 	var jti [12]byte
 	rand.Read(jti[:])
-	c := tokenClaims{Sub: d.Principal, Org: d.Org, Dev: d.ID, IAT: now.Unix(), Exp: now.Add(s.tokenTTL).Unix(), JTI: b64.EncodeToString(jti[:])}
+	exp := now.Add(s.tokenTTL)
+	if d.ExpiresAt != nil && d.ExpiresAt.Before(exp) {
+		exp = *d.ExpiresAt // a session device's token ends with the session
+	}
+	c := tokenClaims{Sub: d.Principal, Org: d.Org, Dev: d.ID, IAT: now.Unix(), Exp: exp.Unix(), JTI: b64.EncodeToString(jti[:])}
 	c.Cnf.JKT, c.Cnf.X5T = jkt, x5t
 	p, _ := json.Marshal(c)
 	input := tokenHeaderB64 + "." + b64.EncodeToString(p)
@@ -175,7 +179,7 @@ func (s *Service) IssueToken(r *http.Request) (*sekisho.TokenResponse, error) {
 		return nil, err
 	}
 	tok, exp := s.mintToken(d, now)
-	return &sekisho.TokenResponse{AccessToken: tok, TokenType: TokenType, ExpiresIn: int64(s.tokenTTL / time.Second), ExpiresAt: exp.UTC(),
+	return &sekisho.TokenResponse{AccessToken: tok, TokenType: TokenType, ExpiresIn: int64(exp.Sub(now) / time.Second), ExpiresAt: exp.UTC(),
 		Principal: p.ID, Org: p.Org, Device: d.ID}, nil
 }
 
@@ -406,6 +410,10 @@ func (s *Service) deviceState(ctx context.Context, id string) (*Device, *Princip
 	case StatusRevoked:
 		return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "device-revoked", "device %s was revoked", d.ID)
 	case StatusApproved:
+		if d.ExpiresAt != nil && !s.cfg.Now().Before(*d.ExpiresAt) {
+			return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, ProblemDeviceExpired,
+				"the sign-in session of device %s ended at %s; sign in again", d.ID, d.ExpiresAt.UTC().Format(time.RFC3339))
+		}
 	default:
 		return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "device-revoked", "device %s is %s", d.ID, d.Status)
 	}

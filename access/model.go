@@ -110,6 +110,10 @@ type Device struct {
 	// Attested says evidence of KeyStorage (a TPM key attestation, a
 	// WebAuthn attestation) was verified; false for a claim alone.
 	Attested bool `json:"attested"`
+	// ExpiresAt ends an approved device that is a sign-in session (the
+	// browser key of a passkey sign-in): from then on it gets no token
+	// and its tokens are refused (device-expired), as if revoked.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // Where a device key lives (Device.KeyStorage).

@@ -2,6 +2,7 @@ package access
 
 import (
 	"context"
+	"time"
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/access/dpop"
@@ -34,10 +35,17 @@ func (s *Service) PersonOrg(ctx context.Context, principal string) (string, erro
 	return p.Org, nil
 }
 
-// DeviceEverApproved reports whether an admin approved device id at some
-// time (it may be revoked since): a passkey registered with a device is
-// approved with it.
-func (s *Service) DeviceEverApproved(ctx context.Context, id string) (bool, error) {
+// ProblemDeviceExpired: the device is a sign-in session (a passkey
+// sign-in's browser key) that ended.
+const ProblemDeviceExpired = "device-expired"
+
+// DeviceEverApproved reports whether an admin approved device id as a
+// device of principal at some time (it may be revoked since): a passkey
+// registered with a device is approved with it. The device must still be
+// principal's: the key of an enrolment that expired unapproved may enrol
+// again under another principal, and that principal's approval approves
+// nothing of the first one's passkey.
+func (s *Service) DeviceEverApproved(ctx context.Context, id, principal string) (bool, error) {
 	d, _, err := get[Device](ctx, s, sekisho.KindDevice, id)
 	if sekisho.Code(err) == sekisho.ENotFound {
 		return false, nil
@@ -45,15 +53,46 @@ func (s *Service) DeviceEverApproved(ctx context.Context, id string) (bool, erro
 	if err != nil {
 		return false, err
 	}
-	return d.ApprovedAt != nil, nil
+	return d.ApprovedAt != nil && d.Principal == principal, nil
+}
+
+// RevokeSignInDevices revokes the session devices that the passkey
+// passkeyID signed in (approved by "passkey:ID") in org, when the passkey
+// is revoked: its sessions end with it. Each is audited as device.revoke.
+func (s *Service) RevokeSignInDevices(ctx context.Context, c sekisho.Caller, org, passkeyID string) (int, error) {
+	devs, err := list[Device](ctx, s, sekisho.KindDevice, org)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, d := range devs {
+		if d.ApprovedBy != "passkey:"+passkeyID || d.Status != StatusApproved {
+			continue
+		}
+		cur, v, err := get[Device](ctx, s, sekisho.KindDevice, d.ID)
+		if err != nil {
+			return n, err
+		}
+		now := s.now()
+		cur.Status, cur.RevokedAt, cur.RevokedBy = StatusRevoked, &now, c.Principal
+		if err := s.put(ctx, sekisho.KindDevice, cur.ID, cur.Org, v+1, cur); err != nil {
+			return n, err
+		}
+		if err := s.event(ctx, c, "device.revoke", "device "+cur.ID+" of "+cur.Principal+": its passkey "+passkeyID+" was revoked", nil); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // EnrolSignInDevice records the DPoP key of a browser session that signed
 // in with an approved passkey: approved at once (the passkey assertion is
 // the person's proof, the passkey's first approval the admin's), key_storage
 // webauthn, attested as the passkey was. The principal must be an active
-// person and the key new. Audited as device.enrol.
-func (s *Service) EnrolSignInDevice(ctx context.Context, c sekisho.Caller, principal, name string, attested bool, key dpop.JWK, passkey string) (*Device, error) {
+// person and the key new. The device is a session: it expires at expires
+// (no token after it, device-expired). Audited as device.enrol.
+func (s *Service) EnrolSignInDevice(ctx context.Context, c sekisho.Caller, principal, name string, attested bool, key dpop.JWK, passkey string, expires time.Time) (*Device, error) {
 	key, err := key.Canonical()
 	if err != nil {
 		return nil, sekisho.FieldErrorf(sekisho.EInvalid, "key", "%v", err)
@@ -81,7 +120,7 @@ func (s *Service) EnrolSignInDevice(ctx context.Context, c sekisho.Caller, princ
 		return nil, err
 	}
 	d := &Device{ID: key.Thumbprint(), Principal: principal, Org: org, Name: name, Key: key, Status: StatusApproved, EnrolledAt: now,
-		ApprovedAt: &now, ApprovedBy: "passkey:" + passkey, KeyStorage: KeyStorageWebAuthn, Attested: attested}
+		ApprovedAt: &now, ApprovedBy: "passkey:" + passkey, KeyStorage: KeyStorageWebAuthn, Attested: attested, ExpiresAt: &expires}
 	if err := s.put(ctx, sekisho.KindDevice, d.ID, d.Org, version, d); err != nil {
 		if sekisho.Code(err) == sekisho.EConflict {
 			err = errKeyKnown()

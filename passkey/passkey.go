@@ -77,13 +77,19 @@ const (
 // DefaultTTL is how long a ceremony's challenge may be answered.
 const DefaultTTL = 5 * time.Minute
 
+// DefaultSessionTTL is how long the device of a passkey sign-in (the
+// browser's session key) gets tokens: a working day. Then the person signs
+// in again.
+const DefaultSessionTTL = 12 * time.Hour
+
 // Access is what the ceremonies need of the access control plane
 // (*access.Service).
 type Access interface {
 	PersonOrg(ctx context.Context, principal string) (string, error)
 	EnrolWebAuthnDevice(ctx context.Context, c sekisho.Caller, principal, name string, attested bool, key dpop.JWK) (*access.Device, error)
-	DeviceEverApproved(ctx context.Context, id string) (bool, error)
-	EnrolSignInDevice(ctx context.Context, c sekisho.Caller, principal, name string, attested bool, key dpop.JWK, passkey string) (*access.Device, error)
+	DeviceEverApproved(ctx context.Context, id, principal string) (bool, error)
+	EnrolSignInDevice(ctx context.Context, c sekisho.Caller, principal, name string, attested bool, key dpop.JWK, passkey string, expires time.Time) (*access.Device, error)
+	RevokeSignInDevices(ctx context.Context, c sekisho.Caller, org, passkeyID string) (int, error)
 }
 
 // Config configures a Service.
@@ -105,6 +111,9 @@ type Config struct {
 	Access Access
 	Now    func() time.Time
 	TTL    time.Duration // default DefaultTTL
+	// SessionTTL ends the session device of each sign-in (default
+	// DefaultSessionTTL).
+	SessionTTL time.Duration
 }
 
 // Service runs the ceremonies.
@@ -139,6 +148,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultTTL
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = DefaultSessionTTL
 	}
 	if cfg.Replay == nil {
 		cfg.Replay, _ = cfg.Store.(sekisho.ReplayStore)
@@ -548,7 +560,7 @@ func (s *Service) FinishLogin(ctx context.Context, c sekisho.Caller, key dpop.JW
 	case StatusRevoked:
 		return nil, nil, s.event(ctx, c, "passkey.login", detail, sekisho.TypedErrorf(sekisho.EForbidden, ProblemRevoked, "this passkey was revoked"))
 	case StatusPending:
-		ok, err := s.cfg.Access.DeviceEverApproved(ctx, pk.Device)
+		ok, err := s.cfg.Access.DeviceEverApproved(ctx, pk.Device, pk.Principal)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -568,7 +580,7 @@ func (s *Service) FinishLogin(ctx context.Context, c sekisho.Caller, key dpop.JW
 		// A concurrent sign-in with the same passkey: one counter wins.
 		return nil, nil, s.event(ctx, c, "passkey.login", detail, err)
 	}
-	d, err := s.cfg.Access.EnrolSignInDevice(ctx, c, pk.Principal, deviceName, pk.Attested, key, pk.ID)
+	d, err := s.cfg.Access.EnrolSignInDevice(ctx, c, pk.Principal, deviceName, pk.Attested, key, pk.ID, now.Add(s.cfg.SessionTTL))
 	if err != nil {
 		return nil, nil, s.event(ctx, c, "passkey.login", detail, err)
 	}
@@ -631,7 +643,9 @@ func (s *Service) List(ctx context.Context, c sekisho.Caller, principal string, 
 }
 
 // Revoke revokes a passkey: its own principal, an admin of its org, or a
-// root admin (rootAdmin). Devices it signed in stay until revoked themselves.
+// root admin (rootAdmin). The session devices it signed in are revoked with
+// it (a lost or stolen authenticator ends its sessions); the device it was
+// registered with is not (a key of the browser, approved by an admin).
 func (s *Service) Revoke(ctx context.Context, c sekisho.Caller, id string, rootAdmin bool) (*Passkey, error) {
 	pk, v, err := s.get(ctx, id)
 	if err != nil || (pk.Org != c.Org && !rootAdmin) {
@@ -646,7 +660,13 @@ func (s *Service) Revoke(ctx context.Context, c sekisho.Caller, id string, rootA
 	if err := s.put(ctx, pk, v+1); err != nil {
 		return nil, err
 	}
-	return pk, s.event(ctx, c, "passkey.revoke", detail, nil)
+	if err := s.event(ctx, c, "passkey.revoke", detail, nil); err != nil {
+		return nil, err
+	}
+	if _, err := s.cfg.Access.RevokeSignInDevices(ctx, c, pk.Org, pk.ID); err != nil {
+		return nil, fmt.Errorf("passkey %s revoked, its sessions not all: %w", pk.ID, err)
+	}
+	return pk, nil
 }
 
 // event records a ceremony's decision; a ceremony that cannot be audited

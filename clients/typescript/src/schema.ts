@@ -1715,6 +1715,11 @@ export interface components {
             key_storage?: "file" | "tpm" | "pkcs11" | "webauthn";
             /** @description evidence of key_storage (a TPM key attestation, a WebAuthn attestation) was verified */
             attested?: boolean;
+            /**
+             * Format: date-time
+             * @description the end of a sign-in session's device (a passkey sign-in's browser key): from then on it gets no token and its tokens are refused (device-expired)
+             */
+            expires_at?: string;
         };
         Grant: {
             id?: string;
