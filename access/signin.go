@@ -99,6 +99,13 @@ type session struct {
 	Sealed    []byte    `json:"sealed_refresh_token,omitempty"`
 	SignedIn  time.Time `json:"signed_in_at"`
 	Refreshed time.Time `json:"refreshed_at"`
+	// Claim is held, until ClaimUntil, by the one token request that is
+	// redeeming the refresh token at the IdP (see renewSession).
+	Claim      string    `json:"claim,omitempty"`
+	ClaimUntil time.Time `json:"claim_until,omitzero"`
+	// Ended says why the IdP refused to renew the session: it is over
+	// (the refresh token erased) until the person signs in again.
+	Ended string `json:"ended,omitempty"`
 }
 
 // IdentityLink is the IdP identity a principal signs in as.
@@ -360,59 +367,162 @@ func (s *Service) putSession(ctx context.Context, d *Device, id *Identity, fresh
 	return s.put(ctx, sekisho.KindSignInSession, d.ID, d.Org, version+1, ss)
 }
 
+// sessionClaimTTL bounds how long one token request may hold a sign-in
+// session's claim while it redeems the refresh token at the IdP (the IdP
+// client's timeouts: the token request and the userinfo request); a claim
+// older than that is taken over (its holder died).
+const sessionClaimTTL = 35 * time.Second
+
 // renewSession is called at every token refresh of device d: a device
 // with a sign-in session renews it at the IdP, which refuses a person it
 // disabled; the principal's roles follow the mapping. A device without a
 // session (enrolled with sekisho login --principal) is not concerned.
+//
+// Concurrent refreshes of one device (two processes of one profile, two
+// nodes) redeem the session's refresh token once: the first claims the
+// session (a versioned write, so across nodes) and goes to the IdP; the
+// others wait for its outcome and share it (a token if the IdP renewed
+// the session, the refusal if not). So an IdP that rotates refresh tokens
+// never sees one of ours twice.
+//
+// When the IdP refuses the refresh token (invalid_grant: the person is
+// disabled, the session was revoked, or the token was used already, the
+// reuse RFC 9700 §4.14.2 treats as a theft), the session ends for good:
+// the sealed token is erased and every later refresh of the device is
+// refused at once, without asking the IdP, until the person signs in again
+// (sekisho login --oidc). That is RFC 9700's revocation of the token
+// family on our side; the device key itself is not revoked (the token was
+// never on it).
 func (s *Service) renewSession(ctx context.Context, d *Device, p *Principal) (*Principal, error) {
 	if p.Identity == nil {
 		return p, nil // never signed in through an IdP: no session to look up
 	}
-	ss, _, err := get[session](ctx, s, sekisho.KindSignInSession, d.ID)
-	if sekisho.Code(err) == sekisho.ENotFound {
-		return p, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	c := sekisho.Caller{Principal: p.ID, Org: p.Org, Device: d.ID}
-	detail := "principal " + p.ID + " subject " + ss.Subject + " device " + d.ID
-	idp := s.cfg.IdentityProvider
+	detail := "principal " + p.ID + " device " + d.ID
 	refused := func(why string) error {
 		return s.event(ctx, c, "sign-in.refresh", detail, sekisho.TypedErrorf(sekisho.EUnauthorized, ProblemSessionRefused,
 			"the identity provider did not renew the sign-in of %s: %s; sign in again with sekisho login --oidc", p.ID, why))
 	}
+	begun := s.now()
+	waited := false
+	deadline := time.Now().Add(sessionClaimTTL + 5*time.Second)
+	var (
+		ss      *session
+		version int64
+		claim   string
+	)
+	for {
+		var err error
+		ss, version, err = get[session](ctx, s, sekisho.KindSignInSession, d.ID)
+		if sekisho.Code(err) == sekisho.ENotFound {
+			return p, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		detail = "principal " + p.ID + " subject " + ss.Subject + " device " + d.ID
+		if ss.Ended != "" {
+			return nil, refused("the sign-in session ended (" + ss.Ended + ")")
+		}
+		claimed := ss.Claim != "" && s.now().Before(ss.ClaimUntil)
+		if waited && !claimed && !ss.Refreshed.Before(begun) {
+			// A concurrent request renewed the session at the IdP after
+			// this one began: its answer is this one's too.
+			np, _, err := get[Principal](ctx, s, sekisho.KindPrincipal, p.ID)
+			if err != nil {
+				return nil, err
+			}
+			if np.Status != StatusActive {
+				return nil, s.event(ctx, c, "sign-in.refresh", detail, sekisho.TypedErrorf(sekisho.EUnauthorized, "principal-revoked", "principal %s was revoked", p.ID))
+			}
+			return np, s.event(ctx, c, "sign-in.refresh", detail+" roles "+strings.Join(np.Roles, ",")+" (renewed by a concurrent refresh)", nil)
+		}
+		if !claimed {
+			var b [12]byte
+			rand.Read(b[:])
+			claim = b64.EncodeToString(b[:])
+			ss.Claim, ss.ClaimUntil = claim, s.now().Add(sessionClaimTTL)
+			err := s.put(ctx, sekisho.KindSignInSession, d.ID, d.Org, version+1, ss)
+			if err == nil {
+				version++
+				break
+			}
+			if sekisho.Code(err) != sekisho.EConflict {
+				return nil, err
+			}
+		}
+		// Another request holds the session (or took it first): wait
+		// for its outcome.
+		waited = true
+		if time.Now().After(deadline) {
+			return nil, sekisho.TypedErrorf(sekisho.EUnavailable, "sign-in-session-busy", "another token request of device %s is renewing its sign-in at the identity provider; retry shortly", d.ID)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	// This request holds the claim: it redeems the refresh token, then
+	// writes the outcome and releases the claim.
+	release := func(end string) error {
+		ss.Claim, ss.ClaimUntil = "", time.Time{}
+		if end != "" {
+			ss.Ended, ss.Sealed = end, nil
+		}
+		return s.put(ctx, sekisho.KindSignInSession, d.ID, d.Org, version+1, ss)
+	}
+	end := func(why string) error {
+		if err := release(why); err != nil {
+			return err
+		}
+		return refused(why)
+	}
+	idp := s.cfg.IdentityProvider
 	if idp == nil || idp.Issuer() != ss.Issuer {
-		return nil, refused("this server no longer trusts the identity provider " + ss.Issuer)
+		return nil, end("this server no longer trusts the identity provider " + ss.Issuer)
 	}
 	if len(ss.Sealed) == 0 {
-		return nil, refused("it gave no refresh token")
+		return nil, end("it gave no refresh token")
 	}
 	rt, err := s.open(d.ID, ss.Sealed)
 	if err != nil {
+		release("")
 		return nil, err
 	}
 	id, err := idp.Refresh(ctx, rt)
 	if err != nil {
 		if sekisho.Code(err) == sekisho.EUnavailable || sekisho.Code(err) == sekisho.EInternal {
-			return nil, err // the IdP is down: 503, retried; not the person's refusal
+			// The IdP is down: 503, retried; not the person's refusal,
+			// and the session stays.
+			if rerr := release(""); rerr != nil {
+				return nil, rerr
+			}
+			return nil, err
 		}
-		return nil, refused(sekisho.Message(err))
+		return nil, end(sekisho.Message(err))
 	}
 	if id.Subject != ss.Subject || id.Issuer != ss.Issuer {
-		return nil, refused("it answered for another subject")
+		return nil, end("it answered for another subject")
 	}
 	if id.Principal != p.ID {
-		return nil, refused("the mapping now gives principal " + id.Principal)
+		return nil, end("the mapping now gives principal " + id.Principal)
 	}
 	if id.RefreshToken == "" {
 		id.RefreshToken = rt // the IdP did not rotate it
 	}
+	ss.Sealed = s.seal(d.ID, id.RefreshToken)
 	np, err := s.signInPrincipal(ctx, id)
 	if err != nil {
+		// Refused here (unmapped now, revoked): the IdP's new refresh
+		// token is kept, the session stays.
+		if rerr := release(""); rerr != nil {
+			return nil, rerr
+		}
 		return nil, s.event(ctx, c, "sign-in.refresh", detail, err)
 	}
-	if err := s.putSession(ctx, d, id, false); err != nil {
+	ss.Refreshed = s.now()
+	if err := release(""); err != nil {
 		return nil, err
 	}
 	return np, s.event(ctx, c, "sign-in.refresh", detail+" roles "+strings.Join(np.Roles, ","), nil)

@@ -385,3 +385,123 @@ func TestLoginOIDCTPM(t *testing.T) {
 		}
 	}
 }
+
+// idpRefresh redeems refreshToken at the OP's token endpoint directly, as
+// a thief of it would (sekisho's client id is public), and returns the
+// HTTP status.
+func idpRefresh(t *testing.T, op *oidctest.OP, refreshToken string) int {
+	t.Helper()
+	resp, err := http.Get(op.Issuer + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var disc struct {
+		TokenEndpoint string `json:"token_endpoint"`
+	}
+	json.NewDecoder(resp.Body).Decode(&disc)
+	resp.Body.Close()
+	resp, err = http.PostForm(disc.TokenEndpoint, map[string][]string{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken},
+		"client_id": {oidctest.ClientID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestOIDCConcurrentRefresh: the IdP (zitadel/oidc's OP) rotates refresh
+// tokens and refuses one used already. Eight token requests of one
+// signed-in device at the same moment all get a token and the IdP is
+// never shown a refresh token twice (before, the requests each redeemed
+// the same refresh token and all but one were refused
+// sign-in-session-refused, the person being enabled). A later refresh goes to the IdP again (control). Then a thief
+// who took the session's refresh token redeems it at the IdP first: the
+// device's next refresh presents a used token, the IdP refuses it, and
+// the session ends (RFC 9700 §4.14.2: the family is revoked): the refresh
+// after that is refused without asking the IdP. Control: the person signs
+// in again with the same key and refreshes.
+func TestOIDCConcurrentRefresh(t *testing.T) {
+	op := oidctest.Start(t, oidctest.Person{ID: "alice", Password: "alice-pw", Email: "alice@example.jp", Groups: []string{"staff"}})
+	url, tokenFile := startOIDCNode(t, op.Issuer, oidcTestMapping)
+	if out, code := cli(t, "login", "--server", url, "--bootstrap-token-file", tokenFile, "--profile", filepath.Join(t.TempDir(), "admin")); code != 0 {
+		t.Fatalf("bootstrap: %s", out)
+	}
+	dir := filepath.Join(t.TempDir(), "alice")
+	signIn := func() {
+		t.Helper()
+		lines, done := cliAsync("login", "--server", url, "--oidc", "--profile", dir)
+		m := waitLine(t, lines, done, regexp.MustCompile(`^(http://\S+/auth\?\S+)$`))
+		if status, body, err := op.LogIn(oidctest.Browser(), m[1], "alice", "alice-pw"); err != nil || status != http.StatusOK {
+			t.Fatalf("alice at the OP: %d %v %.300s", status, err, body)
+		}
+		if out, status := waitDone(t, done); status != "0" {
+			t.Fatalf("alice: %s %s", status, out)
+		}
+	}
+	signIn()
+
+	before, refusedBefore := op.Refreshes(), op.RefusedRefreshes()
+	const n = 8
+	type answer struct {
+		status int
+		body   map[string]any
+	}
+	answers := make(chan answer, n)
+	start := make(chan struct{})
+	for range n {
+		go func() {
+			<-start
+			st, body := rawRefresh(t, url, dir)
+			answers <- answer{st, body}
+		}()
+	}
+	close(start)
+	for range n {
+		a := <-answers
+		if a.status != http.StatusOK || a.body["principal"] != "alice" {
+			t.Errorf("a concurrent refresh: %d %v", a.status, a.body)
+		}
+	}
+	// No refresh token was presented twice: the OP refused none. (How many
+	// were redeemed depends on how the requests overlapped: one when all
+	// eight met, more when some came after an earlier one had ended.)
+	if got := op.RefusedRefreshes() - refusedBefore; got != 0 {
+		t.Errorf("the IdP refused %d refresh tokens of the concurrent refreshes (used twice)", got)
+	}
+	if got := op.Refreshes() - before; got < 1 || got > n {
+		t.Errorf("%d concurrent refreshes redeemed %d refresh tokens at the IdP", n, got)
+	} else {
+		t.Logf("%d concurrent refreshes, %d redemptions at the IdP", n, got)
+	}
+	// Control: a refresh after them goes to the IdP again.
+	before = op.Refreshes()
+	if st, body := rawRefresh(t, url, dir); st != http.StatusOK {
+		t.Fatalf("refresh after the concurrent ones: %d %v", st, body)
+	}
+	if got := op.Refreshes() - before; got != 1 {
+		t.Fatalf("the later refresh: %d redemptions, want 1", got)
+	}
+
+	// A thief redeems the session's current refresh token first.
+	if st := idpRefresh(t, op, op.LatestRefreshToken("alice")); st != http.StatusOK {
+		t.Fatalf("the thief's redemption at the OP: HTTP %d", st)
+	}
+	st, body := rawRefresh(t, url, dir)
+	if st != http.StatusBadRequest || body["error"] != "invalid_grant" || !strings.HasSuffix(fmt.Sprint(body["type"]), access.ProblemSessionRefused) {
+		t.Fatalf("refresh with the used token: %d %v", st, body)
+	}
+	asked := op.Refreshes()
+	st, body = rawRefresh(t, url, dir)
+	if st != http.StatusBadRequest || !strings.HasSuffix(fmt.Sprint(body["type"]), access.ProblemSessionRefused) ||
+		!strings.Contains(fmt.Sprint(body["error_description"]), "session ended") {
+		t.Fatalf("refresh after the session ended: %d %v", st, body)
+	}
+	if op.Refreshes() != asked {
+		t.Fatal("the ended session's refresh went to the IdP")
+	}
+	// Control: alice signs in again (the same key) and refreshes.
+	signIn()
+	if st, body := rawRefresh(t, url, dir); st != http.StatusOK || body["principal"] != "alice" {
+		t.Fatalf("refresh after signing in again: %d %v", st, body)
+	}
+}

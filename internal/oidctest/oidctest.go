@@ -83,6 +83,11 @@ type store struct {
 	*storage.Storage
 	users   *users
 	clients map[string]op.Client
+
+	mu        sync.Mutex
+	refreshes int               // refresh tokens redeemed
+	refused   int               // refresh tokens refused (used already, unknown)
+	latest    map[string]string // subject -> the last refresh token issued
 }
 
 type client struct{ *storage.Client }
@@ -103,6 +108,9 @@ func (s *store) GetClientByClientID(ctx context.Context, id string) (op.Client, 
 func (s *store) TokenRequestByRefreshToken(ctx context.Context, rt string) (op.RefreshTokenRequest, error) {
 	req, err := s.Storage.TokenRequestByRefreshToken(ctx, rt)
 	if err != nil {
+		s.mu.Lock()
+		s.refused++
+		s.mu.Unlock()
 		return nil, err
 	}
 	if _, ok := s.users.get(req.GetSubject()); !ok {
@@ -118,7 +126,43 @@ func (s *store) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRe
 	if d, ok := req.(*op.DeviceAuthorizationState); ok && current == "" {
 		req = &storage.AuthRequest{ApplicationID: d.ClientID, UserID: d.Subject, Scopes: d.Scopes}
 	}
-	return s.Storage.CreateAccessAndRefreshTokens(ctx, req, current)
+	at, rt, exp, err := s.Storage.CreateAccessAndRefreshTokens(ctx, req, current)
+	if err == nil {
+		s.mu.Lock()
+		if current != "" {
+			s.refreshes++
+		}
+		if s.latest == nil {
+			s.latest = map[string]string{}
+		}
+		s.latest[req.GetSubject()] = rt
+		s.mu.Unlock()
+	}
+	return at, rt, exp, err
+}
+
+// Refreshes returns how many refresh tokens the OP redeemed (each
+// redemption rotates the token: the old one is refused afterwards).
+func (o *OP) Refreshes() int {
+	o.st.mu.Lock()
+	defer o.st.mu.Unlock()
+	return o.st.refreshes
+}
+
+// RefusedRefreshes returns how many refresh tokens the OP refused as
+// unknown: used already (rotated away) or never issued.
+func (o *OP) RefusedRefreshes() int {
+	o.st.mu.Lock()
+	defer o.st.mu.Unlock()
+	return o.st.refused
+}
+
+// LatestRefreshToken returns the last refresh token the OP issued to
+// subject (what a thief of the client's stored token would hold).
+func (o *OP) LatestRefreshToken(subject string) string {
+	o.st.mu.Lock()
+	defer o.st.mu.Unlock()
+	return o.st.latest[subject]
 }
 
 func (s *store) CheckUsernamePassword(username, password, id string) error {
