@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -272,6 +273,27 @@ func (s *Service) authenticate(r *http.Request) (sekisho.Caller, error) {
 		return sekisho.Caller{}, err
 	}
 	return sekisho.Caller{Principal: p.ID, Org: p.Org, Device: d.ID, Roles: append([]string(nil), p.Roles...), TokenIssued: tc.issued()}, nil
+}
+
+// Standing checks again, during a long request (an event stream), the
+// credential c was authenticated with: its token not expired (its issue
+// time plus the token lifetime), its device and principal still in good
+// standing and the same, and role (if not "") still the principal's.
+func (s *Service) Standing(ctx context.Context, c sekisho.Caller, role string) error {
+	if !c.TokenIssued.IsZero() && !s.cfg.Now().Before(c.TokenIssued.Add(s.tokenTTL)) {
+		return sekisho.TypedErrorf(sekisho.EUnauthorized, "token-expired", "the access token expired; get a new one with POST /v1/token and a fresh DPoP proof")
+	}
+	d, p, err := s.deviceState(ctx, c.Device)
+	if err != nil {
+		return err
+	}
+	if d.Principal != c.Principal || p.ID != c.Principal {
+		return sekisho.TypedErrorf(sekisho.EUnauthorized, "device-revoked", "device %s is no longer %s's", d.ID, c.Principal)
+	}
+	if role != "" && !slices.Contains(p.Roles, role) {
+		return sekisho.TypedErrorf(sekisho.EForbidden, role+"-required", "%s no longer holds the role %s", p.ID, role)
+	}
+	return nil
 }
 
 // issued is the token's issue time, zero when it has none.

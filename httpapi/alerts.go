@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/sekisho/sekisho"
@@ -32,6 +33,49 @@ const (
 	alertKeepalive = 15 * time.Second
 	alertPageMax   = 100
 )
+
+// Each open alert stream holds a connection and a goroutine for up to
+// alertStreamMax: a principal may hold AlertStreamsPerPrincipal of them
+// (a console in a few tabs), the server AlertStreamsMax in all; one more
+// is refused 429 too-many-streams before anything is streamed.
+const (
+	AlertStreamsPerPrincipal = 4
+	AlertStreamsMax          = 256
+)
+
+// streamCount counts the open alert streams, per principal and in all.
+type streamCount struct {
+	mu    sync.Mutex
+	total int
+	per   map[string]int
+}
+
+func (c *streamCount) acquire(principal string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.per == nil {
+		c.per = map[string]int{}
+	}
+	switch {
+	case c.per[principal] >= AlertStreamsPerPrincipal:
+		return sekisho.TypedErrorf(sekisho.ERateLimited, "too-many-streams",
+			"%s has %d alert streams open already (at most %d): close one, or read GET /v1/guard/alerts", principal, c.per[principal], AlertStreamsPerPrincipal)
+	case c.total >= AlertStreamsMax:
+		return sekisho.TypedErrorf(sekisho.ERateLimited, "too-many-streams", "this server has %d alert streams open (at most %d); retry shortly", c.total, AlertStreamsMax)
+	}
+	c.per[principal]++
+	c.total++
+	return nil
+}
+
+func (c *streamCount) release(principal string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.total--
+	if c.per[principal]--; c.per[principal] <= 0 {
+		delete(c.per, principal)
+	}
+}
 
 func (s *Server) needAlerts() error {
 	if s.alerts == nil {
@@ -100,6 +144,10 @@ func (s *Server) streamAlerts(w http.ResponseWriter, r *http.Request, c sekisho.
 	if err != nil {
 		return err // before anything is written: a problem
 	}
+	if err := s.alertStreams.acquire(c.Principal); err != nil {
+		return err
+	}
+	defer s.alertStreams.release(c.Principal)
 	rc := http.NewResponseController(w)
 	end := time.Now().Add(alertStreamMax)
 	// The server's write timeout would cut the stream: this one is longer.
@@ -115,8 +163,23 @@ func (s *Server) streamAlerts(w http.ResponseWriter, r *http.Request, c sekisho.
 	stop := time.NewTimer(time.Until(end))
 	defer stop.Stop()
 	for {
-		if err := s.alerts.Quarantined(ctx, c.Principal, c.Device, c.TokenIssued); err != nil {
-			// The reader was quarantined while it listened: the stream ends.
+		err := s.alerts.Quarantined(ctx, c.Principal, c.Device, c.TokenIssued)
+		if err == nil && s.access != nil {
+			// The reader's credential, checked again before every write:
+			// a device or principal revoked, an admin no longer admin or a
+			// token expired while it listened ends the stream.
+			err = s.access.Standing(ctx, c, RoleAdmin)
+		}
+		if err != nil && problemType(err) == "token-expired" {
+			// The token ran out: the stream ends as at alertStreamMax,
+			// and the client opens the next one with a new token.
+			fmt.Fprintf(w, "id: %d\nevent: end\ndata: {\"next\":%d}\n\n", after, after)
+			_ = rc.Flush()
+			return nil
+		}
+		if err != nil {
+			// The reader was quarantined (or revoked) while it listened:
+			// the stream ends.
 			typ := "quarantined"
 			var e *sekisho.Error
 			if errors.As(err, &e) && e.Type != "" {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/guard"
+	"github.com/sekisho/sekisho/httpapi"
 )
 
 // sseEvent is one Server-Sent Event.
@@ -192,4 +193,117 @@ func TestGuardAlertsAPI(t *testing.T) {
 		}
 	}
 	t.Fatal("the quarantined reader's stream ended without an error event")
+}
+
+// TestGuardAlertStreamBounds attacks the alert stream as a reader who
+// should not keep it: streams are bounded per principal and in all (a
+// fifth stream of one admin is 429 too-many-streams; another admin's
+// opens, and a closed stream frees its place: controls), and the reader's
+// credential is checked again before every write: a reader whose device
+// was revoked while it listened gets an error event and never the next
+// alert (it did get it before: only a quarantine ended a stream), one
+// whose token ran out gets an end event (the client reopens with a new
+// token); the root admin's stream is sent the alert (control).
+func TestGuardAlertStreamBounds(t *testing.T) {
+	w := newGuardWorld(t, 30)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var made struct{ Honeytokens []guard.Honeytoken }
+	must(t, w.admin.JSON(ctx, "POST", "/v1/collections/users/honeytokens", "", map[string]any{"region": "jp", "count": 3}, &made))
+
+	// Bounds: one admin's fifth stream is refused, before any stream.
+	var mine []*http.Response
+	for range httpapi.AlertStreamsPerPrincipal {
+		r := openStream(t, ctx, w.admin, "", nil)
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("stream: %d", r.StatusCode)
+		}
+		mine = append(mine, r)
+	}
+	over := openStream(t, ctx, w.admin, "", nil)
+	if over.StatusCode != http.StatusTooManyRequests || !strings.HasPrefix(over.Header.Get("Content-Type"), "application/problem+json") {
+		t.Fatalf("stream beyond the bound: %d %s", over.StatusCode, over.Header.Get("Content-Type"))
+	}
+	var p client.Problem
+	json.NewDecoder(over.Body).Decode(&p)
+	if !strings.HasSuffix(p.Type, "/too-many-streams") {
+		t.Fatalf("problem %+v", p)
+	}
+	// Control: another admin opens one; a closed stream frees its place.
+	admin2 := w.principal(w.admin, w.admin, "admin2", "operator", "admin")
+	revoked := openStream(t, ctx, admin2, "", nil)
+	if revoked.StatusCode != http.StatusOK {
+		t.Fatalf("another admin's stream: %d", revoked.StatusCode)
+	}
+	mine[0].Body.Close()
+	for i := 0; ; i++ {
+		r := openStream(t, ctx, w.admin, "", nil)
+		if r.StatusCode == http.StatusOK {
+			mine[0] = r
+			break
+		}
+		if i == 100 {
+			t.Fatalf("a closed stream did not free its place: %d", r.StatusCode)
+		}
+		r.Body.Close()
+		time.Sleep(50 * time.Millisecond)
+	}
+	rootEvents := readEvents(mine[0].Body)
+
+	// admin2's device is revoked while it listens; the next alert is not
+	// sent to it.
+	revokedEvents := readEvents(revoked.Body)
+	d2 := admin2.Key.Thumbprint()
+	must(t, w.admin.JSON(ctx, "POST", "/v1/devices/"+d2+"/revoke", "", nil, nil))
+	reader := w.principal(w.admin, w.admin, "reader1", "operator", "support")
+	_, err := w.read(reader, made.Honeytokens[0].ID)
+	refused(t, err, guard.ProblemQuarantined)
+	first := nextAlert(t, rootEvents)
+	if first.Principal != "reader1" {
+		t.Fatalf("the root admin's stream: %+v, want reader1's alert", first)
+	}
+	endsWith(t, revokedEvents, "error", "problems/device-revoked")
+
+	// admin3's token runs out while it listens: an end event, no alert.
+	admin3 := w.principal(w.admin, w.admin, "admin3", "operator", "admin")
+	s3 := openStream(t, ctx, admin3, fmt.Sprintf("?after=%d", first.Seq), nil)
+	ev3 := readEvents(s3.Body)
+	w.clk.Advance(6 * time.Minute)
+	// Control: a stream opened now, with a token of now.
+	admin4 := w.principal(w.admin, w.admin, "admin4", "operator", "admin")
+	s4 := openStream(t, ctx, admin4, fmt.Sprintf("?after=%d", first.Seq), nil)
+	ev4 := readEvents(s4.Body)
+	reader2 := w.principal(w.admin, w.admin, "reader2", "operator", "support")
+	_, err = w.read(reader2, made.Honeytokens[1].ID)
+	refused(t, err, guard.ProblemQuarantined)
+	if got := nextAlert(t, ev4); got.Principal != "reader2" {
+		t.Fatalf("a fresh stream: %+v, want reader2's alert", got)
+	}
+	endsWith(t, ev3, "end", "next")
+}
+
+// endsWith reads a stream's events until it ends: no alert may come, and
+// the last event is of kind event with data containing want.
+func endsWith(t *testing.T, ch <-chan sseEvent, event, want string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("the stream ended without an %s event", event)
+			}
+			if ev.event == "alert" {
+				t.Fatalf("sent an alert: %+v", ev)
+			}
+			if ev.event == event {
+				if !strings.Contains(ev.data, want) {
+					t.Fatalf("%s event %q, want %q in it", event, ev.data, want)
+				}
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no %s event within 10 s", event)
+		}
+	}
 }
