@@ -63,10 +63,12 @@ fuzz_targets=(
 	"./access/dpop FuzzVerify" "./access/dpop FuzzJWK" "./access/dpop FuzzDecodeJWK"
 	"./access FuzzParseToken" "./access FuzzParsePolicy" "./access FuzzGrantBody"
 	"./cmd/sekisho FuzzConfigFile" "./importer FuzzNDJSONLine" "./importer FuzzCSVLine"
-	"./access FuzzTPMEvidence" "./sso FuzzParseMapping"
+	"./access FuzzTPMEvidence" "./sso FuzzParseMapping" "./passkey FuzzCeremonyAnswers"
 )
+# Each new interesting input is minimized for at most 20 runs (the default,
+# 60 s each, left FuzzCeremonyAnswers minimizing for its whole run).
 for t in "${fuzz_targets[@]}"; do
 	read -r pkg name <<<"$t"
 	echo "== go test -fuzz $name -fuzztime $fuzztime $pkg"
-	go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg"
+	go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime 20x "$pkg"
 done
