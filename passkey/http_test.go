@@ -379,3 +379,149 @@ func TestPasskeySessionExpiresAndEndsWithItsPasskey(t *testing.T) {
 		t.Fatalf("revoked passkey: %q", typ)
 	}
 }
+
+// loginOptions begins a sign-in over HTTP with key and returns the
+// ceremony and its options.
+func (w *httpWorld) loginOptions(key *dpop.Key) (string, *protocol.CredentialAssertion) {
+	w.t.Helper()
+	var o optionsAnswer
+	if _, typ := w.ceremony(key, "/v1/webauthn/login/options", nil, &o); typ != "" {
+		w.t.Fatalf("login options: %s", typ)
+	}
+	var ca protocol.CredentialAssertion
+	if err := json.Unmarshal(o.Options, &ca); err != nil {
+		w.t.Fatal(err)
+	}
+	return o.Ceremony, &ca
+}
+
+// TestPasskeyCeremonyAttacksOverHTTP: the sign-in ceremony attacked over
+// HTTP, each row beside the control that the same steps done right sign
+// in: a captured answer replayed (new proof, same key), answered with
+// another key than the one that began, a registration ceremony answered
+// as a sign-in, another origin (a phishing page relaying the challenge),
+// another RP id (an assertion made for another site), bob's passkey
+// presenting another principal's user handle, bob's browser key (an
+// existing device) as the session key. And the passkey API across orgs:
+// another org's admin neither sees nor revokes bob's passkey, a member
+// may not revoke another person's.
+func TestPasskeyCeremonyAttacksOverHTTP(t *testing.T) {
+	ctx := context.Background()
+	w := newHTTPWorld(t)
+	if err := w.admin.JSON(ctx, "POST", "/v1/orgs", "", map[string]any{"id": "affiliate", "home_region": "jp"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	affAdmin := w.principal(w.admin, w.admin, "aff-admin", "affiliate", "admin")
+	carol := w.principal(w.admin, w.admin, "carol", "operator", "member")
+	w.principal(w.admin, w.admin, "bob", "operator", "member")
+	browser := w.client()
+	a := newSoftAuthenticator(t, "none", nil)
+	if typ := w.register(a, "bob", browser.Key); typ != "" {
+		t.Fatalf("registration: %s", typ)
+	}
+	if err := w.admin.JSON(ctx, "POST", "/v1/devices/"+browser.Key.Thumbprint()+"/approve", "", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	answer := func(cer string, ca *protocol.CredentialAssertion, origin string) map[string]any {
+		return map[string]any{"ceremony": cer, "credential": json.RawMessage(a.get(t, ca, origin)), "device_name": "s"}
+	}
+
+	// Control: a sign-in; its body is then replayed.
+	k := must(dpop.GenerateKey("p256"))
+	cer, ca := w.loginOptions(k)
+	body := answer(cer, ca, origin)
+	var ans httpapi.PasskeyLoginAnswer
+	if st, typ := w.ceremony(k, "/v1/webauthn/login", body, &ans); st != http.StatusOK || ans.Device.Principal != "bob" {
+		t.Fatalf("control sign-in: %d %s", st, typ)
+	}
+	for _, tc := range []struct {
+		name string
+		do   func() string
+		want string
+	}{
+		{"the captured answer replayed with the same key", func() string {
+			_, typ := w.ceremony(k, "/v1/webauthn/login", body, nil)
+			return typ
+		}, passkey.ProblemChallenge},
+		{"answered with another key than the one that began", func() string {
+			k1, k2 := must(dpop.GenerateKey("p256")), must(dpop.GenerateKey("p256"))
+			cer, ca := w.loginOptions(k1)
+			_, typ := w.ceremony(k2, "/v1/webauthn/login", answer(cer, ca, origin), nil)
+			return typ
+		}, passkey.ProblemKeyMismatch},
+		{"a registration ceremony answered as a sign-in", func() string {
+			k1 := must(dpop.GenerateKey("p256"))
+			var o optionsAnswer
+			w.ceremony(k1, "/v1/webauthn/registration/options", map[string]any{"principal": "bob"}, &o)
+			_, ca := w.loginOptions(k1)
+			_, typ := w.ceremony(k1, "/v1/webauthn/login", answer(o.Ceremony, ca, origin), nil)
+			return typ
+		}, passkey.ProblemChallenge},
+		{"another origin", func() string {
+			k1 := must(dpop.GenerateKey("p256"))
+			cer, ca := w.loginOptions(k1)
+			_, typ := w.ceremony(k1, "/v1/webauthn/login", answer(cer, ca, "https://vault.example.jp.evil.test"), nil)
+			return typ
+		}, passkey.ProblemInvalid},
+		{"another RP id", func() string {
+			k1 := must(dpop.GenerateKey("p256"))
+			cer, ca := w.loginOptions(k1)
+			ca.Response.RelyingPartyID = "evil.test"
+			_, typ := w.ceremony(k1, "/v1/webauthn/login", answer(cer, ca, origin), nil)
+			return typ
+		}, passkey.ProblemInvalid},
+		{"bob's passkey with the root admin's user handle", func() string {
+			k1 := must(dpop.GenerateKey("p256"))
+			cer, ca := w.loginOptions(k1)
+			real := a.user
+			a.user = []byte("admin")
+			defer func() { a.user = real }()
+			_, typ := w.ceremony(k1, "/v1/webauthn/login", answer(cer, ca, origin), nil)
+			return typ
+		}, passkey.ProblemUnknownCredential},
+		{"an existing device's key as the session key", func() string {
+			cer, ca := w.loginOptions(carol.Key)
+			_, typ := w.ceremony(carol.Key, "/v1/webauthn/login", answer(cer, ca, origin), nil)
+			return typ
+		}, "device-key-known"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.do(); got != tc.want {
+				t.Fatalf("got %q, want %s", got, tc.want)
+			}
+		})
+	}
+	// Control after the refusals: bob signs in.
+	if _, typ := w.login(a, must(dpop.GenerateKey("p256"))); typ != "" {
+		t.Fatalf("sign-in after the refusals: %s", typ)
+	}
+	// carol's device is still carol's.
+	if typ := whoami(carol); typ != "" {
+		t.Fatalf("carol's device: %s", typ)
+	}
+
+	// The passkey API across orgs and persons.
+	var l struct{ Passkeys []passkey.Passkey }
+	if err := affAdmin.JSON(ctx, "GET", "/v1/passkeys", "", nil, &l); err != nil || len(l.Passkeys) != 0 {
+		t.Fatalf("another org's admin lists %+v %v", l.Passkeys, err)
+	}
+	if err := affAdmin.JSON(ctx, "GET", "/v1/passkeys?principal=bob", "", nil, &l); err != nil || len(l.Passkeys) != 0 {
+		t.Fatalf("another org's admin lists bob's: %+v %v", l.Passkeys, err)
+	}
+	if err := w.admin.JSON(ctx, "GET", "/v1/passkeys?principal=bob", "", nil, &l); err != nil || len(l.Passkeys) != 1 {
+		t.Fatalf("the root admin lists bob's: %+v %v", l.Passkeys, err)
+	}
+	id := l.Passkeys[0].ID
+	if err := carol.JSON(ctx, "GET", "/v1/passkeys", "", nil, &l); err != nil || len(l.Passkeys) != 0 {
+		t.Fatalf("a member lists others' passkeys: %+v %v", l.Passkeys, err)
+	}
+	if err := affAdmin.JSON(ctx, "POST", "/v1/passkeys/"+id+"/revoke", "", nil, nil); client.ProblemType(err) != "not-found" {
+		t.Fatalf("another org's admin revokes bob's passkey: %v", err)
+	}
+	if err := carol.JSON(ctx, "POST", "/v1/passkeys/"+id+"/revoke", "", nil, nil); client.ProblemType(err) != "admin-required" {
+		t.Fatalf("a member revokes bob's passkey: %v", err)
+	}
+	if _, typ := w.login(a, must(dpop.GenerateKey("p256"))); typ != "" {
+		t.Fatalf("bob's passkey after the refused revocations: %s", typ)
+	}
+}
