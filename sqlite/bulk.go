@@ -1,10 +1,16 @@
 package sqlite
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
 	"runtime"
+	"slices"
+	"strings"
+	"sync"
 
 	"github.com/sekisho/sekisho"
 )
@@ -13,13 +19,32 @@ var _ sekisho.BulkLoader = (*Store)(nil)
 
 // A bulk load (sekisho import --data, which holds the data directory's
 // lock) writes the records table as usual (record ids are time-ordered, so
-// records_id, records_org and lookup_index_record are appended to) but
-// appends the blind-index entries, whose keys are HMACs and so random, to
-// lookup_stage, a plain table with no index. EndBulk moves them into
-// lookup_index in key order, one sorted pass instead of millions of random
-// B-tree inserts. Open finishes a bulk load that was interrupted, so a
-// server never serves with entries missing from lookup_index.
+// records_id, records_org and the table itself are appended to) and
+// nothing else: a record's blind-index entries, whose keys are HMACs and so
+// random, are in its tokens column already. BeginBulk notes, in the table
+// bulk_load, the largest rowid before the load; EndBulk reads the tokens of
+// the records after it, sorts their entries (on all cores) and inserts them
+// into lookup_index in key order: one sorted pass instead of millions of
+// random B-tree inserts, and no entry written twice (staged, then moved).
+// Open finishes a bulk load that was interrupted (bulk_load is still
+// there), so a server never serves with entries missing from lookup_index.
+//
+// Durability: during the load the writer commits with synchronous=NORMAL:
+// a commit is in the WAL, in order, but not yet synced. A crash of the
+// process loses nothing; a crash of the machine may lose the last commits,
+// never one without those before it, so a batch's audit event (committed
+// before its records) survives whenever its records do, and its mark (in
+// the records' transaction) is lost with them: the import run again writes
+// that batch again, once. EndBulk's last commit is synchronous=FULL, which
+// syncs the WAL and so every commit of the load; the checkpointer syncs what
+// it copies into the database file before the WAL is reused.
 const (
+	createBulkLoad = `CREATE TABLE IF NOT EXISTS bulk_load (
+	one        INTEGER PRIMARY KEY CHECK (one = 1),
+	from_rowid INTEGER NOT NULL
+)`
+	// createStage is the staging table of the bulk loads of earlier
+	// versions (one row per index entry); Open still finishes one.
 	createStage = `CREATE TABLE IF NOT EXISTS lookup_stage (
 	collection TEXT NOT NULL,
 	field      TEXT NOT NULL,
@@ -28,41 +53,284 @@ const (
 )`
 	// bulkCache is the writer's page cache during a bulk load (KiB); after
 	// it, the Store's own (Options.CacheMiB).
-	bulkCache = 512 << 10
+	bulkCache = 32 << 10
+	// bulkPassRecords bounds the records whose entries one pass of the
+	// index build holds in memory (~100 bytes an entry).
+	bulkPassRecords = 1 << 20
+	// bulkPending bounds the entries a Store keeps in memory during a bulk
+	// load, for EndBulk (~100 bytes an entry); past it, EndBulk reads the
+	// records' tokens back.
+	bulkPending = 4 << 20
+	// bulkTxEntries is the entries inserted per transaction of the build.
+	bulkTxEntries = 1 << 18
 )
 
 // BeginBulk implements sekisho.BulkLoader.
 func (s *Store) BeginBulk(ctx context.Context) error {
-	if _, err := s.w.ExecContext(ctx, createStage); err != nil {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, createBulkLoad); err != nil {
+			return err
+		}
+		// An earlier row (a load not finished) keeps its smaller rowid.
+		_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO bulk_load (one, from_rowid) VALUES (1, (SELECT coalesce(max(rowid), 0) FROM records))`)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("sqlite: begin bulk: %w", err)
 	}
-	if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", bulkCache)); err != nil {
-		return fmt.Errorf("sqlite: begin bulk: %w", err)
+	for _, p := range []string{fmt.Sprintf("PRAGMA cache_size = -%d", bulkCache), "PRAGMA synchronous = NORMAL"} {
+		if _, err := s.w.ExecContext(ctx, p); err != nil {
+			return fmt.Errorf("sqlite: begin bulk: %w", err)
+		}
 	}
+	s.pendingMu.Lock()
+	s.pending, s.overflow = nil, false
+	s.pendingMu.Unlock()
 	s.bulk.Store(true)
 	return nil
 }
 
-// EndBulk implements sekisho.BulkLoader.
+// addPending keeps the index entries of records committed during a bulk
+// load for EndBulk.
+func (s *Store) addPending(recs []*sekisho.SealedRecord) {
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	if s.overflow {
+		return
+	}
+	for _, r := range recs {
+		for f, tok := range r.Index {
+			s.pending = append(s.pending, indexEntry{collection: r.Collection, field: f, id: r.ID, token: tok})
+		}
+	}
+	if len(s.pending) > bulkPending {
+		s.pending, s.overflow = nil, true
+	}
+}
+
+// EndBulk implements sekisho.BulkLoader: it builds the deferred index
+// entries and returns once the whole load is durable.
 func (s *Store) EndBulk(ctx context.Context) error {
-	err := s.finishBulk(ctx)
 	s.bulk.Store(false)
-	if _, e := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", s.cacheKiB)); err == nil && e != nil {
-		err = fmt.Errorf("sqlite: end bulk: %w", e)
+	s.pendingMu.Lock()
+	pending, known := s.pending, !s.overflow
+	s.pending, s.overflow = nil, false
+	s.pendingMu.Unlock()
+	var err error
+	if known {
+		if pending == nil {
+			pending = []indexEntry{}
+		}
+		err = s.finishBulkWith(ctx, pending)
+	} else {
+		err = s.finishBulk(ctx)
+	}
+	for _, p := range []string{fmt.Sprintf("PRAGMA cache_size = -%d", s.cacheKiB), "PRAGMA synchronous = FULL"} {
+		if _, e := s.w.ExecContext(context.WithoutCancel(ctx), p); err == nil && e != nil {
+			err = fmt.Errorf("sqlite: end bulk: %w", e)
+		}
 	}
 	return err
 }
 
-// finishBulk moves the staged index entries into lookup_index, sorted, and
-// drops the stage, in one transaction.
+// finishBulk builds the index entries of a bulk load (the records after
+// bulk_load's rowid, their tokens read back) and drops bulk_load; it also
+// finishes a staged load of an earlier version (lookup_stage). Its last
+// commit is synchronous=FULL.
 func (s *Store) finishBulk(ctx context.Context) error {
-	var n int
-	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'lookup_stage'`).Scan(&n); err != nil {
+	return s.finishBulkWith(ctx, nil)
+}
+
+// finishBulkWith is finishBulk; known, when not nil, are the entries of
+// every record after bulk_load's rowid (this Store loaded them all), so
+// they need not be read back.
+func (s *Store) finishBulkWith(ctx context.Context, known []indexEntry) error {
+	var stage, load int
+	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE name = 'lookup_stage'), count(*) FILTER (WHERE name = 'bulk_load')
+		FROM sqlite_master WHERE type = 'table'`).Scan(&stage, &load); err != nil {
 		return fmt.Errorf("sqlite: finish bulk: %w", err)
 	}
-	if n == 0 {
+	if stage > 0 {
+		if err := s.finishStage(ctx); err != nil {
+			return err
+		}
+	}
+	if load == 0 {
 		return nil
 	}
+	var from int64
+	if err := s.w.QueryRowContext(ctx, `SELECT from_rowid FROM bulk_load`).Scan(&from); err != nil && err != sql.ErrNoRows {
+		return fmt.Errorf("sqlite: finish bulk: %w", err)
+	}
+	for {
+		var entries []indexEntry
+		var last int64
+		var err error
+		if known != nil {
+			if err := s.w.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) FROM records`).Scan(&last); err != nil {
+				return fmt.Errorf("sqlite: finish bulk: %w", err)
+			}
+			entries, known = known, nil
+		} else if entries, last, err = s.bulkEntries(ctx, from, bulkPassRecords); err != nil {
+			return err
+		}
+		if last <= from {
+			break
+		}
+		sortEntries(entries)
+		st, err := s.entryStmts(ctx, "INSERT OR IGNORE INTO lookup_index", min(len(entries), bulkTxEntries))
+		if err != nil {
+			return err
+		}
+		// The pass's entries in transactions of bulkTxEntries; the last
+		// one moves bulk_load past the pass. A crash in between repeats
+		// the pass, whose entries already inserted are ignored.
+		for len(entries) > 0 {
+			n := min(len(entries), bulkTxEntries)
+			chunk := entries[:n]
+			entries = entries[n:]
+			err := s.tx(ctx, func(tx *sql.Tx) error {
+				if err := st.insert(ctx, tx, chunk); err != nil {
+					return err
+				}
+				if len(entries) == 0 {
+					_, err := tx.ExecContext(ctx, `UPDATE bulk_load SET from_rowid = ?`, last)
+					return err
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("sqlite: build lookup index: %w", err)
+			}
+		}
+		from = last
+	}
+	// The last commit syncs the WAL, and with it every commit of the load.
+	if _, err := s.w.ExecContext(ctx, "PRAGMA synchronous = FULL"); err != nil {
+		return fmt.Errorf("sqlite: finish bulk: %w", err)
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DROP TABLE bulk_load`); err != nil {
+			return fmt.Errorf("sqlite: drop bulk_load: %w", err)
+		}
+		return nil
+	})
+}
+
+// bulkEntries reads the index entries of at most n records after rowid
+// from (in rowid order) and returns them with the last rowid read (from if
+// none).
+func (s *Store) bulkEntries(ctx context.Context, from int64, n int) ([]indexEntry, int64, error) {
+	rows, err := s.w.QueryContext(ctx, `SELECT rowid, collection, id, tokens FROM records WHERE rowid > ? ORDER BY rowid LIMIT ?`, from, n)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlite: read bulk-loaded tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []indexEntry
+	last := from
+	fields := map[string]string{} // interned field and collection names
+	intern := func(b []byte) string {
+		if s, ok := fields[string(b)]; ok {
+			return s
+		}
+		s := string(b)
+		fields[s] = s
+		return s
+	}
+	var collection, tokens []byte
+	var id string
+	for rows.Next() {
+		if err := rows.Scan(&last, &collection, &id, &tokens); err != nil {
+			return nil, 0, fmt.Errorf("sqlite: read bulk-loaded tokens: %w", err)
+		}
+		c := intern(collection)
+		// tokens is sekisho.EncodeFields of the record's index: (uvarint
+		// length, name, uvarint length, token)*. The slices Scan gives are
+		// copies, so the entries may keep pointing into them.
+		for b := tokens; len(b) > 0; {
+			name, rest, ok := uvarintBytes(b)
+			if !ok {
+				return nil, 0, fmt.Errorf("sqlite: index tokens of %s/%s are corrupt", c, id)
+			}
+			tok, rest, ok := uvarintBytes(rest)
+			if !ok {
+				return nil, 0, fmt.Errorf("sqlite: index tokens of %s/%s are corrupt", c, id)
+			}
+			out = append(out, indexEntry{collection: c, field: intern(name), id: id, token: tok})
+			b = rest
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("sqlite: read bulk-loaded tokens: %w", err)
+	}
+	return out, last, nil
+}
+
+// uvarintBytes splits a uvarint-length-prefixed byte string off b.
+func uvarintBytes(b []byte) (v, rest []byte, ok bool) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < n {
+		return nil, nil, false
+	}
+	return b[k : k+int(n)], b[k+int(n):], true
+}
+
+func compareEntries(a, b indexEntry) int {
+	return cmp.Or(strings.Compare(a.collection, b.collection), strings.Compare(a.field, b.field),
+		bytes.Compare(a.token, b.token), strings.Compare(a.id, b.id))
+}
+
+// sortEntries sorts entries in lookup_index's key order, on all cores:
+// each core sorts a part, then the parts are merged.
+func sortEntries(entries []indexEntry) {
+	parts := min(runtime.GOMAXPROCS(0), max(1, len(entries)/4096))
+	if parts == 1 {
+		slices.SortFunc(entries, compareEntries)
+		return
+	}
+	bounds := make([]int, parts+1)
+	for i := range bounds {
+		bounds[i] = len(entries) * i / parts
+	}
+	var wg sync.WaitGroup
+	for i := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slices.SortFunc(entries[bounds[i]:bounds[i+1]], compareEntries)
+		}()
+	}
+	wg.Wait()
+	// Merge the sorted parts, two at a time.
+	buf := make([]indexEntry, len(entries))
+	for width := 1; width < parts; width *= 2 {
+		for i := 0; i < parts; i += 2 * width {
+			lo, mid, hi := bounds[i], bounds[min(i+width, parts)], bounds[min(i+2*width, parts)]
+			merge(buf[lo:hi], entries[lo:mid], entries[mid:hi])
+			copy(entries[lo:hi], buf[lo:hi])
+		}
+	}
+}
+
+func merge(dst, a, b []indexEntry) {
+	i, j, k := 0, 0, 0
+	for i < len(a) && j < len(b) {
+		if compareEntries(b[j], a[i]) < 0 {
+			dst[k] = b[j]
+			j++
+		} else {
+			dst[k] = a[i]
+			i++
+		}
+		k++
+	}
+	k += copy(dst[k:], a[i:])
+	copy(dst[k:], b[j:])
+}
+
+// finishStage moves the entries of an earlier version's staged bulk load
+// into lookup_index, sorted, and drops the stage, in one transaction.
+func (s *Store) finishStage(ctx context.Context) error {
 	// Let SQLite's sorter use every core for the ORDER BY (worker threads
 	// of the one writing connection), then return to the default.
 	if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA threads = %d", runtime.GOMAXPROCS(0))); err != nil {

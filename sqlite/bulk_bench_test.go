@@ -6,7 +6,10 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,6 +62,7 @@ func BenchmarkLoadRecords(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer cpuPerOp(b)()
+	defer writtenPerOp(b)()
 	b.ResetTimer()
 	for i, recs := range batches {
 		mark := &sekisho.Object{Kind: "import-mark", ID: fmt.Sprintf("job/%08d", i), Org: "acme", Body: []byte(`{}`), Updated: time.Now()}
@@ -69,4 +73,29 @@ func BenchmarkLoadRecords(b *testing.B) {
 	if err := s.EndBulk(ctx); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// writtenPerOp reports the bytes the process wrote to storage per op
+// (write_bytes of /proc/self/io: WAL, database file and checkpoints).
+func writtenPerOp(b *testing.B) func() {
+	start, ok := writeBytes()
+	return func() {
+		if end, ok2 := writeBytes(); ok && ok2 {
+			b.ReportMetric(float64(end-start)/float64(b.N), "wbytes/op")
+		}
+	}
+}
+
+func writeBytes() (int64, bool) {
+	raw, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }

@@ -60,44 +60,38 @@ func (s *Store) createRecords(ctx context.Context, recs []*sekisho.SealedRecord,
 		r := recs[i]
 		rows[i] = encodedRecord{r: r, fields: sekisho.EncodeFields(r.Fields), tokens: sekisho.EncodeFields(r.Index)}
 	})
+	// In a bulk load the index entries are built at EndBulk from the
+	// records' tokens column (bulk.go).
+	bulk := s.bulk.Load()
 	var entries []indexEntry
-	for _, r := range recs {
-		for _, f := range sortedKeys(r.Index) {
-			entries = append(entries, indexEntry{collection: r.Collection, field: f, id: r.ID, token: r.Index[f]})
+	if !bulk {
+		for _, r := range recs {
+			for _, f := range sortedKeys(r.Index) {
+				entries = append(entries, indexEntry{collection: r.Collection, field: f, id: r.ID, token: r.Index[f]})
+			}
 		}
 	}
-	bulk := s.bulk.Load()
-	idxTable := "lookup_index"
-	if bulk {
-		idxTable = "lookup_stage"
-	}
-	idxPrefix := "INSERT INTO " + idxTable + " (collection, field, token, id) VALUES "
 	// Prepared before the transaction: the writer pool has one connection,
 	// which the transaction holds.
 	ins1, err := s.prep(ctx, s.w, multiRow(insertRecordQ, 12, 1))
 	if err != nil {
 		return err
 	}
-	idx1, err := s.prep(ctx, s.w, multiRow(idxPrefix, 4, 1))
-	if err != nil {
-		return err
-	}
-	var insN, idxN *sql.Stmt
+	var insN *sql.Stmt
 	if len(rows) >= recordsPerInsert {
 		if insN, err = s.prep(ctx, s.w, multiRow(insertRecordQ, 12, recordsPerInsert)); err != nil {
 			return err
 		}
 	}
-	if len(entries) >= entriesPerInsert {
-		if idxN, err = s.prep(ctx, s.w, multiRow(idxPrefix, 4, entriesPerInsert)); err != nil {
-			return err
-		}
+	idx, err := s.entryStmts(ctx, "INSERT INTO lookup_index", len(entries))
+	if err != nil {
+		return err
 	}
 	// The statements run without ctx's cancellation (go-sqlite3 watches a
 	// cancellable context with a goroutine per statement); the transaction
 	// keeps ctx, so a cancelled import still rolls back.
 	ectx := context.WithoutCancel(ctx)
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		one := tx.StmtContext(ctx, ins1)
 		insertOne := func(e encodedRecord) error {
 			r := e.r
@@ -143,31 +137,73 @@ func (s *Store) createRecords(ctx context.Context, recs []*sekisho.SealedRecord,
 				return err
 			}
 		}
-		at = 0
-		if idxN != nil {
-			many := tx.StmtContext(ctx, idxN)
-			args := make([]any, 0, 4*entriesPerInsert)
-			for ; at+entriesPerInsert <= len(entries); at += entriesPerInsert {
-				args = args[:0]
-				for _, e := range entries[at : at+entriesPerInsert] {
-					args = append(args, e.collection, e.field, e.token, e.id)
-				}
-				if _, err := many.ExecContext(ectx, args...); err != nil {
-					return fmt.Errorf("sqlite: insert index: %w", err)
-				}
-			}
-		}
-		idx := tx.StmtContext(ctx, idx1)
-		for _, e := range entries[at:] {
-			if _, err := idx.ExecContext(ectx, e.collection, e.field, e.token, e.id); err != nil {
-				return fmt.Errorf("sqlite: insert index: %w", err)
-			}
+		if err := idx.insert(ctx, tx, entries); err != nil {
+			return err
 		}
 		if mark != nil {
 			return putMark(ctx, tx, mark)
 		}
 		return nil
 	})
+	if err == nil && bulk {
+		s.addPending(recs)
+	}
+	return err
+}
+
+// entryStmts are the prepared INSERTs of index entries: one row, and
+// entriesPerInsert rows (nil for fewer entries).
+type entryStmts struct{ one, many *sql.Stmt }
+
+// entryStmts prepares verb's INSERTs (verb: "INSERT INTO lookup_index" or
+// with OR IGNORE) for n entries, on the writer, before its transaction: the
+// writer pool has one connection, which the transaction holds.
+func (s *Store) entryStmts(ctx context.Context, verb string, n int) (entryStmts, error) {
+	var st entryStmts
+	if n == 0 {
+		return st, nil
+	}
+	prefix := verb + " (collection, field, token, id) VALUES "
+	var err error
+	if st.one, err = s.prep(ctx, s.w, multiRow(prefix, 4, 1)); err != nil {
+		return st, err
+	}
+	if n >= entriesPerInsert {
+		if st.many, err = s.prep(ctx, s.w, multiRow(prefix, 4, entriesPerInsert)); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// insert inserts entries in tx. The statements run without ctx's
+// cancellation (see createRecords); tx keeps it.
+func (st entryStmts) insert(ctx context.Context, tx *sql.Tx, entries []indexEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	ectx := context.WithoutCancel(ctx)
+	at := 0
+	if st.many != nil {
+		many := tx.StmtContext(ctx, st.many)
+		args := make([]any, 0, 4*entriesPerInsert)
+		for ; at+entriesPerInsert <= len(entries); at += entriesPerInsert {
+			args = args[:0]
+			for _, e := range entries[at : at+entriesPerInsert] {
+				args = append(args, e.collection, e.field, e.token, e.id)
+			}
+			if _, err := many.ExecContext(ectx, args...); err != nil {
+				return fmt.Errorf("sqlite: insert index: %w", err)
+			}
+		}
+	}
+	one := tx.StmtContext(ctx, st.one)
+	for _, e := range entries[at:] {
+		if _, err := one.ExecContext(ectx, e.collection, e.field, e.token, e.id); err != nil {
+			return fmt.Errorf("sqlite: insert index: %w", err)
+		}
+	}
+	return nil
 }
 
 // sortedKeys returns m's keys in order.

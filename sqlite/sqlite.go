@@ -38,8 +38,15 @@ type Store struct {
 	// query text: database/sql keeps one prepared copy per connection.
 	stmts sync.Map // stmtKey -> *sql.Stmt
 
-	// bulk is set between BeginBulk and EndBulk: index entries are staged.
+	// bulk is set between BeginBulk and EndBulk: index entries are
+	// deferred (bulk.go).
 	bulk atomic.Bool
+	// pending holds the deferred index entries of the records this Store
+	// loaded since BeginBulk, so that EndBulk need not read them back; nil
+	// once they outgrow bulkPending (EndBulk then reads the tokens).
+	pendingMu sync.Mutex
+	pending   []indexEntry
+	overflow  bool
 
 	// cacheKiB is the page cache of each connection (Options.CacheMiB).
 	cacheKiB int
