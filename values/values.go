@@ -207,6 +207,12 @@ func normalizeString(f sekisho.Field, s, region string) (string, error) {
 		if utf8.RuneCountInString(s) > 32 || len(s) > 128 {
 			return "", sekisho.FieldErrorf(sekisho.EInvalid, f.Name, "field %s: not a valid phone number", f.Name)
 		}
+		if e164, valid, ok := phoneFast(s); ok {
+			if !valid {
+				return "", sekisho.FieldErrorf(sekisho.EInvalid, f.Name, "field %s: not a valid phone number (use E.164, e.g. +819012345678)", f.Name)
+			}
+			return e164, nil
+		}
 		num, err := phonenumbers.Parse(s, strings.ToUpper(region))
 		if err != nil || !phonenumbers.IsValidNumber(num) {
 			return "", sekisho.FieldErrorf(sekisho.EInvalid, f.Name, "field %s: not a valid phone number (use E.164, e.g. +819012345678)", f.Name)
