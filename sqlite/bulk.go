@@ -43,14 +43,6 @@ const (
 	one        INTEGER PRIMARY KEY CHECK (one = 1),
 	from_rowid INTEGER NOT NULL
 )`
-	// createStage is the staging table of the bulk loads of earlier
-	// versions (one row per index entry); Open still finishes one.
-	createStage = `CREATE TABLE IF NOT EXISTS lookup_stage (
-	collection TEXT NOT NULL,
-	field      TEXT NOT NULL,
-	token      BLOB NOT NULL,
-	id         TEXT NOT NULL
-)`
 	// bulkCache is the writer's page cache during a bulk load (KiB); after
 	// it, the Store's own (Options.CacheMiB).
 	bulkCache = 32 << 10
