@@ -393,6 +393,13 @@ const sessionClaimTTL = 35 * time.Second
 // (sekisho login --oidc). That is RFC 9700's revocation of the token
 // family on our side; the device key itself is not revoked (the token was
 // never on it).
+//
+// A device of a principal bound to an IdP identity that has no session of
+// its own (enrolled with sekisho login --principal and approved by an
+// admin, before or beside the sign-ins) renews the person's most recently
+// renewed live session of another device instead: the IdP is asked about
+// the person at its refreshes too. With no live session left (every one
+// refused by the IdP) it is refused until the person signs in again.
 func (s *Service) renewSession(ctx context.Context, d *Device, p *Principal) (*Principal, error) {
 	if p.Identity == nil {
 		return p, nil // never signed in through an IdP: no session to look up
@@ -403,6 +410,27 @@ func (s *Service) renewSession(ctx context.Context, d *Device, p *Principal) (*P
 		return s.event(ctx, c, "sign-in.refresh", detail, sekisho.TypedErrorf(sekisho.EUnauthorized, ProblemSessionRefused,
 			"the identity provider did not renew the sign-in of %s: %s; sign in again with sekisho login --oidc", p.ID, why))
 	}
+	sid := d.ID // the device whose session is renewed
+	if _, _, err := get[session](ctx, s, sekisho.KindSignInSession, d.ID); sekisho.Code(err) == sekisho.ENotFound {
+		all, err := list[session](ctx, s, sekisho.KindSignInSession, d.Org)
+		if err != nil {
+			return nil, err
+		}
+		var best *session
+		for _, o := range all {
+			if o.Principal == p.ID && o.Ended == "" && (best == nil || o.Refreshed.After(best.Refreshed)) {
+				best = o
+			}
+		}
+		if best == nil {
+			return nil, refused("device " + d.ID + " has no sign-in session and " + p.ID + " has no live one left")
+		}
+		sid = best.Device
+		detail += " (through the session of device " + sid + ")"
+	} else if err != nil {
+		return nil, err
+	}
+	base := detail
 	begun := s.now()
 	waited := false
 	deadline := time.Now().Add(sessionClaimTTL + 5*time.Second)
@@ -413,14 +441,14 @@ func (s *Service) renewSession(ctx context.Context, d *Device, p *Principal) (*P
 	)
 	for {
 		var err error
-		ss, version, err = get[session](ctx, s, sekisho.KindSignInSession, d.ID)
+		ss, version, err = get[session](ctx, s, sekisho.KindSignInSession, sid)
 		if sekisho.Code(err) == sekisho.ENotFound {
 			return p, nil
 		}
 		if err != nil {
 			return nil, err
 		}
-		detail = "principal " + p.ID + " subject " + ss.Subject + " device " + d.ID
+		detail = base + " subject " + ss.Subject
 		if ss.Ended != "" {
 			return nil, refused("the sign-in session ended (" + ss.Ended + ")")
 		}
@@ -442,7 +470,7 @@ func (s *Service) renewSession(ctx context.Context, d *Device, p *Principal) (*P
 			rand.Read(b[:])
 			claim = b64.EncodeToString(b[:])
 			ss.Claim, ss.ClaimUntil = claim, s.now().Add(sessionClaimTTL)
-			err := s.put(ctx, sekisho.KindSignInSession, d.ID, d.Org, version+1, ss)
+			err := s.put(ctx, sekisho.KindSignInSession, sid, d.Org, version+1, ss)
 			if err == nil {
 				version++
 				break
@@ -470,7 +498,7 @@ func (s *Service) renewSession(ctx context.Context, d *Device, p *Principal) (*P
 		if end != "" {
 			ss.Ended, ss.Sealed = end, nil
 		}
-		return s.put(ctx, sekisho.KindSignInSession, d.ID, d.Org, version+1, ss)
+		return s.put(ctx, sekisho.KindSignInSession, sid, d.Org, version+1, ss)
 	}
 	end := func(why string) error {
 		if err := release(why); err != nil {
@@ -485,7 +513,7 @@ func (s *Service) renewSession(ctx context.Context, d *Device, p *Principal) (*P
 	if len(ss.Sealed) == 0 {
 		return nil, end("it gave no refresh token")
 	}
-	rt, err := s.open(d.ID, ss.Sealed)
+	rt, err := s.open(sid, ss.Sealed)
 	if err != nil {
 		release("")
 		return nil, err
@@ -511,7 +539,7 @@ func (s *Service) renewSession(ctx context.Context, d *Device, p *Principal) (*P
 	if id.RefreshToken == "" {
 		id.RefreshToken = rt // the IdP did not rotate it
 	}
-	ss.Sealed = s.seal(d.ID, id.RefreshToken)
+	ss.Sealed = s.seal(sid, id.RefreshToken)
 	np, err := s.signInPrincipal(ctx, id)
 	if err != nil {
 		// Refused here (unmapped now, revoked): the IdP's new refresh

@@ -505,3 +505,59 @@ func TestOIDCConcurrentRefresh(t *testing.T) {
 		t.Fatalf("refresh after signing in again: %d %v", st, body)
 	}
 }
+
+// TestOIDCDeviceWithoutSession: a person who signed in through the IdP
+// also has a device enrolled the old way (login --principal, approved by
+// an admin), which has no sign-in session of its own. Its refreshes renew
+// the person's live session at the IdP (control: it refreshes while the
+// person is enabled, and the IdP is asked); once the IdP disabled the
+// person it is refused like the signed-in device (before, it kept getting
+// tokens: only devices with a session were checked at the IdP).
+func TestOIDCDeviceWithoutSession(t *testing.T) {
+	op := oidctest.Start(t, oidctest.Person{ID: "alice", Password: "alice-pw", Email: "alice@example.jp", Groups: []string{"staff"}})
+	url, tokenFile := startOIDCNode(t, op.Issuer, oidcTestMapping)
+	admin := filepath.Join(t.TempDir(), "admin")
+	if out, code := cli(t, "login", "--server", url, "--bootstrap-token-file", tokenFile, "--profile", admin); code != 0 {
+		t.Fatalf("bootstrap: %s", out)
+	}
+	signedIn := filepath.Join(t.TempDir(), "alice")
+	lines, done := cliAsync("login", "--server", url, "--oidc", "--profile", signedIn)
+	m := waitLine(t, lines, done, regexp.MustCompile(`^(http://\S+/auth\?\S+)$`))
+	if status, body, err := op.LogIn(oidctest.Browser(), m[1], "alice", "alice-pw"); err != nil || status != http.StatusOK {
+		t.Fatalf("alice at the OP: %d %v %.300s", status, err, body)
+	}
+	if out, status := waitDone(t, done); status != "0" {
+		t.Fatalf("alice: %s %s", status, out)
+	}
+	// Her second device, the old way.
+	old := filepath.Join(t.TempDir(), "alice-old")
+	out, code := cli(t, "login", "--server", url, "--principal", "alice", "--profile", old)
+	if code != 0 {
+		t.Fatalf("login --principal alice: %s", out)
+	}
+	p, _, err := client.LoadProfile(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, code := cli(t, "device", "approve", "--profile", admin, "--", p.Device); code != 0 {
+		t.Fatalf("approve: %s", out)
+	}
+	before := op.Refreshes()
+	if st, body := rawRefresh(t, url, old); st != http.StatusOK || body["principal"] != "alice" {
+		t.Fatalf("the old device while alice is enabled: %d %v", st, body)
+	}
+	if op.Refreshes() != before+1 {
+		t.Fatalf("the old device's refresh did not ask the IdP (%d redemptions, want %d)", op.Refreshes(), before+1)
+	}
+	op.Disable("alice")
+	for _, dir := range []string{old, signedIn, old} {
+		st, body := rawRefresh(t, url, dir)
+		if st != http.StatusBadRequest || !strings.HasSuffix(fmt.Sprint(body["type"]), access.ProblemSessionRefused) {
+			t.Fatalf("%s after alice was disabled: %d %v", filepath.Base(dir), st, body)
+		}
+	}
+	// The admin's device (no identity) is not concerned (control).
+	if st, body := rawRefresh(t, url, admin); st != http.StatusOK {
+		t.Fatalf("the admin: %d %v", st, body)
+	}
+}
