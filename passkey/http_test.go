@@ -400,7 +400,8 @@ func (w *httpWorld) loginOptions(key *dpop.Key) (string, *protocol.CredentialAss
 // in: a captured answer replayed (new proof, same key), answered with
 // another key than the one that began, a registration ceremony answered
 // as a sign-in, another origin (a phishing page relaying the challenge),
-// another RP id (an assertion made for another site), bob's passkey
+// another RP id (an assertion made for another site), an assertion
+// without user verification (presence alone), bob's passkey
 // presenting another principal's user handle, bob's browser key (an
 // existing device) as the session key. And the passkey API across orgs:
 // another org's admin neither sees nor revokes bob's passkey, a member
@@ -479,6 +480,14 @@ func TestPasskeyCeremonyAttacksOverHTTP(t *testing.T) {
 			_, typ := w.ceremony(k1, "/v1/webauthn/login", answer(cer, ca, origin), nil)
 			return typ
 		}, passkey.ProblemUnknownCredential},
+		{"user presence without user verification", func() string {
+			k1 := must(dpop.GenerateKey("p256"))
+			cer, ca := w.loginOptions(k1)
+			a.noUV = true
+			defer func() { a.noUV = false }()
+			_, typ := w.ceremony(k1, "/v1/webauthn/login", answer(cer, ca, origin), nil)
+			return typ
+		}, passkey.ProblemInvalid},
 		{"an existing device's key as the session key", func() string {
 			cer, ca := w.loginOptions(carol.Key)
 			_, typ := w.ceremony(carol.Key, "/v1/webauthn/login", answer(cer, ca, origin), nil)

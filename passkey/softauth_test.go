@@ -31,6 +31,8 @@ type softAuthenticator struct {
 	format  string
 	attKey  *ecdsa.PrivateKey
 	attCert []byte
+	// noUV: the assertion says the user was present, not verified.
+	noUV bool
 }
 
 var b64 = base64.RawURLEncoding
@@ -158,7 +160,11 @@ func (a *softAuthenticator) get(t testing.TB, opts any, origin string) []byte {
 	rpHash := sha256.Sum256([]byte(ca.Response.RelyingPartyID))
 	a.counter++
 	auth := append([]byte{}, rpHash[:]...)
-	auth = append(auth, 0x01|0x04) // UP, UV
+	flags := byte(0x01 | 0x04) // UP, UV
+	if a.noUV {
+		flags = 0x01
+	}
+	auth = append(auth, flags)
 	auth = binary.BigEndian.AppendUint32(auth, a.counter)
 	cd := clientData("webauthn.get", ca.Response.Challenge, origin)
 	cdHash := sha256.Sum256(cd)
