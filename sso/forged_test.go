@@ -161,3 +161,27 @@ func TestForgedIDTokens(t *testing.T) {
 		})
 	}
 }
+
+// TestIssuerScheme: an http issuer only on loopback (a test IdP): over
+// plain HTTP anyone on the path answers discovery, keys and ID tokens.
+func TestIssuerScheme(t *testing.T) {
+	m := mapping(t)
+	for _, tc := range []struct {
+		issuer string
+		ok     bool
+	}{
+		{"https://idp.example.jp/realms/staff", true},
+		{"http://127.0.0.1:8080", true},
+		{"http://[::1]:8080", true},
+		{"http://localhost:8080/realms/x", true},
+		{"http://idp.example.jp/realms/staff", false},
+		{"http://10.0.0.5:8080", false},
+		{"ftp://idp.example.jp", false},
+		{"idp.example.jp", false},
+	} {
+		_, err := New(Config{Issuer: tc.issuer, ClientID: "sekisho", Mapping: m})
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v, want ok %v", tc.issuer, err, tc.ok)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -64,6 +65,11 @@ func New(cfg Config) (*Provider, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("--oidc-issuer %q: want the IdP's issuer URL (https://idp.example.jp/realms/staff)", cfg.Issuer)
 	}
+	if u.Scheme == "http" && !loopback(u.Hostname()) {
+		// Discovery, keys and tokens over plain HTTP: anyone on the path
+		// could answer ID tokens signed by keys of their own.
+		return nil, fmt.Errorf("--oidc-issuer %q: an http issuer is accepted on a loopback address only (a test IdP); use https", cfg.Issuer)
+	}
 	if cfg.ClientID == "" {
 		return nil, fmt.Errorf("--oidc-client-id is required with --oidc-issuer")
 	}
@@ -74,6 +80,15 @@ func New(cfg Config) (*Provider, error) {
 		cfg.HTTPClient = &http.Client{Timeout: 15 * time.Second}
 	}
 	return &Provider{cfg: cfg}, nil
+}
+
+// loopback reports whether host is a loopback address or localhost.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Issuer implements access.IdentityProvider.
