@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -532,5 +533,38 @@ func TestPasskeyCeremonyAttacksOverHTTP(t *testing.T) {
 	}
 	if _, typ := w.login(a, must(dpop.GenerateKey("p256"))); typ != "" {
 		t.Fatalf("bob's passkey after the refused revocations: %s", typ)
+	}
+}
+
+// TestPasskeyNotStoredWithoutItsDevice: when the principal has
+// access.MaxPendingDevices enrolments waiting already (an outsider can
+// make them: enrolment is anonymous), a registration is answered like one
+// (a pending device) but its device is not stored; its passkey was
+// stored all the same, waiting on a device id that anyone could then
+// enrol under another principal. Now neither is stored. Control: a
+// registration for a principal without waiting enrolments stores both.
+func TestPasskeyNotStoredWithoutItsDevice(t *testing.T) {
+	ctx := context.Background()
+	w := newHTTPWorld(t)
+	w.principal(w.admin, w.admin, "bob", "operator", "member")
+	for i := range access.MaxPendingDevices {
+		if _, err := w.client().Enrol(ctx, "admin", fmt.Sprint("flood ", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := must(dpop.GenerateKey("p256"))
+	if typ := w.register(newSoftAuthenticator(t, "none", nil), "admin", k); typ != "" {
+		t.Fatalf("registration: %s", typ)
+	}
+	var l struct{ Passkeys []passkey.Passkey }
+	if err := w.admin.JSON(ctx, "GET", "/v1/passkeys?principal=admin", "", nil, &l); err != nil || len(l.Passkeys) != 0 {
+		t.Fatalf("passkeys of admin after a registration whose device was not stored: %+v %v", l.Passkeys, err)
+	}
+	// Control.
+	if typ := w.register(newSoftAuthenticator(t, "none", nil), "bob", must(dpop.GenerateKey("p256"))); typ != "" {
+		t.Fatalf("registration: %s", typ)
+	}
+	if err := w.admin.JSON(ctx, "GET", "/v1/passkeys?principal=bob", "", nil, &l); err != nil || len(l.Passkeys) != 1 {
+		t.Fatalf("bob's passkeys: %+v %v", l.Passkeys, err)
 	}
 }

@@ -465,6 +465,13 @@ func (s *Service) FinishRegistration(ctx context.Context, c sekisho.Caller, key 
 	if err != nil {
 		return nil, err
 	}
+	if d.Org == "" {
+		// The enrolment was answered, not stored (too many enrolments of
+		// the principal wait already; access audited why): the passkey is
+		// not stored either, so that no passkey ever waits on a device
+		// that does not exist.
+		return &Registered{Device: d}, nil
+	}
 	if err := s.put(ctx, pk, 1); err != nil {
 		if sekisho.Code(err) == sekisho.EConflict {
 			err = sekisho.TypedErrorf(sekisho.EConflict, ProblemKnown, "this passkey is registered already")
