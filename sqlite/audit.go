@@ -45,26 +45,41 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 
 // AppendAudit implements sekisho.AuditStore. The check of the current size
 // and the inserts run in one IMMEDIATE transaction, so two writers cannot
-// both append at the same index.
+// both append at the same index. Rows go in with multi-row INSERTs
+// (auditInsert): a group of hot-read events is a few statements, not five
+// per event, each a call into SQLite with its own binding.
 func (s *Store) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, nodes []sekisho.AuditNode) error {
 	if len(entries) == 0 && len(nodes) == 0 {
 		return nil
 	}
+	ev := make([]any, 0, 10*len(entries))
+	var rec, rorg []any
+	for _, e := range entries {
+		ev = append(ev, int64(e.Index), e.Leaf, micros(e.Time), e.RequestID, e.Org, e.Principal, e.Device, e.Decision, jsonList(e.Records), jsonList(e.RecordOrgs))
+		for _, r := range e.Records {
+			rec = append(rec, r, int64(e.Index))
+		}
+		for _, o := range e.RecordOrgs {
+			rorg = append(rorg, o, int64(e.Index))
+		}
+	}
+	nd := make([]any, 0, 3*len(nodes))
+	for _, n := range nodes {
+		nd = append(nd, n.Level, int64(n.Index), n.Hash)
+	}
 	// Prepared before the transaction: the writer pool has one connection,
 	// which the transaction holds.
-	var ps [4]*sql.Stmt
-	for i, q := range []string{
-		`INSERT INTO audit_events (idx, leaf, time, request_id, org, principal, device, decision, records, record_orgs) VALUES (?,?,?,?,?,?,?,?,?,?)`,
-		`INSERT OR IGNORE INTO audit_records (record, idx) VALUES (?,?)`,
-		`INSERT OR IGNORE INTO audit_record_orgs (org, idx) VALUES (?,?)`,
-		`INSERT OR REPLACE INTO audit_nodes (level, idx, hash) VALUES (?,?,?)`,
-	} {
-		var err error
-		if ps[i], err = s.prep(ctx, s.w, q); err != nil {
+	ins := []*auditInsert{
+		{q: `INSERT INTO audit_events (idx, leaf, time, request_id, org, principal, device, decision, records, record_orgs) VALUES `, cols: 10, args: ev, what: "append audit"},
+		{q: `INSERT OR IGNORE INTO audit_records (record, idx) VALUES `, cols: 2, args: rec, what: "append audit records"},
+		{q: `INSERT OR IGNORE INTO audit_record_orgs (org, idx) VALUES `, cols: 2, args: rorg, what: "append audit orgs"},
+		{q: `INSERT OR REPLACE INTO audit_nodes (level, idx, hash) VALUES `, cols: 3, args: nd, what: "append audit nodes"},
+	}
+	for _, in := range ins {
+		if err := in.prepare(ctx, s); err != nil {
 			return err
 		}
 	}
-	evP, recP, rorgP, ndP := ps[0], ps[1], ps[2], ps[3]
 	return s.grouped(ctx, func(tx *sql.Tx) error {
 		var size uint64
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM audit_events`).Scan(&size); err != nil {
@@ -75,37 +90,58 @@ func (s *Store) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, n
 				return sekisho.Errorf(sekisho.EConflict, "audit append at index %d, but the log has %d entries", e.Index, size+uint64(i))
 			}
 		}
-		ev := tx.StmtContext(ctx, evP)
-		rec := tx.StmtContext(ctx, recP)
-		rorg := tx.StmtContext(ctx, rorgP)
-		for _, e := range entries {
-			if _, err := ev.ExecContext(ctx, int64(e.Index), e.Leaf, micros(e.Time), e.RequestID, e.Org, e.Principal, e.Device, e.Decision, jsonList(e.Records), jsonList(e.RecordOrgs)); err != nil {
-				if isUnique(err) {
-					return sekisho.Errorf(sekisho.EConflict, "audit index %d exists", e.Index)
+		for i, in := range ins {
+			if err := in.exec(ctx, tx); err != nil {
+				if i == 0 && isUnique(err) {
+					return sekisho.Errorf(sekisho.EConflict, "audit index %d or after exists", entries[0].Index)
 				}
-				return fmt.Errorf("sqlite: append audit: %w", err)
-			}
-			for _, r := range e.Records {
-				if _, err := rec.ExecContext(ctx, r, int64(e.Index)); err != nil {
-					return fmt.Errorf("sqlite: append audit records: %w", err)
-				}
-			}
-			for _, o := range e.RecordOrgs {
-				if _, err := rorg.ExecContext(ctx, o, int64(e.Index)); err != nil {
-					return fmt.Errorf("sqlite: append audit orgs: %w", err)
-				}
-			}
-		}
-		if len(nodes) > 0 {
-			nd := tx.StmtContext(ctx, ndP)
-			for _, n := range nodes {
-				if _, err := nd.ExecContext(ctx, n.Level, int64(n.Index), n.Hash); err != nil {
-					return fmt.Errorf("sqlite: append audit nodes: %w", err)
-				}
+				return err
 			}
 		}
 		return nil
 	})
+}
+
+// auditRowChunks are the row counts of the multi-row INSERTs: n rows go in
+// as chunks of these sizes, largest first, so that each table has at most
+// four statement shapes, prepared once.
+var auditRowChunks = [...]int{64, 16, 4, 1}
+
+// auditInsert is one table's rows of an append: q is the INSERT up to
+// VALUES, cols its columns, args the rows' values in order.
+type auditInsert struct {
+	q     string
+	cols  int
+	args  []any
+	what  string
+	stmts [len(auditRowChunks)]*sql.Stmt
+}
+
+func (in *auditInsert) prepare(ctx context.Context, s *Store) error {
+	row := "(" + placeholders(in.cols) + ")"
+	for i, k := range auditRowChunks {
+		if len(in.args) < k*in.cols {
+			continue
+		}
+		var err error
+		if in.stmts[i], err = s.prep(ctx, s.w, in.q+strings.TrimSuffix(strings.Repeat(row+",", k), ",")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (in *auditInsert) exec(ctx context.Context, tx *sql.Tx) error {
+	args := in.args
+	for i, k := range auditRowChunks {
+		for len(args) >= k*in.cols {
+			if _, err := tx.StmtContext(ctx, in.stmts[i]).ExecContext(ctx, args[:k*in.cols]...); err != nil {
+				return fmt.Errorf("sqlite: %s: %w", in.what, err)
+			}
+			args = args[k*in.cols:]
+		}
+	}
+	return nil
 }
 
 // AuditSize implements sekisho.AuditStore.
@@ -165,10 +201,12 @@ func (s *Store) QueryAudit(ctx context.Context, f sekisho.AuditFilter) ([]sekish
 	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
 	add("e.idx >= ?", int64(f.From))
 	if f.Principal != "" {
-		add("e.principal = ?", f.Principal)
+		c, a := auditKeyed("audit_by_principal", "principal", f.Principal, f.From, f.Since, f.Until)
+		add(c, a...)
 	}
 	if f.Device != "" {
-		add("e.device = ?", f.Device)
+		c, a := auditKeyed("audit_by_device", "device", f.Device, f.From, f.Since, f.Until)
+		add(c, a...)
 	}
 	if f.Org != "" {
 		add("(e.org = ? OR e.idx IN (SELECT idx FROM audit_record_orgs WHERE org = ?))", f.Org, f.Org)
