@@ -80,9 +80,13 @@ func (s *Store) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, n
 			return err
 		}
 	}
+	sizeP, err := s.prep(ctx, s.w, `SELECT COALESCE(MAX(idx)+1, 0) FROM audit_events`)
+	if err != nil {
+		return err
+	}
 	return s.grouped(ctx, func(tx *sql.Tx) error {
 		var size uint64
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM audit_events`).Scan(&size); err != nil {
+		if err := tx.StmtContext(ctx, sizeP).QueryRowContext(ctx).Scan(&size); err != nil {
 			return fmt.Errorf("sqlite: audit size: %w", err)
 		}
 		for i, e := range entries {

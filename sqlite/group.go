@@ -82,21 +82,37 @@ func (s *Store) commitGroup(batch []*groupOp) {
 		return
 	}
 	errs := make([]error, len(live))
-	err := s.tx(context.Background(), func(tx *sql.Tx) error {
+	ctx := context.Background()
+	// The savepoint statements are prepared once (before the transaction:
+	// the writer has one connection), not parsed for every write.
+	var sp [3]*sql.Stmt
+	if len(live) > 1 {
+		for i, q := range []string{"SAVEPOINT g", "ROLLBACK TO g", "RELEASE g"} {
+			var err error
+			if sp[i], err = s.prep(ctx, s.w, q); err != nil {
+				for _, op := range live {
+					op.done <- err
+				}
+				return
+			}
+		}
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if len(live) == 1 {
 			errs[0] = live[0].fn(tx)
 			return errs[0]
 		}
+		save, rollback, release := tx.Stmt(sp[0]), tx.Stmt(sp[1]), tx.Stmt(sp[2])
 		for i, op := range live {
-			if _, err := tx.Exec("SAVEPOINT g"); err != nil {
+			if _, err := save.Exec(); err != nil {
 				return fmt.Errorf("sqlite: savepoint: %w", err)
 			}
 			if errs[i] = op.fn(tx); errs[i] != nil {
-				if _, err := tx.Exec("ROLLBACK TO g"); err != nil {
+				if _, err := rollback.Exec(); err != nil {
 					return fmt.Errorf("sqlite: rollback to savepoint: %w", err)
 				}
 			}
-			if _, err := tx.Exec("RELEASE g"); err != nil {
+			if _, err := release.Exec(); err != nil {
 				return fmt.Errorf("sqlite: release savepoint: %w", err)
 			}
 		}
