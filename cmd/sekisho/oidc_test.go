@@ -19,6 +19,7 @@ import (
 	"github.com/sekisho/sekisho/access/dpop"
 	"github.com/sekisho/sekisho/client"
 	"github.com/sekisho/sekisho/internal/oidctest"
+	"github.com/sekisho/sekisho/internal/pgtest"
 	"github.com/sekisho/sekisho/internal/swtpmtest"
 	"github.com/sekisho/sekisho/internal/testpki"
 	"github.com/sekisho/sekisho/sso"
@@ -28,10 +29,17 @@ import (
 // serve --oidc-issuer/--oidc-client-id/--oidc-mapping configures it.
 func startOIDCNode(t *testing.T, issuer, mapping string, more ...func(*nodeConfig)) (url, tokenFile string) {
 	t.Helper()
+	return startOIDCNodeOn(t, "", issuer, mapping, more...)
+}
+
+// startOIDCNodeOn is startOIDCNode on store ("" the embedded SQLite, or a
+// postgres:// URL).
+func startOIDCNodeOn(t *testing.T, store, issuer, mapping string, more ...func(*nodeConfig)) (url, tokenFile string) {
+	t.Helper()
 	setMasterKey(t)
 	dir := t.TempDir()
 	ctx := context.Background()
-	in, err := openInstance(ctx, instanceOptions{DataDir: dir, Stderr: io.Discard})
+	in, err := openInstance(ctx, instanceOptions{DataDir: dir, Store: store, Stderr: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,9 +428,16 @@ func idpRefresh(t *testing.T, op *oidctest.OP, refreshToken string) int {
 // the session ends (RFC 9700 §4.14.2: the family is revoked): the refresh
 // after that is refused without asking the IdP. Control: the person signs
 // in again with the same key and refreshes.
+//
+// On SQLite and on PostgreSQL (the claim is the store's versioned write).
 func TestOIDCConcurrentRefresh(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { concurrentRefresh(t, "") })
+	t.Run("postgres", func(t *testing.T) { concurrentRefresh(t, pgtest.DSN(t)) })
+}
+
+func concurrentRefresh(t *testing.T, store string) {
 	op := oidctest.Start(t, oidctest.Person{ID: "alice", Password: "alice-pw", Email: "alice@example.jp", Groups: []string{"staff"}})
-	url, tokenFile := startOIDCNode(t, op.Issuer, oidcTestMapping)
+	url, tokenFile := startOIDCNodeOn(t, store, op.Issuer, oidcTestMapping)
 	if out, code := cli(t, "login", "--server", url, "--bootstrap-token-file", tokenFile, "--profile", filepath.Join(t.TempDir(), "admin")); code != 0 {
 		t.Fatalf("bootstrap: %s", out)
 	}
