@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 
@@ -11,15 +13,119 @@ import (
 
 var _ sekisho.BulkLoader = (*Store)(nil)
 
-// BeginBulk implements sekisho.BulkLoader. PostgreSQL keeps its indexes as
-// it goes: record ids are time-ordered, so the records' primary key is
-// appended to; the blind index takes random keys, which PostgreSQL's larger
-// shared buffers absorb. The speed comes from COPY and from LoadParallel
-// batches committing at once on separate connections.
-func (s *Store) BeginBulk(context.Context) error { return nil }
+// A bulk load (sekisho import --data --store, which holds the data
+// directory) COPYs the records and their blind-index entries, LoadParallel
+// batches at once on separate connections. Record ids are time-ordered, so
+// the records' indexes are appended to; the blind index takes random keys.
+// When record_index is empty at BeginBulk (a first import), its primary key
+// (collection, field, token, record_id: random keys) is dropped and EndBulk
+// builds it once, by sorting, instead of millions of random B-tree inserts;
+// record_index_by_record (time-ordered record ids, appended to) is kept. The
+// table bulk_load says so until the key is built, and Open builds it if an
+// import stopped before (so a server never runs on a record_index without
+// it). Into a record_index that holds entries already, the entries are
+// COPYed in key order per batch and the key kept.
+//
+// Durability: the load's transactions commit with synchronous_commit=off:
+// their WAL is written in order but flushed by the WAL writer, not by each
+// commit. A crash of the server may lose the last commits (never one
+// without those before it): a batch's audit event, committed before its
+// records on the audit log's own path, survives whenever they do, and its
+// mark (in the records' transaction) is lost with them, so the import run
+// again writes that batch again, once. EndBulk ends with an ordinary
+// (synchronous) commit, which flushes the WAL and so every commit of the
+// load.
+const createBulkLoad = `CREATE TABLE IF NOT EXISTS bulk_load (
+	one             BOOL PRIMARY KEY CHECK (one),
+	indexes_dropped BOOL NOT NULL
+)`
 
-// EndBulk implements sekisho.BulkLoader.
-func (s *Store) EndBulk(context.Context) error { return nil }
+// bulkState is a Store's bulk load in progress.
+type bulkState struct {
+	on atomic.Bool // between BeginBulk and EndBulk: commits are asynchronous
+}
+
+// BeginBulk implements sekisho.BulkLoader.
+func (s *Store) BeginBulk(ctx context.Context) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, createBulkLoad); err != nil {
+			return err
+		}
+		var dropped *bool
+		if err := tx.QueryRow(ctx, `SELECT indexes_dropped FROM bulk_load`).Scan(&dropped); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if dropped != nil {
+			return nil // a load not finished (Open finishes one): keep its state
+		}
+		var empty bool
+		if err := tx.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM record_index)`).Scan(&empty); err != nil {
+			return err
+		}
+		if empty {
+			if _, err := tx.Exec(ctx, `ALTER TABLE record_index DROP CONSTRAINT IF EXISTS record_index_pkey`); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO bulk_load (one, indexes_dropped) VALUES (true, $1)`, empty)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: begin bulk: %w", err)
+	}
+	s.bulk.on.Store(true)
+	return nil
+}
+
+// EndBulk implements sekisho.BulkLoader: it builds the primary key BeginBulk
+// dropped and returns once the whole load is durable.
+func (s *Store) EndBulk(ctx context.Context) error {
+	s.bulk.on.Store(false)
+	return s.finishBulk(ctx)
+}
+
+// finishBulk builds record_index's primary key if a bulk load dropped it
+// (and its other index if missing) and forgets the load, in one transaction
+// with a synchronous commit.
+func (s *Store) finishBulk(ctx context.Context) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT to_regclass('bulk_load') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+			return err
+		}
+		var dropped bool
+		if err := tx.QueryRow(ctx, `SELECT indexes_dropped FROM bulk_load FOR UPDATE`).Scan(&dropped); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			return err
+		}
+		if dropped {
+			// Sorted in memory where it fits.
+			if _, err := tx.Exec(ctx, `SET LOCAL maintenance_work_mem = '256MB'`); err != nil {
+				return err
+			}
+			var pk bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'record_index_pkey' AND conrelid = 'record_index'::regclass)`).Scan(&pk); err != nil {
+				return err
+			}
+			if !pk {
+				if _, err := tx.Exec(ctx, `ALTER TABLE record_index ADD CONSTRAINT record_index_pkey PRIMARY KEY (collection, field, token, record_id)`); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.Exec(ctx, `CREATE INDEX IF NOT EXISTS record_index_by_record ON record_index (collection, record_id)`); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM bulk_load`)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: finish bulk load: %w", err)
+	}
+	return nil
+}
 
 // LoadParallel implements sekisho.BulkLoader: batches are copied in on this
 // many connections at once.

@@ -17,6 +17,7 @@ import (
 // one process or many.
 type Store struct {
 	pool *pgxpool.Pool
+	bulk bulkState // bulk.go
 }
 
 var _ sekisho.Store = (*Store)(nil)
@@ -37,7 +38,13 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool}, nil
+	s := &Store{pool: pool}
+	// A bulk load that stopped before its end gets its indexes first.
+	if err := s.finishBulk(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Migrate applies the migrations that the database at dsn lacks, for

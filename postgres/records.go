@@ -46,7 +46,14 @@ func (s *Store) createRecords(ctx context.Context, recs []*sekisho.SealedRecord,
 		rows[i] = []any{r.Collection, r.ID, r.Org, r.Region, r.KEKVersion, r.WrappedDEK, sekisho.EncodeFields(r.Fields),
 			sekisho.EncodeFields(r.Index), r.Honeytoken, r.Version, ts(r.CreatedAt), ts(r.UpdatedAt), nullTS(r.ErasedAt)}
 	}
+	bulk := s.bulk.on.Load()
 	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if bulk {
+			// See bulk.go: EndBulk's commit makes the load durable.
+			if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+				return err
+			}
+		}
 		if len(rows) > 0 {
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"records"}, recordColumns, pgx.CopyFromRows(rows)); err != nil {
 				return err
