@@ -14,8 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/gen"
+	"github.com/sekisho/sekisho/internal/pgtest"
 	"github.com/sekisho/sekisho/sqlite"
 	"github.com/sekisho/sekisho/vault"
 )
@@ -29,10 +32,39 @@ import (
 // is named by an import audit event. The control: the same file imported
 // again after a complete import is imported again (marks are forgotten once
 // an import is complete), so the count would catch a skipped batch too.
+// Both stores: the embedded SQLite and PostgreSQL (--store; skipped without
+// SEKISHO_TEST_POSTGRES, failed with SEKISHO_REQUIRE_POSTGRES).
 func TestImportResumesAfterKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("imports 12,000 records")
 	}
+	t.Run("sqlite", func(t *testing.T) { testImportResumesAfterKill(t, "") })
+	t.Run("postgres", func(t *testing.T) { testImportResumesAfterKill(t, pgtest.DSN(t)) })
+}
+
+// countStored counts the users stored so far without opening the store as
+// a sekisho.Store (PostgreSQL's Open would finish the bulk load under way).
+func countStored(ctx context.Context, data, dsn string) int64 {
+	if dsn == "" {
+		st, err := sqlite.OpenReadOnly(ctx, filepath.Join(data, dbFile))
+		if err != nil {
+			return 0
+		}
+		defer st.Close()
+		n, _ := st.CountRecords(ctx, "users", "")
+		return n
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return 0
+	}
+	defer conn.Close(ctx)
+	var n int64
+	conn.QueryRow(ctx, `SELECT count(*) FROM records WHERE collection = 'users'`).Scan(&n)
+	return n
+}
+
+func testImportResumesAfterKill(t *testing.T, dsn string) {
 	setMasterKey(t)
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -54,7 +86,11 @@ func TestImportResumesAfterKill(t *testing.T) {
 	if err := os.WriteFile(file, buf.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"import", "--data", data, "--batch", "250", "users", file}
+	var store []string
+	if dsn != "" {
+		store = []string{"--store", dsn}
+	}
+	args := append(append([]string{"import", "--data", data}, store...), "--batch", "250", "users", file)
 
 	// The first run, killed once it has stored a few batches.
 	cmd := exec.Command(binary(t), args...)
@@ -76,10 +112,7 @@ func TestImportResumesAfterKill(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the import stored nothing in 2 minutes")
 		}
-		if st, err := sqlite.OpenReadOnly(ctx, filepath.Join(data, dbFile)); err == nil {
-			stored, _ = st.CountRecords(ctx, "users", "")
-			st.Close()
-		}
+		stored = countStored(ctx, data, dsn)
 	}
 	cmd.Process.Kill()
 	<-exited
@@ -102,7 +135,7 @@ func TestImportResumesAfterKill(t *testing.T) {
 		t.Fatalf("resumed import: %d imported + %d skipped, want %d in all, at least the 750 stored before the kill, whole batches", imported, resumed, total)
 	}
 
-	in, err := openInstance(ctx, instanceOptions{DataDir: data, Stderr: io.Discard})
+	in, err := openInstance(ctx, instanceOptions{DataDir: data, Store: dsn, Stderr: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +204,7 @@ func TestImportResumesAfterKill(t *testing.T) {
 
 	// Control: a complete import forgets its marks; the same file again is
 	// a new import.
-	out, stderr, code = run(t, "import", "--data", data, "--batch", "250", "users", file)
+	out, stderr, code = run(t, args...)
 	if code != 0 || !regexp.MustCompile(fmt.Sprintf(`imported %d records, rejected 0`, total)).MatchString(out) {
 		t.Fatalf("import after a complete one: exit %d\n%s%s", code, out, stderr)
 	}
