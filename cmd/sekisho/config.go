@@ -62,6 +62,8 @@ type fileConfig struct {
 	WebAuthnOrigin           string `yaml:"webauthn_origin"`
 	WebAuthnRPID             string `yaml:"webauthn_rp_id"`
 	WebAuthnAttestationRoots string `yaml:"webauthn_attestation_roots"`
+	// WebAuthnSessionTTL is serve's --webauthn-session-ttl (a duration).
+	WebAuthnSessionTTL string `yaml:"webauthn_session_ttl"`
 	// Controller names the business operator in every report (serve's API
 	// and the offline report commands).
 	Controller report.Controller `yaml:"controller"`
@@ -196,6 +198,7 @@ func applyConfig(fs *pflag.FlagSet, c *fileConfig) error {
 		"device-requirement-default": c.DeviceRequirementDefault, "tpm-ek-roots": c.TPMEKRoots,
 		"oidc-issuer": c.OIDCIssuer, "oidc-client-id": c.OIDCClientID, "oidc-mapping": c.OIDCMapping,
 		"webauthn-origin": c.WebAuthnOrigin, "webauthn-rp-id": c.WebAuthnRPID, "webauthn-attestation-roots": c.WebAuthnAttestationRoots,
+		"webauthn-session-ttl": c.WebAuthnSessionTTL,
 	} {
 		f := fs.Lookup(name)
 		if val == "" || f == nil || f.Changed {

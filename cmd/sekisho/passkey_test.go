@@ -6,8 +6,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sekisho/sekisho/internal/testpki"
+	"github.com/sekisho/sekisho/passkey"
 )
 
 // TestWebAuthnOrigins: serve's passkey relying party comes from
@@ -15,7 +17,8 @@ import (
 // listener (browsers refuse IP addresses as RP ids); a listener on every
 // interface without either has no passkeys. The configuration file's keys
 // set the flags the command line did not; a roots file without a
-// certificate is refused.
+// certificate is refused; the session lifetime (--webauthn-session-ttl,
+// default 12h) is bounded to 1m..720h.
 func TestWebAuthnOrigins(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -52,7 +55,7 @@ func TestWebAuthnOrigins(t *testing.T) {
 		t.Fatalf("a roots file without a certificate: %v", err)
 	}
 	cfg := filepath.Join(dir, "sekisho.yaml")
-	os.WriteFile(cfg, []byte("webauthn_origin: https://a.example.jp,https://b.example.jp\nwebauthn_rp_id: example.jp\nwebauthn_attestation_roots: "+roots+"\n"), 0o600)
+	os.WriteFile(cfg, []byte("webauthn_origin: https://a.example.jp,https://b.example.jp\nwebauthn_rp_id: example.jp\nwebauthn_attestation_roots: "+roots+"\nwebauthn_session_ttl: 8h\n"), 0o600)
 	cmd := newServeCmd()
 	if err := cmd.Flags().Parse([]string{"--webauthn-rp-id", "a.example.jp"}); err != nil {
 		t.Fatal(err)
@@ -66,8 +69,18 @@ func TestWebAuthnOrigins(t *testing.T) {
 	if !slices.Equal(origins, []string{"https://a.example.jp", "https://b.example.jp"}) || rpID != "a.example.jp" || rootsFlag != roots {
 		t.Fatalf("from the file: origins %v, rp id %q (the command line's), roots %q", origins, rpID, rootsFlag)
 	}
-	pc, err := (webauthnFlags{origins: origins, rpID: rpID, roots: rootsFlag}).resolve("", ":1", false)
-	if err != nil || pc.Roots == nil || pc.RPID != "a.example.jp" {
+	ttl, _ := cmd.Flags().GetDuration("webauthn-session-ttl")
+	pc, err := (webauthnFlags{origins: origins, rpID: rpID, roots: rootsFlag, sessionTTL: ttl}).resolve("", ":1", false)
+	if err != nil || pc.Roots == nil || pc.RPID != "a.example.jp" || pc.SessionTTL != 8*time.Hour {
 		t.Fatalf("resolved: %v %+v", err, pc)
+	}
+	// The session lifetime: the default, and bounds.
+	if pc, err := (webauthnFlags{}).resolve("", "127.0.0.1:1", false); err != nil || pc.SessionTTL != passkey.DefaultSessionTTL {
+		t.Fatalf("default session ttl: %v %v", err, pc.SessionTTL)
+	}
+	for _, bad := range []time.Duration{-time.Hour, time.Second, 721 * time.Hour} {
+		if _, err := (webauthnFlags{sessionTTL: bad}).resolve("", "127.0.0.1:1", false); err == nil || !strings.Contains(err.Error(), "--webauthn-session-ttl") {
+			t.Errorf("session ttl %s: %v", bad, err)
+		}
 	}
 }

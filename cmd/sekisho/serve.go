@@ -486,7 +486,7 @@ func newNode(ctx context.Context, in *instance, c nodeConfig) (*node, error) {
 	}
 	if len(c.Passkeys.Origins) > 0 {
 		if hc.Passkeys, err = passkey.New(passkey.Config{Origins: c.Passkeys.Origins, RPID: c.Passkeys.RPID, Roots: c.Passkeys.Roots,
-			Store: in.store, Audit: in.log, Access: acc, Now: c.Now}); err != nil {
+			Store: in.store, Audit: in.log, Access: acc, Now: c.Now, SessionTTL: c.Passkeys.SessionTTL}); err != nil {
 			if !c.Passkeys.Derived {
 				return nil, err
 			}
