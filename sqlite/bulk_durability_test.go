@@ -1,8 +1,11 @@
 package sqlite
 
 import (
+	"bytes"
 	"path/filepath"
+	"reflect"
 	"testing"
+	"time"
 )
 
 // A bulk load commits with synchronous=NORMAL (no WAL sync per batch) and
@@ -41,5 +44,56 @@ func TestBulkSynchronousRestored(t *testing.T) {
 	var n int
 	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE name = 'bulk_load'`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("bulk_load left after EndBulk: %d, %v", n, err)
+	}
+}
+
+// Records written by a multi-row INSERT read back column for column, both
+// with the batch's shared columns bound once (sharedRecords: the same
+// collection, org, flags and times) and without (a record of another time
+// in the chunk), in a bulk load and outside one.
+func TestMultiRowInsertsReadBack(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	shared := benchRecords(3*recordsPerInsert, 0)
+	mixed := benchRecords(2*recordsPerInsert, 1000)
+	for i, r := range append(shared, mixed...) {
+		r.Region = []string{"jp", "th", "tw", "id"}[i%4]
+		r.KEKVersion = 1 + i%3
+	}
+	mixed[5].CreatedAt = mixed[5].CreatedAt.Add(time.Second)
+	mixed[70].Honeytoken = true
+	if err := s.BeginBulk(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.LoadRecords(ctx, shared, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndBulk(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRecords(ctx, mixed); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range append(shared, mixed...) {
+		got, err := s.GetRecords(ctx, want.Collection, []string{want.ID})
+		if err != nil || len(got) != 1 {
+			t.Fatalf("GetRecords(%s) = %v, %v", want.ID, got, err)
+		}
+		g := got[0]
+		if g.Org != want.Org || g.Region != want.Region || g.KEKVersion != want.KEKVersion || !bytes.Equal(g.WrappedDEK, want.WrappedDEK) ||
+			g.Honeytoken != want.Honeytoken || g.Version != want.Version || !g.CreatedAt.Equal(want.CreatedAt.Truncate(time.Microsecond)) ||
+			!g.UpdatedAt.Equal(want.UpdatedAt.Truncate(time.Microsecond)) || !reflect.DeepEqual(g.Fields, want.Fields) || !reflect.DeepEqual(g.Index, want.Index) {
+			t.Fatalf("record %s read back as %+v, want %+v", want.ID, g, want)
+		}
+		for f, tok := range want.Index {
+			ids, err := s.Lookup(ctx, want.Collection, f, tok, 10)
+			if err != nil || len(ids) != 1 || ids[0] != want.ID {
+				t.Fatalf("Lookup(%s of %s) = %q, %v", f, want.ID, ids, err)
+			}
+		}
 	}
 }

@@ -31,6 +31,37 @@ const insertRecordQ = `INSERT INTO records
 	(collection, id, org, region, kek_version, wrapped_dek, fields, tokens, honeytoken, version, created_at, updated_at)
 	VALUES `
 
+// sharedRecords is an INSERT of n records whose collection, org,
+// honeytoken, version and times are one parameter each (?1-?6), bound once
+// for the n rows, and whose other columns are six parameters a row: a
+// third of the binds (each a cgo call) of multiRow's.
+func sharedRecords(n int) string {
+	var b strings.Builder
+	b.WriteString(insertRecordQ)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		p := 7 + 6*i
+		fmt.Fprintf(&b, "(?1,?%d,?2,?%d,?%d,?%d,?%d,?%d,?3,?4,?5,?6)", p, p+1, p+2, p+3, p+4, p+5)
+	}
+	return b.String()
+}
+
+// shareRecords reports whether rows have the columns of sharedRecords'
+// first six parameters in common.
+func shareRecords(rows []encodedRecord) bool {
+	a := rows[0].r
+	for _, e := range rows[1:] {
+		r := e.r
+		if r.Collection != a.Collection || r.Org != a.Org || r.Honeytoken != a.Honeytoken || r.Version != a.Version ||
+			micros(r.CreatedAt) != micros(a.CreatedAt) || micros(r.UpdatedAt) != micros(a.UpdatedAt) {
+			return false
+		}
+	}
+	return true
+}
+
 // multiRow is an INSERT of n rows of cols parameters each.
 func multiRow(prefix string, cols, n int) string {
 	row := "(?" + strings.Repeat(",?", cols-1) + ")"
@@ -77,9 +108,12 @@ func (s *Store) createRecords(ctx context.Context, recs []*sekisho.SealedRecord,
 	if err != nil {
 		return err
 	}
-	var insN *sql.Stmt
+	var insN, insShared *sql.Stmt
 	if len(rows) >= recordsPerInsert {
 		if insN, err = s.prep(ctx, s.w, multiRow(insertRecordQ, 12, recordsPerInsert)); err != nil {
+			return err
+		}
+		if insShared, err = s.prep(ctx, s.w, sharedRecords(recordsPerInsert)); err != nil {
 			return err
 		}
 	}
@@ -107,16 +141,28 @@ func (s *Store) createRecords(ctx context.Context, recs []*sekisho.SealedRecord,
 		}
 		at := 0
 		if insN != nil {
-			many := tx.StmtContext(ctx, insN)
+			many, shared := tx.StmtContext(ctx, insN), tx.StmtContext(ctx, insShared)
 			args := make([]any, 0, 12*recordsPerInsert)
 			for ; at+recordsPerInsert <= len(rows); at += recordsPerInsert {
 				args = args[:0]
-				for _, e := range rows[at : at+recordsPerInsert] {
-					r := e.r
-					args = append(args, r.Collection, r.ID, r.Org, r.Region, r.KEKVersion, r.WrappedDEK,
-						e.fields, e.tokens, r.Honeytoken, r.Version, micros(r.CreatedAt), micros(r.UpdatedAt))
+				chunk := rows[at : at+recordsPerInsert]
+				st := many
+				if shareRecords(chunk) {
+					st = shared
+					a := chunk[0].r
+					args = append(args, a.Collection, a.Org, a.Honeytoken, a.Version, micros(a.CreatedAt), micros(a.UpdatedAt))
+					for _, e := range chunk {
+						r := e.r
+						args = append(args, r.ID, r.Region, r.KEKVersion, r.WrappedDEK, e.fields, e.tokens)
+					}
+				} else {
+					for _, e := range chunk {
+						r := e.r
+						args = append(args, r.Collection, r.ID, r.Org, r.Region, r.KEKVersion, r.WrappedDEK,
+							e.fields, e.tokens, r.Honeytoken, r.Version, micros(r.CreatedAt), micros(r.UpdatedAt))
+					}
 				}
-				_, err := many.ExecContext(ectx, args...)
+				_, err := st.ExecContext(ectx, args...)
 				if isUnique(err) {
 					// The failed statement left nothing behind: find the
 					// record that exists, row by row.
