@@ -90,14 +90,74 @@ func (s *Store) addPending(recs []*sekisho.SealedRecord) {
 	if s.overflow {
 		return
 	}
+	if s.pending == nil {
+		s.pending = newEntrySet()
+	}
 	for _, r := range recs {
 		for f, tok := range r.Index {
-			s.pending = append(s.pending, indexEntry{collection: r.Collection, field: f, id: r.ID, token: tok})
+			s.pending.add(groupKey{r.Collection, f}, tokenID{token: tok, id: r.ID})
 		}
 	}
-	if len(s.pending) > bulkPending {
+	if s.pending.n > bulkPending {
 		s.pending, s.overflow = nil, true
 	}
+}
+
+// groupKey is a (collection, field) of lookup_index, tokenID one of its
+// entries.
+type (
+	groupKey struct{ collection, field string }
+	tokenID  struct {
+		token []byte
+		id    string
+	}
+)
+
+// entrySet holds index entries by (collection, field), in chunks, so that
+// adding never copies what is there.
+type entrySet struct {
+	groups map[groupKey][][]tokenID
+	n      int
+}
+
+const entryChunk = 1 << 15
+
+func newEntrySet() *entrySet { return &entrySet{groups: map[groupKey][][]tokenID{}} }
+
+func (e *entrySet) add(k groupKey, t tokenID) {
+	cs := e.groups[k]
+	if len(cs) == 0 || len(cs[len(cs)-1]) == entryChunk {
+		cs = append(cs, make([]tokenID, 0, entryChunk))
+	}
+	cs[len(cs)-1] = append(cs[len(cs)-1], t)
+	e.groups[k] = cs
+	e.n++
+}
+
+// sorted returns the groups in key order, each group's entries sorted by
+// (token, id): lookup_index's key order.
+func (e *entrySet) sorted() ([]groupKey, [][]tokenID) {
+	keys := make([]groupKey, 0, len(e.groups))
+	for k := range e.groups {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b groupKey) int {
+		return cmp.Or(strings.Compare(a.collection, b.collection), strings.Compare(a.field, b.field))
+	})
+	out := make([][]tokenID, len(keys))
+	for i, k := range keys {
+		n := 0
+		for _, c := range e.groups[k] {
+			n += len(c)
+		}
+		flat := make([]tokenID, 0, n)
+		for _, c := range e.groups[k] {
+			flat = append(flat, c...)
+		}
+		sortTokens(flat)
+		out[i] = flat
+	}
+	return keys, out
 }
 
 // EndBulk implements sekisho.BulkLoader: it builds the deferred index
@@ -111,7 +171,7 @@ func (s *Store) EndBulk(ctx context.Context) error {
 	var err error
 	if known {
 		if pending == nil {
-			pending = []indexEntry{}
+			pending = newEntrySet()
 		}
 		err = s.finishBulkWith(ctx, pending)
 	} else {
@@ -136,7 +196,7 @@ func (s *Store) finishBulk(ctx context.Context) error {
 // finishBulkWith is finishBulk; known, when not nil, are the entries of
 // every record after bulk_load's rowid (this Store loaded them all), so
 // they need not be read back.
-func (s *Store) finishBulkWith(ctx context.Context, known []indexEntry) error {
+func (s *Store) finishBulkWith(ctx context.Context, known *entrySet) error {
 	var stage, load int
 	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE name = 'lookup_stage'), count(*) FILTER (WHERE name = 'bulk_load')
 		FROM sqlite_master WHERE type = 'table'`).Scan(&stage, &load); err != nil {
@@ -155,44 +215,48 @@ func (s *Store) finishBulkWith(ctx context.Context, known []indexEntry) error {
 		return fmt.Errorf("sqlite: finish bulk: %w", err)
 	}
 	for {
-		var entries []indexEntry
+		var set *entrySet
 		var last int64
 		var err error
 		if known != nil {
 			if err := s.w.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) FROM records`).Scan(&last); err != nil {
 				return fmt.Errorf("sqlite: finish bulk: %w", err)
 			}
-			entries, known = known, nil
-		} else if entries, last, err = s.bulkEntries(ctx, from, bulkPassRecords); err != nil {
+			set, known = known, nil
+		} else if set, last, err = s.bulkEntries(ctx, from, bulkPassRecords); err != nil {
 			return err
 		}
 		if last <= from {
 			break
 		}
-		sortEntries(entries)
-		st, err := s.entryStmts(ctx, "INSERT OR IGNORE INTO lookup_index", min(len(entries), bulkTxEntries))
+		keys, groups := set.sorted()
+		st, err := s.groupStmts(ctx, set.n)
 		if err != nil {
 			return err
 		}
 		// The pass's entries in transactions of bulkTxEntries; the last
 		// one moves bulk_load past the pass. A crash in between repeats
 		// the pass, whose entries already inserted are ignored.
-		for len(entries) > 0 {
-			n := min(len(entries), bulkTxEntries)
-			chunk := entries[:n]
-			entries = entries[n:]
-			err := s.tx(ctx, func(tx *sql.Tx) error {
-				if err := st.insert(ctx, tx, chunk); err != nil {
-					return err
+		for g, k := range keys {
+			entries := groups[g]
+			for len(entries) > 0 {
+				n := min(len(entries), bulkTxEntries)
+				chunk := entries[:n]
+				entries = entries[n:]
+				lastTx := len(entries) == 0 && g == len(keys)-1
+				err := s.tx(ctx, func(tx *sql.Tx) error {
+					if err := st.insert(ctx, tx, k, chunk); err != nil {
+						return err
+					}
+					if lastTx {
+						_, err := tx.ExecContext(ctx, `UPDATE bulk_load SET from_rowid = ?`, last)
+						return err
+					}
+					return nil
+				})
+				if err != nil {
+					return fmt.Errorf("sqlite: build lookup index: %w", err)
 				}
-				if len(entries) == 0 {
-					_, err := tx.ExecContext(ctx, `UPDATE bulk_load SET from_rowid = ?`, last)
-					return err
-				}
-				return nil
-			})
-			if err != nil {
-				return fmt.Errorf("sqlite: build lookup index: %w", err)
 			}
 		}
 		from = last
@@ -212,13 +276,13 @@ func (s *Store) finishBulkWith(ctx context.Context, known []indexEntry) error {
 // bulkEntries reads the index entries of at most n records after rowid
 // from (in rowid order) and returns them with the last rowid read (from if
 // none).
-func (s *Store) bulkEntries(ctx context.Context, from int64, n int) ([]indexEntry, int64, error) {
+func (s *Store) bulkEntries(ctx context.Context, from int64, n int) (*entrySet, int64, error) {
 	rows, err := s.w.QueryContext(ctx, `SELECT rowid, collection, id, tokens FROM records WHERE rowid > ? ORDER BY rowid LIMIT ?`, from, n)
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: read bulk-loaded tokens: %w", err)
 	}
 	defer rows.Close()
-	var out []indexEntry
+	out := newEntrySet()
 	last := from
 	fields := map[string]string{} // interned field and collection names
 	intern := func(b []byte) string {
@@ -248,7 +312,7 @@ func (s *Store) bulkEntries(ctx context.Context, from int64, n int) ([]indexEntr
 			if !ok {
 				return nil, 0, fmt.Errorf("sqlite: index tokens of %s/%s are corrupt", c, id)
 			}
-			out = append(out, indexEntry{collection: c, field: intern(name), id: id, token: tok})
+			out.add(groupKey{c, intern(name)}, tokenID{token: tok, id: id})
 			b = rest
 		}
 	}
@@ -267,17 +331,16 @@ func uvarintBytes(b []byte) (v, rest []byte, ok bool) {
 	return b[k : k+int(n)], b[k+int(n):], true
 }
 
-func compareEntries(a, b indexEntry) int {
-	return cmp.Or(strings.Compare(a.collection, b.collection), strings.Compare(a.field, b.field),
-		bytes.Compare(a.token, b.token), strings.Compare(a.id, b.id))
+func compareTokens(a, b tokenID) int {
+	return cmp.Or(bytes.Compare(a.token, b.token), strings.Compare(a.id, b.id))
 }
 
-// sortEntries sorts entries in lookup_index's key order, on all cores:
-// each core sorts a part, then the parts are merged.
-func sortEntries(entries []indexEntry) {
+// sortTokens sorts entries by (token, id), on all cores: each core sorts
+// a part, then the parts are merged.
+func sortTokens(entries []tokenID) {
 	parts := min(runtime.GOMAXPROCS(0), max(1, len(entries)/4096))
 	if parts == 1 {
-		slices.SortFunc(entries, compareEntries)
+		slices.SortFunc(entries, compareTokens)
 		return
 	}
 	bounds := make([]int, parts+1)
@@ -286,15 +349,11 @@ func sortEntries(entries []indexEntry) {
 	}
 	var wg sync.WaitGroup
 	for i := range parts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			slices.SortFunc(entries[bounds[i]:bounds[i+1]], compareEntries)
-		}()
+		wg.Go(func() { slices.SortFunc(entries[bounds[i]:bounds[i+1]], compareTokens) })
 	}
 	wg.Wait()
 	// Merge the sorted parts, two at a time.
-	buf := make([]indexEntry, len(entries))
+	buf := make([]tokenID, len(entries))
 	for width := 1; width < parts; width *= 2 {
 		for i := 0; i < parts; i += 2 * width {
 			lo, mid, hi := bounds[i], bounds[min(i+width, parts)], bounds[min(i+2*width, parts)]
@@ -304,10 +363,10 @@ func sortEntries(entries []indexEntry) {
 	}
 }
 
-func merge(dst, a, b []indexEntry) {
+func merge(dst, a, b []tokenID) {
 	i, j, k := 0, 0, 0
 	for i < len(a) && j < len(b) {
-		if compareEntries(b[j], a[i]) < 0 {
+		if compareTokens(b[j], a[i]) < 0 {
 			dst[k] = b[j]
 			j++
 		} else {
@@ -318,6 +377,69 @@ func merge(dst, a, b []indexEntry) {
 	}
 	k += copy(dst[k:], a[i:])
 	copy(dst[k:], b[j:])
+}
+
+// groupStmts are the INSERT OR IGNOREs of one (collection, field)'s
+// entries: collection and field are ?1 and ?2, bound once a statement, and
+// each entry's token and id two parameters (half the binds of four).
+type groupStmts struct{ one, many *sql.Stmt }
+
+// groupedEntries is the rows per statement of groupStmts.many.
+const groupedEntries = 512
+
+func groupedInsert(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT OR IGNORE INTO lookup_index (collection, field, token, id) VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "(?1,?2,?%d,?%d)", 3+2*i, 4+2*i)
+	}
+	return b.String()
+}
+
+// groupStmts prepares them on the writer, before its transaction (the
+// writer pool has one connection, which the transaction holds).
+func (s *Store) groupStmts(ctx context.Context, n int) (groupStmts, error) {
+	var st groupStmts
+	var err error
+	if st.one, err = s.prep(ctx, s.w, groupedInsert(1)); err != nil {
+		return st, err
+	}
+	if n >= groupedEntries {
+		if st.many, err = s.prep(ctx, s.w, groupedInsert(groupedEntries)); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// insert inserts k's entries in tx (without ctx's cancellation, as
+// createRecords; tx keeps it).
+func (st groupStmts) insert(ctx context.Context, tx *sql.Tx, k groupKey, entries []tokenID) error {
+	ectx := context.WithoutCancel(ctx)
+	at := 0
+	if st.many != nil {
+		many := tx.StmtContext(ctx, st.many)
+		args := make([]any, 0, 2+2*groupedEntries)
+		for ; at+groupedEntries <= len(entries); at += groupedEntries {
+			args = append(args[:0], k.collection, k.field)
+			for _, e := range entries[at : at+groupedEntries] {
+				args = append(args, e.token, e.id)
+			}
+			if _, err := many.ExecContext(ectx, args...); err != nil {
+				return fmt.Errorf("sqlite: insert index: %w", err)
+			}
+		}
+	}
+	one := tx.StmtContext(ctx, st.one)
+	for _, e := range entries[at:] {
+		if _, err := one.ExecContext(ectx, k.collection, k.field, e.token, e.id); err != nil {
+			return fmt.Errorf("sqlite: insert index: %w", err)
+		}
+	}
+	return nil
 }
 
 // finishStage moves the entries of an earlier version's staged bulk load

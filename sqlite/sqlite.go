@@ -45,7 +45,7 @@ type Store struct {
 	// loaded since BeginBulk, so that EndBulk need not read them back; nil
 	// once they outgrow bulkPending (EndBulk then reads the tokens).
 	pendingMu sync.Mutex
-	pending   []indexEntry
+	pending   *entrySet
 	overflow  bool
 
 	// cacheKiB is the page cache of each connection (Options.CacheMiB).
