@@ -28,6 +28,7 @@ import (
 // (serve --oidc-mapping FILE, YAML or JSON):
 //
 //	org: operator            # the org of people not listed under users
+//	email_domains: [example.jp]  # people not listed need a verified email there
 //	principal_claim: email   # a person not listed is the local part of this claim
 //	groups_claim: groups     # the ID token / userinfo claim that lists the groups
 //	groups:                  # IdP group -> sekisho roles
@@ -49,6 +50,12 @@ type Mapping struct {
 	PrincipalClaim string `yaml:"principal_claim" json:"principal_claim"`
 	// GroupsClaim is the claim with the person's groups (default groups).
 	GroupsClaim string `yaml:"groups_claim" json:"groups_claim"`
+	// EmailDomains, when set, admits a person not listed under users only
+	// with a verified email in one of these domains. The principal derived
+	// from an email is its local part alone, so without it a guest of the
+	// IdP (alice@other.example) would be principal alice like
+	// alice@example.jp.
+	EmailDomains []string `yaml:"email_domains" json:"email_domains"`
 	// Groups gives each IdP group its roles.
 	Groups map[string][]string `yaml:"groups" json:"groups"`
 	Users  []User              `yaml:"users" json:"users"`
@@ -108,6 +115,13 @@ func ParseMapping(b []byte) (*Mapping, error) {
 	case "email", "preferred_username", "sub":
 	default:
 		return nil, fmt.Errorf("principal_claim %q: want email, preferred_username or sub", m.PrincipalClaim)
+	}
+	for i, d := range m.EmailDomains {
+		d = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(d), "@"))
+		if d == "" || strings.ContainsAny(d, "@ /") {
+			return nil, fmt.Errorf("email_domains[%d] %q: want a domain (example.jp)", i, m.EmailDomains[i])
+		}
+		m.EmailDomains[i] = d
 	}
 	if m.Org != "" && !access.ValidID(m.Org) {
 		return nil, fmt.Errorf("org %q is not a valid org id", m.Org)
@@ -175,6 +189,12 @@ func (m *Mapping) Map(c Claims) (principal, org string, roles []string, explicit
 			principal, org, explicit = u.Principal, u.Org, true
 			roles = append(roles, u.Roles...)
 			break
+		}
+	}
+	if !explicit && len(m.EmailDomains) > 0 {
+		_, domain, _ := strings.Cut(email, "@")
+		if !c.EmailVerified || !slices.Contains(m.EmailDomains, domain) {
+			return "", "", nil, false, &ErrUnmapped{"subject " + c.Subject + " has no verified email in the mapping's email_domains (list the person under users)"}
 		}
 	}
 	if !explicit {

@@ -284,7 +284,38 @@ func TestMapping(t *testing.T) {
 			}
 		})
 	}
+	// email_domains: a derived principal needs a verified email in one of
+	// them (a guest alice@other.example is not alice); users entries are
+	// not concerned. Controls: the listed domain, any case.
+	dm, err := ParseMapping([]byte(testMapping + "email_domains: ['@Example.JP']\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, email string
+		verified    bool
+		principal   string // "" refused
+	}{
+		{"control: the domain", "alice@example.jp", true, "alice"},
+		{"control: the domain, upper case", "Alice@EXAMPLE.JP", true, "alice"},
+		{"a guest of another domain", "alice@other.example", false, ""},
+		{"a guest of another domain, verified", "alice@other.example", true, ""},
+		{"a subdomain", "alice@evil.example.jp", true, ""},
+		{"the domain, unverified", "alice@example.jp", false, ""},
+		{"control: listed under users by email", "bob@example.jp", true, "robert"},
+	} {
+		p, _, _, _, err := dm.Map(Claims{Subject: "s-" + tc.email, Email: tc.email, EmailVerified: tc.verified, Groups: []string{"staff"}})
+		if tc.principal == "" {
+			if err == nil || !strings.Contains(err.Error(), "email_domains") {
+				t.Errorf("%s: %s %v, want refused", tc.name, p, err)
+			}
+		} else if err != nil || p != tc.principal {
+			t.Errorf("%s: %s %v, want %s", tc.name, p, err, tc.principal)
+		}
+	}
 	for _, bad := range []string{
+		"org: operator\nemail_domains: ['']",
+		"org: operator\nemail_domains: ['a@b.jp']",
 		"org: operator\ngroups: {x: [root]}",
 		"org: operator\nusers: [{principal: a}]",
 		"org: operator\nusers: [{subject: s, email: e, principal: a}]",
