@@ -14,10 +14,16 @@ const AlertFeedSize = 1000
 // AlertEntry is one alert of the feed with its sequence number: the
 // numbers grow (across restarts too: the first of a process is its start
 // time in microseconds), so that a reader asks for what came after the
-// last one it saw.
+// last one it saw. The number is the reader's: the root org's admins read
+// the node's sequence (every alert), another org's admin a sequence of
+// that org's own, counting only the alerts it may see, so that neither the
+// numbers nor the gaps between them tell it how many alerts other orgs had.
 type AlertEntry struct {
 	Seq uint64 `json:"seq"`
 	Alert
+	// views are the entry's numbers in the sequences of the orgs that see
+	// it (Alert.Org and DataOrgs).
+	views map[string]uint64
 }
 
 // AlertPage is an answer of Alerts.
@@ -32,20 +38,40 @@ type AlertPage struct {
 // alertFeed keeps the last AlertFeedSize alerts this node raised, for
 // GET /v1/guard/alerts and its event stream. Its zero value is ready.
 type alertFeed struct {
-	mu   sync.Mutex
-	seq  uint64
-	ring []AlertEntry
-	wake chan struct{}
+	mu     sync.Mutex
+	seq    uint64            // the node's sequence: the root admins'
+	orgSeq map[string]uint64 // each org's sequence: its admins'
+	ring   []AlertEntry
+	wake   chan struct{}
 }
 
 func (f *alertFeed) publish(al Alert) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	start := uint64(max(al.Time.UnixMicro(), 0))
 	if f.seq == 0 {
-		f.seq = uint64(max(al.Time.UnixMicro(), 0))
+		f.seq = start
 	}
 	f.seq++
-	f.ring = append(f.ring, AlertEntry{Seq: f.seq, Alert: al})
+	e := AlertEntry{Seq: f.seq, Alert: al, views: map[string]uint64{}}
+	if f.orgSeq == nil {
+		f.orgSeq = map[string]uint64{}
+	}
+	for _, o := range append([]string{al.Org}, al.DataOrgs...) {
+		if o == "" || e.views[o] != 0 {
+			continue
+		}
+		// An org's sequence starts, like the node's, at the time of its
+		// first alert in this process: it tells its readers nothing of
+		// the others'.
+		n := f.orgSeq[o]
+		if n == 0 {
+			n = start
+		}
+		n++
+		f.orgSeq[o], e.views[o] = n, n
+	}
+	f.ring = append(f.ring, e)
 	if len(f.ring) > AlertFeedSize {
 		f.ring = slices.Delete(f.ring, 0, len(f.ring)-AlertFeedSize)
 	}
@@ -58,7 +84,8 @@ func (f *alertFeed) publish(al Alert) {
 // Alerts returns the alerts raised on this node after sequence number
 // after (at most limit, the oldest first) that c may see: an admin of the
 // root org sees every org's; another org's admin the alerts about its own
-// principals and the ones raised on its data (Alert.DataOrgs). Other
+// principals and the ones raised on its data (Alert.DataOrgs), numbered
+// in its org's own sequence (after and Next too: see AlertEntry). Other
 // callers are refused (admin-required). The feed is this node's memory:
 // the last AlertFeedSize alerts since it started; the audit log keeps the
 // refusals and quarantines for good.
@@ -73,18 +100,27 @@ func (g *Guard) Alerts(_ context.Context, c sekisho.Caller, after uint64, limit 
 	f := &g.alert.feed
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	p := &AlertPage{Alerts: []AlertEntry{}, Next: max(after, f.seq)}
+	last := f.seq
+	if !all {
+		last = f.orgSeq[c.Org]
+	}
+	p := &AlertPage{Alerts: []AlertEntry{}, Next: max(after, last)}
 	for _, e := range f.ring {
-		if e.Seq <= after {
+		seq := e.Seq
+		if !all {
+			if seq = e.views[c.Org]; seq == 0 {
+				continue // not the reader's
+			}
+		}
+		if seq <= after {
 			continue
 		}
 		if len(p.Alerts) == limit {
 			p.Next = p.Alerts[len(p.Alerts)-1].Seq
 			break
 		}
-		if all || e.Org == c.Org || slices.Contains(e.DataOrgs, c.Org) {
-			p.Alerts = append(p.Alerts, e)
-		}
+		e.Seq, e.views = seq, nil
+		p.Alerts = append(p.Alerts, e)
 	}
 	if f.wake == nil {
 		f.wake = make(chan struct{})

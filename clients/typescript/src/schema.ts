@@ -1496,12 +1496,12 @@ export interface components {
             expiring: string[];
             unused: string[];
             over_budget: string[];
-            /** @description audit events read to compute it */
-            events_scanned: number;
+            /** @description audit events read to compute it (every org's); only for a caller who sees every org (a root admin or an auditor) */
+            events_scanned?: number;
         };
         /** @description an alert of the guard: a rule that fired (as sent to the webhooks), with its seq in this node's feed */
         GuardAlert: {
-            /** @description grows with every alert (across restarts too) */
+            /** @description grows with every alert the reader may see (across restarts too); the root org's admins read the node's sequence, another org's admin its org's own, which counts only the alerts it sees */
             seq: number;
             /** @description the alert id (Sekisho-Alert-Id of the webhook delivery) */
             id: string;
@@ -1525,7 +1525,7 @@ export interface components {
         };
         GuardAlertPage: {
             alerts: components["schemas"]["GuardAlert"][];
-            /** @description the seq to send as after next time */
+            /** @description the seq to send as after next time (in the reader's sequence: it moves only with the alerts the reader sees) */
             next: number;
         };
         Problem: {

@@ -265,7 +265,9 @@ export async function grantsPage(c: Client): Promise<HTMLElement> {
   const over = pick(rep.over_budget)
   return h('section', { 'aria-labelledby': 'page-title' },
     h('h1', { id: 'page-title' }, t('grants')),
-    h('p', { id: 'grants-asof' }, `${t('computed_server')} `, timeEl(rep.as_of), ` (${rep.events_scanned} ${t('events_read')})`),
+    h('p', { id: 'grants-asof' }, `${t('computed_server')} `, timeEl(rep.as_of),
+      // Only a root admin or an auditor is told the count (every org's events).
+      rep.events_scanned === undefined ? '' : ` (${rep.events_scanned} ${t('events_read')})`),
     table('grants-expiring', `${t('expiring')} (${rep.expiring_within})`, heads, pick(rep.expiring).map(row), rep.expiring),
     table('grants-unused', t('unused'), heads, pick(rep.unused).map(row), rep.unused),
     table('grants-over-budget', t('over_budget'), [t('id'), t('grantee'), t('collections'), t('status'), t('budget'), t('records_read'), t('refusals'), t('guard_counters')],
