@@ -43,6 +43,17 @@ const (
 	one        INTEGER PRIMARY KEY CHECK (one = 1),
 	from_rowid INTEGER NOT NULL
 )`
+	// createStage holds index entries read back from the records of a
+	// load too large for one pass, unsorted; finishStage moves them into
+	// lookup_index through SQLite's sorter (an external merge sort: one
+	// sorted pass over the index, whatever the size). Older versions staged
+	// every load there; Open still finishes one.
+	createStage = `CREATE TABLE IF NOT EXISTS lookup_stage (
+	collection TEXT NOT NULL,
+	field      TEXT NOT NULL,
+	token      BLOB NOT NULL,
+	id         TEXT NOT NULL
+)`
 	// bulkCache is the writer's page cache during a bulk load (KiB); after
 	// it, the Store's own (Options.CacheMiB).
 	bulkCache = 32 << 10
@@ -214,6 +225,24 @@ func (s *Store) finishBulkWith(ctx context.Context, known *entrySet) error {
 	if err := s.w.QueryRowContext(ctx, `SELECT from_rowid FROM bulk_load`).Scan(&from); err != nil && err != sql.ErrNoRows {
 		return fmt.Errorf("sqlite: finish bulk: %w", err)
 	}
+	// Read back in more than one pass, the entries go through the stage
+	// (each pass inserted into the index would rewrite most of its pages).
+	staged := false
+	if known == nil {
+		var max int64
+		if err := s.w.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) FROM records`).Scan(&max); err != nil {
+			return fmt.Errorf("sqlite: finish bulk: %w", err)
+		}
+		if staged = max-from > int64(s.passRecords()); staged {
+			if _, err := s.w.ExecContext(ctx, createStage); err != nil {
+				return fmt.Errorf("sqlite: finish bulk: %w", err)
+			}
+		}
+	}
+	table := "lookup_index"
+	if staged {
+		table = "lookup_stage"
+	}
 	for {
 		var set *entrySet
 		var last int64
@@ -223,14 +252,14 @@ func (s *Store) finishBulkWith(ctx context.Context, known *entrySet) error {
 				return fmt.Errorf("sqlite: finish bulk: %w", err)
 			}
 			set, known = known, nil
-		} else if set, last, err = s.bulkEntries(ctx, from, bulkPassRecords); err != nil {
+		} else if set, last, err = s.bulkEntries(ctx, from, s.passRecords()); err != nil {
 			return err
 		}
 		if last <= from {
 			break
 		}
 		keys, groups := set.sorted()
-		st, err := s.groupStmts(ctx, set.n)
+		st, err := s.groupStmts(ctx, table, set.n)
 		if err != nil {
 			return err
 		}
@@ -261,6 +290,11 @@ func (s *Store) finishBulkWith(ctx context.Context, known *entrySet) error {
 		}
 		from = last
 	}
+	if staged {
+		if err := s.finishStage(ctx); err != nil {
+			return err
+		}
+	}
 	// The last commit syncs the WAL, and with it every commit of the load.
 	if _, err := s.w.ExecContext(ctx, "PRAGMA synchronous = FULL"); err != nil {
 		return fmt.Errorf("sqlite: finish bulk: %w", err)
@@ -271,6 +305,14 @@ func (s *Store) finishBulkWith(ctx context.Context, known *entrySet) error {
 		}
 		return nil
 	})
+}
+
+// passRecords is bulkPassRecords, or a test's smaller pass.
+func (s *Store) passRecords() int {
+	if s.testPass > 0 {
+		return s.testPass
+	}
+	return bulkPassRecords
 }
 
 // bulkEntries reads the index entries of at most n records after rowid
@@ -387,9 +429,9 @@ type groupStmts struct{ one, many *sql.Stmt }
 // groupedEntries is the rows per statement of groupStmts.many.
 const groupedEntries = 512
 
-func groupedInsert(n int) string {
+func groupedInsert(table string, n int) string {
 	var b strings.Builder
-	b.WriteString("INSERT OR IGNORE INTO lookup_index (collection, field, token, id) VALUES ")
+	b.WriteString("INSERT OR IGNORE INTO " + table + " (collection, field, token, id) VALUES ")
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
@@ -399,16 +441,17 @@ func groupedInsert(n int) string {
 	return b.String()
 }
 
-// groupStmts prepares them on the writer, before its transaction (the
+// groupStmts prepares them (into table: lookup_index or lookup_stage) on
+// the writer, before its transaction (the
 // writer pool has one connection, which the transaction holds).
-func (s *Store) groupStmts(ctx context.Context, n int) (groupStmts, error) {
+func (s *Store) groupStmts(ctx context.Context, table string, n int) (groupStmts, error) {
 	var st groupStmts
 	var err error
-	if st.one, err = s.prep(ctx, s.w, groupedInsert(1)); err != nil {
+	if st.one, err = s.prep(ctx, s.w, groupedInsert(table, 1)); err != nil {
 		return st, err
 	}
 	if n >= groupedEntries {
-		if st.many, err = s.prep(ctx, s.w, groupedInsert(groupedEntries)); err != nil {
+		if st.many, err = s.prep(ctx, s.w, groupedInsert(table, groupedEntries)); err != nil {
 			return st, err
 		}
 	}

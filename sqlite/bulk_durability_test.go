@@ -97,3 +97,49 @@ func TestMultiRowInsertsReadBack(t *testing.T) {
 		}
 	}
 }
+
+// Read back in several passes (an interrupted load, or one past
+// bulkPending), the index entries go through lookup_stage and SQLite's
+// sorter; every record is then found by every token, the stage and
+// bulk_load are gone. Control: the same records are not found before.
+func TestFinishBulkInPasses(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	recs := benchRecords(150, 0)
+	if err := s.BeginBulk(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for at := 0; at < len(recs); at += 50 {
+		if err := s.LoadRecords(ctx, recs[at:at+50], nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for f, tok := range recs[0].Index {
+		if ids, _ := s.Lookup(ctx, "users", f, tok, 10); len(ids) != 0 {
+			t.Fatalf("found before the index was built: %q", ids)
+		}
+	}
+	// As after a crash: the entries in memory are gone.
+	s.bulk.Store(false)
+	s.pending = nil
+	s.testPass = 40
+	if err := s.finishBulk(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		for f, tok := range r.Index {
+			ids, err := s.Lookup(ctx, "users", f, tok, 10)
+			if err != nil || len(ids) != 1 || ids[0] != r.ID {
+				t.Fatalf("Lookup(%s of %s) = %q, %v", f, r.ID, ids, err)
+			}
+		}
+	}
+	var n int
+	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE name IN ('lookup_stage', 'bulk_load')`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d of lookup_stage, bulk_load left, %v", n, err)
+	}
+}

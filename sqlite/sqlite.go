@@ -47,6 +47,7 @@ type Store struct {
 	pendingMu sync.Mutex
 	pending   *entrySet
 	overflow  bool
+	testPass  int // records per read-back pass, in tests (0: bulkPassRecords)
 
 	// cacheKiB is the page cache of each connection (Options.CacheMiB).
 	cacheKiB int
