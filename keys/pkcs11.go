@@ -1,15 +1,23 @@
 package keys
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	mrand "math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/miekg/pkcs11"
@@ -33,6 +41,9 @@ type PKCS11Config struct {
 	// Retry is the least time between two attempts to reconnect after the
 	// token was lost (default 1s).
 	Retry time.Duration
+	// LockDir holds the lock file the processes of one host take to make
+	// a key (default os.TempDir()).
+	LockDir string
 }
 
 // PKCS11 keeps the KEKs and the blind-index roots in an HSM behind a
@@ -48,6 +59,31 @@ type PKCS11Config struct {
 //	sekisho/kek/<version>/<region>/<org>     AES-256 KEK
 //	sekisho/index/<org>                      generic secret, the index root's key
 //	sekisho/kek-destroyed/<region>/<org>     data object: highest destroyed version
+//	sekisho/claim/<what>                     data object: a process making <what>
+//
+// Keys carry a random CKA_ID (16 bytes), and a wrapped data key names the
+// CKA_ID of the KEK that wrapped it. PKCS#11 has no unique labels and no
+// compare-and-swap, so several processes sharing a token (two serve nodes,
+// serve and an offline verb) could each make "the" first KEK of an (org,
+// region) or an org's index key. Two things make that harmless:
+//
+//   - A key is made only by a process alone in the claim protocol
+//     (exclusive): it creates a claim object, then looks at the claims of
+//     the same label; only if it sees no other live claim does it read the
+//     token again and make the key if still missing, then it removes its
+//     claim; otherwise it removes its claim, waits a random while and tries
+//     again. Of two processes, the one whose look comes second sees the
+//     other's claim, or the other has finished and its key is in the token.
+//     A claim older than claimStale (a process that died holding it) is
+//     ignored and removed.
+//   - Should two keys of one label exist anyway (tokens from before, or a
+//     process stalled past claimStale), nothing becomes unreadable: a data
+//     key is unwrapped with the exact KEK its CKA_ID names (wrapped keys
+//     from before the ids, 60 bytes, are tried under every KEK of their
+//     version); new wraps use the KEK with the lowest CKA_ID; an org's index
+//     root is the lowest of the roots its index keys give, so every process
+//     converges on the same; retiring and destroying take every object of
+//     the label.
 //
 // When the token cannot be reached (module error, token removed, a key
 // missing), operations fail with ErrKeyUnavailable and the provider tries to
@@ -59,7 +95,10 @@ type PKCS11 struct {
 	mu      sync.Mutex
 	conn    *p11conn
 	lastTry time.Time
-	lastErr error
+	// refreshed is when a missing KEK last made the connection read the
+	// token afresh.
+	refreshed time.Time
+	lastErr   error
 	// opMu is held for reading by every call into the module and for
 	// writing by a reconnection, which finalises the module: a call never
 	// runs into a module being torn down.
@@ -71,6 +110,19 @@ type PKCS11 struct {
 	genMu sync.Mutex
 }
 
+// kobj is a key object of the token: its CKA_ID (empty for keys made before
+// ids) and its handle in this connection.
+type kobj struct {
+	id []byte
+	h  pkcs11.ObjectHandle
+}
+
+// sortObjs orders the keys of one label by CKA_ID, the order every process
+// agrees on.
+func sortObjs(os []kobj) {
+	slices.SortFunc(os, func(a, b kobj) int { return bytes.Compare(a.id, b.id) })
+}
+
 type p11conn struct {
 	ctx      *pkcs11.Ctx
 	slot     uint
@@ -78,10 +130,10 @@ type p11conn struct {
 	all      []pkcs11.SessionHandle
 
 	mu      sync.Mutex
-	keks    map[string]map[int]pkcs11.ObjectHandle // region/org -> version -> handle
-	dead    map[string]int                         // region/org -> highest destroyed version
-	indexes map[string]pkcs11.ObjectHandle         // org -> index key
-	probe   pkcs11.ObjectHandle                    // 0 if none
+	keks    map[string]map[int][]kobj // region/org -> version -> keys, lowest CKA_ID first
+	dead    map[string]int            // region/org -> highest destroyed version
+	indexes map[string][]kobj         // org -> index keys, lowest CKA_ID first
+	probe   pkcs11.ObjectHandle       // 0 if none
 	scanned time.Time
 }
 
@@ -99,9 +151,17 @@ const (
 	labelIndex     = "sekisho/index/"
 	labelDestroyed = "sekisho/kek-destroyed/"
 	labelProbe     = "sekisho/probe"
-	indexRootInfo  = "sekisho/index-root/v1"
-	gcmIVSize      = 12
-	gcmTagBits     = 128
+	labelClaim     = "sekisho/claim/"
+	// keyIDSize is the size of a key's random CKA_ID.
+	keyIDSize = 16
+	// claimStale is the age after which a claim is taken for the leftover
+	// of a process that died making a key. Making a key takes milliseconds.
+	claimStale = 30 * time.Second
+	// claimWait bounds the wait for another process's claim.
+	claimWait     = 2 * claimStale
+	indexRootInfo = "sekisho/index-root/v1"
+	gcmIVSize     = 12
+	gcmTagBits    = 128
 )
 
 // OpenPKCS11 loads the module, finds the token and logs in. The token must
@@ -118,6 +178,9 @@ func OpenPKCS11(cfg PKCS11Config) (*PKCS11, error) {
 	}
 	if cfg.Retry <= 0 {
 		cfg.Retry = time.Second
+	}
+	if cfg.LockDir == "" {
+		cfg.LockDir = os.TempDir()
 	}
 	p := &PKCS11{cfg: cfg, pin: cfg.PIN}
 	if p.pin == "" {
@@ -162,16 +225,28 @@ func (p *PKCS11) connect(reinit bool) (*p11conn, error) {
 		c.close()
 		return nil, err
 	}
-	slots, err := ctx.GetSlotList(true)
-	if err != nil {
-		return fail(fmt.Errorf("keys: list slots: %w", err))
-	}
 	found := false
-	for _, s := range slots {
-		ti, err := ctx.GetTokenInfo(s)
-		if err == nil && strings.TrimRight(ti.Label, " \x00") == p.cfg.TokenLabel {
-			c.slot, found = s, true
-			break
+	// SoftHSM2 may leave out a token whose files another process was
+	// writing when it read them (at C_Initialize): read them again a few
+	// times (this re-initialises the module, as a reconnection does).
+	for try := 0; try < 5 && !found; try++ {
+		if try > 0 {
+			time.Sleep(time.Duration(try*20) * time.Millisecond)
+			ctx.Finalize()
+			if err := ctx.Initialize(); err != nil && !isCode(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+				return fail(fmt.Errorf("keys: initialise %s: %w", p.cfg.Module, err))
+			}
+		}
+		slots, err := ctx.GetSlotList(true)
+		if err != nil {
+			return fail(fmt.Errorf("keys: list slots: %w", err))
+		}
+		for _, s := range slots {
+			ti, err := ctx.GetTokenInfo(s)
+			if err == nil && strings.TrimRight(ti.Label, " \x00") == p.cfg.TokenLabel {
+				c.slot, found = s, true
+				break
+			}
 		}
 	}
 	if !found {
@@ -193,13 +268,22 @@ func (p *PKCS11) connect(reinit bool) (*p11conn, error) {
 		}
 	}
 	sh := <-c.sessions
-	err = c.scan(sh)
+	err := c.scan(sh)
 	if err == nil && c.probe == 0 {
-		var h pkcs11.ObjectHandle
-		if h, err = generateAES(c, sh, labelProbe); err != nil {
-			err = fmt.Errorf("keys: make the probe key in the token: %w", err)
+		// Any probe key does: two processes making one each is harmless.
+		// SoftHSM may fail one of two objects made at the same instant by
+		// two processes: read the token again and try once more.
+		var k kobj
+		if k, err = generateAES(c, sh, labelProbe); err != nil {
+			if err = c.scan(sh); err == nil && c.probe == 0 {
+				k, err = generateAES(c, sh, labelProbe)
+			}
 		}
-		c.probe = h
+		if err != nil {
+			err = fmt.Errorf("keys: make the probe key in the token: %w", err)
+		} else if c.probe == 0 {
+			c.probe = k.h
+		}
 	}
 	c.sessions <- sh
 	if err != nil {
@@ -231,9 +315,15 @@ func (c *p11conn) check(sh pkcs11.SessionHandle) error {
 // errMissing: a key that should be in the token is not.
 var errMissing = fmt.Errorf("%w: key missing from the token", ErrKeyUnavailable)
 
-func generateAES(c *p11conn, sh pkcs11.SessionHandle, label string) (pkcs11.ObjectHandle, error) {
-	return c.ctx.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
+// generateAES makes an AES-256 key labelled label with a random CKA_ID.
+func generateAES(c *p11conn, sh pkcs11.SessionHandle, label string) (kobj, error) {
+	id, err := newKeyID()
+	if err != nil {
+		return kobj{}, err
+	}
+	h, err := c.ctx.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_ID, id),
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
 		pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, KeySize),
 		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
@@ -246,6 +336,15 @@ func generateAES(c *p11conn, sh pkcs11.SessionHandle, label string) (pkcs11.Obje
 		pkcs11.NewAttribute(pkcs11.CKA_WRAP, false),
 		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
 	})
+	return kobj{id: id, h: h}, err
+}
+
+func newKeyID() ([]byte, error) {
+	id := make([]byte, keyIDSize)
+	if _, err := rand.Read(id); err != nil {
+		return nil, fmt.Errorf("keys: random key id: %w", err)
+	}
+	return id, nil
 }
 
 func (c *p11conn) close() {
@@ -279,9 +378,24 @@ func isCode(err error, code uint) bool {
 // sh is a session the caller holds (never one taken from the pool here: a
 // caller holding one and waiting for a second could wait for ever).
 func (c *p11conn) scan(sh pkcs11.SessionHandle) error {
-	keks := map[string]map[int]pkcs11.ObjectHandle{}
+	var err error
+	for range 5 {
+		if err = c.scan1(sh); !errors.Is(err, errChanged) {
+			break
+		}
+	}
+	return err
+}
+
+// errChanged: an object changed while the token was read (another process
+// removed a claim, say); SoftHSM then answers a read of its attributes with
+// CKR_BUFFER_TOO_SMALL or another error. The scan starts again.
+var errChanged = errors.New("keys: the token changed while it was read")
+
+func (c *p11conn) scan1(sh pkcs11.SessionHandle) error {
+	keks := map[string]map[int][]kobj{}
 	dead := map[string]int{}
-	indexes := map[string]pkcs11.ObjectHandle{}
+	indexes := map[string][]kobj{}
 	var probe pkcs11.ObjectHandle
 	for _, class := range []uint{pkcs11.CKO_SECRET_KEY, pkcs11.CKO_DATA} {
 		hs, err := c.find(sh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, class)})
@@ -292,12 +406,22 @@ func (c *p11conn) scan(sh pkcs11.SessionHandle) error {
 			attrs := []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil)}
 			if class == pkcs11.CKO_DATA {
 				attrs = append(attrs, pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil))
+			} else {
+				attrs = append(attrs, pkcs11.NewAttribute(pkcs11.CKA_ID, nil), pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, nil))
 			}
 			a, err := c.ctx.GetAttributeValue(sh, h, attrs)
+			if isCode(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
+				continue // removed meanwhile
+			}
 			if err != nil {
-				return fmt.Errorf("keys: read object label: %w", err)
+				return fmt.Errorf("%w: read an object's label: %w", errChanged, err)
 			}
 			label := string(a[0].Value)
+			if class == pkcs11.CKO_SECRET_KEY && bytesToUint(a[2].Value) != KeySize {
+				// Being made by another process: SoftHSM writes an
+				// object's attributes one by one, the key's value last.
+				continue
+			}
 			switch {
 			case class == pkcs11.CKO_SECRET_KEY && strings.HasPrefix(label, labelKEK):
 				rest := strings.TrimPrefix(label, labelKEK)
@@ -307,19 +431,28 @@ func (c *p11conn) scan(sh pkcs11.SessionHandle) error {
 					continue
 				}
 				if keks[ro] == nil {
-					keks[ro] = map[int]pkcs11.ObjectHandle{}
+					keks[ro] = map[int][]kobj{}
 				}
-				keks[ro][n] = h
+				keks[ro][n] = append(keks[ro][n], kobj{id: a[1].Value, h: h})
 			case class == pkcs11.CKO_SECRET_KEY && label == labelProbe:
 				probe = h
 			case class == pkcs11.CKO_SECRET_KEY && strings.HasPrefix(label, labelIndex):
-				indexes[strings.TrimPrefix(label, labelIndex)] = h
+				org := strings.TrimPrefix(label, labelIndex)
+				indexes[org] = append(indexes[org], kobj{id: a[1].Value, h: h})
 			case class == pkcs11.CKO_DATA && strings.HasPrefix(label, labelDestroyed):
 				if n, err := strconv.Atoi(string(a[1].Value)); err == nil {
 					dead[strings.TrimPrefix(label, labelDestroyed)] = n
 				}
 			}
 		}
+	}
+	for _, vs := range keks {
+		for _, os := range vs {
+			sortObjs(os)
+		}
+	}
+	for _, os := range indexes {
+		sortObjs(os)
 	}
 	c.mu.Lock()
 	c.keks, c.dead, c.indexes, c.probe, c.scanned = keks, dead, indexes, probe, time.Now()
@@ -374,6 +507,14 @@ func (p *PKCS11) do1(ctx context.Context, f func(c *p11conn, sh pkcs11.SessionHa
 	}
 	p.opMu.RLock()
 	defer p.opMu.RUnlock()
+	p.mu.Lock()
+	replaced := p.conn != c
+	p.mu.Unlock()
+	if replaced {
+		// Replaced (refresh) before this call got in: its sessions are
+		// gone, and their handles may be the new connection's.
+		return fmt.Errorf("%w: the connection was replaced", errLost)
+	}
 	var sh pkcs11.SessionHandle
 	select {
 	case sh = <-c.sessions:
@@ -455,9 +596,22 @@ func (p *PKCS11) drop(c *p11conn, err error) {
 
 func ro(org, region string) string { return region + "/" + org }
 
-// versions returns the KEK versions of (org, region), rescanning the token
-// when the list is older than Refresh or when want is not in it.
-func (p *PKCS11) versions(c *p11conn, sh pkcs11.SessionHandle, org, region string, want int) (map[int]pkcs11.ObjectHandle, int, error) {
+// busy runs f (a change to the token's objects) again, a few times, while
+// it fails with CKR_FUNCTION_FAILED: SoftHSM answers so when two processes
+// change its objects at the same instant.
+func busy(f func() error) error {
+	err := f()
+	for i := 0; i < 8 && isCode(err, pkcs11.CKR_FUNCTION_FAILED); i++ {
+		time.Sleep(time.Duration(1+mrand.IntN(10)) * time.Millisecond)
+		err = f()
+	}
+	return err
+}
+
+// versions returns the KEKs of (org, region) by version, rescanning the
+// token when the list is older than Refresh or when want is not in it. The
+// map returned is never written to (setKEKs replaces it).
+func (p *PKCS11) versions(c *p11conn, sh pkcs11.SessionHandle, org, region string, want int) (map[int][]kobj, int, error) {
 	c.mu.Lock()
 	vs, dead, stale := c.keks[ro(org, region)], c.dead[ro(org, region)], time.Since(c.scanned) > p.cfg.Refresh
 	c.mu.Unlock()
@@ -472,7 +626,24 @@ func (p *PKCS11) versions(c *p11conn, sh pkcs11.SessionHandle, org, region strin
 	return vs, dead, nil
 }
 
-func current(vs map[int]pkcs11.ObjectHandle) int {
+// setKEKs sets the keys of one version of (org, region) (none: removes the
+// version) in a copy of its map, so that a map versions returned stays as it was.
+func (c *p11conn) setKEKs(org, region string, version int, objs []kobj) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	vs := maps.Clone(c.keks[ro(org, region)])
+	if vs == nil {
+		vs = map[int][]kobj{}
+	}
+	if len(objs) == 0 {
+		delete(vs, version)
+	} else {
+		vs[version] = objs
+	}
+	c.keks[ro(org, region)] = vs
+}
+
+func current(vs map[int][]kobj) int {
 	top := 0
 	for v := range vs {
 		top = max(top, v)
@@ -480,42 +651,278 @@ func current(vs map[int]pkcs11.ObjectHandle) int {
 	return top
 }
 
-func (p *PKCS11) generate(c *p11conn, sh pkcs11.SessionHandle, org, region string, version int) (pkcs11.ObjectHandle, error) {
+func (p *PKCS11) generate(c *p11conn, sh pkcs11.SessionHandle, org, region string, version int) (kobj, error) {
 	label := labelKEK + strconv.Itoa(version) + "/" + ro(org, region)
-	h, err := generateAES(c, sh, label)
+	var k kobj
+	err := busy(func() (err error) {
+		k, err = generateAES(c, sh, label)
+		return err
+	})
 	if err != nil {
-		return 0, fmt.Errorf("keys: generate KEK %s/%s v%d in the token: %w", org, region, version, err)
+		return kobj{}, fmt.Errorf("keys: generate KEK %s/%s v%d in the token: %w", org, region, version, err)
 	}
 	c.mu.Lock()
-	if c.keks[ro(org, region)] == nil {
-		c.keks[ro(org, region)] = map[int]pkcs11.ObjectHandle{}
-	}
-	c.keks[ro(org, region)][version] = h
+	objs := append(slices.Clone(c.keks[ro(org, region)][version]), k)
 	c.mu.Unlock()
-	return h, nil
+	sortObjs(objs)
+	c.setKEKs(org, region, version, objs)
+	return k, nil
 }
 
-// firstKEK returns the current KEK of (org, region), generating it when the
-// token has none: once, under genMu, after reading the token again (another
-// caller may have made it meanwhile).
-func (p *PKCS11) firstKEK(c *p11conn, sh pkcs11.SessionHandle, org, region string) (int, pkcs11.ObjectHandle, error) {
+// exclusive runs f while this process is the only one with a live claim
+// on what (see the PKCS11 type): f reads the token again and makes the key
+// only if it is still missing. Another process's live claim makes it take
+// its own back, wait a random while and try again, for at most claimWait.
+func (p *PKCS11) exclusive(ctx context.Context, c *p11conn, sh pkcs11.SessionHandle, what string, f func() error) error {
+	label := labelClaim + what
+	mine, err := newKeyID()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(claimWait)
+	odd := map[pkcs11.ObjectHandle]time.Time{}
+	for wait := 2 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		alone, h, err := c.claim(sh, label, mine, odd)
+		if err == nil && alone {
+			err = f()
+			// A claim left behind (the token failed) goes stale.
+			busy(func() error { return c.ctx.DestroyObject(sh, h) })
+			return err
+		}
+		if h != 0 {
+			busy(func() error { return c.ctx.DestroyObject(sh, h) })
+		}
+		// SoftHSM fails one of two objects two processes make at the same
+		// instant with CKR_FUNCTION_FAILED: that is contention too.
+		if err != nil && !isCode(err, pkcs11.CKR_FUNCTION_FAILED) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: another process has been making %s for %v", ErrKeyUnavailable, what, claimWait)
+		}
+		select {
+		case <-time.After(wait/2 + mrand.N(wait/2)):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// hostLock takes the lock that the processes of this host sharing the
+// token hold while they make a key: a file in LockDir named after the
+// module and the token, locked with flock(2). SoftHSM2, a token in files,
+// does not show every process's objects to the others at once while they
+// change them (the claims alone let two processes make one key each in
+// TestPKCS11FirstKeyTwoProcesses), so on one host the lock is what makes a
+// key once; the claims do it across hosts, on an HSM that serialises its
+// objects.
+func (p *PKCS11) hostLock(ctx context.Context) (func(), error) {
+	sum := sha256.Sum256([]byte(p.cfg.Module + "\x00" + p.cfg.TokenLabel))
+	name := filepath.Join(p.cfg.LockDir, "sekisho-pkcs11-"+hex.EncodeToString(sum[:8])+".lock")
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the key-making lock: %v", ErrKeyUnavailable, err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil // closing unlocks
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("%w: the key-making lock %s: %v", ErrKeyUnavailable, name, err)
+		}
+		select {
+		case <-time.After(2 * time.Millisecond):
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// claim makes this process's claim on label (its value: mine, then the
+// time in Unix nanoseconds) and reports whether no other live claim of
+// label is in the token. Stale claims are removed.
+// odd remembers when each claim without a readable value was first seen.
+func (c *p11conn) claim(sh pkcs11.SessionHandle, label string, mine []byte, odd map[pkcs11.ObjectHandle]time.Time) (bool, pkcs11.ObjectHandle, error) {
+	value := binary.BigEndian.AppendUint64(slices.Clone(mine), uint64(time.Now().UnixNano()))
+	h, err := c.ctx.CreateObject(sh, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_DATA),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE, value),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+	})
+	if err != nil {
+		return false, 0, fmt.Errorf("keys: claim %s: %w", label, err)
+	}
+	hs, err := c.find(sh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_DATA), pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)})
+	if err != nil {
+		return false, h, err
+	}
+	alone := true
+	for _, o := range hs {
+		a, err := c.ctx.GetAttributeValue(sh, o, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
+		if isCode(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
+			continue // taken back meanwhile
+		}
+		if err != nil {
+			return false, h, fmt.Errorf("keys: read a claim of %s: %w", label, err)
+		}
+		v := a[0].Value
+		switch {
+		case len(v) == keyIDSize+8 && bytes.Equal(v[:keyIDSize], mine):
+		case len(v) != keyIDSize+8:
+			// Being made: SoftHSM writes an object's attributes one by
+			// one, and another process may read it in between. A claim
+			// left so by a process that died goes when seen so for
+			// claimStale.
+			if at, ok := odd[o]; !ok {
+				odd[o] = time.Now()
+			} else if time.Since(at) > claimStale {
+				c.ctx.DestroyObject(sh, o)
+				continue
+			}
+			alone = false
+		case time.Since(time.Unix(0, int64(binary.BigEndian.Uint64(v[keyIDSize:])))) > claimStale:
+			c.ctx.DestroyObject(sh, o) // the leftover of a process that died
+		default:
+			alone = false
+		}
+	}
+	return alone, h, nil
+}
+
+// errNoKey: the key to use is not in the token yet (this process's view).
+var errNoKey = errors.New("keys: no key yet")
+
+// makeKey makes a key this process found missing (the first KEK of an
+// (org, region), a new KEK version, an org's index key), so that the
+// processes sharing the token make it once between them. have (nil for a
+// new version, always made) says whether a connection's view holds it.
+// In this process genMu makes one caller at a time do it; on this host the
+// hostLock does; across hosts the claims (exclusive). Under the locks the
+// token is read afresh (a new connection: SoftHSM2 may never show a
+// process the objects another made since it initialised the module), and
+// mk runs only if the key is still missing.
+func (p *PKCS11) makeKey(ctx context.Context, what string, have func(c *p11conn) bool, mk func(c *p11conn, sh pkcs11.SessionHandle) error) error {
 	p.genMu.Lock()
 	defer p.genMu.Unlock()
-	if err := c.scan(sh); err != nil {
-		return 0, 0, err
+	p.mu.Lock()
+	c := p.conn
+	p.mu.Unlock()
+	if c != nil && have != nil && have(c) {
+		return nil // made by another caller of this process meanwhile
 	}
-	c.mu.Lock()
-	vs, dead := c.keks[ro(org, region)], c.dead[ro(org, region)]
-	c.mu.Unlock()
-	if v := current(vs); v > 0 {
-		return v, vs[v], nil
+	unlock, err := p.hostLock(ctx)
+	if err != nil {
+		return err
 	}
-	h, err := p.generate(c, sh, org, region, dead+1)
-	return dead + 1, h, err
+	defer unlock()
+	if err := p.refresh(); err != nil {
+		return err
+	}
+	return p.do(ctx, func(c *p11conn, sh pkcs11.SessionHandle) error {
+		return p.exclusive(ctx, c, sh, what, func() error {
+			if err := c.scan(sh); err != nil {
+				return err
+			}
+			if have != nil && have(c) {
+				return nil
+			}
+			return mk(c, sh)
+		})
+	})
+}
+
+// refresh replaces the connection with a new one, which reads the token
+// afresh (the module is re-initialised, as on a reconnection).
+func (p *PKCS11) refresh() error {
+	p.opMu.Lock()
+	defer p.opMu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, err := p.connect(true)
+	if err != nil {
+		p.conn, p.lastErr, p.lastTry = nil, err, time.Now()
+		return fmt.Errorf("%w: %v", ErrKeyUnavailable, err)
+	}
+	// The old connection's sessions ended with the module's finalisation.
+	p.conn = c
+	return nil
+}
+
+// A wrapped data key is wrappedFormat, the length of the wrapping KEK's
+// CKA_ID (a byte), that CKA_ID, the IV, and the AES-GCM ciphertext and tag.
+// A data key wrapped before the ids (or under a KEK without one) is the
+// IV, ciphertext and tag only: legacyWrappedSize bytes, which no wrapping
+// with an id can be.
+const (
+	wrappedFormat     = 1
+	legacyWrappedSize = gcmIVSize + KeySize + gcmTagBits/8
+)
+
+func encodeWrapped(id, iv, ct []byte) []byte {
+	if len(id) == 0 {
+		return append(iv, ct...)
+	}
+	out := append([]byte{wrappedFormat, byte(len(id))}, id...)
+	return append(append(out, iv...), ct...)
+}
+
+// splitWrapped returns the CKA_ID a wrapped data key names (nil: any KEK
+// of its version, the legacy form) and its IV, ciphertext and tag.
+func splitWrapped(w []byte) (id, body []byte, ok bool) {
+	if len(w) == legacyWrappedSize {
+		return nil, w, true
+	}
+	if len(w) < 2 || w[0] != wrappedFormat || w[1] == 0 || len(w) < 2+int(w[1])+gcmIVSize+gcmTagBits/8 {
+		return nil, nil, false
+	}
+	return w[2 : 2+int(w[1])], w[2+int(w[1]):], true
+}
+
+// candidates are the KEKs that may have wrapped a data key naming id: the
+// one with that CKA_ID, or (no id) every one of the version.
+func candidates(objs []kobj, id []byte) []kobj {
+	if id == nil {
+		return objs
+	}
+	for _, k := range objs {
+		if bytes.Equal(k.id, id) {
+			return []kobj{k}
+		}
+	}
+	return nil
 }
 
 // WrapDEK implements Provider.
 func (p *PKCS11) WrapDEK(ctx context.Context, a DEKAD, dek []byte) ([]byte, int, error) {
+	out, v, err := p.wrap(ctx, a, dek)
+	if errors.Is(err, errNoKey) {
+		// The first KEK of (org, region); after a destruction the versions
+		// go on from the destroyed ones.
+		have := func(c *p11conn) bool {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return current(c.keks[ro(a.Org, a.Region)]) > 0
+		}
+		err = p.makeKey(ctx, "kek/"+ro(a.Org, a.Region), have, func(c *p11conn, sh pkcs11.SessionHandle) error {
+			c.mu.Lock()
+			dead := c.dead[ro(a.Org, a.Region)]
+			c.mu.Unlock()
+			_, err := p.generate(c, sh, a.Org, a.Region, dead+1)
+			return err
+		})
+		if err == nil {
+			out, v, err = p.wrap(ctx, a, dek)
+		}
+	}
+	return out, v, err
+}
+
+func (p *PKCS11) wrap(ctx context.Context, a DEKAD, dek []byte) ([]byte, int, error) {
 	var out []byte
 	err := p.do(ctx, func(c *p11conn, sh pkcs11.SessionHandle) error {
 		vs, dead, err := p.versions(c, sh, a.Org, a.Region, a.KEKVersion)
@@ -526,22 +933,21 @@ func (p *PKCS11) WrapDEK(ctx context.Context, a DEKAD, dek []byte) ([]byte, int,
 		if v == 0 {
 			v = current(vs)
 		}
-		h, ok := vs[v]
+		objs := vs[v]
 		switch {
 		case a.KEKVersion == 0 && v == 0:
-			// The first key of (org, region); after a destruction the
-			// versions go on from the destroyed ones.
-			if v, h, err = p.firstKEK(c, sh, a.Org, a.Region); err != nil {
-				return err
-			}
+			return errNoKey
 		case v <= dead:
 			return ErrKeyDestroyed
-		case !ok:
+		case len(objs) == 0:
 			if err := c.check(sh); err != nil {
 				return err // the token is gone, not only this key
 			}
 			return fmt.Errorf("%w: no KEK version %d of %s/%s in the token", ErrKeyUnavailable, v, a.Org, a.Region)
 		}
+		// The lowest CKA_ID: should a version have two keys, every
+		// process wraps under the same one.
+		k := objs[0]
 		a.KEKVersion = v
 		iv := make([]byte, gcmIVSize)
 		if _, err := rand.Read(iv); err != nil {
@@ -549,14 +955,14 @@ func (p *PKCS11) WrapDEK(ctx context.Context, a DEKAD, dek []byte) ([]byte, int,
 		}
 		params := pkcs11.NewGCMParams(iv, a.bytes(), gcmTagBits)
 		defer params.Free()
-		if err := c.ctx.EncryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, h); err != nil {
+		if err := c.ctx.EncryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, k.h); err != nil {
 			return fmt.Errorf("keys: wrap in the token: %w", err)
 		}
 		ct, err := c.ctx.Encrypt(sh, dek)
 		if err != nil {
 			return fmt.Errorf("keys: wrap in the token: %w", err)
 		}
-		out = append(iv, ct...)
+		out = encodeWrapped(k.id, iv, ct)
 		return nil
 	})
 	if err != nil {
@@ -567,45 +973,69 @@ func (p *PKCS11) WrapDEK(ctx context.Context, a DEKAD, dek []byte) ([]byte, int,
 
 // UnwrapDEK implements Provider.
 func (p *PKCS11) UnwrapDEK(ctx context.Context, a DEKAD, wrapped []byte) ([]byte, error) {
-	if len(wrapped) < gcmIVSize+gcmTagBits/8 {
+	id, body, ok := splitWrapped(wrapped)
+	if !ok {
 		return nil, ErrOpen
 	}
+	dek, err := p.unwrapDEK(ctx, a, id, body)
+	if errors.Is(err, errNoKey) && p.refreshDue() {
+		// A KEK another process made (a rotation) that SoftHSM2 does not
+		// show this process: read the token afresh, at most once per
+		// Refresh.
+		if err = p.refresh(); err == nil {
+			dek, err = p.unwrapDEK(ctx, a, id, body)
+		}
+	}
+	return dek, err
+}
+
+// refreshDue reports whether a refresh for a missing key is due (none in
+// the last Refresh), and if so counts it as made.
+func (p *PKCS11) refreshDue() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Since(p.refreshed) < p.cfg.Refresh {
+		return false
+	}
+	p.refreshed = time.Now()
+	return true
+}
+
+func (p *PKCS11) unwrapDEK(ctx context.Context, a DEKAD, id, body []byte) ([]byte, error) {
 	var dek []byte
 	err := p.do(ctx, func(c *p11conn, sh pkcs11.SessionHandle) error {
 		vs, dead, err := p.versions(c, sh, a.Org, a.Region, a.KEKVersion)
 		if err != nil {
 			return err
 		}
-		h, ok := vs[a.KEKVersion]
+		objs := candidates(vs[a.KEKVersion], id)
+		if len(objs) == 0 && len(vs[a.KEKVersion]) > 0 {
+			// A KEK of this version that another process made since the
+			// last scan.
+			if err := c.scan(sh); err != nil {
+				return err
+			}
+			c.mu.Lock()
+			objs = candidates(c.keks[ro(a.Org, a.Region)][a.KEKVersion], id)
+			c.mu.Unlock()
+		}
 		switch {
 		case a.KEKVersion <= dead:
 			return ErrKeyDestroyed
-		case !ok:
+		case len(objs) == 0:
 			if err := c.check(sh); err != nil {
 				return err // the token is gone, not only this key
 			}
-			return fmt.Errorf("%w: no KEK version %d of %s/%s in the token", ErrKeyUnavailable, a.KEKVersion, a.Org, a.Region)
+			return fmt.Errorf("%w: %w: no KEK version %d of %s/%s (id %x) in the token", ErrKeyUnavailable, errNoKey, a.KEKVersion, a.Org, a.Region, id)
 		}
-		params := pkcs11.NewGCMParams(wrapped[:gcmIVSize], a.bytes(), gcmTagBits)
-		defer params.Free()
-		if err := c.ctx.DecryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, h); err != nil {
-			return fmt.Errorf("keys: unwrap in the token: %w", err)
-		}
-		pt, err := c.ctx.Decrypt(sh, wrapped[gcmIVSize:])
-		if err != nil {
-			if isCode(err, pkcs11.CKR_ENCRYPTED_DATA_INVALID) || isCode(err, pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE) {
-				return ErrOpen
+		for _, k := range objs {
+			pt, err := c.unwrap(sh, k.h, a, body)
+			if !errors.Is(err, ErrOpen) {
+				dek = pt
+				return err
 			}
-			// Some modules (SoftHSM) answer a tag that does not verify
-			// with CKR_GENERAL_ERROR: if the token otherwise works, it is
-			// the wrapped key that does not authenticate.
-			if isCode(err, pkcs11.CKR_GENERAL_ERROR) && c.check(sh) == nil {
-				return ErrOpen
-			}
-			return fmt.Errorf("keys: unwrap in the token: %w", err)
 		}
-		dek = pt
-		return nil
+		return ErrOpen
 	})
 	if err != nil {
 		return nil, err
@@ -614,6 +1044,33 @@ func (p *PKCS11) UnwrapDEK(ctx context.Context, a DEKAD, wrapped []byte) ([]byte
 		return nil, ErrOpen
 	}
 	return dek, nil
+}
+
+// unwrap opens body (IV, ciphertext, tag) under the KEK h; ErrOpen if it
+// does not authenticate.
+func (c *p11conn) unwrap(sh pkcs11.SessionHandle, h pkcs11.ObjectHandle, a DEKAD, body []byte) ([]byte, error) {
+	if len(body) < gcmIVSize+gcmTagBits/8 {
+		return nil, ErrOpen
+	}
+	params := pkcs11.NewGCMParams(body[:gcmIVSize], a.bytes(), gcmTagBits)
+	defer params.Free()
+	if err := c.ctx.DecryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, h); err != nil {
+		return nil, fmt.Errorf("keys: unwrap in the token: %w", err)
+	}
+	pt, err := c.ctx.Decrypt(sh, body[gcmIVSize:])
+	if err != nil {
+		if isCode(err, pkcs11.CKR_ENCRYPTED_DATA_INVALID) || isCode(err, pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE) {
+			return nil, ErrOpen
+		}
+		// Some modules (SoftHSM) answer a tag that does not verify
+		// with CKR_GENERAL_ERROR: if the token otherwise works, it is
+		// the wrapped key that does not authenticate.
+		if isCode(err, pkcs11.CKR_GENERAL_ERROR) && c.check(sh) == nil {
+			return nil, ErrOpen
+		}
+		return nil, fmt.Errorf("keys: unwrap in the token: %w", err)
+	}
+	return pt, nil
 }
 
 // KEKVersions implements Provider.
@@ -625,22 +1082,18 @@ func (p *PKCS11) KEKVersions(ctx context.Context, org, region string) ([]int, er
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		for v := range c.keks[ro(org, region)] {
-			out = append(out, v)
-		}
+		out = slices.Collect(maps.Keys(c.keks[ro(org, region)]))
 		return nil
 	})
 	slices.Sort(out)
 	return out, err
 }
 
-// RotateKEK implements Provider.
+// RotateKEK implements Provider. Across processes, each rotation makes its
+// own version, never two keys of one (makeKey).
 func (p *PKCS11) RotateKEK(ctx context.Context, org, region string) (int, error) {
 	var v int
-	err := p.do(ctx, func(c *p11conn, sh pkcs11.SessionHandle) error {
-		if err := c.scan(sh); err != nil {
-			return err
-		}
+	err := p.makeKey(ctx, "kek/"+ro(org, region), nil, func(c *p11conn, sh pkcs11.SessionHandle) error {
 		c.mu.Lock()
 		v = max(current(c.keks[ro(org, region)]), c.dead[ro(org, region)]) + 1
 		c.mu.Unlock()
@@ -650,7 +1103,7 @@ func (p *PKCS11) RotateKEK(ctx context.Context, org, region string) (int, error)
 	return v, err
 }
 
-// RetireKEK implements Provider.
+// RetireKEK implements Provider: every key of the version goes.
 func (p *PKCS11) RetireKEK(ctx context.Context, org, region string, version int) error {
 	return p.do(ctx, func(c *p11conn, sh pkcs11.SessionHandle) error {
 		if err := c.scan(sh); err != nil {
@@ -658,26 +1111,26 @@ func (p *PKCS11) RetireKEK(ctx context.Context, org, region string, version int)
 		}
 		c.mu.Lock()
 		vs := c.keks[ro(org, region)]
-		h, ok := vs[version]
+		objs := vs[version]
 		cur := current(vs)
 		c.mu.Unlock()
-		if !ok {
+		if len(objs) == 0 {
 			return nil
 		}
 		if version == cur {
 			return fmt.Errorf("keys: version %d is the current KEK of %s/%s and cannot be retired", version, org, region)
 		}
-		if err := c.ctx.DestroyObject(sh, h); err != nil {
-			return fmt.Errorf("keys: retire KEK version %d of %s/%s: %w", version, org, region, err)
+		for _, k := range objs {
+			if err := c.ctx.DestroyObject(sh, k.h); err != nil {
+				return fmt.Errorf("keys: retire KEK version %d of %s/%s: %w", version, org, region, err)
+			}
 		}
-		c.mu.Lock()
-		delete(vs, version)
-		c.mu.Unlock()
+		c.setKEKs(org, region, version, nil)
 		return nil
 	})
 }
 
-// DestroyKEKs implements Provider.
+// DestroyKEKs implements Provider: every key of every version goes.
 func (p *PKCS11) DestroyKEKs(ctx context.Context, org, region string) (int, error) {
 	var top int
 	err := p.do(ctx, func(c *p11conn, sh pkcs11.SessionHandle) error {
@@ -707,9 +1160,11 @@ func (p *PKCS11) DestroyKEKs(ctx context.Context, org, region string) (int, erro
 		for _, h := range old {
 			c.ctx.DestroyObject(sh, h)
 		}
-		for v, h := range vs {
-			if err := c.ctx.DestroyObject(sh, h); err != nil {
-				return fmt.Errorf("keys: destroy KEK version %d of %s/%s: %w", v, org, region, err)
+		for v, objs := range vs {
+			for _, k := range objs {
+				if err := c.ctx.DestroyObject(sh, k.h); err != nil {
+					return fmt.Errorf("keys: destroy KEK version %d of %s/%s: %w", v, org, region, err)
+				}
 			}
 		}
 		return c.scan(sh)
@@ -718,57 +1173,89 @@ func (p *PKCS11) DestroyKEKs(ctx context.Context, org, region string) (int, erro
 }
 
 // IndexRoot implements Provider: HMAC-SHA-256 in the token under the org's
-// index key (made on first use) over a fixed label.
+// index key (made on first use, by makeKey) over a fixed label. Should the
+// org have several index keys (made by processes before makeKey), the root
+// is the lowest of theirs: the same in every process that sees them.
 func (p *PKCS11) IndexRoot(ctx context.Context, org string) ([]byte, error) {
-	var out []byte
-	err := p.do(ctx, func(c *p11conn, sh pkcs11.SessionHandle) error {
-		c.mu.Lock()
-		h, ok := c.indexes[org]
-		c.mu.Unlock()
-		if !ok {
-			// Read the token again, and make the key if it is still not
-			// there, once (see genMu).
-			p.genMu.Lock()
-			defer p.genMu.Unlock()
-			if err := c.scan(sh); err != nil {
-				return err
-			}
+	out, err := p.indexRoot(ctx, org)
+	if errors.Is(err, errNoKey) {
+		have := func(c *p11conn) bool {
 			c.mu.Lock()
-			h, ok = c.indexes[org]
-			c.mu.Unlock()
+			defer c.mu.Unlock()
+			return len(c.indexes[org]) > 0
 		}
-		if !ok {
-			var err error
-			h, err = c.ctx.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_GENERIC_SECRET_KEY_GEN, nil)}, []*pkcs11.Attribute{
-				pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
-				pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
-				pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, KeySize),
-				pkcs11.NewAttribute(pkcs11.CKA_LABEL, labelIndex+org),
-				pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
-				pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
-				pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-				pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
-				pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
-				pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
+		err = p.makeKey(ctx, "index/"+org, have, func(c *p11conn, sh pkcs11.SessionHandle) error {
+			err := busy(func() error {
+				k, err := generateIndexKey(c, sh, org)
+				if err == nil {
+					c.mu.Lock()
+					objs := append(slices.Clone(c.indexes[org]), k)
+					sortObjs(objs)
+					c.indexes[org] = objs
+					c.mu.Unlock()
+				}
+				return err
 			})
 			if err != nil {
 				return fmt.Errorf("keys: generate the index key of %s in the token: %w", org, err)
 			}
-			c.mu.Lock()
-			c.indexes[org] = h
-			c.mu.Unlock()
+			return nil
+		})
+		if err == nil {
+			out, err = p.indexRoot(ctx, org)
 		}
-		if err := c.ctx.SignInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_SHA256_HMAC, nil)}, h); err != nil {
-			return fmt.Errorf("keys: index root in the token: %w", err)
+	}
+	return out, err
+}
+
+func (p *PKCS11) indexRoot(ctx context.Context, org string) ([]byte, error) {
+	var out []byte
+	err := p.do(ctx, func(c *p11conn, sh pkcs11.SessionHandle) error {
+		out = nil
+		c.mu.Lock()
+		objs := c.indexes[org]
+		c.mu.Unlock()
+		if len(objs) == 0 {
+			return errNoKey
 		}
-		mac, err := c.ctx.Sign(sh, ad(indexRootInfo, org))
-		if err != nil {
-			return fmt.Errorf("keys: index root in the token: %w", err)
+		for _, k := range objs {
+			if err := c.ctx.SignInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_SHA256_HMAC, nil)}, k.h); err != nil {
+				return fmt.Errorf("keys: index root in the token: %w", err)
+			}
+			mac, err := c.ctx.Sign(sh, ad(indexRootInfo, org))
+			if err != nil {
+				return fmt.Errorf("keys: index root in the token: %w", err)
+			}
+			if out == nil || bytes.Compare(mac, out) < 0 {
+				out = mac
+			}
 		}
-		out = mac
 		return nil
 	})
 	return out, err
+}
+
+// generateIndexKey makes the org's index key, a generic secret for
+// HMAC-SHA-256, with a random CKA_ID.
+func generateIndexKey(c *p11conn, sh pkcs11.SessionHandle, org string) (kobj, error) {
+	id, err := newKeyID()
+	if err != nil {
+		return kobj{}, err
+	}
+	h, err := c.ctx.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_GENERIC_SECRET_KEY_GEN, nil)}, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+		pkcs11.NewAttribute(pkcs11.CKA_ID, id),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, KeySize),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, labelIndex+org),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
+	})
+	return kobj{id: id, h: h}, err
 }
 
 // Ping implements Provider: the token answers and is logged in.
@@ -783,4 +1270,16 @@ func (p *PKCS11) Ping(ctx context.Context) error {
 		}
 		return c.check(sh)
 	})
+}
+
+// bytesToUint reads a CK_ULONG attribute (in the machine's byte order, as
+// the module wrote it); 0 if it is not one.
+func bytesToUint(b []byte) uint {
+	switch len(b) {
+	case 8:
+		return uint(binary.NativeEndian.Uint64(b))
+	case 4:
+		return uint(binary.NativeEndian.Uint32(b))
+	}
+	return 0
 }
