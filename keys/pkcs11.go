@@ -95,10 +95,7 @@ type PKCS11 struct {
 	mu      sync.Mutex
 	conn    *p11conn
 	lastTry time.Time
-	// refreshed is when a missing KEK last made the connection read the
-	// token afresh.
-	refreshed time.Time
-	lastErr   error
+	lastErr error
 	// opMu is held for reading by every call into the module and for
 	// writing by a reconnection, which finalises the module: a call never
 	// runs into a module being torn down.
@@ -270,19 +267,22 @@ func (p *PKCS11) connect(reinit bool) (*p11conn, error) {
 	sh := <-c.sessions
 	err := c.scan(sh)
 	if err == nil && c.probe == 0 {
-		// Any probe key does: two processes making one each is harmless.
-		// SoftHSM may fail one of two objects made at the same instant by
-		// two processes: read the token again and try once more.
-		var k kobj
-		if k, err = generateAES(c, sh, labelProbe); err != nil {
+		// Made as every change is, under the host lock after a read
+		// (hostLock); any probe key does, should there be two.
+		var unlock func()
+		if unlock, err = p.hostLock(context.Background()); err == nil {
 			if err = c.scan(sh); err == nil && c.probe == 0 {
-				k, err = generateAES(c, sh, labelProbe)
+				var k kobj
+				err = busy(func() (err error) {
+					k, err = generateAES(c, sh, labelProbe)
+					return err
+				})
+				c.probe = k.h
 			}
+			unlock()
 		}
 		if err != nil {
 			err = fmt.Errorf("keys: make the probe key in the token: %w", err)
-		} else if c.probe == 0 {
-			c.probe = k.h
 		}
 	}
 	c.sessions <- sh
@@ -511,7 +511,7 @@ func (p *PKCS11) do1(ctx context.Context, f func(c *p11conn, sh pkcs11.SessionHa
 	replaced := p.conn != c
 	p.mu.Unlock()
 	if replaced {
-		// Replaced (refresh) before this call got in: its sessions are
+		// Replaced (a reconnection) before this call got in: its sessions are
 		// gone, and their handles may be the new connection's.
 		return fmt.Errorf("%w: the connection was replaced", errLost)
 	}
@@ -709,13 +709,17 @@ func (p *PKCS11) exclusive(ctx context.Context, c *p11conn, sh pkcs11.SessionHan
 }
 
 // hostLock takes the lock that the processes of this host sharing the
-// token hold while they make a key: a file in LockDir named after the
-// module and the token, locked with flock(2). SoftHSM2, a token in files,
-// does not show every process's objects to the others at once while they
-// change them (the claims alone let two processes make one key each in
-// TestPKCS11FirstKeyTwoProcesses), so on one host the lock is what makes a
-// key once; the claims do it across hosts, on an HSM that serialises its
-// objects.
+// token hold while they change its objects: a file in LockDir named after
+// the module and the token, locked with flock(2). Each change is made
+// after the token was read (scan) under the same lock. SoftHSM2, a token in
+// files, re-reads its objects only when its generation file changed since
+// its last look, and its own writes set that mark past the other
+// processes' writes it had not read: a process that writes while another
+// does may never see the other's objects (so in
+// TestPKCS11FirstKeyTwoProcesses the claims alone did not keep two
+// processes from making one key each). With every change made under the
+// lock, after a read, no process skips another's. Across hosts the claims
+// do it, on an HSM that shows each object to every session once made.
 func (p *PKCS11) hostLock(ctx context.Context) (func(), error) {
 	sum := sha256.Sum256([]byte(p.cfg.Module + "\x00" + p.cfg.TokenLabel))
 	name := filepath.Join(p.cfg.LockDir, "sekisho-pkcs11-"+hex.EncodeToString(sum[:8])+".lock")
@@ -803,9 +807,8 @@ var errNoKey = errors.New("keys: no key yet")
 // new version, always made) says whether a connection's view holds it.
 // In this process genMu makes one caller at a time do it; on this host the
 // hostLock does; across hosts the claims (exclusive). Under the locks the
-// token is read afresh (a new connection: SoftHSM2 may never show a
-// process the objects another made since it initialised the module), and
-// mk runs only if the key is still missing.
+// token is read again before anything is written, and mk runs only if the
+// key is still missing.
 func (p *PKCS11) makeKey(ctx context.Context, what string, have func(c *p11conn) bool, mk func(c *p11conn, sh pkcs11.SessionHandle) error) error {
 	p.genMu.Lock()
 	defer p.genMu.Unlock()
@@ -820,10 +823,13 @@ func (p *PKCS11) makeKey(ctx context.Context, what string, have func(c *p11conn)
 		return err
 	}
 	defer unlock()
-	if err := p.refresh(); err != nil {
-		return err
-	}
 	return p.do(ctx, func(c *p11conn, sh pkcs11.SessionHandle) error {
+		if err := c.scan(sh); err != nil {
+			return err
+		}
+		if have != nil && have(c) {
+			return nil
+		}
 		return p.exclusive(ctx, c, sh, what, func() error {
 			if err := c.scan(sh); err != nil {
 				return err
@@ -834,23 +840,6 @@ func (p *PKCS11) makeKey(ctx context.Context, what string, have func(c *p11conn)
 			return mk(c, sh)
 		})
 	})
-}
-
-// refresh replaces the connection with a new one, which reads the token
-// afresh (the module is re-initialised, as on a reconnection).
-func (p *PKCS11) refresh() error {
-	p.opMu.Lock()
-	defer p.opMu.Unlock()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	c, err := p.connect(true)
-	if err != nil {
-		p.conn, p.lastErr, p.lastTry = nil, err, time.Now()
-		return fmt.Errorf("%w: %v", ErrKeyUnavailable, err)
-	}
-	// The old connection's sessions ended with the module's finalisation.
-	p.conn = c
-	return nil
 }
 
 // A wrapped data key is wrappedFormat, the length of the wrapping KEK's
@@ -977,28 +966,7 @@ func (p *PKCS11) UnwrapDEK(ctx context.Context, a DEKAD, wrapped []byte) ([]byte
 	if !ok {
 		return nil, ErrOpen
 	}
-	dek, err := p.unwrapDEK(ctx, a, id, body)
-	if errors.Is(err, errNoKey) && p.refreshDue() {
-		// A KEK another process made (a rotation) that SoftHSM2 does not
-		// show this process: read the token afresh, at most once per
-		// Refresh.
-		if err = p.refresh(); err == nil {
-			dek, err = p.unwrapDEK(ctx, a, id, body)
-		}
-	}
-	return dek, err
-}
-
-// refreshDue reports whether a refresh for a missing key is due (none in
-// the last Refresh), and if so counts it as made.
-func (p *PKCS11) refreshDue() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if time.Since(p.refreshed) < p.cfg.Refresh {
-		return false
-	}
-	p.refreshed = time.Now()
-	return true
+	return p.unwrapDEK(ctx, a, id, body)
 }
 
 func (p *PKCS11) unwrapDEK(ctx context.Context, a DEKAD, id, body []byte) ([]byte, error) {
@@ -1026,7 +994,7 @@ func (p *PKCS11) unwrapDEK(ctx context.Context, a DEKAD, id, body []byte) ([]byt
 			if err := c.check(sh); err != nil {
 				return err // the token is gone, not only this key
 			}
-			return fmt.Errorf("%w: %w: no KEK version %d of %s/%s (id %x) in the token", ErrKeyUnavailable, errNoKey, a.KEKVersion, a.Org, a.Region, id)
+			return fmt.Errorf("%w: no KEK version %d of %s/%s (id %x) in the token", ErrKeyUnavailable, a.KEKVersion, a.Org, a.Region, id)
 		}
 		for _, k := range objs {
 			pt, err := c.unwrap(sh, k.h, a, body)
@@ -1105,6 +1073,11 @@ func (p *PKCS11) RotateKEK(ctx context.Context, org, region string) (int, error)
 
 // RetireKEK implements Provider: every key of the version goes.
 func (p *PKCS11) RetireKEK(ctx context.Context, org, region string, version int) error {
+	unlock, err := p.hostLock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	return p.do(ctx, func(c *p11conn, sh pkcs11.SessionHandle) error {
 		if err := c.scan(sh); err != nil {
 			return err
@@ -1132,8 +1105,13 @@ func (p *PKCS11) RetireKEK(ctx context.Context, org, region string, version int)
 
 // DestroyKEKs implements Provider: every key of every version goes.
 func (p *PKCS11) DestroyKEKs(ctx context.Context, org, region string) (int, error) {
+	unlock, err := p.hostLock(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
 	var top int
-	err := p.do(ctx, func(c *p11conn, sh pkcs11.SessionHandle) error {
+	err = p.do(ctx, func(c *p11conn, sh pkcs11.SessionHandle) error {
 		if err := c.scan(sh); err != nil {
 			return err
 		}
