@@ -113,8 +113,13 @@ func LoadMasterKey(dataDir, file, defaultFile string, generate bool) ([]byte, Ma
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return nil, MasterKeySource{}, fmt.Errorf("create master key directory: %w", err)
 	}
-	if err := writeFileAtomic(file, []byte(base64.StdEncoding.EncodeToString(k)+"\n"), 0o600); err != nil {
+	created, err := writeFileExcl(file, []byte(base64.StdEncoding.EncodeToString(k)+"\n"), 0o600)
+	if err != nil {
 		return nil, MasterKeySource{}, fmt.Errorf("write master key: %w", err)
+	}
+	if !created {
+		// Another process made one meanwhile: that one is the key.
+		return LoadMasterKey(dataDir, file, defaultFile, false)
 	}
 	return k, MasterKeySource{Where: file, Generated: true}, nil
 }
@@ -237,7 +242,20 @@ func OpenLocal(dataDir string, master []byte) (*Local, error) {
 	l := &Local{path: filepath.Join(dataDir, KeyringFile), master: master, ring: keyring{Orgs: map[string]*orgKeys{}}}
 	b, err := os.ReadFile(l.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return l, l.saveLocked()
+		// A new keyring, unless another process makes one first: then
+		// that one is read (never written over).
+		ct, serr := l.sealLocked()
+		if serr != nil {
+			return nil, serr
+		}
+		created, werr := writeFileExcl(l.path, ct, 0o600)
+		if werr != nil {
+			return nil, fmt.Errorf("keys: write keyring: %w", werr)
+		}
+		if created {
+			return l, nil
+		}
+		b, err = os.ReadFile(l.path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("keys: read keyring: %w", err)
@@ -255,12 +273,19 @@ func OpenLocal(dataDir string, master []byte) (*Local, error) {
 	return l, nil
 }
 
-func (l *Local) saveLocked() error {
+func (l *Local) sealLocked() ([]byte, error) {
 	pt, err := json.Marshal(l.ring)
 	if err != nil {
-		return fmt.Errorf("keys: encode keyring: %w", err)
+		return nil, fmt.Errorf("keys: encode keyring: %w", err)
 	}
-	ct, err := seal(l.master, ad(labelKeyring), pt)
+	return seal(l.master, ad(labelKeyring), pt)
+}
+
+// saveLocked writes the keyring whole. Two processes must not hold one
+// keyring open at once (the last write would win): the command takes the
+// data directory's lock first.
+func (l *Local) saveLocked() error {
+	ct, err := l.sealLocked()
 	if err != nil {
 		return err
 	}
@@ -487,6 +512,42 @@ func (l *Local) IndexRoot(_ context.Context, org string) ([]byte, error) {
 		}
 	}
 	return o.IndexRoot, nil
+}
+
+// writeFileExcl creates path with data, complete (a temporary file, fsync,
+// then a hard link, which fails if path exists), unless path exists:
+// created is false then, and path is left as it is.
+func writeFileExcl(path string, data []byte, mode os.FileMode) (created bool, err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".new*")
+	if err != nil {
+		return false, err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return false, err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return false, err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return false, err
+	}
+	if err := tmp.Close(); err != nil {
+		return false, err
+	}
+	if err := os.Link(tmp.Name(), path); errors.Is(err, os.ErrExist) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return true, nil
 }
 
 // writeFileAtomic writes a file through a temporary file, fsync and rename,
