@@ -646,8 +646,10 @@ func TestDeviceIDStartingWithDash(t *testing.T) {
 	admin := filepath.Join(t.TempDir(), "admin")
 	run(t, "login", "--server", url, "--bootstrap-token-file", tokenFile, "--profile", admin)
 	run(t, "principal", "create", "bob", "--role", "member", "--profile", admin)
+	// A thumbprint starting with one "-" (1 in 64 keys; one starting with
+	// "--", 1 in 4096, reads as a long flag: checked below on its own).
 	var key *dpop.Key
-	for key == nil || !strings.HasPrefix(key.Thumbprint(), "-") { // 1 in 64 keys
+	for key == nil || !strings.HasPrefix(key.Thumbprint(), "-") || strings.HasPrefix(key.Thumbprint(), "--") {
 		var err error
 		if key, err = dpop.GenerateKey("ed25519"); err != nil {
 			t.Fatal(err)
@@ -661,6 +663,10 @@ func TestDeviceIDStartingWithDash(t *testing.T) {
 	// Without "--" the id reads as flags: a usage error, nothing approved.
 	if _, errOut, code := run(t, "device", "approve", "--profile", admin, id); code != exitUsage || !strings.Contains(errOut, "unknown shorthand flag") {
 		t.Fatalf("approve %s without --: exit %d %s", id, code, errOut)
+	}
+	long := "--" + id[2:] // an id starting with "--" reads as a long flag
+	if _, errOut, code := run(t, "device", "approve", "--profile", admin, long); code != exitUsage || !strings.Contains(errOut, "unknown flag: "+long) {
+		t.Fatalf("approve %s without --: exit %d %s", long, code, errOut)
 	}
 	var dev struct{ ID, Status string }
 	var devs struct{ Devices []struct{ ID, Status string } }
