@@ -65,17 +65,21 @@ type PKCS11Config struct {
 // CKA_ID of the KEK that wrapped it. PKCS#11 has no unique labels and no
 // compare-and-swap, so several processes sharing a token (two serve nodes,
 // serve and an offline verb) could each make "the" first KEK of an (org,
-// region) or an org's index key. Two things make that harmless:
+// region) or an org's index key (makeKey). Three things keep them apart or
+// make it harmless:
 //
-//   - A key is made only by a process alone in the claim protocol
-//     (exclusive): it creates a claim object, then looks at the claims of
-//     the same label; only if it sees no other live claim does it read the
-//     token again and make the key if still missing, then it removes its
-//     claim; otherwise it removes its claim, waits a random while and tries
-//     again. Of two processes, the one whose look comes second sees the
-//     other's claim, or the other has finished and its key is in the token.
-//     A claim older than claimStale (a process that died holding it) is
-//     ignored and removed.
+//   - On one host, every change to the token's objects is made under a
+//     lock file (hostLock), after a read of the token under the same lock;
+//     a key is made only if that read does not show it.
+//   - Across hosts, a key is made only by a process alone in the claim
+//     protocol (exclusive): it creates a claim object, then looks at the
+//     claims of the same label; only if it sees no other live claim does it
+//     read the token again and make the key if still missing, then it
+//     removes its claim; otherwise it removes its claim, waits a random
+//     while and tries again. Of two processes, the one whose look comes
+//     second sees the other's claim, or the other has finished and its key
+//     is in the token. A claim older than claimStale (a process that died
+//     holding it) is ignored and removed.
 //   - Should two keys of one label exist anyway (tokens from before, or a
 //     process stalled past claimStale), nothing becomes unreadable: a data
 //     key is unwrapped with the exact KEK its CKA_ID names (wrapped keys
@@ -105,6 +109,11 @@ type PKCS11 struct {
 	// label, and records wrapped under the one a scan does not pick would
 	// not open.
 	genMu sync.Mutex
+	// hostMu guards the host lock (hostLock): its file, and how many
+	// callers of this provider hold it.
+	hostMu   sync.Mutex
+	hostFile *os.File
+	hostN    int
 }
 
 // kobj is a key object of the token: its CKA_ID (empty for keys made before
@@ -210,6 +219,15 @@ func (p *PKCS11) connect(reinit bool) (*p11conn, error) {
 	if ctx == nil {
 		return nil, fmt.Errorf("keys: cannot load the PKCS#11 module %s", p.cfg.Module)
 	}
+	// Under the host lock (see hostLock): SoftHSM2 leaves out of its slot
+	// list a token whose files another process is writing while it reads
+	// them at C_Initialize.
+	unlock, err := p.hostLock(context.Background())
+	if err != nil {
+		ctx.Destroy()
+		return nil, err
+	}
+	defer unlock()
 	if reinit {
 		ctx.Finalize()
 	}
@@ -222,28 +240,16 @@ func (p *PKCS11) connect(reinit bool) (*p11conn, error) {
 		c.close()
 		return nil, err
 	}
+	slots, err := ctx.GetSlotList(true)
+	if err != nil {
+		return fail(fmt.Errorf("keys: list slots: %w", err))
+	}
 	found := false
-	// SoftHSM2 may leave out a token whose files another process was
-	// writing when it read them (at C_Initialize): read them again a few
-	// times (this re-initialises the module, as a reconnection does).
-	for try := 0; try < 5 && !found; try++ {
-		if try > 0 {
-			time.Sleep(time.Duration(try*20) * time.Millisecond)
-			ctx.Finalize()
-			if err := ctx.Initialize(); err != nil && !isCode(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-				return fail(fmt.Errorf("keys: initialise %s: %w", p.cfg.Module, err))
-			}
-		}
-		slots, err := ctx.GetSlotList(true)
-		if err != nil {
-			return fail(fmt.Errorf("keys: list slots: %w", err))
-		}
-		for _, s := range slots {
-			ti, err := ctx.GetTokenInfo(s)
-			if err == nil && strings.TrimRight(ti.Label, " \x00") == p.cfg.TokenLabel {
-				c.slot, found = s, true
-				break
-			}
+	for _, s := range slots {
+		ti, err := ctx.GetTokenInfo(s)
+		if err == nil && strings.TrimRight(ti.Label, " \x00") == p.cfg.TokenLabel {
+			c.slot, found = s, true
+			break
 		}
 	}
 	if !found {
@@ -265,22 +271,15 @@ func (p *PKCS11) connect(reinit bool) (*p11conn, error) {
 		}
 	}
 	sh := <-c.sessions
-	err := c.scan(sh)
+	err = c.scan(sh)
 	if err == nil && c.probe == 0 {
-		// Made as every change is, under the host lock after a read
-		// (hostLock); any probe key does, should there be two.
-		var unlock func()
-		if unlock, err = p.hostLock(context.Background()); err == nil {
-			if err = c.scan(sh); err == nil && c.probe == 0 {
-				var k kobj
-				err = busy(func() (err error) {
-					k, err = generateAES(c, sh, labelProbe)
-					return err
-				})
-				c.probe = k.h
-			}
-			unlock()
-		}
+		// Made, as every change is, under the host lock after a read.
+		var k kobj
+		err = busy(func() (err error) {
+			k, err = generateAES(c, sh, labelProbe)
+			return err
+		})
+		c.probe = k.h
 		if err != nil {
 			err = fmt.Errorf("keys: make the probe key in the token: %w", err)
 		}
@@ -366,6 +365,12 @@ func (p *PKCS11) Close() error {
 		p.conn.ctx.Destroy()
 		p.conn = nil
 	}
+	p.hostMu.Lock()
+	defer p.hostMu.Unlock()
+	if p.hostFile != nil {
+		p.hostFile.Close()
+		p.hostFile = nil
+	}
 	return nil
 }
 
@@ -387,9 +392,7 @@ func (c *p11conn) scan(sh pkcs11.SessionHandle) error {
 	return err
 }
 
-// errChanged: an object changed while the token was read (another process
-// removed a claim, say); SoftHSM then answers a read of its attributes with
-// CKR_BUFFER_TOO_SMALL or another error. The scan starts again.
+// errChanged: an object changed while the token was read (see attrs).
 var errChanged = errors.New("keys: the token changed while it was read")
 
 func (c *p11conn) scan1(sh pkcs11.SessionHandle) error {
@@ -403,20 +406,29 @@ func (c *p11conn) scan1(sh pkcs11.SessionHandle) error {
 			return err
 		}
 		for _, h := range hs {
-			attrs := []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil)}
-			if class == pkcs11.CKO_DATA {
-				attrs = append(attrs, pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil))
-			} else {
-				attrs = append(attrs, pkcs11.NewAttribute(pkcs11.CKA_ID, nil), pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, nil))
-			}
-			a, err := c.ctx.GetAttributeValue(sh, h, attrs)
+			a, err := c.attrs(sh, h, pkcs11.CKA_LABEL)
 			if isCode(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
 				continue // removed meanwhile
 			}
 			if err != nil {
-				return fmt.Errorf("%w: read an object's label: %w", errChanged, err)
+				return err
 			}
 			label := string(a[0].Value)
+			if !strings.HasPrefix(label, "sekisho/") {
+				continue // not ours
+			}
+			more := []uint{pkcs11.CKA_VALUE}
+			if class == pkcs11.CKO_SECRET_KEY {
+				more = []uint{pkcs11.CKA_ID, pkcs11.CKA_VALUE_LEN}
+			}
+			b, err := c.attrs(sh, h, more...)
+			if isCode(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			a = append(a, b...)
 			if class == pkcs11.CKO_SECRET_KEY && bytesToUint(a[2].Value) != KeySize {
 				// Being made by another process: SoftHSM writes an
 				// object's attributes one by one, the key's value last.
@@ -458,6 +470,21 @@ func (c *p11conn) scan1(sh pkcs11.SessionHandle) error {
 	c.keks, c.dead, c.indexes, c.probe, c.scanned = keks, dead, indexes, probe, time.Now()
 	c.mu.Unlock()
 	return nil
+}
+
+// attrs reads attributes of object h; a failure other than a handle gone is
+// errChanged (SoftHSM answers an object being changed by another process
+// with CKR_BUFFER_TOO_SMALL, say): the scan starts again.
+func (c *p11conn) attrs(sh pkcs11.SessionHandle, h pkcs11.ObjectHandle, types ...uint) ([]*pkcs11.Attribute, error) {
+	tmpl := make([]*pkcs11.Attribute, len(types))
+	for i, t := range types {
+		tmpl[i] = pkcs11.NewAttribute(t, nil)
+	}
+	a, err := c.ctx.GetAttributeValue(sh, h, tmpl)
+	if err != nil && !isCode(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
+		return nil, fmt.Errorf("%w: read an object's attributes: %w", errChanged, err)
+	}
+	return a, err
 }
 
 func (c *p11conn) find(sh pkcs11.SessionHandle, tmpl []*pkcs11.Attribute) ([]pkcs11.ObjectHandle, error) {
@@ -653,11 +680,7 @@ func current(vs map[int][]kobj) int {
 
 func (p *PKCS11) generate(c *p11conn, sh pkcs11.SessionHandle, org, region string, version int) (kobj, error) {
 	label := labelKEK + strconv.Itoa(version) + "/" + ro(org, region)
-	var k kobj
-	err := busy(func() (err error) {
-		k, err = generateAES(c, sh, label)
-		return err
-	})
+	k, err := generateAES(c, sh, label)
 	if err != nil {
 		return kobj{}, fmt.Errorf("keys: generate KEK %s/%s v%d in the token: %w", org, region, version, err)
 	}
@@ -685,8 +708,10 @@ func (p *PKCS11) exclusive(ctx context.Context, c *p11conn, sh pkcs11.SessionHan
 		alone, h, err := c.claim(sh, label, mine, odd)
 		if err == nil && alone {
 			err = f()
-			// A claim left behind (the token failed) goes stale.
-			busy(func() error { return c.ctx.DestroyObject(sh, h) })
+			// Every claim of this call goes (one SoftHSM said it failed to
+			// make may be there); one left behind (the token failed) goes
+			// stale.
+			c.dropClaims(sh, label, mine)
 			return err
 		}
 		if h != 0 {
@@ -720,27 +745,60 @@ func (p *PKCS11) exclusive(ctx context.Context, c *p11conn, sh pkcs11.SessionHan
 // processes from making one key each). With every change made under the
 // lock, after a read, no process skips another's. Across hosts the claims
 // do it, on an HSM that shows each object to every session once made.
+//
+// The lock is the provider's: its callers share it (a reconnection inside
+// makeKey takes it again), and it keeps other processes out.
 func (p *PKCS11) hostLock(ctx context.Context) (func(), error) {
-	sum := sha256.Sum256([]byte(p.cfg.Module + "\x00" + p.cfg.TokenLabel))
-	name := filepath.Join(p.cfg.LockDir, "sekisho-pkcs11-"+hex.EncodeToString(sum[:8])+".lock")
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("%w: the key-making lock: %v", ErrKeyUnavailable, err)
-	}
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		p.hostMu.Lock()
+		if p.hostN > 0 {
+			p.hostN++
+			p.hostMu.Unlock()
+			return p.hostUnlock, nil
+		}
+		if p.hostFile == nil {
+			sum := sha256.Sum256([]byte(p.cfg.Module + "\x00" + p.cfg.TokenLabel))
+			name := filepath.Join(p.cfg.LockDir, "sekisho-pkcs11-"+hex.EncodeToString(sum[:8])+".lock")
+			f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+			if err != nil {
+				p.hostMu.Unlock()
+				return nil, fmt.Errorf("%w: the token's lock file: %v", ErrKeyUnavailable, err)
+			}
+			p.hostFile = f
+		}
+		err := syscall.Flock(int(p.hostFile.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
-			return func() { f.Close() }, nil // closing unlocks
+			p.hostN = 1
+		}
+		p.hostMu.Unlock()
+		if err == nil {
+			return p.hostUnlock, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("%w: the key-making lock %s: %v", ErrKeyUnavailable, name, err)
+			return nil, fmt.Errorf("%w: the token's lock file: %v", ErrKeyUnavailable, err)
 		}
 		select {
 		case <-time.After(2 * time.Millisecond):
 		case <-ctx.Done():
-			f.Close()
 			return nil, ctx.Err()
+		}
+	}
+}
+
+func (p *PKCS11) hostUnlock() {
+	p.hostMu.Lock()
+	defer p.hostMu.Unlock()
+	if p.hostN--; p.hostN == 0 {
+		syscall.Flock(int(p.hostFile.Fd()), syscall.LOCK_UN)
+	}
+}
+
+// dropClaims removes the claims of label whose value starts with mine.
+func (c *p11conn) dropClaims(sh pkcs11.SessionHandle, label string, mine []byte) {
+	hs, _ := c.find(sh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_DATA), pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)})
+	for _, h := range hs {
+		if a, err := c.attrs(sh, h, pkcs11.CKA_VALUE); err == nil && bytes.HasPrefix(a[0].Value, mine) {
+			busy(func() error { return c.ctx.DestroyObject(sh, h) })
 		}
 	}
 }
@@ -831,13 +889,23 @@ func (p *PKCS11) makeKey(ctx context.Context, what string, have func(c *p11conn)
 			return nil
 		}
 		return p.exclusive(ctx, c, sh, what, func() error {
-			if err := c.scan(sh); err != nil {
-				return err
+			for try := 0; ; try++ {
+				if err := c.scan(sh); err != nil {
+					return err
+				}
+				if have != nil && have(c) {
+					return nil
+				}
+				// SoftHSM may answer CKR_FUNCTION_FAILED to an object
+				// made while it wrote another (even one it made): read
+				// the token again before trying again, lest the key be
+				// made twice.
+				err := mk(c, sh)
+				if !isCode(err, pkcs11.CKR_FUNCTION_FAILED) || try == 8 {
+					return err
+				}
+				time.Sleep(time.Duration(1+mrand.IntN(10)) * time.Millisecond)
 			}
-			if have != nil && have(c) {
-				return nil
-			}
-			return mk(c, sh)
 		})
 	})
 }
@@ -1163,20 +1231,15 @@ func (p *PKCS11) IndexRoot(ctx context.Context, org string) ([]byte, error) {
 			return len(c.indexes[org]) > 0
 		}
 		err = p.makeKey(ctx, "index/"+org, have, func(c *p11conn, sh pkcs11.SessionHandle) error {
-			err := busy(func() error {
-				k, err := generateIndexKey(c, sh, org)
-				if err == nil {
-					c.mu.Lock()
-					objs := append(slices.Clone(c.indexes[org]), k)
-					sortObjs(objs)
-					c.indexes[org] = objs
-					c.mu.Unlock()
-				}
-				return err
-			})
+			k, err := generateIndexKey(c, sh, org)
 			if err != nil {
 				return fmt.Errorf("keys: generate the index key of %s in the token: %w", org, err)
 			}
+			c.mu.Lock()
+			objs := append(slices.Clone(c.indexes[org]), k)
+			sortObjs(objs)
+			c.indexes[org] = objs
+			c.mu.Unlock()
 			return nil
 		})
 		if err == nil {

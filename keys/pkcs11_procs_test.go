@@ -71,6 +71,7 @@ func TestPKCS11FirstKeyTwoProcesses(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { cmd.Process.Kill() }) // a child left waiting when the test failed
 		procs, outs = append(procs, cmd), append(outs, &errb)
 		go func() {
 			sc := bufio.NewScanner(stdout)
@@ -160,11 +161,13 @@ func pkcs11Child(t *testing.T, dir string) {
 	}
 	defer p.Close()
 	fmt.Println("ready")
-	for {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
 		if _, err := os.Stat(filepath.Join(dir, "go")); err == nil {
 			break
 		}
-		time.Sleep(time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatal("no go from the parent")
+		}
 	}
 	var (
 		mu  sync.Mutex
