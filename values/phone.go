@@ -2,6 +2,7 @@ package values
 
 import (
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -18,8 +19,10 @@ import (
 // record leading zeros. phoneFast does the split itself and takes only the
 // inputs where the other steps are no-ops (no national prefix at the start
 // of the national number, no leading zero); any other input goes to Parse.
-// Validity is still phonenumbers.IsValidNumber, and the result
-// phonenumbers.Format(E164). TestPhoneFastMatchesParse and
+// Validity is phonenumbers.IsValidNumber's rule over the same metadata
+// (the region's number types, matched whole, with their possible lengths;
+// IsValidNumber itself for a code shared by several regions), and the
+// result the input itself, which is phonenumbers.Format(E164) of it. TestPhoneFastMatchesParse and
 // FuzzPhoneFastMatchesParse hold it equal to the slow path.
 
 // phoneCode is what the fast path knows of a country calling code.
@@ -28,6 +31,88 @@ type phoneCode struct {
 	// prefix matches a national prefix (for parsing) at the start of a
 	// national number; nil when the code's metadata has none.
 	prefix *regexp.Regexp
+	// valid, for a code of one region (or a non-geographic one), says
+	// what phonenumbers.IsValidNumber says; nil: ask IsValidNumber.
+	valid *phoneTypes
+}
+
+// phoneDesc is one number type of a region's metadata: its possible
+// national lengths (none: any) and its pattern, matched whole.
+type phoneDesc struct {
+	lengths []int32
+	re      *regexp.Regexp // nil: matches no number (an empty pattern)
+}
+
+func newPhoneDesc(d *phonenumbers.PhoneNumberDesc) (phoneDesc, bool) {
+	out := phoneDesc{lengths: d.GetPossibleLength()}
+	if p := d.GetNationalNumberPattern(); p != "" {
+		re, err := regexp.Compile("^(?:" + p + ")$")
+		if err != nil {
+			return out, false
+		}
+		out.re = re
+	}
+	return out, true
+}
+
+// matches is phonenumbers' isNumberMatchingDesc: a possible length (if the
+// type lists lengths) and the whole pattern.
+func (d phoneDesc) matches(nsn string) bool {
+	if d.re == nil {
+		return false
+	}
+	if len(d.lengths) > 0 && !slices.Contains(d.lengths, int32(len(nsn))) {
+		return false
+	}
+	return d.re.MatchString(nsn)
+}
+
+// phoneTypes is a region's number types as phonenumbers' getNumberTypeHelper
+// reads them. A number is valid when its type is not UNKNOWN: it matches
+// the general description and one type (mobile counts only when its pattern
+// is not the fixed line's, which then decides); which one does not matter,
+// so the common ones are tried first.
+type phoneTypes struct {
+	general, mobile, fixed phoneDesc
+	same                   bool // SameMobileAndFixedLinePattern
+	others                 []phoneDesc
+}
+
+func newPhoneTypes(md *phonenumbers.PhoneMetadata) (*phoneTypes, bool) {
+	t := &phoneTypes{same: md.GetSameMobileAndFixedLinePattern()}
+	var ok bool
+	for _, x := range []struct {
+		dst *phoneDesc
+		src *phonenumbers.PhoneNumberDesc
+	}{{&t.general, md.GetGeneralDesc()}, {&t.mobile, md.GetMobile()}, {&t.fixed, md.GetFixedLine()}} {
+		if *x.dst, ok = newPhoneDesc(x.src); !ok {
+			return nil, false
+		}
+	}
+	for _, d := range []*phonenumbers.PhoneNumberDesc{md.GetPremiumRate(), md.GetTollFree(), md.GetSharedCost(),
+		md.GetVoip(), md.GetPersonalNumber(), md.GetPager(), md.GetUan(), md.GetVoicemail()} {
+		pd, ok := newPhoneDesc(d)
+		if !ok {
+			return nil, false
+		}
+		t.others = append(t.others, pd)
+	}
+	return t, true
+}
+
+func (t *phoneTypes) validNumber(nsn string) bool {
+	if !t.general.matches(nsn) {
+		return false
+	}
+	if !t.same && t.mobile.matches(nsn) || t.fixed.matches(nsn) {
+		return true
+	}
+	for _, d := range t.others {
+		if d.matches(nsn) {
+			return true
+		}
+	}
+	return false
 }
 
 // phoneCodes is built once from phonenumbers' own metadata (read only
@@ -56,6 +141,13 @@ var phoneCodes = sync.OnceValue(func() []phoneCode {
 					c.known = false // not one we can test: Parse decides
 				}
 				c.prefix = re
+			}
+			// IsValidNumber reads this metadata when the code has one
+			// region (else the region is found by trying each).
+			if len(phonenumbers.GetRegionCodesForCountryCode(cc)) == 1 && int(md.GetCountryCode()) == cc {
+				if t, ok := newPhoneTypes(md); ok {
+					c.valid = t
+				}
 			}
 			codes[cc] = c
 			break
@@ -96,10 +188,17 @@ func phoneFast(s string) (e164 string, valid, ok bool) {
 		}
 		code := int32(cc)
 		num := &phonenumbers.PhoneNumber{CountryCode: &code, NationalNumber: &v}
-		if !phonenumbers.IsValidNumber(num) {
+		if c.valid != nil {
+			valid = c.valid.validNumber(nsn)
+		} else {
+			valid = phonenumbers.IsValidNumber(num)
+		}
+		if !valid {
 			return "", false, true
 		}
-		return phonenumbers.Format(num, phonenumbers.E164), true, true
+		// E.164 is "+", the code and the national significant number,
+		// which (no leading zero) is nsn.
+		return s, true, true
 	}
 	return "", false, false
 }
