@@ -717,9 +717,11 @@ func (p *PKCS11) exclusive(ctx context.Context, c *p11conn, sh pkcs11.SessionHan
 		if h != 0 {
 			busy(func() error { return c.ctx.DestroyObject(sh, h) })
 		}
-		// SoftHSM fails one of two objects two processes make at the same
-		// instant with CKR_FUNCTION_FAILED: that is contention too.
-		if err != nil && !isCode(err, pkcs11.CKR_FUNCTION_FAILED) {
+		// SoftHSM fails one of two objects made at the same instant with
+		// CKR_FUNCTION_FAILED (two processes) or CKR_GENERAL_ERROR (two
+		// sessions of one process, while the token otherwise works): that
+		// is contention too.
+		if err != nil && !isCode(err, pkcs11.CKR_FUNCTION_FAILED) && !(isCode(err, pkcs11.CKR_GENERAL_ERROR) && c.check(sh) == nil) {
 			return err
 		}
 		if time.Now().After(deadline) {
