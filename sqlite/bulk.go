@@ -22,12 +22,15 @@ var _ sekisho.BulkLoader = (*Store)(nil)
 // records_id, records_org and the table itself are appended to) and
 // nothing else: a record's blind-index entries, whose keys are HMACs and so
 // random, are in its tokens column already. BeginBulk notes, in the table
-// bulk_load, the largest rowid before the load; EndBulk reads the tokens of
-// the records after it, sorts their entries (on all cores) and inserts them
-// into lookup_index in key order: one sorted pass instead of millions of
-// random B-tree inserts, and no entry written twice (staged, then moved).
-// Open finishes a bulk load that was interrupted (bulk_load is still
-// there), so a server never serves with entries missing from lookup_index.
+// bulk_load, the largest rowid before the load; EndBulk takes the entries of
+// the records after it (kept in memory as their batches committed, or read
+// back from the tokens column: after a crash, or past bulkPending entries),
+// sorts them on all cores and inserts them into lookup_index in key order:
+// one sorted pass instead of millions of random B-tree inserts, and no entry
+// written twice. Only a read-back of more than one pass stages the entries
+// (lookup_stage) for SQLite's external sorter. Open finishes a bulk load
+// that was interrupted (bulk_load is still there), so a server never serves
+// with entries missing from lookup_index.
 //
 // Durability: during the load the writer commits with synchronous=NORMAL:
 // a commit is in the WAL, in order, but not yet synced. A crash of the
