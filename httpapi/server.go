@@ -314,6 +314,10 @@ func (s *Server) wrap(rt route) http.Handler {
 				trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("http.route", rt.Pattern),
 					attribute.String("sekisho.request_id", id)))
 		}
+		// Writes a store accepted for this request and has not made durable
+		// yet (the embedded store's DPoP replay records) are durable before
+		// the first byte of the answer (statusRecorder.gate).
+		ctx, durable := sekisho.WithDurable(ctx)
 		r = r.WithContext(ctx)
 		w.Header().Set(HeaderRequestID, id)
 		if s.access != nil {
@@ -322,6 +326,16 @@ func (s *Server) wrap(rt route) http.Handler {
 			}
 		}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		rec.before = func() error { return durable.Wait(ctx) }
+		rec.fail = func(err error) int {
+			if !sekisho.IsStorageFull(err) {
+				err = &sekisho.Error{Code: sekisho.EUnavailable, Type: "replay-state-unavailable",
+					Message: "the replay state cannot be recorded; nothing was returned; retry shortly", Err: err}
+			}
+			raw := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+			s.writeError(raw, r, err)
+			return raw.status
+		}
 		var c sekisho.Caller
 		defer func() {
 			if p := recover(); p != nil {
@@ -514,9 +528,31 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 	wrote  bool
+	// before, if set, runs once before the first byte of the answer; when
+	// it fails, fail answers instead (returning its status) and what the
+	// handler writes is dropped.
+	before func() error
+	fail   func(error) int
+	failed bool
+}
+
+// gate runs before; it reports whether the handler's answer may go out.
+func (s *statusRecorder) gate() bool {
+	if s.before != nil {
+		f := s.before
+		s.before = nil
+		if err := f(); err != nil {
+			s.failed, s.wrote = true, true
+			s.status = s.fail(err)
+		}
+	}
+	return !s.failed
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
+	if !s.gate() {
+		return
+	}
 	if !s.wrote {
 		s.status, s.wrote = code, true
 	}
@@ -528,6 +564,9 @@ func (s *statusRecorder) WriteHeader(code int) {
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusRecorder) Write(b []byte) (int, error) {
+	if !s.gate() {
+		return len(b), nil
+	}
 	s.wrote = true
 	return s.ResponseWriter.Write(b)
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 )
 
 // Group commit. The hot read's durable writes are small: the DPoP proof's
-// replay record (UseOnce) and the audit log's append. Each of them alone
+// replay record (UseOnce, written with the next group: replay.go) and the
+// audit log's append. Each of them alone
 // would be a transaction with its own WAL sync; SQLite has one writer, so
 // under concurrent requests they queue for it anyway. The group writer takes
 // every such write waiting when the writer is free and commits them in one
@@ -18,6 +20,10 @@ import (
 
 // maxGroup bounds the writes of one group transaction.
 const maxGroup = 256
+
+// replayLinger is how long reserved replay keys wait for a write to share
+// a commit with before they are committed alone.
+const replayLinger = 10 * time.Millisecond
 
 type groupOp struct {
 	ctx  context.Context
@@ -47,12 +53,29 @@ func (s *Store) grouped(ctx context.Context, fn func(*sql.Tx) error) error {
 func (s *Store) groupWriter() {
 	defer close(s.groupDone)
 	batch := make([]*groupOp, 0, maxGroup)
+	linger := time.NewTimer(replayLinger)
+	defer linger.Stop()
 	for {
 		batch = batch[:0]
 		select {
 		case op := <-s.ops:
 			batch = append(batch, op)
+		case <-s.replayNudge:
+			// Reserved replay keys and no write waiting. The request that
+			// reserved one is about to append its audit event: wait for a
+			// write for up to replayLinger, so that the key shares its
+			// commit, else commit the keys alone.
+			linger.Reset(replayLinger)
+			select {
+			case op := <-s.ops:
+				batch = append(batch, op)
+			case <-linger.C:
+			case <-s.quit:
+				s.commitGroup(nil)
+				return
+			}
 		case <-s.quit:
+			s.commitGroup(nil) // the reserved replay keys, if any
 			return
 		}
 	collect:
@@ -78,26 +101,49 @@ func (s *Store) commitGroup(batch []*groupOp) {
 		}
 		live = append(live, op)
 	}
-	if len(live) == 0 {
+	ctx := context.Background()
+	// The replay keys reserved before this transaction go into it
+	// (replay.go): every write of the group is durable only with them.
+	replay := s.takeReplay()
+	if len(live) == 0 && replay == nil {
 		return
 	}
 	errs := make([]error, len(live))
-	ctx := context.Background()
-	// The savepoint statements are prepared once (before the transaction:
-	// the writer has one connection), not parsed for every write.
+	fail := func(err error) {
+		s.doneReplay(replay, false)
+		for _, op := range live {
+			op.done <- err
+		}
+	}
+	// The statements are prepared once (before the transaction: the writer
+	// has one connection), not parsed for every write.
+	var rps [3]*sql.Stmt
+	if replay != nil {
+		var err error
+		if rps, err = s.replayStmts(ctx); err != nil {
+			fail(err)
+			return
+		}
+	}
 	var sp [3]*sql.Stmt
 	if len(live) > 1 {
 		for i, q := range []string{"SAVEPOINT g", "ROLLBACK TO g", "RELEASE g"} {
 			var err error
 			if sp[i], err = s.prep(ctx, s.w, q); err != nil {
-				for _, op := range live {
-					op.done <- err
-				}
+				fail(err)
 				return
 			}
 		}
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if replay != nil {
+			if err := writeReplay(ctx, tx, rps, replay); err != nil {
+				return err
+			}
+		}
+		if len(live) == 0 {
+			return nil
+		}
 		if len(live) == 1 {
 			errs[0] = live[0].fn(tx)
 			return errs[0]
@@ -118,6 +164,7 @@ func (s *Store) commitGroup(batch []*groupOp) {
 		}
 		return nil
 	})
+	s.doneReplay(replay, err == nil)
 	for i, op := range live {
 		switch {
 		case errs[i] != nil:

@@ -64,6 +64,11 @@ type Store struct {
 
 	// The audit indexer (auditindex.go); idxDone is nil when it does not run.
 	idxDone chan struct{}
+
+	// Replay keys reserved and not yet committed (replay.go); a send on
+	// replayNudge (buffered, 1) asks the group writer to commit them.
+	replay      replayState
+	replayNudge chan struct{}
 }
 
 type stmtKey struct {
@@ -141,7 +146,7 @@ func OpenWith(ctx context.Context, path string, o Options) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w, cacheKiB: o.CacheMiB << 10, ops: make(chan *groupOp), quit: make(chan struct{}), groupDone: make(chan struct{})}
+	s := &Store{w: w, cacheKiB: o.CacheMiB << 10, ops: make(chan *groupOp), quit: make(chan struct{}), groupDone: make(chan struct{}), replayNudge: make(chan struct{}, 1)}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err

@@ -446,6 +446,10 @@ func (v *Vault) record(ctx context.Context, de decisionEvent) error {
 			break
 		}
 	}
+	if sekisho.IsStorageFull(err) {
+		return &sekisho.Error{Code: sekisho.EUnavailable, Type: sekisho.ProblemStorageFull,
+			Message: "the store's disk is full: the audit event cannot be written; nothing was returned", Err: err}
+	}
 	if err != nil {
 		return &sekisho.Error{Code: sekisho.EUnavailable, Message: "the audit log is unavailable; nothing was returned", Err: err}
 	}
