@@ -41,11 +41,16 @@ import (
 //   - a passkey the server does not know is refused
 //     webauthn-credential-unknown, and alice's real passkey, put back in
 //     the authenticator, signs in again (the control);
-//   - signing out revokes the session's device.
+//   - signing out revokes the session's device;
+//   - a passkey session ends (serve --webauthn-session-ttl 1m, the least
+//     allowed: the test waits for it) while the Guard page is open: the
+//     console shows that the session expired and the sign-in, with no
+//     one signed in in the header, and sends no more requests that are
+//     refused; the passkey signs in again (the control).
 func TestConsolePasskey(t *testing.T) {
 	chrome := chromium(t)
 	dir := filepath.Join(t.TempDir(), "data")
-	srv := startServer(t, dir, masterKey())
+	srv := startServer(t, dir, masterKey(), "--webauthn-session-ttl", "1m")
 	ctx := context.Background()
 	admin := newClient(t, srv, enrol(t, srv).key)
 	ok(t, "create alice", admin.JSON(ctx, "POST", "/v1/principals", "", map[string]any{"id": "alice", "org": "operator", "roles": []string{"admin"}}, nil))
@@ -59,7 +64,7 @@ func TestConsolePasskey(t *testing.T) {
 	defer cancelA()
 	bctx, cancelB := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
 	defer cancelB()
-	bctx, cancelT := context.WithTimeout(bctx, 2*time.Minute)
+	bctx, cancelT := context.WithTimeout(bctx, 4*time.Minute) // a session of 1 min waited for
 	defer cancelT()
 	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatal(err)
@@ -67,7 +72,8 @@ func TestConsolePasskey(t *testing.T) {
 
 	var mu sync.Mutex
 	var problems []string
-	var loginBodies [][]byte // the bodies of POST /v1/webauthn/login
+	var loginBodies [][]byte  // the bodies of POST /v1/webauthn/login
+	var unauthorized []string // the responses 401, and 400 to POST /v1/token
 	if err := chromedp.Listen(bctx, func(ev any) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -81,6 +87,10 @@ func TestConsolePasskey(t *testing.T) {
 					b = append(b, p.Bytes...)
 				}
 				loginBodies = append(loginBodies, b)
+			}
+		case *network.EventResponseReceived:
+			if e.Response.Status == http.StatusUnauthorized || (e.Response.Status == http.StatusBadRequest && strings.HasSuffix(e.Response.URL, "/v1/token")) {
+				unauthorized = append(unauthorized, e.Response.URL)
 			}
 		}
 	}); err != nil {
@@ -267,6 +277,67 @@ func TestConsolePasskey(t *testing.T) {
 	real.CmtgKeys, real.ActiveCmtgKeyIndex = nil, nil // (as read back, not as added)
 	ok(t, "put alice's passkey back", second(chromedp.Call(bctx, webauthn.AddCredential, webauthn.AddCredentialParams{AuthenticatorID: authID, Credential: real})))
 	do("alice's passkey again", click(`#passkey-signin`), visible(`#nav-incidents`))
+
+	// The session ends (1 min after its sign-in) with the Guard page open
+	// (its alert stream reconnects with new tokens): the console says the
+	// session expired and offers the sign-in; nobody is signed in in the
+	// header, and no request keeps being refused (401, or 400 to a token
+	// request).
+	sess = session()
+	var sd struct {
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	ok(t, "the session device", admin.JSON(ctx, "GET", "/v1/devices/"+sess, "", nil, &sd))
+	if sd.ExpiresAt.IsZero() || time.Until(sd.ExpiresAt) > time.Minute {
+		t.Fatalf("the passkey session %s ends at %v, want within a minute", sess, sd.ExpiresAt)
+	}
+	eval(`(location.hash = '#/guard', 'ok')`)
+	do("the guard page", visible(`#alerts-live[data-state=open]`))
+	mu.Lock()
+	before := len(unauthorized)
+	mu.Unlock()
+	time.Sleep(time.Until(sd.ExpiresAt) + time.Second)
+	eval(`(location.hash = '#/audit', 'ok')`)
+	poll("the console says the session expired", `!!document.querySelector('#session-ended') && !!document.querySelector('#passkey-signin')`)
+	if txt := textOf(`#session-ended`); !strings.Contains(txt, "expired") || !strings.Contains(txt, "Sign in again") || !strings.Contains(txt, "device-expired") {
+		t.Fatalf("the session-ended notice says %q", txt)
+	}
+	if n := eval(`String(document.querySelectorAll('#whoami, #forget, nav').length)`); n != "0" {
+		t.Fatalf("%s signed-in elements (whoami, sign out, nav) still shown after the session ended", n)
+	}
+	mu.Lock()
+	seen := len(unauthorized)
+	mu.Unlock()
+	if seen == before {
+		t.Fatal("no request was refused after the session ended")
+	}
+	time.Sleep(3 * time.Second) // a loop of retries would show here
+	mu.Lock()
+	if len(unauthorized) != seen {
+		t.Errorf("refusals went on after the console showed the session's end: %v", unauthorized[seen:])
+	}
+	t.Logf("refusals once the session ended: %v", unauthorized[before:])
+	mu.Unlock()
+	// Control: the passkey signs in again, a new session reads.
+	do("sign in again after the session ended", click(`#passkey-signin`), visible(`#nav-incidents`))
+	if who := textOf(`#whoami`); !strings.Contains(who, "alice (operator)") {
+		t.Fatalf("header says %q", who)
+	}
+	ok(t, "list devices", admin.JSON(ctx, "GET", "/v1/devices?principal=alice", "", nil, &devs))
+	fresh := 0
+	for _, d := range devs.Devices {
+		if d.ID != sess && d.Status == "approved" && strings.HasPrefix(d.ApprovedBy, "passkey:") {
+			fresh++
+		}
+	}
+	if fresh != 1 {
+		t.Fatalf("%d new passkey sessions after the ended %s: %+v", fresh, sess, devs)
+	}
+	eval(`(location.hash = '#/audit', 'ok')`)
+	poll("audit checkpoints verified in the new session", `document.querySelectorAll('[data-verify=ok]').length > 0 && document.querySelectorAll('[data-verify=bad]').length === 0`)
+	if n := eval(`String(document.querySelectorAll('#session-ended').length)`); n != "0" {
+		t.Fatal("the session-ended notice stayed after signing in again")
+	}
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -3,6 +3,7 @@ import { ProblemError, type AuditEventEntry, type Client, type GrantUsage, type 
 import { parseCheckpoint, verifyConsistency, type Checkpoint } from '../../../clients/typescript/src/merkle'
 import { download, h, list, mono, status, table, timeEl } from './dom'
 import { t } from './i18n'
+import { sessionEnded, signalEnded } from './signin'
 
 function problemText(e: unknown): string {
   return e instanceof ProblemError ? `${e.code}: ${e.detail ?? e.title}` : String(e)
@@ -130,6 +131,10 @@ export async function guardPage(c: Client, onLeave: (f: () => void) => void): Pr
       }
     } catch (e) {
       if (ac.signal.aborted) return
+      if (sessionEnded(e)) {
+        signalEnded(e) // the console shows the sign-in again
+        return
+      }
       live.dataset.state = 'error'
       live.textContent = problemText(e)
     }

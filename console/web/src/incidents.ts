@@ -3,6 +3,7 @@
 // lists per region and the regulator reports.
 import type { AuditEventEntry, Client, Incident, ReportKind, Scope } from '../../../clients/typescript/src/index'
 import { barChart } from './charts'
+import { sessionEnded, signalEnded } from './signin'
 import { download, h, list, mono, status, table, timeEl } from './dom'
 import { t } from './i18n'
 
@@ -185,5 +186,9 @@ async function timeline(c: Client, inc: Incident, s: Scope): Promise<HTMLElement
 }
 
 export function showError(e: unknown): void {
+  if (sessionEnded(e)) {
+    signalEnded(e) // the console shows the sign-in again
+    return
+  }
   status(String(e), 'error')
 }

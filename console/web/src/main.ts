@@ -5,7 +5,8 @@ import { approvalsPage, auditPage, grantsPage, guardPage, quarantinesPage } from
 import { h, status, zone } from './dom'
 import { lang, setLang, t, type Key } from './i18n'
 import { incidentPage, incidentsPage, showError } from './incidents'
-import { forget, signIn, type Session } from './signin'
+import type { ProblemError } from '../../../clients/typescript/src/index'
+import { dropSession, forget, sessionEnded, sessionEndedEvent, signalEnded, signIn, type Session } from './signin'
 
 const pages: [string, Key][] = [
   ['incidents', 'nav_incidents'], ['approvals', 'nav_approvals'], ['quarantines', 'nav_quarantines'],
@@ -75,6 +76,10 @@ async function route(s: Session, main: HTMLElement): Promise<void> {
     main.dataset.page = page
     main.dataset.ready = String(Date.now())
   } catch (e) {
+    if (sessionEnded(e)) {
+      if (session === s) signalEnded(e) // the sign-in again, not a broken page
+      return
+    }
     main.replaceChildren(h('p', { class: 'error', role: 'alert' }, String(e)))
     showError(e)
   } finally {
@@ -84,12 +89,31 @@ async function route(s: Session, main: HTMLElement): Promise<void> {
 
 let session: Session | undefined
 
-async function start(): Promise<void> {
+// A request found the session ended (a passkey session's time is up, the
+// device was revoked): the pages stop (the alert stream too), and the
+// console says so above the sign-in; requests stop until one signs in.
+window.addEventListener(sessionEndedEvent, (ev) => {
+  if (!session) return // shown already
+  for (const f of leave) f()
+  leave = []
+  session = undefined
+  window.onhashchange = null
+  dropSession()
+  void start((ev as CustomEvent<ProblemError>).detail)
+})
+
+async function start(ended?: ProblemError): Promise<void> {
   document.documentElement.lang = lang()
   const app = document.getElementById('app')!
   const main = h('main', { id: 'main', tabindex: '-1' })
   if (!session) {
-    app.replaceChildren(header(undefined), h('div', { class: 'signin' }, main))
+    const notice = ended
+      ? h('section', { class: 'card', id: 'session-ended', role: 'alert', 'aria-labelledby': 'session-ended-title' },
+        h('h1', { id: 'session-ended-title' }, t('session_ended_title')),
+        h('p', {}, ended.code === 'device-expired' ? t('session_expired') : t('session_ended')),
+        h('p', { class: 'help' }, `${ended.code}: ${ended.detail ?? ended.title}`))
+      : null
+    app.replaceChildren(header(undefined), h('div', { class: 'signin' }, notice, main))
     session = await signIn(main)
   }
   const s = session

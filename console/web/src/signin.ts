@@ -82,6 +82,36 @@ export async function forget(): Promise<void> {
   await tx('readwrite', (s) => s.delete(recordKey))
 }
 
+// The refusals that end a signed-in console: 401 on a request with an
+// earlier token, 400 (OAuth invalid_grant) on the token request. A
+// quarantine is not one of them: the page that hit it says so.
+const endedCodes = new Set(['device-expired', 'device-revoked', 'device-unknown', 'principal-revoked'])
+
+/**
+ * sessionEnded reports whether e says that this browser's sign-in no
+ * longer holds: a passkey session expired, its device or principal
+ * revoked, or the device unknown.
+ */
+export function sessionEnded(e: unknown): e is ProblemError {
+  return e instanceof ProblemError && endedCodes.has(e.code)
+}
+
+/** The event the pages send when a request found the session ended. */
+export const sessionEndedEvent = 'sekisho:session-ended'
+
+/** signalEnded tells the console that the session ended (sessionEnded(e)). */
+export function signalEnded(e: ProblemError): void {
+  window.dispatchEvent(new CustomEvent(sessionEndedEvent, { detail: e }))
+}
+
+/**
+ * dropSession forgets a passkey session that ended on the server (its
+ * device expired or was revoked: there is nothing left to revoke).
+ */
+export function dropSession(): void {
+  passkeySession = undefined
+}
+
 export interface Session {
   client: Client
   principal: string
