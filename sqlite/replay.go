@@ -38,6 +38,10 @@ type replayReservation struct {
 }
 
 type replayState struct {
+	// use serialises UseOnce's check, table read and reservation; mu
+	// guards the maps, held only briefly (the group writer takes it, never
+	// use, so a slow read does not hold up commits).
+	use      sync.Mutex
 	mu       sync.Mutex
 	reserved map[string]replayReservation
 	// flushing is the keys the running group transaction writes.
@@ -54,18 +58,20 @@ func (s *Store) UseOnce(ctx context.Context, key []byte, expires, now time.Time)
 		return false, err
 	}
 	k, at := string(key), micros(now)
-	// The check and the reservation hold the mutex, the table read too: a
-	// key leaves flushing only after its commit, so a read begun while the
-	// mutex is held sees every key that is in neither map; and the key is
-	// not yet reserved while it reads, so the table cannot show it its own
-	// reservation committed.
+	// The check, the table read and the reservation hold rp.use: keys are
+	// reserved only under it, so a key in neither map at the check stays
+	// out of them until this call reserves it; a key leaves flushing only
+	// after its commit, so the read (begun after the check) sees every key
+	// that was in neither map; and the key is not reserved while it reads,
+	// so the table cannot show a request its own reservation committed.
 	rp := &s.replay
+	rp.use.Lock()
+	defer rp.use.Unlock()
 	rp.mu.Lock()
-	defer rp.mu.Unlock()
-	if r, ok := rp.reserved[k]; ok && r.expires > at {
-		return false, nil
-	}
-	if r, ok := rp.flushing[k]; ok && r.expires > at {
+	r1, ok1 := rp.reserved[k]
+	r2, ok2 := rp.flushing[k]
+	rp.mu.Unlock()
+	if (ok1 && r1.expires > at) || (ok2 && r2.expires > at) {
 		return false, nil
 	}
 	var e int64
@@ -76,10 +82,12 @@ func (s *Store) UseOnce(ctx context.Context, key []byte, expires, now time.Time)
 	case e > at:
 		return false, nil
 	}
+	rp.mu.Lock()
 	if rp.reserved == nil {
 		rp.reserved = map[string]replayReservation{}
 	}
 	rp.reserved[k] = replayReservation{expires: micros(expires), now: at}
+	rp.mu.Unlock()
 	select {
 	case s.replayNudge <- struct{}{}:
 	default: // a nudge is pending already
