@@ -858,6 +858,23 @@ func (c *p11conn) claim(sh pkcs11.SessionHandle, label string, mine []byte, odd 
 	return alone, h, nil
 }
 
+// fresh runs f on a view of the token read again under the host lock
+// (hostLock), so that what f decides from it (make a key, retire or destroy
+// versions) is not undone by another process of this host meanwhile.
+func (p *PKCS11) fresh(ctx context.Context, f func(c *p11conn, sh pkcs11.SessionHandle) error) error {
+	unlock, err := p.hostLock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return p.do(ctx, func(c *p11conn, sh pkcs11.SessionHandle) error {
+		if err := c.scan(sh); err != nil {
+			return err
+		}
+		return f(c, sh)
+	})
+}
+
 // errNoKey: the key to use is not in the token yet (this process's view).
 var errNoKey = errors.New("keys: no key yet")
 
@@ -878,15 +895,7 @@ func (p *PKCS11) makeKey(ctx context.Context, what string, have func(c *p11conn)
 	if c != nil && have != nil && have(c) {
 		return nil // made by another caller of this process meanwhile
 	}
-	unlock, err := p.hostLock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	return p.do(ctx, func(c *p11conn, sh pkcs11.SessionHandle) error {
-		if err := c.scan(sh); err != nil {
-			return err
-		}
+	return p.fresh(ctx, func(c *p11conn, sh pkcs11.SessionHandle) error {
 		if have != nil && have(c) {
 			return nil
 		}
@@ -1143,15 +1152,7 @@ func (p *PKCS11) RotateKEK(ctx context.Context, org, region string) (int, error)
 
 // RetireKEK implements Provider: every key of the version goes.
 func (p *PKCS11) RetireKEK(ctx context.Context, org, region string, version int) error {
-	unlock, err := p.hostLock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	return p.do(ctx, func(c *p11conn, sh pkcs11.SessionHandle) error {
-		if err := c.scan(sh); err != nil {
-			return err
-		}
+	return p.fresh(ctx, func(c *p11conn, sh pkcs11.SessionHandle) error {
 		c.mu.Lock()
 		vs := c.keks[ro(org, region)]
 		objs := vs[version]
@@ -1175,16 +1176,8 @@ func (p *PKCS11) RetireKEK(ctx context.Context, org, region string, version int)
 
 // DestroyKEKs implements Provider: every key of every version goes.
 func (p *PKCS11) DestroyKEKs(ctx context.Context, org, region string) (int, error) {
-	unlock, err := p.hostLock(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer unlock()
 	var top int
-	err = p.do(ctx, func(c *p11conn, sh pkcs11.SessionHandle) error {
-		if err := c.scan(sh); err != nil {
-			return err
-		}
+	err := p.fresh(ctx, func(c *p11conn, sh pkcs11.SessionHandle) error {
 		c.mu.Lock()
 		vs := c.keks[ro(org, region)]
 		top = max(current(vs), c.dead[ro(org, region)])
