@@ -8,7 +8,11 @@ import (
 	"github.com/sekisho/sekisho"
 )
 
-// AlertFeedSize is how many recent alerts a node keeps for the alerts API.
+// AlertFeedSize is how many recent alerts a node keeps for the alerts API:
+// the last AlertFeedSize of the node (what the root org's admins read) and,
+// apart, the last AlertFeedSize of each org (what its admins read), so that
+// one org's flood of alerts never pushes another org's out of its admins'
+// view.
 const AlertFeedSize = 1000
 
 // AlertEntry is one alert of the feed with its sequence number: the
@@ -35,14 +39,26 @@ type AlertPage struct {
 	Wake <-chan struct{} `json:"-"`
 }
 
-// alertFeed keeps the last AlertFeedSize alerts this node raised, for
-// GET /v1/guard/alerts and its event stream. Its zero value is ready.
+// alertFeed keeps the last AlertFeedSize alerts this node raised, and the
+// last AlertFeedSize of each org's, for GET /v1/guard/alerts and its event
+// stream. Its zero value is ready.
 type alertFeed struct {
-	mu     sync.Mutex
-	seq    uint64            // the node's sequence: the root admins'
-	orgSeq map[string]uint64 // each org's sequence: its admins'
-	ring   []AlertEntry
-	wake   chan struct{}
+	mu      sync.Mutex
+	seq     uint64                  // the node's sequence: the root admins'
+	orgSeq  map[string]uint64       // each org's sequence: its admins'
+	ring    []AlertEntry            // the node's last alerts
+	orgRing map[string][]AlertEntry // each org's last alerts (Alert.Org and DataOrgs)
+	wake    chan struct{}
+}
+
+// keepLast appends e to ring and drops what is older than the last
+// AlertFeedSize entries.
+func keepLast(ring []AlertEntry, e AlertEntry) []AlertEntry {
+	ring = append(ring, e)
+	if len(ring) > AlertFeedSize {
+		ring = slices.Delete(ring, 0, len(ring)-AlertFeedSize)
+	}
+	return ring
 }
 
 func (f *alertFeed) publish(al Alert) {
@@ -71,9 +87,12 @@ func (f *alertFeed) publish(al Alert) {
 		n++
 		f.orgSeq[o], e.views[o] = n, n
 	}
-	f.ring = append(f.ring, e)
-	if len(f.ring) > AlertFeedSize {
-		f.ring = slices.Delete(f.ring, 0, len(f.ring)-AlertFeedSize)
+	f.ring = keepLast(f.ring, e)
+	if f.orgRing == nil {
+		f.orgRing = map[string][]AlertEntry{}
+	}
+	for o := range e.views {
+		f.orgRing[o] = keepLast(f.orgRing[o], e)
 	}
 	if f.wake != nil {
 		close(f.wake)
@@ -87,8 +106,9 @@ func (f *alertFeed) publish(al Alert) {
 // principals and the ones raised on its data (Alert.DataOrgs), numbered
 // in its org's own sequence (after and Next too: see AlertEntry). Other
 // callers are refused (admin-required). The feed is this node's memory:
-// the last AlertFeedSize alerts since it started; the audit log keeps the
-// refusals and quarantines for good.
+// the last AlertFeedSize alerts since it started (for an org's admin, the
+// last AlertFeedSize of its org's); the audit log keeps the refusals and
+// quarantines for good.
 func (g *Guard) Alerts(_ context.Context, c sekisho.Caller, after uint64, limit int) (*AlertPage, error) {
 	if !c.HasRole("admin") {
 		return nil, sekisho.TypedErrorf(sekisho.EForbidden, "admin-required", "reading the guard's alerts needs an admin")
@@ -100,12 +120,12 @@ func (g *Guard) Alerts(_ context.Context, c sekisho.Caller, after uint64, limit 
 	f := &g.alert.feed
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	last := f.seq
+	last, ring := f.seq, f.ring
 	if !all {
-		last = f.orgSeq[c.Org]
+		last, ring = f.orgSeq[c.Org], f.orgRing[c.Org]
 	}
 	p := &AlertPage{Alerts: []AlertEntry{}, Next: max(after, last)}
-	for _, e := range f.ring {
+	for _, e := range ring {
 		seq := e.Seq
 		if !all {
 			if seq = e.views[c.Org]; seq == 0 {

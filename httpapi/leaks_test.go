@@ -233,3 +233,55 @@ func TestGrantUsageHidesAuditVolume(t *testing.T) {
 		t.Fatalf("the affiliate's admin's report: %+v", rep)
 	}
 }
+
+// TestGuardAlertFeedPerOrg: one org's flood of alerts does not push
+// another org's out of its admins' view. Before, the node kept one ring of
+// AlertFeedSize alerts for every reader, so alpha raising AlertFeedSize
+// alerts emptied beta's list (negative). Now beta's admin still reads
+// beta's alert; alpha's admin reads alpha's last AlertFeedSize (its own
+// flood does push its oldest out: positive control of the bound), and the
+// root admin the node's last AlertFeedSize.
+func TestGuardAlertFeedPerOrg(t *testing.T) {
+	w := newGuardWorld(t, 1)
+	ctx := context.Background()
+	for _, o := range []string{"alpha", "beta"} {
+		must(t, w.admin.JSON(ctx, "POST", "/v1/orgs", "", map[string]any{"id": o, "home_region": "jp"}, nil))
+	}
+	alphaAdmin := w.principal(w.admin, w.admin, "alpha-admin", "alpha", "admin")
+	betaAdmin := w.principal(w.admin, w.admin, "beta-admin", "beta", "admin")
+	type page struct {
+		Alerts []guard.AlertEntry
+		Next   uint64
+	}
+	list := func(c *client.Client) page {
+		t.Helper()
+		var p page
+		must(t, c.JSON(ctx, "GET", fmt.Sprintf("/v1/guard/alerts?limit=%d", guard.AlertFeedSize), "", nil, &p))
+		return p
+	}
+	w.g.Raise(ctx, vaultCaller("sekisho", "beta"), "test-rule", "beta's only alert")
+	flood := guard.AlertFeedSize + 5
+	for i := range flood {
+		w.g.Raise(ctx, vaultCaller("sekisho", "alpha"), "test-rule", fmt.Sprintf("alpha alert %d", i))
+	}
+
+	if bp := list(betaAdmin); len(bp.Alerts) != 1 || bp.Alerts[0].Detail != "beta's only alert" || bp.Alerts[0].Org != "beta" {
+		t.Fatalf("beta's admin after alpha's flood of %d: %d alerts %+v", flood, len(bp.Alerts), bp.Alerts)
+	}
+	ap := list(alphaAdmin)
+	if len(ap.Alerts) != guard.AlertFeedSize {
+		t.Fatalf("alpha's admin reads %d alerts, want the last %d", len(ap.Alerts), guard.AlertFeedSize)
+	}
+	if first, last := ap.Alerts[0].Detail, ap.Alerts[len(ap.Alerts)-1].Detail; first != "alpha alert 5" || last != fmt.Sprintf("alpha alert %d", flood-1) {
+		t.Fatalf("alpha's admin reads %q .. %q", first, last)
+	}
+	for _, a := range ap.Alerts {
+		if a.Org != "alpha" {
+			t.Fatalf("alpha's admin reads %+v", a)
+		}
+	}
+	rp := list(w.admin)
+	if len(rp.Alerts) != guard.AlertFeedSize || rp.Alerts[len(rp.Alerts)-1].Detail != fmt.Sprintf("alpha alert %d", flood-1) {
+		t.Fatalf("root admin reads %d alerts, last %+v", len(rp.Alerts), rp.Alerts[len(rp.Alerts)-1])
+	}
+}
