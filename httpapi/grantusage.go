@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sekisho/sekisho"
@@ -53,17 +55,17 @@ type GrantUsageReport struct {
 	Expiring   []string      `json:"expiring"`
 	Unused     []string      `json:"unused"`
 	OverBudget []string      `json:"over_budget"`
-	// EventsScanned counts the audit events read to compute it (every
-	// org's): only for a caller who sees every org (a root admin or an
-	// auditor); another org's admin would learn the instance's audit volume.
+	// EventsScanned counts the audit events the counts are computed from
+	// (every org's, read once by this server as the logs grow): only for a
+	// caller who sees every org (a root admin or an auditor); another org's
+	// admin would learn the instance's audit volume.
 	EventsScanned *int64 `json:"events_scanned,omitempty"`
 }
 
 // grantUsage is GET /v1/grants/usage[?org=O&expiring_within=DURATION]:
-// the grants the caller may list, each with its use computed here from the
-// audit log (every region's) and the guard's counters, and the ids of the
-// expiring, unused and over-budget ones. The audit log is read from the
-// creation of the oldest grant listed.
+// the grants the caller may list, each with its use counted from the
+// audit log (every region's; see grantTally) and the guard's counters, and
+// the ids of the expiring, unused and over-budget ones.
 func (s *Server) grantUsage(w http.ResponseWriter, r *http.Request, c sekisho.Caller) error {
 	if err := s.needAccess(); err != nil {
 		return err
@@ -89,7 +91,6 @@ func (s *Server) grantUsage(w http.ResponseWriter, r *http.Request, c sekisho.Ca
 	}
 	rep := &GrantUsageReport{AsOf: now.UTC(), ExpiringIn: within.String(), Grants: []*GrantUsage{}, Expiring: []string{}, Unused: []string{}, OverBudget: []string{}}
 	by := map[string]*GrantUsage{}
-	var since time.Time
 	for _, g := range grants {
 		u := &GrantUsage{Grant: g, State: g.Status}
 		if g.Status == access.StatusActive && !g.Expires.IsZero() && !g.Expires.After(now) {
@@ -98,31 +99,21 @@ func (s *Server) grantUsage(w http.ResponseWriter, r *http.Request, c sekisho.Ca
 		u.Expiring = u.State == access.StatusActive && !g.Expires.IsZero() && g.Expires.Sub(now) <= within
 		rep.Grants = append(rep.Grants, u)
 		by[g.ID] = u
-		if since.IsZero() || g.CreatedAt.Before(since) {
-			since = g.CreatedAt
-		}
 	}
 	var scanned int64
 	if len(grants) > 0 {
-		for _, l := range s.grantLogs() {
-			f := sekisho.AuditFilter{Since: since, Limit: 5000}
-			for {
-				es, err := l.Log.Store().QueryAudit(r.Context(), f)
-				if err != nil {
-					return fmt.Errorf("grant usage: read the audit log %s: %w", l.Name(), err)
+		counts, n, err := s.grantTally.update(r.Context(), s.grantLogs())
+		if err != nil {
+			return err
+		}
+		scanned = n
+		for id, u := range by {
+			if k := counts[id]; k != nil {
+				u.Reads, u.RecordsRead, u.BudgetRefusals = k.reads, k.records, k.refusals
+				if !k.last.IsZero() {
+					t := k.last
+					u.LastUsed = &t
 				}
-				for _, e := range es {
-					scanned++
-					ev, err := sekisho.UnmarshalEvent(e.Leaf)
-					if err != nil {
-						continue
-					}
-					countGrantEvent(by, ev)
-				}
-				if len(es) < f.Limit {
-					break
-				}
-				f.From = es[len(es)-1].Index + 1
 			}
 		}
 	}
@@ -161,37 +152,100 @@ func (s *Server) grantLogs() []audit.RegionLog {
 	return nil
 }
 
-// countGrantEvent counts one audit event for the grant it went through:
-// an allowed one as a use, a refusal for the grant's budget as such.
-func countGrantEvent(by map[string]*GrantUsage, ev sekisho.Event) {
+// grantTally counts every grant's use from the audit logs, reading each
+// log once as it grows: a call of GET /v1/grants/usage reads only the
+// events appended since the last one, not the whole log again (which an
+// admin could otherwise make the server do as often as it likes). Its
+// zero value is ready; one update runs at a time.
+type grantTally struct {
+	mu      sync.Mutex
+	next    map[string]uint64      // per log (RegionLog.Name): the next index to read
+	by      map[string]*grantCount // per grant id
+	scanned int64                  // events read into the counts
+}
+
+// grantCount is one grant's use as the audit log tells it.
+type grantCount struct {
+	reads, records, refusals int64
+	last                     time.Time
+}
+
+// update reads what the logs gained since the last update and returns
+// copies of the counts by grant id and the number of events they are
+// computed from. A failed read keeps the pages read before it.
+func (t *grantTally) update(ctx context.Context, logs []audit.RegionLog) (map[string]*grantCount, int64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.next == nil {
+		t.next, t.by = map[string]uint64{}, map[string]*grantCount{}
+	}
+	for _, l := range logs {
+		f := sekisho.AuditFilter{From: t.next[l.Name()], Limit: 5000}
+		for {
+			es, err := l.Log.Store().QueryAudit(ctx, f)
+			if err != nil {
+				return nil, 0, fmt.Errorf("grant usage: read the audit log %s: %w", l.Name(), err)
+			}
+			for _, e := range es {
+				t.scanned++
+				ev, err := sekisho.UnmarshalEvent(e.Leaf)
+				if err != nil {
+					continue
+				}
+				t.count(ev)
+			}
+			if len(es) > 0 {
+				t.next[l.Name()] = es[len(es)-1].Index + 1
+			}
+			if len(es) < f.Limit {
+				break
+			}
+			f.From = t.next[l.Name()]
+		}
+	}
+	out := make(map[string]*grantCount, len(t.by))
+	for id, k := range t.by {
+		c := *k
+		out[id] = &c
+	}
+	return out, t.scanned, nil
+}
+
+// count counts one audit event for the grant it went through: an allowed
+// one as a use of the first grant its policy names (the grant the request
+// was made under, which the guard charges), a refusal for a grant's budget
+// as such.
+func (t *grantTally) count(ev sekisho.Event) {
+	k := func(id string) *grantCount {
+		if t.by[id] == nil {
+			t.by[id] = &grantCount{}
+		}
+		return t.by[id]
+	}
 	for _, p := range strings.Split(ev.Policy, ",") {
 		id, ok := strings.CutPrefix(strings.TrimSpace(p), "grant:")
-		if !ok {
-			continue
-		}
-		u := by[id]
-		if u == nil {
+		if !ok || id == "" {
 			continue
 		}
 		switch {
 		case ev.Decision == sekisho.Allow:
-			u.Reads++
-			u.RecordsRead += int64(len(ev.Records))
-			if t := ev.Time; u.LastUsed == nil || t.After(*u.LastUsed) {
-				u.LastUsed = &t
+			u := k(id)
+			u.reads++
+			u.records += int64(len(ev.Records))
+			if ev.Time.After(u.last) {
+				u.last = ev.Time
 			}
 		case strings.Contains(ev.Reason, "budget"):
-			u.BudgetRefusals++
+			k(id).refusals++
 		}
 		return
 	}
 	// The guard's budget refusal names the grant in its reason
 	// ("volume budget exceeded (grant g-…: records per hour)").
 	if ev.Decision == sekisho.Deny && strings.Contains(ev.Reason, "budget") {
-		for id, u := range by {
-			if strings.Contains(ev.Reason, "grant "+id+":") {
-				u.BudgetRefusals++
-			}
+		_, rest, ok := strings.Cut(ev.Reason, "grant ")
+		if id, _, ok2 := strings.Cut(rest, ":"); ok && ok2 && id != "" && !strings.ContainsAny(id, " ,()") {
+			k(id).refusals++
 		}
 	}
 }

@@ -76,6 +76,7 @@ type Server struct {
 	guard         *guard.Guard
 	alerts        AlertFeed     // the guard's recent alerts; nil without a guard
 	grantCounters GrantCounters // the guard's counters of grants; nil without a guard
+	grantTally    grantTally    // grants' use counted from the audit logs (GET /v1/grants/usage)
 	alertStreams  streamCount   // the alert streams open, bounded
 	passkeys      *passkey.Service
 	reports       report.Config
