@@ -70,6 +70,12 @@ func main() {
 		floorMain(os.Args[2:])
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == databunkerCommand {
+		if err := databunkerMain(os.Args[2:]); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == soakVerdictCommand {
 		if err := soakVerdictMain(os.Args[2:]); err != nil {
 			log.Fatal(err)
