@@ -117,7 +117,7 @@ func (s *Store) commitGroup(batch []*groupOp) {
 	}
 	// The statements are prepared once (before the transaction: the writer
 	// has one connection), not parsed for every write.
-	var rps [3]*sql.Stmt
+	var rps [2]*sql.Stmt
 	if replay != nil {
 		var err error
 		if rps, err = s.replayStmts(ctx); err != nil {

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"container/heap"
 	"context"
 	"database/sql"
 	"fmt"
@@ -10,42 +11,109 @@ import (
 	"github.com/sekisho/sekisho"
 )
 
-// replaySweep is how many expired entries each recorded key removes at
+// replaySweep is how many expired rows each recorded key removes at
 // most: more than it adds, so the table holds about the live entries.
 const replaySweep = 8
 
-// The replay records of a server's store ride on the next group commit.
+// The replay records of a server's store are decided in memory and ride on
+// the next group commit.
 //
-// A DPoP request used to make two durable writes one after the other: its
-// proof's replay record when it was authenticated, then its audit event
-// before the answer, each waiting for its own group commit. The embedded
-// store has one writing process (the data directory's lock), so UseOnce can
-// decide here, at once: a key is refused if this store holds it live, in
-// the table or reserved and not yet committed; otherwise it is reserved
-// (under a mutex, so of concurrent uses of one key exactly one is fresh) and
-// written by the next group transaction, whichever write that carries.
-// That is the request's own audit append at the latest: the append is made
-// after UseOnce returned, and every group transaction writes every key
-// reserved before it began, so the answer, which waits for its audit event
-// to be durable, never leaves before its proof's replay record is durable
-// too. A group transaction that fails writes neither (both roll back) and
-// the keys stay reserved for the next one. A request that writes no audit
-// event has its key committed by the group the reservation nudges (within
-// replayLinger when the writer is idle; and at Close).
+// The embedded store has one writing process (the data directory's lock),
+// so the table is written by this Store alone: it keeps every key the table
+// holds in memory too (live, loaded when the store opens) and UseOnce
+// decides there, at once and without reading the table: a key is refused
+// if it is live in memory, or reserved and not yet committed; otherwise it
+// is reserved (under a mutex, so of concurrent uses of one key exactly one
+// is fresh) and written by the next group transaction, whichever write that
+// carries. That is the request's own audit append at the latest: the
+// append is made after UseOnce returned, and every group transaction writes
+// every key reserved before it began, so the answer, which waits for its
+// audit event to be durable, never leaves before its proof's replay record
+// is durable too. A group transaction that fails writes neither (both roll
+// back) and the keys stay reserved for the next one. A request that writes
+// no audit event has its key committed by the group the reservation nudges
+// (within replayLinger when the writer is idle; and at Close). After a
+// restart the table is read back into memory before anything is decided.
+//
+// The table is keyed by (expires, key), so it is in expiry order: a proof's
+// record is inserted near the tail (its expiry is its iat plus the proof
+// window, so the records of one moment sit together) and the expired ones
+// are deleted from the head, a few pages every group commit touches
+// anyway, instead of a random leaf of a table keyed by the key's hash per
+// insert and per delete, plus an expiry index. Memory: about 150 bytes per
+// live key (for DPoP proofs, at most access.Config.MaxReplayEntries: the
+// service refuses new proofs beyond it before it asks the store).
 
 type replayReservation struct {
 	expires, now int64 // micros
 }
 
+// replayRow is a row of the replay table.
+type replayRow struct {
+	expires int64
+	key     string
+}
+
+// replayHeap orders the rows of the table by expiry, soonest first.
+type replayHeap []replayRow
+
+func (h replayHeap) Len() int           { return len(h) }
+func (h replayHeap) Less(i, j int) bool { return h[i].expires < h[j].expires }
+func (h replayHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *replayHeap) Push(x any)        { *h = append(*h, x.(replayRow)) }
+func (h *replayHeap) Pop() any {
+	old := *h
+	r := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return r
+}
+
 type replayState struct {
-	// use serialises UseOnce's check, table read and reservation; mu
-	// guards the maps, held only briefly (the group writer takes it, never
-	// use, so a slow read does not hold up commits).
-	use      sync.Mutex
-	mu       sync.Mutex
+	mu sync.Mutex
+	// live is the latest expiry of every key committed to the table and
+	// not swept; rows is every row of the table not being swept, by expiry
+	// (a key used again after it expired has two rows until the older one
+	// is swept).
+	live map[string]int64
+	rows replayHeap
+	// reserved are the keys reserved and not yet taken by a group
+	// transaction; flushing the keys the running one writes, and sweeping
+	// the expired rows it deletes.
 	reserved map[string]replayReservation
-	// flushing is the keys the running group transaction writes.
 	flushing map[string]replayReservation
+	sweeping []replayRow
+	// latest is the latest now UseOnce was given (micros): rows that
+	// expired at or before it may be swept.
+	latest int64
+}
+
+// loadReplay reads the replay table into memory (Open, before the store
+// is used).
+func (s *Store) loadReplay(ctx context.Context) error {
+	rows, err := s.w.QueryContext(ctx, `SELECT expires, key FROM replay`)
+	if err != nil {
+		return fmt.Errorf("sqlite: read the replay table: %w", err)
+	}
+	defer rows.Close()
+	rp := &s.replay
+	rp.live = map[string]int64{}
+	for rows.Next() {
+		var r replayRow
+		var k []byte
+		if err := rows.Scan(&r.expires, &k); err != nil {
+			return fmt.Errorf("sqlite: read the replay table: %w", err)
+		}
+		r.key = string(k)
+		rp.rows = append(rp.rows, r)
+		if r.expires > rp.live[r.key] {
+			rp.live[r.key] = r.expires
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: read the replay table: %w", err)
+	}
+	heap.Init(&rp.rows)
+	return nil
 }
 
 // UseOnce implements sekisho.ReplayStore.
@@ -53,40 +121,21 @@ func (s *Store) UseOnce(ctx context.Context, key []byte, expires, now time.Time)
 	if s.ops == nil {
 		return s.useOnceNow(ctx, key, expires, now)
 	}
-	st, err := s.prep(ctx, s.r, `SELECT expires FROM replay WHERE key = ?`)
-	if err != nil {
-		return false, err
-	}
 	k, at := string(key), micros(now)
-	// The check, the table read and the reservation hold rp.use: keys are
-	// reserved only under it, so a key in neither map at the check stays
-	// out of them until this call reserves it; a key leaves flushing only
-	// after its commit, so the read (begun after the check) sees every key
-	// that was in neither map; and the key is not reserved while it reads,
-	// so the table cannot show a request its own reservation committed.
 	rp := &s.replay
-	rp.use.Lock()
-	defer rp.use.Unlock()
 	rp.mu.Lock()
 	r1, ok1 := rp.reserved[k]
 	r2, ok2 := rp.flushing[k]
-	rp.mu.Unlock()
-	if (ok1 && r1.expires > at) || (ok2 && r2.expires > at) {
+	e, ok3 := rp.live[k]
+	if (ok1 && r1.expires > at) || (ok2 && r2.expires > at) || (ok3 && e > at) {
+		rp.mu.Unlock()
 		return false, nil
 	}
-	var e int64
-	switch err := st.QueryRowContext(ctx, key).Scan(&e); {
-	case err == sql.ErrNoRows:
-	case err != nil:
-		return false, fmt.Errorf("sqlite: use once: %w", err)
-	case e > at:
-		return false, nil
-	}
-	rp.mu.Lock()
 	if rp.reserved == nil {
 		rp.reserved = map[string]replayReservation{}
 	}
 	rp.reserved[k] = replayReservation{expires: micros(expires), now: at}
+	rp.latest = max(rp.latest, at)
 	rp.mu.Unlock()
 	select {
 	case s.replayNudge <- struct{}{}:
@@ -117,32 +166,58 @@ func (s *Store) replayWait(ctx context.Context, k string) error {
 	return fmt.Errorf("sqlite: the replay record is not committed after three group commits")
 }
 
+// replayFlush is what one group transaction writes to the replay table:
+// the keys reserved before it began, and the rows it sweeps.
+type replayFlush struct {
+	keys  map[string]replayReservation
+	sweep []replayRow
+}
+
 // takeReplay moves the reserved keys to flushing for the group transaction
-// about to begin and returns them (nil if none).
-func (s *Store) takeReplay() map[string]replayReservation {
+// about to begin, picks the expired rows it sweeps (up to replaySweep per
+// key it writes), and returns both (nil if no key is reserved).
+func (s *Store) takeReplay() *replayFlush {
 	rp := &s.replay
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	if len(rp.reserved) == 0 {
 		return nil
 	}
-	f := rp.reserved
-	rp.reserved, rp.flushing = nil, f
+	f := &replayFlush{keys: rp.reserved}
+	rp.reserved, rp.flushing = nil, f.keys
+	for n := replaySweep * len(f.keys); n > 0 && len(rp.rows) > 0 && rp.rows[0].expires <= rp.latest; n-- {
+		r := heap.Pop(&rp.rows).(replayRow)
+		if rp.live[r.key] == r.expires {
+			delete(rp.live, r.key)
+		}
+		f.sweep = append(f.sweep, r)
+	}
+	rp.sweeping = f.sweep
 	return f
 }
 
 // doneReplay ends a group transaction's flush: committed keys are in the
-// table now; after a failure they are reserved again (unless the same key
-// was reserved anew meanwhile, which cannot happen while it is flushing).
-func (s *Store) doneReplay(f map[string]replayReservation, committed bool) {
+// table now, and live; after a failure they are reserved again (unless the
+// same key was reserved anew meanwhile, which cannot happen while it is
+// flushing), and the rows it was to sweep are swept by a later one.
+func (s *Store) doneReplay(f *replayFlush, committed bool) {
 	if f == nil {
 		return
 	}
 	rp := &s.replay
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
-	rp.flushing = nil
+	rp.flushing, rp.sweeping = nil, nil
 	if committed {
+		if rp.live == nil {
+			rp.live = map[string]int64{}
+		}
+		for k, r := range f.keys {
+			heap.Push(&rp.rows, replayRow{expires: r.expires, key: k})
+			if r.expires > rp.live[k] {
+				rp.live[k] = r.expires
+			}
+		}
 		return
 	}
 	if rp.reserved == nil {
@@ -150,34 +225,48 @@ func (s *Store) doneReplay(f map[string]replayReservation, committed bool) {
 	}
 	// Not nudged: a store that cannot commit (a full disk) would spin. The
 	// next write commits them; meanwhile they are refused here all the same.
-	for k, r := range f {
+	for k, r := range f.keys {
 		if _, ok := rp.reserved[k]; !ok {
 			rp.reserved[k] = r
 		}
 	}
+	// The rows stay in the table: swept later. They expired, so they are
+	// not live again.
+	for _, r := range f.sweep {
+		heap.Push(&rp.rows, r)
+	}
 }
 
-// writeReplay writes the keys of f in tx, and sweeps expired entries; ps
+// writeReplay writes the keys of f in tx and deletes the rows it sweeps; ps
 // are replayStmts (prepared before the transaction: the writer has one
 // connection, which the transaction holds).
-func writeReplay(ctx context.Context, tx *sql.Tx, ps [3]*sql.Stmt, f map[string]replayReservation) error {
-	var latest int64
-	for k, r := range f {
-		// Checked free (or expired) at reservation: no other writer.
-		if _, err := tx.StmtContext(ctx, ps[0]).ExecContext(ctx, []byte(k), r.expires); err != nil {
+func writeReplay(ctx context.Context, tx *sql.Tx, ps [2]*sql.Stmt, f *replayFlush) error {
+	ins := tx.StmtContext(ctx, ps[0])
+	for k, r := range f.keys {
+		// Checked free (or expired) at reservation: no other writer. A row
+		// of the same key and expiry (a key used again, expired at once)
+		// says the same.
+		if _, err := ins.ExecContext(ctx, r.expires, []byte(k)); err != nil {
 			return fmt.Errorf("sqlite: use once: %w", err)
 		}
-		latest = max(latest, r.now)
 	}
-	return sweepReplay(ctx, tx, ps, latest, replaySweep*len(f))
+	if len(f.sweep) == 0 {
+		return nil
+	}
+	del := tx.StmtContext(ctx, ps[1])
+	for _, r := range f.sweep {
+		if _, err := del.ExecContext(ctx, r.expires, []byte(r.key)); err != nil {
+			return fmt.Errorf("sqlite: sweep replay: %w", err)
+		}
+	}
+	return nil
 }
 
-func (s *Store) replayStmts(ctx context.Context) ([3]*sql.Stmt, error) {
-	var ps [3]*sql.Stmt
+func (s *Store) replayStmts(ctx context.Context) ([2]*sql.Stmt, error) {
+	var ps [2]*sql.Stmt
 	for i, q := range []string{
-		`INSERT INTO replay (key, expires) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET expires = excluded.expires`,
-		`SELECT key FROM replay WHERE expires <= ? LIMIT ?`,
-		`DELETE FROM replay WHERE key = ? AND expires <= ?`,
+		`INSERT OR IGNORE INTO replay (expires, key) VALUES (?, ?)`,
+		`DELETE FROM replay WHERE expires = ? AND key = ?`,
 	} {
 		var err error
 		if ps[i], err = s.prep(ctx, s.w, q); err != nil {
@@ -187,56 +276,26 @@ func (s *Store) replayStmts(ctx context.Context) ([3]*sql.Stmt, error) {
 	return ps, nil
 }
 
-// sweepReplay removes up to n entries expired at now. It reads the expired
-// keys by the expiry index, then deletes each by its key: a DELETE ...
-// WHERE key IN (subquery) cost SQLite 1-3 ms a call here (measured inside a
-// transaction that had just inserted), against tens of microseconds for this.
-func sweepReplay(ctx context.Context, tx *sql.Tx, ps [3]*sql.Stmt, now int64, n int) error {
-	rows, err := tx.StmtContext(ctx, ps[1]).QueryContext(ctx, now, n)
-	if err != nil {
-		return fmt.Errorf("sqlite: sweep replay: %w", err)
-	}
-	var expired [][]byte
-	for rows.Next() {
-		var k []byte
-		if err := rows.Scan(&k); err != nil {
-			rows.Close()
-			return fmt.Errorf("sqlite: sweep replay: %w", err)
-		}
-		expired = append(expired, k)
-	}
-	if err := rows.Close(); err != nil {
-		return fmt.Errorf("sqlite: sweep replay: %w", err)
-	}
-	del := tx.StmtContext(ctx, ps[2])
-	for _, k := range expired {
-		if _, err := del.ExecContext(ctx, k, now); err != nil {
-			return fmt.Errorf("sqlite: sweep replay: %w", err)
-		}
-	}
-	return nil
-}
-
 // useOnceNow is UseOnce in a transaction of its own (a store without the
-// group writer): one upsert that takes the key only if it is absent or
-// expired.
+// group writer, OpenReadOnly's, which cannot write): the live rows of the
+// key are read (by the expiry, then the key: the live rows are about the
+// last proof window's), and the key inserted when it has none.
 func (s *Store) useOnceNow(ctx context.Context, key []byte, expires, now time.Time) (bool, error) {
-	ps, err := s.replayStmts(ctx)
-	if err != nil {
-		return false, err
-	}
 	var fresh bool
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO replay (key, expires) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET expires = excluded.expires WHERE replay.expires <= ?`, key, micros(expires), micros(now))
-		if err != nil {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM replay WHERE expires > ? AND key = ?`, micros(now), key).Scan(&n); err != nil {
 			return fmt.Errorf("sqlite: use once: %w", err)
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
+		if n > 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO replay (expires, key) VALUES (?, ?)`, micros(expires), key); err != nil {
 			return fmt.Errorf("sqlite: use once: %w", err)
 		}
-		fresh = n == 1
-		return sweepReplay(ctx, tx, ps, micros(now), replaySweep)
+		fresh = true
+		_, err := tx.ExecContext(ctx, `DELETE FROM replay WHERE expires <= ?`, micros(now))
+		return err
 	})
 	return fresh, err
 }

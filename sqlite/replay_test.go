@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -127,5 +128,124 @@ func TestReplayCommittedAlone(t *testing.T) {
 		if ok, err := s.UseOnce(ctx, []byte(k), now.Add(time.Minute), now.Add(time.Second)); err != nil || ok {
 			t.Errorf("UseOnce(%s) after a restart = %v, %v; want false", k, ok, err)
 		}
+	}
+}
+
+// TestReplayMigration: the replay entries of a schema-4 database (the table
+// keyed by the key) are in the table keyed by expiry after the migration,
+// and the store refuses the live ones and frees the expired ones, as
+// before; a key it never saw is fresh (control).
+func TestReplayMigration(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:4] {
+		if _, err := db.Exec(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Unix(1_700_000_000, 0)
+	for i := range 10 {
+		// live-0..4 expire after now, old-5..9 at or before it.
+		name := fmt.Sprintf("live-%d", i)
+		exp := now.Add(time.Duration(i+1) * time.Second)
+		if i >= 5 {
+			name, exp = fmt.Sprintf("old-%d", i), now.Add(-time.Duration(i-5)*time.Second)
+		}
+		if _, err := db.Exec(`INSERT INTO replay (key, expires) VALUES (?, ?)`, []byte(name), exp.UnixMicro()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(`PRAGMA user_version = 4`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var n int
+	var pk string
+	if err := s.r.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM replay), (SELECT group_concat(name) FROM pragma_table_info('replay') WHERE pk > 0 ORDER BY pk)`).Scan(&n, &pk); err != nil {
+		t.Fatal(err)
+	}
+	if n != 10 || pk != "expires,key" {
+		t.Fatalf("after the migration: %d rows (want 10), primary key %q (want expires,key)", n, pk)
+	}
+	for i := range 5 {
+		if ok, err := s.UseOnce(ctx, []byte(fmt.Sprintf("live-%d", i)), now.Add(time.Minute), now); err != nil || ok {
+			t.Errorf("UseOnce(live-%d) = %v, %v; want false (live in the migrated table)", i, ok, err)
+		}
+	}
+	for i := 5; i < 10; i++ {
+		if ok, err := s.UseOnce(ctx, []byte(fmt.Sprintf("old-%d", i)), now.Add(time.Minute), now); err != nil || !ok {
+			t.Errorf("UseOnce(old-%d) = %v, %v; want true (expired)", i, ok, err)
+		}
+	}
+	if ok, err := s.UseOnce(ctx, []byte("new"), now.Add(time.Minute), now); err != nil || !ok {
+		t.Errorf("UseOnce(new) = %v, %v; want true", ok, err)
+	}
+}
+
+// TestReplayMemoryMatchesTable: keys used, expired, swept and used again
+// over many group commits and two restarts: after each restart the store
+// (which decides from what it read back) refuses exactly the keys live in
+// the table, and the table holds about the live rows.
+func TestReplayMemoryMatchesTable(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	t0 := time.Unix(1_700_000_000, 0)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	// Key k%40 at second k, live for 30 s: every key comes back after 40 s,
+	// expired, and is fresh again.
+	k := 0
+	for round := range 3 {
+		s, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if round > 0 {
+			// Right after the restart, at second k-1: the keys of the last 30 s
+			// are refused, the older ones are fresh (not recorded anew: at k+100).
+			for j := k - 40; j < k; j++ {
+				key := []byte(fmt.Sprint("key-", j%40))
+				ok, err := s.UseOnce(ctx, key, at(k-1), at(k-1))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if live := j > k-1-30; ok == live {
+					t.Fatalf("round %d: UseOnce(key-%d) used at second %d, asked at %d = %v after a restart", round, j%40, j, k-1, ok)
+				}
+			}
+		}
+		for range 200 {
+			key := []byte(fmt.Sprint("key-", k%40))
+			if ok, err := s.UseOnce(ctx, key, at(k+30), at(k)); err != nil || !ok {
+				t.Fatalf("round %d: UseOnce(key-%d) at second %d = %v, %v; want true", round, k%40, k, ok, err)
+			}
+			if ok, err := s.UseOnce(ctx, key, at(k+30), at(k)); err != nil || ok {
+				t.Fatalf("round %d: UseOnce(key-%d) again at second %d = %v, %v; want false", round, k%40, k, ok, err)
+			}
+			k++
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM replay`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n > 41 {
+		t.Fatalf("the replay table holds %d rows, want at most the ~31 live ones (and a few not yet swept)", n)
 	}
 }

@@ -156,6 +156,11 @@ func OpenWith(ctx context.Context, path string, o Options) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
+	// The replay keys are decided in memory (replay.go).
+	if err := s.loadReplay(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
 	// The database holds ciphertexts and the audit log's metadata: readable
 	// by its owner only, whatever the umask was.
 	for _, f := range []string{path, path + "-wal", path + "-shm"} {
@@ -327,6 +332,20 @@ INSERT INTO audit_by_device (device, time, idx) SELECT device, time, idx FROM au
 INSERT INTO audit_indexed (id, next) SELECT 0, COALESCE(MAX(idx)+1, 0) FROM audit_events;
 DROP INDEX audit_principal_time;
 DROP INDEX audit_device_time;
+`, `
+-- The replay table in expiry order (replay.go): UseOnce decides from the
+-- keys the store holds in memory, so nothing reads the table by its key; a
+-- proof's record is inserted near the tail and the expired ones deleted
+-- from the head, not a random page of a key-ordered table and of its
+-- expiry index for each.
+CREATE TABLE replay_by_expiry (
+	expires INTEGER NOT NULL,
+	key     BLOB NOT NULL,
+	PRIMARY KEY (expires, key)
+) WITHOUT ROWID;
+INSERT INTO replay_by_expiry (expires, key) SELECT expires, key FROM replay;
+DROP TABLE replay;
+ALTER TABLE replay_by_expiry RENAME TO replay;
 `}
 
 func (s *Store) migrate(ctx context.Context) error {
