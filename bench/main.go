@@ -261,6 +261,8 @@ func runBench(ctx context.Context, o options) (*results, error) {
 			if err != nil {
 				return err
 			}
+			logf("imported %d %s in %.2f s (%.0f records/s), %.2f CPU s, peak RSS %.0f MiB", counts[c], c, wall.Seconds(), float64(counts[c])/wall.Seconds(), cpu, rss)
+			imp.Collections = append(imp.Collections, collectionImport{Collection: c, Records: counts[c], Seconds: wall.Seconds(), CPUSeconds: cpu, PeakRSSMiB: rss})
 			imp.Seconds += wall.Seconds()
 			imp.CPUSeconds += cpu
 			imp.PeakRSSMiB = max(imp.PeakRSSMiB, rss)

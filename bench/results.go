@@ -96,6 +96,17 @@ type importResult struct {
 	CPUsPer1k   float64 `json:"cpu_s_per_1k"`
 	PeakRSSMiB  float64 `json:"peak_rss_mib"`
 	StoreBytes  int64   `json:"store_bytes,omitempty"` // the store's size after the import
+	// Collections are the figures of each import process (one a collection).
+	Collections []collectionImport `json:"collections,omitempty"`
+}
+
+// collectionImport is one `sekisho import` process of the bench's import.
+type collectionImport struct {
+	Collection string  `json:"collection"`
+	Records    int     `json:"records"`
+	Seconds    float64 `json:"seconds"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
 }
 
 type scopeResult struct {

@@ -109,7 +109,7 @@ func (s *Store) addPending(recs []*sekisho.SealedRecord) {
 	}
 	for _, r := range recs {
 		for f, tok := range r.Index {
-			s.pending.add(groupKey{r.Collection, f}, tokenID{token: tok, id: r.ID})
+			s.pending.add(groupKey{r.Collection, f}, tok, r.ID)
 		}
 	}
 	if s.pending.n > bulkPending {
@@ -117,40 +117,117 @@ func (s *Store) addPending(recs []*sekisho.SealedRecord) {
 	}
 }
 
-// groupKey is a (collection, field) of lookup_index, tokenID one of its
-// entries.
-type (
-	groupKey struct{ collection, field string }
-	tokenID  struct {
-		token []byte
-		id    string
-	}
-)
+// groupKey is a (collection, field) of lookup_index.
+type groupKey struct{ collection, field string }
 
-// entrySet holds index entries by (collection, field), in chunks, so that
-// adding never copies what is there.
+// entrySet holds index entries by (collection, field). A group's entries
+// are packed into byte chunks, each entry its token and record id, each
+// preceded by its length (uvarint): no pointers, so the garbage collector
+// never scans them, adding never copies what is there, and an entry takes
+// its bytes and two (~60 bytes for a 32-byte token and a 26-letter id,
+// against ~110 as a struct of a slice and a string, each with its own
+// allocation, which kept the heap and the process's memory twice as large).
 type entrySet struct {
-	groups map[groupKey][][]tokenID
+	groups map[groupKey]*entryGroup
 	n      int
 }
 
-const entryChunk = 1 << 15
+// entryGroup is one (collection, field)'s entries.
+type entryGroup struct {
+	chunks [][]byte
+	n      int
+}
 
-func newEntrySet() *entrySet { return &entrySet{groups: map[groupKey][][]tokenID{}} }
+// entryChunk is the size of a group's chunks of entries.
+const entryChunk = 1 << 20
 
-func (e *entrySet) add(k groupKey, t tokenID) {
-	cs := e.groups[k]
-	if len(cs) == 0 || len(cs[len(cs)-1]) == entryChunk {
-		cs = append(cs, make([]tokenID, 0, entryChunk))
+func newEntrySet() *entrySet { return &entrySet{groups: map[groupKey]*entryGroup{}} }
+
+func (e *entrySet) add(k groupKey, token []byte, id string) {
+	g := e.groups[k]
+	if g == nil {
+		g = &entryGroup{}
+		e.groups[k] = g
 	}
-	cs[len(cs)-1] = append(cs[len(cs)-1], t)
-	e.groups[k] = cs
+	g.add(token, id)
 	e.n++
 }
 
-// sorted returns the groups in key order, each group's entries sorted by
-// (token, id): lookup_index's key order.
-func (e *entrySet) sorted() ([]groupKey, [][]tokenID) {
+func (g *entryGroup) add(token []byte, id string) {
+	need := len(token) + len(id) + 2*binary.MaxVarintLen32
+	if len(g.chunks) == 0 || cap(g.chunks[len(g.chunks)-1])-len(g.chunks[len(g.chunks)-1]) < need {
+		size := 4 << 10 // a small import's group stays small
+		if len(g.chunks) > 0 {
+			size = min(entryChunk, 2*cap(g.chunks[len(g.chunks)-1]))
+		}
+		g.chunks = append(g.chunks, make([]byte, 0, max(size, need)))
+	}
+	c := g.chunks[len(g.chunks)-1]
+	c = binary.AppendUvarint(c, uint64(len(token)))
+	c = append(c, token...)
+	c = binary.AppendUvarint(c, uint64(len(id)))
+	c = append(c, id...)
+	g.chunks[len(g.chunks)-1] = c
+	g.n++
+}
+
+// entryRef is where an entry is in its group (chunk<<32 | offset), with
+// the first 8 bytes of its token (big-endian, zero-padded) as the sort
+// key: most comparisons are of two integers.
+type entryRef struct {
+	key uint64
+	at  uint64
+}
+
+// entry returns the token and id of the entry at ref (the token's bytes
+// are the chunk's).
+func (g *entryGroup) entry(ref entryRef) (token, id []byte) {
+	c := g.chunks[ref.at>>32][uint32(ref.at):]
+	n, k := binary.Uvarint(c)
+	token, c = c[k:k+int(n)], c[k+int(n):]
+	n, k = binary.Uvarint(c)
+	return token, c[k : k+int(n)]
+}
+
+func prefixKey(token []byte) uint64 {
+	var b [8]byte
+	copy(b[:], token)
+	return binary.BigEndian.Uint64(b[:])
+}
+
+// refs returns the group's entries, unsorted.
+func (g *entryGroup) refs() []entryRef {
+	out := make([]entryRef, 0, g.n)
+	for ci, c := range g.chunks {
+		for off := 0; off < len(c); {
+			n, k := binary.Uvarint(c[off:])
+			tok := c[off+k : off+k+int(n)]
+			out = append(out, entryRef{key: prefixKey(tok), at: uint64(ci)<<32 | uint64(off)})
+			off += k + int(n)
+			n, k = binary.Uvarint(c[off:])
+			off += k + int(n)
+		}
+	}
+	return out
+}
+
+// sortedRefs returns the group's entries in lookup_index's key order
+// (token, id), sorted on all cores.
+func (g *entryGroup) sortedRefs() []entryRef {
+	refs := g.refs()
+	sortParallel(refs, func(a, b entryRef) int {
+		if a.key != b.key {
+			return cmp.Compare(a.key, b.key)
+		}
+		at, ai := g.entry(a)
+		bt, bi := g.entry(b)
+		return cmp.Or(bytes.Compare(at, bt), bytes.Compare(ai, bi))
+	})
+	return refs
+}
+
+// sortedKeys returns the set's groups in key order (collection, field).
+func (e *entrySet) sortedKeys() []groupKey {
 	keys := make([]groupKey, 0, len(e.groups))
 	for k := range e.groups {
 		keys = append(keys, k)
@@ -158,20 +235,7 @@ func (e *entrySet) sorted() ([]groupKey, [][]tokenID) {
 	slices.SortFunc(keys, func(a, b groupKey) int {
 		return cmp.Or(strings.Compare(a.collection, b.collection), strings.Compare(a.field, b.field))
 	})
-	out := make([][]tokenID, len(keys))
-	for i, k := range keys {
-		n := 0
-		for _, c := range e.groups[k] {
-			n += len(c)
-		}
-		flat := make([]tokenID, 0, n)
-		for _, c := range e.groups[k] {
-			flat = append(flat, c...)
-		}
-		sortTokens(flat)
-		out[i] = flat
-	}
-	return keys, out
+	return keys
 }
 
 // EndBulk implements sekisho.BulkLoader: it builds the deferred index
@@ -261,23 +325,38 @@ func (s *Store) finishBulkWith(ctx context.Context, known *entrySet) error {
 		if last <= from {
 			break
 		}
-		keys, groups := set.sorted()
+		keys := set.sortedKeys()
 		st, err := s.groupStmts(ctx, table, set.n)
 		if err != nil {
 			return err
+		}
+		// Group g+1 is sorted (on all cores) while group g is inserted (on
+		// the writer): the writer waits only for the first sort.
+		sorted := make([]chan []entryRef, len(keys))
+		sortGroup := func(g int) {
+			sorted[g] = make(chan []entryRef, 1)
+			grp := set.groups[keys[g]]
+			go func() { sorted[g] <- grp.sortedRefs() }()
+		}
+		if len(keys) > 0 {
+			sortGroup(0)
 		}
 		// The pass's entries in transactions of bulkTxEntries; the last
 		// one moves bulk_load past the pass. A crash in between repeats
 		// the pass, whose entries already inserted are ignored.
 		for g, k := range keys {
-			entries := groups[g]
+			entries := <-sorted[g]
+			if g+1 < len(keys) {
+				sortGroup(g + 1)
+			}
+			grp := set.groups[k]
 			for len(entries) > 0 {
 				n := min(len(entries), bulkTxEntries)
 				chunk := entries[:n]
 				entries = entries[n:]
 				lastTx := len(entries) == 0 && g == len(keys)-1
 				err := s.tx(ctx, func(tx *sql.Tx) error {
-					if err := st.insert(ctx, tx, k, chunk); err != nil {
+					if err := st.insert(ctx, tx, k, grp, chunk); err != nil {
 						return err
 					}
 					if lastTx {
@@ -357,7 +436,7 @@ func (s *Store) bulkEntries(ctx context.Context, from int64, n int) (*entrySet, 
 			if !ok {
 				return nil, 0, fmt.Errorf("sqlite: index tokens of %s/%s are corrupt", c, id)
 			}
-			out.add(groupKey{c, intern(name)}, tokenID{token: tok, id: id})
+			out.add(groupKey{c, intern(name)}, tok, id)
 			b = rest
 		}
 	}
@@ -376,42 +455,38 @@ func uvarintBytes(b []byte) (v, rest []byte, ok bool) {
 	return b[k : k+int(n)], b[k+int(n):], true
 }
 
-func compareTokens(a, b tokenID) int {
-	return cmp.Or(bytes.Compare(a.token, b.token), strings.Compare(a.id, b.id))
-}
-
-// sortTokens sorts entries by (token, id), on all cores: each core sorts
-// a part, then the parts are merged.
-func sortTokens(entries []tokenID) {
-	parts := min(runtime.GOMAXPROCS(0), max(1, len(entries)/4096))
+// sortParallel sorts s by cmp on all cores: each core sorts a part, then
+// the parts are merged.
+func sortParallel[T any](s []T, cmp func(a, b T) int) {
+	parts := min(runtime.GOMAXPROCS(0), max(1, len(s)/4096))
 	if parts == 1 {
-		slices.SortFunc(entries, compareTokens)
+		slices.SortFunc(s, cmp)
 		return
 	}
 	bounds := make([]int, parts+1)
 	for i := range bounds {
-		bounds[i] = len(entries) * i / parts
+		bounds[i] = len(s) * i / parts
 	}
 	var wg sync.WaitGroup
 	for i := range parts {
-		wg.Go(func() { slices.SortFunc(entries[bounds[i]:bounds[i+1]], compareTokens) })
+		wg.Go(func() { slices.SortFunc(s[bounds[i]:bounds[i+1]], cmp) })
 	}
 	wg.Wait()
 	// Merge the sorted parts, two at a time.
-	buf := make([]tokenID, len(entries))
+	buf := make([]T, len(s))
 	for width := 1; width < parts; width *= 2 {
 		for i := 0; i < parts; i += 2 * width {
 			lo, mid, hi := bounds[i], bounds[min(i+width, parts)], bounds[min(i+2*width, parts)]
-			merge(buf[lo:hi], entries[lo:mid], entries[mid:hi])
-			copy(entries[lo:hi], buf[lo:hi])
+			merge(buf[lo:hi], s[lo:mid], s[mid:hi], cmp)
+			copy(s[lo:hi], buf[lo:hi])
 		}
 	}
 }
 
-func merge(dst, a, b []tokenID) {
+func merge[T any](dst, a, b []T, cmp func(a, b T) int) {
 	i, j, k := 0, 0, 0
 	for i < len(a) && j < len(b) {
-		if compareTokens(b[j], a[i]) < 0 {
+		if cmp(b[j], a[i]) < 0 {
 			dst[k] = b[j]
 			j++
 		} else {
@@ -461,18 +536,19 @@ func (s *Store) groupStmts(ctx context.Context, table string, n int) (groupStmts
 	return st, nil
 }
 
-// insert inserts k's entries in tx (without ctx's cancellation, as
-// createRecords; tx keeps it).
-func (st groupStmts) insert(ctx context.Context, tx *sql.Tx, k groupKey, entries []tokenID) error {
+// insert inserts k's entries, refs into g, in tx (without ctx's
+// cancellation, as createRecords; tx keeps it).
+func (st groupStmts) insert(ctx context.Context, tx *sql.Tx, k groupKey, g *entryGroup, refs []entryRef) error {
 	ectx := context.WithoutCancel(ctx)
 	at := 0
 	if st.many != nil {
 		many := tx.StmtContext(ctx, st.many)
 		args := make([]any, 0, 2+2*groupedEntries)
-		for ; at+groupedEntries <= len(entries); at += groupedEntries {
+		for ; at+groupedEntries <= len(refs); at += groupedEntries {
 			args = append(args[:0], k.collection, k.field)
-			for _, e := range entries[at : at+groupedEntries] {
-				args = append(args, e.token, e.id)
+			for _, r := range refs[at : at+groupedEntries] {
+				tok, id := g.entry(r)
+				args = append(args, tok, string(id))
 			}
 			if _, err := many.ExecContext(ectx, args...); err != nil {
 				return fmt.Errorf("sqlite: insert index: %w", err)
@@ -480,8 +556,9 @@ func (st groupStmts) insert(ctx context.Context, tx *sql.Tx, k groupKey, entries
 		}
 	}
 	one := tx.StmtContext(ctx, st.one)
-	for _, e := range entries[at:] {
-		if _, err := one.ExecContext(ectx, k.collection, k.field, e.token, e.id); err != nil {
+	for _, r := range refs[at:] {
+		tok, id := g.entry(r)
+		if _, err := one.ExecContext(ectx, k.collection, k.field, tok, string(id)); err != nil {
 			return fmt.Errorf("sqlite: insert index: %w", err)
 		}
 	}
