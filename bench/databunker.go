@@ -77,8 +77,11 @@ type dbResults struct {
 	// gained during the measured phase over the requests it answered
 	// (GET /v1/audit/admin's total before and after).
 	AuditPerRequest map[string]float64 `json:"audit_events_per_request,omitempty"`
-	Requests        map[string]string  `json:"requests"`
-	Notes           []string           `json:"notes"`
+	// AuditPerOK is the same over the requests answered 200: below 1, some
+	// answered reads or creates left no audit row.
+	AuditPerOK map[string]float64 `json:"audit_events_per_ok,omitempty"`
+	Requests   map[string]string  `json:"requests"`
+	Notes      []string           `json:"notes"`
 }
 
 // dbLoad is the load of the generated records through POST /v1/user
@@ -161,7 +164,7 @@ func databunkerMain(args []string) error {
 func runDatabunker(ctx context.Context, o dbOptions) (*dbResults, error) {
 	res := &dbResults{Peer: "databunker", URL: o.url, Store: o.store, Machine: describeMachine(), Records: o.records, Seed: o.seed,
 		DurationS: o.duration.Seconds(), Concurrency: o.conc, Started: time.Now().UTC(), Workloads: map[string]*workloadResult{},
-		AuditPerRequest: map[string]float64{}, Notes: []string{}, Requests: map[string]string{
+		AuditPerRequest: map[string]float64{}, AuditPerOK: map[string]float64{}, Notes: []string{}, Requests: map[string]string{
 			"floor":        "GET {floor}/v1/user/token/{token}: a bare net/http handler in its own process answering Databunker's body of one real read, same client, same header",
 			"hot_read":     "GET /v1/user/token/{token}, random tokens of the loaded users (the whole record, decrypted)",
 			"lookup_phone": "GET /v1/user/phone/{phone}, random phones of the loaded users (hashed index)",
@@ -293,6 +296,9 @@ func runDatabunker(ctx context.Context, o dbOptions) (*dbResults, error) {
 		res.Workloads[s.name] = w
 		if s.name != "floor" && aerr == nil && aerr1 == nil && r.Requests > 0 {
 			res.AuditPerRequest[s.name] = float64(a1-a0) / float64(r.Requests)
+			if ok := r.Requests - r.Errors; ok > 0 {
+				res.AuditPerOK[s.name] = float64(a1-a0) / float64(ok)
+			}
 		}
 		logf("%-14s %s", s.name, w.line())
 		if r.FirstErr != nil {
@@ -571,8 +577,8 @@ func dbMarkdown(r *dbResults) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Databunker at %s (%s store), %d records, %s per workload, %d closed-loop connections; %s (%d cores, load %s); bench commit %s\n\n",
 		r.URL, r.Store, r.Records, time.Duration(r.DurationS*float64(time.Second)), r.Concurrency, r.Machine.CPUModel, r.Machine.Cores, r.Machine.LoadAvg, r.Commit)
-	fmt.Fprintf(&b, "| workload | request | throughput | / floor | p50 ms | p99 ms | p99.9 ms | errors | server CPU s / 1k | server RSS MiB | audit rows / request |\n")
-	fmt.Fprintf(&b, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	fmt.Fprintf(&b, "| workload | request | throughput | / floor | p50 ms | p99 ms | p99.9 ms | errors | server CPU s / 1k | server RSS MiB | audit rows / request | audit rows / 200 |\n")
+	fmt.Fprintf(&b, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	f := r.Workloads["floor"]
 	for _, name := range []string{"floor", "hot_read", "lookup_phone", "create"} {
 		w := r.Workloads[name]
@@ -585,15 +591,18 @@ func dbMarkdown(r *dbResults) string {
 		}
 		req, _, _ := strings.Cut(r.Requests[name], ",")
 		req, _, _ = strings.Cut(req, ":")
-		audit := ""
+		audit, auditOK := "", ""
 		if a, ok := r.AuditPerRequest[name]; ok {
 			audit = fmt.Sprintf("%.2f", a)
 		}
-		fmt.Fprintf(&b, "| %s | `%s` | %.0f req/s | %s | %.2f | %.2f | %.2f | %d | %.3f | %.0f | %s |\n",
-			name, req, w.ThroughputRPS, ratio, w.P50ms, w.P99ms, w.P999ms, w.Errors, w.CPUsPer1k, w.RSSMiB, audit)
+		if a, ok := r.AuditPerOK[name]; ok {
+			auditOK = fmt.Sprintf("%.2f", a)
+		}
+		fmt.Fprintf(&b, "| %s | `%s` | %.0f req/s | %s | %.2f | %.2f | %.2f | %d | %.3f | %.0f | %s | %s |\n",
+			name, req, w.ThroughputRPS, ratio, w.P50ms, w.P99ms, w.P999ms, w.Errors, w.CPUsPer1k, w.RSSMiB, audit, auditOK)
 	}
 	if l := r.Load; l != nil {
-		fmt.Fprintf(&b, "| load (`POST /v1/user`, %d conns) | %d of %d records | %.0f rec/s | | | | | %d | %.3f | %.0f | |\n",
+		fmt.Fprintf(&b, "| load (`POST /v1/user`, %d conns) | %d of %d records | %.0f rec/s | | | | | %d | %.3f | %.0f | | |\n",
 			l.Concurrency, l.Loaded, l.Records, l.RecordsPerS, l.Errors, l.CPUsPer1k, l.RSSMiB)
 	}
 	fmt.Fprintf(&b, "\n**hot_read_floor_ratio = %.3f**, lookup_phone / floor = %.3f, create / floor = %.3f; load %.0f records/s.\n",
