@@ -46,22 +46,18 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 // AppendAudit implements sekisho.AuditStore. The check of the current size
 // and the inserts run in one IMMEDIATE transaction, so two writers cannot
 // both append at the same index. Rows go in with multi-row INSERTs
-// (auditInsert): a group of hot-read events is a few statements, not five
+// (auditInsert): a group of hot-read events is a few statements, not one
 // per event, each a call into SQLite with its own binding.
 func (s *Store) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, nodes []sekisho.AuditNode) error {
 	if len(entries) == 0 && len(nodes) == 0 {
 		return nil
 	}
+	// The record ids and record orgs of an event go into the log row
+	// (records, record_orgs); their indexes, audit_records and
+	// audit_record_orgs, are kept by the audit indexer (auditindex.go).
 	ev := make([]any, 0, 10*len(entries))
-	var rec, rorg []any
 	for _, e := range entries {
 		ev = append(ev, int64(e.Index), e.Leaf, micros(e.Time), e.RequestID, e.Org, e.Principal, e.Device, e.Decision, jsonList(e.Records), jsonList(e.RecordOrgs))
-		for _, r := range e.Records {
-			rec = append(rec, r, int64(e.Index))
-		}
-		for _, o := range e.RecordOrgs {
-			rorg = append(rorg, o, int64(e.Index))
-		}
 	}
 	nd := make([]any, 0, 3*len(nodes))
 	for _, n := range nodes {
@@ -71,8 +67,6 @@ func (s *Store) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, n
 	// which the transaction holds.
 	ins := []*auditInsert{
 		{q: `INSERT INTO audit_events (idx, leaf, time, request_id, org, principal, device, decision, records, record_orgs) VALUES `, cols: 10, args: ev, what: "append audit"},
-		{q: `INSERT OR IGNORE INTO audit_records (record, idx) VALUES `, cols: 2, args: rec, what: "append audit records"},
-		{q: `INSERT OR IGNORE INTO audit_record_orgs (org, idx) VALUES `, cols: 2, args: rorg, what: "append audit orgs"},
 		{q: `INSERT OR REPLACE INTO audit_nodes (level, idx, hash) VALUES `, cols: 3, args: nd, what: "append audit nodes"},
 	}
 	for _, in := range ins {
@@ -213,10 +207,12 @@ func (s *Store) QueryAudit(ctx context.Context, f sekisho.AuditFilter) ([]sekish
 		add(c, a...)
 	}
 	if f.Org != "" {
-		add("(e.org = ? OR e.idx IN (SELECT idx FROM audit_record_orgs WHERE org = ?))", f.Org, f.Org)
+		c, a := auditListed("audit_record_orgs", "org", "record_orgs", f.Org, f.From)
+		add("(e.org = ? OR "+c+")", append([]any{f.Org}, a...)...)
 	}
 	if f.Record != "" {
-		add("e.idx IN (SELECT idx FROM audit_records WHERE record = ?)", f.Record)
+		c, a := auditListed("audit_records", "record", "records", f.Record, f.From)
+		add(c, a...)
 	}
 	if f.RequestID != "" {
 		add("e.request_id = ?", f.RequestID)

@@ -7,28 +7,44 @@ import (
 	"time"
 )
 
-// The audit indexer. Every audit event is durable in audit_events (and its
-// record ids in audit_records) before the request that caused it is
-// answered: that is the log. Finding a principal's or a device's events is
-// a search over it, and its two indexes, audit_by_principal and
-// audit_by_device, are kept here, in batches: every auditIndexInterval the
-// indexer copies the events appended since audit_indexed.next into them in
-// one group transaction (shared with the appends waiting then), and moves
-// next on. An append keyed every index per event, and with 16-64 callers
-// each index's tail page was another page per caller in every group commit;
-// a batch of a few hundred events writes each tail page once.
+// The audit indexer. Every audit event is durable in audit_events (its
+// record ids and their orgs in the row's records and record_orgs lists)
+// before the request that caused it is answered: that is the log. Finding
+// a principal's, a device's, a record's or a record org's events is a
+// search over it, and four of its indexes, audit_by_principal,
+// audit_by_device, audit_records and audit_record_orgs, are kept here, in
+// batches: every auditIndexInterval the indexer copies the events appended
+// since audit_indexed.next into them in one group transaction (shared with
+// the appends waiting then), and moves next on. An append keyed every index
+// per event: with 16-64 callers each principal and device index's tail page
+// was another page per caller in every group commit, and audit_records
+// (keyed by record id, random by nature) took one random page per event,
+// read first when not cached. A batch writes each tail page once and the
+// record ids in key order.
 //
 // A query never misses an event that is not indexed yet: QueryAudit reads
 // the indexed part from the index tables and the part from next on by a
 // scan of the log's tail, in one statement (one read transaction, so next
 // and the tables agree). If the indexer stops (an error, a read-only open),
-// queries stay complete and only the tail they scan grows.
+// queries stay complete and only the tail they scan grows. Databases of
+// schema 5 and before have audit_records and audit_record_orgs rows for
+// every event, indexed or not; the indexer's INSERT OR IGNORE and the
+// query's IN (a set) make those rows harmless.
 
 // auditIndexInterval is how often the indexer runs.
 const auditIndexInterval = 250 * time.Millisecond
 
-// auditIndexChunk is the most events one indexer transaction indexes.
-const auditIndexChunk = 20000
+// auditIndexBudget bounds one indexer transaction: each event costs the
+// number of record ids it names (one audit_records row each), at least 1,
+// and a transaction takes events while their costs sum to at most this (and
+// at least one event, however many ids it names). A tick's events are
+// indexed in one transaction at the hot read's rates (a few hundred to about
+// a thousand events a tick): in BenchmarkHotReadWrites1M, transactions of
+// 256 events saved no CPU against keying audit_records in each group
+// commit, transactions of 1,024 or more about 30%. The budget bounds the
+// transactions of a backlog (after a restart, or an import's events of
+// thousands of record ids each), which the group writer's appends wait for.
+const auditIndexBudget = 1024
 
 func (s *Store) auditIndexer() {
 	defer close(s.idxDone)
@@ -44,18 +60,25 @@ func (s *Store) auditIndexer() {
 		// A failed run (a full disk) is retried at the next tick; the
 		// events stay found by the tail scan meanwhile.
 		for {
-			n, err := s.indexAudit(ctx, auditIndexChunk)
-			if err != nil || n < auditIndexChunk {
+			_, more, err := s.indexAudit(ctx, auditIndexBudget)
+			if err != nil || !more {
 				break
+			}
+			select {
+			case <-s.quit:
+				return
+			default:
 			}
 		}
 	}
 }
 
-// indexAudit indexes up to limit events from audit_indexed.next on, in one
-// group transaction, and returns how many it indexed.
-func (s *Store) indexAudit(ctx context.Context, limit int) (int, error) {
+// indexAudit indexes the events from audit_indexed.next on whose costs (see
+// auditIndexBudget) sum to at most budget (at least one event), in one group
+// transaction, and returns how many it indexed and whether more are left.
+func (s *Store) indexAudit(ctx context.Context, budget int) (int, bool, error) {
 	var n int
+	var more bool
 	err := s.grouped(ctx, func(tx *sql.Tx) error {
 		var from, size int64
 		if err := tx.QueryRowContext(ctx, `SELECT next FROM audit_indexed WHERE id = 0`).Scan(&from); err != nil {
@@ -64,14 +87,22 @@ func (s *Store) indexAudit(ctx context.Context, limit int) (int, error) {
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM audit_events`).Scan(&size); err != nil {
 			return fmt.Errorf("sqlite: audit size: %w", err)
 		}
-		to := min(size, from+int64(limit))
-		if to <= from {
-			n = 0
+		n, more = 0, false
+		if size <= from {
 			return nil
+		}
+		to, err := auditIndexEnd(ctx, tx, from, budget)
+		if err != nil {
+			return err
 		}
 		for _, q := range []string{
 			`INSERT OR IGNORE INTO audit_by_principal (principal, time, idx) SELECT principal, time, idx FROM audit_events WHERE idx >= ? AND idx < ? AND principal != ''`,
 			`INSERT OR IGNORE INTO audit_by_device (device, time, idx) SELECT device, time, idx FROM audit_events WHERE idx >= ? AND idx < ? AND device != ''`,
+			// In key order: each leaf page is found by a descent from
+			// the one before and the pages near each other in the file
+			// are written together.
+			`INSERT OR IGNORE INTO audit_records (record, idx) SELECT j.value, e.idx FROM audit_events e, json_each(e.records) j WHERE e.idx >= ? AND e.idx < ? ORDER BY 1, 2`,
+			`INSERT OR IGNORE INTO audit_record_orgs (org, idx) SELECT j.value, e.idx FROM audit_events e, json_each(e.record_orgs) j WHERE e.idx >= ? AND e.idx < ? ORDER BY 1, 2`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, from, to); err != nil {
 				return fmt.Errorf("sqlite: index audit events: %w", err)
@@ -80,10 +111,36 @@ func (s *Store) indexAudit(ctx context.Context, limit int) (int, error) {
 		if _, err := tx.ExecContext(ctx, `UPDATE audit_indexed SET next = ? WHERE id = 0`, to); err != nil {
 			return fmt.Errorf("sqlite: index audit events: %w", err)
 		}
-		n = int(to - from)
+		n, more = int(to-from), to < size
 		return nil
 	})
-	return n, err
+	return n, more, err
+}
+
+// auditIndexEnd is the end (exclusive) of the events from from on whose
+// costs sum to at most budget, at least one event.
+func auditIndexEnd(ctx context.Context, tx *sql.Tx, from int64, budget int) (int64, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT idx, json_array_length(records) FROM audit_events WHERE idx >= ? ORDER BY idx LIMIT ?`, from, max(budget, 1))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: audit index batch: %w", err)
+	}
+	defer rows.Close()
+	to, spent := from, 0
+	for rows.Next() {
+		var idx int64
+		var k int
+		if err := rows.Scan(&idx, &k); err != nil {
+			return 0, fmt.Errorf("sqlite: audit index batch: %w", err)
+		}
+		if spent += max(k, 1); spent > budget && to > from {
+			break
+		}
+		to = idx + 1
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("sqlite: audit index batch: %w", err)
+	}
+	return to, nil
 }
 
 // auditKeyed is QueryAudit's condition for the events whose column col
@@ -108,4 +165,14 @@ func auditKeyed(tbl, col string, v string, from uint64, since, until time.Time) 
 	all := append([]any{v, int64(from)}, args...)
 	all = append(all, int64(from), v)
 	return q, append(all, args...)
+}
+
+// auditListed is QueryAudit's condition for the events whose JSON list
+// column list (records or record_orgs) holds v, from the index table tbl
+// (key column col) for the indexed events and by a scan of the log's tail
+// from audit_indexed.next on for the others.
+func auditListed(tbl, col, list string, v string, from uint64) (string, []any) {
+	q := `e.idx IN (SELECT idx FROM ` + tbl + ` WHERE ` + col + ` = ? AND idx >= ?` +
+		` UNION ALL SELECT t.idx FROM audit_events t, json_each(t.` + list + `) j WHERE t.idx >= max(?, (SELECT next FROM audit_indexed WHERE id = 0)) AND j.value = ?)`
+	return q, []any{v, int64(from), int64(from), v}
 }

@@ -6,8 +6,8 @@ import "context"
 // for benchmarks whose cost per event includes the indexer's work.
 func (s *Store) IndexAuditAll(ctx context.Context) error {
 	for {
-		n, err := s.indexAudit(ctx, auditIndexChunk)
-		if err != nil || n == 0 {
+		_, more, err := s.indexAudit(ctx, auditIndexBudget)
+		if err != nil || !more {
 			return err
 		}
 	}

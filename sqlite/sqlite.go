@@ -346,6 +346,14 @@ CREATE TABLE replay_by_expiry (
 INSERT INTO replay_by_expiry (expires, key) SELECT expires, key FROM replay;
 DROP TABLE replay;
 ALTER TABLE replay_by_expiry RENAME TO replay;
+`, `
+-- From schema 6 on, audit_records and audit_record_orgs are kept by the
+-- audit indexer too, not by each append (auditindex.go): the events from
+-- audit_indexed.next on may have no rows there yet, and QueryAudit scans
+-- the log's tail for them. Nothing to convert (the rows of the events
+-- appended before are all there); the version keeps an older binary, whose
+-- queries by record or org read those tables alone, from opening it.
+UPDATE audit_indexed SET next = next WHERE id = 0;
 `}
 
 func (s *Store) migrate(ctx context.Context) error {
