@@ -29,8 +29,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
 // Algorithms.
@@ -402,18 +400,7 @@ type parsedHeader struct {
 	jwk   JWK
 	pub   crypto.PublicKey
 	thumb string
-	// ed is an Ed25519 key expanded once for verification (its point
-	// decompressed, its multiples precomputed), nil for a P-256 key.
-	ed *voi.ExpandedPublicKey
 }
-
-// edVerify is how Ed25519 signatures are verified: exactly as
-// crypto/ed25519.Verify does (cofactorless, S canonical, R compared as its
-// encoding, A decoded as Go decodes it; TestEd25519MatchesStdlib,
-// FuzzEd25519MatchesStdlib), by curve25519-voi with the key expanded once
-// per device instead of decoded at every request, and its vector backend:
-// ~25 us a proof against ~80 us (BenchmarkVerifyEd25519).
-var edVerify = &voi.Options{Verify: voi.VerifyOptionsStdLib}
 
 func (c *KeyCache) get(seg string) *parsedHeader {
 	if c == nil {
@@ -462,13 +449,7 @@ func parseHeader(seg string) (*parsedHeader, error) {
 	if h.Alg != alg && !(alg == AlgEdDSA && h.Alg == AlgEd25519) {
 		return nil, fmt.Errorf("proof alg %q does not match its %s key", h.Alg, h.JWK.Kty)
 	}
-	ph := &parsedHeader{jwk: *h.JWK, pub: pub, thumb: h.JWK.Thumbprint()}
-	if k, ok := pub.(ed25519.PublicKey); ok {
-		if ph.ed, err = voi.NewExpandedPublicKey(voi.PublicKey(k)); err != nil {
-			return nil, fmt.Errorf("jwk: Ed25519 key: %w", err)
-		}
-	}
-	return ph, nil
+	return &parsedHeader{jwk: *h.JWK, pub: pub, thumb: h.JWK.Thumbprint()}, nil
 }
 
 // Verify is the package's Verify, with the proof's header looked up in c
@@ -497,7 +478,7 @@ func (c *KeyCache) Verify(proof string) (*Verified, error) {
 	input := []byte(proof[:j])
 	switch k := h.pub.(type) {
 	case ed25519.PublicKey:
-		if len(k) != ed25519.PublicKeySize || !voi.VerifyExpandedWithOptions(h.ed, input, sig, edVerify) {
+		if !ed25519.Verify(k, input, sig) {
 			return nil, errors.New("proof signature does not verify")
 		}
 	case *ecdsa.PublicKey:
