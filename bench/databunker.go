@@ -557,19 +557,7 @@ func auditTotal(ctx context.Context, cl *loader, base string) (int64, error) {
 }
 
 func writeDBResults(dir string, r *dbResults) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	md := dbMarkdown(r)
-	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644); err != nil {
-		return err
-	}
-	fmt.Println(md)
-	return nil
+	return writeJSONAndMarkdown(dir, r, dbMarkdown(r))
 }
 
 // dbMarkdown is results.md of a Databunker run.

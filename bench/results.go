@@ -236,16 +236,21 @@ func writeResults(dir string, r *results) error {
 	if r.Targets == nil {
 		r.Targets = checkTargets(r)
 	}
-	b, err := json.MarshalIndent(r, "", "  ")
+	return writeJSONAndMarkdown(dir, r, markdown(r))
+}
+
+// writeJSONAndMarkdown writes a run's results.json (v) and results.md (md)
+// into dir and prints md.
+func writeJSONAndMarkdown(dir string, v any, md string) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("results.json: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644); err != nil {
-		return err
+		return fmt.Errorf("write results: %w", err)
 	}
-	md := markdown(r)
 	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644); err != nil {
-		return err
+		return fmt.Errorf("write results: %w", err)
 	}
 	fmt.Println(md)
 	return nil
