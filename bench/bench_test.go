@@ -33,10 +33,11 @@ func TestSmoke(t *testing.T) {
 		stores["postgres"] = dsn
 	}
 	t.Run("tls", func(t *testing.T) {
-		// -tls: floor_tls, hot_read over TLS and hot_read_mtls in one run.
+		// -tls: floor_tls, hot_read over TLS and hot_read_mtls in one run,
+		// in two rounds (-rounds) pooled.
 		out := filepath.Join(dir, "out-tls")
 		args := []string{"-bin", sek, "-records", "300", "-duration", "1s", "-concurrency", "4", "-tls", "-principals", "4",
-			"-only", "floor_tls,hot_read,hot_read_mtls", "-out", out}
+			"-only", "floor_tls,hot_read,hot_read_mtls", "-rounds", "2", "-out", out}
 		if b, err := exec.Command(bench, args...).CombinedOutput(); err != nil {
 			t.Fatalf("bench %v: %v\n%s", args, err, b)
 		}
@@ -49,12 +50,23 @@ func TestSmoke(t *testing.T) {
 			MTLSRatio float64                   `json:"hot_read_mtls_floor_ratio"`
 			Ratio     float64                   `json:"hot_read_floor_ratio"`
 			Workloads map[string]map[string]any `json:"workloads"`
+			Rounds    []struct {
+				Round     int     `json:"round"`
+				Floor     float64 `json:"floor_rps"`
+				MTLSRatio float64 `json:"hot_read_mtls_floor_ratio"`
+			} `json:"rounds"`
 		}
 		if err := json.Unmarshal(b, &r); err != nil {
 			t.Fatal(err)
 		}
-		if !r.TLS || r.MTLSRatio <= 0 || r.Ratio <= 0 {
+		if !r.TLS || r.MTLSRatio <= 0 || r.Ratio <= 0 || len(r.Rounds) != 2 {
 			t.Fatalf("results: %s", b)
+		}
+		// The pooled ratio is the rounds' together: between theirs (up to
+		// the rounds' slightly unequal lengths).
+		lo, hi := min(r.Rounds[0].MTLSRatio, r.Rounds[1].MTLSRatio), max(r.Rounds[0].MTLSRatio, r.Rounds[1].MTLSRatio)
+		if r.Rounds[0].Round != 1 || r.Rounds[1].Round != 2 || r.Rounds[0].Floor <= 0 || lo <= 0 || r.MTLSRatio < lo*0.95 || r.MTLSRatio > hi*1.05 {
+			t.Fatalf("rounds %+v, pooled mtls ratio %.3f", r.Rounds, r.MTLSRatio)
 		}
 		for _, w := range []string{"floor_tls", "hot_read", "hot_read_mtls"} {
 			if r.Workloads[w] == nil || r.Workloads[w]["errors"] != float64(0) {

@@ -44,6 +44,7 @@ import (
 type options struct {
 	records     int
 	duration    time.Duration
+	rounds      int
 	out         string
 	bin         string
 	store       string
@@ -85,6 +86,7 @@ func main() {
 	var o options
 	flag.IntVar(&o.records, "records", 100_000, "records to load (70% users, 15% partners, 15% employees)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of each workload (plus a warm-up of a fifth of it, at most 2s)")
+	flag.IntVar(&o.rounds, "rounds", 1, "run the floor, hot_read and hot_read_mtls this many times in turn, each for -duration, and pool each workload's rounds: a background load that comes and goes then weighs on the floor and the reads alike (each round's ratios in results.json's rounds)")
 	flag.StringVar(&o.out, "out", "bench-out", "directory for results.json, results.md, logs and profiles (its data/ and gen/ are replaced)")
 	flag.StringVar(&o.bin, "bin", "", "sekisho binary to measure (default: build ./cmd/sekisho of this module)")
 	flag.StringVar(&o.store, "store", "", "postgres://... to run against PostgreSQL (a fresh database is created in that cluster and dropped after); default: embedded SQLite")
@@ -470,6 +472,8 @@ func runBench(ctx context.Context, o options) (*results, error) {
 	want := func(name string) bool {
 		return o.only == "" || strings.Contains(","+o.only+",", ","+name+",")
 	}
+	// pooled holds each workload's runs so far (more than one with -rounds).
+	pooled := map[string]*runPool{}
 	var measureWith func(cl *loader, name string, pid int, wl workload, closed bool, rate float64) error
 	measure := func(name string, pid int, wl workload, closed bool, rate float64) error {
 		return measureWith(cl, name, pid, wl, closed, rate)
@@ -498,14 +502,22 @@ func runBench(ctx context.Context, o options) (*results, error) {
 			return err
 		}
 		rss, _, _ := memMiB(pid)
-		wr := newWorkloadResult(r, cpu1-cpu0, rss, mode)
+		p := pooled[name]
+		if p == nil {
+			p = &runPool{r: &run{}}
+			pooled[name] = p
+		}
+		p.add(r, cpu1-cpu0)
 		if m1, err := scrape(ctx, metricsHC, metricsURL); err == nil && m0 != nil && pid == srv.pid() {
-			if c := m1["sekisho_audit_commits_total"] - m0["sekisho_audit_commits_total"]; c > 0 {
-				wr.EventsPerCommit = (m1["sekisho_audit_committed_events_total"] - m0["sekisho_audit_committed_events_total"]) / c
-			}
+			p.commits += m1["sekisho_audit_commits_total"] - m0["sekisho_audit_commits_total"]
+			p.events += m1["sekisho_audit_committed_events_total"] - m0["sekisho_audit_committed_events_total"]
+		}
+		wr := newWorkloadResult(p.r, p.cpu, rss, mode)
+		if p.commits > 0 {
+			wr.EventsPerCommit = p.events / p.commits
 		}
 		res.Workloads[name] = wr
-		logf("%-20s %s", name, wr.line())
+		logf("%-20s %s", name, newWorkloadResult(r, cpu1-cpu0, rss, mode).line())
 		if r.FirstErr != nil {
 			res.Notes = append(res.Notes, fmt.Sprintf("%s: %d of %d requests failed, first: %v", name, r.Errors, r.Requests, r.FirstErr))
 		}
@@ -557,14 +569,30 @@ func runBench(ctx context.Context, o options) (*results, error) {
 		{floorName, floor.pid(), floorWL, true},
 		{"hot_read", srv.pid(), hot, true},
 	}
-	for _, s := range steps {
-		if err := measure(s.name, s.pid, s.wl, s.closed, 0); err != nil {
-			return res, err
+	for round := range max(o.rounds, 1) {
+		for _, s := range steps {
+			if err := measure(s.name, s.pid, s.wl, s.closed, 0); err != nil {
+				return res, err
+			}
 		}
-	}
-	if mcl != nil {
-		if err := measureWith(mcl, "hot_read_mtls", srv.pid(), hot, true, 0); err != nil {
-			return res, err
+		if mcl != nil {
+			if err := measureWith(mcl, "hot_read_mtls", srv.pid(), hot, true, 0); err != nil {
+				return res, err
+			}
+		}
+		if o.rounds > 1 {
+			rr := roundResult{Round: round + 1}
+			if p := pooled[floorName]; p != nil {
+				rr.FloorRPS = p.last.rps()
+			}
+			if p := pooled["hot_read"]; p != nil && rr.FloorRPS > 0 {
+				rr.HotReadRPS, rr.HotReadFloorRatio = p.last.rps(), p.last.rps()/rr.FloorRPS
+			}
+			if p := pooled["hot_read_mtls"]; p != nil && rr.FloorRPS > 0 {
+				rr.HotReadMTLSRPS, rr.HotReadMTLSFloorRatio = p.last.rps(), p.last.rps()/rr.FloorRPS
+			}
+			res.Rounds = append(res.Rounds, rr)
+			logf("round %d: hot_read/floor %.3f, hot_read_mtls/floor %.3f", rr.Round, rr.HotReadFloorRatio, rr.HotReadMTLSFloorRatio)
 		}
 	}
 	if f, h := res.Workloads[floorName], res.Workloads["hot_read"]; f != nil && h != nil && f.ThroughputRPS > 0 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -42,6 +43,9 @@ type results struct {
 	RSSPeakMiB   float64 `json:"rss_peak_mib"`
 	HotBodyBytes int     `json:"hot_body_bytes"`
 
+	// Rounds are the ratios of each round of a -rounds run; the workloads
+	// and the ratios above pool the rounds.
+	Rounds        []roundResult              `json:"rounds,omitempty"`
 	Workloads     map[string]*workloadResult `json:"workloads"`
 	Import        *importResult              `json:"import"`
 	Projection    *projection                `json:"projection_194m,omitempty"`
@@ -67,6 +71,40 @@ type workloadResult struct {
 	// over sekisho_audit_commits_total): how many requests shared a
 	// durable write.
 	EventsPerCommit float64 `json:"events_per_commit,omitempty"`
+}
+
+// roundResult is one round of a -rounds run: the floor, hot_read and
+// hot_read_mtls measured one after the other.
+type roundResult struct {
+	Round                 int     `json:"round"`
+	FloorRPS              float64 `json:"floor_rps"`
+	HotReadRPS            float64 `json:"hot_read_rps"`
+	HotReadMTLSRPS        float64 `json:"hot_read_mtls_rps,omitempty"`
+	HotReadFloorRatio     float64 `json:"hot_read_floor_ratio"`
+	HotReadMTLSFloorRatio float64 `json:"hot_read_mtls_floor_ratio,omitempty"`
+}
+
+// runPool is a workload's runs so far, as one run: their requests, errors,
+// time and latencies together, and the server's CPU and audit commits
+// over them.
+type runPool struct {
+	r, last         *run
+	cpu             float64
+	commits, events float64
+}
+
+func (p *runPool) add(r *run, cpu float64) {
+	p.last = r
+	p.cpu += cpu
+	p.r.Requests += r.Requests
+	p.r.Errors += r.Errors
+	p.r.Elapsed += r.Elapsed
+	p.r.Bytes += r.Bytes
+	if p.r.FirstErr == nil {
+		p.r.FirstErr = r.FirstErr
+	}
+	p.r.lat = append(p.r.lat, r.lat...)
+	slices.Sort(p.r.lat)
 }
 
 func newWorkloadResult(r *run, cpu, rss float64, mode string) *workloadResult {
@@ -206,6 +244,13 @@ func markdown(r *results) string {
 	if r.TLS {
 		fmt.Fprintf(&b, "Over TLS (floor = floor_tls): **hot_read_mtls / floor_tls = %.3f**, hot_read (DPoP) / floor_tls = %.3f.\n\n",
 			r.HotReadMTLSFloorRatio, r.HotReadFloorRatio)
+	}
+	if len(r.Rounds) > 0 {
+		fmt.Fprintf(&b, "%d rounds, pooled above; each round's floor req/s, hot_read / floor, hot_read_mtls / floor:", len(r.Rounds))
+		for _, rr := range r.Rounds {
+			fmt.Fprintf(&b, " %d: %.0f, %.3f, %.3f;", rr.Round, rr.FloorRPS, rr.HotReadFloorRatio, rr.HotReadMTLSFloorRatio)
+		}
+		b.WriteString("\n\n")
 	}
 	if r.Projection != nil {
 		b.WriteString(r.Projection.markdown())
