@@ -169,7 +169,15 @@ func copyDir(src, dst string) error {
 		}
 		if _, err := io.Copy(out, in); err != nil {
 			out.Close()
-			return err
+			return fmt.Errorf("copy %s: %w", rel, err)
+		}
+		// On disk before the server starts: else the kernel writes the
+		// copy back ~30 s later (dirty_expire), in the middle of the
+		// workloads, and the first fsync of the file by anyone writes it
+		// all, a latency no server at its steady state has.
+		if err := out.Sync(); err != nil {
+			out.Close()
+			return fmt.Errorf("sync %s: %w", rel, err)
 		}
 		return out.Close()
 	})
