@@ -65,9 +65,9 @@ func (s *Store) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, n
 	}
 	// Prepared before the transaction: the writer pool has one connection,
 	// which the transaction holds.
-	ins := []*auditInsert{
-		{q: `INSERT INTO audit_events (idx, leaf, time, request_id, org, principal, device, decision, records, record_orgs) VALUES `, cols: 10, args: ev, what: "append audit"},
-		{q: `INSERT OR REPLACE INTO audit_nodes (level, idx, hash) VALUES `, cols: 3, args: nd, what: "append audit nodes"},
+	ins := [...]*auditInsert{
+		{q: &auditEventsInsert, args: ev, what: "append audit"},
+		{q: &auditNodesInsert, args: nd, what: "append audit nodes"},
 	}
 	for _, in := range ins {
 		if err := in.prepare(ctx, s); err != nil {
@@ -100,29 +100,54 @@ func (s *Store) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, n
 	})
 }
 
-// auditRowChunks are the row counts of the multi-row INSERTs: n rows go in
-// as chunks of these sizes, largest first, so that each table has at most
-// four statement shapes, prepared once.
-var auditRowChunks = [...]int{64, 16, 4, 1}
+// auditMaxRows is the most rows one INSERT of an append takes: n rows go
+// in as one statement of exactly n rows when n <= auditMaxRows (a group of
+// hot-read events and their tree nodes: one statement per table, not one per
+// chunk), else as statements of auditMaxRows rows and one of the rest.
+const auditMaxRows = 32
 
-// auditInsert is one table's rows of an append: q is the INSERT up to
-// VALUES, cols its columns, args the rows' values in order.
+// auditInsertSQL holds an audit table's multi-row INSERTs, sql[k] the one
+// of k rows, built once.
+type auditInsertSQL struct {
+	cols int
+	sql  [auditMaxRows + 1]string
+}
+
+func newAuditInsertSQL(head string, cols int) auditInsertSQL {
+	a := auditInsertSQL{cols: cols}
+	row := "(" + placeholders(cols) + ")"
+	for k := 1; k <= auditMaxRows; k++ {
+		a.sql[k] = head + strings.TrimSuffix(strings.Repeat(row+",", k), ",")
+	}
+	return a
+}
+
+// The INSERTs of AppendAudit (read only after init).
+var (
+	auditEventsInsert = newAuditInsertSQL(`INSERT INTO audit_events (idx, leaf, time, request_id, org, principal, device, decision, records, record_orgs) VALUES `, 10)
+	auditNodesInsert  = newAuditInsertSQL(`INSERT OR REPLACE INTO audit_nodes (level, idx, hash) VALUES `, 3)
+)
+
+// auditInsert is one table's rows of an append: args the rows' values in
+// order; full and rest the prepared statements of auditMaxRows rows and of
+// the remainder.
 type auditInsert struct {
-	q     string
-	cols  int
-	args  []any
-	what  string
-	stmts [len(auditRowChunks)]*sql.Stmt
+	q          *auditInsertSQL
+	args       []any
+	what       string
+	full, rest *sql.Stmt
 }
 
 func (in *auditInsert) prepare(ctx context.Context, s *Store) error {
-	row := "(" + placeholders(in.cols) + ")"
-	for i, k := range auditRowChunks {
-		if len(in.args) < k*in.cols {
-			continue
+	rows := len(in.args) / in.q.cols
+	var err error
+	if rows >= auditMaxRows {
+		if in.full, err = s.prep(ctx, s.w, in.q.sql[auditMaxRows]); err != nil {
+			return err
 		}
-		var err error
-		if in.stmts[i], err = s.prep(ctx, s.w, in.q+strings.TrimSuffix(strings.Repeat(row+",", k), ",")); err != nil {
+	}
+	if k := rows % auditMaxRows; k > 0 {
+		if in.rest, err = s.prep(ctx, s.w, in.q.sql[k]); err != nil {
 			return err
 		}
 	}
@@ -131,12 +156,16 @@ func (in *auditInsert) prepare(ctx context.Context, s *Store) error {
 
 func (in *auditInsert) exec(ctx context.Context, tx *sql.Tx) error {
 	args := in.args
-	for i, k := range auditRowChunks {
-		for len(args) >= k*in.cols {
-			if _, err := tx.StmtContext(ctx, in.stmts[i]).ExecContext(ctx, args[:k*in.cols]...); err != nil {
-				return fmt.Errorf("sqlite: %s: %w", in.what, err)
-			}
-			args = args[k*in.cols:]
+	n := auditMaxRows * in.q.cols
+	for len(args) >= n {
+		if _, err := tx.StmtContext(ctx, in.full).ExecContext(ctx, args[:n]...); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", in.what, err)
+		}
+		args = args[n:]
+	}
+	if len(args) > 0 {
+		if _, err := tx.StmtContext(ctx, in.rest).ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", in.what, err)
 		}
 	}
 	return nil
