@@ -182,12 +182,89 @@ func (s *Store) AuditSize(ctx context.Context) (uint64, error) {
 
 const auditCols = `e.idx, e.leaf, e.time, e.request_id, e.org, e.principal, e.device, e.decision, e.records, e.record_orgs`
 
+// jsonList is the JSON array of s as encoding/json writes it ([] for nil).
+// Record ids and org names are plain ASCII: those are written directly, the
+// same bytes json.Marshal writes; anything else goes through json.Marshal.
 func jsonList(s []string) string {
-	if s == nil {
-		s = []string{}
+	n := 2
+	for _, v := range s {
+		if !plainJSON(v) {
+			if s == nil {
+				s = []string{}
+			}
+			b, _ := json.Marshal(s)
+			return string(b)
+		}
+		n += len(v) + 3
 	}
-	b, _ := json.Marshal(s)
-	return string(b)
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for i, v := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, v...)
+		b = append(b, '"')
+	}
+	return string(append(b, ']'))
+}
+
+// plainJSON reports whether v is printable ASCII that json.Marshal writes
+// as it is inside quotes (no quote, backslash or HTML character to escape).
+func plainJSON(v string) bool {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
+// parseJSONList reads a JSON array of strings as jsonList writes it: the
+// plain form ("[]", or quoted printable ASCII without escapes, separated by
+// commas) directly, anything else with encoding/json.
+func parseJSONList(s string) ([]string, error) {
+	if body, ok := strings.CutPrefix(s, "["); ok {
+		if body, ok = strings.CutSuffix(body, "]"); ok {
+			if body == "" {
+				return []string{}, nil
+			}
+			if out, ok := parsePlainList(body); ok {
+				return out, nil
+			}
+		}
+	}
+	var out []string
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// parsePlainList splits "a","b" (the inside of a plain JSON array of
+// strings); ok is false unless every element is a quoted plainJSON string.
+func parsePlainList(body string) ([]string, bool) {
+	out := make([]string, 0, strings.Count(body, ",")+1)
+	for {
+		rest, ok := strings.CutPrefix(body, `"`)
+		if !ok {
+			return nil, false
+		}
+		end := strings.IndexByte(rest, '"')
+		if end < 0 || !plainJSON(rest[:end]) {
+			return nil, false
+		}
+		out = append(out, rest[:end])
+		body = rest[end+1:]
+		if body == "" {
+			return out, true
+		}
+		if body, ok = strings.CutPrefix(body, ","); !ok {
+			return nil, false
+		}
+	}
 }
 
 func scanAudit(rows *sql.Rows) ([]sekisho.AuditEntry, error) {
@@ -200,10 +277,11 @@ func scanAudit(rows *sql.Rows) ([]sekisho.AuditEntry, error) {
 		if err := rows.Scan(&idx, &e.Leaf, &t, &e.RequestID, &e.Org, &e.Principal, &e.Device, &e.Decision, &recs, &orgs); err != nil {
 			return nil, fmt.Errorf("sqlite: scan audit: %w", err)
 		}
-		if err := json.Unmarshal([]byte(recs), &e.Records); err != nil {
+		var err error
+		if e.Records, err = parseJSONList(recs); err != nil {
 			return nil, fmt.Errorf("sqlite: audit %d records: %w", idx, err)
 		}
-		if err := json.Unmarshal([]byte(orgs), &e.RecordOrgs); err != nil {
+		if e.RecordOrgs, err = parseJSONList(orgs); err != nil {
 			return nil, fmt.Errorf("sqlite: audit %d record orgs: %w", idx, err)
 		}
 		e.Index, e.Time = uint64(idx), fromMicros(t)
