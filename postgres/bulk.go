@@ -17,14 +17,17 @@ var _ sekisho.BulkLoader = (*Store)(nil)
 // directory) COPYs the records and their blind-index entries, LoadParallel
 // batches at once on separate connections. Record ids are time-ordered, so
 // the records' indexes are appended to; the blind index takes random keys.
-// When record_index is empty at BeginBulk (a first import), its primary key
-// (collection, field, token, record_id: random keys) is dropped and EndBulk
-// builds it once, by sorting, instead of millions of random B-tree inserts;
-// record_index_by_record (time-ordered record ids, appended to) is kept. The
-// table bulk_load says so until the key is built, and Open builds it if an
-// import stopped before (so a server never runs on a record_index without
-// it). Into a record_index that holds entries already, the entries are
-// COPYed in key order per batch and the key kept.
+// When record_index is empty at BeginBulk (a first import), its indexes are
+// dropped and EndBulk builds them once, by sorting: the primary key
+// (collection, field, token, record_id: random keys) instead of millions of
+// random B-tree inserts, and record_index_by_record instead of appends to
+// one right-most page that every loading connection shares (and WAL-logs
+// an entry at a time); so is records_live_by_org when records is empty.
+// The records' primary key stays: it refuses a record stored twice. The
+// table bulk_load says so until the indexes are built, and Open builds them
+// if an import stopped before (so a server never runs without them). Into
+// a record_index that holds entries already, the entries are COPYed in key
+// order per batch and the indexes kept.
 //
 // Durability: the load's transactions commit with synchronous_commit=off:
 // their WAL is written in order but flushed by the WAL writer, not by each
@@ -58,16 +61,24 @@ func (s *Store) BeginBulk(ctx context.Context) error {
 		if dropped != nil {
 			return nil // a load not finished (Open finishes one): keep its state
 		}
-		var empty bool
-		if err := tx.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM record_index)`).Scan(&empty); err != nil {
+		var emptyIndex, emptyRecords bool
+		if err := tx.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM record_index), NOT EXISTS (SELECT 1 FROM records)`).Scan(&emptyIndex, &emptyRecords); err != nil {
 			return err
 		}
-		if empty {
+		if emptyIndex {
 			if _, err := tx.Exec(ctx, `ALTER TABLE record_index DROP CONSTRAINT IF EXISTS record_index_pkey`); err != nil {
 				return err
 			}
+			if _, err := tx.Exec(ctx, `DROP INDEX IF EXISTS record_index_by_record`); err != nil {
+				return err
+			}
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO bulk_load (one, indexes_dropped) VALUES (true, $1)`, empty)
+		if emptyRecords {
+			if _, err := tx.Exec(ctx, `DROP INDEX IF EXISTS records_live_by_org`); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO bulk_load (one, indexes_dropped) VALUES (true, $1)`, emptyIndex || emptyRecords)
 		return err
 	})
 	if err != nil {
@@ -77,16 +88,16 @@ func (s *Store) BeginBulk(ctx context.Context) error {
 	return nil
 }
 
-// EndBulk implements sekisho.BulkLoader: it builds the primary key BeginBulk
+// EndBulk implements sekisho.BulkLoader: it builds the indexes BeginBulk
 // dropped and returns once the whole load is durable.
 func (s *Store) EndBulk(ctx context.Context) error {
 	s.bulk.on.Store(false)
 	return s.finishBulk(ctx)
 }
 
-// finishBulk builds record_index's primary key if a bulk load dropped it
-// (and its other index if missing) and forgets the load, in one transaction
-// with a synchronous commit.
+// finishBulk builds the indexes a bulk load dropped (record_index's primary
+// key and record_index_by_record, records_live_by_org) and forgets the
+// load, in one transaction with a synchronous commit.
 func (s *Store) finishBulk(ctx context.Context) error {
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		var exists bool
@@ -115,6 +126,10 @@ func (s *Store) finishBulk(ctx context.Context) error {
 				}
 			}
 			if _, err := tx.Exec(ctx, `CREATE INDEX IF NOT EXISTS record_index_by_record ON record_index (collection, record_id)`); err != nil {
+				return err
+			}
+			// As in the schema (migrate.go).
+			if _, err := tx.Exec(ctx, `CREATE INDEX IF NOT EXISTS records_live_by_org ON records (collection, org, id) WHERE erased_at IS NULL`); err != nil {
 				return err
 			}
 		}

@@ -13,6 +13,31 @@ import (
 	"github.com/sekisho/sekisho/storetest"
 )
 
+// bulkIndexes are the indexes a first bulk load drops and EndBulk (or the
+// next Open) builds.
+var bulkIndexes = []string{"record_index_pkey", "record_index_by_record", "records_live_by_org"}
+
+// missingIndexes returns those of bulkIndexes the database lacks.
+func missingIndexes(t *testing.T, dsn string) []string {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var missing []string
+	for _, name := range bulkIndexes {
+		var ok bool
+		if err := conn.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_class WHERE relname = $1 AND relkind = 'i')`, name).Scan(&ok); err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			missing = append(missing, name)
+		}
+	}
+	return missing
+}
+
 // hasPK reports whether record_index has its primary key.
 func hasPK(t *testing.T, dsn string) bool {
 	t.Helper()
@@ -28,12 +53,13 @@ func hasPK(t *testing.T, dsn string) bool {
 	return pk
 }
 
-// A first bulk load drops record_index's primary key and EndBulk builds it.
-// One that stops without EndBulk (the import was killed) leaves the key
-// missing; the next Open builds it before it returns, so a server started
-// then has it and finds every record by its blind index. Control: before
-// that Open the key is missing (the test would prove nothing otherwise), and
-// a load into a record_index that has entries keeps its key throughout.
+// A first bulk load drops record_index's primary key, record_index_by_record
+// and records_live_by_org, and EndBulk builds them. One that stops without
+// EndBulk (the import was killed) leaves them missing; the next Open builds
+// them before it returns, so a server started then has them and finds every
+// record by its blind index. Control: before that Open they are missing (the
+// test would prove nothing otherwise), and a load into a record_index that
+// has entries keeps them throughout.
 func TestOpenFinishesInterruptedBulk(t *testing.T) {
 	ctx := t.Context()
 	dsn := pgtest.DSN(t)
@@ -53,6 +79,9 @@ func TestOpenFinishesInterruptedBulk(t *testing.T) {
 	if hasPK(t, dsn) {
 		t.Fatal("record_index kept its primary key during a first bulk load")
 	}
+	if m := missingIndexes(t, dsn); !slices.Equal(m, bulkIndexes) {
+		t.Fatalf("during a first bulk load, missing indexes %q; want %q", m, bulkIndexes)
+	}
 
 	s, err = postgres.Open(ctx, dsn)
 	if err != nil {
@@ -61,6 +90,9 @@ func TestOpenFinishesInterruptedBulk(t *testing.T) {
 	defer s.Close()
 	if !hasPK(t, dsn) {
 		t.Fatal("Open did not build record_index's primary key after an interrupted bulk load")
+	}
+	if m := missingIndexes(t, dsn); len(m) > 0 {
+		t.Fatalf("Open did not build %q after an interrupted bulk load", m)
 	}
 	got, err := s.Lookup(ctx, "users", "phone", []byte("tok"), 10)
 	if err != nil || !slices.Equal(got, []string{"r1"}) {
@@ -71,8 +103,8 @@ func TestOpenFinishesInterruptedBulk(t *testing.T) {
 	if err := s.BeginBulk(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !hasPK(t, dsn) {
-		t.Fatal("a bulk load into a non-empty record_index dropped its primary key")
+	if m := missingIndexes(t, dsn); len(m) > 0 {
+		t.Fatalf("a bulk load into a non-empty record_index dropped %q", m)
 	}
 	r2 := storetest.NewRecord("users", "r2", "acme", "jp")
 	r2.Index["phone"] = []byte("tok")
