@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -292,21 +293,19 @@ func (a authorizer) Authorize(ctx context.Context, req sekisho.AccessRequest) se
 }
 
 // cedarRequest builds the Cedar request and entities of an access request.
-func cedarRequest(req sekisho.AccessRequest, owner, purpose string, dev deviceFacts, now time.Time) (cedar.EntityMap, cedar.Request) {
+func cedarRequest(req sekisho.AccessRequest, owner, purpose string, dev deviceFacts, now time.Time) (cedar.EntityGetter, cedar.Request) {
+	return cedarRequestFor(newCallerEntity(req.Caller), req, owner, purpose, dev, now)
+}
+
+// cedarRequestFor is cedarRequest with the caller's entity already built.
+func cedarRequestFor(ce *callerEntity, req sekisho.AccessRequest, owner, purpose string, dev deviceFacts, now time.Time) (cedar.EntityGetter, cedar.Request) {
 	c := req.Caller
-	uid := cedar.NewEntityUID("Principal", cedar.String(c.Principal))
-	parents := []cedar.EntityUID{cedar.NewEntityUID("Org", cedar.String(c.Org))}
-	for _, r := range c.Roles {
-		parents = append(parents, cedar.NewEntityUID("Role", cedar.String(r)))
-	}
-	ents := cedar.EntityMap{uid: cedar.Entity{UID: uid, Parents: cedar.NewEntityUIDSet(parents...),
-		Attributes: cedar.NewRecord(cedar.RecordMap{"org": cedar.String(c.Org), "device": cedar.String(c.Device)})}}
 	fields := make([]cedar.Value, len(req.Fields))
 	for i, f := range req.Fields {
 		fields[i] = cedar.String(f)
 	}
-	return ents, cedar.Request{
-		Principal: uid,
+	return ce, cedar.Request{
+		Principal: ce.uid,
 		Action:    cedar.NewEntityUID("Action", cedar.String(req.Action)),
 		Resource:  cedar.NewEntityUID("Collection", cedar.String(req.Collection)),
 		Context: cedar.NewRecord(cedar.RecordMap{
@@ -316,6 +315,74 @@ func cedarRequest(req sekisho.AccessRequest, owner, purpose string, dev deviceFa
 			"device_key_storage": cedar.String(dev.storage), "device_attested": cedar.Boolean(dev.attested),
 		}),
 	}
+}
+
+// callerEntity is the one entity a decision reads: the caller as a Cedar
+// principal, in its org and roles, with its org and device as attributes.
+// It is the entity getter of the decision (no map for one entity).
+type callerEntity struct {
+	uid cedar.EntityUID
+	ent cedar.Entity
+}
+
+func newCallerEntity(c sekisho.Caller) *callerEntity {
+	uid := cedar.NewEntityUID("Principal", cedar.String(c.Principal))
+	parents := make([]cedar.EntityUID, 0, 1+len(c.Roles))
+	parents = append(parents, cedar.NewEntityUID("Org", cedar.String(c.Org)))
+	for _, r := range c.Roles {
+		parents = append(parents, cedar.NewEntityUID("Role", cedar.String(r)))
+	}
+	return &callerEntity{uid: uid, ent: cedar.Entity{UID: uid, Parents: cedar.NewEntityUIDSet(parents...),
+		Attributes: cedar.NewRecord(cedar.RecordMap{"org": cedar.String(c.Org), "device": cedar.String(c.Device)})}}
+}
+
+// Get implements cedar.EntityGetter.
+func (e *callerEntity) Get(uid cedar.EntityUID) (cedar.Entity, bool) {
+	if uid == e.uid {
+		return e.ent, true
+	}
+	return cedar.Entity{}, false
+}
+
+// maxCallerEntities bounds the callerEntities cache (a few hundred bytes
+// each; the map starts over when it is full).
+const maxCallerEntities = 4096
+
+// callerEntities keeps the callers' Cedar entities, built once per caller
+// rather than on every decision. An entity is a function of the caller's
+// principal, org, device and roles alone, and all of them are its key, so
+// an entry never goes stale: a caller whose roles change is another key.
+type callerEntities struct {
+	mu sync.Mutex
+	m  map[string]*callerEntity
+}
+
+func (ce *callerEntities) get(c sekisho.Caller) *callerEntity {
+	// Each part length-prefixed: no two callers share a key, whatever
+	// bytes their names hold.
+	b := make([]byte, 0, len(c.Principal)+len(c.Org)+len(c.Device)+16*len(c.Roles)+16)
+	add := func(part string) {
+		b = strconv.AppendInt(b, int64(len(part)), 10)
+		b = append(b, ':')
+		b = append(b, part...)
+	}
+	add(c.Principal)
+	add(c.Org)
+	add(c.Device)
+	for _, r := range c.Roles {
+		add(r)
+	}
+	ce.mu.Lock()
+	defer ce.mu.Unlock()
+	if e, ok := ce.m[string(b)]; ok {
+		return e
+	}
+	if ce.m == nil || len(ce.m) >= maxCallerEntities {
+		ce.m = make(map[string]*callerEntity)
+	}
+	e := newCallerEntity(c)
+	ce.m[string(b)] = e
+	return e
 }
 
 func deny(policy, typ, format string, args ...any) sekisho.Decision {
@@ -343,7 +410,8 @@ func (s *Service) Authorize(ctx context.Context, req sekisho.AccessRequest) seki
 	}
 	now := s.cfg.Now()
 	dev := s.deviceOf(ctx, req.Caller.Device)
-	ents, creq := cedarRequest(req, owner, req.Caller.Purpose, dev, now)
+	ce := s.entities.get(req.Caller)
+	ents, creq := cedarRequestFor(ce, req, owner, req.Caller.Purpose, dev, now)
 	dec, diag := cedar.Authorize(ps, ents, creq)
 	if dec == cedar.Allow {
 		if d, ok := s.checkDevice(ctx, req, owner, dev); !ok {
@@ -365,7 +433,7 @@ func (s *Service) Authorize(ctx context.Context, req sekisho.AccessRequest) seki
 		if p == req.Caller.Purpose {
 			continue
 		}
-		_, alt := cedarRequest(req, owner, p, dev, now)
+		_, alt := cedarRequestFor(ce, req, owner, p, dev, now)
 		if d, _ := cedar.Authorize(ps, ents, alt); d == cedar.Allow {
 			return deny("default-deny", "purpose-not-permitted", "your roles (%s) do not permit purpose %q for %s on %s",
 				strings.Join(req.Caller.Roles, ", "), req.Caller.Purpose, req.Action, req.Collection)

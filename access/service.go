@@ -120,6 +120,7 @@ type Service struct {
 	tokens    *tokenCache
 	cache     *stateCache
 	snap      snapshotCache
+	entities  callerEntities
 	cacheTTL  time.Duration
 	tokenTTL  time.Duration
 	proofWin  time.Duration
