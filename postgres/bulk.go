@@ -45,12 +45,15 @@ const createBulkLoad = `CREATE TABLE IF NOT EXISTS bulk_load (
 
 // bulkState is a Store's bulk load in progress.
 type bulkState struct {
-	on atomic.Bool // between BeginBulk and EndBulk: commits are asynchronous
+	on      atomic.Bool // between BeginBulk and EndBulk: commits are asynchronous
+	unkeyed atomic.Bool // and record_index's keys are dropped: entries go in unsorted
 }
 
 // BeginBulk implements sekisho.BulkLoader.
 func (s *Store) BeginBulk(ctx context.Context) error {
+	unkeyed := false
 	err := s.tx(ctx, func(tx pgx.Tx) error {
+		unkeyed = false
 		if _, err := tx.Exec(ctx, createBulkLoad); err != nil {
 			return err
 		}
@@ -59,6 +62,7 @@ func (s *Store) BeginBulk(ctx context.Context) error {
 			return err
 		}
 		if dropped != nil {
+			unkeyed = *dropped
 			return nil // a load not finished (Open finishes one): keep its state
 		}
 		var emptyIndex, emptyRecords bool
@@ -78,12 +82,14 @@ func (s *Store) BeginBulk(ctx context.Context) error {
 				return err
 			}
 		}
+		unkeyed = emptyIndex
 		_, err := tx.Exec(ctx, `INSERT INTO bulk_load (one, indexes_dropped) VALUES (true, $1)`, emptyIndex || emptyRecords)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: begin bulk: %w", err)
 	}
+	s.bulk.unkeyed.Store(unkeyed)
 	s.bulk.on.Store(true)
 	return nil
 }
@@ -92,6 +98,7 @@ func (s *Store) BeginBulk(ctx context.Context) error {
 // dropped and returns once the whole load is durable.
 func (s *Store) EndBulk(ctx context.Context) error {
 	s.bulk.on.Store(false)
+	s.bulk.unkeyed.Store(false)
 	return s.finishBulk(ctx)
 }
 

@@ -58,7 +58,7 @@ func (s *Store) createRecords(ctx context.Context, recs []*sekisho.SealedRecord,
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"records"}, recordColumns, pgx.CopyFromRows(rows)); err != nil {
 				return err
 			}
-			if err := insertIndex(ctx, tx, recs); err != nil {
+			if err := insertIndex(ctx, tx, recs, !bulk || !s.bulk.unkeyed.Load()); err != nil {
 				return err
 			}
 		}
@@ -74,23 +74,37 @@ func (s *Store) createRecords(ctx context.Context, recs []*sekisho.SealedRecord,
 }
 
 // insertIndex copies in the blind index entries of recs, in key order
-// (collection, field, token, id): the index's B-tree pages are then visited
-// in order within a batch rather than at random.
-func insertIndex(ctx context.Context, tx pgx.Tx, recs []*sekisho.SealedRecord) error {
-	var rows [][]any
+// (collection, field, token, id) when record_index has its keys: the index's
+// B-tree pages are then visited in order within a batch rather than at
+// random. During a first bulk load (the keys dropped, built by sorting at
+// its end) they go in as they come.
+func insertIndex(ctx context.Context, tx pgx.Tx, recs []*sekisho.SealedRecord, sorted bool) error {
+	type entry struct {
+		collection, field string
+		token             []byte
+		id                string
+	}
+	var entries []entry
 	for _, r := range recs {
 		for field, token := range r.Index {
-			rows = append(rows, []any{r.Collection, field, token, r.ID})
+			entries = append(entries, entry{r.Collection, field, token, r.ID})
 		}
 	}
-	if len(rows) == 0 {
+	if len(entries) == 0 {
 		return nil
 	}
-	slices.SortFunc(rows, func(a, b []any) int {
-		return cmp.Or(strings.Compare(a[0].(string), b[0].(string)), strings.Compare(a[1].(string), b[1].(string)),
-			bytes.Compare(a[2].([]byte), b[2].([]byte)), strings.Compare(a[3].(string), b[3].(string)))
-	})
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"record_index"}, indexColumns, pgx.CopyFromRows(rows))
+	if sorted {
+		slices.SortFunc(entries, func(a, b entry) int {
+			return cmp.Or(strings.Compare(a.collection, b.collection), strings.Compare(a.field, b.field),
+				bytes.Compare(a.token, b.token), strings.Compare(a.id, b.id))
+		})
+	}
+	row := make([]any, 4) // pgx encodes a row before it asks for the next
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"record_index"}, indexColumns, pgx.CopyFromSlice(len(entries), func(i int) ([]any, error) {
+		e := &entries[i]
+		row[0], row[1], row[2], row[3] = e.collection, e.field, e.token, e.id
+		return row, nil
+	}))
 	return err
 }
 
@@ -160,7 +174,7 @@ func (s *Store) UpdateRecord(ctx context.Context, r *sekisho.SealedRecord) error
 		if _, err := tx.Exec(ctx, `DELETE FROM record_index WHERE collection = $1 AND record_id = $2`, r.Collection, r.ID); err != nil {
 			return err
 		}
-		return insertIndex(ctx, tx, []*sekisho.SealedRecord{r})
+		return insertIndex(ctx, tx, []*sekisho.SealedRecord{r}, true)
 	})
 	return wrap(err, fmt.Sprintf("record %s/%s changed concurrently", r.Collection, r.ID), "update record")
 }
