@@ -58,9 +58,12 @@ type Store struct {
 	groupDone chan struct{}
 	closeOnce sync.Once
 
-	// The background checkpointer (checkpoint.go).
-	ckpt     *sql.DB
-	ckptDone chan struct{}
+	// The background checkpointer (checkpoint.go); ckptStats counts its
+	// runs that copied the WAL to its end and the WAL restarts it saw
+	// (tests).
+	ckpt      *sql.DB
+	ckptDone  chan struct{}
+	ckptStats struct{ caughtUp, restarts atomic.Int64 }
 
 	// The audit indexer (auditindex.go); idxDone is nil when it does not run.
 	idxDone chan struct{}
