@@ -248,6 +248,10 @@ func runBench(ctx context.Context, o options) (*results, error) {
 			return err
 		}
 		imp := &importResult{Records: o.records, Batch: o.importBatch}
+		var serverCPU func() (float64, bool)
+		if o.store != "" {
+			serverCPU, _ = pgServerCPU(ctx, o.store)
+		}
 		for _, c := range []string{"users", "partners", "employees"} {
 			logf("importing %d %s", counts[c], c)
 			args := append(append([]string{"import", "--data", data}, storeArgs...), keyArgs...)
@@ -259,12 +263,23 @@ func runBench(ctx context.Context, o options) (*results, error) {
 			if o.profile {
 				ienv = append(ienv, "SEKISHO_CPUPROFILE="+filepath.Join(out, "import-"+c+".cpu.pprof"))
 			}
+			server0, serverOK := 0.0, false
+			if serverCPU != nil {
+				server0, serverOK = serverCPU()
+			}
 			wall, cpu, rss, err := runTimed(ctx, bin, args, ienv, filepath.Join(out, "import-"+c+".log"))
 			if err != nil {
 				return err
 			}
-			logf("imported %d %s in %.2f s (%.0f records/s), %.2f CPU s, peak RSS %.0f MiB", counts[c], c, wall.Seconds(), float64(counts[c])/wall.Seconds(), cpu, rss)
-			imp.Collections = append(imp.Collections, collectionImport{Collection: c, Records: counts[c], Seconds: wall.Seconds(), CPUSeconds: cpu, PeakRSSMiB: rss})
+			server := 0.0
+			if serverOK {
+				if s1, ok := serverCPU(); ok {
+					server = s1 - server0
+				}
+			}
+			logf("imported %d %s in %.2f s (%.0f records/s), %.2f CPU s (server %.2f), peak RSS %.0f MiB", counts[c], c, wall.Seconds(), float64(counts[c])/wall.Seconds(), cpu, server, rss)
+			imp.Collections = append(imp.Collections, collectionImport{Collection: c, Records: counts[c], Seconds: wall.Seconds(), CPUSeconds: cpu, PeakRSSMiB: rss, ServerCPUSeconds: server})
+			imp.ServerCPUSeconds += server
 			imp.Seconds += wall.Seconds()
 			imp.CPUSeconds += cpu
 			imp.PeakRSSMiB = max(imp.PeakRSSMiB, rss)
@@ -272,6 +287,7 @@ func runBench(ctx context.Context, o options) (*results, error) {
 		}
 		imp.RecordsPerS = float64(o.records) / imp.Seconds
 		imp.CPUsPer1k = imp.CPUSeconds / float64(o.records) * 1000
+		imp.ServerCPUsPer1k = imp.ServerCPUSeconds / float64(o.records) * 1000
 		if n, err := storeSize(ctx, o.store, data); err == nil {
 			imp.StoreBytes = n
 		} else {

@@ -133,7 +133,11 @@ type importResult struct {
 	RecordsPerS float64 `json:"records_per_s"`
 	CPUsPer1k   float64 `json:"cpu_s_per_1k"`
 	PeakRSSMiB  float64 `json:"peak_rss_mib"`
-	StoreBytes  int64   `json:"store_bytes,omitempty"` // the store's size after the import
+	// The PostgreSQL cluster's CPU during the import processes, when it runs
+	// on this machine (its processes, from /proc).
+	ServerCPUSeconds float64 `json:"server_cpu_seconds,omitempty"`
+	ServerCPUsPer1k  float64 `json:"server_cpu_s_per_1k,omitempty"`
+	StoreBytes       int64   `json:"store_bytes,omitempty"` // the store's size after the import
 	// Collections are the figures of each import process (one a collection).
 	Collections []collectionImport `json:"collections,omitempty"`
 }
@@ -145,6 +149,8 @@ type collectionImport struct {
 	Seconds    float64 `json:"seconds"`
 	CPUSeconds float64 `json:"cpu_seconds"`
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	// ServerCPUSeconds is the PostgreSQL cluster's CPU during it.
+	ServerCPUSeconds float64 `json:"server_cpu_seconds,omitempty"`
 }
 
 type scopeResult struct {
@@ -229,8 +235,12 @@ func markdown(r *results) string {
 		fmt.Fprintf(&b, "| %s%s | %s | %s | %.2f | %.2f | %.2f | %.3f | %.0f |\n", label, errs, w.Mode, tp, w.P50ms, w.P99ms, w.P999ms, w.CPUsPer1k, w.RSSMiB)
 	}
 	if i := r.Import; i != nil {
-		fmt.Fprintf(&b, "| import (`sekisho import --data`) | %d records | %.0f rec/s | | | | %.3f (import process) | %.0f (import process) |\n",
-			i.Records, i.RecordsPerS, i.CPUsPer1k, i.PeakRSSMiB)
+		server := ""
+		if i.ServerCPUsPer1k > 0 {
+			server = fmt.Sprintf(" + %.3f (PostgreSQL server)", i.ServerCPUsPer1k)
+		}
+		fmt.Fprintf(&b, "| import (`sekisho import --data`) | %d records | %.0f rec/s | | | | %.3f (import process)%s | %.0f (import process) |\n",
+			i.Records, i.RecordsPerS, i.CPUsPer1k, server, i.PeakRSSMiB)
 	}
 	if s := r.IncidentScope; s != nil {
 		if s.Skipped != "" {
