@@ -64,6 +64,7 @@ fuzz_targets=(
 	"./access FuzzParseToken" "./access FuzzParsePolicy" "./access FuzzGrantBody"
 	"./cmd/sekisho FuzzConfigFile" "./importer FuzzNDJSONLine" "./importer FuzzCSVLine"
 	"./access FuzzTPMEvidence" "./sso FuzzParseMapping" "./passkey FuzzCeremonyAnswers"
+	"./sqlite FuzzParseJSONList"
 )
 # Each new interesting input is minimized for at most 20 runs (the default,
 # 60 s each, left FuzzCeremonyAnswers minimizing for its whole run).

@@ -77,3 +77,25 @@ func TestParseJSONListFallsBack(t *testing.T) {
 		}
 	}
 }
+
+// parseJSONList reads any text as json.Unmarshal does (the same list, or an
+// error where it errs), and jsonList writes any list as json.Marshal does.
+func FuzzParseJSONList(f *testing.F) {
+	for _, s := range []string{`[]`, `["a","b"]`, `[""]`, `["a",]`, `["a""b"]`, `null`, `[ "a" ]`, `["\u0041"]`, `["<"]`, `["a\"b"]`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var want []string
+		wantErr := json.Unmarshal([]byte(s), &want)
+		got, err := parseJSONList(s)
+		if (err != nil) != (wantErr != nil) || (err == nil && !reflect.DeepEqual(got, want)) {
+			t.Fatalf("parseJSONList(%q) = %#v, %v; json.Unmarshal: %#v, %v", s, got, err, want, wantErr)
+		}
+		if wantErr == nil && want != nil {
+			wb, _ := json.Marshal(want)
+			if jl := jsonList(want); jl != string(wb) {
+				t.Fatalf("jsonList(%#v) = %s, json.Marshal writes %s", want, jl, wb)
+			}
+		}
+	})
+}
