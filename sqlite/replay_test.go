@@ -13,6 +13,10 @@ import (
 
 // TestReplayBounded: the replay table holds about the live entries: every
 // use sweeps expired ones, so a steady stream of proofs does not grow it.
+// Each use waits for its key's commit, as a DPoP read's answer does (the
+// request's durable wait, replayWait): without that wait the uses outrun
+// the writer, and the keys of the last group commit stay in the table until
+// later uses sweep them, as many as that group held.
 func TestReplayBounded(t *testing.T) {
 	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "db"))
 	if err != nil {
@@ -25,6 +29,9 @@ func TestReplayBounded(t *testing.T) {
 		now := t0.Add(time.Duration(i) * time.Second)
 		if ok, err := s.UseOnce(t.Context(), []byte(fmt.Sprint(i)), now.Add(60*time.Second), now); err != nil || !ok {
 			t.Fatalf("use %d: %v %v", i, ok, err)
+		}
+		if err := s.replayWait(t.Context(), fmt.Sprint(i)); err != nil {
+			t.Fatalf("use %d: %v", i, err)
 		}
 	}
 	var n int
