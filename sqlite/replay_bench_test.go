@@ -5,16 +5,11 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/sekisho/sekisho/audit"
-	"github.com/sekisho/sekisho/sqlite"
 )
 
 // BenchmarkDPoPReadWrites1M is the durable writes of the DPoP hot read in a
@@ -29,24 +24,7 @@ import (
 func BenchmarkDPoPReadWrites1M(b *testing.B) {
 	tmpl, ids := hot1MTemplate(b)
 	ctx := context.Background()
-	path := filepath.Join(b.TempDir(), "db")
-	if err := copyFile(path, tmpl); err != nil {
-		b.Fatal(err)
-	}
-	now := time.Now()
-	if err := fillReplay(ctx, path, 120_000, now); err != nil {
-		b.Fatal(err)
-	}
-	st, err := sqlite.Open(ctx, path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	l, err := audit.New(ctx, st, nil, audit.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
+	st, l := openHotCopy(b, tmpl, 120_000)
 	use := func() {
 		var jti [32]byte
 		rand.Read(jti[:])
@@ -136,28 +114,7 @@ func fillReplay(ctx context.Context, path string, n int, now time.Time) error {
 func BenchmarkDPoPHalfPeakWrites1M(b *testing.B) {
 	tmpl, ids := hot1MTemplate(b)
 	ctx := context.Background()
-	path := filepath.Join(b.TempDir(), "db")
-	if err := copyFile(path, tmpl); err != nil {
-		b.Fatal(err)
-	}
-	if err := fillReplay(ctx, path, 65_000, time.Now()); err != nil {
-		b.Fatal(err)
-	}
-	// The copy on disk, as a running server's file is: else the first
-	// sync of the database file (a checkpoint's) writes all of it.
-	if err := syncFile(path); err != nil {
-		b.Fatal(err)
-	}
-	st, err := sqlite.Open(ctx, path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	l, err := audit.New(ctx, st, nil, audit.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
+	st, l := openHotCopy(b, tmpl, 65_000)
 	read := func(i int) error {
 		var jti [32]byte
 		rand.Read(jti[:])
@@ -209,13 +166,4 @@ func BenchmarkDPoPHalfPeakWrites1M(b *testing.B) {
 	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
 	b.ReportMetric(ms(lat[len(lat)*99/100]), "p99-ms")
 	b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
-}
-
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
