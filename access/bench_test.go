@@ -59,12 +59,10 @@ func BenchmarkAuthenticateAuthorize(b *testing.B) {
 	}
 }
 
-func benchAuth(b *testing.B, kt string, authz bool) {
-	key, err := dpop.GenerateKey(kt)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := newService(b, key)
+// benchToken is an access token of s bound to key, issued as POST
+// /v1/token issues it.
+func benchToken(b *testing.B, s *access.Service, key *dpop.Key) *sekisho.TokenResponse {
+	b.Helper()
 	r := httptest.NewRequest("POST", "http://sekisho.test/v1/token", nil)
 	p, _ := key.Proof("POST", "http://sekisho.test/v1/token", "", time.Now())
 	r.Header.Set("DPoP", p)
@@ -72,6 +70,16 @@ func benchAuth(b *testing.B, kt string, authz bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return tok
+}
+
+func benchAuth(b *testing.B, kt string, authz bool) {
+	key, err := dpop.GenerateKey(kt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := newService(b, key)
+	tok := benchToken(b, s, key)
 	const url = "http://sekisho.test/v1/collections/users/records/abc"
 	proofs := make([]string, b.N)
 	for i := range proofs {
@@ -120,17 +128,11 @@ func BenchmarkAuthorize(b *testing.B) {
 		b.Fatal(err)
 	}
 	s := newService(b, key)
-	r := httptest.NewRequest("POST", "http://sekisho.test/v1/token", nil)
-	p, _ := key.Proof("POST", "http://sekisho.test/v1/token", "", time.Now())
-	r.Header.Set("DPoP", p)
-	tok, err := s.IssueToken(r)
-	if err != nil {
-		b.Fatal(err)
-	}
+	tok := benchToken(b, s, key)
 	const url = "http://sekisho.test/v1/collections/users/records/abc"
-	r = httptest.NewRequest("GET", url, nil)
+	r := httptest.NewRequest("GET", url, nil)
 	r.Header.Set("Authorization", "DPoP "+tok.AccessToken)
-	p, _ = key.Proof("GET", url, tok.AccessToken, time.Now())
+	p, _ := key.Proof("GET", url, tok.AccessToken, time.Now())
 	r.Header.Set("DPoP", p)
 	c, err := s.Authenticate(r)
 	if err != nil {
