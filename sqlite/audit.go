@@ -60,7 +60,12 @@ func (s *Store) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, n
 		ev = append(ev, int64(e.Index), e.Leaf, micros(e.Time), e.RequestID, e.Org, e.Principal, e.Device, e.Decision, jsonList(e.Records), jsonList(e.RecordOrgs))
 	}
 	nd := make([]any, 0, 3*len(nodes))
+	low := make([]any, 0, 3*len(nodes))
 	for _, n := range nodes {
+		if end, ok := auditLowNode(n.Level, n.Index); ok {
+			low = append(low, end, n.Level, n.Hash)
+			continue
+		}
 		nd = append(nd, n.Level, int64(n.Index), n.Hash)
 	}
 	// Prepared before the transaction: the writer pool has one connection,
@@ -68,6 +73,7 @@ func (s *Store) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, n
 	ins := [...]*auditInsert{
 		{q: &auditEventsInsert, args: ev, what: "append audit"},
 		{q: &auditNodesInsert, args: nd, what: "append audit nodes"},
+		{q: &auditLowNodesInsert, args: low, what: "append audit nodes"},
 	}
 	for _, in := range ins {
 		if err := in.prepare(ctx, s); err != nil {
@@ -124,9 +130,26 @@ func newAuditInsertSQL(head string, cols int) auditInsertSQL {
 
 // The INSERTs of AppendAudit (read only after init).
 var (
-	auditEventsInsert = newAuditInsertSQL(`INSERT INTO audit_events (idx, leaf, time, request_id, org, principal, device, decision, records, record_orgs) VALUES `, 10)
-	auditNodesInsert  = newAuditInsertSQL(`INSERT OR REPLACE INTO audit_nodes (level, idx, hash) VALUES `, 3)
+	auditEventsInsert   = newAuditInsertSQL(`INSERT INTO audit_events (idx, leaf, time, request_id, org, principal, device, decision, records, record_orgs) VALUES `, 10)
+	auditNodesInsert    = newAuditInsertSQL(`INSERT OR REPLACE INTO audit_nodes (level, idx, hash) VALUES `, 3)
+	auditLowNodesInsert = newAuditInsertSQL(`INSERT OR REPLACE INTO audit_nodes_low (end, level, hash) VALUES `, 3)
 )
+
+// auditLowLevels are the tree levels kept in audit_nodes_low, and
+// auditLowMaxIndex bounds their indexes there (so that end fits an int64).
+const (
+	auditLowLevels   = 4
+	auditLowMaxIndex = 1 << 58
+)
+
+// auditLowNode reports whether the node (level, idx) is kept in
+// audit_nodes_low, and its key there: the last leaf it covers.
+func auditLowNode(level uint, idx uint64) (int64, bool) {
+	if level >= auditLowLevels || idx >= auditLowMaxIndex {
+		return 0, false
+	}
+	return int64((idx+1)<<level) - 1, true
+}
 
 // auditInsert is one table's rows of an append: args the rows' values in
 // order; full and rest the prepared statements of auditMaxRows rows and of
@@ -348,16 +371,35 @@ func (s *Store) QueryAudit(ctx context.Context, f sekisho.AuditFilter) ([]sekish
 // AuditNodes implements sekisho.AuditStore.
 func (s *Store) AuditNodes(ctx context.Context, ids []sekisho.AuditNode) ([][]byte, error) {
 	out := make([][]byte, len(ids))
-	stmt, err := s.r.PrepareContext(ctx, `SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?`)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: audit nodes: %w", err)
-	}
-	defer stmt.Close()
-	for i, id := range ids {
-		if err := stmt.QueryRowContext(ctx, id.Level, int64(id.Index)).Scan(&out[i]); err != nil {
-			if err == sql.ErrNoRows {
-				return nil, sekisho.Errorf(sekisho.ENotFound, "audit node level %d index %d not found", id.Level, id.Index)
+	var high, low *sql.Stmt
+	defer func() {
+		for _, st := range []*sql.Stmt{high, low} {
+			if st != nil {
+				st.Close()
 			}
+		}
+	}()
+	for i, id := range ids {
+		var err error
+		if end, ok := auditLowNode(id.Level, id.Index); ok {
+			if low == nil {
+				if low, err = s.r.PrepareContext(ctx, `SELECT hash FROM audit_nodes_low WHERE end = ? AND level = ?`); err != nil {
+					return nil, fmt.Errorf("sqlite: audit nodes: %w", err)
+				}
+			}
+			err = low.QueryRowContext(ctx, end, id.Level).Scan(&out[i])
+		} else {
+			if high == nil {
+				if high, err = s.r.PrepareContext(ctx, `SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?`); err != nil {
+					return nil, fmt.Errorf("sqlite: audit nodes: %w", err)
+				}
+			}
+			err = high.QueryRowContext(ctx, id.Level, int64(id.Index)).Scan(&out[i])
+		}
+		if err == sql.ErrNoRows {
+			return nil, sekisho.Errorf(sekisho.ENotFound, "audit node level %d index %d not found", id.Level, id.Index)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("sqlite: audit nodes: %w", err)
 		}
 	}
@@ -365,27 +407,57 @@ func (s *Store) AuditNodes(ctx context.Context, ids []sekisho.AuditNode) ([][]by
 }
 
 // AuditNodeRange implements sekisho.AuditStore: the hashes of one level's
-// nodes from <= idx < to in one query (nil where none is stored).
+// nodes from <= idx < to in one query per table (nil where none is stored).
 func (s *Store) AuditNodeRange(ctx context.Context, level uint, from, to uint64) ([][]byte, error) {
 	if to < from {
 		return nil, sekisho.Errorf(sekisho.EInvalid, "audit node range %d to %d", from, to)
 	}
 	out := make([][]byte, to-from)
-	rows, err := s.r.QueryContext(ctx, `SELECT idx, hash FROM audit_nodes WHERE level = ? AND idx >= ? AND idx < ?`, level, int64(from), int64(to))
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: audit nodes: %w", err)
+	if to == from {
+		return out, nil
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var idx int64
-		var h []byte
-		if err := rows.Scan(&idx, &h); err != nil {
-			return nil, fmt.Errorf("sqlite: audit nodes: %w", err)
+	// read stores the hashes a query's (key, hash) rows give, idx(key)
+	// being the node's index.
+	read := func(idx func(int64) uint64, q string, args ...any) error {
+		rows, err := s.r.QueryContext(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("sqlite: audit nodes: %w", err)
 		}
-		out[uint64(idx)-from] = h
+		defer rows.Close()
+		for rows.Next() {
+			var key int64
+			var h []byte
+			if err := rows.Scan(&key, &h); err != nil {
+				return fmt.Errorf("sqlite: audit nodes: %w", err)
+			}
+			if i := idx(key); i >= from && i < to {
+				out[i-from] = h
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("sqlite: audit nodes: %w", err)
+		}
+		return nil
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: audit nodes: %w", err)
+	highFrom := from
+	if level < auditLowLevels && from < auditLowMaxIndex {
+		// The low table by the last leaf each node covers: its rows of
+		// this level from the end of node from to the end of node last.
+		last := min(to, auditLowMaxIndex) - 1
+		if last >= from {
+			lo, _ := auditLowNode(level, from)
+			hi, _ := auditLowNode(level, last)
+			endIdx := func(end int64) uint64 { return (uint64(end)+1)>>level - 1 }
+			if err := read(endIdx, `SELECT end, hash FROM audit_nodes_low WHERE end >= ? AND end <= ? AND level = ?`, lo, hi, level); err != nil {
+				return nil, err
+			}
+		}
+		highFrom = max(from, auditLowMaxIndex)
+	}
+	if highFrom < to {
+		if err := read(func(idx int64) uint64 { return uint64(idx) }, `SELECT idx, hash FROM audit_nodes WHERE level = ? AND idx >= ? AND idx < ?`, level, int64(highFrom), int64(to)); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

@@ -357,6 +357,23 @@ ALTER TABLE replay_by_expiry RENAME TO replay;
 -- appended before are all there); the version keeps an older binary, whose
 -- queries by record or org read those tables alone, from opening it.
 UPDATE audit_indexed SET next = next WHERE id = 0;
+`, `
+-- The audit tree's lowest levels (0-3: ~94% of its nodes, and new ones in
+-- every commit of a few events) keyed for appending: by the last leaf a
+-- node covers, end = ((idx + 1) << level) - 1, then level. A commit's new
+-- low nodes are then all at the table's tail (one or two pages), not at
+-- the tail of each level (a leaf and an interior page per level: half the
+-- pages of a hot-read commit were audit_nodes). The higher levels stay in
+-- audit_nodes (auditLowNode says which table holds a node).
+CREATE TABLE audit_nodes_low (
+	end   INTEGER NOT NULL,
+	level INTEGER NOT NULL,
+	hash  BLOB NOT NULL,
+	PRIMARY KEY (end, level)
+) WITHOUT ROWID;
+INSERT INTO audit_nodes_low (end, level, hash)
+	SELECT ((idx + 1) << level) - 1, level, hash FROM audit_nodes WHERE level < 4 AND idx < 288230376151711744;
+DELETE FROM audit_nodes WHERE level < 4 AND idx < 288230376151711744;
 `}
 
 func (s *Store) migrate(ctx context.Context) error {

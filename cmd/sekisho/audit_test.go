@@ -210,6 +210,7 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 			tamper: func(t *testing.T, db *sql.DB) {
 				sqlExec(t, db, `DELETE FROM audit_events WHERE idx >= 250`)
 				sqlExec(t, db, `DELETE FROM audit_nodes WHERE (idx + 1) * (1 << level) > 250`)
+				sqlExec(t, db, `DELETE FROM audit_nodes_low WHERE end + 1 > 250`)
 				sqlExec(t, db, `DELETE FROM audit_checkpoints WHERE size > 250`)
 			},
 			checkpoint: true,
@@ -262,6 +263,7 @@ func TestAuditVerifyTruncationNeedsTheKeptCheckpoint(t *testing.T) {
 	db := openRaw(t, dir)
 	sqlExec(t, db, `DELETE FROM audit_events WHERE idx >= 250`)
 	sqlExec(t, db, `DELETE FROM audit_nodes WHERE (idx + 1) * (1 << level) > 250`)
+	sqlExec(t, db, `DELETE FROM audit_nodes_low WHERE end + 1 > 250`)
 	sqlExec(t, db, `DELETE FROM audit_checkpoints WHERE size > 250`)
 	if _, code := runCLI(t, "audit", "verify", "--data", dir); code != 0 {
 		t.Fatalf("without the kept checkpoint: exit %d (the store alone cannot tell)", code)
