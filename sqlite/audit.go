@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/mattn/go-sqlite3"
 	"github.com/sekisho/sekisho"
 )
 
@@ -25,10 +26,7 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	q := url.Values{}
 	q.Set("mode", "ro")
 	q.Set("_busy_timeout", "10000")
-	db, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
-	}
+	db := sql.OpenDB(connector{dsn: "file:" + path + "?" + q.Encode(), d: &sqlite3.SQLiteDriver{ConnectHook: attachIndex(auditIndexPath(path))}})
 	var v int
 	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 		db.Close()
@@ -329,19 +327,19 @@ func (s *Store) QueryAudit(ctx context.Context, f sekisho.AuditFilter) ([]sekish
 	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
 	add("e.idx >= ?", int64(f.From))
 	if f.Principal != "" {
-		c, a := auditKeyed("audit_by_principal", "principal", f.Principal, f.From, f.Since, f.Until)
+		c, a := auditKeyed("ix.audit_by_principal", "principal", f.Principal, f.From, f.Since, f.Until)
 		add(c, a...)
 	}
 	if f.Device != "" {
-		c, a := auditKeyed("audit_by_device", "device", f.Device, f.From, f.Since, f.Until)
+		c, a := auditKeyed("ix.audit_by_device", "device", f.Device, f.From, f.Since, f.Until)
 		add(c, a...)
 	}
 	if f.Org != "" {
-		c, a := auditListed("audit_record_orgs", "org", "record_orgs", f.Org, f.From)
+		c, a := auditListed("ix.audit_record_orgs", "org", "record_orgs", f.Org, f.From)
 		add("(e.org = ? OR "+c+")", append([]any{f.Org}, a...)...)
 	}
 	if f.Record != "" {
-		c, a := auditListed("audit_records", "record", "records", f.Record, f.From)
+		c, a := auditListed("ix.audit_records", "record", "records", f.Record, f.From)
 		add(c, a...)
 	}
 	if f.RequestID != "" {

@@ -14,8 +14,11 @@ import (
 // search over it, and four of its indexes, audit_by_principal,
 // audit_by_device, audit_records and audit_record_orgs, are kept here, in
 // batches: every auditIndexInterval the indexer copies the events appended
-// since audit_indexed.next into them in one group transaction (shared with
-// the appends waiting then), and moves next on. An append keyed every index
+// since audit_indexed.next into them in one transaction, and moves next on.
+// From schema 8 on the index is a file of its own (auditindexfile.go): the
+// indexer's transactions, a few hundred random audit_records pages each,
+// used to hold the database's one writer for 10-20 ms four times a second,
+// and every request waiting for its audit event waited for them too. An append keyed every index
 // per event: with 16-64 callers each principal and device index's tail page
 // was another page per caller in every group commit, and audit_records
 // (keyed by record id, random by nature) took one random page per event,
@@ -76,51 +79,58 @@ func (s *Store) auditIndexer() {
 // indexAudit indexes the events from audit_indexed.next on whose costs (see
 // auditIndexBudget) sum to at most budget (at least one event), in one group
 // transaction, and returns how many it indexed and whether more are left.
-func (s *Store) indexAudit(ctx context.Context, budget int) (int, bool, error) {
-	var n int
-	var more bool
-	err := s.grouped(ctx, func(tx *sql.Tx) error {
-		var from, size int64
-		if err := tx.QueryRowContext(ctx, `SELECT next FROM audit_indexed WHERE id = 0`).Scan(&from); err != nil {
-			return fmt.Errorf("sqlite: audit index position: %w", err)
-		}
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM audit_events`).Scan(&size); err != nil {
-			return fmt.Errorf("sqlite: audit size: %w", err)
-		}
-		n, more = 0, false
-		if size <= from {
-			return nil
-		}
-		to, err := auditIndexEnd(ctx, tx, from, budget)
+func (s *Store) indexAudit(ctx context.Context, budget int) (n int, more bool, err error) {
+	tx, err := s.ixw.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, false, full(fmt.Errorf("sqlite: index audit events: %w", err))
+	}
+	defer func() {
 		if err != nil {
-			return err
+			tx.Rollback()
+			n, more, err = 0, false, full(err)
 		}
-		for _, q := range []string{
-			`INSERT OR IGNORE INTO audit_by_principal (principal, time, idx) SELECT principal, time, idx FROM audit_events WHERE idx >= ? AND idx < ? AND principal != ''`,
-			`INSERT OR IGNORE INTO audit_by_device (device, time, idx) SELECT device, time, idx FROM audit_events WHERE idx >= ? AND idx < ? AND device != ''`,
-			// In key order: each leaf page is found by a descent from
-			// the one before and the pages near each other in the file
-			// are written together.
-			`INSERT OR IGNORE INTO audit_records (record, idx) SELECT j.value, e.idx FROM audit_events e, json_each(e.records) j WHERE e.idx >= ? AND e.idx < ? ORDER BY 1, 2`,
-			`INSERT OR IGNORE INTO audit_record_orgs (org, idx) SELECT j.value, e.idx FROM audit_events e, json_each(e.record_orgs) j WHERE e.idx >= ? AND e.idx < ? ORDER BY 1, 2`,
-		} {
-			if _, err := tx.ExecContext(ctx, q, from, to); err != nil {
-				return fmt.Errorf("sqlite: index audit events: %w", err)
-			}
+	}()
+	var from, size int64
+	if err := tx.QueryRowContext(ctx, `SELECT next FROM main.audit_indexed WHERE id = 0`).Scan(&from); err != nil {
+		return 0, false, fmt.Errorf("sqlite: audit index position: %w", err)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM log.audit_events`).Scan(&size); err != nil {
+		return 0, false, fmt.Errorf("sqlite: audit size: %w", err)
+	}
+	if size <= from {
+		return 0, false, tx.Rollback()
+	}
+	to, err := auditIndexEnd(ctx, tx, from, budget)
+	if err != nil {
+		return 0, false, err
+	}
+	for _, q := range []string{
+		`INSERT OR IGNORE INTO main.audit_by_principal (principal, time, idx) SELECT principal, time, idx FROM log.audit_events WHERE idx >= ? AND idx < ? AND principal != ''`,
+		`INSERT OR IGNORE INTO main.audit_by_device (device, time, idx) SELECT device, time, idx FROM log.audit_events WHERE idx >= ? AND idx < ? AND device != ''`,
+		// In key order: each leaf page is found by a descent from
+		// the one before and the pages near each other in the file
+		// are written together.
+		`INSERT OR IGNORE INTO main.audit_records (record, idx) SELECT j.value, e.idx FROM log.audit_events e, json_each(e.records) j WHERE e.idx >= ? AND e.idx < ? ORDER BY 1, 2`,
+		`INSERT OR IGNORE INTO main.audit_record_orgs (org, idx) SELECT j.value, e.idx FROM log.audit_events e, json_each(e.record_orgs) j WHERE e.idx >= ? AND e.idx < ? ORDER BY 1, 2`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, from, to); err != nil {
+			return 0, false, fmt.Errorf("sqlite: index audit events: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE audit_indexed SET next = ? WHERE id = 0`, to); err != nil {
-			return fmt.Errorf("sqlite: index audit events: %w", err)
-		}
-		n, more = int(to-from), to < size
-		return nil
-	})
-	return n, more, err
+	}
+	// last is event to-1's leaf: Open checks that the index is this log's.
+	if _, err := tx.ExecContext(ctx, `UPDATE main.audit_indexed SET next = ?, last = (SELECT leaf FROM log.audit_events WHERE idx = ?) WHERE id = 0`, to, to-1); err != nil {
+		return 0, false, fmt.Errorf("sqlite: index audit events: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, false, fmt.Errorf("sqlite: index audit events: commit: %w", err)
+	}
+	return int(to - from), to < size, nil
 }
 
 // auditIndexEnd is the end (exclusive) of the events from from on whose
 // costs sum to at most budget, at least one event.
 func auditIndexEnd(ctx context.Context, tx *sql.Tx, from int64, budget int) (int64, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT idx, json_array_length(records) FROM audit_events WHERE idx >= ? ORDER BY idx LIMIT ?`, from, max(budget, 1))
+	rows, err := tx.QueryContext(ctx, `SELECT idx, json_array_length(records) FROM log.audit_events WHERE idx >= ? ORDER BY idx LIMIT ?`, from, max(budget, 1))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: audit index batch: %w", err)
 	}
@@ -161,7 +171,7 @@ func auditKeyed(tbl, col string, v string, from uint64, since, until time.Time) 
 		args = append(args, micros(until))
 	}
 	q := `e.idx IN (SELECT idx FROM ` + tbl + ` WHERE ` + col + ` = ? AND idx >= ?` + cond +
-		` UNION ALL SELECT idx FROM audit_events WHERE idx >= max(?, (SELECT next FROM audit_indexed WHERE id = 0)) AND ` + col + ` = ?` + tail + `)`
+		` UNION ALL SELECT idx FROM audit_events WHERE idx >= max(?, (SELECT next FROM ix.audit_indexed WHERE id = 0)) AND ` + col + ` = ?` + tail + `)`
 	all := append([]any{v, int64(from)}, args...)
 	all = append(all, int64(from), v)
 	return q, append(all, args...)
@@ -173,6 +183,6 @@ func auditKeyed(tbl, col string, v string, from uint64, since, until time.Time) 
 // from audit_indexed.next on for the others.
 func auditListed(tbl, col, list string, v string, from uint64) (string, []any) {
 	q := `e.idx IN (SELECT idx FROM ` + tbl + ` WHERE ` + col + ` = ? AND idx >= ?` +
-		` UNION ALL SELECT t.idx FROM audit_events t, json_each(t.` + list + `) j WHERE t.idx >= max(?, (SELECT next FROM audit_indexed WHERE id = 0)) AND j.value = ?)`
+		` UNION ALL SELECT t.idx FROM audit_events t, json_each(t.` + list + `) j WHERE t.idx >= max(?, (SELECT next FROM ix.audit_indexed WHERE id = 0)) AND j.value = ?)`
 	return q, []any{v, int64(from), int64(from), v}
 }

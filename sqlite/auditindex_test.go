@@ -211,6 +211,15 @@ func TestAuditIndexMigration(t *testing.T) {
 	if np != 10 || nd != 30 || next != 30 {
 		t.Errorf("after the migration: p1 has %d indexed events (want 10), devices %d (want 30), next %d (want 30)", np, nd, next)
 	}
+	// Schema 8 moved them to the index file: the database keeps none.
+	var left int
+	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM main.sqlite_master WHERE name IN ('audit_by_principal', 'audit_by_device', 'audit_records', 'audit_record_orgs', 'audit_indexed')`).Scan(&left); err != nil || left != 0 {
+		t.Errorf("the database still has %d index tables (%v)", left, err)
+	}
+	var ixNext int
+	if err := s.ixw.QueryRowContext(ctx, `SELECT next FROM main.audit_indexed`).Scan(&ixNext); err != nil || ixNext != 30 {
+		t.Errorf("the index file's next = %d (%v), want 30", ixNext, err)
+	}
 	q, err := s.QueryAudit(ctx, sekisho.AuditFilter{Principal: "p1"})
 	if err != nil {
 		t.Fatal(err)

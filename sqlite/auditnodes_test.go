@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -78,19 +79,29 @@ func TestAuditNodesLowLevels(t *testing.T) {
 	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit_nodes_low`).Scan(&low); err != nil || low == 0 {
 		t.Fatalf("audit_nodes_low holds %d rows (%v)", low, err)
 	}
-	// Back to schema 6's layout: every node in audit_nodes.
-	for _, q := range []string{
-		`INSERT INTO audit_nodes (level, idx, hash) SELECT level, ((end + 1) >> level) - 1, hash FROM audit_nodes_low`,
-		`DROP TABLE audit_nodes_low`,
-		fmt.Sprintf(`PRAGMA user_version = %d`, len(migrations)-1),
-	} {
-		if _, err := s.w.ExecContext(ctx, q); err != nil {
-			t.Fatal(q, err)
-		}
-	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// A schema-6 database (every node in audit_nodes) with the same nodes.
+	path = filepath.Join(t.TempDir(), "db6")
+	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:6] {
+		if _, err := db.Exec(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range nodes {
+		if _, err := db.Exec(`INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)`, n.Level, int64(n.Index), n.Hash); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(`PRAGMA user_version = 6`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
 	s, err = OpenWith(ctx, path, Options{noAuditIndexer: true})
 	if err != nil {
 		t.Fatal(err)

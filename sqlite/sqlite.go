@@ -65,8 +65,11 @@ type Store struct {
 	ckptDone  chan struct{}
 	ckptStats struct{ caughtUp, restarts atomic.Int64 }
 
-	// The audit indexer (auditindex.go); idxDone is nil when it does not run.
+	// The audit indexer (auditindex.go); idxDone is nil when it does not
+	// run. ixw is the one connection writing the index file, which has the
+	// database attached read-only as log (auditindexfile.go).
 	idxDone chan struct{}
+	ixw     *sql.DB
 
 	// Replay keys reserved and not yet committed (replay.go); a send on
 	// replayNudge (buffered, 1) asks the group writer to commit them.
@@ -150,7 +153,19 @@ func OpenWith(ctx context.Context, path string, o Options) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	s := &Store{w: w, cacheKiB: o.CacheMiB << 10, ops: make(chan *groupOp), quit: make(chan struct{}), groupDone: make(chan struct{}), replayNudge: make(chan struct{}, 1)}
-	if err := s.migrate(ctx); err != nil {
+	// The migrations before the audit index's move, the move, then the
+	// others.
+	err := s.migrate(ctx, auditIndexMoved-1)
+	if err == nil {
+		err = s.openAuditIndex(ctx, path)
+	}
+	if err == nil {
+		err = s.migrate(ctx, len(migrations))
+	}
+	if err != nil {
+		if s.ixw != nil {
+			s.ixw.Close()
+		}
 		w.Close()
 		return nil, err
 	}
@@ -174,7 +189,7 @@ func OpenWith(ctx context.Context, path string, o Options) (*Store, error) {
 	}
 	q.Set("mode", "ro")
 	q.Del("_txlock")
-	r := sql.OpenDB(connector{dsn: "file:" + path + "?" + q.Encode(), d: &sqlite3.SQLiteDriver{}})
+	r := sql.OpenDB(connector{dsn: "file:" + path + "?" + q.Encode(), d: &sqlite3.SQLiteDriver{ConnectHook: attachIndex(auditIndexPath(path))}})
 	r.SetMaxOpenConns(o.Readers)
 	r.SetMaxIdleConns(o.Readers)
 	s.r = r
@@ -374,9 +389,23 @@ CREATE TABLE audit_nodes_low (
 INSERT INTO audit_nodes_low (end, level, hash)
 	SELECT ((idx + 1) << level) - 1, level, hash FROM audit_nodes WHERE level < 4 AND idx < 288230376151711744;
 DELETE FROM audit_nodes WHERE level < 4 AND idx < 288230376151711744;
+`, `
+-- The audit index is its own file from schema 8 on (auditindexfile.go):
+-- Open has copied these tables into it before this runs.
+DROP TABLE audit_by_principal;
+DROP TABLE audit_by_device;
+DROP TABLE audit_records;
+DROP TABLE audit_record_orgs;
+DROP TABLE audit_indexed;
 `}
 
-func (s *Store) migrate(ctx context.Context) error {
+// auditIndexMoved is the schema version whose migration drops the index
+// tables from the database: Open moves them to the index file first.
+const auditIndexMoved = 8
+
+// migrate applies the migrations the database lacks up to schema version
+// upTo.
+func (s *Store) migrate(ctx context.Context, upTo int) error {
 	var v int
 	if err := s.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 		return fmt.Errorf("sqlite: read schema version: %w", err)
@@ -384,7 +413,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if v > len(migrations) {
 		return fmt.Errorf("sqlite: database schema version %d is newer than this binary (%d)", v, len(migrations))
 	}
-	for i := v; i < len(migrations); i++ {
+	for i := v; i < upTo; i++ {
 		err := s.tx(ctx, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
 				return err
@@ -414,6 +443,9 @@ func (s *Store) Close() error {
 			if s.ckpt != nil {
 				<-s.ckptDone
 				s.ckpt.Close()
+			}
+			if s.ixw != nil {
+				s.ixw.Close()
 			}
 		})
 	}
