@@ -100,7 +100,7 @@ func TestCheckpointerCatchesUpUnderCommits(t *testing.T) {
 	if caughtUp < 3 {
 		t.Fatalf("after %d commits in 20 s: the checkpointer reached the WAL's end %d times", total, caughtUp)
 	}
-	t.Logf("%d commits: the checkpointer reached the WAL's end %d times, the WAL started over %d times", total, caughtUp, restarts)
+	t.Logf("%d commits: the checkpointer reached the WAL's end %d times, synced the database file after a partial copy %d times, the WAL started over %d times", total, caughtUp, s.ckptStats.synced.Load(), restarts)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +113,29 @@ func TestCheckpointerCatchesUpUnderCommits(t *testing.T) {
 		o, err := s.GetObject(ctx, "k", fmt.Sprint(i))
 		if err != nil || string(o.Body) != string(body) {
 			t.Fatalf("object %d of %d after a restart: %v", i, total, err)
+		}
+	}
+}
+
+// The checkpointer syncs the database file itself after a run that copied
+// pages without reaching the WAL's end (SQLite syncs only at the end), and
+// not otherwise.
+func TestCheckpointerSyncsWhatItCopied(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		prev, cur walState
+		bulk      bool
+		want      bool
+	}{
+		{"copied, a commit landed meanwhile", walState{100, 40}, walState{180, 150}, false, true},
+		{"copied to the end: SQLite synced", walState{100, 40}, walState{150, 150}, false, false},
+		{"copied nothing (a reader holds a page)", walState{100, 40}, walState{180, 40}, false, false},
+		{"the WAL started over, copied part", walState{5000, 5000}, walState{300, 120}, false, true},
+		{"bulk load", walState{100, 40}, walState{180, 150}, true, false},
+		{"nothing happened", walState{100, 100}, walState{100, 100}, false, false},
+	} {
+		if got := syncAfter(c.prev, c.cur, c.bulk); got != c.want {
+			t.Errorf("%s: syncAfter(%v, %v, %v) = %v, want %v", c.name, c.prev, c.cur, c.bulk, got, c.want)
 		}
 	}
 }

@@ -63,7 +63,10 @@ type Store struct {
 	// (tests).
 	ckpt      *sql.DB
 	ckptDone  chan struct{}
-	ckptStats struct{ caughtUp, restarts atomic.Int64 }
+	ckptStats struct{ caughtUp, restarts, synced atomic.Int64 }
+	// dbFile is the database file, for the checkpointer's syncs of the
+	// pages it copied (checkpoint.go).
+	dbFile *os.File
 
 	// The audit indexer (auditindex.go); idxDone is nil when it does not
 	// run. ixw is the one connection writing the index file, which has the
@@ -195,6 +198,15 @@ func OpenWith(ctx context.Context, path string, o Options) (*Store, error) {
 	s.r = r
 	q.Del("mode")
 	s.ckpt = sql.OpenDB(connector{dsn: "file:" + path + "?" + q.Encode(), d: &sqlite3.SQLiteDriver{}})
+	if s.dbFile, err = os.Open(path); err != nil {
+		s.ckpt.Close()
+		r.Close()
+		if s.ixw != nil {
+			s.ixw.Close()
+		}
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	s.ckpt.SetMaxOpenConns(1)
 	s.ckptDone = make(chan struct{})
 	go s.groupWriter()
@@ -443,6 +455,7 @@ func (s *Store) Close() error {
 			if s.ckpt != nil {
 				<-s.ckptDone
 				s.ckpt.Close()
+				s.dbFile.Close()
 			}
 			if s.ixw != nil {
 				s.ixw.Close()
