@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+set -u
+L=/tmp/ab/log2
+say() { echo "$(date -u +%T) load $(cut -d' ' -f1-3 /proc/loadavg) :: $*" | tee -a $L; }
+for i in 1 2 3; do
+  for v in main2 idx; do
+    snap=/work/snap-s7; [[ $v == idx ]] && snap=/work/snap-s8
+    say "start $v-$i"
+    /tmp/ab/bench-$v -bin /tmp/ab/sekisho-$v -tls -records 1000000 -snapshot $snap -rounds 4 -duration 3s -only floor_tls,hot_read,hot_read_mtls -out /tmp/ab/$v-$i > /tmp/ab/$v-$i.out 2>&1
+    say "end $v-$i rc=$?"
+  done
+done
+say done
