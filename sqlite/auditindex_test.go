@@ -180,15 +180,7 @@ func TestAuditIndexerCatchesUp(t *testing.T) {
 func TestAuditIndexMigration(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "db")
-	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range migrations[:3] {
-		if _, err := db.Exec(m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := dbAtSchema(t, path, 3)
 	for i := range 30 {
 		if _, err := db.Exec(`INSERT INTO audit_events (idx, leaf, time, request_id, org, principal, device, decision, records, record_orgs)
 			VALUES (?, x'00', ?, 'r', 'o', ?, ?, 'allow', '[]', '[]')`, i, 1000+i, fmt.Sprintf("p%d", i%3), fmt.Sprintf("d%d", i%5)); err != nil {
@@ -275,4 +267,21 @@ func TestAuditIndexBudget(t *testing.T) {
 	if nr != rows || np != len(counts) {
 		t.Errorf("indexed %d record ids and %d events, want %d and %d", nr, np, rows, len(counts))
 	}
+}
+
+// dbAtSchema creates the database at path with the first n migrations
+// applied, as a binary of schema n left it, and returns it open (setting
+// PRAGMA user_version, once its rows are in, is the caller's).
+func dbAtSchema(t *testing.T, path string, n int) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:n] {
+		if _, err := db.Exec(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db
 }

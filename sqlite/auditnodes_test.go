@@ -3,7 +3,6 @@ package sqlite
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -84,15 +83,7 @@ func TestAuditNodesLowLevels(t *testing.T) {
 	}
 	// A schema-6 database (every node in audit_nodes) with the same nodes.
 	path = filepath.Join(t.TempDir(), "db6")
-	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range migrations[:6] {
-		if _, err := db.Exec(m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := dbAtSchema(t, path, 6)
 	for _, n := range nodes {
 		if _, err := db.Exec(`INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)`, n.Level, int64(n.Index), n.Hash); err != nil {
 			t.Fatal(err)

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -145,15 +144,7 @@ func TestReplayCommittedAlone(t *testing.T) {
 func TestReplayMigration(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "db")
-	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range migrations[:4] {
-		if _, err := db.Exec(m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := dbAtSchema(t, path, 4)
 	now := time.Unix(1_700_000_000, 0)
 	for i := range 10 {
 		// live-0..4 expire after now, old-5..9 at or before it.
