@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -70,6 +71,15 @@ INSERT OR IGNORE INTO audit_indexed (id, next) VALUES (0, 0);
 // auditIndexTables are the index tables, in the order they are copied.
 var auditIndexTables = []string{"audit_by_principal", "audit_by_device", "audit_records", "audit_record_orgs"}
 
+// auditIndexVersion is the index file's layout (its PRAGMA user_version;
+// 0 is a file from before it was set, the same layout). A file of another
+// version, a newer binary's, is derived data: Open drops it and rebuilds
+// from the log, a read-only open does not read it.
+const auditIndexVersion = 1
+
+// knownIndexVersion reports whether an index file of version v is read.
+func knownIndexVersion(v int) bool { return v == 0 || v == auditIndexVersion }
+
 // attachIndex attaches the index file at ix to a connection as schema ix,
 // read-only; when the file does not exist (a read-only open of a database
 // whose server never ran this version) an empty in-memory index, next 0,
@@ -77,18 +87,40 @@ var auditIndexTables = []string{"audit_by_principal", "audit_by_device", "audit_
 func attachIndex(ix string) func(*sqlite3.SQLiteConn) error {
 	return func(c *sqlite3.SQLiteConn) error {
 		if _, err := os.Stat(ix); errors.Is(err, fs.ErrNotExist) {
-			if _, err := c.Exec(`ATTACH DATABASE ':memory:' AS ix`, nil); err != nil {
-				return fmt.Errorf("sqlite: attach an empty audit index: %w", err)
-			}
-			_, err := c.Exec(strings.ReplaceAll(strings.ReplaceAll(auditIndexSchema, "EXISTS audit_", "EXISTS ix.audit_"), "INTO audit_", "INTO ix.audit_"), nil)
-			return err
+			return attachEmptyIndex(c)
 		}
 		_, err := c.Exec(`ATTACH DATABASE '`+uriFile(ix, "ro")+`' AS ix`, nil)
 		if err != nil {
 			return fmt.Errorf("sqlite: attach the audit index: %w", err)
 		}
+		rows, err := c.Query(`PRAGMA ix.user_version`, nil)
+		if err != nil {
+			return fmt.Errorf("sqlite: audit index version: %w", err)
+		}
+		v := []driver.Value{int64(0)}
+		err = rows.Next(v)
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("sqlite: audit index version: %w", err)
+		}
+		if n, _ := v[0].(int64); !knownIndexVersion(int(n)) {
+			// Another layout: not read; the log is scanned instead.
+			if _, err := c.Exec(`DETACH DATABASE ix`, nil); err != nil {
+				return fmt.Errorf("sqlite: detach the audit index: %w", err)
+			}
+			return attachEmptyIndex(c)
+		}
 		return nil
 	}
+}
+
+// attachEmptyIndex attaches an empty in-memory index (next 0) as ix.
+func attachEmptyIndex(c *sqlite3.SQLiteConn) error {
+	if _, err := c.Exec(`ATTACH DATABASE ':memory:' AS ix`, nil); err != nil {
+		return fmt.Errorf("sqlite: attach an empty audit index: %w", err)
+	}
+	_, err := c.Exec(strings.ReplaceAll(strings.ReplaceAll(auditIndexSchema, "EXISTS audit_", "EXISTS ix.audit_"), "INTO audit_", "INTO ix.audit_"), nil)
+	return err
 }
 
 // uriFile is a file: URI for path in mode (ro or rw), quoted for a SQL
@@ -118,7 +150,20 @@ func (s *Store) openAuditIndex(ctx context.Context, path string) error {
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	if _, err := db.ExecContext(ctx, auditIndexSchema); err != nil {
+	var v int
+	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		db.Close()
+		return fmt.Errorf("sqlite: audit index %s version: %w", ix, err)
+	}
+	if !knownIndexVersion(v) {
+		for _, t := range append(auditIndexTables, "audit_indexed") {
+			if _, err := db.ExecContext(ctx, `DROP TABLE IF EXISTS `+t); err != nil {
+				db.Close()
+				return fmt.Errorf("sqlite: drop the audit index %s of version %d: %w", ix, v, err)
+			}
+		}
+	}
+	if _, err := db.ExecContext(ctx, auditIndexSchema+fmt.Sprintf("PRAGMA user_version = %d;", auditIndexVersion)); err != nil {
 		db.Close()
 		return fmt.Errorf("sqlite: create the audit index %s: %w", ix, err)
 	}

@@ -223,3 +223,81 @@ func TestAuditIndexFileMissing(t *testing.T) {
 		t.Fatalf("rebuilt: d from 10 = %v", got)
 	}
 }
+
+// An index file of another layout (a newer binary's version) is never
+// read: a read-only open scans the log instead, and Open drops and rebuilds
+// it at this version. The control: the same bogus row in a file of this
+// version is read (so the test's row would be found if the version were
+// not checked).
+func TestAuditIndexOfAnotherVersion(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	s, err := OpenWith(ctx, path, Options{noAuditIndexer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendAudit(ctx, hotEvents(0, 6, "v"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.indexAudit(ctx, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A bogus index row: event 3 named as reading record "bogus".
+	setIndex := func(version int) {
+		t.Helper()
+		db, err := sql.Open("sqlite3", "file:"+auditIndexPath(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for _, q := range []string{`INSERT OR IGNORE INTO audit_records (record, idx) VALUES ('bogus', 3)`, fmt.Sprintf(`PRAGMA user_version = %d`, version)} {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatal(q, err)
+			}
+		}
+	}
+	bogus := func(s *Store) []uint64 { return queryIdx(t, s, sekisho.AuditFilter{Record: "bogus"}) }
+	// Control: this version's file is read.
+	setIndex(auditIndexVersion)
+	ro, err := OpenReadOnly(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bogus(ro); !slices.Equal(got, []uint64{3}) {
+		t.Fatalf("control: the bogus row in a version-%d file: %v, want [3]", auditIndexVersion, got)
+	}
+	ro.Close()
+	setIndex(99)
+	ro, err = OpenReadOnly(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bogus(ro); len(got) != 0 {
+		t.Fatalf("read-only, a version-99 index was read: %v", got)
+	}
+	if got := queryIdx(t, ro, sekisho.AuditFilter{Record: "v-rec3"}); !slices.Equal(got, []uint64{3}) {
+		t.Fatalf("read-only, version-99 index: v-rec3 = %v, want [3] (the scan)", got)
+	}
+	ro.Close()
+	s, err = OpenWith(ctx, path, Options{noAuditIndexer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var v, next int
+	if err := s.ixw.QueryRowContext(ctx, `SELECT (SELECT user_version FROM pragma_user_version), next FROM main.audit_indexed`).Scan(&v, &next); err != nil {
+		t.Fatal(err)
+	}
+	if v != auditIndexVersion || next != 0 {
+		t.Fatalf("after Open: index version %d next %d, want %d and 0 (rebuilt)", v, next, auditIndexVersion)
+	}
+	if got := bogus(s); len(got) != 0 {
+		t.Fatalf("after Open the bogus row is still read: %v", got)
+	}
+	if n, _, err := s.indexAudit(ctx, 1000); err != nil || n != 6 {
+		t.Fatalf("rebuild: indexAudit = %d, %v; want 6", n, err)
+	}
+}
