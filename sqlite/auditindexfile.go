@@ -167,11 +167,9 @@ func (s *Store) openAuditIndex(ctx context.Context, path string) error {
 		db.Close()
 		return fmt.Errorf("sqlite: create the audit index %s: %w", ix, err)
 	}
-	for _, f := range []string{ix, ix + "-wal", ix + "-shm"} {
-		if err := os.Chmod(f, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			db.Close()
-			return fmt.Errorf("sqlite: restrict %s: %w", f, err)
-		}
+	if err := restrictFiles(ix); err != nil {
+		db.Close()
+		return err
 	}
 	s.ixw = db
 	if err := s.moveAuditIndex(ctx); err != nil {

@@ -156,6 +156,15 @@ func OpenWith(ctx context.Context, path string, o Options) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	s := &Store{w: w, cacheKiB: o.CacheMiB << 10, ops: make(chan *groupOp), quit: make(chan struct{}), groupDone: make(chan struct{}), replayNudge: make(chan struct{}, 1)}
+	// fail closes what is open so far (every error path below).
+	fail := func(err error) (*Store, error) {
+		for _, db := range []*sql.DB{s.ckpt, s.r, s.ixw, w} {
+			if db != nil {
+				db.Close()
+			}
+		}
+		return nil, err
+	}
 	// The migrations before the audit index's move, the move, then the
 	// others.
 	err := s.migrate(ctx, auditIndexMoved-1)
@@ -166,29 +175,20 @@ func OpenWith(ctx context.Context, path string, o Options) (*Store, error) {
 		err = s.migrate(ctx, len(migrations))
 	}
 	if err != nil {
-		if s.ixw != nil {
-			s.ixw.Close()
-		}
-		w.Close()
-		return nil, err
+		return fail(err)
 	}
 	// A bulk load that was interrupted is finished before anything reads.
 	if err := s.finishBulk(ctx); err != nil {
-		w.Close()
-		return nil, err
+		return fail(err)
 	}
 	// The replay keys are decided in memory (replay.go).
 	if err := s.loadReplay(ctx); err != nil {
-		w.Close()
-		return nil, err
+		return fail(err)
 	}
 	// The database holds ciphertexts and the audit log's metadata: readable
 	// by its owner only, whatever the umask was.
-	for _, f := range []string{path, path + "-wal", path + "-shm"} {
-		if err := os.Chmod(f, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			w.Close()
-			return nil, fmt.Errorf("sqlite: restrict %s: %w", f, err)
-		}
+	if err := restrictFiles(path); err != nil {
+		return fail(err)
 	}
 	q.Set("mode", "ro")
 	q.Del("_txlock")
@@ -199,13 +199,7 @@ func OpenWith(ctx context.Context, path string, o Options) (*Store, error) {
 	q.Del("mode")
 	s.ckpt = sql.OpenDB(connector{dsn: "file:" + path + "?" + q.Encode(), d: &sqlite3.SQLiteDriver{}})
 	if s.dbFile, err = os.Open(path); err != nil {
-		s.ckpt.Close()
-		r.Close()
-		if s.ixw != nil {
-			s.ixw.Close()
-		}
-		w.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
 	}
 	s.ckpt.SetMaxOpenConns(1)
 	s.ckptDone = make(chan struct{})
@@ -216,6 +210,18 @@ func OpenWith(ctx context.Context, path string, o Options) (*Store, error) {
 		go s.auditIndexer()
 	}
 	return s, nil
+}
+
+// restrictFiles makes the SQLite database at path, its WAL and its shared
+// memory file readable and writable by their owner only (the ones that
+// exist).
+func restrictFiles(path string) error {
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(f, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("sqlite: restrict %s: %w", f, err)
+		}
+	}
+	return nil
 }
 
 // connector opens connections with a driver of our own, so that no driver
