@@ -49,7 +49,7 @@ func sqliteLog(t *testing.T) (path string, l *Log, external []byte) {
 
 func rawDB(t *testing.T, path string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+sqlite.AuditLogFile(path))
+	db, err := sql.Open("sqlite3", "file:"+path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -390,7 +390,7 @@ func editEvent(t *testing.T, dataDir, url string, idx int) {
 	t.Helper()
 	ctx := context.Background()
 	if p, ok := strings.CutPrefix(url, "sqlite:"); ok {
-		db, err := sql.Open("sqlite3", sqlite.AuditLogFile(filepath.Join(dataDir, p)))
+		db, err := sql.Open("sqlite3", filepath.Join(dataDir, p))
 		if err != nil {
 			t.Fatal(err)
 		}

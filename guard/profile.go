@@ -3,13 +3,11 @@ package guard
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sekisho/sekisho"
@@ -138,9 +136,6 @@ func (g *Guard) learnLocked(c sekisho.Caller, now time.Time, loc *time.Location)
 // saveProfiles writes the profiles that changed. A concurrent write by
 // another node wins; this node reloads the profile and merges on its next
 // change.
-// profileWriters bounds the profiles saveProfiles writes at once.
-const profileWriters = 32
-
 func (g *Guard) saveProfiles(ctx context.Context) error {
 	g.mu.Lock()
 	var todo []*profile
@@ -152,37 +147,23 @@ func (g *Guard) saveProfiles(ctx context.Context) error {
 		}
 	}
 	g.mu.Unlock()
-	// The profiles are written at once, not one after another: the
-	// embedded store commits writes that wait together in one transaction
-	// (its group writer), so a second's changed profiles are one commit to
-	// the database, not one each (each commit to it empties the page
-	// caches of the connections reading records); at most
-	// profileWriters at a time.
-	errs := make([]error, len(todo))
-	sem := make(chan struct{}, profileWriters)
-	var wg sync.WaitGroup
-	for i, p := range todo {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			b, _ := json.Marshal(p)
-			err := g.store.PutObject(ctx, &sekisho.Object{Kind: sekisho.KindGuardProfile, ID: p.Principal, Org: p.Org, Version: p.version + 1, Body: b, Updated: g.now().UTC()})
-			g.mu.Lock()
-			if cur := g.profiles[p.Principal]; cur != nil {
-				if err == nil {
-					cur.version = p.version + 1
-				} else if sekisho.Code(err) == sekisho.EConflict {
-					delete(g.profiles, p.Principal) // reload from the store next time
-				}
+	for _, p := range todo {
+		b, _ := json.Marshal(p)
+		err := g.store.PutObject(ctx, &sekisho.Object{Kind: sekisho.KindGuardProfile, ID: p.Principal, Org: p.Org, Version: p.version + 1, Body: b, Updated: g.now().UTC()})
+		g.mu.Lock()
+		if cur := g.profiles[p.Principal]; cur != nil {
+			if err == nil {
+				cur.version = p.version + 1
+			} else if sekisho.Code(err) == sekisho.EConflict {
+				delete(g.profiles, p.Principal) // reload from the store next time
 			}
-			g.mu.Unlock()
-			if err != nil && sekisho.Code(err) != sekisho.EConflict {
-				errs[i] = err
-			}
-		})
+		}
+		g.mu.Unlock()
+		if err != nil && sekisho.Code(err) != sekisho.EConflict {
+			return err
+		}
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return nil
 }
 
 // lookupVal is one lookup value a principal asked for.

@@ -26,7 +26,7 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	q := url.Values{}
 	q.Set("mode", "ro")
 	q.Set("_busy_timeout", "10000")
-	db := sql.OpenDB(connector{dsn: "file:" + path + "?" + q.Encode(), d: &sqlite3.SQLiteDriver{ConnectHook: readerHook(path, DefaultCacheMiB<<10)}})
+	db := sql.OpenDB(connector{dsn: "file:" + path + "?" + q.Encode(), d: &sqlite3.SQLiteDriver{ConnectHook: attachIndex(auditIndexPath(path))}})
 	var v int
 	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 		db.Close()
@@ -35,10 +35,6 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	if v != len(migrations) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: database schema version %d, this binary reads %d (start sekisho serve once to migrate)", path, v, len(migrations))
-	}
-	if lp := auditLogPath(path); !exists(lp) {
-		db.Close()
-		return nil, fmt.Errorf("open sqlite %s: its audit log %s is missing (a copy of the database carries both files)", path, lp)
 	}
 	// w and r are the same pool; Close closes it once (sql.DB.Close is
 	// idempotent).

@@ -131,11 +131,10 @@ func uriFile(path, mode string) string {
 }
 
 // openAuditIndex opens (creating) the index file of the database at path,
-// with the file holding the audit log (logFile: the database before schema
-// 9, its log file after) attached read-only as schema log, moves the index
+// with the database attached read-only as schema log, moves the index
 // tables of a database from before schema 8 into it, and drops an index
 // that is not this log's.
-func (s *Store) openAuditIndex(ctx context.Context, path, logFile string) error {
+func (s *Store) openAuditIndex(ctx context.Context, path string) error {
 	ix := auditIndexPath(path)
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
@@ -144,7 +143,7 @@ func (s *Store) openAuditIndex(ctx context.Context, path, logFile string) error 
 	q.Set("_txlock", "immediate")
 	q.Set("_cache_size", fmt.Sprintf("-%d", s.cacheKiB))
 	hook := func(c *sqlite3.SQLiteConn) error {
-		_, err := c.Exec(`ATTACH DATABASE '`+uriFile(logFile, "ro")+`' AS log`, nil)
+		_, err := c.Exec(`ATTACH DATABASE '`+uriFile(path, "ro")+`' AS log`, nil)
 		return err
 	}
 	db := sql.OpenDB(connector{dsn: "file:" + ix + "?" + q.Encode(), d: &sqlite3.SQLiteDriver{ConnectHook: hook}})

@@ -11,38 +11,15 @@ import (
 	"github.com/mattn/go-sqlite3"
 )
 
-// Backup copies the database at src into a new file dst, and its audit log
-// file (from schema 9 on: auditlogfile.go) into dst's, with SQLite's online
-// backup API, each in one step: each copy is one read transaction of its
+// Backup copies the database at src into a new file dst with SQLite's
+// online backup API, in one step: the copy is one read transaction of the
 // source, so it is consistent (every commit before it, none after) while a
 // server keeps writing (WAL mode lets its writers go on beside the read).
-// The log is copied after the database, so it holds the events of
-// everything the database's copy holds (an event is appended before the
-// request that made it is answered). dst must not exist. Each copy is
-// checked with PRAGMA integrity_check.
-func Backup(ctx context.Context, src, dst string) error {
+// dst must not exist. The copy is checked with PRAGMA integrity_check.
+func Backup(ctx context.Context, src, dst string) (err error) {
 	if _, err := os.Stat(src); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	if _, err := os.Stat(dst); err == nil {
-		return fmt.Errorf("backup: %s exists", dst)
-	}
-	if err := backupFile(ctx, src, dst); err != nil {
-		return err
-	}
-	lsrc, ldst := auditLogPath(src), auditLogPath(dst)
-	if _, err := os.Stat(lsrc); errors.Is(err, os.ErrNotExist) {
-		return nil // a database from before schema 9: its log is in it
-	}
-	if err := backupFile(ctx, lsrc, ldst); err != nil {
-		os.Remove(dst)
-		return err
-	}
-	return nil
-}
-
-// backupFile copies the SQLite file src into dst (Backup).
-func backupFile(ctx context.Context, src, dst string) (err error) {
 	if _, err := os.Stat(dst); err == nil {
 		return fmt.Errorf("backup: %s exists", dst)
 	}

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"os"
 	"time"
 )
 
@@ -52,20 +51,14 @@ const (
 	bulkCheckpointInterval = 500 * time.Millisecond
 )
 
-// walFile is one of the Store's files in WAL mode (the database, schema
-// main, and the audit log, schema lg: auditlogfile.go), each checkpointed
-// the same way.
-type walFile struct {
-	schema string
-	f      *os.File // for the syncs after a partial copy
-	wal    walState // as the last run left it
-}
-
 func (s *Store) checkpointer() {
 	defer close(s.ckptDone)
 	t := time.NewTicker(checkpointInterval)
 	defer t.Stop()
-	var last time.Time
+	var (
+		last time.Time
+		wal  walState
+	)
 	for {
 		select {
 		case <-s.quit:
@@ -79,15 +72,13 @@ func (s *Store) checkpointer() {
 				passes = 1
 			}
 			last = now
-			for _, w := range s.wals {
-				prev := w.wal
-				w.wal = s.checkpoint(w.schema, passes, w.wal)
-				if syncAfter(prev, w.wal, bulk) {
-					// SQLite syncs the file again before the WAL may
-					// start over, and reports its own errors.
-					if err := w.f.Sync(); err == nil {
-						s.ckptStats.synced.Add(1)
-					}
+			prev := wal
+			wal = s.checkpoint(passes, wal)
+			if syncAfter(prev, wal, bulk) {
+				// SQLite syncs the database file again before the
+				// WAL may start over, and reports its own errors.
+				if err := s.dbFile.Sync(); err == nil {
+					s.ckptStats.synced.Add(1)
 				}
 			}
 		}
@@ -110,18 +101,18 @@ func syncAfter(prev, cur walState, bulk bool) bool {
 // many of them are in the database file.
 type walState struct{ frames, done int }
 
-// checkpoint runs up to passes PASSIVE checkpoints of schema's file, until one copies the
+// checkpoint runs up to passes PASSIVE checkpoints, until one copies the
 // WAL to its end (SQLite then synced the database file, unless a commit
 // landed while it copied: the next run goes on) or one copies nothing (a
 // reader still uses a page). last is the WAL as the last run left it; it
 // returns it as this one leaves it. An error (SQLITE_BUSY while a bulk
 // load's commit holds the file, a full disk) leaves the WAL to the next run
 // and the writer's autocheckpoint.
-func (s *Store) checkpoint(schema string, passes int, last walState) walState {
+func (s *Store) checkpoint(passes int, last walState) walState {
 	for range passes {
 		var busy int
 		var w walState
-		if err := s.ckpt.QueryRow("PRAGMA "+schema+".wal_checkpoint(PASSIVE)").Scan(&busy, &w.frames, &w.done); err != nil || w.frames < 0 {
+		if err := s.ckpt.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &w.frames, &w.done); err != nil || w.frames < 0 {
 			return last
 		}
 		if w.frames < last.frames {

@@ -143,21 +143,16 @@ func openHotCopy(b *testing.B, tmpl string, replayRows int) (*sqlite.Store, *aud
 	b.Helper()
 	ctx := context.Background()
 	path := filepath.Join(b.TempDir(), "db")
-	// The database and its audit log file (schema 9).
-	for _, f := range [][2]string{{path, tmpl}, {sqlite.AuditLogFile(path), sqlite.AuditLogFile(tmpl)}} {
-		if err := copyFile(f[0], f[1]); err != nil {
-			b.Fatal(err)
-		}
+	if err := copyFile(path, tmpl); err != nil {
+		b.Fatal(err)
 	}
 	if replayRows > 0 {
 		if err := fillReplay(ctx, path, replayRows, time.Now()); err != nil {
 			b.Fatal(err)
 		}
 	}
-	for _, f := range []string{path, sqlite.AuditLogFile(path)} {
-		if err := syncFile(f); err != nil {
-			b.Fatal(err)
-		}
+	if err := syncFile(path); err != nil {
+		b.Fatal(err)
 	}
 	st, err := sqlite.Open(ctx, path)
 	if err != nil {

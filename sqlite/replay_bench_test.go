@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/sekisho/sekisho/sqlite"
 )
 
 // BenchmarkDPoPReadWrites1M is the durable writes of the DPoP hot read in a
@@ -75,11 +73,11 @@ func BenchmarkDPoPReadWrites1M(b *testing.B) {
 }
 
 // fillReplay writes n replay entries of random 32-byte keys into the
-// audit log file of the database at path (before the store opens it), their expiries spread
+// database at path (before the store opens it), their expiries spread
 // evenly over the 65 s after now: the table of a server that has recorded
 // n proofs in the last 65 s.
 func fillReplay(ctx context.Context, path string, n int, now time.Time) error {
-	db, err := sql.Open("sqlite3", "file:"+sqlite.AuditLogFile(path))
+	db, err := sql.Open("sqlite3", "file:"+path)
 	if err != nil {
 		return err
 	}

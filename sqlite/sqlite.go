@@ -1,7 +1,6 @@
-// Package sqlite is the embedded store: a SQLite database file in the data
-// directory and, beside it, its audit log's file (auditlogfile.go) and the
-// log's index (auditindexfile.go), in WAL mode with synchronous=FULL so that
-// a commit that returned survives a crash or power loss. It uses github.com/mattn/go-sqlite3 (cgo):
+// Package sqlite is the embedded store: one SQLite database file in the data
+// directory, in WAL mode with synchronous=FULL so that a commit that returned
+// survives a crash or power loss. It uses github.com/mattn/go-sqlite3 (cgo):
 // on our workload (BenchmarkCreate/BenchmarkGet in the vault package) it was
 // measured against modernc.org/sqlite, see the README.
 //
@@ -65,9 +64,9 @@ type Store struct {
 	ckpt      *sql.DB
 	ckptDone  chan struct{}
 	ckptStats struct{ caughtUp, restarts, synced atomic.Int64 }
-	// wals are the database's and the audit log's files, for the
-	// checkpointer (checkpoint.go).
-	wals []*walFile
+	// dbFile is the database file, for the checkpointer's syncs of the
+	// pages it copied (checkpoint.go).
+	dbFile *os.File
 
 	// The audit indexer (auditindex.go); idxDone is nil when it does not
 	// run. ixw is the one connection writing the index file, which has the
@@ -152,26 +151,13 @@ func OpenWith(ctx context.Context, path string, o Options) (*Store, error) {
 	q.Set("_txlock", "immediate")
 	q.Set("_cache_size", fmt.Sprintf("-%d", o.CacheMiB<<10)) // negative: KiB
 	dsn := "file:" + path + "?" + q.Encode()
-	lp := auditLogPath(path)
-	logMode, err := auditLogMode(ctx, path)
-	if err != nil {
-		return nil, err
-	}
-	w := sql.OpenDB(connector{dsn: dsn, d: &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
-		if err := writerPragmas(c); err != nil {
-			return err
-		}
-		return attachLog(c, lp, logMode, o.CacheMiB<<10)
-	}}})
+	w := sql.OpenDB(connector{dsn: dsn, d: &sqlite3.SQLiteDriver{ConnectHook: writerPragmas}})
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	s := &Store{w: w, cacheKiB: o.CacheMiB << 10, ops: make(chan *groupOp), quit: make(chan struct{}), groupDone: make(chan struct{}), replayNudge: make(chan struct{}, 1)}
 	// fail closes what is open so far (every error path below).
 	fail := func(err error) (*Store, error) {
-		for _, w := range s.wals {
-			w.f.Close()
-		}
 		for _, db := range []*sql.DB{s.ckpt, s.r, s.ixw, w} {
 			if db != nil {
 				db.Close()
@@ -179,31 +165,14 @@ func OpenWith(ctx context.Context, path string, o Options) (*Store, error) {
 		}
 		return nil, err
 	}
-	// The migrations before the audit index's move, the move (with the
-	// database as the log the index is of), schema 8, the move of the log
-	// into its own file, the others; then the index of the log file.
-	v, err := s.schema(ctx)
-	if err == nil && v < auditIndexMoved {
-		err = s.migrate(ctx, auditIndexMoved-1)
-		if err == nil {
-			err = s.openAuditIndex(ctx, path, path)
-		}
-		if err == nil {
-			err = s.migrate(ctx, auditIndexMoved)
-		}
-		if s.ixw != nil {
-			s.ixw.Close()
-			s.ixw = nil
-		}
-	}
-	if err == nil && v < auditLogMoved {
-		err = s.moveAuditLog(ctx)
+	// The migrations before the audit index's move, the move, then the
+	// others.
+	err := s.migrate(ctx, auditIndexMoved-1)
+	if err == nil {
+		err = s.openAuditIndex(ctx, path)
 	}
 	if err == nil {
 		err = s.migrate(ctx, len(migrations))
-	}
-	if err == nil {
-		err = s.openAuditIndex(ctx, path, lp)
 	}
 	if err != nil {
 		return fail(err)
@@ -218,31 +187,19 @@ func OpenWith(ctx context.Context, path string, o Options) (*Store, error) {
 	}
 	// The database holds ciphertexts and the audit log's metadata: readable
 	// by its owner only, whatever the umask was.
-	for _, f := range []string{path, lp} {
-		if err := restrictFiles(f); err != nil {
-			return fail(err)
-		}
+	if err := restrictFiles(path); err != nil {
+		return fail(err)
 	}
 	q.Set("mode", "ro")
 	q.Del("_txlock")
-	r := sql.OpenDB(connector{dsn: "file:" + path + "?" + q.Encode(), d: &sqlite3.SQLiteDriver{ConnectHook: readerHook(path, o.CacheMiB<<10)}})
+	r := sql.OpenDB(connector{dsn: "file:" + path + "?" + q.Encode(), d: &sqlite3.SQLiteDriver{ConnectHook: attachIndex(auditIndexPath(path))}})
 	r.SetMaxOpenConns(o.Readers)
 	r.SetMaxIdleConns(o.Readers)
 	s.r = r
 	q.Del("mode")
-	s.ckpt = sql.OpenDB(connector{dsn: "file:" + path + "?" + q.Encode(), d: &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
-		return attachLog(c, lp, "rw", o.CacheMiB<<10)
-	}}})
-	for _, schema := range []string{"main", "lg"} {
-		f := path
-		if schema == "lg" {
-			f = lp
-		}
-		fh, err := os.Open(f)
-		if err != nil {
-			return fail(fmt.Errorf("sqlite: open %s: %w", f, err))
-		}
-		s.wals = append(s.wals, &walFile{schema: schema, f: fh})
+	s.ckpt = sql.OpenDB(connector{dsn: "file:" + path + "?" + q.Encode(), d: &sqlite3.SQLiteDriver{}})
+	if s.dbFile, err = os.Open(path); err != nil {
+		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
 	}
 	s.ckpt.SetMaxOpenConns(1)
 	s.ckptDone = make(chan struct{})
@@ -458,38 +415,21 @@ DROP TABLE audit_by_device;
 DROP TABLE audit_records;
 DROP TABLE audit_record_orgs;
 DROP TABLE audit_indexed;
-`, `
--- The audit log is its own file from schema 9 on (auditlogfile.go): Open
--- has copied these tables into it before this runs.
-DROP TABLE main.audit_events;
-DROP TABLE main.audit_nodes;
-DROP TABLE main.audit_nodes_low;
-DROP TABLE main.audit_checkpoints;
-DROP TABLE main.replay;
 `}
 
 // auditIndexMoved is the schema version whose migration drops the index
 // tables from the database: Open moves them to the index file first.
 const auditIndexMoved = 8
 
-// schema returns the database's schema version, refusing a newer one.
-func (s *Store) schema(ctx context.Context) (int, error) {
-	var v int
-	if err := s.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return 0, fmt.Errorf("sqlite: read schema version: %w", err)
-	}
-	if v > len(migrations) {
-		return 0, fmt.Errorf("sqlite: database schema version %d is newer than this binary (%d)", v, len(migrations))
-	}
-	return v, nil
-}
-
 // migrate applies the migrations the database lacks up to schema version
 // upTo.
 func (s *Store) migrate(ctx context.Context, upTo int) error {
-	v, err := s.schema(ctx)
-	if err != nil {
-		return err
+	var v int
+	if err := s.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("sqlite: read schema version: %w", err)
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("sqlite: database schema version %d is newer than this binary (%d)", v, len(migrations))
 	}
 	for i := v; i < upTo; i++ {
 		err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -521,9 +461,7 @@ func (s *Store) Close() error {
 			if s.ckpt != nil {
 				<-s.ckptDone
 				s.ckpt.Close()
-			}
-			for _, w := range s.wals {
-				w.f.Close()
+				s.dbFile.Close()
 			}
 			if s.ixw != nil {
 				s.ixw.Close()

@@ -160,7 +160,7 @@ func TestDatabaseHoldsNoPlaintext(t *testing.T) {
 	e.log.Close()
 	e.store.Close() // checkpoint the WAL into the main file
 	var raw []byte
-	for _, f := range []string{"sekisho.db", "sekisho.db-wal", "sekisho.audit.db", "sekisho.audit.db-wal"} {
+	for _, f := range []string{"sekisho.db", "sekisho.db-wal"} {
 		b, err := os.ReadFile(filepath.Join(e.dir, f))
 		if err == nil {
 			raw = append(raw, b...)

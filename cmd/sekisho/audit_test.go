@@ -22,7 +22,6 @@ import (
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/keys"
-	"github.com/sekisho/sekisho/sqlite"
 )
 
 // runCLI runs the sekisho command in-process with args and returns its
@@ -118,7 +117,7 @@ func auditDataDir(t *testing.T) (dir, checkpoint300 string) {
 
 func openRaw(t *testing.T, dir string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+sqlite.AuditLogFile(filepath.Join(dir, dbFile)))
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, dbFile))
 	if err != nil {
 		t.Fatal(err)
 	}

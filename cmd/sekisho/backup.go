@@ -232,10 +232,6 @@ func runBackup(ctx context.Context, src backupSource, out string) (*backupManife
 			if err := sqlite.Backup(ctx, path, filepath.Join(tmp, file)); err != nil {
 				return nil, err
 			}
-			// The store's audit log is its own file beside it.
-			if lf := filepath.Base(sqlite.AuditLogFile(file)); fileExists(filepath.Join(tmp, lf)) {
-				names = append(names, lf)
-			}
 			// The copy's audit log must verify before it is called a backup.
 			st = &backupStore{Kind: "sqlite", File: file}
 			var sm backupManifest
@@ -358,11 +354,6 @@ func runRestore(ctx context.Context, from, dir string) (*backupManifest, string,
 		db := filepath.Join(tmp, st.File)
 		if err := sqlite.CheckFile(ctx, db); err != nil {
 			return nil, "", fmt.Errorf("restore %s: database %s: %w", from, st.File, err)
-		}
-		if lf := sqlite.AuditLogFile(db); fileExists(lf) {
-			if err := sqlite.CheckFile(ctx, lf); err != nil {
-				return nil, "", fmt.Errorf("restore %s: audit log %s: %w", from, filepath.Base(lf), err)
-			}
 		}
 		var external []byte
 		if b, err := os.ReadFile(filepath.Join(tmp, checkpointName)); err == nil && st.Log == audit.DefaultLog {
@@ -534,10 +525,4 @@ func readArchive(from, dir string) (*backupManifest, error) {
 		return nil, fmt.Errorf("%s is missing from the backup", name)
 	}
 	return &m, nil
-}
-
-// fileExists reports whether path names an existing file.
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
