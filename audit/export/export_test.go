@@ -203,7 +203,15 @@ func TestSinkDownThenBack(t *testing.T) {
 			r.Start()
 			dups += waitAll(t, kind, r, v)
 
-			// A restarted exporter starts from its cursors.
+			// A restarted exporter starts from its cursors. The receiver
+			// holds the last batch before the exporter has its answer and
+			// moves the cursor: stopping before that is a resend, not a
+			// loss (at least once), so the test waits for the cursors.
+			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if readCursor(t, cursors, "siem", "default") == 70 && readCursor(t, cursors, "siem", "jp") == 70 {
+					break
+				}
+			}
 			stopExport()
 			for _, log := range []string{"default", "jp"} {
 				if c := readCursor(t, cursors, "siem", log); c != 70 {
