@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -40,7 +41,27 @@ type Options struct {
 	// Now returns the current time; default time.Now. It stamps events whose
 	// Time is zero and checkpoints.
 	Now func() time.Time
+	// CommitDelay bounds how long a commit waits for more events while
+	// the writer yields its processor (see linger): a negative value
+	// turns the wait off; default DefaultCommitDelay. A commit's fixed
+	// cost (the transaction, its WAL pages, the sync) is then shared by
+	// the events of requests that were already running on the machine's
+	// processors, and an idle machine commits at once.
+	CommitDelay time.Duration
+	// CommitGroup is how many waiting events end the wait at once;
+	// default DefaultCommitGroup.
+	CommitGroup int
+
+	// yield gives the processor away while a commit waits; default
+	// runtime.Gosched (tests replace it).
+	yield func()
 }
+
+// The defaults of Options.CommitDelay and Options.CommitGroup.
+const (
+	DefaultCommitDelay = 600 * time.Microsecond
+	DefaultCommitGroup = 14
+)
 
 // DefaultOrigin is the checkpoint origin when Options.Origin is empty.
 const DefaultOrigin = "sekisho.local/audit"
@@ -101,6 +122,15 @@ func New(ctx context.Context, store sekisho.AuditStore, signer note.Signer, opts
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 1000
+	}
+	if opts.CommitDelay == 0 {
+		opts.CommitDelay = DefaultCommitDelay
+	}
+	if opts.CommitGroup <= 0 {
+		opts.CommitGroup = DefaultCommitGroup
+	}
+	if opts.yield == nil {
+		opts.yield = runtime.Gosched
 	}
 	if opts.MaxRetries <= 0 {
 		opts.MaxRetries = 100
@@ -275,8 +305,40 @@ func (l *Log) run() {
 				break collect
 			}
 		}
+		if n < l.opts.CommitGroup && l.opts.CommitDelay > 0 {
+			batch, n = l.linger(batch, n)
+		}
 		l.commit(batch)
 	}
+}
+
+// linger adds to batch (n events) the appends that arrive while the writer
+// yields its processor: each runtime.Gosched lets the goroutines that are
+// ready to run (requests on their way to an Append) run first; when a yield
+// brought no event, or CommitGroup events are waiting, or CommitDelay has
+// passed, the batch is committed. On an idle processor a yield returns at
+// once, so a lone event waits microseconds, not the delay.
+func (l *Log) linger(batch []*appendReq, n int) ([]*appendReq, int) {
+	deadline := time.Now().Add(l.opts.CommitDelay)
+	for n < l.opts.CommitGroup {
+		l.opts.yield()
+		got := false
+	drain:
+		for n < l.opts.MaxBatch {
+			select {
+			case r := <-l.reqs:
+				batch = append(batch, r)
+				n += len(r.entries)
+				got = true
+			default:
+				break drain
+			}
+		}
+		if !got || time.Now().After(deadline) {
+			break
+		}
+	}
+	return batch, n
 }
 
 // commit writes the entries of batch, with the perfect subtree nodes they

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -400,5 +401,83 @@ func TestLoadOrCreateKeys(t *testing.T) {
 	os.Chmod(filepath.Join(dir2, SigningKeyFile), 0o644)
 	if _, _, err := LoadOrCreateKeys(dir2, "a"); err == nil {
 		t.Fatal("world-readable signing key accepted")
+	}
+}
+
+// Before a commit of fewer than CommitGroup events the writer yields its
+// processor (Options.yield, runtime.Gosched outside tests) and takes the
+// events that arrived meanwhile into the same commit; a yield that brought
+// nothing ends the wait. The test's yield stands for the goroutines a real
+// yield lets run: when it brings, its first call starts a second Append and
+// returns once that append is waiting to be taken (50 ms after it started:
+// the append waits on a channel send, so it stays waiting). Each case makes
+// two appends: the second one from the yield if it was started there, else
+// after the first returned. Controls: with the wait off (CommitDelay < 0)
+// the writer never yields and the two events are two commits; a yield that
+// brings nothing is called once per commit and lets it go; a batch of
+// CommitGroup events commits without a yield.
+func TestCommitWaitsWhileTheWriterYields(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		delay       time.Duration
+		brings      bool // the first yield starts the second Append
+		first       int  // events of the first append
+		wantCommits int
+		wantYields  int
+	}{
+		// The first yield brings the second event, the second yield nothing.
+		{"a yield brings an event", time.Hour, true, 1, 1, 2},
+		{"no wait", -1, true, 1, 2, 0},
+		{"a yield brings nothing", time.Hour, false, 1, 2, 2},
+		// Only the second commit (one event) yields.
+		{"a full group", time.Hour, false, 3, 2, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			store := newFakeStore()
+			var (
+				l       *Log
+				yields  atomic.Int32
+				started atomic.Bool
+				second  = make(chan error, 1)
+			)
+			opts := Options{CommitDelay: tt.delay, CommitGroup: 3}
+			opts.yield = func() {
+				if yields.Add(1) != 1 || !tt.brings {
+					return
+				}
+				started.Store(true)
+				go func() {
+					_, err := l.Append(ctx, event(99))
+					second <- err
+				}()
+				time.Sleep(50 * time.Millisecond)
+			}
+			l = newTestLog(t, store, opts)
+			evs := make([]sekisho.Event, tt.first)
+			for i := range evs {
+				evs[i] = event(i)
+			}
+			if _, err := l.AppendBatch(ctx, evs); err != nil {
+				t.Fatal(err)
+			}
+			if started.Load() {
+				if err := <-second; err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := l.Append(ctx, event(98)); err != nil {
+				t.Fatal(err)
+			}
+			store.mu.Lock()
+			commits := store.appends
+			store.mu.Unlock()
+			if commits != tt.wantCommits {
+				t.Errorf("%d commits, want %d", commits, tt.wantCommits)
+			}
+			if got := int(yields.Load()); got != tt.wantYields {
+				t.Errorf("%d yields, want %d", got, tt.wantYields)
+			}
+		})
 	}
 }
