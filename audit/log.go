@@ -306,7 +306,7 @@ func (l *Log) run() {
 			}
 		}
 		if n < l.opts.CommitGroup && l.opts.CommitDelay > 0 {
-			batch, n = l.linger(batch, n)
+			batch = l.linger(batch, n)
 		}
 		l.commit(batch)
 	}
@@ -318,7 +318,7 @@ func (l *Log) run() {
 // brought no event, or CommitGroup events are waiting, or CommitDelay has
 // passed, the batch is committed. On an idle processor a yield returns at
 // once, so a lone event waits microseconds, not the delay.
-func (l *Log) linger(batch []*appendReq, n int) ([]*appendReq, int) {
+func (l *Log) linger(batch []*appendReq, n int) []*appendReq {
 	deadline := time.Now().Add(l.opts.CommitDelay)
 	for n < l.opts.CommitGroup {
 		l.opts.yield()
@@ -338,7 +338,7 @@ func (l *Log) linger(batch []*appendReq, n int) ([]*appendReq, int) {
 			break
 		}
 	}
-	return batch, n
+	return batch
 }
 
 // commit writes the entries of batch, with the perfect subtree nodes they
