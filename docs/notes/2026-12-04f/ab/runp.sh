@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+set -u
+L=/tmp/ab/logp
+tag=$1; shift
+say() { echo "$(date -u +%T) load $(cut -d' ' -f1-3 /proc/loadavg) :: $*" | tee -a $L; }
+for i in 1 2 3; do
+  for v in "$@"; do
+    say "start $tag-$v-$i"
+    /tmp/ab/bench-m -bin /tmp/ab/sekisho-$v -tls -records 1000000 -snapshot /work/snap-s9 -rounds 4 -duration 3s -only floor_tls,hot_read,hot_read_mtls -out /tmp/ab/$tag-$v-$i > /tmp/ab/$tag-$v-$i.out 2>&1
+    say "end $tag-$v-$i rc=$?"
+  done
+done
+say done
