@@ -97,9 +97,7 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 	// memory for less time in the garbage collector, not more (a heap five
 	// times the live data, GOGC 400, cost more in first touches of fresh
 	// pages than it saved in collections). GOGC, when set, decides.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(150)
-	}
+	setGCPercent(150)
 	if f.batch < 1 || f.batch > sekisho.MaxBatch*10 {
 		return fmt.Errorf("--batch must be between 1 and %d", sekisho.MaxBatch*10)
 	}
@@ -271,4 +269,15 @@ type importSummary struct {
 type importRejection struct {
 	Line  int    `json:"line"`
 	Error string `json:"error"`
+}
+
+// setGCPercent sets the garbage collector's target percentage to percent
+// unless the GOGC environment variable is set, which then decides; it
+// returns the percentage it set, or -1 when it left GOGC's.
+func setGCPercent(percent int) int {
+	if os.Getenv("GOGC") != "" {
+		return -1
+	}
+	debug.SetGCPercent(percent)
+	return percent
 }
