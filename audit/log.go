@@ -294,17 +294,7 @@ func (l *Log) run() {
 				}
 			}
 		}
-		n := len(batch[0].entries)
-	collect:
-		for n < l.opts.MaxBatch {
-			select {
-			case r := <-l.reqs:
-				batch = append(batch, r)
-				n += len(r.entries)
-			default:
-				break collect
-			}
-		}
+		batch, n := l.drain(batch, len(batch[0].entries))
 		if n < l.opts.CommitGroup && l.opts.CommitDelay > 0 {
 			batch = l.linger(batch, n)
 		}
@@ -322,23 +312,27 @@ func (l *Log) linger(batch []*appendReq, n int) []*appendReq {
 	deadline := time.Now().Add(l.opts.CommitDelay)
 	for n < l.opts.CommitGroup {
 		l.opts.yield()
-		got := false
-	drain:
-		for n < l.opts.MaxBatch {
-			select {
-			case r := <-l.reqs:
-				batch = append(batch, r)
-				n += len(r.entries)
-				got = true
-			default:
-				break drain
-			}
-		}
-		if !got || time.Now().After(deadline) {
+		before := n
+		if batch, n = l.drain(batch, n); n == before || time.Now().After(deadline) {
 			break
 		}
 	}
 	return batch
+}
+
+// drain adds to batch (n events) the appends waiting now, up to MaxBatch
+// events, and returns it with its new count.
+func (l *Log) drain(batch []*appendReq, n int) ([]*appendReq, int) {
+	for n < l.opts.MaxBatch {
+		select {
+		case r := <-l.reqs:
+			batch = append(batch, r)
+			n += len(r.entries)
+		default:
+			return batch, n
+		}
+	}
+	return batch, n
 }
 
 // commit writes the entries of batch, with the perfect subtree nodes they
