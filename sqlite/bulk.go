@@ -84,7 +84,13 @@ func (s *Store) BeginBulk(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: begin bulk: %w", err)
 	}
-	for _, p := range []string{fmt.Sprintf("PRAGMA cache_size = -%d", bulkCache), "PRAGMA synchronous = NORMAL"} {
+	// temp_store MEMORY: a multi-row INSERT in a transaction keeps a
+	// statement journal (the pages it changed, so that a failed statement
+	// leaves nothing behind), which past 64 KiB SQLite spills to a temporary
+	// file: as many bytes again written as the load itself. In memory it is
+	// one statement's pages at a time. EndBulk returns to the default before
+	// anything that may sort through temporary files.
+	for _, p := range []string{fmt.Sprintf("PRAGMA cache_size = -%d", bulkCache), "PRAGMA synchronous = NORMAL", "PRAGMA temp_store = MEMORY"} {
 		if _, err := s.w.ExecContext(ctx, p); err != nil {
 			return fmt.Errorf("sqlite: begin bulk: %w", err)
 		}
@@ -255,7 +261,7 @@ func (s *Store) EndBulk(ctx context.Context) error {
 	} else {
 		err = s.finishBulk(ctx)
 	}
-	for _, p := range []string{fmt.Sprintf("PRAGMA cache_size = -%d", s.cacheKiB), "PRAGMA synchronous = FULL"} {
+	for _, p := range []string{fmt.Sprintf("PRAGMA cache_size = -%d", s.cacheKiB), "PRAGMA synchronous = FULL", "PRAGMA temp_store = DEFAULT"} {
 		if _, e := s.w.ExecContext(context.WithoutCancel(ctx), p); err == nil && e != nil {
 			err = fmt.Errorf("sqlite: end bulk: %w", e)
 		}
@@ -570,6 +576,11 @@ func (st groupStmts) insert(ctx context.Context, tx *sql.Tx, k groupKey, g *entr
 func (s *Store) finishStage(ctx context.Context) error {
 	// Let SQLite's sorter use every core for the ORDER BY (worker threads
 	// of the one writing connection), then return to the default.
+	// The sort spills to temporary files, not to memory (a bulk load keeps
+	// its statement journals in memory: temp_store MEMORY, BeginBulk).
+	if _, err := s.w.ExecContext(ctx, "PRAGMA temp_store = DEFAULT"); err != nil {
+		return fmt.Errorf("sqlite: finish bulk: %w", err)
+	}
 	if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA threads = %d", runtime.GOMAXPROCS(0))); err != nil {
 		return fmt.Errorf("sqlite: finish bulk: %w", err)
 	}

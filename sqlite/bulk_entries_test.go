@@ -3,7 +3,9 @@ package sqlite
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -50,6 +52,47 @@ func TestEntryGroupSortedRefs(t *testing.T) {
 		tok, id := g.entry(ref)
 		if !bytes.Equal(tok, want[i].token) || string(id) != want[i].id {
 			t.Fatalf("entry %d = %x/%s, want %x/%s", i, tok, id, want[i].token, want[i].id)
+		}
+	}
+}
+
+// A bulk load keeps the writer's statement journals in memory (temp_store
+// MEMORY: a multi-row INSERT's journal otherwise spills to a temporary file
+// past 64 KiB, as many bytes again written as the load); before it and
+// after EndBulk the writer is back to the default (temporary files: an
+// index build's sort is not held in memory). Read from the writer's one
+// connection, at each step.
+func TestBulkLoadTempStore(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tempStore := func() int {
+		t.Helper()
+		var v int
+		if err := s.w.QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	const deflt, memory = 0, 2
+	for _, step := range []struct {
+		name string
+		do   func() error
+		want int
+	}{
+		{"open", func() error { return nil }, deflt},
+		{"begin", func() error { return s.BeginBulk(ctx) }, memory},
+		{"load", func() error { return s.LoadRecords(ctx, benchRecords(20, 0), nil) }, memory},
+		{"end", func() error { return s.EndBulk(ctx) }, deflt},
+	} {
+		if err := step.do(); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if got := tempStore(); got != step.want {
+			t.Errorf("after %s: temp_store %d, want %d", step.name, got, step.want)
 		}
 	}
 }

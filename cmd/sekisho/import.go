@@ -117,6 +117,7 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 
 	var sink importer.Sink
 	var resume importer.Resumer // the bulk path's sink: it marks its batches
+	var finish func(context.Context) error
 	var schema *sekisho.Schema
 	job := ""
 	if f.data != "" {
@@ -136,6 +137,11 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 		// marked as they are stored, so running the same import again after
 		// an interruption continues where it stopped.
 		if vs.Bulk() {
+			// After the rows, the store builds what the load deferred (its
+			// sorted index entries): part of the import, timed with it, and
+			// its failure is the import's. On an early return the deferred
+			// Close does it (a no-op once finish ran).
+			finish = vs.Close
 			defer func() {
 				if cerr := vs.Close(context.WithoutCancel(ctx)); cerr != nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "finishing the bulk load: %v\n", cerr)
@@ -209,6 +215,13 @@ func runImport(ctx context.Context, cmd *cobra.Command, f importFlags, collectio
 		sum, err = importer.Resume(ctx, fh, resume, opts)
 	} else {
 		sum, err = importer.Run(ctx, fh, sink, opts)
+	}
+	if finish != nil {
+		at := time.Now()
+		if ferr := finish(context.WithoutCancel(ctx)); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("finishing the bulk load: %w", ferr))
+		}
+		sum.Elapsed += time.Since(at)
 	}
 	if bar != nil {
 		bar.Finish()

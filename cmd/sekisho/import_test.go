@@ -207,3 +207,89 @@ func TestImportIdempotentAcrossRegions(t *testing.T) {
 		t.Errorf("a re-run without --idempotent did not write again (jp holds %d): the test would not catch duplicates", n)
 	}
 }
+
+// The bulk path's last step, the sorted build of the lookup index, is part
+// of the import: when it fails the import fails (it used to print its
+// summary and exit 0 with the index still to build), and nothing is lost:
+// the records are stored and the next open of the store builds their
+// entries. The failure is real: a trigger makes SQLite refuse the index's
+// INSERTs, which a bulk load makes only in that last step. Control: the
+// same import before the trigger exits 0 with every entry in the index.
+func TestImportFailsWhenItsIndexBuildFails(t *testing.T) {
+	setMasterKey(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	write := func(name string, seed uint64) string {
+		var buf bytes.Buffer
+		g := gen.New(seed)
+		for range 50 {
+			b, _ := json.Marshal(g.User())
+			buf.Write(append(b, '\n'))
+		}
+		file := filepath.Join(dir, name)
+		if err := os.WriteFile(file, buf.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return file
+	}
+	dbPath := filepath.Join(data, dbFile)
+	// entries counts lookup_index's rows and the entries the records'
+	// tokens name, which are equal once every bulk load is finished.
+	entries := func() (inIndex, inRecords int) {
+		t.Helper()
+		db := openRaw(t, data)
+		if err := db.QueryRow(`SELECT count(*) FROM lookup_index`).Scan(&inIndex); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := db.Query(`SELECT tokens FROM records`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var b []byte
+			if err := rows.Scan(&b); err != nil {
+				t.Fatal(err)
+			}
+			m, err := sekisho.DecodeFields(b, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inRecords += len(m)
+		}
+		return inIndex, inRecords
+	}
+	// Control: a bulk import exits 0 with its entries built.
+	if out, stderr, err := runImportCLI(t, "import", "--data", data, "users", write("a.ndjson", 1)); err != nil {
+		t.Fatalf("import: %v\n%s%s", err, out, stderr)
+	}
+	idx, recs := entries()
+	if idx == 0 || idx != recs {
+		t.Fatalf("after a finished import: %d index entries, the records name %d", idx, recs)
+	}
+
+	sqlExec(t, openRaw(t, data), `CREATE TRIGGER refuse_index BEFORE INSERT ON lookup_index BEGIN SELECT RAISE(ABORT, 'injected: the index build fails'); END`)
+	out, stderr, err := runImportCLI(t, "import", "--data", data, "users", write("b.ndjson", 2))
+	if err == nil || !strings.Contains(err.Error(), "finishing the bulk load") || !strings.Contains(err.Error(), "injected") {
+		t.Fatalf("import whose index build fails: err %v (want it to say the bulk load was not finished)\n%s%s", err, out, stderr)
+	}
+	idx2, recs2 := entries()
+	if recs2 <= recs || idx2 != idx {
+		t.Fatalf("after the failed build: %d index entries (want %d), the records name %d (want more than %d)", idx2, idx, recs2, recs)
+	}
+
+	// Nothing lost: the next open finishes the load.
+	sqlExec(t, openRaw(t, data), `DROP TRIGGER refuse_index`)
+	store, err := sqlite.Open(context.Background(), dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := store.CountRecords(context.Background(), "users", "")
+	store.Close()
+	if err != nil || n != 100 {
+		t.Fatalf("store holds %d users (%v), want 100", n, err)
+	}
+	if idx3, recs3 := entries(); idx3 != recs3 || recs3 != recs2 {
+		t.Fatalf("after the next open: %d index entries, the records name %d (want %d)", idx3, recs3, recs2)
+	}
+}
