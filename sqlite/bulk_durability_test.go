@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -141,5 +142,65 @@ func TestFinishBulkInPasses(t *testing.T) {
 	var n int
 	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE name IN ('lookup_stage', 'bulk_load')`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d of lookup_stage, bulk_load left, %v", n, err)
+	}
+}
+
+// EndBulk's statements of groupedEntries rows each: every entry of several
+// statements a group (and a remainder of single rows) is found by its
+// token. A failure in the middle (a trigger refuses the 1,500th entry)
+// returns the error, and the next open finishes the load. Control: before
+// EndBulk nothing is found.
+func TestEndBulkFailsMidwayThenOpenFinishes(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 5*groupedEntries + 40 // per group (phone, email)
+	recs := benchRecords(n, 0)
+	load := func(s *Store) {
+		if err := s.BeginBulk(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for at := 0; at < n; at += 1000 {
+			if err := s.LoadRecords(ctx, recs[at:min(n, at+1000)], nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	found := func(s *Store) int {
+		got := 0
+		for _, r := range recs {
+			for f, tok := range r.Index {
+				if ids, err := s.Lookup(ctx, r.Collection, f, tok, 10); err == nil && len(ids) == 1 && ids[0] == r.ID {
+					got++
+				}
+			}
+		}
+		return got
+	}
+	load(s)
+	if got := found(s); got != 0 {
+		t.Fatalf("%d entries found before EndBulk", got)
+	}
+	if _, err := s.w.ExecContext(ctx, `CREATE TRIGGER refuse BEFORE INSERT ON lookup_index
+		WHEN (SELECT count(*) FROM lookup_index) >= 1500 BEGIN SELECT RAISE(ABORT, 'injected'); END`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndBulk(ctx); err == nil || !strings.Contains(err.Error(), "injected") {
+		t.Fatalf("EndBulk with a refusing trigger: %v", err)
+	}
+	if _, err := s.w.ExecContext(ctx, `DROP TRIGGER refuse`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := found(s); got != 2*n {
+		t.Fatalf("after the next open %d of %d entries found", got, 2*n)
 	}
 }
