@@ -155,11 +155,6 @@ func newLogger(format string) (*slog.Logger, error) {
 }
 
 func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
-	// A server's live heap is small and steady (caches, the guard's
-	// windows) and every request allocates a little: a heap three times
-	// the live data, not twice, halves the collections for ~50-80 MiB more at
-	// 1M records (bench/README.md "Ninth session"). GOGC, when set, decides.
-	setGCPercent(200)
 	logger, err := newLogger(f.logFormat)
 	if err != nil {
 		return err
