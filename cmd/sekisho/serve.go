@@ -286,9 +286,13 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		mux.Handle("GET /metrics", srv.MetricsHandler())
 		// SEKISHO_PPROF=1 adds Go's profiles (/debug/pprof/) to this
 		// listener, never to the data listener: the soak takes heap
-		// profiles from it (bench/README.md).
+		// profiles from it, and a CPU profile or an execution trace of a
+		// window of a run (/debug/pprof/profile, /debug/pprof/trace) shows
+		// what a latency tail waits on (bench/README.md).
 		if os.Getenv("SEKISHO_PPROF") == "1" {
 			mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+			mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 		}
 		ms = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
 		logger.Info("metrics listening", "url", "http://"+mln.Addr().String()+"/metrics")
