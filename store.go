@@ -187,6 +187,22 @@ type LogStore struct {
 	Store  AuditStore
 }
 
+// AuditRef is an audit event's index and request id.
+type AuditRef struct {
+	Index     uint64
+	RequestID string
+}
+
+// AuditRefLister is an AuditStore that lists its events' indexes and
+// request ids without the events: a follower that decided most events
+// itself (the guard, on a node that serves the requests) reads the events
+// of the others only.
+type AuditRefLister interface {
+	// AuditRefs returns the refs of the entries with from <= index <
+	// from+limit, in order.
+	AuditRefs(ctx context.Context, from uint64, limit int) ([]AuditRef, error)
+}
+
 // Rewrap is a record's data key wrapped anew (a KEK rotation): the record's
 // wrapped key and KEK version change, and its version grows by one, if its
 // version is still Version.

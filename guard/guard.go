@@ -261,40 +261,92 @@ func (g *Guard) Sync(ctx context.Context) error {
 	return g.saveProfiles(ctx)
 }
 
-// syncLog folds in the events of one log from its tail.
+// syncLog folds in the events of one log from its tail. It reads a page of
+// the events' refs first, and the events only from the page's first one
+// decided elsewhere to its last: the events of the requests decided here
+// were counted when they were decided, and on a node that serves the
+// requests they are nearly all of them (reading and decoding them was most
+// of a sync's cost). Two queries a page at most, however the nodes'
+// events interleave.
 func (g *Guard) syncLog(ctx context.Context, l sekisho.LogStore) error {
 	for {
 		g.mu.Lock()
 		from := g.tails[l.Region]
 		g.mu.Unlock()
-		entries, err := l.Store.AuditLeaves(ctx, from, 1000)
+		// A store without refs gives the page's events at once.
+		var refs []sekisho.AuditRef
+		var page []sekisho.AuditEntry
+		var err error
+		if lister, ok := l.Store.(sekisho.AuditRefLister); ok {
+			refs, err = lister.AuditRefs(ctx, from, syncPage)
+		} else if page, err = l.Store.AuditLeaves(ctx, from, syncPage); err == nil {
+			refs = make([]sekisho.AuditRef, len(page))
+			for i, e := range page {
+				refs[i] = sekisho.AuditRef{Index: e.Index, RequestID: e.RequestID}
+			}
+		}
 		if err != nil {
 			return err
 		}
 		g.mu.Lock()
-		for _, e := range entries {
-			if e.Index != g.tails[l.Region] {
-				continue
+		n, first, last := 0, -1, -1 // refs contiguous from the tail; the span of others' events
+		for i, r := range refs {
+			if r.Index != from+uint64(i) {
+				break
 			}
-			g.tails[l.Region]++
-			if e.RequestID != "" && g.own.has(e.RequestID) {
-				// Counted when it was decided here (foldLocked would skip
-				// it): not decoded, which was most of a sync's cost on a
-				// node that serves the reads itself.
-				continue
+			n = i + 1
+			if r.RequestID == "" || !g.own.has(r.RequestID) {
+				if first < 0 {
+					first = i
+				}
+				last = i
 			}
-			ev, err := sekisho.UnmarshalEvent(e.Leaf)
-			if err != nil {
-				continue
-			}
-			g.foldLocked(ev)
 		}
 		g.mu.Unlock()
-		if len(entries) < 1000 {
+		if first >= 0 {
+			entries := page
+			if page != nil {
+				entries = page[first : last+1]
+			} else if entries, err = l.Store.AuditLeaves(ctx, from+uint64(first), last-first+1); err != nil {
+				return err
+			}
+			g.mu.Lock()
+			if g.tails[l.Region] == from {
+				g.tails[l.Region] = from + uint64(first) // this node's events before the span
+			}
+			for _, e := range entries {
+				if e.Index != g.tails[l.Region] {
+					continue
+				}
+				g.tails[l.Region]++
+				if e.RequestID != "" && g.own.has(e.RequestID) {
+					continue // counted when it was decided here
+				}
+				ev, err := sekisho.UnmarshalEvent(e.Leaf)
+				if err != nil {
+					continue
+				}
+				g.foldLocked(ev)
+			}
+			if g.tails[l.Region] == from+uint64(last)+1 {
+				g.tails[l.Region] = from + uint64(n) // and after it
+			}
+			g.mu.Unlock()
+		} else {
+			g.mu.Lock()
+			if g.tails[l.Region] == from {
+				g.tails[l.Region] = from + uint64(n)
+			}
+			g.mu.Unlock()
+		}
+		if len(refs) < syncPage || n < len(refs) {
 			return nil
 		}
 	}
 }
+
+// syncPage is how many refs syncLog reads at a time.
+const syncPage = 1000
 
 // foldLocked counts a decision recorded by another node (or before a restart).
 func (g *Guard) foldLocked(ev sekisho.Event) {

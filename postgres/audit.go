@@ -260,6 +260,28 @@ func auditLeaves(ctx context.Context, q querier, from uint64, limit int) ([]seki
 	return entries(ctx, q, entrySelect+` WHERE e.idx >= $1 ORDER BY e.idx LIMIT $2`, clampIndex(from), limit)
 }
 
+// AuditRefs implements sekisho.AuditRefLister.
+func (s *Store) AuditRefs(ctx context.Context, from uint64, limit int) ([]sekisho.AuditRef, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT idx, request_id FROM audit_entries WHERE idx >= $1 ORDER BY idx LIMIT $2`, clampIndex(from), limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: audit refs: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sekisho.AuditRef, error) {
+		var idx int64
+		var r sekisho.AuditRef
+		err := row.Scan(&idx, &r.RequestID)
+		r.Index = uint64(idx)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: audit refs: %w", err)
+	}
+	return out, nil
+}
+
 // QueryAudit implements sekisho.AuditStore. Filters combine with AND; the
 // time range is Since <= Time < Until; Limit 0 is no limit; results are in
 // index order. Org and Record go through audit_orgs and audit_records, so

@@ -320,6 +320,29 @@ func (s *Store) AuditLeaves(ctx context.Context, from uint64, limit int) ([]seki
 	return scanAudit(rows)
 }
 
+// AuditRefs implements sekisho.AuditRefLister.
+func (s *Store) AuditRefs(ctx context.Context, from uint64, limit int) ([]sekisho.AuditRef, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT idx, request_id FROM audit_events WHERE idx >= ? ORDER BY idx LIMIT ?`, int64(from), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: audit refs: %w", err)
+	}
+	defer rows.Close()
+	var out []sekisho.AuditRef
+	for rows.Next() {
+		var idx int64
+		var r sekisho.AuditRef
+		if err := rows.Scan(&idx, &r.RequestID); err != nil {
+			return nil, fmt.Errorf("sqlite: audit refs: %w", err)
+		}
+		r.Index = uint64(idx)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: audit refs: %w", err)
+	}
+	return out, nil
+}
+
 // QueryAudit implements sekisho.AuditStore.
 func (s *Store) QueryAudit(ctx context.Context, f sekisho.AuditFilter) ([]sekisho.AuditEntry, error) {
 	var where []string

@@ -175,6 +175,21 @@ func testAuditAppend(t *testing.T, s sekisho.Store) {
 			must(t, "AuditLeaves", err)
 			wantEntries(t, fmt.Sprintf("AuditLeaves(%d, %d)", tc.from, tc.limit), tc.want, got)
 		})
+		// A store that lists refs lists those of the same entries.
+		if l, ok := s.(sekisho.AuditRefLister); ok {
+			t.Run("Refs"+tc.name, func(t *testing.T) {
+				got, err := l.AuditRefs(ctx, tc.from, tc.limit)
+				must(t, "AuditRefs", err)
+				if len(got) != len(tc.want) {
+					t.Fatalf("AuditRefs(%d, %d): %d refs, want %d", tc.from, tc.limit, len(got), len(tc.want))
+				}
+				for i, e := range tc.want {
+					if got[i].Index != e.Index || got[i].RequestID != e.RequestID {
+						t.Errorf("AuditRefs(%d, %d)[%d] = %+v, want index %d request %q", tc.from, tc.limit, i, got[i], e.Index, e.RequestID)
+					}
+				}
+			})
+		}
 	}
 
 	for _, tc := range []struct {
