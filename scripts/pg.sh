@@ -61,11 +61,18 @@ as_pg() {
 	fi
 }
 
-# free_port prints a TCP port of 127.0.0.1 that nothing listens on.
+# free_port prints a TCP port of 127.0.0.1 that nothing listens on, below
+# the kernel's ephemeral range (where the tests' own connections and
+# listeners take their ports, so a port free a moment ago may be bound by
+# the time the postmaster binds it).
 free_port() {
-	local port
+	local port low=32768
+	if [[ -r /proc/sys/net/ipv4/ip_local_port_range ]]; then
+		read -r low _ </proc/sys/net/ipv4/ip_local_port_range
+	fi
+	((low > 20000 + 2000)) || low=50000
 	for _ in $(seq 1 200); do
-		port=$((20000 + RANDOM % 30000))
+		port=$((20000 + RANDOM % (low - 20000)))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			echo "$port"
 			return
@@ -106,15 +113,32 @@ start() {
 			die "initdb failed; see $dir/initdb.log"
 	fi
 	# A restarted cluster keeps its port, so its clients reconnect to it.
+	local kept=
 	if [[ -f $dir/port ]] && ! (exec 3<>"/dev/tcp/127.0.0.1/$(cat "$dir/port")") 2>/dev/null; then
 		port=$(cat "$dir/port")
+		kept=1
 	else
 		port=$(free_port)
 	fi
-	# Sockets go to DIR, not /var/run/postgresql, which may not exist or be ours.
-	as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-		-o "-h 127.0.0.1 -p $port -k $dir -c max_connections=200" start >/dev/null ||
-		die "pg_ctl start failed; see $dir/postgres.log"
+	# Sockets go to DIR, not /var/run/postgresql, which may not exist or be
+	# ours. A port taken between free_port and the postmaster's bind (another
+	# cluster started at the same moment) gets another port, a few times.
+	local try
+	for try in 1 2 3 4 5; do
+		if as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
+			-o "-h 127.0.0.1 -p $port -k $dir -c max_connections=200" start >/dev/null; then
+			break
+		fi
+		# (Read whole first: with pipefail, tail | grep -q fails when grep
+		# stops reading early.)
+		local last
+		last=$(tail -n 20 "$dir/postgres.log" 2>/dev/null || true)
+		if [[ -n $kept || $try -eq 5 || ($last != *"could not bind"* && $last != *"already in use"*) ]]; then
+			die "pg_ctl start failed; see $dir/postgres.log"
+		fi
+		echo "pg.sh: port $port was taken; trying another" >&2
+		port=$(free_port)
+	done
 	echo "$port" >"$dir/port"
 	local ok=
 	for _ in $(seq 1 60); do
