@@ -303,42 +303,40 @@ func (g *Guard) syncLog(ctx context.Context, l sekisho.LogStore) error {
 			}
 		}
 		g.mu.Unlock()
-		if first >= 0 {
-			entries := page
-			if page != nil {
-				entries = page[first : last+1]
-			} else if entries, err = l.Store.AuditLeaves(ctx, from+uint64(first), last-first+1); err != nil {
+		var entries []sekisho.AuditEntry
+		if first >= 0 && page != nil {
+			entries = page[first : last+1]
+		} else if first >= 0 {
+			if entries, err = l.Store.AuditLeaves(ctx, from+uint64(first), last-first+1); err != nil {
 				return err
 			}
-			g.mu.Lock()
-			if g.tails[l.Region] == from {
-				g.tails[l.Region] = from + uint64(first) // this node's events before the span
-			}
-			for _, e := range entries {
-				if e.Index != g.tails[l.Region] {
-					continue
-				}
-				g.tails[l.Region]++
-				if e.RequestID != "" && g.own.has(e.RequestID) {
-					continue // counted when it was decided here
-				}
-				ev, err := sekisho.UnmarshalEvent(e.Leaf)
-				if err != nil {
-					continue
-				}
-				g.foldLocked(ev)
-			}
-			if g.tails[l.Region] == from+uint64(last)+1 {
-				g.tails[l.Region] = from + uint64(n) // and after it
-			}
-			g.mu.Unlock()
-		} else {
-			g.mu.Lock()
-			if g.tails[l.Region] == from {
-				g.tails[l.Region] = from + uint64(n)
-			}
-			g.mu.Unlock()
 		}
+		skip := n // this node's events before the span (all of the page's without one)
+		if first >= 0 {
+			skip = first
+		}
+		g.mu.Lock()
+		if g.tails[l.Region] == from {
+			g.tails[l.Region] = from + uint64(skip)
+		}
+		for _, e := range entries {
+			if e.Index != g.tails[l.Region] {
+				continue
+			}
+			g.tails[l.Region]++
+			if e.RequestID != "" && g.own.has(e.RequestID) {
+				continue // counted when it was decided here
+			}
+			ev, err := sekisho.UnmarshalEvent(e.Leaf)
+			if err != nil {
+				continue
+			}
+			g.foldLocked(ev)
+		}
+		if first >= 0 && g.tails[l.Region] == from+uint64(last)+1 {
+			g.tails[l.Region] = from + uint64(n) // and after it
+		}
+		g.mu.Unlock()
 		if len(refs) < syncPage || n < len(refs) {
 			return nil
 		}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/sekisho/sekisho"
-	"github.com/sekisho/sekisho/audit"
 	"github.com/sekisho/sekisho/guard"
 	"github.com/sekisho/sekisho/sqlite"
 )
@@ -52,7 +50,6 @@ func TestSyncReadsOnlyTheEventsOfOtherNodes(t *testing.T) {
 			}
 			here := guard.New(guard.Config{Store: store, Logs: []sekisho.LogStore{{Store: logStore}}})
 			there := guard.New(guard.Config{Store: store})
-			d := sekisho.Decision{Allow: true, Policy: "role-service"}
 			var idx uint64
 			read := func(g *guard.Guard, node string, n int) {
 				t.Helper()
@@ -60,16 +57,8 @@ func TestSyncReadsOnlyTheEventsOfOtherNodes(t *testing.T) {
 				for range n {
 					c := sekisho.Caller{Principal: "svc-" + node, Org: "operator", Device: "dev-" + node, Roles: []string{"service"},
 						Source: "10.0.0.1", Purpose: "ops", RequestID: fmt.Sprintf("%s-%d", node, idx)}
-					rec := &sekisho.SealedRecord{ID: fmt.Sprintf("r%06d", idx), Collection: "users", Org: "operator"}
-					if out := g.Check(ctx, sekisho.AccessRequest{Caller: c, Action: sekisho.ActionRead, Collection: "users"}, []*sekisho.SealedRecord{rec}, d); !out.Allow {
-						t.Fatalf("denied: %s", out.Reason)
-					}
-					ev := sekisho.Event{Time: time.Now(), RequestID: c.RequestID, Org: c.Org, Principal: c.Principal, Device: c.Device, Purpose: c.Purpose,
-						Action: sekisho.ActionRead, Collection: "users", Records: []string{rec.ID}, Decision: sekisho.Allow, Policy: d.Policy, RecordOrgs: []string{"operator"}}
-					e := audit.Entry(ev, sekisho.MarshalEvent(ev))
-					e.Index = idx
+					entries = append(entries, chargedRead(t, g, c, fmt.Sprintf("r%06d", idx), idx))
 					idx++
-					entries = append(entries, e)
 				}
 				if err := store.AppendAudit(ctx, entries, nil); err != nil {
 					t.Fatal(err)

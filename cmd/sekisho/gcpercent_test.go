@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// serve and import set their own GC percentage unless GOGC is set: with
+// import sets its own GC percentage unless GOGC is set: with
 // GOGC set the runtime's value is left as it is (the control: without
 // GOGC the same call changes it).
 func TestSetGCPercentYieldsToGOGC(t *testing.T) {
