@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sekisho/sekisho"
@@ -357,20 +359,26 @@ func (c *computer) readEvents(ctx context.Context) error {
 	// window in slices of sliceSpan, each paged by From and Limit, reads
 	// every event once; a slice with more than one page is the only place
 	// where a row is read again.
+	var parts []sliceQuery
 	for _, q := range qs {
 		for lo := c.in.Since; lo.Before(c.in.Until); lo = lo.Add(sliceSpan) {
 			f := q.f
 			f.Since, f.Until = lo, minTime(lo.Add(sliceSpan), c.in.Until)
-			if err := c.readSlice(ctx, f, q.org); err != nil {
-				return err
-			}
+			parts = append(parts, sliceQuery{f: f, org: q.org})
 		}
 	}
-	return nil
+	return c.readSlices(ctx, parts)
 }
 
 // sliceSpan is the span of time one series of paged queries covers.
 const sliceSpan = 6 * time.Hour
+
+// slicesAhead is how many slices are read at once, ahead of the one being
+// counted. A cold log's events are on pages spread over the window's heap:
+// reads in parallel wait for the disk together, and the leaves decode on
+// every core; counting stays in order on one goroutine, so the scope is the
+// same as read one slice after another.
+const slicesAhead = 4
 
 func minTime(a, b time.Time) time.Time {
 	if a.Before(b) {
@@ -379,51 +387,130 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// readSlice reads the events of one filter, page by page, keeping those of
-// the principal's org org when org is set (the store's org filter also
-// matches the events about org's records).
-func (c *computer) readSlice(ctx context.Context, f sekisho.AuditFilter, org string) error {
+// sliceQuery is one slice of the window for one suspect, keeping only the
+// events of the principal's org org when org is set (the store's org
+// filter also matches the events about org's records).
+type sliceQuery struct {
+	f   sekisho.AuditFilter
+	org string
+}
+
+// matched is an event of a slice with its decoded leaf.
+type matched struct {
+	e sekisho.AuditEntry
+	l leaf
+}
+
+// readSlices reads the slices, up to slicesAhead at once, and counts their
+// events in the order of qs.
+func (c *computer) readSlices(ctx context.Context, qs []sliceQuery) error {
+	audit, log, size := c.audit, c.log, c.size
+	return inOrder(ctx, len(qs), slicesAhead,
+		func(ctx context.Context, i int) ([]matched, error) { return readSlice(ctx, audit, log, size, qs[i]) },
+		func(_ int, es []matched) error {
+			for j := range es {
+				c.event(&es[j].e, &es[j].l)
+			}
+			return nil
+		})
+}
+
+// inOrder calls read(i) for i in [0, n), up to ahead at once, and use(i,
+// read(i)) in order of i on the calling goroutine, as each is ready. It
+// returns the first error in that order; the reads still running are
+// cancelled and waited for.
+func inOrder[T any](ctx context.Context, n, ahead int, read func(context.Context, int) (T, error), use func(int, T) error) error {
+	type result struct {
+		v   T
+		err error
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := make([]chan result, n)
+	for i := range out {
+		out[i] = make(chan result, 1)
+	}
+	// A token is taken before a read and given back once its result is
+	// used: at most ahead results are being read or waiting.
+	tokens := make(chan struct{}, ahead)
+	wg.Go(func() {
+		for i := range n {
+			select {
+			case tokens <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			wg.Go(func() {
+				v, err := read(ctx, i)
+				out[i] <- result{v, err}
+			})
+		}
+	})
+	for i := range n {
+		var r result
+		select {
+		case r = <-out[i]:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if r.err != nil {
+			return r.err
+		}
+		if err := use(i, r.v); err != nil {
+			return err
+		}
+		<-tokens
+	}
+	return nil
+}
+
+// readSlice reads the events of one slice below size, page by page, and
+// decodes their leaves.
+func readSlice(ctx context.Context, audit sekisho.AuditStore, log string, size uint64, q sliceQuery) ([]matched, error) {
+	var out []matched
+	f := q.f
 	for {
-		es, err := c.audit.QueryAudit(ctx, f)
+		es, err := audit.QueryAudit(ctx, f)
 		if err != nil {
-			return fmt.Errorf("query audit log %s: %w", c.log, err)
+			return nil, fmt.Errorf("query audit log %s: %w", log, err)
 		}
 		done := len(es) < f.Limit
 		for i := range es {
 			e := &es[i]
-			if e.Index >= c.size {
+			if e.Index >= size {
 				done = true
 				break
 			}
-			if org != "" && e.Org != org {
+			if q.org != "" && e.Org != q.org {
 				continue
 			}
-			if err := c.event(e); err != nil {
-				return err
+			m := matched{e: *e}
+			if err := json.Unmarshal(e.Leaf, &m.l); err != nil {
+				return nil, fmt.Errorf("audit event %d of log %s does not decode: %w", e.Index, log, err)
 			}
+			m.e.Leaf = nil // decoded; the scope keeps no leaf
+			out = append(out, m)
 		}
 		if done || len(es) == 0 {
-			return nil
+			return out, nil
 		}
 		f.From = es[len(es)-1].Index + 1
 	}
 }
 
-// event counts one matched audit entry.
-func (c *computer) event(e *sekisho.AuditEntry) error {
+// event counts one matched audit entry, whose leaf is l.
+func (c *computer) event(e *sekisho.AuditEntry, l *leaf) {
 	if c.multi {
 		if c.seen[e.Index] {
-			return nil
+			return
 		}
 		c.seen[e.Index] = true
 	}
-	var l leaf
-	if err := json.Unmarshal(e.Leaf, &l); err != nil {
-		return fmt.Errorf("audit event %d of log %s does not decode: %w", e.Index, c.log, err)
-	}
 	if ctl := c.in.Controller; ctl != "" && e.Org != ctl && !slices.Contains(e.RecordOrgs, ctl) {
 		// The controller's view: only the events about its records.
-		return nil
+		return
 	}
 	c.sc.Events++
 	if e.Principal != "" {
@@ -433,7 +520,7 @@ func (c *computer) event(e *sekisho.AuditEntry) error {
 		c.sc.Denied = append(c.sc.Denied, Attempt{Log: c.log, Index: e.Index, Time: e.Time.UTC(), Principal: e.Principal, Device: e.Device,
 			Action: l.Action, Collection: l.Collection, Records: slices.Clone(e.Records), Reason: l.Reason,
 			Policy: l.Policy, RecordOrgs: slices.Clone(e.RecordOrgs)})
-		return nil
+		return
 	}
 	var status string
 	switch l.Action {
@@ -447,7 +534,7 @@ func (c *computer) event(e *sekisho.AuditEntry) error {
 	default:
 		// create and import expose nothing of the vault; authentication
 		// and control-plane events name no records.
-		return nil
+		return
 	}
 	var mask []uint64
 	if status == StatusExposed {
@@ -499,32 +586,47 @@ func (c *computer) event(e *sekisho.AuditEntry) error {
 			}
 		}
 	}
-	return nil
 }
 
 // locate reads each subject's org and region from the store (erased records
-// keep them as a tombstone).
+// keep them as a tombstone), batchesAhead batches of 500 at once.
 func (c *computer) locate(ctx context.Context) error {
+	type batch struct {
+		coll string
+		ids  []string
+	}
 	byColl := map[string][]string{}
 	for k := range c.subjects {
 		byColl[k.collection] = append(byColl[k.collection], k.id)
 	}
-	for coll, ids := range byColl {
+	var bs []batch
+	for _, coll := range slices.Sorted(maps.Keys(byColl)) {
+		ids := byColl[coll]
 		slices.Sort(ids)
 		for start := 0; start < len(ids); start += 500 {
-			recs, err := c.st.GetRecords(ctx, coll, ids[start:min(len(ids), start+500)])
+			bs = append(bs, batch{coll, ids[start:min(len(ids), start+500)]})
+		}
+	}
+	return inOrder(ctx, len(bs), batchesAhead,
+		func(ctx context.Context, i int) ([]*sekisho.SealedRecord, error) {
+			recs, err := c.st.GetRecords(ctx, bs[i].coll, bs[i].ids)
 			if err != nil {
-				return fmt.Errorf("records of %s: %w", coll, err)
+				return nil, fmt.Errorf("records of %s: %w", bs[i].coll, err)
 			}
+			return recs, nil
+		},
+		func(i int, recs []*sekisho.SealedRecord) error {
 			for _, r := range recs {
-				if s := c.subjects[subjectKey{coll, r.ID}]; s != nil {
+				if s := c.subjects[subjectKey{bs[i].coll, r.ID}]; s != nil {
 					s.Org, s.Region, s.erased = r.Org, r.Region, r.Erased()
 				}
 			}
-		}
-	}
-	return nil
+			return nil
+		})
 }
+
+// batchesAhead is how many batches of records locate reads at once.
+const batchesAhead = 4
 
 // Country returns the ISO 3166 country code of a region ("jp" -> "JP"), or
 // "" when the region is not a country code.

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -487,5 +489,78 @@ func TestIncidentStore(t *testing.T) {
 	}
 	if _, err := incident.Get(ctx, st, "inc-nope"); sekisho.Code(err) != sekisho.ENotFound {
 		t.Errorf("missing incident: %v", err)
+	}
+}
+
+// slowAudit is a store whose QueryAudit waits a little, so that the scope's
+// reads overlap, counts the queries running at once, and fails every query
+// of a slice that starts at or after failFrom (when set).
+type slowAudit struct {
+	sekisho.Store
+	failFrom      time.Time
+	running, most atomic.Int32
+}
+
+var errBrokenLog = errors.New("the log's disk is gone")
+
+func (s *slowAudit) QueryAudit(ctx context.Context, f sekisho.AuditFilter) ([]sekisho.AuditEntry, error) {
+	r := s.running.Add(1)
+	defer s.running.Add(-1)
+	for m := s.most.Load(); r > m && !s.most.CompareAndSwap(m, r); m = s.most.Load() {
+	}
+	select {
+	case <-time.After(2 * time.Millisecond):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if !s.failFrom.IsZero() && !f.Since.Before(s.failFrom) {
+		return nil, errBrokenLog
+	}
+	return s.Store.QueryAudit(ctx, f)
+}
+
+// TestScopeReadsSlicesAtOnce: the window's slices are read several at a
+// time and the scope is the one of a store read one query at a time (the
+// same outputs, byte for byte); a slice that cannot be read fails the scope
+// with its error, and no read outlives Compute.
+func TestScopeReadsSlicesAtOnce(t *testing.T) {
+	st := history(t)
+	ctx := context.Background()
+	in := incident.Incident{ID: "inc-1", Principals: []string{"mallory"}, Devices: []string{"dev-b"}, Since: since, Until: until}
+	if err := in.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	outputs := func(sc *incident.Scope) []byte {
+		var b bytes.Buffer
+		incident.WriteJSON(&b, sc)
+		incident.WriteSubjectsCSV(&b, sc, "")
+		return b.Bytes()
+	}
+	plain, err := incident.Compute(ctx, st, access.NewDirectory(st), []sekisho.LogStore{{Store: st}}, &in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := &slowAudit{Store: st}
+	sc, err := incident.Compute(ctx, st, access.NewDirectory(st), []sekisho.LogStore{{Store: slow}}, &in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(outputs(sc), outputs(plain)) {
+		t.Error("the scope read several slices at a time differs from the scope read one query at a time")
+	}
+	if slow.most.Load() < 2 {
+		t.Errorf("at most %d queries at once: the slices were read one after another", slow.most.Load())
+	}
+	if plain.SubjectsExposed == 0 {
+		t.Fatal("no subject exposed: the comparison shows nothing")
+	}
+
+	broken := &slowAudit{Store: st, failFrom: since.Add(3 * 24 * time.Hour)}
+	_, err = incident.Compute(ctx, st, access.NewDirectory(st), []sekisho.LogStore{{Store: broken}}, &in)
+	if !errors.Is(err, errBrokenLog) {
+		t.Fatalf("scope over a broken log: err = %v, want %v", err, errBrokenLog)
+	}
+	if n := broken.running.Load(); n != 0 {
+		t.Errorf("%d queries still running after Compute returned", n)
 	}
 }
