@@ -374,11 +374,13 @@ func (c *computer) readEvents(ctx context.Context) error {
 const sliceSpan = 6 * time.Hour
 
 // slicesAhead is how many slices are read at once, ahead of the one being
-// counted. A cold log's events are on pages spread over the window's heap:
-// reads in parallel wait for the disk together, and the leaves decode on
-// every core; counting stays in order on one goroutine, so the scope is the
-// same as read one slice after another.
-const slicesAhead = 4
+// counted: the store's queries and the leaves' decoding run on every core
+// while the events before them are counted, in order, on one goroutine, so
+// the scope is the same as read one slice after another. Two, because on
+// this project's 2-core machine four were no faster, cold or warm (the
+// disk's random reads did not add up; docs/scope-at-scale.md), and each
+// takes one of the store's connections that the server's requests share.
+const slicesAhead = 2
 
 func minTime(a, b time.Time) time.Time {
 	if a.Before(b) {
@@ -626,7 +628,7 @@ func (c *computer) locate(ctx context.Context) error {
 }
 
 // batchesAhead is how many batches of records locate reads at once.
-const batchesAhead = 4
+const batchesAhead = 2
 
 // Country returns the ISO 3166 country code of a region ("jp" -> "JP"), or
 // "" when the region is not a country code.
