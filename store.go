@@ -193,6 +193,25 @@ type AuditRef struct {
 	RequestID string
 }
 
+// RecordPlace is where a record is: its org and residency region, and
+// whether it is erased (a tombstone keeps them).
+type RecordPlace struct {
+	ID     string
+	Org    string
+	Region string
+	Erased bool
+}
+
+// RecordLocator is a RecordStore that tells where records are without
+// reading them: an incident's scope needs the org and region of every
+// subject, not its ciphertexts.
+type RecordLocator interface {
+	// LocateRecords returns the places of the records of collection with the
+	// given ids, in the order asked, once each, skipping ids that do not
+	// exist (as GetRecords does).
+	LocateRecords(ctx context.Context, collection string, ids []string) ([]RecordPlace, error)
+}
+
 // AuditRefLister is an AuditStore that lists its events' indexes and
 // request ids without the events: a follower that decided most events
 // itself (the guard, on a node that serves the requests) reads the events

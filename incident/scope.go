@@ -283,6 +283,8 @@ type computer struct {
 	size     uint64
 	sc       *Scope
 	subjects map[subjectKey]*Subject
+	// sorted are the subjects by collection and id (locate sorts them).
+	sorted []*Subject
 	// seen de-duplicates events matched by more than one suspect; it is only
 	// filled when there is more than one query.
 	seen  map[uint64]bool
@@ -602,29 +604,50 @@ func (c *computer) locate(ctx context.Context) error {
 		byColl[k.collection] = append(byColl[k.collection], k.id)
 	}
 	var bs []batch
+	c.sorted = make([]*Subject, 0, len(c.subjects))
 	for _, coll := range slices.Sorted(maps.Keys(byColl)) {
 		ids := byColl[coll]
 		slices.Sort(ids)
+		for _, id := range ids {
+			c.sorted = append(c.sorted, c.subjects[subjectKey{coll, id}])
+		}
 		for start := 0; start < len(ids); start += 500 {
 			bs = append(bs, batch{coll, ids[start:min(len(ids), start+500)]})
 		}
 	}
 	return inOrder(ctx, len(bs), batchesAhead,
-		func(ctx context.Context, i int) ([]*sekisho.SealedRecord, error) {
-			recs, err := c.st.GetRecords(ctx, bs[i].coll, bs[i].ids)
+		func(ctx context.Context, i int) ([]sekisho.RecordPlace, error) {
+			ps, err := places(ctx, c.st, bs[i].coll, bs[i].ids)
 			if err != nil {
 				return nil, fmt.Errorf("records of %s: %w", bs[i].coll, err)
 			}
-			return recs, nil
+			return ps, nil
 		},
-		func(i int, recs []*sekisho.SealedRecord) error {
-			for _, r := range recs {
-				if s := c.subjects[subjectKey{bs[i].coll, r.ID}]; s != nil {
-					s.Org, s.Region, s.erased = r.Org, r.Region, r.Erased()
+		func(i int, ps []sekisho.RecordPlace) error {
+			for _, p := range ps {
+				if s := c.subjects[subjectKey{bs[i].coll, p.ID}]; s != nil {
+					s.Org, s.Region, s.erased = p.Org, p.Region, p.Erased
 				}
 			}
 			return nil
 		})
+}
+
+// places returns the places of the records of collection with ids: from a
+// RecordLocator, or from the records themselves.
+func places(ctx context.Context, st sekisho.Store, collection string, ids []string) ([]sekisho.RecordPlace, error) {
+	if l, ok := st.(sekisho.RecordLocator); ok {
+		return l.LocateRecords(ctx, collection, ids)
+	}
+	recs, err := st.GetRecords(ctx, collection, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]sekisho.RecordPlace, len(recs))
+	for i, r := range recs {
+		out[i] = sekisho.RecordPlace{ID: r.ID, Org: r.Org, Region: r.Region, Erased: r.Erased()}
+	}
+	return out, nil
 }
 
 // batchesAhead is how many batches of records locate reads at once.
@@ -639,7 +662,8 @@ func Country(region string) string {
 	return strings.ToUpper(region)
 }
 
-// count fills the numbers from the subjects and attempts.
+// count fills the numbers from the subjects (in locate's order: by
+// collection and id) and attempts.
 func (c *computer) count(ctx context.Context) error {
 	schemas, err := c.st.ListSchemas(ctx)
 	if err != nil {
@@ -674,8 +698,8 @@ func (c *computer) count(ctx context.Context) error {
 	sets := map[string]*fieldSet{}
 	collBits := map[string][]uint64{}
 	country := map[string]string{}
-	sc.Subjects = make([]*Subject, 0, len(c.subjects))
-	for _, s := range c.subjects {
+	sc.Subjects = make([]*Subject, 0, len(c.sorted))
+	for _, s := range c.sorted {
 		if s.Region == "" {
 			s.Region = RegionUnknown
 		}
@@ -754,12 +778,6 @@ func (c *computer) count(ctx context.Context) error {
 			}
 		}
 	}
-	slices.SortFunc(sc.Subjects, func(a, b *Subject) int {
-		if n := strings.Compare(a.Collection, b.Collection); n != 0 {
-			return n
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
 	slices.SortFunc(sc.Denied, func(a, b Attempt) int {
 		if n := strings.Compare(a.Log, b.Log); n != 0 {
 			return n

@@ -492,6 +492,9 @@ func TestIncidentStore(t *testing.T) {
 	}
 }
 
+// storeOnly is a store that is no sekisho.RecordLocator.
+type storeOnly struct{ sekisho.Store }
+
 // slowAudit is a store whose QueryAudit waits a little, so that the scope's
 // reads overlap, counts the queries running at once, and fails every query
 // of a slice that starts at or after failFrom (when set).
@@ -553,6 +556,15 @@ func TestScopeReadsSlicesAtOnce(t *testing.T) {
 	}
 	if plain.SubjectsExposed == 0 {
 		t.Fatal("no subject exposed: the comparison shows nothing")
+	}
+	// A store that cannot locate records: the subjects' places come from
+	// the records themselves, the same.
+	records, err := incident.Compute(ctx, storeOnly{st}, access.NewDirectory(st), []sekisho.LogStore{{Store: st}}, &in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(outputs(records), outputs(plain)) {
+		t.Error("the scope over a store that is no RecordLocator differs")
 	}
 
 	broken := &slowAudit{Store: st, failFrom: since.Add(3 * 24 * time.Hour)}

@@ -153,6 +153,37 @@ func (s *Store) GetRecords(ctx context.Context, collection string, ids []string)
 	return out, nil
 }
 
+var _ sekisho.RecordLocator = (*Store)(nil)
+
+// LocateRecords implements sekisho.RecordLocator: GetRecords's query
+// without the ciphertexts.
+func (s *Store) LocateRecords(ctx context.Context, collection string, ids []string) ([]sekisho.RecordPlace, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, org, region, erased_at IS NOT NULL FROM records WHERE collection = $1 AND id = ANY($2)`, collection, ids)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: locate records: %w", err)
+	}
+	byID := make(map[string]sekisho.RecordPlace, len(ids))
+	var p sekisho.RecordPlace
+	_, err = pgx.ForEachRow(rows, []any{&p.ID, &p.Org, &p.Region, &p.Erased}, func() error {
+		byID[p.ID] = p
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: locate records: %w", err)
+	}
+	out := make([]sekisho.RecordPlace, 0, len(byID))
+	for _, id := range ids {
+		if p, ok := byID[id]; ok {
+			out = append(out, p)
+			delete(byID, id)
+		}
+	}
+	return out, nil
+}
+
 // UpdateRecord implements sekisho.RecordStore. The version check and the
 // write are one UPDATE, so of two updates from the same version one matches
 // no row; a second look then tells a conflict from a missing or erased record.

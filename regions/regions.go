@@ -308,6 +308,43 @@ func (r *Router) GetRecords(ctx context.Context, collection string, ids []string
 	return out, nil
 }
 
+var _ sekisho.RecordLocator = (*Router)(nil)
+
+// LocateRecords implements sekisho.RecordLocator: every store is asked (a
+// store that is no RecordLocator through its records).
+func (r *Router) LocateRecords(ctx context.Context, collection string, ids []string) ([]sekisho.RecordPlace, error) {
+	parts := make([][]sekisho.RecordPlace, len(r.all))
+	err := r.fanOut(func(i int, s sekisho.Store) error {
+		if l, ok := s.(sekisho.RecordLocator); ok {
+			var err error
+			parts[i], err = l.LocateRecords(ctx, collection, ids)
+			return err
+		}
+		recs, err := s.GetRecords(ctx, collection, ids)
+		for _, rec := range recs {
+			parts[i] = append(parts[i], sekisho.RecordPlace{ID: rec.ID, Org: rec.Org, Region: rec.Region, Erased: rec.Erased()})
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]sekisho.RecordPlace{}
+	for _, p := range parts {
+		for _, pl := range p {
+			byID[pl.ID] = pl
+		}
+	}
+	out := make([]sekisho.RecordPlace, 0, len(byID))
+	for _, id := range ids {
+		if pl, ok := byID[id]; ok {
+			out = append(out, pl)
+			delete(byID, id)
+		}
+	}
+	return out, nil
+}
+
 // UpdateRecord implements sekisho.RecordStore.
 func (r *Router) UpdateRecord(ctx context.Context, rec *sekisho.SealedRecord) error {
 	return r.StoreFor(rec.Region).UpdateRecord(ctx, rec)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/sekisho/sekisho"
 	"github.com/sekisho/sekisho/audit"
@@ -168,4 +170,40 @@ func mustLogs(t *testing.T, def *audit.Log, by map[string]*audit.Log) *audit.Log
 		t.Fatal(err)
 	}
 	return ls
+}
+
+// storeOnly is a store that is no sekisho.RecordLocator.
+type storeOnly struct{ sekisho.Store }
+
+// TestRouterLocatesThroughRecords: LocateRecords over stores that cannot
+// locate (read through their records) gives what it gives over stores that
+// can, with records in both stores.
+func TestRouterLocatesThroughRecords(t *testing.T) {
+	ctx := t.Context()
+	def, jp := sqliteOpener(t), sqliteOpener(t)
+	routers := []*regions.Router{
+		regions.NewRouter(def, map[string]sekisho.Store{"jp": jp}),
+		regions.NewRouter(storeOnly{def}, map[string]sekisho.Store{"jp": storeOnly{jp}}),
+	}
+	recs := []*sekisho.SealedRecord{
+		storetest.NewRecord("users", "a", "acme", "jp"),
+		storetest.NewRecord("users", "b", "beta", "th"),
+		storetest.NewRecord("users", "c", "acme", "jp"),
+	}
+	if err := routers[0].CreateRecords(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := routers[0].EraseRecord(ctx, "users", "c", recs[2].UpdatedAt.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	want := []sekisho.RecordPlace{{ID: "c", Org: "acme", Region: "jp", Erased: true}, {ID: "b", Org: "beta", Region: "th"}, {ID: "a", Org: "acme", Region: "jp"}}
+	for i, r := range routers {
+		got, err := r.LocateRecords(ctx, "users", []string{"c", "nope", "b", "a", "b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("router %d: LocateRecords = %+v, want %+v", i, got, want)
+		}
+	}
 }

@@ -363,6 +363,45 @@ func (s *Store) GetRecords(ctx context.Context, collection string, ids []string)
 	return out, nil
 }
 
+var _ sekisho.RecordLocator = (*Store)(nil)
+
+// LocateRecords implements sekisho.RecordLocator: GetRecords's query
+// without the ciphertexts.
+func (s *Store) LocateRecords(ctx context.Context, collection string, ids []string) ([]sekisho.RecordPlace, error) {
+	byID := make(map[string]sekisho.RecordPlace, len(ids))
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(len(ids), start+500)]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, collection)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		rows, err := s.r.QueryContext(ctx, `SELECT id, org, region, erased_at IS NOT NULL FROM records WHERE collection = ? AND id IN (`+placeholders(len(chunk))+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: locate records: %w", err)
+		}
+		for rows.Next() {
+			var p sekisho.RecordPlace
+			if err := rows.Scan(&p.ID, &p.Org, &p.Region, &p.Erased); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("sqlite: locate records: %w", err)
+			}
+			byID[p.ID] = p
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("sqlite: locate records: %w", err)
+		}
+	}
+	out := make([]sekisho.RecordPlace, 0, len(byID))
+	for _, id := range ids {
+		if p, ok := byID[id]; ok {
+			out = append(out, p)
+			delete(byID, id)
+		}
+	}
+	return out, nil
+}
+
 // UpdateRecord implements sekisho.RecordStore.
 func (s *Store) UpdateRecord(ctx context.Context, r *sekisho.SealedRecord) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {

@@ -19,6 +19,54 @@ func testRecords(t *testing.T, open func(t *testing.T) sekisho.Store) {
 	t.Run("Lookup", func(t *testing.T) { testLookup(t, open(t)) })
 	t.Run("CountAndList", func(t *testing.T) { testCountAndList(t, open(t)) })
 	t.Run("Rewrap", func(t *testing.T) { testRewrap(t, open(t)) })
+	t.Run("Locate", func(t *testing.T) { testLocate(t, open(t)) })
+}
+
+// testLocate: LocateRecords gives each record's org, region and erasure,
+// as GetRecords's records have them, in the order asked, once each, and
+// skips what does not exist.
+func testLocate(t *testing.T, s sekisho.Store) {
+	l, ok := s.(sekisho.RecordLocator)
+	if !ok {
+		t.Skip("not a sekisho.RecordLocator")
+	}
+	ctx := t.Context()
+	a, b, c := NewRecord("users", "a", "acme", "jp"), NewRecord("users", "b", "beta", "th"), NewRecord("users", "c", "acme", "tw")
+	other := NewRecord("partners", "a", "gamma", "id")
+	must(t, "CreateRecords", s.CreateRecords(ctx, []*sekisho.SealedRecord{a, b, c}))
+	must(t, "CreateRecords other collection", s.CreateRecords(ctx, []*sekisho.SealedRecord{other}))
+	must(t, "EraseRecord", s.EraseRecord(ctx, "users", "c", c.UpdatedAt.Add(time.Minute)))
+	for _, tc := range []struct {
+		name       string
+		collection string
+		ids        []string
+		want       []sekisho.RecordPlace
+	}{
+		{"OrderAsked", "users", []string{"b", "a"}, []sekisho.RecordPlace{{ID: "b", Org: "beta", Region: "th"}, {ID: "a", Org: "acme", Region: "jp"}}},
+		{"ErasedKeepsItsPlace", "users", []string{"c"}, []sekisho.RecordPlace{{ID: "c", Org: "acme", Region: "tw", Erased: true}}},
+		{"MissingSkippedOnce", "users", []string{"zz", "a", "a", "missing", "c"}, []sekisho.RecordPlace{{ID: "a", Org: "acme", Region: "jp"}, {ID: "c", Org: "acme", Region: "tw", Erased: true}}},
+		{"OneCollection", "partners", []string{"a", "b"}, []sekisho.RecordPlace{{ID: "a", Org: "gamma", Region: "id"}}},
+		{"NoIDs", "users", nil, nil},
+		{"UnknownCollection", "nothing", []string{"a"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := l.LocateRecords(ctx, tc.collection, tc.ids)
+			must(t, "LocateRecords", err)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("LocateRecords(%s, %q) = %+v, want %+v", tc.collection, tc.ids, got, tc.want)
+			}
+			// The same places as the records GetRecords returns.
+			recs, err := s.GetRecords(ctx, tc.collection, slices.Compact(slices.Clone(tc.ids)))
+			must(t, "GetRecords", err)
+			var fromRecs []sekisho.RecordPlace
+			for _, r := range recs {
+				fromRecs = append(fromRecs, sekisho.RecordPlace{ID: r.ID, Org: r.Org, Region: r.Region, Erased: r.Erased()})
+			}
+			if !slices.Equal(got, fromRecs) {
+				t.Fatalf("LocateRecords = %+v, GetRecords' records are at %+v", got, fromRecs)
+			}
+		})
+	}
 }
 
 // testRewrap: RewrapRecords changes the wrapped
