@@ -194,7 +194,8 @@ type AuditRef struct {
 }
 
 // RecordPlace is where a record is: its org and residency region, and
-// whether it is erased (a tombstone keeps them).
+// whether it is erased (SealedRecord.Erased: a tombstone keeps its org and
+// region).
 type RecordPlace struct {
 	ID     string
 	Org    string
@@ -202,13 +203,13 @@ type RecordPlace struct {
 	Erased bool
 }
 
-// RecordLocator is a RecordStore that tells where records are without
-// reading them: an incident's scope needs the org and region of every
-// subject, not its ciphertexts.
+// RecordLocator is implemented by a RecordStore that tells where records
+// are without reading them: an incident's scope needs the org and region of
+// every subject, not its ciphertexts.
 type RecordLocator interface {
 	// LocateRecords returns the places of the records of collection with the
-	// given ids, in the order asked, once each, skipping ids that do not
-	// exist (as GetRecords does).
+	// given ids, in the order asked, skipping ids that do not exist (as
+	// GetRecords does), and an id asked twice once.
 	LocateRecords(ctx context.Context, collection string, ids []string) ([]RecordPlace, error)
 }
 

@@ -4,7 +4,8 @@
 // # What the scope counts
 //
 // Scope reads the events of the suspects in the window [since, until) with
-// sekisho.AuditStore.QueryAudit (one query per suspect, paged by index, never
+// sekisho.AuditStore.QueryAudit (per suspect, the window in six-hour slices,
+// each paged by index, two slices read at a time and counted in order; never
 // a scan of the whole log), stops at the log size it saw first, so the same
 // log prefix always gives the same numbers, and sorts every list it returns.
 // An event belongs to the incident when its principal, its device or its
@@ -24,7 +25,8 @@
 //
 // A subject exposed by one event and only touched by another is exposed, not
 // possible. Regions come from the records in the store (an erased record keeps
-// its region as a tombstone); a record's country is its region's code in upper
+// its region as a tombstone; a sekisho.RecordLocator reads them without the
+// ciphertexts); a record's country is its region's code in upper
 // case. Field classifications come from the collection schemas.
 //
 // The worst case counts the live records that the suspects could have read

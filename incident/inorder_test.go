@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,6 +28,7 @@ func TestInOrder(t *testing.T) {
 		{"none", 0, 4, -1, 0, false},
 		{"error in the middle", 20, 4, 7, 7, true},
 		{"error first", 5, 2, 0, 0, true},
+		{"ahead zero is one", 5, 0, -1, 5, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -74,7 +76,7 @@ func TestInOrder(t *testing.T) {
 			if running.Load() != 0 {
 				t.Errorf("%d reads still running after inOrder returned", running.Load())
 			}
-			if m := int(most.Load()); m > tc.ahead {
+			if m := int(most.Load()); m > max(tc.ahead, 1) {
 				t.Errorf("%d reads at once, more than %d", m, tc.ahead)
 			}
 			if tc.n >= 2*tc.ahead && tc.ahead > 1 && !tc.wantError && int(most.Load()) < 2 {
@@ -108,5 +110,19 @@ func TestInOrderUseError(t *testing.T) {
 	}
 	if running.Load() != 0 {
 		t.Errorf("%d reads still running", running.Load())
+	}
+}
+
+// TestInOrderReadPanics: a read that panics is that read's error, not the
+// end of the process.
+func TestInOrderReadPanics(t *testing.T) {
+	err := inOrder(context.Background(), 4, 2, func(_ context.Context, i int) (int, error) {
+		if i == 2 {
+			panic("broken row")
+		}
+		return i, nil
+	}, func(int, int) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "read 2 panicked: broken row") {
+		t.Fatalf("err = %v, want read 2's panic", err)
 	}
 }

@@ -375,13 +375,15 @@ func (c *computer) readEvents(ctx context.Context) error {
 // sliceSpan is the span of time one series of paged queries covers.
 const sliceSpan = 6 * time.Hour
 
-// slicesAhead is how many slices are read at once, ahead of the one being
-// counted: the store's queries and the leaves' decoding run on every core
-// while the events before them are counted, in order, on one goroutine, so
-// the scope is the same as read one slice after another. Two, because on
-// this project's 2-core machine four were no faster, cold or warm (the
-// disk's random reads did not add up; docs/scope-at-scale.md), and each
-// takes one of the store's connections that the server's requests share.
+// slicesAhead is how many slices are read or waiting at once: while one is
+// counted, the next one is read. The store's queries and the leaves'
+// decoding run on every core while the events before them are counted, in
+// order, on one goroutine, so the scope is the same as read one slice after
+// another; each slice read holds its events (all its pages) until counted.
+// Two, because on this project's 2-core machine four were no faster, cold
+// or warm (the disk's reads did not add up; docs/scope-at-scale.md), and
+// each takes one of the store's connections that the server's requests
+// share.
 const slicesAhead = 2
 
 func minTime(a, b time.Time) time.Time {
@@ -428,6 +430,7 @@ func inOrder[T any](ctx context.Context, n, ahead int, read func(context.Context
 		v   T
 		err error
 	}
+	ahead = max(ahead, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
@@ -447,8 +450,16 @@ func inOrder[T any](ctx context.Context, n, ahead int, read func(context.Context
 				return
 			}
 			wg.Go(func() {
-				v, err := read(ctx, i)
-				out[i] <- result{v, err}
+				var r result
+				defer func() {
+					// A read that panics fails the call, as it would have
+					// on the caller's goroutine, instead of the process.
+					if p := recover(); p != nil {
+						r = result{err: fmt.Errorf("read %d panicked: %v", i, p)}
+					}
+					out[i] <- r
+				}()
+				r.v, r.err = read(ctx, i)
 			})
 		}
 	})

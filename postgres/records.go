@@ -161,7 +161,7 @@ func (s *Store) LocateRecords(ctx context.Context, collection string, ids []stri
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id, org, region, erased_at IS NOT NULL FROM records WHERE collection = $1 AND id = ANY($2)`, collection, ids)
+	rows, err := s.pool.Query(ctx, `SELECT id, org, region, wrapped_dek IS NULL FROM records WHERE collection = $1 AND id = ANY($2)`, collection, ids)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: locate records: %w", err)
 	}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -350,7 +351,7 @@ func (s *Store) GetRecords(ctx context.Context, collection string, ids []string)
 			}
 			byID[r.ID] = r
 		}
-		if err := rows.Close(); err != nil {
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return nil, fmt.Errorf("sqlite: get records: %w", err)
 		}
 	}
@@ -376,7 +377,7 @@ func (s *Store) LocateRecords(ctx context.Context, collection string, ids []stri
 		for _, id := range chunk {
 			args = append(args, id)
 		}
-		rows, err := s.r.QueryContext(ctx, `SELECT id, org, region, erased_at IS NOT NULL FROM records WHERE collection = ? AND id IN (`+placeholders(len(chunk))+`)`, args...)
+		rows, err := s.r.QueryContext(ctx, `SELECT id, org, region, coalesce(length(wrapped_dek), 0) = 0 FROM records WHERE collection = ? AND id IN (`+placeholders(len(chunk))+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: locate records: %w", err)
 		}
@@ -388,7 +389,9 @@ func (s *Store) LocateRecords(ctx context.Context, collection string, ids []stri
 			}
 			byID[p.ID] = p
 		}
-		if err := rows.Close(); err != nil {
+		// A failed step ends the rows as if they were all read: only Err
+		// tells.
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return nil, fmt.Errorf("sqlite: locate records: %w", err)
 		}
 	}

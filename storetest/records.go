@@ -36,15 +36,32 @@ func testLocate(t *testing.T, s sekisho.Store) {
 	must(t, "CreateRecords", s.CreateRecords(ctx, []*sekisho.SealedRecord{a, b, c}))
 	must(t, "CreateRecords other collection", s.CreateRecords(ctx, []*sekisho.SealedRecord{other}))
 	must(t, "EraseRecord", s.EraseRecord(ctx, "users", "c", c.UpdatedAt.Add(time.Minute)))
+	// More ids than one statement takes (SQLite: 500), an id asked twice
+	// in different statements.
+	var many []*sekisho.SealedRecord
+	var manyIDs []string
+	var manyWant []sekisho.RecordPlace
+	regions := []string{"jp", "th", "tw", "id"}
+	for i := range 1100 {
+		r := NewRecord("partners", fmt.Sprintf("p%04d", i), "acme", regions[i%len(regions)])
+		many = append(many, r)
+		manyIDs = append(manyIDs, r.ID)
+		manyWant = append(manyWant, sekisho.RecordPlace{ID: r.ID, Org: "acme", Region: r.Region})
+	}
+	must(t, "CreateRecords many", s.CreateRecords(ctx, many))
+	slices.Reverse(manyIDs)
+	slices.Reverse(manyWant)
+	manyIDs = append(manyIDs, manyIDs[3], manyIDs[900])
 	for _, tc := range []struct {
 		name       string
 		collection string
 		ids        []string
 		want       []sekisho.RecordPlace
 	}{
+		{"ManyStatements", "partners", manyIDs, manyWant},
 		{"OrderAsked", "users", []string{"b", "a"}, []sekisho.RecordPlace{{ID: "b", Org: "beta", Region: "th"}, {ID: "a", Org: "acme", Region: "jp"}}},
 		{"ErasedKeepsItsPlace", "users", []string{"c"}, []sekisho.RecordPlace{{ID: "c", Org: "acme", Region: "tw", Erased: true}}},
-		{"MissingSkippedOnce", "users", []string{"zz", "a", "a", "missing", "c"}, []sekisho.RecordPlace{{ID: "a", Org: "acme", Region: "jp"}, {ID: "c", Org: "acme", Region: "tw", Erased: true}}},
+		{"MissingSkippedOnce", "users", []string{"zz", "a", "missing", "a", "c"}, []sekisho.RecordPlace{{ID: "a", Org: "acme", Region: "jp"}, {ID: "c", Org: "acme", Region: "tw", Erased: true}}},
 		{"OneCollection", "partners", []string{"a", "b"}, []sekisho.RecordPlace{{ID: "a", Org: "gamma", Region: "id"}}},
 		{"NoIDs", "users", nil, nil},
 		{"UnknownCollection", "nothing", []string{"a"}, nil},
@@ -56,7 +73,13 @@ func testLocate(t *testing.T, s sekisho.Store) {
 				t.Fatalf("LocateRecords(%s, %q) = %+v, want %+v", tc.collection, tc.ids, got, tc.want)
 			}
 			// The same places as the records GetRecords returns.
-			recs, err := s.GetRecords(ctx, tc.collection, slices.Compact(slices.Clone(tc.ids)))
+			var once []string
+			for _, id := range tc.ids {
+				if !slices.Contains(once, id) {
+					once = append(once, id)
+				}
+			}
+			recs, err := s.GetRecords(ctx, tc.collection, once)
 			must(t, "GetRecords", err)
 			var fromRecs []sekisho.RecordPlace
 			for _, r := range recs {
