@@ -208,6 +208,12 @@ type leaf struct {
 // give the same scope: it reads only events below each log's size as it
 // sees it first, and sorts everything.
 func Compute(ctx context.Context, st sekisho.Store, dir Directory, logs []sekisho.LogStore, in *Incident) (*Scope, error) {
+	return compute(ctx, st, dir, logs, in, slicesAhead, batchesAhead)
+}
+
+// compute is Compute reading slices and batches of records that many at
+// once.
+func compute(ctx context.Context, st sekisho.Store, dir Directory, logs []sekisho.LogStore, in *Incident, slicesAt, batchesAt int) (*Scope, error) {
 	if len(logs) == 0 {
 		return nil, fmt.Errorf("incident scope: no audit log to read")
 	}
@@ -229,7 +235,7 @@ func Compute(ctx context.Context, st sekisho.Store, dir Directory, logs []sekish
 			sc.LogSize = size
 		}
 	}
-	c := &computer{st: st, dir: dir, in: in, sc: sc, subjects: map[subjectKey]*Subject{},
+	c := &computer{st: st, dir: dir, in: in, sc: sc, subjects: map[subjectKey]*Subject{}, slicesAhead: slicesAt, batchesAhead: batchesAt,
 		actors: map[string]string{}, fieldNo: map[string]map[string]int{}, fieldNames: map[string][]string{}}
 	for i, l := range logs {
 		c.audit, c.log, c.size, c.seen = l.Store, logName(l.Region), sizes[i], map[uint64]bool{}
@@ -285,6 +291,9 @@ type computer struct {
 	subjects map[subjectKey]*Subject
 	// sorted are the subjects by collection and id (locate sorts them).
 	sorted []*Subject
+	// slicesAhead and batchesAhead are how many slices of the window and
+	// batches of records are read at once.
+	slicesAhead, batchesAhead int
 	// seen de-duplicates events matched by more than one suspect; it is only
 	// filled when there is more than one query.
 	seen  map[uint64]bool
@@ -407,11 +416,11 @@ type matched struct {
 	l leaf
 }
 
-// readSlices reads the slices, up to slicesAhead at once, and counts their
+// readSlices reads the slices, up to c.slicesAhead at once, and counts their
 // events in the order of qs.
 func (c *computer) readSlices(ctx context.Context, qs []sliceQuery) error {
 	audit, log, size := c.audit, c.log, c.size
-	return inOrder(ctx, len(qs), slicesAhead,
+	return inOrder(ctx, len(qs), c.slicesAhead,
 		func(ctx context.Context, i int) ([]matched, error) { return readSlice(ctx, audit, log, size, qs[i]) },
 		func(_ int, es []matched) error {
 			for j := range es {
@@ -604,7 +613,7 @@ func (c *computer) event(e *sekisho.AuditEntry, l *leaf) {
 }
 
 // locate reads each subject's org and region from the store (erased records
-// keep them as a tombstone), batchesAhead batches of 500 at once.
+// keep them as a tombstone), c.batchesAhead batches of 500 at once.
 func (c *computer) locate(ctx context.Context) error {
 	type batch struct {
 		coll string
@@ -626,7 +635,7 @@ func (c *computer) locate(ctx context.Context) error {
 			bs = append(bs, batch{coll, ids[start:min(len(ids), start+500)]})
 		}
 	}
-	return inOrder(ctx, len(bs), batchesAhead,
+	return inOrder(ctx, len(bs), c.batchesAhead,
 		func(ctx context.Context, i int) ([]sekisho.RecordPlace, error) {
 			ps, err := places(ctx, c.st, bs[i].coll, bs[i].ids)
 			if err != nil {
