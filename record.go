@@ -190,6 +190,11 @@ type SealedRecord struct {
 // Erased reports whether the record's data key has been destroyed.
 func (r *SealedRecord) Erased() bool { return r.WrappedDEK == nil }
 
+// Place returns where the record is (a RecordLocator's answer for it).
+func (r *SealedRecord) Place() RecordPlace {
+	return RecordPlace{ID: r.ID, Org: r.Org, Region: r.Region, Erased: r.Erased()}
+}
+
 // RecordPatch is the body of an update: the fields to change, and the
 // record's retain_until and consents to change. Purposes not named in
 // Consents keep their consent; withdrawing one is an update that names it

@@ -213,6 +213,19 @@ type RecordLocator interface {
 	LocateRecords(ctx context.Context, collection string, ids []string) ([]RecordPlace, error)
 }
 
+// PlacesAsked returns the places of byID in the order of ids, an id asked
+// twice once, as LocateRecords returns them; it empties byID of them.
+func PlacesAsked(ids []string, byID map[string]RecordPlace) []RecordPlace {
+	out := make([]RecordPlace, 0, len(byID))
+	for _, id := range ids {
+		if p, ok := byID[id]; ok {
+			out = append(out, p)
+			delete(byID, id)
+		}
+	}
+	return out
+}
+
 // AuditRefLister is an AuditStore that lists its events' indexes and
 // request ids without the events: a follower that decided most events
 // itself (the guard, on a node that serves the requests) reads the events

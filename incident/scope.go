@@ -665,7 +665,7 @@ func places(ctx context.Context, st sekisho.Store, collection string, ids []stri
 	}
 	out := make([]sekisho.RecordPlace, len(recs))
 	for i, r := range recs {
-		out[i] = sekisho.RecordPlace{ID: r.ID, Org: r.Org, Region: r.Region, Erased: r.Erased()}
+		out[i] = r.Place()
 	}
 	return out, nil
 }

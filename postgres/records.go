@@ -174,14 +174,7 @@ func (s *Store) LocateRecords(ctx context.Context, collection string, ids []stri
 	if err != nil {
 		return nil, fmt.Errorf("postgres: locate records: %w", err)
 	}
-	out := make([]sekisho.RecordPlace, 0, len(byID))
-	for _, id := range ids {
-		if p, ok := byID[id]; ok {
-			out = append(out, p)
-			delete(byID, id)
-		}
-	}
-	return out, nil
+	return sekisho.PlacesAsked(ids, byID), nil
 }
 
 // UpdateRecord implements sekisho.RecordStore. The version check and the

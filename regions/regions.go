@@ -322,7 +322,7 @@ func (r *Router) LocateRecords(ctx context.Context, collection string, ids []str
 		}
 		recs, err := s.GetRecords(ctx, collection, ids)
 		for _, rec := range recs {
-			parts[i] = append(parts[i], sekisho.RecordPlace{ID: rec.ID, Org: rec.Org, Region: rec.Region, Erased: rec.Erased()})
+			parts[i] = append(parts[i], rec.Place())
 		}
 		return err
 	})
@@ -335,14 +335,7 @@ func (r *Router) LocateRecords(ctx context.Context, collection string, ids []str
 			byID[pl.ID] = pl
 		}
 	}
-	out := make([]sekisho.RecordPlace, 0, len(byID))
-	for _, id := range ids {
-		if pl, ok := byID[id]; ok {
-			out = append(out, pl)
-			delete(byID, id)
-		}
-	}
-	return out, nil
+	return sekisho.PlacesAsked(ids, byID), nil
 }
 
 // UpdateRecord implements sekisho.RecordStore.

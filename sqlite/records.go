@@ -323,11 +323,7 @@ func (s *Store) GetRecords(ctx context.Context, collection string, ids []string)
 	byID := make(map[string]*sekisho.SealedRecord, len(ids))
 	for start := 0; start < len(ids); start += 500 {
 		chunk := ids[start:min(len(ids), start+500)]
-		args := make([]any, 0, len(chunk)+1)
-		args = append(args, collection)
-		for _, id := range chunk {
-			args = append(args, id)
-		}
+		args := collectionIDs(collection, chunk)
 		var rows *sql.Rows
 		var err error
 		if len(chunk) == 1 {
@@ -366,17 +362,23 @@ func (s *Store) GetRecords(ctx context.Context, collection string, ids []string)
 
 var _ sekisho.RecordLocator = (*Store)(nil)
 
+// collectionIDs are the arguments of "collection = ? AND id IN (...)".
+func collectionIDs(collection string, ids []string) []any {
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, collection)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	return args
+}
+
 // LocateRecords implements sekisho.RecordLocator: GetRecords's query
 // without the ciphertexts.
 func (s *Store) LocateRecords(ctx context.Context, collection string, ids []string) ([]sekisho.RecordPlace, error) {
 	byID := make(map[string]sekisho.RecordPlace, len(ids))
 	for start := 0; start < len(ids); start += 500 {
 		chunk := ids[start:min(len(ids), start+500)]
-		args := make([]any, 0, len(chunk)+1)
-		args = append(args, collection)
-		for _, id := range chunk {
-			args = append(args, id)
-		}
+		args := collectionIDs(collection, chunk)
 		rows, err := s.r.QueryContext(ctx, `SELECT id, org, region, coalesce(length(wrapped_dek), 0) = 0 FROM records WHERE collection = ? AND id IN (`+placeholders(len(chunk))+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: locate records: %w", err)
@@ -395,14 +397,7 @@ func (s *Store) LocateRecords(ctx context.Context, collection string, ids []stri
 			return nil, fmt.Errorf("sqlite: locate records: %w", err)
 		}
 	}
-	out := make([]sekisho.RecordPlace, 0, len(byID))
-	for _, id := range ids {
-		if p, ok := byID[id]; ok {
-			out = append(out, p)
-			delete(byID, id)
-		}
-	}
-	return out, nil
+	return sekisho.PlacesAsked(ids, byID), nil
 }
 
 // UpdateRecord implements sekisho.RecordStore.

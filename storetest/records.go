@@ -83,7 +83,7 @@ func testLocate(t *testing.T, s sekisho.Store) {
 			must(t, "GetRecords", err)
 			var fromRecs []sekisho.RecordPlace
 			for _, r := range recs {
-				fromRecs = append(fromRecs, sekisho.RecordPlace{ID: r.ID, Org: r.Org, Region: r.Region, Erased: r.Erased()})
+				fromRecs = append(fromRecs, r.Place())
 			}
 			if !slices.Equal(got, fromRecs) {
 				t.Fatalf("LocateRecords = %+v, GetRecords' records are at %+v", got, fromRecs)
