@@ -99,7 +99,8 @@ func BenchmarkScopePostgres(b *testing.B) {
 	}
 	defer pool.Close()
 	var dbBytes, entriesBytes int64
-	if err := pool.QueryRow(b.Context(), `SELECT pg_database_size(current_database()), pg_total_relation_size('audit_entries')`).Scan(&dbBytes, &entriesBytes); err != nil {
+	if err := pool.QueryRow(b.Context(), `SELECT pg_database_size(current_database()),
+		(SELECT COALESCE(sum(pg_total_relation_size(relid)), 0)::bigint FROM pg_partition_tree('audit_entries'))`).Scan(&dbBytes, &entriesBytes); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("database %.2f GB (audit_entries with its indexes %.2f GB)", float64(dbBytes)/1e9, float64(entriesBytes)/1e9)

@@ -63,6 +63,19 @@ func (s *Store) AppendAudit(ctx context.Context, entries []sekisho.AuditEntry, n
 	for i, n := range nodes {
 		nodeRows[i] = []any{int32(n.Level), int64(n.Index), n.Hash}
 	}
+	err := s.appendRows(ctx, entries, rows, orgRows, recordRows, nodes, nodeRows)
+	if noPartition(err) {
+		// An event in a month without its partition (the first append of a
+		// month the store did not prepare): nothing was written.
+		if err := s.prepareEntryMonths(ctx, entries); err != nil {
+			return err
+		}
+		err = s.appendRows(ctx, entries, rows, orgRows, recordRows, nodes, nodeRows)
+	}
+	return err
+}
+
+func (s *Store) appendRows(ctx context.Context, entries []sekisho.AuditEntry, rows, orgRows, recordRows [][]any, nodes []sekisho.AuditNode, nodeRows [][]any) error {
 	if len(entries) > 0 && len(rows)+len(orgRows)+len(recordRows)+len(nodeRows) <= maxOneStatement {
 		return s.appendOne(ctx, entries, orgRows, recordRows, nodes)
 	}
@@ -316,7 +329,9 @@ func (s *Store) QueryAudit(ctx context.Context, f sekisho.AuditFilter) ([]sekish
 		}
 	}
 	if f.Org != "" {
-		sub := "SELECT o.idx FROM audit_orgs o WHERE o.org = " + arg(f.Org)
+		// With the event's time, each idx is looked up in the partition of
+		// its month only.
+		sub := "SELECT o.idx, o.event_time FROM audit_orgs o WHERE o.org = " + arg(f.Org)
 		if !since.IsZero() {
 			sub += " AND o.event_time >= " + arg(since)
 		}
@@ -326,7 +341,7 @@ func (s *Store) QueryAudit(ctx context.Context, f sekisho.AuditFilter) ([]sekish
 		if f.From > 0 {
 			sub += " AND o.idx >= " + arg(clampIndex(f.From))
 		}
-		where = append(where, "e.idx IN ("+sub+")")
+		where = append(where, "(e.idx, e.event_time) IN ("+sub+")")
 	}
 	if f.Record != "" {
 		sub := "SELECT r.idx FROM audit_records r WHERE r.record = " + arg(f.Record)

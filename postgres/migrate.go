@@ -124,6 +124,55 @@ UPDATE records SET
 		WHEN substring(index_tokens from 3 for 1) < '\x80'::bytea THEN substring(index_tokens from 4)
 		ELSE substring(index_tokens from 5) END;
 `,
+	// 4: audit_entries partitioned by month of event_time (partitions.go).
+	// The primary key holds the partition key; idx stays unique by the
+	// append's compare-and-set on audit_head. A log with events keeps
+	// its table, renamed audit_entries_before and attached over every
+	// time before the month after its latest event: its indexes match
+	// the new ones and are attached as they are, but for the primary key
+	// (built again with event_time) and the check of the range (one
+	// scan). An empty
+	// log is dropped: every month gets a partition of its own.
+	`
+DO $$
+DECLARE
+	latest TIMESTAMPTZ;
+BEGIN
+	LOCK TABLE audit_entries IN ACCESS EXCLUSIVE MODE;
+	SELECT max(event_time) INTO latest FROM audit_entries;
+	ALTER TABLE audit_entries RENAME TO audit_entries_before;
+	ALTER INDEX audit_entries_pkey RENAME TO audit_entries_before_idx;
+	ALTER INDEX audit_by_principal RENAME TO audit_entries_before_principal;
+	ALTER INDEX audit_by_device RENAME TO audit_entries_before_device;
+	ALTER INDEX audit_by_time RENAME TO audit_entries_before_time;
+	ALTER INDEX audit_by_request RENAME TO audit_entries_before_request;
+	CREATE TABLE audit_entries (
+		idx         BIGINT NOT NULL,
+		leaf        BYTEA NOT NULL,
+		event_time  TIMESTAMPTZ NOT NULL,
+		request_id  TEXT NOT NULL,
+		org         TEXT NOT NULL,
+		principal   TEXT NOT NULL,
+		device      TEXT NOT NULL,
+		decision    TEXT NOT NULL,
+		record_orgs TEXT[] NOT NULL,
+		records     TEXT[] NOT NULL,
+		PRIMARY KEY (idx, event_time)
+	) PARTITION BY RANGE (event_time);
+	CREATE INDEX audit_by_principal ON audit_entries (principal, event_time, idx);
+	CREATE INDEX audit_by_device ON audit_entries (device, event_time, idx);
+	CREATE INDEX audit_by_time ON audit_entries (event_time, idx);
+	CREATE INDEX audit_by_request ON audit_entries (request_id);
+	IF latest IS NULL THEN
+		DROP TABLE audit_entries_before;
+	ELSE
+		-- A partition has one primary key, the partitioned table's.
+		ALTER TABLE audit_entries_before DROP CONSTRAINT audit_entries_before_idx;
+		EXECUTE format('ALTER TABLE audit_entries ATTACH PARTITION audit_entries_before FOR VALUES FROM (MINVALUE) TO (%L)',
+			(date_trunc('month', latest AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC');
+	END IF;
+END $$;
+`,
 }
 
 // migrate applies the missing migrations, each in a transaction that first

@@ -39,6 +39,14 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{pool: pool}
+	// The audit log's partitions of this month and the next, so that
+	// appends do not make them; a lock that did not come in time leaves it
+	// to the first append of the month.
+	now := time.Now()
+	if err := s.PrepareAuditMonths(ctx, now, monthStart(now).AddDate(0, 1, 0)); err != nil && !lockNotAvailable(err) {
+		pool.Close()
+		return nil, err
+	}
 	// A bulk load that stopped before its end gets its indexes first.
 	if err := s.finishBulk(ctx); err != nil {
 		pool.Close()
@@ -94,6 +102,12 @@ func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 func retryable(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+// lockNotAvailable reports whether err is a lock_timeout that expired.
+func lockNotAvailable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "55P03"
 }
 
 // isUnique reports whether err is a unique violation.

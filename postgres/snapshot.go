@@ -54,9 +54,12 @@ func (s *Snapshot) Close(ctx context.Context) error {
 }
 
 // RowCounts returns the number of rows of every table of the store's
-// schema (the current schema), as of the snapshot.
+// schema (the current schema) that holds rows, as of the snapshot: the
+// partitions of a partitioned table, not the table itself, as pg_dump
+// dumps them.
 func (s *Snapshot) RowCounts(ctx context.Context) (map[string]int64, error) {
-	rows, err := s.tx.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`)
+	rows, err := s.tx.Query(ctx, `SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = current_schema() AND c.relkind = 'r' ORDER BY 1`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list tables: %w", err)
 	}
@@ -73,6 +76,25 @@ func (s *Snapshot) RowCounts(ctx context.Context) (map[string]int64, error) {
 		out[n] = c
 	}
 	return out, nil
+}
+
+// AuditTables returns the tables that hold the audit log's events, as of
+// the snapshot: audit_entries' partitions (migration 4), or audit_entries
+// itself in a database from before it.
+func (s *Snapshot) AuditTables(ctx context.Context) ([]string, error) {
+	rows, err := s.tx.Query(ctx, `SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'audit_entries'::regclass ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list the audit partitions: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list the audit partitions: %w", err)
+	}
+	if len(names) == 0 {
+		names = []string{"audit_entries"}
+	}
+	return names, nil
 }
 
 // AuditStore returns the audit log as of the snapshot, to verify with

@@ -30,11 +30,12 @@ func newAuditCmd() *cobra.Command {
 		Short: "Verify and read the tamper-evident audit log, without a running server",
 		Long: `Verify and read the audit log of a data directory (or of a PostgreSQL store).
 
-These commands only read: they open the database read-only and do not take the
+These commands only read (but cluster, which rewrites a closed month of a
+PostgreSQL log in place): they open the database read-only and do not take the
 data directory's lock, so they run beside a running server as well as after it
 stopped or crashed.`,
 	}
-	cmd.AddCommand(newAuditVerifyCmd(), newAuditEventsCmd(), newAuditCheckpointCmd(), newAuditTailCmd())
+	cmd.AddCommand(newAuditVerifyCmd(), newAuditEventsCmd(), newAuditCheckpointCmd(), newAuditTailCmd(), newAuditClusterCmd())
 	return cmd
 }
 

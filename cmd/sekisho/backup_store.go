@@ -38,6 +38,9 @@ type backupStore struct {
 	// Tables (postgres) are the row counts of the snapshot pg_dump dumped;
 	// the dump was checked to hold exactly these.
 	Tables map[string]int64 `json:"tables,omitempty"`
+	// AuditTables (postgres) are the tables of Tables that hold the audit
+	// log's events: audit_entries' partitions, one a month.
+	AuditTables []string `json:"audit_tables,omitempty"`
 	// AuditDigest (postgres) sums, modulo 2^256, SHA-256(index || RFC 6962
 	// leaf hash) over the audit log's events: the same for the snapshot and
 	// the dump (whose rows come in the table's physical order, hence a sum).
@@ -74,8 +77,15 @@ func dumpPostgres(ctx context.Context, dsn, file string, verifier note.Verifier)
 	if st.Tables, err = snap.RowCounts(ctx); err != nil {
 		return nil, err
 	}
-	if st.Tables["audit_entries"] != int64(st.AuditSize) {
-		return nil, fmt.Errorf("the audit log has %d events but audit_entries %d rows", st.AuditSize, st.Tables["audit_entries"])
+	if st.AuditTables, err = snap.AuditTables(ctx); err != nil {
+		return nil, err
+	}
+	var events int64
+	for _, t := range st.AuditTables {
+		events += st.Tables[t]
+	}
+	if events != int64(st.AuditSize) {
+		return nil, fmt.Errorf("the audit log has %d events but audit_entries %d rows", st.AuditSize, events)
 	}
 	d := newLeafDigest()
 	for from := uint64(0); from < st.AuditSize; {
@@ -122,7 +132,7 @@ func pgDumpTarget(dsn string) (string, []string) {
 }
 
 // checkDump reads the dump back with pg_restore: every table of st.Tables
-// must hold its row count, and audit_entries' leaves must give
+// must hold its row count, and the leaves of st.AuditTables must give
 // st.AuditDigest.
 func checkDump(ctx context.Context, file string, st *backupStore) error {
 	tables := make([]string, 0, len(st.Tables))
@@ -130,6 +140,7 @@ func checkDump(ctx context.Context, file string, st *backupStore) error {
 		tables = append(tables, t)
 	}
 	slices.Sort(tables)
+	leaves := newLeafDigest()
 	for _, t := range tables {
 		cmd := exec.CommandContext(ctx, "pg_restore", "--data-only", "--table="+t, "--file=-", file)
 		var stderr bytes.Buffer
@@ -142,8 +153,8 @@ func checkDump(ctx context.Context, file string, st *backupStore) error {
 			return fmt.Errorf("pg_restore: %w", err)
 		}
 		var d *leafDigest
-		if t == "audit_entries" {
-			d = newLeafDigest()
+		if slices.Contains(st.AuditTables, t) {
+			d = leaves
 		}
 		rows, perr := countCopyRows(out, t, d)
 		io.Copy(io.Discard, out)
@@ -156,9 +167,9 @@ func checkDump(ctx context.Context, file string, st *backupStore) error {
 		if rows != st.Tables[t] {
 			return fmt.Errorf("table %s: %d rows in the dump, %d in the snapshot", t, rows, st.Tables[t])
 		}
-		if d != nil && d.sum() != st.AuditDigest {
-			return errors.New("audit_entries: the dumped leaves differ from the snapshot's")
-		}
+	}
+	if leaves.sum() != st.AuditDigest {
+		return errors.New("audit_entries: the dumped leaves differ from the snapshot's")
 	}
 	return nil
 }
