@@ -32,13 +32,16 @@ not change; sekisho audit verify passes before and after.
 PostgreSQL only: its audit log is partitioned by month (UTC). The month must
 have ended an hour ago. The rewrite locks the month's partition: reads of that
 month (scopes, proofs, exports) wait for it; appends, which go to the current
-month, do not. It needs the partition's size again in free disk. Run it once
+month, do not. It needs the partition's size again in free disk, and as much
+again for the sort's temporary files unless maintenance_work_mem holds it (a
+run-time parameter in the URL: postgres://...?maintenance_work_mem=8GB). Run it once
 a month, for the month that ended (a month before the log was partitioned,
 in audit_entries_before, cannot be clustered alone).
 
 This command writes: unlike the other audit commands, run it against the
 production store deliberately.`,
 		Example: `  sekisho audit cluster --store postgres://sekisho@db/sekisho --month 2026-11
+  sekisho audit cluster --store 'postgres://sekisho@db/sekisho?maintenance_work_mem=8GB' --month 2026-11
   sekisho audit cluster --config sekisho.yaml --region jp --month 2026-11 --format json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
