@@ -168,8 +168,29 @@ BEGIN
 	ELSE
 		-- A partition has one primary key, the partitioned table's.
 		ALTER TABLE audit_entries_before DROP CONSTRAINT audit_entries_before_idx;
+		-- The bound is written as text in UTC whatever the session's
+		-- DateStyle and TimeZone (a zone abbreviation may read back as
+		-- another zone's).
 		EXECUTE format('ALTER TABLE audit_entries ATTACH PARTITION audit_entries_before FOR VALUES FROM (MINVALUE) TO (%L)',
-			(date_trunc('month', latest AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC');
+			to_char(date_trunc('month', latest AT TIME ZONE 'UTC') + interval '1 month', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'));
+	END IF;
+END $$;
+`,
+	// 5: where audit_entries_before ends (migration 4 attached it up to the
+	// month after its latest event, which no later event can pass), so
+	// that making a month's partition knows the months it holds without
+	// reading the bound's text.
+	`
+CREATE TABLE audit_partitioning (
+	one          BOOL PRIMARY KEY CHECK (one),
+	before_until TIMESTAMPTZ NOT NULL
+);
+DO $$
+BEGIN
+	IF to_regclass('audit_entries_before') IS NOT NULL THEN
+		INSERT INTO audit_partitioning (one, before_until)
+		SELECT true, (date_trunc('month', max(event_time) AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC'
+		FROM audit_entries_before;
 	END IF;
 END $$;
 `,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,6 +46,15 @@ func partitionName(m time.Time) string {
 	return fmt.Sprintf("audit_entries_%04d_%02d", m.Year(), int(m.Month()))
 }
 
+// boundLiteral writes the month start m as a TIMESTAMPTZ literal; years
+// before 1 as BC (year 0 is 1 BC), which RFC 3339 cannot say.
+func boundLiteral(m time.Time) string {
+	if y := m.Year(); y < 1 {
+		return fmt.Sprintf("%04d-%02d-01 00:00:00+00 BC", 1-y, int(m.Month()))
+	}
+	return m.Format(time.RFC3339)
+}
+
 // PrepareAuditMonths makes the audit log's partitions of every month from
 // since's to until's, both included, where none holds them yet (a month
 // before the partitioning of a migrated log is held by
@@ -63,10 +71,6 @@ func (s *Store) PrepareAuditMonths(ctx context.Context, since, until time.Time) 
 	}
 	return nil
 }
-
-// errCovered is prepareMonth's signal that another partition holds the
-// month (its transaction rolls back the table it made).
-var errCovered = errors.New("the month is held by another partition")
 
 // prepareMonth makes the partition of the month starting at m: a table
 // like audit_entries, then ATTACHed, which takes audit_entries' SHARE
@@ -89,29 +93,38 @@ func (s *Store) prepareMonth(ctx context.Context, m time.Time) error {
 		if exists {
 			return nil
 		}
+		// A month before the partitioning of a migrated log is held by
+		// audit_entries_before (migration 5 says up to when; its bound is
+		// a month start, so it holds whole months).
+		var beforeUntil time.Time
+		err := tx.QueryRow(ctx, `SELECT before_until FROM audit_partitioning WHERE one`).Scan(&beforeUntil)
+		if err == nil && m.Before(beforeUntil) {
+			return nil
+		}
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
 		id := pgx.Identifier{name}.Sanitize()
 		if _, err := tx.Exec(ctx, `CREATE TABLE `+id+` (LIKE audit_entries INCLUDING DEFAULTS)`); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, fmt.Sprintf(`ALTER TABLE audit_entries ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')`,
-			id, m.Format(time.RFC3339), m.AddDate(0, 1, 0).Format(time.RFC3339)))
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == "42P17" && strings.Contains(pe.Message, "overlap") {
-			return errCovered
-		}
+		_, err = tx.Exec(ctx, fmt.Sprintf(`ALTER TABLE audit_entries ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')`,
+			id, boundLiteral(m), boundLiteral(m.AddDate(0, 1, 0))))
 		return err
 	})
-	if err != nil && !errors.Is(err, errCovered) {
+	if err != nil {
 		return fmt.Errorf("postgres: make the audit partition %s: %w", name, err)
 	}
 	return nil
 }
 
 // noPartition reports whether err is an insert into audit_entries of an
-// event whose month has no partition yet.
+// event whose month has no partition yet: a check violation on the table
+// itself, of no constraint (by its fields, not by its message, which the
+// server's lc_messages translates).
 func noPartition(err error) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "23514" && strings.HasPrefix(pe.Message, "no partition of relation")
+	return errors.As(err, &pe) && pe.Code == "23514" && pe.TableName == "audit_entries" && pe.ConstraintName == ""
 }
 
 // prepareEntryMonths makes the partitions of the months entries fall in.

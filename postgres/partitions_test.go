@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -21,7 +22,7 @@ import (
 // partitionsOf maps each audit index to the table that holds its row.
 func partitionsOf(t *testing.T, pool *pgxpool.Pool) map[int64]string {
 	t.Helper()
-	rows, err := pool.Query(t.Context(), `SELECT idx, tableoid::regclass::text FROM audit_entries`)
+	rows, err := pool.Query(t.Context(), `SELECT e.idx, c.relname::text FROM audit_entries e JOIN pg_class c ON c.oid = e.tableoid`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,8 +161,9 @@ func TestMigratePartitionsAuditLog(t *testing.T) {
 	if parts[13] != "audit_entries_2024_06" {
 		t.Errorf("event 13 (June 1st, 00:00 UTC) is in %q, want audit_entries_2024_06", parts[13])
 	}
-	// idx is no longer unique by a constraint: the head refuses an append
-	// at an index the log has.
+	// idx is no longer unique by a constraint of its own (the primary key
+	// holds event_time): the head's compare-and-set still refuses an
+	// append at an index the log has, in another month than the first.
 	again := storetest.Entries(5, 1)
 	again[0].Time = time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC)
 	if err := s.AppendAudit(ctx, again, nil); sekisho.Code(err) != sekisho.EConflict {
@@ -172,31 +174,132 @@ func TestMigratePartitionsAuditLog(t *testing.T) {
 	}
 }
 
+// The usual case: a log in use is migrated, so audit_entries_before holds
+// this month. Open (on every node, at every restart) leaves this month to
+// it and makes the next; the bound is right whatever the session's
+// DateStyle and TimeZone (a zone abbreviation such as IST reads back as
+// another zone's offset).
+func TestMigrateLiveLog(t *testing.T) {
+	base := pgtest.DSN(t)
+	dsn := base + "&TimeZone=Asia/Kolkata&DateStyle=SQL,DMY"
+	ctx := t.Context()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `CREATE TABLE schema_migrations (version INT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
+		t.Fatal(err)
+	}
+	for v := 1; v <= 3; v++ {
+		if _, err := pool.Exec(ctx, migrations[v]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pool.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	started := time.Now().UTC()
+	this := monthStart(started)
+	next := this.AddDate(0, 1, 0)
+	e := storetest.NewEntry(0)
+	e.Time = started.Truncate(time.Microsecond)
+	if _, err := pool.Exec(ctx, `INSERT INTO audit_entries (idx, leaf, event_time, request_id, org, principal, device, decision, record_orgs, records)
+		VALUES (0, $1, $2, 'r', 'acme', 'alice', 'd', 'allow', '{}', '{}')`, e.Leaf, e.Time); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE audit_head SET size = 1`); err != nil {
+		t.Fatal(err)
+	}
+	for node := range 2 {
+		s, err := Open(ctx, dsn)
+		if err != nil {
+			t.Fatalf("node %d: Open of a log in use, migrated this month: %v", node, err)
+		}
+		s.Close()
+	}
+	s, err := Open(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !monthStart(time.Now()).Equal(this) {
+		t.Skip("a month began during the test")
+	}
+	if names := partitionNames(t, s.pool); !slices.Equal(names, []string{partitionName(next), beforePartition}) {
+		t.Fatalf("partitions = %v, want %s and %s", names, partitionName(next), beforePartition)
+	}
+	last, first := storetest.Entries(1, 2), next
+	last[0].Time, last[1].Time = next.Add(-time.Microsecond), first
+	if err := s.AppendAudit(ctx, last, nil); err != nil {
+		t.Fatal(err)
+	}
+	parts := partitionsOf(t, s.pool)
+	if want := map[int64]string{0: beforePartition, 1: beforePartition, 2: partitionName(next)}; !maps.Equal(parts, want) {
+		t.Fatalf("events are in %v, want %v", parts, want)
+	}
+}
+
 // A log made on version 4 has no audit_entries_before: every month has its
 // own partition, this month's and the next made by Open, others by the
 // first append into them.
 func TestAuditMonthPartitions(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	ctx := t.Context()
+	before := monthStart(time.Now())
 	s, err := Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	now := monthStart(time.Now())
+	if !now.Equal(before) {
+		t.Skip("a month began while the store opened")
+	}
 	names := partitionNames(t, s.pool)
 	want := []string{partitionName(now), partitionName(now.AddDate(0, 1, 0))}
 	if !slices.Equal(names, want) {
 		t.Fatalf("partitions after Open = %v, want %v", names, want)
 	}
-	es := storetest.Entries(0, 3) // storetest.At: March 2024
+	es := storetest.Entries(0, 5) // storetest.At: March 2024
 	es[2].Time = time.Date(2019, 12, 31, 23, 59, 59, 999999000, time.UTC)
+	es[3].Time = time.Date(0, 5, 17, 12, 0, 0, 0, time.UTC)   // 1 BC
+	es[4].Time = time.Date(-44, 3, 15, 12, 0, 0, 0, time.UTC) // 45 BC
 	if err := s.AppendAudit(ctx, es, nil); err != nil {
 		t.Fatalf("append into months without partitions: %v", err)
 	}
 	parts := partitionsOf(t, s.pool)
-	if parts[0] != "audit_entries_2024_03" || parts[1] != "audit_entries_2024_03" || parts[2] != "audit_entries_2019_12" {
-		t.Fatalf("events are in %v, want 0 and 1 in audit_entries_2024_03, 2 in audit_entries_2019_12", parts)
+	wantParts := map[int64]string{0: "audit_entries_2024_03", 1: "audit_entries_2024_03", 2: "audit_entries_2019_12", 3: "audit_entries_0000_05", 4: "audit_entries_-044_03"}
+	if !maps.Equal(parts, wantParts) {
+		t.Fatalf("events are in %v, want %v", parts, wantParts)
+	}
+	back, err := s.AuditLeaves(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameEntries(t, "events of years 2024, 2019, 0 and -44", back, es)
+
+	// An append too large for one statement (a COPY in a transaction)
+	// into three months without partitions is written once.
+	big := storetest.Entries(5, 2100)
+	for i := range big {
+		big[i].Time = time.Date(2033, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Hour)
+	}
+	if err := s.AppendAudit(ctx, big, nil); err != nil {
+		t.Fatalf("a COPY into months without partitions: %v", err)
+	}
+	var rows, orgRows int64
+	if err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM audit_entries WHERE idx >= 5), (SELECT count(*) FROM audit_orgs WHERE idx >= 5)`).Scan(&rows, &orgRows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 2100 || orgRows != 2100 {
+		t.Fatalf("after the COPY: %d rows and %d org rows, want 2100 each", rows, orgRows)
+	}
+	names = partitionNames(t, s.pool)
+	for _, n := range []string{"audit_entries_2033_01", "audit_entries_2033_02", "audit_entries_2033_03"} {
+		if !slices.Contains(names, n) {
+			t.Errorf("no partition %s after the COPY: %v", n, names)
+		}
 	}
 	if err := s.PrepareAuditMonths(ctx, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2024, 12, 1, 0, 0, 0, 0, time.UTC)); sekisho.Code(err) != sekisho.EInvalid {
 		t.Fatalf("PrepareAuditMonths with the end first = %v, want EInvalid", err)

@@ -33,7 +33,9 @@ func newAuditCmd() *cobra.Command {
 These commands only read (but cluster, which rewrites a closed month of a
 PostgreSQL log in place): they open the database read-only and do not take the
 data directory's lock, so they run beside a running server as well as after it
-stopped or crashed.`,
+stopped or crashed. (Opening a PostgreSQL store applies the migrations it
+lacks and makes this month's and the next month's audit partitions, as serve
+does.)`,
 	}
 	cmd.AddCommand(newAuditVerifyCmd(), newAuditEventsCmd(), newAuditCheckpointCmd(), newAuditTailCmd(), newAuditClusterCmd())
 	return cmd
