@@ -13,6 +13,30 @@ import (
 	"github.com/sekisho/sekisho/internal/pgtest"
 )
 
+// databaseAt returns a pool on the database at dsn with migrations 1 to
+// version applied and recorded, as that version of the store left it.
+func databaseAt(t *testing.T, dsn string, version int) *pgxpool.Pool {
+	t.Helper()
+	ctx := t.Context()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if _, err := pool.Exec(ctx, `CREATE TABLE schema_migrations (version INT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
+		t.Fatal(err)
+	}
+	for v := 1; v <= version; v++ {
+		if _, err := pool.Exec(ctx, migrations[v]); err != nil {
+			t.Fatalf("migration %d: %v", v, err)
+		}
+		if _, err := pool.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pool
+}
+
 // oldMap is how a record's maps were written before migration 3: a format
 // byte 1 and the number of entries before the entries (spelled out here,
 // as a fixture of the old databases).
@@ -34,22 +58,7 @@ func oldMap(m map[string][]byte, names []string) []byte {
 func TestMigrateFieldEncoding(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	ctx := t.Context()
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The database as version 2 left it.
-	if _, err := pool.Exec(ctx, `CREATE TABLE schema_migrations (version INT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
-		t.Fatal(err)
-	}
-	for v := 1; v <= 2; v++ {
-		if _, err := pool.Exec(ctx, migrations[v]); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := pool.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pool := databaseAt(t, dsn, 2)
 	big := map[string][]byte{}
 	var bigNames []string
 	for i := range 200 {

@@ -70,24 +70,9 @@ func sameEntries(t *testing.T, what string, got, want []sekisho.AuditEntry) {
 func TestMigratePartitionsAuditLog(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	ctx := t.Context()
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
 	// The database as version 3 left it, with 12 events: 0-5 in March
 	// 2024, 6-11 in May, three principals.
-	if _, err := pool.Exec(ctx, `CREATE TABLE schema_migrations (version INT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
-		t.Fatal(err)
-	}
-	for v := 1; v <= 3; v++ {
-		if _, err := pool.Exec(ctx, migrations[v]); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := pool.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pool := databaseAt(t, dsn, 3)
 	old := storetest.Entries(0, 12)
 	may := time.Date(2024, 5, 20, 8, 0, 0, 0, time.UTC)
 	for i := range old {
@@ -183,22 +168,7 @@ func TestMigrateLiveLog(t *testing.T) {
 	base := pgtest.DSN(t)
 	dsn := base + "&TimeZone=Asia/Kolkata&DateStyle=SQL,DMY"
 	ctx := t.Context()
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := pool.Exec(ctx, `CREATE TABLE schema_migrations (version INT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
-		t.Fatal(err)
-	}
-	for v := 1; v <= 3; v++ {
-		if _, err := pool.Exec(ctx, migrations[v]); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := pool.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pool := databaseAt(t, dsn, 3)
 	started := time.Now().UTC()
 	this := monthStart(started)
 	next := this.AddDate(0, 1, 0)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -18,19 +17,6 @@ import (
 	"github.com/sekisho/sekisho/internal/pgtest"
 	"github.com/sekisho/sekisho/postgres"
 )
-
-// runCLIMsg runs the CLI and returns its output, exit status and error
-// message.
-func runCLIMsg(t *testing.T, args ...string) (string, int, string) {
-	t.Helper()
-	root := newRootCmd()
-	var out, errOut bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(args)
-	code, msg := exitStatus(root.ExecuteContext(t.Context()))
-	return out.String(), code, msg
-}
 
 // sekisho audit cluster rewrites a closed month of a PostgreSQL log in
 // principal order; audit verify passes after it, against the checkpoint
@@ -87,12 +73,12 @@ func TestAuditClusterCommand(t *testing.T) {
 		{"no partition", []string{"--store", dsn, "--month", "2019-01"}, "no partition of its own"},
 		{"sqlite", []string{"--data", dataDir, "--month", "2025-02"}, "SQLite"},
 	} {
-		if _, code, msg := runCLIMsg(t, append([]string{"audit", "cluster"}, c.args...)...); code == 0 || !strings.Contains(msg, c.msg) {
+		if _, code, msg, _ := runCLIMsg(t, append([]string{"audit", "cluster"}, c.args...)...); code == 0 || !strings.Contains(msg, c.msg) {
 			t.Errorf("%s: exit %d: %q, want an error with %q", c.name, code, msg, c.msg)
 		}
 	}
 
-	out, code, msg := runCLIMsg(t, "audit", "cluster", "--store", dsn, "--month", "2025-02", "--format", "json")
+	out, code, msg, _ := runCLIMsg(t, "audit", "cluster", "--store", dsn, "--month", "2025-02", "--format", "json")
 	if code != 0 {
 		t.Fatalf("audit cluster: exit %d: %s", code, msg)
 	}

@@ -28,17 +28,24 @@ import (
 // stdout and exit status (0, or the status main would exit with).
 func runCLI(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	root := newRootCmd()
-	var out, errOut bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	code, msg := exitStatus(err)
-	if err != nil {
+	out, code, msg, _ := runCLIMsg(t, args...)
+	if code != 0 {
 		t.Logf("sekisho %s: exit %d: %s", strings.Join(args, " "), code, msg)
 	}
-	return out.String(), code
+	return out, code
+}
+
+// runCLIMsg runs the CLI in-process and returns its output, exit status,
+// error message and what it wrote to stderr.
+func runCLIMsg(t *testing.T, args ...string) (out string, code int, msg, stderr string) {
+	t.Helper()
+	root := newRootCmd()
+	var o, e bytes.Buffer
+	root.SetOut(&o)
+	root.SetErr(&e)
+	root.SetArgs(args)
+	code, msg = exitStatus(root.ExecuteContext(context.Background()))
+	return o.String(), code, msg, e.String()
 }
 
 func setMasterKey(t *testing.T) {

@@ -54,17 +54,11 @@ func startServerAt(t *testing.T) (url, tokenFile, dir string) {
 // cli runs the CLI in-process and returns stdout and the exit status.
 func cli(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	cmd := newRootCmd()
-	var out, errb bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errb)
-	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
-	code, msg := exitStatus(err)
-	if err != nil {
-		t.Logf("sekisho %s: exit %d: %s %s", strings.Join(args, " "), code, msg, errb.String())
+	out, code, msg, stderr := runCLIMsg(t, args...)
+	if code != 0 {
+		t.Logf("sekisho %s: exit %d: %s %s", strings.Join(args, " "), code, msg, stderr)
 	}
-	return out.String(), code
+	return out, code
 }
 
 func TestLoginAndAPI(t *testing.T) {
