@@ -31,17 +31,17 @@ not change; sekisho audit verify passes before and after.
 
 PostgreSQL only: its audit log is partitioned by month (UTC). The month must
 have ended an hour ago. The rewrite locks the month's partition for its whole
-length (83 s for 8.5M events on 2 cores): appends, which go to the current
+length (83 s for 8.5M events on 2 cores). Appends, which go to the current
 month, and the requests that make them go on, and so do reads bounded in time
 that are planned for their bounds; but every read of the log by index (the
 nodes' sync of the guard's counters, the export to a SIEM, audit tail, verify
-and backup) and a time-bounded read on a connection that
-has switched to a generic plan wait for it, as they touch every partition.
-Run it when those can wait. It needs the partition's size again in free disk, and as much
-again for the sort's temporary files unless maintenance_work_mem holds it (a
-run-time parameter in the URL: postgres://...?maintenance_work_mem=8GB). Run it once
-a month, for the month that ended (a month before the log was partitioned,
-in audit_entries_before, cannot be clustered alone).
+and backup) and a time-bounded read on a connection that has switched to a
+generic plan wait for it, as they touch every partition: run it when those
+can wait. It needs the partition's size again in free disk, and as much again
+for the sort's temporary files unless maintenance_work_mem holds it (a
+run-time parameter in the URL: postgres://...?maintenance_work_mem=8GB). Run
+it once a month, for the month that ended (a month before the log was
+partitioned, in audit_entries_before, cannot be clustered alone).
 
 This command writes: unlike the other audit commands, run it against the
 production store deliberately.`,
@@ -55,6 +55,7 @@ production store deliberately.`,
 	}
 	f.src.flags(cmd)
 	fl := cmd.Flags()
+	fl.MarkHidden("key") // nothing is verified here
 	fl.StringVar(&f.src.region, "region", "", "only this log: a region with a store of its own, or default (default: every log of --config)")
 	fl.StringVar(&f.month, "month", "", "the closed month to cluster, YYYY-MM in UTC (required)")
 	addFormatFlag(fl, &f.format, "table", "table", "json")
