@@ -647,9 +647,11 @@ func TestDeviceIDStartingWithDash(t *testing.T) {
 	run(t, "login", "--server", url, "--bootstrap-token-file", tokenFile, "--profile", admin)
 	run(t, "principal", "create", "bob", "--role", "member", "--profile", admin)
 	// A thumbprint starting with one "-" (1 in 64 keys; one starting with
-	// "--", 1 in 4096, reads as a long flag: checked below on its own).
+	// "--", 1 in 4096, reads as a long flag: checked below on its own, as
+	// "--" and the id from its third character, which must then not be a
+	// "-" too: "---..." is a different usage error).
 	var key *dpop.Key
-	for key == nil || !strings.HasPrefix(key.Thumbprint(), "-") || strings.HasPrefix(key.Thumbprint(), "--") {
+	for key == nil || !strings.HasPrefix(key.Thumbprint(), "-") || strings.HasPrefix(key.Thumbprint(), "--") || key.Thumbprint()[2] == '-' {
 		var err error
 		if key, err = dpop.GenerateKey("ed25519"); err != nil {
 			t.Fatal(err)
