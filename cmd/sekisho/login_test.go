@@ -113,7 +113,7 @@ func TestLoginAndAPI(t *testing.T) {
 		t.Fatalf("unapproved device: %d %s", code, out)
 	}
 	dev := strings.Fields(out[strings.Index(out, "sekisho device approve --"):])[4]
-	if out, code := cli(t, "device", "approve", dev, "--profile", admin); code != 0 {
+	if out, code := cli(t, "device", "approve", "--profile", admin, "--", dev); code != 0 {
 		t.Fatalf("approve: %d %s", code, out)
 	}
 	if out, code := cli(t, "api", "--profile", bob, "GET", "/v1/whoami"); code != 0 || !strings.Contains(out, "aff-admin") {
