@@ -387,19 +387,21 @@ func (s *Service) checkProof(r *http.Request, ath string, now time.Time) (*dpop.
 	// survives a restart.
 	until := iat.Add(s.proofWin + 5*time.Second)
 	replayed := sekisho.TypedErrorf(sekisho.EUnauthorized, "dpop-proof-replayed", "this DPoP proof was already used; make a new proof for every request")
-	switch s.replay.add(v.Thumbprint+"\x00"+v.JTI, until, now) {
+	h := sha256.New()
+	h.Write([]byte("sekisho dpop jti\x00"))
+	h.Write([]byte(v.Thumbprint))
+	h.Write([]byte{0})
+	h.Write([]byte(v.JTI))
+	var key [sha256.Size]byte
+	h.Sum(key[:0])
+	switch s.replay.add(key, until, now) {
 	case replaySeen:
 		return nil, replayed
 	case replayFull:
 		return nil, sekisho.TypedErrorf(sekisho.EUnavailable, "replay-cache-full", "too many requests to check for replay; retry shortly")
 	}
 	if s.cfg.Replay != nil {
-		h := sha256.New()
-		h.Write([]byte("sekisho dpop jti\x00"))
-		h.Write([]byte(v.Thumbprint))
-		h.Write([]byte{0})
-		h.Write([]byte(v.JTI))
-		fresh, err := s.cfg.Replay.UseOnce(r.Context(), h.Sum(nil), until, now)
+		fresh, err := s.cfg.Replay.UseOnce(r.Context(), key[:], until, now)
 		if sekisho.IsStorageFull(err) {
 			return nil, err // fail closed, and say why: the disk is full
 		}
@@ -457,47 +459,4 @@ func (s *Service) deviceState(ctx context.Context, id string) (*Device, *Princip
 		return nil, nil, sekisho.TypedErrorf(sekisho.EUnauthorized, "org-suspended", "org %s is not active", p.Org)
 	}
 	return d, p, nil
-}
-
-// replayCache remembers the jtis of proofs until they would be stale
-// anyway. It is bounded: when full of live entries it refuses new proofs
-// (fails closed) rather than forgetting one that could be replayed.
-type replayCache struct {
-	mu    sync.Mutex
-	max   int
-	m     map[string]time.Time
-	sweep time.Time
-}
-
-type replayResult int
-
-const (
-	replayNew replayResult = iota
-	replaySeen
-	replayFull
-)
-
-func newReplayCache(max int) *replayCache {
-	return &replayCache{max: max, m: map[string]time.Time{}}
-}
-
-func (c *replayCache) add(key string, until, now time.Time) replayResult {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if exp, ok := c.m[key]; ok && now.Before(exp) {
-		return replaySeen
-	}
-	if len(c.m) >= c.max || now.Sub(c.sweep) > 10*time.Second {
-		for k, exp := range c.m {
-			if !now.Before(exp) {
-				delete(c.m, k)
-			}
-		}
-		c.sweep = now
-		if len(c.m) >= c.max {
-			return replayFull
-		}
-	}
-	c.m[key] = until
-	return replayNew
 }

@@ -1,7 +1,10 @@
 package guard
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -101,4 +104,20 @@ func TestSweepDropsIdleKeys(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkRecentIDsGC is the time of a garbage collection while a full
+// set of request ids (DefaultMaxRequestIDs) is live: what each cycle of a
+// server's collector pays for it.
+func BenchmarkRecentIDsGC(b *testing.B) {
+	r := newRecentIDs(DefaultMaxRequestIDs)
+	for i := range DefaultMaxRequestIDs {
+		var id [16]byte
+		binary.BigEndian.PutUint64(id[8:], uint64(i))
+		r.add(hex.EncodeToString(id[:]), int64(i))
+	}
+	for b.Loop() {
+		runtime.GC()
+	}
+	runtime.KeepAlive(r)
 }

@@ -1,8 +1,10 @@
 package sqlite
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"fmt"
 	"sync"
@@ -40,18 +42,29 @@ const replaySweep = 8
 // window, so the records of one moment sit together) and the expired ones
 // are deleted from the head, a few pages every group commit touches
 // anyway, instead of a random leaf of a table keyed by the key's hash per
-// insert and per delete, plus an expiry index. Memory: about 150 bytes per
-// live key (for DPoP proofs, at most access.Config.MaxReplayEntries: the
+// insert and per delete, plus an expiry index.
+//
+// In memory a key is its SHA-256 (replayKey), so that the live keys (a
+// server at a few thousand DPoP reads a second holds a few hundred
+// thousand) are arrays in maps and a heap that hold no pointers: the
+// garbage collector does not visit them one by one at every cycle, as it
+// did strings. The table keeps the keys as given; only the keys reserved
+// and not yet written carry their bytes. Memory: about 100 bytes per live
+// key (for DPoP proofs, at most access.Config.MaxReplayEntries: the
 // service refuses new proofs beyond it before it asks the store).
 
+// replayKey is a key as memory holds it.
+type replayKey [sha256.Size]byte
+
 type replayReservation struct {
-	expires, now int64 // micros
+	raw          []byte // the key, for the table
+	expires, now int64  // micros
 }
 
-// replayRow is a row of the replay table.
+// replayRow is a row of the table, as memory holds it.
 type replayRow struct {
 	expires int64
-	key     string
+	key     replayKey
 }
 
 // replayHeap orders the rows of the table by expiry, soonest first.
@@ -74,13 +87,13 @@ type replayState struct {
 	// not swept; rows is every row of the table not being swept, by expiry
 	// (a key used again after it expired has two rows until the older one
 	// is swept).
-	live map[string]int64
+	live map[replayKey]int64
 	rows replayHeap
 	// reserved are the keys reserved and not yet taken by a group
 	// transaction; flushing the keys the running one writes, and sweeping
 	// the expired rows it deletes.
-	reserved map[string]replayReservation
-	flushing map[string]replayReservation
+	reserved map[replayKey]replayReservation
+	flushing map[replayKey]replayReservation
 	sweeping []replayRow
 	// latest is the latest now UseOnce was given (micros): rows that
 	// expired at or before it may be swept.
@@ -96,14 +109,14 @@ func (s *Store) loadReplay(ctx context.Context) error {
 	}
 	defer rows.Close()
 	rp := &s.replay
-	rp.live = map[string]int64{}
+	rp.live = map[replayKey]int64{}
 	for rows.Next() {
 		var r replayRow
 		var k []byte
 		if err := rows.Scan(&r.expires, &k); err != nil {
 			return fmt.Errorf("sqlite: read the replay table: %w", err)
 		}
-		r.key = string(k)
+		r.key = sha256.Sum256(k)
 		rp.rows = append(rp.rows, r)
 		if r.expires > rp.live[r.key] {
 			rp.live[r.key] = r.expires
@@ -121,7 +134,7 @@ func (s *Store) UseOnce(ctx context.Context, key []byte, expires, now time.Time)
 	if s.ops == nil {
 		return s.useOnceNow(ctx, key, expires, now)
 	}
-	k, at := string(key), micros(now)
+	k, at := replayKey(sha256.Sum256(key)), micros(now)
 	rp := &s.replay
 	rp.mu.Lock()
 	r1, ok1 := rp.reserved[k]
@@ -132,9 +145,9 @@ func (s *Store) UseOnce(ctx context.Context, key []byte, expires, now time.Time)
 		return false, nil
 	}
 	if rp.reserved == nil {
-		rp.reserved = map[string]replayReservation{}
+		rp.reserved = map[replayKey]replayReservation{}
 	}
-	rp.reserved[k] = replayReservation{expires: micros(expires), now: at}
+	rp.reserved[k] = replayReservation{raw: bytes.Clone(key), expires: micros(expires), now: at}
 	rp.latest = max(rp.latest, at)
 	rp.mu.Unlock()
 	select {
@@ -150,7 +163,7 @@ func (s *Store) UseOnce(ctx context.Context, key []byte, expires, now time.Time)
 // replayWait returns once the reserved key k is committed: at once when it
 // is (the request's audit append carried it), else after a group commit
 // that began after it was reserved.
-func (s *Store) replayWait(ctx context.Context, k string) error {
+func (s *Store) replayWait(ctx context.Context, k replayKey) error {
 	for range 3 {
 		s.replay.mu.Lock()
 		_, reserved := s.replay.reserved[k]
@@ -167,10 +180,12 @@ func (s *Store) replayWait(ctx context.Context, k string) error {
 }
 
 // replayFlush is what one group transaction writes to the replay table:
-// the keys reserved before it began, and the rows it sweeps.
+// the keys reserved before it began, and the rows it sweeps (every row
+// that expired at or before sweepTo).
 type replayFlush struct {
-	keys  map[string]replayReservation
-	sweep []replayRow
+	keys    map[replayKey]replayReservation
+	sweep   []replayRow
+	sweepTo int64
 }
 
 // takeReplay moves the reserved keys to flushing for the group transaction
@@ -191,6 +206,7 @@ func (s *Store) takeReplay() *replayFlush {
 			delete(rp.live, r.key)
 		}
 		f.sweep = append(f.sweep, r)
+		f.sweepTo = r.expires
 	}
 	rp.sweeping = f.sweep
 	return f
@@ -210,7 +226,7 @@ func (s *Store) doneReplay(f *replayFlush, committed bool) {
 	rp.flushing, rp.sweeping = nil, nil
 	if committed {
 		if rp.live == nil {
-			rp.live = map[string]int64{}
+			rp.live = map[replayKey]int64{}
 		}
 		for k, r := range f.keys {
 			heap.Push(&rp.rows, replayRow{expires: r.expires, key: k})
@@ -221,7 +237,7 @@ func (s *Store) doneReplay(f *replayFlush, committed bool) {
 		return
 	}
 	if rp.reserved == nil {
-		rp.reserved = map[string]replayReservation{}
+		rp.reserved = map[replayKey]replayReservation{}
 	}
 	// Not nudged: a store that cannot commit (a full disk) would spin. The
 	// next write commits them; meanwhile they are refused here all the same.
@@ -237,26 +253,26 @@ func (s *Store) doneReplay(f *replayFlush, committed bool) {
 	}
 }
 
-// writeReplay writes the keys of f in tx and deletes the rows it sweeps; ps
-// are replayStmts (prepared before the transaction: the writer has one
-// connection, which the transaction holds).
+// writeReplay deletes the rows f sweeps and writes its keys in tx; ps are
+// replayStmts (prepared before the transaction: the writer has one
+// connection, which the transaction holds). The swept rows are deleted as
+// the table's head up to the latest of their expiries: every row that
+// expired before it was popped from the heap first, and a row of the same
+// expiry not yet popped expired as well (popped later, its delete finds
+// nothing); the keys are written after, so that none of them is deleted.
 func writeReplay(ctx context.Context, tx *sql.Tx, ps [2]*sql.Stmt, f *replayFlush) error {
+	if len(f.sweep) > 0 {
+		if _, err := tx.StmtContext(ctx, ps[1]).ExecContext(ctx, f.sweepTo); err != nil {
+			return fmt.Errorf("sqlite: sweep replay: %w", err)
+		}
+	}
 	ins := tx.StmtContext(ctx, ps[0])
-	for k, r := range f.keys {
+	for _, r := range f.keys {
 		// Checked free (or expired) at reservation: no other writer. A row
 		// of the same key and expiry (a key used again, expired at once)
 		// says the same.
-		if _, err := ins.ExecContext(ctx, r.expires, []byte(k)); err != nil {
+		if _, err := ins.ExecContext(ctx, r.expires, r.raw); err != nil {
 			return fmt.Errorf("sqlite: use once: %w", err)
-		}
-	}
-	if len(f.sweep) == 0 {
-		return nil
-	}
-	del := tx.StmtContext(ctx, ps[1])
-	for _, r := range f.sweep {
-		if _, err := del.ExecContext(ctx, r.expires, []byte(r.key)); err != nil {
-			return fmt.Errorf("sqlite: sweep replay: %w", err)
 		}
 	}
 	return nil
@@ -266,7 +282,7 @@ func (s *Store) replayStmts(ctx context.Context) ([2]*sql.Stmt, error) {
 	var ps [2]*sql.Stmt
 	for i, q := range []string{
 		`INSERT OR IGNORE INTO replay (expires, key) VALUES (?, ?)`,
-		`DELETE FROM replay WHERE expires = ? AND key = ?`,
+		`DELETE FROM replay WHERE expires <= ?`,
 	} {
 		var err error
 		if ps[i], err = s.prep(ctx, s.w, q); err != nil {

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -29,7 +30,7 @@ func TestReplayBounded(t *testing.T) {
 		if ok, err := s.UseOnce(t.Context(), []byte(fmt.Sprint(i)), now.Add(60*time.Second), now); err != nil || !ok {
 			t.Fatalf("use %d: %v %v", i, ok, err)
 		}
-		if err := s.replayWait(t.Context(), fmt.Sprint(i)); err != nil {
+		if err := s.replayWait(t.Context(), sha256.Sum256([]byte(fmt.Sprint(i)))); err != nil {
 			t.Fatalf("use %d: %v", i, err)
 		}
 	}

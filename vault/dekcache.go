@@ -1,7 +1,6 @@
 package vault
 
 import (
-	"container/list"
 	"crypto/sha256"
 	"encoding/binary"
 	"sync"
@@ -22,30 +21,50 @@ import (
 //
 // Its memory is bounded by max: an entry is the SHA-256 of what finds it
 // (org, region, collection, record id, KEK version and wrapped key), the
-// 32-byte key, its org and region (for purge) and the LRU links, about 260
-// bytes (BenchmarkDEKCacheEntryBytes), so the default bound holds ~25 MiB.
+// key itself (up to 32 bytes; a longer one is not cached), its org and
+// region (an index into the few pairs seen, for purge), its expiry and the
+// LRU links, ~100 bytes (BenchmarkDEKCacheEntryBytes), so the default
+// bound holds ~10 MiB. The entries live in slabs of fixed-size slots that
+// hold no pointers, found through a map of arrays: the garbage collector
+// does not visit a full cache's hundred thousand entries one by one at
+// every cycle, as it did list elements, and a slot freed is reused in
+// place, so no copy of a key is left behind in memory that was moved.
 type dekCache struct {
 	max int
 	ttl time.Duration
 	now func() time.Time
 
-	mu    sync.Mutex
-	m     map[dekKey]*list.Element
-	lru   *list.List // front: most recently used
-	swept time.Time
+	mu         sync.Mutex
+	m          map[dekKey]int32 // the slot of every cached key
+	slabs      [][]dekSlot      // slot i is slabs[i/dekSlab][i%dekSlab]
+	free       []int32          // slots of the slabs not in use
+	head, tail int32            // most and least recently used, or -1
+	scopes     []dekScope       // the (org, region) pairs of the entries
+	scopeIDs   map[dekScope]uint32
+	swept      time.Time
 }
 
 // dekKey is the SHA-256 of the fields that find an entry, length-prefixed.
 type dekKey [sha256.Size]byte
 
-type dekEntry struct {
-	key         dekKey
-	org, region string
-	dek         []byte
-	expires     time.Time
+type dekScope struct{ org, region string }
+
+// dekSlot is one cached key.
+type dekSlot struct {
+	key        dekKey
+	dek        [maxCachedDEK]byte
+	n          uint8 // len of the key in dek
+	scope      uint32
+	expires    int64 // unix nanos
+	prev, next int32 // towards head and tail, or -1
 }
 
-// Defaults of the DEK cache (DefaultDEKCacheSize entries: ~25 MiB).
+const (
+	maxCachedDEK = 32   // bytes: an AES-256 key
+	dekSlab      = 4096 // slots per slab
+)
+
+// Defaults of the DEK cache (DefaultDEKCacheSize entries: ~10 MiB).
 const (
 	DefaultDEKCacheSize = 100000
 	DefaultDEKCacheTTL  = 5 * time.Minute
@@ -58,7 +77,7 @@ func newDEKCache(size int, ttl time.Duration, now func() time.Time) *dekCache {
 	if ttl == 0 {
 		ttl = DefaultDEKCacheTTL
 	}
-	return &dekCache{max: size, ttl: ttl, now: now, m: map[dekKey]*list.Element{}, lru: list.New()}
+	return &dekCache{max: size, ttl: ttl, now: now, m: map[dekKey]int32{}, head: -1, tail: -1, scopeIDs: map[dekScope]uint32{}}
 }
 
 func (c *dekCache) off() bool { return c == nil || c.max < 0 || c.ttl < 0 }
@@ -79,18 +98,22 @@ func key(a keys.DEKAD, wrapped []byte) dekKey {
 	return k
 }
 
+func (c *dekCache) slot(i int32) *dekSlot { return &c.slabs[i/dekSlab][i%dekSlab] }
+
 // sweepLocked drops the expired keys, at most once per ttl.
 func (c *dekCache) sweepLocked(now time.Time) {
 	if d := now.Sub(c.swept); d < c.ttl && d >= 0 {
 		return
 	}
 	c.swept = now
-	for el := c.lru.Front(); el != nil; {
-		next := el.Next()
-		if now.After(el.Value.(*dekEntry).expires) {
-			c.removeLocked(el)
+	at := now.UnixNano()
+	for i := c.head; i >= 0; {
+		e := c.slot(i)
+		next := e.next
+		if at > e.expires {
+			c.removeLocked(i)
 		}
-		el = next
+		i = next
 	}
 }
 
@@ -104,22 +127,23 @@ func (c *dekCache) get(a keys.DEKAD, wrapped []byte) []byte {
 	defer c.mu.Unlock()
 	now := c.now()
 	c.sweepLocked(now)
-	el := c.m[k]
-	if el == nil {
+	i, ok := c.m[k]
+	if !ok {
 		return nil
 	}
-	e := el.Value.(*dekEntry)
-	if now.After(e.expires) {
-		c.removeLocked(el)
+	e := c.slot(i)
+	if now.UnixNano() > e.expires {
+		c.removeLocked(i)
 		return nil
 	}
-	c.lru.MoveToFront(el)
-	return append([]byte(nil), e.dek...)
+	c.unlinkLocked(i)
+	c.pushFrontLocked(i)
+	return append([]byte(nil), e.dek[:e.n]...)
 }
 
-// put keeps a copy of dek.
+// put keeps a copy of dek (a key longer than 32 bytes is not cached).
 func (c *dekCache) put(a keys.DEKAD, wrapped, dek []byte) {
-	if c.off() {
+	if c.off() || len(dek) > maxCachedDEK {
 		return
 	}
 	k := key(a, wrapped)
@@ -127,19 +151,74 @@ func (c *dekCache) put(a keys.DEKAD, wrapped, dek []byte) {
 	defer c.mu.Unlock()
 	now := c.now()
 	c.sweepLocked(now)
-	if el := c.m[k]; el != nil {
-		c.removeLocked(el)
+	if i, ok := c.m[k]; ok {
+		c.removeLocked(i)
 	}
-	c.m[k] = c.lru.PushFront(&dekEntry{key: k, org: a.Org, region: a.Region, dek: append([]byte(nil), dek...), expires: now.Add(c.ttl)})
-	for c.lru.Len() > c.max {
-		c.removeLocked(c.lru.Back())
+	for len(c.m) >= c.max {
+		c.removeLocked(c.tail)
+	}
+	if len(c.free) == 0 {
+		// A new slab, never a larger copy of the old ones.
+		base := int32(len(c.slabs) * dekSlab)
+		c.slabs = append(c.slabs, make([]dekSlot, dekSlab))
+		for j := int32(dekSlab) - 1; j >= 0; j-- {
+			c.free = append(c.free, base+j)
+		}
+	}
+	i := c.free[len(c.free)-1]
+	c.free = c.free[:len(c.free)-1]
+	e := c.slot(i)
+	*e = dekSlot{key: k, scope: c.scopeLocked(a.Org, a.Region), expires: now.Add(c.ttl).UnixNano()}
+	e.n = uint8(copy(e.dek[:], dek))
+	c.m[k] = i
+	c.pushFrontLocked(i)
+}
+
+func (c *dekCache) scopeLocked(org, region string) uint32 {
+	sc := dekScope{org, region}
+	id, ok := c.scopeIDs[sc]
+	if !ok {
+		id = uint32(len(c.scopes))
+		c.scopes = append(c.scopes, sc)
+		c.scopeIDs[sc] = id
+	}
+	return id
+}
+
+func (c *dekCache) pushFrontLocked(i int32) {
+	e := c.slot(i)
+	e.prev, e.next = -1, c.head
+	if c.head >= 0 {
+		c.slot(c.head).prev = i
+	}
+	c.head = i
+	if c.tail < 0 {
+		c.tail = i
 	}
 }
 
-func (c *dekCache) removeLocked(el *list.Element) {
-	e := c.lru.Remove(el).(*dekEntry)
+func (c *dekCache) unlinkLocked(i int32) {
+	e := c.slot(i)
+	if e.prev >= 0 {
+		c.slot(e.prev).next = e.next
+	} else {
+		c.head = e.next
+	}
+	if e.next >= 0 {
+		c.slot(e.next).prev = e.prev
+	} else {
+		c.tail = e.prev
+	}
+	e.prev, e.next = -1, -1
+}
+
+// removeLocked drops slot i and wipes its key.
+func (c *dekCache) removeLocked(i int32) {
+	c.unlinkLocked(i)
+	e := c.slot(i)
 	delete(c.m, e.key)
-	clear(e.dek)
+	*e = dekSlot{prev: -1, next: -1}
+	c.free = append(c.free, i)
 }
 
 // purge drops the keys of (org, region), or every key when org is "".
@@ -149,12 +228,17 @@ func (c *dekCache) purge(org, region string) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for el := c.lru.Front(); el != nil; {
-		next := el.Next()
-		if e := el.Value.(*dekEntry); org == "" || e.org == org && e.region == region {
-			c.removeLocked(el)
+	id, ok := c.scopeIDs[dekScope{org, region}]
+	if org != "" && !ok {
+		return
+	}
+	for i := c.head; i >= 0; {
+		e := c.slot(i)
+		next := e.next
+		if org == "" || e.scope == id {
+			c.removeLocked(i)
 		}
-		el = next
+		i = next
 	}
 }
 
@@ -165,5 +249,5 @@ func (c *dekCache) len() int {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.lru.Len()
+	return len(c.m)
 }
