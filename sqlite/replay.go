@@ -208,6 +208,16 @@ func (s *Store) takeReplay() *replayFlush {
 		f.sweep = append(f.sweep, r)
 		f.sweepTo = r.expires
 	}
+	// The delete takes every row of sweepTo (the proofs of one second
+	// share an expiry): the rest of them are popped too, so that memory
+	// forgets exactly the rows the table loses.
+	for len(f.sweep) > 0 && len(rp.rows) > 0 && rp.rows[0].expires == f.sweepTo {
+		r := heap.Pop(&rp.rows).(replayRow)
+		if rp.live[r.key] == r.expires {
+			delete(rp.live, r.key)
+		}
+		f.sweep = append(f.sweep, r)
+	}
 	rp.sweeping = f.sweep
 	return f
 }
@@ -256,10 +266,10 @@ func (s *Store) doneReplay(f *replayFlush, committed bool) {
 // writeReplay deletes the rows f sweeps and writes its keys in tx; ps are
 // replayStmts (prepared before the transaction: the writer has one
 // connection, which the transaction holds). The swept rows are deleted as
-// the table's head up to the latest of their expiries: every row that
-// expired before it was popped from the heap first, and a row of the same
-// expiry not yet popped expired as well (popped later, its delete finds
-// nothing); the keys are written after, so that none of them is deleted.
+// the table's head up to the latest of their expiries, sweepTo: the heap
+// gave up every row that expires before it and every row of it
+// (takeReplay), so the rows deleted are exactly those memory forgot; the
+// keys are written after, so that none of them is deleted.
 func writeReplay(ctx context.Context, tx *sql.Tx, ps [2]*sql.Stmt, f *replayFlush) error {
 	if len(f.sweep) > 0 {
 		if _, err := tx.StmtContext(ctx, ps[1]).ExecContext(ctx, f.sweepTo); err != nil {

@@ -3,7 +3,9 @@ package sqlite
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"testing"
 	"time"
@@ -246,5 +248,71 @@ func TestReplayMemoryMatchesTable(t *testing.T) {
 	}
 	if n > 41 {
 		t.Fatalf("the replay table holds %d rows, want at most the ~31 live ones (and a few not yet swept)", n)
+	}
+}
+
+// A sweep deletes the table's head up to an expiry that many keys share
+// (the proofs made in one second): memory must forget exactly those rows,
+// so that after a restart the store refuses the keys it refused before it.
+// 100 keys expire at second 10; a use at second 10 sweeps some or all of
+// them; the keys memory still holds live (it would refuse them at second
+// 5) are the keys refused at second 5 after a restart (fails if the table
+// lost rows memory kept). Control: a key never used is fresh.
+func TestReplaySweepOfOneExpiry(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	t0 := time.Unix(1_700_000_000, 0)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := func() {
+		if err := s.grouped(ctx, func(*sql.Tx) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := func(i int) []byte { return []byte(fmt.Sprint("a-", i)) }
+	for i := range 100 {
+		if ok, err := s.UseOnce(ctx, key(i), at(10), at(0)); err != nil || !ok {
+			t.Fatalf("UseOnce(a-%d) = %v, %v", i, ok, err)
+		}
+	}
+	commit()
+	if ok, err := s.UseOnce(ctx, []byte("x"), at(100), at(10)); err != nil || !ok {
+		t.Fatalf("UseOnce(x) = %v, %v", ok, err)
+	}
+	commit()
+	live := map[int]bool{}
+	s.replay.mu.Lock()
+	for i := range 100 {
+		if e, ok := s.replay.live[sha256.Sum256(key(i))]; ok && e > micros(at(5)) {
+			live[i] = true
+		}
+	}
+	s.replay.mu.Unlock()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	refused := map[int]bool{}
+	for i := range 100 {
+		ok, err := s.UseOnce(ctx, key(i), at(10), at(5))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			refused[i] = true
+		}
+	}
+	if !maps.Equal(live, refused) {
+		t.Fatalf("before the restart memory held %d of the 100 keys live at second 5, after it the store refused %d", len(live), len(refused))
+	}
+	if ok, err := s.UseOnce(ctx, []byte("never used"), at(10), at(5)); err != nil || !ok {
+		t.Fatalf("a key never used: UseOnce = %v, %v; want true", ok, err)
 	}
 }

@@ -23,8 +23,8 @@ import (
 // (org, region, collection, record id, KEK version and wrapped key), the
 // key itself (up to 32 bytes; a longer one is not cached), its org and
 // region (an index into the few pairs seen, for purge), its expiry and the
-// LRU links, ~100 bytes (BenchmarkDEKCacheEntryBytes), so the default
-// bound holds ~10 MiB. The entries live in slabs of fixed-size slots that
+// LRU links, ~143 bytes (BenchmarkDEKCacheEntryBytes), so the default
+// bound holds ~14 MiB. The entries live in slabs of fixed-size slots that
 // hold no pointers, found through a map of arrays: the garbage collector
 // does not visit a full cache's hundred thousand entries one by one at
 // every cycle, as it did list elements, and a slot freed is reused in
@@ -33,6 +33,9 @@ type dekCache struct {
 	max int
 	ttl time.Duration
 	now func() time.Time
+	// base is the time expiries count from (its monotonic reading, when
+	// now gives one: a wall clock set back does not keep keys longer).
+	base time.Time
 
 	mu         sync.Mutex
 	m          map[dekKey]int32 // the slot of every cached key
@@ -55,8 +58,8 @@ type dekSlot struct {
 	dek        [maxCachedDEK]byte
 	n          uint8 // len of the key in dek
 	scope      uint32
-	expires    int64 // unix nanos
-	prev, next int32 // towards head and tail, or -1
+	expires    time.Duration // since base
+	prev, next int32         // towards head and tail, or -1
 }
 
 const (
@@ -64,7 +67,7 @@ const (
 	dekSlab      = 4096 // slots per slab
 )
 
-// Defaults of the DEK cache (DefaultDEKCacheSize entries: ~10 MiB).
+// Defaults of the DEK cache (DefaultDEKCacheSize entries: ~14 MiB).
 const (
 	DefaultDEKCacheSize = 100000
 	DefaultDEKCacheTTL  = 5 * time.Minute
@@ -77,7 +80,7 @@ func newDEKCache(size int, ttl time.Duration, now func() time.Time) *dekCache {
 	if ttl == 0 {
 		ttl = DefaultDEKCacheTTL
 	}
-	return &dekCache{max: size, ttl: ttl, now: now, m: map[dekKey]int32{}, head: -1, tail: -1, scopeIDs: map[dekScope]uint32{}}
+	return &dekCache{max: size, ttl: ttl, now: now, base: now(), m: map[dekKey]int32{}, head: -1, tail: -1, scopeIDs: map[dekScope]uint32{}}
 }
 
 func (c *dekCache) off() bool { return c == nil || c.max < 0 || c.ttl < 0 }
@@ -106,7 +109,7 @@ func (c *dekCache) sweepLocked(now time.Time) {
 		return
 	}
 	c.swept = now
-	at := now.UnixNano()
+	at := now.Sub(c.base)
 	for i := c.head; i >= 0; {
 		e := c.slot(i)
 		next := e.next
@@ -132,7 +135,7 @@ func (c *dekCache) get(a keys.DEKAD, wrapped []byte) []byte {
 		return nil
 	}
 	e := c.slot(i)
-	if now.UnixNano() > e.expires {
+	if now.Sub(c.base) > e.expires {
 		c.removeLocked(i)
 		return nil
 	}
@@ -168,7 +171,7 @@ func (c *dekCache) put(a keys.DEKAD, wrapped, dek []byte) {
 	i := c.free[len(c.free)-1]
 	c.free = c.free[:len(c.free)-1]
 	e := c.slot(i)
-	*e = dekSlot{key: k, scope: c.scopeLocked(a.Org, a.Region), expires: now.Add(c.ttl).UnixNano()}
+	*e = dekSlot{key: k, scope: c.scopeLocked(a.Org, a.Region), expires: now.Sub(c.base) + c.ttl}
 	e.n = uint8(copy(e.dek[:], dek))
 	c.m[k] = i
 	c.pushFrontLocked(i)
