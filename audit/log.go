@@ -87,8 +87,9 @@ type Log struct {
 	size uint64
 	rng  *compact.Range
 
-	// Counted by the writer goroutine, read by Stats.
+	// Counted by the writer goroutine, read by Stats and CommitLatency.
 	commits, events atomic.Uint64
+	latency         *latency
 }
 
 // Stats returns how many store commits the log has made and how many events
@@ -139,13 +140,14 @@ func New(ctx context.Context, store sekisho.AuditStore, signer note.Signer, opts
 		opts.Now = time.Now
 	}
 	l := &Log{
-		store:  store,
-		signer: signer,
-		opts:   opts,
-		ctx:    context.WithoutCancel(ctx),
-		reqs:   make(chan *appendReq),
-		quit:   make(chan struct{}),
-		done:   make(chan struct{}),
+		store:   store,
+		signer:  signer,
+		opts:    opts,
+		ctx:     context.WithoutCancel(ctx),
+		reqs:    make(chan *appendReq),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+		latency: newLatency(),
 	}
 	if err := l.reload(ctx); err != nil {
 		return nil, err
@@ -403,9 +405,11 @@ func (l *Log) write(reqs []*appendReq) (uint64, error) {
 			}
 		}
 	}
+	start := time.Now()
 	if err := l.store.AppendAudit(l.ctx, entries, nodes); err != nil {
 		return 0, err
 	}
+	l.latency.observe(time.Since(start))
 	l.commits.Add(1)
 	l.events.Add(uint64(len(entries)))
 	l.size, l.rng = idx, rng

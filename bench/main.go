@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
@@ -525,12 +526,14 @@ func runBench(ctx context.Context, o options) (*results, error) {
 		}
 		p.add(r, cpu1-cpu0)
 		if m1, err := scrape(ctx, metricsHC, metricsURL); err == nil && m0 != nil && pid == srv.pid() {
-			p.commits += m1["sekisho_audit_commits_total"] - m0["sekisho_audit_commits_total"]
-			p.events += m1["sekisho_audit_committed_events_total"] - m0["sekisho_audit_committed_events_total"]
+			p.addCommits(m0, m1)
 		}
 		wr := newWorkloadResult(p.r, p.cpu, rss, mode)
 		if p.commits > 0 {
 			wr.EventsPerCommit = p.events / p.commits
+		}
+		if q := histogramQuantile(0.99, p.commitBuckets); !math.IsNaN(q) {
+			wr.CommitP99ms = q * 1000
 		}
 		res.Workloads[name] = wr
 		logf("%-20s %s", name, newWorkloadResult(r, cpu1-cpu0, rss, mode).line())

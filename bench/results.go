@@ -3,9 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -71,6 +74,11 @@ type workloadResult struct {
 	// over sekisho_audit_commits_total): how many requests shared a
 	// durable write.
 	EventsPerCommit float64 `json:"events_per_commit,omitempty"`
+	// CommitP99ms is the 99th percentile of how long those commits took
+	// (sekisho_audit_commit_seconds of the default log, interpolated in its
+	// bucket as Prometheus' histogram_quantile does): the durable write a
+	// request that writes an audit event waits for.
+	CommitP99ms float64 `json:"commit_p99_ms,omitempty"`
 }
 
 // roundResult is one round of a -rounds run: the floor, hot_read and
@@ -91,6 +99,61 @@ type runPool struct {
 	r, last         *run
 	cpu             float64
 	commits, events float64
+	// commitBuckets are the default log's commits during the runs by the
+	// upper bound of their latency bucket (cumulative, as exposed).
+	commitBuckets map[float64]float64
+}
+
+// commitBucketPrefix starts the name of each bucket of the default audit
+// log's commit latency on /metrics.
+const commitBucketPrefix = `sekisho_audit_commit_seconds_bucket{log="default",le="`
+
+// addCommits adds to p the commits between the scrapes m0 and m1.
+func (p *runPool) addCommits(m0, m1 map[string]float64) {
+	p.commits += m1["sekisho_audit_commits_total"] - m0["sekisho_audit_commits_total"]
+	p.events += m1["sekisho_audit_committed_events_total"] - m0["sekisho_audit_committed_events_total"]
+	for k, v := range m1 {
+		le, ok := strings.CutPrefix(k, commitBucketPrefix)
+		if !ok {
+			continue
+		}
+		b, err := strconv.ParseFloat(strings.TrimSuffix(le, `"}`), 64) // "+Inf" parses as +Inf
+		if err != nil {
+			continue
+		}
+		if p.commitBuckets == nil {
+			p.commitBuckets = map[float64]float64{}
+		}
+		p.commitBuckets[b] += v - m0[k]
+	}
+}
+
+// histogramQuantile is the q-quantile of a cumulative histogram (upper
+// bound -> observations at or below it, +Inf included), interpolated
+// linearly within its bucket as Prometheus' histogram_quantile does; one
+// in the +Inf bucket is the highest finite bound. NaN without
+// observations.
+func histogramQuantile(q float64, buckets map[float64]float64) float64 {
+	bounds := slices.Sorted(maps.Keys(buckets))
+	if len(bounds) == 0 || buckets[bounds[len(bounds)-1]] <= 0 {
+		return math.NaN()
+	}
+	rank := q * buckets[bounds[len(bounds)-1]]
+	lower, below := 0.0, 0.0
+	for i, b := range bounds {
+		n := buckets[b]
+		if n >= rank && n > below {
+			if math.IsInf(b, 1) {
+				if i == 0 {
+					return math.NaN()
+				}
+				return bounds[i-1]
+			}
+			return lower + (b-lower)*(rank-below)/(n-below)
+		}
+		lower, below = b, n
+	}
+	return bounds[len(bounds)-1]
 }
 
 func (p *runPool) add(r *run, cpu float64) {
@@ -121,6 +184,9 @@ func (w *workloadResult) line() string {
 		w.ThroughputRPS, w.P50ms, w.P99ms, w.P999ms, w.CPUsPer1k, w.RSSMiB, w.Errors)
 	if w.EventsPerCommit > 0 {
 		s += fmt.Sprintf("  %.1f events/commit", w.EventsPerCommit)
+	}
+	if w.CommitP99ms > 0 {
+		s += fmt.Sprintf("  commit p99 %.2f ms", w.CommitP99ms)
 	}
 	return s
 }

@@ -628,8 +628,9 @@ func soakVerdictMain(args []string) error {
 	return writeSoak(args[0], &res)
 }
 
-// scrape reads the Prometheus text exposition at url into name -> value
-// (unlabelled samples only).
+// scrape reads the Prometheus text exposition at url into name -> value;
+// a labelled sample's name is written with its labels, as exposed
+// (`sekisho_audit_commit_seconds_bucket{log="default",le="0.001"}`).
 func scrape(ctx context.Context, hc *http.Client, url string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
@@ -648,14 +649,24 @@ func scrape(ctx context.Context, hc *http.Client, url string) (map[string]float6
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if line == "" || line[0] == '#' || strings.Contains(line, "{") {
+		if line == "" || line[0] == '#' {
 			continue
 		}
-		name, val, ok := strings.Cut(line, " ")
-		if !ok {
+		// The value follows the name and its labels, whose quoted values
+		// may hold spaces: cut after the closing brace when there is one.
+		at := 0
+		if i := strings.LastIndexByte(line, '}'); i >= 0 {
+			at = i + 1
+		}
+		i := strings.IndexByte(line[at:], ' ')
+		if i < 0 {
 			continue
 		}
-		if v, err := strconv.ParseFloat(strings.Fields(val)[0], 64); err == nil {
+		name, val := line[:at+i], strings.Fields(line[at+i:])
+		if len(val) == 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(val[0], 64); err == nil {
 			m[name] = v
 		}
 	}

@@ -233,7 +233,8 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sekisho_audit_commits_total", Help: "Store commits of the audit log's writer (each one durable write)."},
 			func() float64 { c, _ := in.log.Stats(); return float64(c) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sekisho_audit_committed_events_total", Help: "Audit events written by those commits."},
-			func() float64 { _, e := in.log.Stats(); return float64(e) }))
+			func() float64 { _, e := in.log.Stats(); return float64(e) }),
+		newAuditCommitCollector(in.log, in.regionLogs))
 	hooks, err := alertWebhooks(f.webhooks, f.webhookSecret)
 	if err != nil {
 		return err
