@@ -305,11 +305,13 @@ func scanRecord(sc interface{ Scan(...any) error }) (*sekisho.SealedRecord, erro
 	if len(r.WrappedDEK) == 0 {
 		r.WrappedDEK = nil
 	}
+	// database/sql scanned fields and tokens into copies of their own: the
+	// values are slices of them.
 	var err error
-	if r.Fields, err = sekisho.DecodeFields(fields, nil); err != nil {
+	if r.Fields, err = sekisho.DecodeFieldsOwned(fields); err != nil {
 		return nil, err
 	}
-	if r.Index, err = sekisho.DecodeFields(tokens, nil); err != nil {
+	if r.Index, err = sekisho.DecodeFieldsOwned(tokens); err != nil {
 		return nil, err
 	}
 	return &r, nil
