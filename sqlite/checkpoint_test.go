@@ -101,14 +101,7 @@ func TestCheckpointerCatchesUpUnderCommits(t *testing.T) {
 		t.Fatalf("after %d commits in 20 s: the checkpointer reached the WAL's end %d times", total, caughtUp)
 	}
 	t.Logf("%d commits: the checkpointer reached the WAL's end %d times, synced the database file after a partial copy %d times, the WAL started over %d times", total, caughtUp, s.ckptStats.synced.Load(), restarts)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s, path)
 	for _, i := range []int64{0, total / 2, total - 1} {
 		o, err := s.GetObject(ctx, "k", fmt.Sprint(i))
 		if err != nil || string(o.Body) != string(body) {

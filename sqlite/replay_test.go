@@ -78,14 +78,7 @@ func TestReplayDurableWithTheNextWrite(t *testing.T) {
 			t.Fatalf("after the audit append returned, proof-%d is not in the replay table", i)
 		}
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s, path)
 	if ok, err := s.UseOnce(ctx, []byte("proof-7"), now.Add(time.Minute), now.Add(time.Second)); err != nil || ok {
 		t.Fatalf("UseOnce(proof-7) after a restart = %v, %v; want false", ok, err)
 	}
@@ -125,14 +118,7 @@ func TestReplayCommittedAlone(t *testing.T) {
 	if ok, err := s.UseOnce(ctx, []byte("at-close"), now.Add(time.Minute), now); err != nil || !ok {
 		t.Fatalf("UseOnce: %v %v", ok, err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s, path)
 	for _, k := range []string{"alone", "at-close"} {
 		if ok, err := s.UseOnce(ctx, []byte(k), now.Add(time.Minute), now.Add(time.Second)); err != nil || ok {
 			t.Errorf("UseOnce(%s) after a restart = %v, %v; want false", k, ok, err)
@@ -291,14 +277,7 @@ func TestReplaySweepOfOneExpiry(t *testing.T) {
 		}
 	}
 	s.replay.mu.Unlock()
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s, path)
 	refused := map[int]bool{}
 	for i := range 100 {
 		ok, err := s.UseOnce(ctx, key(i), at(10), at(5))
@@ -315,4 +294,19 @@ func TestReplaySweepOfOneExpiry(t *testing.T) {
 	if ok, err := s.UseOnce(ctx, []byte("never used"), at(10), at(5)); err != nil || !ok {
 		t.Fatalf("a key never used: UseOnce = %v, %v; want true", ok, err)
 	}
+}
+
+// reopen closes s and opens the store at path again, as a restart does; the
+// store returned is closed when the test ends.
+func reopen(t *testing.T, s *Store, path string) *Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
