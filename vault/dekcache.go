@@ -38,12 +38,11 @@ type dekCache struct {
 	base time.Time
 
 	mu         sync.Mutex
-	m          map[dekKey]int32 // the slot of every cached key
-	slabs      [][]dekSlot      // slot i is slabs[i/dekSlab][i%dekSlab]
-	free       []int32          // slots of the slabs not in use
-	head, tail int32            // most and least recently used, or -1
-	scopes     []dekScope       // the (org, region) pairs of the entries
-	scopeIDs   map[dekScope]uint32
+	m          map[dekKey]int32    // the slot of every cached key
+	slabs      [][]dekSlot         // slot i is slabs[i/dekSlab][i%dekSlab]
+	free       []int32             // slots of the slabs not in use
+	head, tail int32               // most and least recently used, or -1
+	scopeIDs   map[dekScope]uint32 // the (org, region) pairs of the entries
 	swept      time.Time
 }
 
@@ -181,8 +180,7 @@ func (c *dekCache) scopeLocked(org, region string) uint32 {
 	sc := dekScope{org, region}
 	id, ok := c.scopeIDs[sc]
 	if !ok {
-		id = uint32(len(c.scopes))
-		c.scopes = append(c.scopes, sc)
+		id = uint32(len(c.scopeIDs))
 		c.scopeIDs[sc] = id
 	}
 	return id

@@ -35,17 +35,26 @@ func runCLI(t *testing.T, args ...string) (string, int) {
 	return out, code
 }
 
-// runCLIMsg runs the CLI in-process and returns its output, exit status,
-// error message and what it wrote to stderr.
-func runCLIMsg(t *testing.T, args ...string) (out string, code int, msg, stderr string) {
+// runCLIErr runs the CLI in-process and returns its stdout, stderr and
+// error.
+func runCLIErr(t *testing.T, args ...string) (out, stderr string, err error) {
 	t.Helper()
 	root := newRootCmd()
 	var o, e bytes.Buffer
 	root.SetOut(&o)
 	root.SetErr(&e)
 	root.SetArgs(args)
-	code, msg = exitStatus(root.ExecuteContext(context.Background()))
-	return o.String(), code, msg, e.String()
+	err = root.ExecuteContext(context.Background())
+	return o.String(), e.String(), err
+}
+
+// runCLIMsg runs the CLI in-process and returns its output, exit status,
+// error message and what it wrote to stderr.
+func runCLIMsg(t *testing.T, args ...string) (out string, code int, msg, stderr string) {
+	t.Helper()
+	out, stderr, err := runCLIErr(t, args...)
+	code, msg = exitStatus(err)
+	return out, code, msg, stderr
 }
 
 func setMasterKey(t *testing.T) {

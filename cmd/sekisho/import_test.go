@@ -16,18 +16,6 @@ import (
 	"github.com/sekisho/sekisho/sqlite"
 )
 
-// run runs the CLI in-process and returns its stdout, stderr and error.
-func runImportCLI(t *testing.T, args ...string) (string, string, error) {
-	t.Helper()
-	cmd := newRootCmd()
-	var out, errb bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errb)
-	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
-	return out.String(), errb.String(), err
-}
-
 // 100,000 generated users with bad rows among them: the summary counts
 // both, each bad row is reported by its line, and the store holds exactly
 // the good ones.
@@ -59,7 +47,7 @@ func TestImport100kWithBadRows(t *testing.T) {
 	if err := os.WriteFile(file, buf.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, stderr, err := runImportCLI(t, "import", "--data", data, "users", file)
+	out, stderr, err := runCLIErr(t, "import", "--data", data, "users", file)
 	if err == nil {
 		t.Fatal("import with bad rows exited 0; want a non-zero status that says rows were rejected")
 	}
@@ -108,7 +96,7 @@ func TestImportRefusedWhileServerHoldsData(t *testing.T) {
 	defer lock.Close()
 	file := filepath.Join(t.TempDir(), "u.ndjson")
 	os.WriteFile(file, []byte(`{"region":"jp","fields":{"country":"JP"}}`+"\n"), 0o600)
-	_, _, err = runImportCLI(t, "import", "--data", data, "users", file)
+	_, _, err = runCLIErr(t, "import", "--data", data, "users", file)
 	if err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("import under a held lock: %v", err)
 	}
@@ -121,7 +109,7 @@ func TestImportArgs(t *testing.T) {
 		{"import", "--data", "d", "users", "x.txt"},
 		{"import", "--data", "d", "--format", "xml", "users", "x.ndjson"},
 	} {
-		if _, _, err := runImportCLI(t, args...); err == nil {
+		if _, _, err := runCLIErr(t, args...); err == nil {
 			t.Errorf("%v accepted", args)
 		}
 	}
@@ -175,7 +163,7 @@ func TestImportIdempotentAcrossRegions(t *testing.T) {
 	imp := func(file string, extra ...string) string {
 		t.Helper()
 		args := append([]string{"import", "--config", cfg, "--data", data, "--batch", "64"}, extra...)
-		out, errOut, err := runImportCLI(t, append(args, "users", file)...)
+		out, errOut, err := runCLIErr(t, append(args, "users", file)...)
 		if err != nil {
 			t.Fatalf("import %s: %v\n%s%s", file, err, out, errOut)
 		}
@@ -260,7 +248,7 @@ func TestImportFailsWhenItsIndexBuildFails(t *testing.T) {
 		return inIndex, inRecords
 	}
 	// Control: a bulk import exits 0 with its entries built.
-	if out, stderr, err := runImportCLI(t, "import", "--data", data, "users", write("a.ndjson", 1)); err != nil {
+	if out, stderr, err := runCLIErr(t, "import", "--data", data, "users", write("a.ndjson", 1)); err != nil {
 		t.Fatalf("import: %v\n%s%s", err, out, stderr)
 	}
 	idx, recs := entries()
@@ -269,7 +257,7 @@ func TestImportFailsWhenItsIndexBuildFails(t *testing.T) {
 	}
 
 	sqlExec(t, openRaw(t, data), `CREATE TRIGGER refuse_index BEFORE INSERT ON lookup_index BEGIN SELECT RAISE(ABORT, 'injected: the index build fails'); END`)
-	out, stderr, err := runImportCLI(t, "import", "--data", data, "users", write("b.ndjson", 2))
+	out, stderr, err := runCLIErr(t, "import", "--data", data, "users", write("b.ndjson", 2))
 	if err == nil || !strings.Contains(err.Error(), "finishing the bulk load") || !strings.Contains(err.Error(), "injected") {
 		t.Fatalf("import whose index build fails: err %v (want it to say the bulk load was not finished)\n%s%s", err, out, stderr)
 	}
