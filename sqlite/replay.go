@@ -90,11 +90,9 @@ type replayState struct {
 	live map[replayKey]int64
 	rows replayHeap
 	// reserved are the keys reserved and not yet taken by a group
-	// transaction; flushing the keys the running one writes, and sweeping
-	// the expired rows it deletes.
+	// transaction; flushing the keys the running one writes.
 	reserved map[replayKey]replayReservation
 	flushing map[replayKey]replayReservation
-	sweeping []replayRow
 	// latest is the latest now UseOnce was given (micros): rows that
 	// expired at or before it may be swept.
 	latest int64
@@ -218,7 +216,6 @@ func (s *Store) takeReplay() *replayFlush {
 		}
 		f.sweep = append(f.sweep, r)
 	}
-	rp.sweeping = f.sweep
 	return f
 }
 
@@ -233,7 +230,7 @@ func (s *Store) doneReplay(f *replayFlush, committed bool) {
 	rp := &s.replay
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
-	rp.flushing, rp.sweeping = nil, nil
+	rp.flushing = nil
 	if committed {
 		if rp.live == nil {
 			rp.live = map[replayKey]int64{}
