@@ -132,6 +132,21 @@ func readLog(dir string) string {
 	return string(b)
 }
 
+// stop sends SIGTERM (a graceful shutdown: the log lines held for a batch
+// are written out) and waits for the process to be gone.
+func (s *server) stop() {
+	if s.cmd.ProcessState == nil {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	select {
+	case err := <-s.done:
+		s.done <- err
+	case <-time.After(30 * time.Second):
+		s.t.Errorf("sekisho serve (pid %d) did not exit after SIGTERM", s.cmd.Process.Pid)
+	}
+	s.log.Close()
+}
+
 // kill sends SIGKILL (no shutdown, no final checkpoint, nothing flushed)
 // and waits for the process to be gone.
 func (s *server) kill() {

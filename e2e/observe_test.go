@@ -105,8 +105,9 @@ func TestRequestLogsTracesAndClientRequestID(t *testing.T) {
 		t.Fatalf("span trace %x parent %x kind %v: want trace %s parent %s, server", span.TraceId, span.ParentSpanId, span.Kind, traceID, parentID)
 	}
 
-	// The log line of that request: what and who, never values or credentials.
-	srv.kill()
+	// The log line of that request: what and who, never values or
+	// credentials. A graceful stop writes out the lines held for a batch.
+	srv.stop()
 	log := readLog(dir)
 	var line map[string]any
 	for _, l := range strings.Split(log, "\n") {
