@@ -102,7 +102,14 @@ func (s *Store) PutObject(ctx context.Context, o *sekisho.Object) error {
 func (s *Store) GetObject(ctx context.Context, kind, id string) (*sekisho.Object, error) {
 	o := &sekisho.Object{Kind: kind, ID: id}
 	var updated int64
-	err := s.r.QueryRowContext(ctx, `SELECT org, version, body, updated FROM objects WHERE kind = ? AND id = ?`, kind, id).Scan(&o.Org, &o.Version, &o.Body, &updated)
+	// Prepared once: the authenticator's and the guard's state lookups
+	// come here whenever their caches expire, hundreds of times a second
+	// under load.
+	st, err := s.prep(ctx, s.r, `SELECT org, version, body, updated FROM objects WHERE kind = ? AND id = ?`)
+	if err != nil {
+		return nil, err
+	}
+	err = st.QueryRowContext(ctx, kind, id).Scan(&o.Org, &o.Version, &o.Body, &updated)
 	if err == sql.ErrNoRows {
 		return nil, sekisho.Errorf(sekisho.ENotFound, "%s %s not found", kind, id)
 	}
