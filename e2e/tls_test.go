@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"net/http"
 	"os"
@@ -87,6 +88,33 @@ func TestServeTLS(t *testing.T) {
 	// Plain HTTP on the TLS port is not served.
 	if resp, err := http.Get("http://" + addr + "/healthz"); err == nil && resp.StatusCode == http.StatusOK {
 		t.Fatal("plain HTTP was answered 200 on the TLS listener")
+	}
+
+	// A handshake the client refuses (it does not trust the CA) is a WARN
+	// line of serve's log: net/http's errors go through the logger, and a
+	// warning is written out at once, not held with the batched lines.
+	if conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: x509.NewCertPool(), ServerName: "localhost"}); err == nil {
+		conn.Close()
+		t.Fatal("a client with no trusted CA completed the handshake")
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		var line string
+		for _, l := range strings.Split(readLog(srv.dir), "\n") {
+			if strings.Contains(l, "TLS handshake error") {
+				line = l
+			}
+		}
+		if line != "" {
+			if !strings.Contains(line, "level=WARN") {
+				t.Fatalf("the handshake error is not a WARN line of the log: %q", line)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no TLS handshake error in serve's log within 10 s:\n%s", readLog(srv.dir))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -25,10 +25,11 @@ type Writer struct {
 	size  int
 	delay time.Duration
 
-	mu    sync.Mutex
-	buf   []byte
-	timer *time.Timer // armed while buf holds lines
-	err   error       // the first error of a write, returned by Flush
+	mu     sync.Mutex
+	buf    []byte
+	timer  *time.Timer // armed while buf holds lines
+	err    error       // the first error of a write, returned by Flush
+	closed bool        // after Close every write goes straight through
 }
 
 // New returns a Writer that writes to w when size bytes are waiting or
@@ -38,19 +39,25 @@ func New(w io.Writer, size int, delay time.Duration) *Writer {
 }
 
 // Write holds p (copied) until the next flush. It never fails: an error
-// of the underlying writer is kept for Flush.
+// of the underlying writer is kept for the next Flush or Close to return.
+// After Close it writes p at once.
 func (b *Writer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.buf)+len(p) > b.size && len(b.buf) > 0 {
 		b.flushLocked()
 	}
-	if len(p) >= b.size {
-		// A line longer than the buffer goes out on its own.
+	if b.closed || len(p) >= b.size {
+		// A line as long as the buffer goes out on its own, as does
+		// every line after Close (a goroutine that logs during the
+		// process's last moments).
 		b.writeLocked(p)
 		return len(p), nil
 	}
 	b.buf = append(b.buf, p...)
+	// The timer is armed when the buffer goes from empty to holding a
+	// line, never pushed back by the lines after it: a steady stream is
+	// written every delay, not held until the buffer fills.
 	if b.timer == nil {
 		b.timer = time.AfterFunc(b.delay, b.tick)
 	} else if len(b.buf) == len(p) {
@@ -76,9 +83,16 @@ func (b *Writer) Flush() error {
 	return err
 }
 
-// Close writes out what is held; a line written after it is held again
-// for the delay.
+// Close writes out what is held and stops the batching: later lines are
+// written at once. It returns the first error of a write not yet
+// returned.
 func (b *Writer) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	b.mu.Unlock()
 	return b.Flush()
 }
 
@@ -104,11 +118,15 @@ type Handler struct {
 	Level slog.Level
 }
 
-// Handle implements slog.Handler.
+// Handle implements slog.Handler. A write error of the flush is the
+// handler's error (a failed write of a held line is reported with the next
+// record at Level or above, or by Close).
 func (h Handler) Handle(ctx context.Context, r slog.Record) error {
 	err := h.Handler.Handle(ctx, r)
 	if r.Level >= h.Level {
-		h.W.Flush()
+		if ferr := h.W.Flush(); err == nil {
+			err = ferr
+		}
 	}
 	return err
 }

@@ -2,13 +2,17 @@ package logbuf
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"testing/slogtest"
 	"time"
 )
 
@@ -94,6 +98,78 @@ func TestHeldLinesAreWrittenAfterTheDelay(t *testing.T) {
 	}
 }
 
+// A steady stream of lines, each sooner after the last than the delay, is
+// written every delay: the timer is armed by the first line held, not
+// pushed back by every line (which would hold the stream until the buffer
+// filled: 1 MiB here, minutes of it).
+func TestASteadyStreamIsWrittenEveryDelay(t *testing.T) {
+	s := &sink{}
+	w := New(s, 1<<20, 50*time.Millisecond)
+	defer w.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.snapshot()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a stream of lines 5 ms apart was never written (the timer is pushed back by each line)")
+		}
+		w.Write([]byte("line\n"))
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := s.snapshot()[0]; len(got) < 2*len("line\n") {
+		t.Fatalf("the first write holds %q: want a batch of lines", got)
+	}
+}
+
+func TestALineAsLongAsTheBufferGoesOutAtOnce(t *testing.T) {
+	s := &sink{}
+	w := New(s, 10, time.Hour)
+	w.Write([]byte("123456789\n"))
+	if got := s.snapshot(); len(got) != 1 || got[0] != "123456789\n" {
+		t.Fatalf("got %q", got)
+	}
+	w.Write([]byte("12345678\n")) // one byte less: held
+	if got := s.snapshot(); len(got) != 1 {
+		t.Fatalf("a line shorter than the buffer was written at once: %q", got)
+	}
+}
+
+func TestAfterCloseLinesAreWrittenAtOnce(t *testing.T) {
+	s := &sink{}
+	w := New(s, 1<<10, time.Hour)
+	w.Write([]byte("held\n"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("late\n"))
+	if got := s.snapshot(); len(got) != 2 || got[0] != "held\n" || got[1] != "late\n" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// Handler is a slog.Handler like any other (testing/slogtest), batched or
+// not.
+func TestHandlerConformance(t *testing.T) {
+	var out bytes.Buffer
+	w := New(&out, 1<<16, time.Hour)
+	h := Handler{Handler: slog.NewJSONHandler(w, nil), W: w, Level: slog.LevelWarn}
+	results := func() []map[string]any {
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		var ms []map[string]any
+		for _, l := range bytes.Split(bytes.TrimSuffix(out.Bytes(), []byte("\n")), []byte("\n")) {
+			var m map[string]any
+			if err := json.Unmarshal(l, &m); err != nil {
+				t.Fatalf("%q: %v", l, err)
+			}
+			ms = append(ms, m)
+		}
+		return ms
+	}
+	if err := slogtest.TestHandler(h, results); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestWarningsFlushAtOnce(t *testing.T) {
 	s := &sink{}
 	w := New(s, 1<<10, time.Hour)
@@ -109,6 +185,11 @@ func TestWarningsFlushAtOnce(t *testing.T) {
 	}
 	if i, j := strings.Index(got[0], "request"), strings.Index(got[0], "disk"); i > j {
 		t.Fatalf("lines out of order: %q", got[0])
+	}
+	// A handler derived with a group flushes on warnings too.
+	log.WithGroup("g").Error("failed", "k", 1)
+	if got := s.snapshot(); len(got) != 2 || !strings.Contains(got[1], `"g":{"k":1}`) {
+		t.Fatalf("want the grouped error written at once, got %q", got)
 	}
 }
 
@@ -136,9 +217,8 @@ func TestConcurrentLinesStayWhole(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			line := []byte(strings.Repeat(string(rune('a'+g)), 20) + "\n")
-			for range 200 {
-				w.Write(line)
+			for i := range 200 {
+				w.Write(fmt.Appendf(nil, "%s%04d\n", strings.Repeat(string(rune('a'+g)), 16), i))
 			}
 		}()
 	}
@@ -150,10 +230,16 @@ func TestConcurrentLinesStayWhole(t *testing.T) {
 	if len(lines) != 8*200 {
 		t.Fatalf("%d lines, want %d", len(lines), 8*200)
 	}
+	next := map[byte]int{}
 	for _, l := range lines {
-		if len(l) != 20 || strings.Count(l, l[:1]) != 20 {
+		if len(l) != 20 || strings.Count(l[:16], l[:1]) != 16 {
 			t.Fatalf("a line was torn: %q", l)
 		}
+		n, err := strconv.Atoi(l[16:])
+		if err != nil || n != next[l[0]] {
+			t.Fatalf("goroutine %c's line %q out of order (want its line %d)", l[0], l, next[l[0]])
+		}
+		next[l[0]]++
 	}
 }
 
