@@ -160,10 +160,13 @@ func (c *dekCache) put(a keys.DEKAD, wrapped, dek []byte) {
 		c.removeLocked(c.tail)
 	}
 	if len(c.free) == 0 {
-		// A new slab, never a larger copy of the old ones.
+		// A new slab, never a larger copy of the old ones. A cache
+		// bounded below a slab's size has one slab of its bound: it never
+		// holds more slots in use, and a slot evicted is free again.
+		size := int32(min(dekSlab, c.max))
 		base := int32(len(c.slabs) * dekSlab)
-		c.slabs = append(c.slabs, make([]dekSlot, dekSlab))
-		for j := int32(dekSlab) - 1; j >= 0; j-- {
+		c.slabs = append(c.slabs, make([]dekSlot, size))
+		for j := size - 1; j >= 0; j-- {
 			c.free = append(c.free, base+j)
 		}
 	}

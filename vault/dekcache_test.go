@@ -86,10 +86,11 @@ func TestDEKCacheStaysWithinItsBound(t *testing.T) {
 	dek := bytes.Repeat([]byte{7}, 32)
 	const distinct, bound = 20_000, 1_000
 	for _, tc := range []struct {
-		name string
-		max  int
-		want int
-	}{{"bounded", bound, bound}, {"control: bound above the keys", 2 * distinct, distinct}} {
+		name  string
+		max   int
+		want  int
+		slots int // allocated: a cache bounded below a slab's size has one slab of its bound
+	}{{"bounded", bound, bound, bound}, {"control: bound above the keys", 2 * distinct, distinct, 5 * dekSlab}} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newDEKCache(tc.max, time.Hour, clock)
 			for i := range distinct {
@@ -100,6 +101,13 @@ func TestDEKCacheStaysWithinItsBound(t *testing.T) {
 			}
 			if c.len() != tc.want || len(c.m) != tc.want {
 				t.Fatalf("cache holds %d keys (map %d), want %d", c.len(), len(c.m), tc.want)
+			}
+			slots := 0
+			for _, sl := range c.slabs {
+				slots += len(sl)
+			}
+			if slots != tc.slots {
+				t.Fatalf("%d slots allocated for a bound of %d, want %d", slots, tc.max, tc.slots)
 			}
 			if c.get(ad(distinct-1), []byte("w")) == nil {
 				t.Fatal("the most recent key is not cached")
