@@ -225,8 +225,7 @@ type scopeResult struct {
 }
 
 // target is one of issue 9's targets (and issue 22's form of the tail's),
-// checked against this run. A missed
-// target is reported, never an error.
+// checked against this run. A missed target is reported, never an error.
 type target struct {
 	Name string  `json:"name"`
 	Want string  `json:"want"`

@@ -134,30 +134,22 @@ func readLog(dir string) string {
 
 // stop sends SIGTERM (a graceful shutdown: the log lines held for a batch
 // are written out) and waits for the process to be gone.
-func (s *server) stop() {
-	if s.cmd.ProcessState == nil {
-		s.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	select {
-	case err := <-s.done:
-		s.done <- err
-	case <-time.After(30 * time.Second):
-		s.t.Errorf("sekisho serve (pid %d) did not exit after SIGTERM", s.cmd.Process.Pid)
-	}
-	s.log.Close()
-}
+func (s *server) stop() { s.end(syscall.SIGTERM, 30*time.Second) }
 
 // kill sends SIGKILL (no shutdown, no final checkpoint, nothing flushed)
 // and waits for the process to be gone.
-func (s *server) kill() {
+func (s *server) kill() { s.end(syscall.SIGKILL, 10*time.Second) }
+
+// end sends sig to a running server and waits up to within for it to exit.
+func (s *server) end(sig syscall.Signal, within time.Duration) {
 	if s.cmd.ProcessState == nil {
-		s.cmd.Process.Signal(syscall.SIGKILL)
+		s.cmd.Process.Signal(sig)
 	}
 	select {
 	case err := <-s.done:
 		s.done <- err
-	case <-time.After(10 * time.Second):
-		s.t.Errorf("sekisho serve (pid %d) did not exit after SIGKILL", s.cmd.Process.Pid)
+	case <-time.After(within):
+		s.t.Errorf("sekisho serve (pid %d) did not exit after %v", s.cmd.Process.Pid, sig)
 	}
 	s.log.Close()
 }

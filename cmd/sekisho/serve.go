@@ -288,11 +288,12 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if tlsConf != nil {
 		ln, scheme = tls.NewListener(ln, tlsConf), "https"
 	}
+	// net/http's own errors (a TLS handshake that failed, a panic it
+	// recovered) go through the logger, in order with its lines.
+	httpErrors := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10, TLSConfig: tlsConf,
-		// net/http's own errors (a TLS handshake that failed, a panic it
-		// recovered) through the logger, in order with its lines.
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+		ErrorLog: httpErrors}
 
 	// /metrics has a listener of its own (loopback by default): the data
 	// listener does not serve it, so that nobody who reaches the API learns
@@ -316,7 +317,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 			mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 		}
 		ms = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
-			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+			ErrorLog: httpErrors}
 		logger.Info("metrics listening", "url", "http://"+mln.Addr().String()+"/metrics")
 		go ms.Serve(mln)
 		defer ms.Close()
